@@ -1,0 +1,875 @@
+package io.berth.protocol;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
+
+/**
+ * The reference device client and Java device SDK (PROTOCOL.md#delivery-contract).
+ *
+ * <p>{@link #send} numbers each frame and keeps it until the node acknowledges it; at most {@code
+ * window} frames are unacknowledged, so a sender blocks while the node (or its endpoint) is slower
+ * than it. When a connection drops, the client reconnects to its addresses in turn with
+ * exponential backoff, resumes the session and resends every unacknowledged frame; the node drops
+ * the ones it already had. Downlink frames are handed to the listener once per sequence number.
+ *
+ * <p>Threads: one supervisor thread per client (connects and reads) and one writer thread per
+ * connection. Listener callbacks run on the supervisor thread.
+ */
+public final class DeviceClient implements AutoCloseable {
+
+  private static final int ACK_EVERY_FRAMES = 64;
+
+  private final Builder settings;
+  private final ReentrantLock lock = new ReentrantLock();
+  private final Condition changed = lock.newCondition();
+  private final ArrayDeque<Frame.Data> unacked = new ArrayDeque<>();
+
+  // Guarded by lock.
+  private long nextSeq = 1;
+  private long lastAcked;
+  private long lastReceived;
+  private boolean established;
+  private boolean closing;
+  private Connection current;
+  private Frame.Welcome welcome;
+  private DeviceException terminal;
+  private String terminalCause;
+  private int connections;
+
+  private volatile InetSocketAddress redirect;
+  private Thread supervisor;
+
+  private DeviceClient(Builder settings) {
+    this.settings = settings;
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  /**
+   * Connects and completes the handshake, trying the addresses in turn until one accepts or the
+   * give-up time passes.
+   *
+   * @throws DeviceException when the node refuses the device (bad token, invalid id, unknown
+   *     mapping) or no address could be reached in time
+   */
+  public DeviceClient connect() {
+    lock.lock();
+    try {
+      if (supervisor != null) {
+        throw new IllegalStateException("connect() called twice");
+      }
+      supervisor = new Thread(this::supervise, "berth-device-" + settings.deviceId);
+      supervisor.setDaemon(true);
+      supervisor.start();
+      while (!established && terminalCause == null) {
+        changed.awaitUninterruptibly();
+      }
+      if (terminalCause != null) {
+        throw terminal != null ? terminal : new DeviceException(0, terminalCause);
+      }
+      return this;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Sends one DATA frame and returns its sequence number. Blocks while {@code window} frames are
+   * unacknowledged. While disconnected the frame is kept and sent after the reconnect.
+   */
+  public long send(byte[] payload) throws InterruptedException {
+    Objects.requireNonNull(payload, "payload");
+    lock.lockInterruptibly();
+    try {
+      checkPayloadSize(payload.length);
+      while (terminal == null && !closing && unacked.size() >= settings.window) {
+        changed.await();
+      }
+      failIfStopped();
+      Frame.Data frame = new Frame.Data(nextSeq++, payload);
+      unacked.addLast(frame);
+      if (current != null) {
+        current.enqueue(frame);
+      }
+      return frame.seq();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Waits until every frame sent so far is acknowledged; false when the time ran out. */
+  public boolean awaitAllAcked(Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    lock.lockInterruptibly();
+    try {
+      while (!unacked.isEmpty()) {
+        failIfStopped();
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          return false;
+        }
+        changed.awaitNanos(left);
+      }
+      return true;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Highest sequence number the node acknowledged (cumulative). */
+  public long lastAcked() {
+    lock.lock();
+    try {
+      return lastAcked;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Highest downlink sequence number received. */
+  public long lastReceived() {
+    lock.lock();
+    try {
+      return lastReceived;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Number of frames sent but not yet acknowledged. */
+  public int unackedCount() {
+    lock.lock();
+    try {
+      return unacked.size();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** How many connections completed a handshake (1 + reconnects). */
+  public int connectionCount() {
+    lock.lock();
+    try {
+      return connections;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** The WELCOME of the current (or last) connection. */
+  public Frame.Welcome welcome() {
+    lock.lock();
+    try {
+      return welcome;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Whether the client stopped for good, and why ({@code null} while running). */
+  public String terminatedCause() {
+    lock.lock();
+    try {
+      return terminalCause;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Cuts the current connection without a CLOSE, as a network failure would. The client
+   * reconnects and resumes by itself. Meant for fault drills.
+   */
+  public void dropConnection() {
+    Connection c;
+    lock.lock();
+    try {
+      c = current;
+    } finally {
+      lock.unlock();
+    }
+    if (c != null) {
+      c.shutdown();
+    }
+  }
+
+  /**
+   * Ends the session: sends CLOSE, waits up to {@code timeout} for the node to confirm, then
+   * releases everything. Unacknowledged frames are abandoned: call {@link #awaitAllAcked} first.
+   */
+  public void close(Duration timeout) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    lock.lock();
+    try {
+      if (supervisor == null) {
+        terminate(null, "closed before connecting");
+        return;
+      }
+      closing = true;
+      changed.signalAll();
+      if (current != null) {
+        current.enqueue(new Frame.Close(CloseCode.NORMAL, "device closed"));
+      }
+      while (terminal == null && terminalCause == null) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          break;
+        }
+        changed.awaitNanos(left);
+      }
+      if (terminalCause == null) {
+        terminate(null, "closed without confirmation");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      terminate(null, "closed (interrupted)");
+    } finally {
+      lock.unlock();
+    }
+    Thread s = supervisor;
+    if (s != null && s != Thread.currentThread()) {
+      s.interrupt();
+      try {
+        s.join(TimeUnit.SECONDS.toMillis(5));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    close(Duration.ofSeconds(5));
+  }
+
+  // ------------------------------------------------------------------ supervision
+
+  private void supervise() {
+    List<InetSocketAddress> addresses = settings.addresses;
+    int index = 0;
+    int attempt = 0;
+    long giveUpAt = deadlineFromNow();
+    while (!stopped()) {
+      InetSocketAddress target = redirect != null ? redirect : addresses.get(index % addresses.size());
+      redirect = null;
+      Outcome outcome;
+      Connection connection = null;
+      try {
+        connection = handshake(target);
+        attempt = 0;
+        outcome = readLoop(connection);
+      } catch (Fatal f) {
+        terminate(new DeviceException(f.code, f.getMessage()), f.getMessage());
+        break;
+      } catch (IOException | Retry e) {
+        outcome = Outcome.backoff(describe(e));
+      } finally {
+        detach(connection);
+      }
+      if (outcome.terminalCause != null) {
+        terminate(outcome.error, outcome.terminalCause);
+        break;
+      }
+      settings.listener.onDisconnected(target.toString(), outcome.cause);
+      if (outcome.redirected) {
+        giveUpAt = deadlineFromNow();
+        continue;
+      }
+      if (connection != null && connection.welcomed) {
+        // A session that was up gets a fresh reconnect budget and starts with a short backoff.
+        giveUpAt = deadlineFromNow();
+        attempt = 0;
+      }
+      index++;
+      attempt++;
+      if (System.nanoTime() > giveUpAt) {
+        terminate(new DeviceException(ErrorCode.UNAVAILABLE.wire,
+            "no node accepted the connection within " + settings.giveUpAfter + ": " + outcome.cause),
+            "gave up reconnecting");
+        break;
+      }
+      if (!sleepBackoff(attempt)) {
+        break;
+      }
+    }
+  }
+
+  private long deadlineFromNow() {
+    return System.nanoTime() + settings.giveUpAfter.toNanos();
+  }
+
+  private boolean sleepBackoff(int attempt) {
+    long max = settings.maxBackoff.toMillis();
+    long base = Math.min(max, settings.minBackoff.toMillis() << Math.min(attempt - 1, 20));
+    long delay = base / 2 + ThreadLocalRandom.current().nextLong(base / 2 + 1);
+    lock.lock();
+    try {
+      long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(delay);
+      while (terminal == null && terminalCause == null && !closing) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          return true;
+        }
+        changed.awaitNanos(left);
+      }
+      if (closing && terminalCause == null) {
+        terminate(null, "closed while disconnected");
+      }
+      return false;
+    } catch (InterruptedException e) {
+      return false;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private Connection handshake(InetSocketAddress target) throws IOException {
+    Socket socket = new Socket();
+    Connection connection = null;
+    try {
+      socket.setTcpNoDelay(true);
+      socket.setKeepAlive(true);
+      socket.connect(target, (int) settings.connectTimeout.toMillis());
+      socket.setSoTimeout((int) settings.handshakeTimeout.toMillis());
+      connection = new Connection(socket, target, settings.maxFrameSize);
+      boolean resume;
+      long received;
+      lock.lock();
+      try {
+        resume = established;
+        received = lastReceived;
+      } finally {
+        lock.unlock();
+      }
+      connection.writeNow(new Frame.Hello(FrameCodec.VERSION, resume, received, settings.deviceId,
+          settings.tokenSupplier.get(), settings.socketName, settings.mapping));
+      Frame first = connection.read();
+      if (first instanceof Frame.Error e) {
+        throw errorOutcome(e);
+      }
+      if (first instanceof Frame.Redirect r) {
+        redirect = new InetSocketAddress(r.host(), r.port());
+        throw new Retry("redirected to " + r.host() + ":" + r.port() + " during handshake");
+      }
+      if (first instanceof Frame.Close c) {
+        throw closeOutcome(c);
+      }
+      if (!(first instanceof Frame.Welcome w)) {
+        throw new Retry("expected WELCOME, got " + first.type());
+      }
+      attach(connection, w);
+      int idle = w.idleTimeoutSeconds();
+      socket.setSoTimeout(idle > 0 ? (int) TimeUnit.SECONDS.toMillis(idle) : 0);
+      connection.startWriter(idle > 0 ? Duration.ofMillis(TimeUnit.SECONDS.toMillis(idle) / 3) : null);
+      settings.listener.onConnected(w, target.toString());
+      return connection;
+    } catch (IOException | RuntimeException e) {
+      if (connection != null) {
+        connection.shutdown();
+      } else {
+        closeQuietly(socket);
+      }
+      throw e;
+    }
+  }
+
+  /** Reconciles the session with the node's WELCOME and queues every unacknowledged frame. */
+  private void attach(Connection connection, Frame.Welcome w) {
+    lock.lock();
+    try {
+      if (!established) {
+        nextSeq = w.lastAccepted() + 1;
+        lastAcked = w.lastAccepted();
+        lastReceived = w.lastAcked();
+      } else {
+        if (w.lastAccepted() >= nextSeq) {
+          throw new Fatal(ErrorCode.BAD_SEQUENCE.wire, "the node accepted frames up to "
+              + w.lastAccepted() + " but this client only sent up to " + (nextSeq - 1)
+              + ": another client is using this socket");
+        }
+        acknowledge(w.lastAccepted());
+      }
+      welcome = w;
+      established = true;
+      connections++;
+      connection.welcomed = true;
+      for (Frame.Data d : unacked) {
+        connection.enqueue(d);
+      }
+      if (closing) {
+        connection.enqueue(new Frame.Close(CloseCode.NORMAL, "device closed"));
+      }
+      current = connection;
+      changed.signalAll();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private void detach(Connection connection) {
+    if (connection == null) {
+      return;
+    }
+    lock.lock();
+    try {
+      if (current == connection) {
+        current = null;
+      }
+    } finally {
+      lock.unlock();
+    }
+    connection.shutdown();
+  }
+
+  private Outcome readLoop(Connection connection) {
+    int sinceAck = 0;
+    try {
+      while (true) {
+        Frame frame = connection.read();
+        if (frame instanceof Frame.Data d) {
+          if (receive(d)) {
+            settings.listener.onData(d.seq(), d.payload());
+          }
+          sinceAck++;
+          if (sinceAck >= ACK_EVERY_FRAMES || connection.reader.available() == 0) {
+            connection.enqueue(new Frame.Ack(lastReceived()));
+            sinceAck = 0;
+          }
+        } else if (frame instanceof Frame.Ack a) {
+          lock.lock();
+          try {
+            acknowledge(a.seq());
+          } finally {
+            lock.unlock();
+          }
+        } else if (frame instanceof Frame.Ping p) {
+          connection.enqueue(new Frame.Pong(p.nonce()));
+        } else if (frame instanceof Frame.Link l) {
+          settings.listener.onLink(l.status(), l.peer(), l.reason());
+        } else if (frame instanceof Frame.Redirect r) {
+          redirect = new InetSocketAddress(r.host(), r.port());
+          return Outcome.redirect("redirected to " + r.host() + ":" + r.port() + " (" + r.reason() + ")");
+        } else if (frame instanceof Frame.Close c) {
+          return closeOutcomeOf(c);
+        } else if (frame instanceof Frame.Error e) {
+          ErrorCode code = ErrorCode.fromWire(e.code());
+          if (code != null && code.retryable) {
+            return Outcome.backoff("ERROR " + e.code() + ": " + e.message());
+          }
+          return Outcome.terminal(new DeviceException(e.code(), "ERROR " + e.code() + ": " + e.message()));
+        }
+        // PONG and WELCOME after the handshake carry nothing the client needs.
+      }
+    } catch (SocketTimeoutException e) {
+      return Outcome.backoff("no frame from the node within the idle timeout");
+    } catch (IOException e) {
+      if (isClosing()) {
+        return Outcome.done("closed");
+      }
+      return Outcome.backoff(describe(e));
+    } catch (Retry e) {
+      return Outcome.backoff(e.getMessage());
+    } catch (Fatal e) {
+      return Outcome.terminal(new DeviceException(e.code, e.getMessage()));
+    }
+  }
+
+  private boolean receive(Frame.Data d) {
+    lock.lock();
+    try {
+      if (d.seq() <= lastReceived) {
+        return false;
+      }
+      lastReceived = d.seq();
+      return true;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Drops every frame up to {@code seq}. Caller holds the lock. */
+  private void acknowledge(long seq) {
+    if (seq <= lastAcked) {
+      return;
+    }
+    lastAcked = seq;
+    while (!unacked.isEmpty() && unacked.peekFirst().seq() <= seq) {
+      unacked.pollFirst();
+    }
+    changed.signalAll();
+  }
+
+  private Outcome closeOutcomeOf(Frame.Close c) {
+    CloseCode code = CloseCode.fromWire(c.code());
+    if (code != null && code.resumable && !isClosing()) {
+      return Outcome.backoff("node closed the connection: " + code + " " + c.reason());
+    }
+    if (isClosing() && code == CloseCode.NORMAL) {
+      return Outcome.done("closed");
+    }
+    return Outcome.terminal(new DeviceException(c.code(),
+        "CLOSE " + c.code() + (code == null ? "" : " " + code) + ": " + c.reason()));
+  }
+
+  private RuntimeException closeOutcome(Frame.Close c) {
+    Outcome o = closeOutcomeOf(c);
+    if (o.error != null) {
+      return new Fatal(c.code(), o.error.getMessage());
+    }
+    return new Retry(o.cause);
+  }
+
+  private static RuntimeException errorOutcome(Frame.Error e) {
+    ErrorCode code = ErrorCode.fromWire(e.code());
+    String message = "ERROR " + e.code() + (code == null ? "" : " " + code) + ": " + e.message();
+    return code != null && code.retryable ? new Retry(message) : new Fatal(e.code(), message);
+  }
+
+  private boolean isClosing() {
+    lock.lock();
+    try {
+      return closing;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private boolean stopped() {
+    lock.lock();
+    try {
+      return terminal != null || terminalCause != null;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private void terminate(DeviceException error, String cause) {
+    Connection c;
+    lock.lock();
+    try {
+      if (terminalCause != null) {
+        return;
+      }
+      terminal = error;
+      terminalCause = cause;
+      c = current;
+      current = null;
+      changed.signalAll();
+    } finally {
+      lock.unlock();
+    }
+    if (c != null) {
+      c.shutdown();
+    }
+    settings.listener.onTerminated(error != null ? error.getMessage() : cause);
+  }
+
+  private void failIfStopped() {
+    if (terminal != null) {
+      throw terminal;
+    }
+    if (terminalCause != null || closing) {
+      throw new DeviceException(0, "client is closed");
+    }
+  }
+
+  private void checkPayloadSize(int length) {
+    int max = welcome != null ? welcome.maxFrameSize() : settings.maxFrameSize;
+    if (length + FrameCodec.DATA_OVERHEAD > max) {
+      throw new IllegalArgumentException("payload of " + length + " bytes exceeds the maximum of "
+          + (max - FrameCodec.DATA_OVERHEAD) + " bytes per frame");
+    }
+  }
+
+  private static String describe(Exception e) {
+    if (e instanceof EOFException) {
+      return "connection closed by the node";
+    }
+    return e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
+  }
+
+  private static void closeQuietly(Socket s) {
+    try {
+      s.close();
+    } catch (IOException ignored) {
+      // Nothing to do: the socket is being discarded.
+    }
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  /** One TCP connection: reads on the supervisor thread, writes on its own writer thread. */
+  private final class Connection {
+    private final Socket socket;
+    private final InetSocketAddress address;
+    private final FrameReader reader;
+    private final OutputStream out;
+    private final ArrayDeque<Frame> queue = new ArrayDeque<>();
+    private final ReentrantLock queueLock = new ReentrantLock();
+    private final Condition queued = queueLock.newCondition();
+    private volatile boolean closed;
+    private boolean welcomed;
+    private Thread writer;
+
+    Connection(Socket socket, InetSocketAddress address, int maxFrameSize) throws IOException {
+      this.socket = socket;
+      this.address = address;
+      this.reader = new FrameReader(new BufferedInputStream(socket.getInputStream(), 64 * 1024), maxFrameSize);
+      this.out = new BufferedOutputStream(socket.getOutputStream(), 64 * 1024);
+    }
+
+    Frame read() throws IOException {
+      Decoded d = reader.next();
+      if (d instanceof Decoded.Malformed m) {
+        throw new Retry("node sent a malformed frame: " + m.reason());
+      }
+      return ((Decoded.Ok) d).frame();
+    }
+
+    void writeNow(Frame frame) throws IOException {
+      out.write(FrameCodec.encode(frame));
+      out.flush();
+    }
+
+    void enqueue(Frame frame) {
+      queueLock.lock();
+      try {
+        queue.addLast(frame);
+        queued.signal();
+      } finally {
+        queueLock.unlock();
+      }
+    }
+
+    void startWriter(Duration keepAlive) {
+      writer = new Thread(() -> writeLoop(keepAlive), "berth-device-writer-" + settings.deviceId);
+      writer.setDaemon(true);
+      writer.start();
+    }
+
+    private void writeLoop(Duration keepAlive) {
+      List<Frame> batch = new ArrayList<>();
+      long nonce = 0;
+      try {
+        while (!closed) {
+          queueLock.lock();
+          try {
+            if (queue.isEmpty()) {
+              if (keepAlive != null) {
+                if (!queued.await(keepAlive.toNanos(), TimeUnit.NANOSECONDS) && queue.isEmpty()) {
+                  queue.addLast(new Frame.Ping(++nonce));
+                }
+              } else {
+                queued.await();
+              }
+            }
+            while (!queue.isEmpty()) {
+              batch.add(queue.pollFirst());
+            }
+          } finally {
+            queueLock.unlock();
+          }
+          for (Frame f : batch) {
+            out.write(FrameCodec.encode(f));
+          }
+          batch.clear();
+          out.flush();
+        }
+      } catch (InterruptedException | IOException e) {
+        // The reader sees the broken socket and reconnects; nothing else to do here.
+        shutdown();
+      }
+    }
+
+    void shutdown() {
+      closed = true;
+      closeQuietly(socket);
+      Thread w = writer;
+      if (w != null && w != Thread.currentThread()) {
+        w.interrupt();
+      }
+    }
+
+    @Override
+    public String toString() {
+      return address.toString();
+    }
+  }
+
+  // ------------------------------------------------------------------ outcomes
+
+  /** How one connection ended: reconnect (after a redirect, at once), or stop for good. */
+  private record Outcome(String cause, boolean redirected, DeviceException error, String terminalCause) {
+    static Outcome backoff(String cause) {
+      return new Outcome(cause, false, null, null);
+    }
+
+    static Outcome redirect(String cause) {
+      return new Outcome(cause, true, null, null);
+    }
+
+    static Outcome terminal(DeviceException error) {
+      return new Outcome(error.getMessage(), false, error, error.getMessage());
+    }
+
+    static Outcome done(String cause) {
+      return new Outcome(cause, false, null, cause);
+    }
+  }
+
+  /** A connection attempt failed in a way that another attempt may fix. */
+  private static final class Retry extends RuntimeException {
+    Retry(String message) {
+      super(message, null, false, false);
+    }
+  }
+
+  /** The node refused the device for good. */
+  private static final class Fatal extends RuntimeException {
+    final int code;
+
+    Fatal(int code, String message) {
+      super(message, null, false, false);
+      this.code = code;
+    }
+  }
+
+  // ------------------------------------------------------------------ builder
+
+  public static final class Builder {
+    private List<InetSocketAddress> addresses = new ArrayList<>();
+    private String deviceId;
+    private Supplier<String> tokenSupplier;
+    private String socketName = "";
+    private String mapping = "";
+    private int window = 256;
+    private int maxFrameSize = FrameCodec.DEFAULT_MAX_FRAME_SIZE;
+    private Duration minBackoff = Duration.ofMillis(100);
+    private Duration maxBackoff = Duration.ofSeconds(5);
+    private Duration giveUpAfter = Duration.ofMinutes(5);
+    private Duration connectTimeout = Duration.ofSeconds(5);
+    private Duration handshakeTimeout = Duration.ofSeconds(15);
+    private DeviceListener listener = new DeviceListener() {};
+
+    private Builder() {}
+
+    /** Node addresses, tried in turn on every (re)connect. */
+    public Builder addresses(List<InetSocketAddress> addresses) {
+      this.addresses = List.copyOf(addresses);
+      return this;
+    }
+
+    public Builder address(String host, int port) {
+      this.addresses = List.of(new InetSocketAddress(host, port));
+      return this;
+    }
+
+    public Builder deviceId(String deviceId) {
+      this.deviceId = deviceId;
+      return this;
+    }
+
+    /** A fixed token (PROTOCOL.md#authentication). */
+    public Builder token(String token) {
+      this.tokenSupplier = () -> token;
+      return this;
+    }
+
+    /** Mints a fresh token with the fleet secret on every connection attempt. */
+    public Builder secret(byte[] secret, Duration ttl) {
+      byte[] copy = secret.clone();
+      this.tokenSupplier = () -> DeviceToken.mint(copy, deviceId, Instant.now().plus(ttl));
+      return this;
+    }
+
+    /** Socket name; empty (the default) opens the device's default socket. */
+    public Builder socketName(String socketName) {
+      this.socketName = socketName;
+      return this;
+    }
+
+    /** Mapping name; empty (the default) lets the node choose its default mapping. */
+    public Builder mapping(String mapping) {
+      this.mapping = mapping;
+      return this;
+    }
+
+    /** Maximum number of unacknowledged frames before {@link DeviceClient#send} blocks. */
+    public Builder window(int window) {
+      if (window < 1) {
+        throw new IllegalArgumentException("window must be at least 1");
+      }
+      this.window = window;
+      return this;
+    }
+
+    public Builder maxFrameSize(int maxFrameSize) {
+      this.maxFrameSize = maxFrameSize;
+      return this;
+    }
+
+    public Builder reconnectBackoff(Duration min, Duration max) {
+      this.minBackoff = min;
+      this.maxBackoff = max;
+      return this;
+    }
+
+    /** Stop reconnecting when no connection could be established for this long. */
+    public Builder giveUpAfter(Duration giveUpAfter) {
+      this.giveUpAfter = giveUpAfter;
+      return this;
+    }
+
+    public Builder connectTimeout(Duration connectTimeout) {
+      this.connectTimeout = connectTimeout;
+      return this;
+    }
+
+    public Builder handshakeTimeout(Duration handshakeTimeout) {
+      this.handshakeTimeout = handshakeTimeout;
+      return this;
+    }
+
+    public Builder listener(DeviceListener listener) {
+      this.listener = listener;
+      return this;
+    }
+
+    public DeviceClient build() {
+      if (addresses.isEmpty()) {
+        throw new IllegalArgumentException("at least one node address is required");
+      }
+      if (deviceId == null || !SocketId.isValidDeviceId(deviceId)) {
+        throw new IllegalArgumentException("invalid device id: " + deviceId);
+      }
+      if (!SocketId.isValidSocketName(socketName)) {
+        throw new IllegalArgumentException("invalid socket name: " + socketName);
+      }
+      if (tokenSupplier == null) {
+        throw new IllegalArgumentException("a token or a secret is required");
+      }
+      return new DeviceClient(this);
+    }
+  }
+}

@@ -1,0 +1,41 @@
+package io.berth.protocol;
+
+/**
+ * Codes carried by ERROR frames (PROTOCOL.md#error-codes). After an ERROR the node closes the
+ * connection. {@link #retryable} tells a client whether reconnecting can help.
+ */
+public enum ErrorCode {
+  MALFORMED_FRAME(100, false),
+  FRAME_TOO_LARGE(101, false),
+  UNKNOWN_FRAME_TYPE(102, false),
+  UNEXPECTED_FRAME(103, false),
+  UNSUPPORTED_VERSION(104, false),
+  BAD_SEQUENCE(105, false),
+  AUTH_FAILED(200, false),
+  TOKEN_EXPIRED(201, false),
+  INVALID_ID(202, false),
+  UNKNOWN_MAPPING(203, false),
+  HANDSHAKE_TIMEOUT(300, true),
+  IDLE_TIMEOUT(301, true),
+  SLOW_CONSUMER(302, true),
+  UNAVAILABLE(500, true),
+  INTERNAL(501, true);
+
+  public final int wire;
+  public final boolean retryable;
+
+  ErrorCode(int wire, boolean retryable) {
+    this.wire = wire;
+    this.retryable = retryable;
+  }
+
+  /** The code for a wire value, or {@code null} for a value this version does not define. */
+  public static ErrorCode fromWire(int wire) {
+    for (ErrorCode c : values()) {
+      if (c.wire == wire) {
+        return c;
+      }
+    }
+    return null;
+  }
+}

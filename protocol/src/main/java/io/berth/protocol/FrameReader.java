@@ -1,0 +1,44 @@
+package io.berth.protocol;
+
+import java.io.DataInputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+
+/**
+ * Reads frames from a blocking stream. The length field is checked against the limit before the
+ * body is read, so a hostile peer cannot make the reader allocate more than the limit.
+ */
+public final class FrameReader {
+
+  private final DataInputStream in;
+  private final int maxFrameSize;
+
+  public FrameReader(InputStream in, int maxFrameSize) {
+    this.in = in instanceof DataInputStream d ? d : new DataInputStream(in);
+    this.maxFrameSize = maxFrameSize;
+  }
+
+  /**
+   * The next frame, or {@link Decoded.Malformed} when the bytes are not one.
+   *
+   * @throws EOFException when the stream ends, cleanly or mid-frame
+   */
+  public Decoded next() throws IOException {
+    long declared = Integer.toUnsignedLong(in.readInt());
+    Decoded problem = FrameCodec.checkDeclaredLength(declared, maxFrameSize);
+    if (problem != null) {
+      return problem;
+    }
+    int type = in.readUnsignedByte();
+    byte[] body = new byte[(int) declared - 1];
+    in.readFully(body);
+    return FrameCodec.decodeBody(type, ByteBuffer.wrap(body));
+  }
+
+  /** Bytes that can be read without blocking: used to coalesce acknowledgements per burst. */
+  public int available() throws IOException {
+    return in.available();
+  }
+}
