@@ -1,0 +1,144 @@
+package io.berth.persistence;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Installs the journal, snapshot and durable-state tables at node start. Every statement is
+ * idempotent, and on PostgreSQL the whole install runs in one transaction under an advisory lock,
+ * so a node started twice, or several nodes started at once, do not fail on it. The scripts that
+ * ship in the persistence-jdbc jar are not used as they are: the PostgreSQL one creates its
+ * indexes {@code CONCURRENTLY} (not allowed in a transaction) and without {@code IF NOT EXISTS}.
+ */
+public final class SchemaInstaller {
+
+  private static final Logger log = LoggerFactory.getLogger(SchemaInstaller.class);
+  /** Arbitrary constant naming Berth's schema lock among PostgreSQL advisory locks. */
+  private static final long ADVISORY_LOCK_KEY = 0x4265727468L;
+  private static final int H2_ATTEMPTS = 5;
+
+  private SchemaInstaller() {}
+
+  public static void install(DatabaseSettings db) {
+    List<String> statements = statements(db.kind());
+    long started = System.nanoTime();
+    try (Connection c = connect(db)) {
+      if (db.kind() == DatabaseSettings.Kind.POSTGRES) {
+        installPostgres(c, statements);
+      } else {
+        installH2(c, statements);
+      }
+    } catch (SQLException e) {
+      throw new DatabaseUnavailableException(
+          "schema install failed on " + db.url() + " as user '" + db.user() + "': " + e.getMessage(), e);
+    }
+    log.info("Schema ready on {} ({} statements, {} ms)", db.url(), statements.size(),
+        TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+  }
+
+  /** Opens a plain JDBC connection, failing within the configured connect timeout. */
+  public static Connection connect(DatabaseSettings db) {
+    Properties props = new Properties();
+    props.setProperty("user", db.user());
+    props.setProperty("password", db.password());
+    long seconds = Math.max(1, db.connectTimeout().toSeconds());
+    if (db.kind() == DatabaseSettings.Kind.POSTGRES) {
+      props.setProperty("connectTimeout", Long.toString(seconds));
+      props.setProperty("loginTimeout", Long.toString(seconds));
+    }
+    try {
+      return DriverManager.getConnection(db.jdbcUrl(), props);
+    } catch (SQLException e) {
+      throw new DatabaseUnavailableException("cannot connect to the database at " + db.url()
+          + " as user '" + db.user() + "' within " + seconds + " s: " + e.getMessage()
+          + " (set BERTH_DB_URL, BERTH_DB_USER and BERTH_DB_PASSWORD)", e);
+    }
+  }
+
+  private static void installPostgres(Connection c, List<String> statements) throws SQLException {
+    c.setAutoCommit(false);
+    try (Statement s = c.createStatement()) {
+      s.execute("SELECT pg_advisory_xact_lock(" + ADVISORY_LOCK_KEY + ")");
+      for (String sql : statements) {
+        s.execute(sql);
+      }
+      c.commit();
+    } catch (SQLException e) {
+      c.rollback();
+      throw e;
+    }
+  }
+
+  /**
+   * H2 has no advisory locks; concurrent {@code IF NOT EXISTS} DDL from several nodes can still
+   * collide on its catalog, so each statement is retried a few times.
+   */
+  private static void installH2(Connection c, List<String> statements) throws SQLException {
+    c.setAutoCommit(true);
+    try (Statement s = c.createStatement()) {
+      for (String sql : statements) {
+        for (int attempt = 1; ; attempt++) {
+          try {
+            s.execute(sql);
+            break;
+          } catch (SQLException e) {
+            if (attempt >= H2_ATTEMPTS) {
+              throw e;
+            }
+            log.debug("Retrying schema statement after {}", e.getMessage());
+            pause(attempt);
+          }
+        }
+      }
+    }
+  }
+
+  private static void pause(int attempt) {
+    try {
+      Thread.sleep(ThreadLocalRandom.current().nextLong(20, 100) * attempt);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted during schema install", e);
+    }
+  }
+
+  static List<String> statements(DatabaseSettings.Kind kind) {
+    String resource = kind == DatabaseSettings.Kind.POSTGRES ? "schema/postgres.sql" : "schema/h2.sql";
+    String script;
+    try (InputStream in = SchemaInstaller.class.getResourceAsStream(resource)) {
+      if (in == null) {
+        throw new IllegalStateException("missing resource " + resource);
+      }
+      script = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new IllegalStateException("cannot read " + resource, e);
+    }
+    List<String> out = new ArrayList<>();
+    StringBuilder current = new StringBuilder();
+    for (String line : script.split("\n")) {
+      String trimmed = line.strip();
+      if (trimmed.startsWith("--") || trimmed.isEmpty()) {
+        continue;
+      }
+      current.append(line).append('\n');
+      if (trimmed.endsWith(";")) {
+        String sql = current.toString().strip();
+        out.add(sql.substring(0, sql.length() - 1));
+        current.setLength(0);
+      }
+    }
+    return List.copyOf(out);
+  }
+}

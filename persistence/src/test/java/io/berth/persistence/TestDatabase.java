@@ -1,0 +1,52 @@
+package io.berth.persistence;
+
+import java.sql.Connection;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.UUID;
+
+/**
+ * The PostgreSQL server tests run against: {@code BERTH_TEST_DB_URL} (default the {@code
+ * berth_test} database on 127.0.0.1:5432, which {@code scripts/test.sh} creates), with {@code
+ * BERTH_TEST_DB_USER} / {@code BERTH_TEST_DB_PASSWORD}.
+ */
+public final class TestDatabase {
+
+  private TestDatabase() {}
+
+  public static DatabaseSettings settings() {
+    return new DatabaseSettings(
+        env("BERTH_TEST_DB_URL", "jdbc:postgresql://127.0.0.1:5432/berth_test"),
+        env("BERTH_TEST_DB_USER", "postgres"),
+        env("BERTH_TEST_DB_PASSWORD", ""),
+        8,
+        Duration.ofSeconds(5));
+  }
+
+  /** A new, empty database on the same server, for tests that need a schema-less start. */
+  public static DatabaseSettings createScratchDatabase() {
+    DatabaseSettings base = settings();
+    String name = "berth_scratch_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
+    execute(base, "CREATE DATABASE " + name);
+    String url = base.url().replaceFirst("/[^/?]+(\\?|$)", "/" + name + "$1");
+    return new DatabaseSettings(url, base.user(), base.password(), base.poolSize(), base.connectTimeout());
+  }
+
+  public static void dropDatabase(DatabaseSettings scratch) {
+    String name = scratch.url().replaceFirst(".*/([^/?]+).*", "$1");
+    execute(settings(), "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  }
+
+  private static void execute(DatabaseSettings db, String sql) {
+    try (Connection c = SchemaInstaller.connect(db); Statement s = c.createStatement()) {
+      s.execute(sql);
+    } catch (java.sql.SQLException e) {
+      throw new IllegalStateException(sql + " failed: " + e.getMessage(), e);
+    }
+  }
+
+  private static String env(String name, String fallback) {
+    String v = System.getenv(name);
+    return v == null || v.isBlank() ? fallback : v;
+  }
+}
