@@ -1,0 +1,57 @@
+package io.berth.node;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValueFactory;
+import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.connection.ConnectionSettings;
+import io.berth.node.edge.EdgeServer;
+import io.berth.node.edge.EdgeSettings;
+import io.berth.persistence.DatabaseSettings;
+import java.util.Arrays;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.management.javadsl.PekkoManagement;
+
+/** Assembles one node: socket sharding, the TCP edge, and the management HTTP server. */
+public final class BerthNode {
+
+  public static final String SYSTEM_NAME = "berth";
+
+  private BerthNode() {}
+
+  /**
+   * The node's configuration: application.conf (with its environment overrides), the database
+   * settings laid over Pekko Persistence JDBC, and seed nodes from {@code BERTH_SEED_NODES}
+   * (comma-separated addresses), which HOCON cannot split by itself.
+   */
+  public static Config config(Config loaded) {
+    Config config = loaded;
+    String seeds = System.getenv("BERTH_SEED_NODES");
+    if (seeds != null && !seeds.isBlank()) {
+      List<String> list = Arrays.stream(seeds.split(",")).map(String::strip).filter(s -> !s.isEmpty()).toList();
+      config = ConfigFactory.empty()
+          .withValue("pekko.cluster.seed-nodes", ConfigValueFactory.fromIterable(list))
+          .withFallback(config);
+    }
+    return DatabaseSettings.fromConfig(config).pekkoOverrides().withFallback(config).resolve();
+  }
+
+  public static Behavior<Void> guardian(Config config) {
+    ConnectionSettings connection = ConnectionSettings.fromConfig(config);
+    EdgeSettings edge = EdgeSettings.fromConfig(config);
+    return Behaviors.setup(ctx -> {
+      ActorSystem<Void> system = ctx.getSystem();
+      ConnectionEntity.init(system, connection);
+      ctx.spawn(EdgeServer.create(edge), "edge");
+      PekkoManagement.get(system).start();
+      return Behaviors.empty();
+    });
+  }
+
+  public static ActorSystem<Void> start(Config config) {
+    return ActorSystem.create(guardian(config), SYSTEM_NAME, config);
+  }
+}

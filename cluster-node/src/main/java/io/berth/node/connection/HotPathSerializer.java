@@ -1,0 +1,127 @@
+package io.berth.node.connection;
+
+import io.berth.protocol.Frame;
+import java.io.NotSerializableException;
+import java.nio.BufferUnderflowException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.pekko.actor.ExtendedActorSystem;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorRefResolver;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.apache.pekko.serialization.SerializerWithStringManifest;
+
+/**
+ * Binary serializer for the messages every frame crosses the network in: {@code Deliver}, {@code
+ * Delivered}, {@code Push}, {@code DownlinkAck}. Payload bytes are copied once, with no field names
+ * or type tags, which Jackson CBOR would add per frame. Layout: big-endian, strings as u16 length
+ * + UTF-8, frame lists as u32 count then (u64 seq, u32 length, bytes) each.
+ */
+public final class HotPathSerializer extends SerializerWithStringManifest {
+
+  private static final String DELIVER = "D";
+  private static final String DELIVERED = "d";
+  private static final String PUSH = "P";
+  private static final String DOWNLINK_ACK = "A";
+
+  private final ActorRefResolver resolver;
+
+  public HotPathSerializer(ExtendedActorSystem system) {
+    this.resolver = ActorRefResolver.get(Adapter.toTyped(system));
+  }
+
+  @Override
+  public int identifier() {
+    return 7_311_001;
+  }
+
+  @Override
+  public String manifest(Object o) {
+    if (o instanceof ConnectionEntity.Deliver) {
+      return DELIVER;
+    } else if (o instanceof ConnectionEntity.Delivered) {
+      return DELIVERED;
+    } else if (o instanceof ConnectionEntity.Push) {
+      return PUSH;
+    } else if (o instanceof ConnectionEntity.DownlinkAck) {
+      return DOWNLINK_ACK;
+    }
+    throw new IllegalArgumentException("cannot serialize " + o.getClass());
+  }
+
+  @Override
+  public byte[] toBinary(Object o) {
+    if (o instanceof ConnectionEntity.Deliver d) {
+      byte[] ref = ref(d.edge());
+      ByteBuffer b = ByteBuffer.allocate(2 + ref.length + framesSize(d.frames()));
+      b.putShort((short) ref.length).put(ref);
+      putFrames(b, d.frames());
+      return b.array();
+    } else if (o instanceof ConnectionEntity.Delivered d) {
+      return ByteBuffer.allocate(9).putLong(d.upTo()).put((byte) (d.stalled() ? 1 : 0)).array();
+    } else if (o instanceof ConnectionEntity.Push p) {
+      ByteBuffer b = ByteBuffer.allocate(framesSize(p.frames()));
+      putFrames(b, p.frames());
+      return b.array();
+    } else if (o instanceof ConnectionEntity.DownlinkAck a) {
+      byte[] ref = ref(a.edge());
+      return ByteBuffer.allocate(2 + ref.length + 8).putShort((short) ref.length).put(ref).putLong(a.upTo()).array();
+    }
+    throw new IllegalArgumentException("cannot serialize " + o.getClass());
+  }
+
+  @Override
+  public Object fromBinary(byte[] bytes, String manifest) throws NotSerializableException {
+    ByteBuffer b = ByteBuffer.wrap(bytes);
+    try {
+      return switch (manifest) {
+        case DELIVER -> new ConnectionEntity.Deliver(getRef(b), getFrames(b));
+        case DELIVERED -> new ConnectionEntity.Delivered(b.getLong(), b.get() != 0);
+        case PUSH -> new ConnectionEntity.Push(getFrames(b));
+        case DOWNLINK_ACK -> new ConnectionEntity.DownlinkAck(getRef(b), b.getLong());
+        default -> throw new NotSerializableException("unknown manifest '" + manifest + "'");
+      };
+    } catch (BufferUnderflowException e) {
+      throw new NotSerializableException("truncated " + manifest + " message");
+    }
+  }
+
+  private byte[] ref(ActorRef<?> ref) {
+    return resolver.toSerializationFormat(ref).getBytes(StandardCharsets.UTF_8);
+  }
+
+  private <T> ActorRef<T> getRef(ByteBuffer b) {
+    byte[] bytes = new byte[b.getShort() & 0xFFFF];
+    b.get(bytes);
+    return resolver.resolveActorRef(new String(bytes, StandardCharsets.UTF_8));
+  }
+
+  private static int framesSize(List<Frame.Data> frames) {
+    int size = 4;
+    for (Frame.Data f : frames) {
+      size += 12 + f.payload().length;
+    }
+    return size;
+  }
+
+  private static void putFrames(ByteBuffer b, List<Frame.Data> frames) {
+    b.putInt(frames.size());
+    for (Frame.Data f : frames) {
+      b.putLong(f.seq()).putInt(f.payload().length).put(f.payload());
+    }
+  }
+
+  private static List<Frame.Data> getFrames(ByteBuffer b) {
+    int n = b.getInt();
+    List<Frame.Data> frames = new ArrayList<>(Math.min(n, 4096));
+    for (int i = 0; i < n; i++) {
+      long seq = b.getLong();
+      byte[] payload = new byte[b.getInt()];
+      b.get(payload);
+      frames.add(new Frame.Data(seq, payload));
+    }
+    return List.copyOf(frames);
+  }
+}

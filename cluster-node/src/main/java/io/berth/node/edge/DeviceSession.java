@@ -1,0 +1,484 @@
+package io.berth.node.edge;
+
+import io.berth.node.connection.BuiltinEndpoint;
+import io.berth.node.connection.ConnectionEntity;
+import io.berth.protocol.CloseCode;
+import io.berth.protocol.Decoded;
+import io.berth.protocol.DeviceToken;
+import io.berth.protocol.ErrorCode;
+import io.berth.protocol.Frame;
+import io.berth.protocol.FrameCodec;
+import io.berth.protocol.SocketId;
+import java.net.InetSocketAddress;
+import java.time.Instant;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
+import org.apache.pekko.stream.BoundedSourceQueue;
+import org.apache.pekko.stream.QueueOfferResult;
+import org.apache.pekko.stream.SharedKillSwitch;
+
+/**
+ * One device connection on this node's edge: the handshake, then the bridge between the TCP
+ * stream and the socket's entity (which may live on any node).
+ *
+ * <p>Uplink: frames arrive in batches from the stream; DATA is forwarded to the entity and kept
+ * until the entity confirms it ({@code Delivered}), then the device gets a cumulative ACK. While
+ * more than {@code window} frames (or {@code window-bytes}) are unconfirmed the stream is not
+ * acknowledged, so TCP stops reading from the device: a fast device is slowed down, never
+ * dropped. If the entity does not answer (node crash, rebalance) the unconfirmed frames are sent
+ * again; the entity drops what it already has.
+ *
+ * <p>Downlink: the entity pushes DATA within its downlink window; the device's ACKs go back to it.
+ */
+final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
+
+  sealed interface Command {}
+
+  record StreamInit(ActorRef<StreamAck> ackTo) implements Command {}
+
+  record Inbound(ActorRef<StreamAck> ackTo, List<Decoded> frames) implements Command {}
+
+  enum StreamCompleted implements Command {
+    INSTANCE
+  }
+
+  record StreamFailed(Throwable cause) implements Command {}
+
+  record FromEntity(ConnectionEntity.ToEdge message) implements Command {}
+
+  /** The node is leaving: close with a resumable code so the device reconnects elsewhere. */
+  record Shutdown(CloseCode code, String reason) implements Command {}
+
+  private enum Tick implements Command {
+    INSTANCE
+  }
+
+  enum StreamAck {
+    INSTANCE
+  }
+
+  private enum Phase {
+    AWAITING_HELLO,
+    /** HELLO accepted, waiting for the entity's WELCOME. */
+    OPENING,
+    OPEN,
+    /** The device sent CLOSE; waiting for the entity to end the session. */
+    ENDING,
+    /** The last frame is written; waiting for TCP to close. */
+    CLOSING
+  }
+
+  static Behavior<Command> create(
+      EdgeSettings settings, BoundedSourceQueue<Frame> out, SharedKillSwitch killSwitch,
+      InetSocketAddress remote, String edgeNode) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
+        new DeviceSession(ctx, timers, settings, out, killSwitch, remote, edgeNode)));
+  }
+
+  private final EdgeSettings settings;
+  private final BoundedSourceQueue<Frame> out;
+  private final SharedKillSwitch killSwitch;
+  private final InetSocketAddress remote;
+  private final String edgeNode;
+  private final ActorRef<ConnectionEntity.ToEdge> self;
+  private final ClusterSharding sharding;
+
+  private Phase phase = Phase.AWAITING_HELLO;
+  private boolean outboundCompleted;
+  private final long startedAt = System.nanoTime();
+  private long lastInboundAt = startedAt;
+  private long deadline;
+  private String socketId;
+  private EntityRef<ConnectionEntity.Command> entity;
+
+  /** Stream ack withheld while the window is full or frames wait for the handshake. */
+  private ActorRef<StreamAck> heldAck;
+  private final ArrayDeque<Decoded> pending = new ArrayDeque<>();
+
+  // Uplink: frames sent to the entity and not yet confirmed durable.
+  private final ArrayDeque<Frame.Data> unconfirmed = new ArrayDeque<>();
+  private long unconfirmedBytes;
+  private long highestForwarded;
+  private long lastConfirmed;
+  private long lastProgressAt;
+  private boolean stalled;
+
+  // Downlink: frames written to the device and not yet acknowledged by it.
+  private long highestPushed;
+  private long deviceAcked;
+  private long unackedSince;
+
+  private DeviceSession(
+      ActorContext<Command> context, TimerScheduler<Command> timers, EdgeSettings settings,
+      BoundedSourceQueue<Frame> out, SharedKillSwitch killSwitch, InetSocketAddress remote, String edgeNode) {
+    super(context);
+    this.settings = settings;
+    this.out = out;
+    this.killSwitch = killSwitch;
+    this.remote = remote;
+    this.edgeNode = edgeNode;
+    this.self = context.messageAdapter(ConnectionEntity.ToEdge.class, FromEntity::new);
+    this.sharding = ClusterSharding.get(context.getSystem());
+    timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
+  }
+
+  @Override
+  public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(StreamInit.class, m -> {
+          m.ackTo().tell(StreamAck.INSTANCE);
+          return this;
+        })
+        .onMessage(Inbound.class, this::onInbound)
+        .onMessage(FromEntity.class, m -> onEntity(m.message()))
+        .onMessage(Tick.class, m -> onTick())
+        .onMessage(Shutdown.class, m -> {
+          if (phase != Phase.CLOSING) {
+            close(new Frame.Close(m.code(), m.reason()));
+          }
+          return this;
+        })
+        .onMessage(StreamCompleted.class, m -> stop("connection closed"))
+        .onMessage(StreamFailed.class, m -> stop("connection failed: " + m.cause().getMessage()))
+        .build();
+  }
+
+  // ------------------------------------------------------------------ uplink
+
+  private Behavior<Command> onInbound(Inbound m) {
+    if (phase == Phase.CLOSING) {
+      m.ackTo().tell(StreamAck.INSTANCE);
+      return this;
+    }
+    heldAck = m.ackTo();
+    lastInboundAt = System.nanoTime();
+    pending.addAll(m.frames());
+    drain();
+    return this;
+  }
+
+  /** Processes pending frames as far as the phase allows. */
+  private void drain() {
+    List<Frame.Data> forward = null;
+    long deviceAck = -1;
+    boolean repeatAck = false;
+    while (!pending.isEmpty() && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)) {
+      Decoded decoded = pending.poll();
+      if (decoded instanceof Decoded.Malformed bad) {
+        flush(forward);
+        fail(bad.code(), bad.reason());
+        return;
+      }
+      Frame frame = ((Decoded.Ok) decoded).frame();
+      if (phase == Phase.AWAITING_HELLO) {
+        if (frame instanceof Frame.Hello hello) {
+          onHello(hello);
+        } else {
+          fail(ErrorCode.UNEXPECTED_FRAME, "expected HELLO as the first frame, got " + frame.type());
+        }
+        continue;
+      }
+      if (frame instanceof Frame.Data data) {
+        if (data.seq() <= highestForwarded) {
+          // A replay of a frame the entity has or is about to confirm: acknowledge, do not forward.
+          repeatAck = true;
+          continue;
+        }
+        if (data.seq() != highestForwarded + 1) {
+          flush(forward);
+          fail(ErrorCode.BAD_SEQUENCE, "DATA seq " + data.seq() + " after " + highestForwarded
+              + ": sequence numbers must increase by one");
+          return;
+        }
+        if (forward == null) {
+          forward = new ArrayList<>();
+        }
+        forward.add(data);
+        highestForwarded = data.seq();
+      } else if (frame instanceof Frame.Ack ack) {
+        deviceAck = Math.max(deviceAck, ack.seq());
+      } else if (frame instanceof Frame.Ping ping) {
+        offer(new Frame.Pong(ping.nonce()));
+      } else if (frame instanceof Frame.Pong) {
+        // Keep-alive answer: receiving it already refreshed the idle timer.
+      } else if (frame instanceof Frame.Close close) {
+        flush(forward);
+        forward = null;
+        phase = Phase.ENDING;
+        deadline = System.nanoTime() + settings.openTimeout().toNanos();
+        entity.tell(new ConnectionEntity.Close(self, close.code(), close.reason()));
+      } else {
+        flush(forward);
+        fail(ErrorCode.UNEXPECTED_FRAME, frame.type() + " is not allowed from a device after the handshake");
+        return;
+      }
+    }
+    flush(forward);
+    if (deviceAck > deviceAcked && deviceAck <= highestPushed) {
+      deviceAcked = deviceAck;
+      unackedSince = deviceAcked < highestPushed ? System.nanoTime() : 0;
+      entity.tell(new ConnectionEntity.DownlinkAck(self, deviceAcked));
+    }
+    if (repeatAck && lastConfirmed > 0) {
+      offer(new Frame.Ack(lastConfirmed));
+    }
+    releaseStream();
+  }
+
+  private void flush(List<Frame.Data> forward) {
+    if (forward == null || forward.isEmpty()) {
+      return;
+    }
+    if (unconfirmed.isEmpty()) {
+      lastProgressAt = System.nanoTime();
+    }
+    for (Frame.Data d : forward) {
+      unconfirmed.addLast(d);
+      unconfirmedBytes += d.payload().length;
+    }
+    entity.tell(new ConnectionEntity.Deliver(self, List.copyOf(forward)));
+  }
+
+  /** Lets the stream read more once the window has room and nothing is waiting. */
+  private void releaseStream() {
+    if (heldAck != null && pending.isEmpty()
+        && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)
+        && unconfirmed.size() < settings.window() && unconfirmedBytes < settings.windowBytes()) {
+      heldAck.tell(StreamAck.INSTANCE);
+      heldAck = null;
+    }
+  }
+
+  private void onHello(Frame.Hello hello) {
+    if (hello.version() != FrameCodec.VERSION) {
+      fail(ErrorCode.UNSUPPORTED_VERSION, "protocol version " + hello.version() + " is not supported, this node speaks "
+          + FrameCodec.VERSION);
+      return;
+    }
+    if (!SocketId.isValidDeviceId(hello.deviceId()) || !SocketId.isValidSocketName(hello.socketName())) {
+      fail(ErrorCode.INVALID_ID, "device ids and socket names are 1 to " + SocketId.MAX_ID_LENGTH
+          + " characters of A-Z a-z 0-9 . _ -");
+      return;
+    }
+    switch (DeviceToken.verify(settings.secret(), hello.deviceId(), hello.token(), Instant.now())) {
+      case VALID -> { }
+      case EXPIRED -> {
+        fail(ErrorCode.TOKEN_EXPIRED, "token expired");
+        return;
+      }
+      default -> {
+        fail(ErrorCode.AUTH_FAILED, "invalid token for device " + hello.deviceId());
+        return;
+      }
+    }
+    String mapping = hello.mapping().isEmpty() ? settings.defaultMapping() : hello.mapping();
+    if (BuiltinEndpoint.named(mapping).isEmpty()) {
+      fail(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + mapping + "'");
+      return;
+    }
+    socketId = SocketId.of(hello.deviceId(), hello.socketName());
+    entity = sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, socketId);
+    phase = Phase.OPENING;
+    deadline = System.nanoTime() + settings.openTimeout().toNanos();
+    entity.tell(new ConnectionEntity.Open(hello.deviceId(), mapping, hello.resume(), hello.lastReceived(),
+        self, edgeNode));
+  }
+
+  // ------------------------------------------------------------------ from the entity
+
+  private Behavior<Command> onEntity(ConnectionEntity.ToEdge message) {
+    if (message instanceof ConnectionEntity.Delivered d) {
+      onDelivered(d);
+    } else if (message instanceof ConnectionEntity.Push p) {
+      onPush(p);
+    } else if (message instanceof ConnectionEntity.Resume) {
+      stalled = false;
+      resendUnconfirmed();
+    } else if (message instanceof ConnectionEntity.Welcomed w) {
+      onWelcomed(w);
+    } else if (message instanceof ConnectionEntity.OpenRejected r) {
+      if (phase == Phase.OPENING) {
+        ErrorCode code = ErrorCode.fromWire(r.errorCode());
+        fail(code != null ? code : ErrorCode.INTERNAL, r.reason());
+      }
+    } else if (message instanceof ConnectionEntity.SessionEnded e) {
+      if (phase != Phase.CLOSING) {
+        close(new Frame.Close(e.closeCode(), e.reason()));
+      }
+    }
+    return this;
+  }
+
+  private void onWelcomed(ConnectionEntity.Welcomed w) {
+    if (phase != Phase.OPENING) {
+      return;
+    }
+    phase = Phase.OPEN;
+    highestForwarded = w.lastAccepted();
+    lastConfirmed = w.lastAccepted();
+    highestPushed = w.downlinkAcked();
+    deviceAcked = w.downlinkAcked();
+    offer(new Frame.Welcome(FrameCodec.VERSION, w.socketId(), edgeNode, w.lastAccepted(), w.downlinkAcked(),
+        settings.maxFrameSize(), Math.min(settings.window(), 0xFFFF),
+        (int) Math.min(0xFFFF, settings.idleTimeout().toSeconds())));
+    getContext().getLog().debug("Socket {} opened from {}", socketId, remote);
+    drain();
+  }
+
+  private void onDelivered(ConnectionEntity.Delivered d) {
+    if (d.upTo() > lastConfirmed) {
+      lastConfirmed = d.upTo();
+      while (!unconfirmed.isEmpty() && unconfirmed.peekFirst().seq() <= d.upTo()) {
+        unconfirmedBytes -= unconfirmed.pollFirst().payload().length;
+      }
+      lastProgressAt = System.nanoTime();
+      if (phase == Phase.OPEN || phase == Phase.ENDING) {
+        offer(new Frame.Ack(d.upTo()));
+      }
+    }
+    if (d.stalled()) {
+      stalled = true;
+    }
+    releaseStream();
+  }
+
+  private void onPush(ConnectionEntity.Push p) {
+    if (phase != Phase.OPEN) {
+      return;
+    }
+    for (Frame.Data d : p.frames()) {
+      if (d.seq() > highestPushed) {
+        if (highestPushed == deviceAcked) {
+          unackedSince = System.nanoTime();
+        }
+        highestPushed = d.seq();
+        offer(d);
+      }
+    }
+  }
+
+  private void resendUnconfirmed() {
+    if (unconfirmed.isEmpty() || entity == null) {
+      return;
+    }
+    List<Frame.Data> batch = new ArrayList<>(settings.maxBatchFrames());
+    for (Frame.Data d : unconfirmed) {
+      batch.add(d);
+      if (batch.size() == settings.maxBatchFrames()) {
+        entity.tell(new ConnectionEntity.Deliver(self, List.copyOf(batch)));
+        batch.clear();
+      }
+    }
+    if (!batch.isEmpty()) {
+      entity.tell(new ConnectionEntity.Deliver(self, List.copyOf(batch)));
+    }
+    lastProgressAt = System.nanoTime();
+  }
+
+  // ------------------------------------------------------------------ timers
+
+  private Behavior<Command> onTick() {
+    long now = System.nanoTime();
+    switch (phase) {
+      case AWAITING_HELLO -> {
+        if (now - startedAt > settings.handshakeTimeout().toNanos()) {
+          fail(ErrorCode.HANDSHAKE_TIMEOUT, "no HELLO within " + settings.handshakeTimeout().toSeconds() + " s");
+        }
+      }
+      case OPENING -> {
+        if (now > deadline) {
+          fail(ErrorCode.UNAVAILABLE, "the socket's session did not answer in time; reconnect later");
+        }
+      }
+      case OPEN -> {
+        if (now - lastInboundAt > settings.idleTimeout().toNanos() && heldAck != null && !unconfirmed.isEmpty()) {
+          // The device is blocked by us, not idle: it is waiting for the entity.
+          lastInboundAt = now;
+        }
+        if (now - lastInboundAt > settings.idleTimeout().toNanos()) {
+          fail(ErrorCode.IDLE_TIMEOUT, "no frame for " + settings.idleTimeout().toSeconds() + " s");
+        } else if (unackedSince != 0 && now - unackedSince > settings.ackTimeout().toNanos()) {
+          fail(ErrorCode.SLOW_CONSUMER, "downlink frames unacknowledged for "
+              + settings.ackTimeout().toSeconds() + " s");
+        } else if (!unconfirmed.isEmpty() && now - lastProgressAt > settings.entityTimeout().toNanos()) {
+          getContext().getLog().info("Socket {}: no confirmation for {} frames in {} ms, sending them again",
+              socketId, unconfirmed.size(), TimeUnit.NANOSECONDS.toMillis(now - lastProgressAt));
+          resendUnconfirmed();
+        }
+      }
+      case ENDING -> {
+        if (now > deadline) {
+          fail(ErrorCode.UNAVAILABLE, "the socket's session did not confirm the close in time");
+        }
+      }
+      case CLOSING -> {
+        if (now > deadline) {
+          // The device does not read what we write: stop waiting for the flush.
+          killSwitch.abort(new IllegalStateException("close did not complete in time"));
+        }
+      }
+    }
+    return this;
+  }
+
+  // ------------------------------------------------------------------ closing
+
+  /** Answers with ERROR and closes (PROTOCOL.md#errors). */
+  private void fail(ErrorCode code, String message) {
+    if (phase == Phase.CLOSING) {
+      return;
+    }
+    getContext().getLog().info("Closing connection from {} ({}): ERROR {} {}", remote,
+        socketId == null ? "before handshake" : socketId, code, message);
+    close(new Frame.Error(code, message));
+  }
+
+  /** Writes a last frame, completes the outbound stream and waits (bounded) for TCP to close. */
+  private void close(Frame last) {
+    pending.clear();
+    offer(last);
+    completeOutbound();
+    phase = Phase.CLOSING;
+    deadline = System.nanoTime() + settings.closeLinger().toNanos();
+    if (heldAck != null) {
+      // Keep reading (and discarding) so that a device still writing sees our frame and the close.
+      heldAck.tell(StreamAck.INSTANCE);
+      heldAck = null;
+    }
+  }
+
+  private void offer(Frame frame) {
+    if (outboundCompleted) {
+      return;
+    }
+    QueueOfferResult result = out.offer(frame);
+    if (result == QueueOfferResult.dropped()) {
+      getContext().getLog().info("Connection from {} ({}) does not read its frames: aborting", remote, socketId);
+      killSwitch.abort(new IllegalStateException("outbound buffer full"));
+    }
+  }
+
+  private Behavior<Command> stop(String why) {
+    getContext().getLog().debug("Connection from {} ({}) ended: {}", remote, socketId, why);
+    completeOutbound();
+    return Behaviors.stopped();
+  }
+
+  private void completeOutbound() {
+    if (!outboundCompleted) {
+      outboundCompleted = true;
+      out.complete();
+    }
+  }
+}

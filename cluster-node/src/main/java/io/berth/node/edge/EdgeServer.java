@@ -1,0 +1,249 @@
+package io.berth.node.edge;
+
+import io.berth.protocol.CloseCode;
+import io.berth.protocol.Decoded;
+import io.berth.protocol.ErrorCode;
+import io.berth.protocol.Frame;
+import io.berth.protocol.FrameCodec;
+import java.nio.ByteOrder;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CompletionStage;
+import org.apache.pekko.Done;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.actor.CoordinatedShutdown;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.japi.Pair;
+import org.apache.pekko.stream.BoundedSourceQueue;
+import org.apache.pekko.stream.KillSwitches;
+import org.apache.pekko.stream.SharedKillSwitch;
+import org.apache.pekko.stream.javadsl.Flow;
+import org.apache.pekko.stream.javadsl.Framing;
+import org.apache.pekko.stream.scaladsl.Framing.FramingException;
+import org.apache.pekko.stream.javadsl.Sink;
+import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.stream.javadsl.Tcp;
+import org.apache.pekko.stream.typed.javadsl.ActorSink;
+import org.apache.pekko.util.ByteString;
+
+/**
+ * The TCP edge of a node: accepts device connections and gives each its {@link DeviceSession}.
+ * Accepting is backpressured too: past {@code max-connections} the edge stops accepting until a
+ * connection ends. On shutdown it unbinds, then closes every session with a resumable close code
+ * so that devices reconnect to another node while this one hands its shards off.
+ */
+public final class EdgeServer {
+
+  public sealed interface Command {}
+
+  private record Bound(Tcp.ServerBinding binding) implements Command {}
+
+  private record BindFailed(Throwable cause) implements Command {}
+
+  private record AcceptInit(ActorRef<AcceptAck> ackTo) implements Command {}
+
+  private record Accepted(ActorRef<AcceptAck> ackTo, Tcp.IncomingConnection connection) implements Command {}
+
+  private enum AcceptsEnded implements Command {
+    INSTANCE
+  }
+
+  private record AcceptsFailed(Throwable cause) implements Command {}
+
+  private record SessionStopped(ActorRef<DeviceSession.Command> session) implements Command {}
+
+  private record Unbind(ActorRef<Done> replyTo) implements Command {}
+
+  private record CloseSessions(ActorRef<Done> replyTo) implements Command {}
+
+  private enum AcceptAck {
+    INSTANCE
+  }
+
+  /** Coordinated-shutdown reason when the edge cannot listen: the node cannot serve devices. */
+  public static final CoordinatedShutdown.Reason BIND_FAILED = new CoordinatedShutdown.Reason() {
+    @Override
+    public String toString() {
+      return "EdgeBindFailed";
+    }
+  };
+
+  public static Behavior<Command> create(EdgeSettings settings) {
+    return Behaviors.setup(ctx -> new EdgeServer(ctx, settings).binding());
+  }
+
+  private final ActorContext<Command> ctx;
+  private final EdgeSettings settings;
+  private final String edgeNode;
+  private final EdgeState state;
+  private final Set<ActorRef<DeviceSession.Command>> sessions = new HashSet<>();
+  private final List<ActorRef<Done>> waitingForSessions = new ArrayList<>();
+  private Tcp.ServerBinding binding;
+  private ActorRef<AcceptAck> heldAccept;
+  private long counter;
+
+  private EdgeServer(ActorContext<Command> ctx, EdgeSettings settings) {
+    this.ctx = ctx;
+    this.settings = settings;
+    this.edgeNode = Cluster.get(ctx.getSystem()).selfMember().address().toString();
+    this.state = EdgeState.get(ctx.getSystem());
+  }
+
+  private Behavior<Command> binding() {
+    ActorSystem<Void> system = ctx.getSystem();
+    // TCP's own idle timeout is only the backstop for a peer that neither reads nor writes
+    // after our close; sessions enforce the protocol's idle timeout with an ERROR frame.
+    Duration backstop = settings.idleTimeout().plus(settings.closeLinger()).plus(settings.idleTimeout());
+    CompletionStage<Tcp.ServerBinding> bound = Tcp.get(system)
+        .bind(settings.host(), settings.port(), settings.backlog(), List.of(), false, Optional.of(backstop))
+        .to(ActorSink.actorRefWithBackpressure(ctx.getSelf(), Accepted::new, AcceptInit::new,
+            AcceptAck.INSTANCE, AcceptsEnded.INSTANCE, AcceptsFailed::new))
+        .run(system);
+    ctx.pipeToSelf(bound, (b, err) -> err == null ? new Bound(b) : new BindFailed(err));
+
+    CoordinatedShutdown shutdown = CoordinatedShutdown.get(system);
+    Duration ask = Duration.ofSeconds(4);
+    shutdown.addTask(CoordinatedShutdown.PhaseServiceUnbind(), "berth-edge-unbind",
+        () -> AskPattern.ask(ctx.getSelf(), Unbind::new, ask, system.scheduler()));
+    shutdown.addTask(CoordinatedShutdown.PhaseServiceRequestsDone(), "berth-edge-close-sessions",
+        () -> AskPattern.ask(ctx.getSelf(), CloseSessions::new, ask, system.scheduler()));
+
+    return Behaviors.receive(Command.class)
+        .onMessage(Bound.class, m -> {
+          binding = m.binding();
+          state.setAccepting(true);
+          ctx.getLog().info("Edge listening for devices on {}", binding.localAddress());
+          return Behaviors.same();
+        })
+        .onMessage(BindFailed.class, m -> {
+          ctx.getLog().error("Cannot listen for devices on {}:{}: {}", settings.host(), settings.port(),
+              m.cause().getMessage());
+          CoordinatedShutdown.get(system).run(BIND_FAILED);
+          return Behaviors.stopped();
+        })
+        .onMessage(AcceptInit.class, m -> {
+          m.ackTo().tell(AcceptAck.INSTANCE);
+          return Behaviors.same();
+        })
+        .onMessage(Accepted.class, this::onAccepted)
+        .onMessage(SessionStopped.class, m -> {
+          sessions.remove(m.session());
+          state.setConnections(sessions.size());
+          if (heldAccept != null && sessions.size() < settings.maxConnections()) {
+            heldAccept.tell(AcceptAck.INSTANCE);
+            heldAccept = null;
+          }
+          if (sessions.isEmpty()) {
+            waitingForSessions.forEach(r -> r.tell(Done.getInstance()));
+            waitingForSessions.clear();
+          }
+          return Behaviors.same();
+        })
+        .onMessage(AcceptsEnded.class, m -> Behaviors.same())
+        .onMessage(AcceptsFailed.class, m -> {
+          ctx.getLog().error("Edge stopped accepting connections", m.cause());
+          state.setAccepting(false);
+          return Behaviors.same();
+        })
+        .onMessage(Unbind.class, m -> {
+          state.setAccepting(false);
+          if (binding == null) {
+            m.replyTo().tell(Done.getInstance());
+          } else {
+            ctx.pipeToSelf(binding.unbind(), (ok, err) -> new Unbound(m.replyTo()));
+          }
+          return Behaviors.same();
+        })
+        .onMessage(Unbound.class, m -> {
+          ctx.getLog().info("Edge stopped listening");
+          m.replyTo().tell(Done.getInstance());
+          return Behaviors.same();
+        })
+        .onMessage(CloseSessions.class, m -> {
+          state.setAccepting(false);
+          if (sessions.isEmpty()) {
+            m.replyTo().tell(Done.getInstance());
+          } else {
+            ctx.getLog().info("Closing {} device connections: node shutting down", sessions.size());
+            waitingForSessions.add(m.replyTo());
+            sessions.forEach(s -> s.tell(new DeviceSession.Shutdown(CloseCode.NODE_SHUTDOWN,
+                "node is shutting down; reconnect to another node")));
+          }
+          return Behaviors.same();
+        })
+        .build();
+  }
+
+  private record Unbound(ActorRef<Done> replyTo) implements Command {}
+
+  private Behavior<Command> onAccepted(Accepted m) {
+    ActorSystem<Void> system = ctx.getSystem();
+    Tcp.IncomingConnection connection = m.connection();
+    long n = ++counter;
+    Pair<BoundedSourceQueue<Frame>, Source<Frame, NotUsed>> outbound =
+        Source.<Frame>queue(settings.outboundBuffer()).preMaterialize(system);
+    SharedKillSwitch killSwitch = KillSwitches.shared("connection-" + n);
+    ActorRef<DeviceSession.Command> session = ctx.spawn(
+        DeviceSession.create(settings, outbound.first(), killSwitch, connection.remoteAddress(), edgeNode),
+        "connection-" + n);
+    ctx.watchWith(session, new SessionStopped(session));
+    sessions.add(session);
+    state.setConnections(sessions.size());
+    connection.handleWith(Flow.fromSinkAndSource(inbound(session, killSwitch), outbound(outbound.second(), killSwitch)),
+        system);
+    if (sessions.size() < settings.maxConnections()) {
+      m.ackTo().tell(AcceptAck.INSTANCE);
+    } else {
+      ctx.getLog().warn("Edge at its limit of {} connections: not accepting until one ends",
+          settings.maxConnections());
+      heldAccept = m.ackTo();
+    }
+    return Behaviors.same();
+  }
+
+  /**
+   * Bytes in, frames out to the session in batches: whatever arrived while the session was busy
+   * travels as one message (bounded by {@code max-batch-frames}).
+   */
+  private Sink<ByteString, NotUsed> inbound(ActorRef<DeviceSession.Command> session, SharedKillSwitch killSwitch) {
+    int max = settings.maxFrameSize();
+    return Flow.<ByteString>create()
+        .via(killSwitch.flow())
+        // The length field counts the type byte and body; Framing counts the header too.
+        .via(Framing.lengthField(FrameCodec.HEADER_SIZE, 0, max + FrameCodec.HEADER_SIZE, ByteOrder.BIG_ENDIAN))
+        .map(bytes -> FrameCodec.decode(bytes.asByteBuffer(), max))
+        .recover(FramingException.class, () -> (Decoded) new Decoded.Malformed(ErrorCode.FRAME_TOO_LARGE,
+            "length field exceeds the maximum frame size " + max))
+        .batch(settings.maxBatchFrames(), EdgeServer::newBatch, EdgeServer::addToBatch)
+        .to(ActorSink.actorRefWithBackpressure(session, DeviceSession.Inbound::new, DeviceSession.StreamInit::new,
+            DeviceSession.StreamAck.INSTANCE, DeviceSession.StreamCompleted.INSTANCE, DeviceSession.StreamFailed::new));
+  }
+
+  private Source<ByteString, NotUsed> outbound(Source<Frame, NotUsed> frames, SharedKillSwitch killSwitch) {
+    return frames
+        .batchWeighted(settings.maxBatchFrames(), OutboundBatch::weight, OutboundBatch::of, OutboundBatch::add)
+        .map(OutboundBatch::encode)
+        .via(killSwitch.flow());
+  }
+
+  private static List<Decoded> newBatch(Decoded first) {
+    List<Decoded> batch = new ArrayList<>();
+    batch.add(first);
+    return batch;
+  }
+
+  private static List<Decoded> addToBatch(List<Decoded> batch, Decoded next) {
+    batch.add(next);
+    return batch;
+  }
+}

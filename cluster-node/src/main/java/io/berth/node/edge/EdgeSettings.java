@@ -1,0 +1,68 @@
+package io.berth.node.edge;
+
+import com.typesafe.config.Config;
+import io.berth.protocol.FrameCodec;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+
+/** Settings of the TCP edge, {@code berth.edge.*} and {@code berth.auth.*} in reference.conf. */
+public record EdgeSettings(
+    String host,
+    int port,
+    int backlog,
+    int maxConnections,
+    int maxFrameSize,
+    Duration handshakeTimeout,
+    Duration idleTimeout,
+    int window,
+    long windowBytes,
+    int maxBatchFrames,
+    int outboundBuffer,
+    Duration entityTimeout,
+    Duration openTimeout,
+    Duration ackTimeout,
+    Duration closeLinger,
+    Duration tick,
+    byte[] secret,
+    String defaultMapping) {
+
+  static final int MIN_SECRET_BYTES = 16;
+
+  public EdgeSettings {
+    if (maxFrameSize < 64 || maxFrameSize > 16 * 1024 * 1024) {
+      throw new IllegalArgumentException("berth.edge.max-frame-size must be between 64 B and 16 MiB");
+    }
+    if (secret.length < MIN_SECRET_BYTES) {
+      throw new IllegalArgumentException("berth.auth.secret (BERTH_SECRET) must be set to at least "
+          + MIN_SECRET_BYTES + " bytes: devices authenticate with tokens signed by it");
+    }
+  }
+
+  public static EdgeSettings fromConfig(Config config) {
+    Config e = config.getConfig("berth.edge");
+    return new EdgeSettings(
+        e.getString("host"),
+        e.getInt("port"),
+        e.getInt("backlog"),
+        e.getInt("max-connections"),
+        (int) Math.min(Integer.MAX_VALUE, e.getBytes("max-frame-size")),
+        e.getDuration("handshake-timeout"),
+        e.getDuration("idle-timeout"),
+        e.getInt("window"),
+        e.getBytes("window-bytes"),
+        e.getInt("max-batch-frames"),
+        e.getInt("outbound-buffer"),
+        e.getDuration("entity-timeout"),
+        e.getDuration("open-timeout"),
+        e.getDuration("ack-timeout"),
+        e.getDuration("close-linger"),
+        e.getDuration("tick"),
+        config.getString("berth.auth.secret").getBytes(StandardCharsets.UTF_8),
+        config.getString("berth.connection.default-mapping"));
+  }
+
+  /** Largest DATA payload a device may send. */
+  public int maxPayload() {
+    return maxFrameSize - FrameCodec.DATA_OVERHEAD;
+  }
+}

@@ -1,0 +1,42 @@
+package io.berth.node.edge;
+
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Extension;
+import org.apache.pekko.actor.typed.ExtensionId;
+
+/** What the rest of the node (readiness check, operator routes) may read of the edge. */
+public final class EdgeState implements Extension {
+
+  private static final ExtensionId<EdgeState> ID = new ExtensionId<>() {
+    @Override
+    public EdgeState createExtension(ActorSystem<?> system) {
+      return new EdgeState();
+    }
+  };
+
+  private final AtomicBoolean accepting = new AtomicBoolean();
+  private final AtomicInteger connections = new AtomicInteger();
+
+  public static EdgeState get(ActorSystem<?> system) {
+    return ID.apply(system);
+  }
+
+  /** Bound and accepting devices (false before the bind and once the node is shutting down). */
+  public boolean accepting() {
+    return accepting.get();
+  }
+
+  public int connections() {
+    return connections.get();
+  }
+
+  void setAccepting(boolean value) {
+    accepting.set(value);
+  }
+
+  void setConnections(int value) {
+    connections.set(value);
+  }
+}

@@ -1,0 +1,176 @@
+package io.berth.node;
+
+import static org.awaitility.Awaitility.await;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.berth.persistence.DatabaseSettings;
+import io.berth.persistence.SchemaInstaller;
+import io.berth.persistence.TestDatabase;
+import io.berth.protocol.DeviceClient;
+import io.berth.protocol.DeviceListener;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.pekko.actor.Address;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Join;
+
+/**
+ * Berth nodes in this JVM, wired exactly as {@link Main} wires them, sharing the PostgreSQL test
+ * database. Each node listens on free loopback ports.
+ */
+public final class TestNodes implements AutoCloseable {
+
+  public static final String SECRET = "test-fleet-secret-0123456789";
+  private static final AtomicBoolean SCHEMA = new AtomicBoolean();
+
+  public record Node(ActorSystem<Void> system, int edgePort, int managementPort) {
+    public InetSocketAddress edge() {
+      return new InetSocketAddress("127.0.0.1", edgePort);
+    }
+
+    public Address address() {
+      return Cluster.get(system).selfMember().address();
+    }
+
+    public String managementUrl() {
+      return "http://127.0.0.1:" + managementPort;
+    }
+  }
+
+  private final List<Node> nodes = new ArrayList<>();
+  private final String overrides;
+
+  public TestNodes(String overrides) {
+    this.overrides = overrides;
+    DatabaseSettings db = TestDatabase.settings();
+    if (SCHEMA.compareAndSet(false, true)) {
+      SchemaInstaller.install(db);
+    }
+  }
+
+  public TestNodes() {
+    this("");
+  }
+
+  /** Starts {@code n} nodes and waits until all are Up. */
+  public TestNodes start(int n) {
+    for (int i = 0; i < n; i++) {
+      startNode("");
+    }
+    awaitUp(n);
+    return this;
+  }
+
+  /** Starts one more node with extra config, joining the first node if there is one. */
+  public Node startNode(String extra) {
+    int edge = freePort();
+    int management = freePort();
+    DatabaseSettings db = TestDatabase.settings();
+    Config config = ConfigFactory.parseString(extra)
+        .withFallback(ConfigFactory.parseString(overrides))
+        .withFallback(ConfigFactory.parseMap(Map.of(
+            "berth.edge.host", "127.0.0.1",
+            "berth.edge.port", edge,
+            "pekko.management.http.port", management,
+            "berth.auth.secret", SECRET,
+            "berth.db.url", db.url(),
+            "berth.db.user", db.user(),
+            "berth.db.password", db.password(),
+            "berth.db.pool-size", 4)))
+        .withFallback(ConfigFactory.parseString("""
+            pekko.remote.artery.canonical.port = 0
+            pekko.cluster.jmx.multi-mbeans-in-same-jvm = on
+            pekko.cluster.split-brain-resolver.stable-after = 3s
+            pekko.cluster.shutdown-after-unsuccessful-join-seed-nodes = off
+            pekko.coordinated-shutdown.terminate-actor-system = on
+            pekko.loglevel = INFO
+            """))
+        .withFallback(ConfigFactory.load());
+    ActorSystem<Void> system = BerthNode.start(BerthNode.config(config));
+    Address joinTo = nodes.isEmpty() ? Cluster.get(system).selfMember().address() : nodes.get(0).address();
+    Cluster.get(system).manager().tell(Join.create(joinTo));
+    Node node = new Node(system, edge, management);
+    nodes.add(node);
+    return node;
+  }
+
+  public void awaitUp(int n) {
+    await().atMost(Duration.ofSeconds(60)).until(() -> nodes.stream()
+        .filter(node -> !node.system().whenTerminated().isCompleted())
+        .allMatch(node -> upCount(node) == n));
+    for (Node node : nodes) {
+      if (!node.system().whenTerminated().isCompleted()) {
+        await().atMost(Duration.ofSeconds(60)).until(() -> HttpProbe.status(node.managementUrl() + "/ready") == 200);
+      }
+    }
+  }
+
+  private static long upCount(Node node) {
+    var members = Cluster.get(node.system()).state().getMembers();
+    long up = 0;
+    for (var m : members) {
+      if (m.status() == MemberStatus.up()) {
+        up++;
+      }
+    }
+    return up;
+  }
+
+  public Node node(int i) {
+    return nodes.get(i);
+  }
+
+  public List<Node> nodes() {
+    return nodes;
+  }
+
+  public static String uniqueDevice(String prefix) {
+    return prefix + "-" + UUID.randomUUID().toString().substring(0, 8);
+  }
+
+  public static DeviceClient.Builder device(String deviceId, InetSocketAddress... addresses) {
+    return DeviceClient.builder()
+        .addresses(List.of(addresses))
+        .deviceId(deviceId)
+        .secret(SECRET.getBytes(StandardCharsets.UTF_8), Duration.ofHours(1))
+        .reconnectBackoff(Duration.ofMillis(100), Duration.ofSeconds(1))
+        .giveUpAfter(Duration.ofSeconds(90));
+  }
+
+  public static DeviceListener ignore() {
+    return new DeviceListener() {};
+  }
+
+  @Override
+  public void close() {
+    for (Node node : nodes) {
+      node.system().terminate();
+    }
+    for (Node node : nodes) {
+      try {
+        node.system().getWhenTerminated().toCompletableFuture().get(30, java.util.concurrent.TimeUnit.SECONDS);
+      } catch (Exception e) {
+        // Best effort: the JVM ends with the test run anyway.
+      }
+    }
+  }
+
+  static int freePort() {
+    try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}
