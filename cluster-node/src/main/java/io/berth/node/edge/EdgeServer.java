@@ -103,9 +103,11 @@ public final class EdgeServer {
     ActorSystem<Void> system = ctx.getSystem();
     // TCP's own idle timeout is only the backstop for a peer that neither reads nor writes
     // after our close; sessions enforce the protocol's idle timeout with an ERROR frame.
+    // Half-close: finishing our side sends FIN after the last frame but keeps reading, so an
+    // ERROR reaches a device that is still writing instead of being lost to a TCP reset.
     Duration backstop = settings.idleTimeout().plus(settings.closeLinger()).plus(settings.idleTimeout());
     CompletionStage<Tcp.ServerBinding> bound = Tcp.get(system)
-        .bind(settings.host(), settings.port(), settings.backlog(), List.of(), false, Optional.of(backstop))
+        .bind(settings.host(), settings.port(), settings.backlog(), List.of(), true, Optional.of(backstop))
         .to(ActorSink.actorRefWithBackpressure(ctx.getSelf(), Accepted::new, AcceptInit::new,
             AcceptAck.INSTANCE, AcceptsEnded.INSTANCE, AcceptsFailed::new))
         .run(system);
@@ -219,9 +221,13 @@ public final class EdgeServer {
     int max = settings.maxFrameSize();
     return Flow.<ByteString>create()
         .via(killSwitch.flow())
+        .via(new DrainOnCancel<>(settings.closeLinger()))
         // The length field counts the type byte and body; Framing counts the header too.
         .via(Framing.lengthField(FrameCodec.HEADER_SIZE, 0, max + FrameCodec.HEADER_SIZE, ByteOrder.BIG_ENDIAN))
         .map(bytes -> FrameCodec.decode(bytes.asByteBuffer(), max))
+        // Framing fails on a length above the maximum (or with the top bit set, which is the same
+        // for an unsigned length): that becomes an ERROR value. A frame cut short by the end of
+        // the connection also fails it; then there is nobody left to answer.
         .recover(FramingException.class, () -> (Decoded) new Decoded.Malformed(ErrorCode.FRAME_TOO_LARGE,
             "length field exceeds the maximum frame size " + max))
         .batch(settings.maxBatchFrames(), EdgeServer::newBatch, EdgeServer::addToBatch)

@@ -1,0 +1,264 @@
+package io.berth.node.connection;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.berth.node.connection.ConnectionEntity.Accepted;
+import io.berth.node.connection.ConnectionEntity.Closed;
+import io.berth.node.connection.ConnectionEntity.Command;
+import io.berth.node.connection.ConnectionEntity.Delivered;
+import io.berth.node.connection.ConnectionEntity.Event;
+import io.berth.node.connection.ConnectionEntity.Opened;
+import io.berth.node.connection.ConnectionEntity.Push;
+import io.berth.node.connection.ConnectionEntity.SessionEnded;
+import io.berth.node.connection.ConnectionEntity.State;
+import io.berth.node.connection.ConnectionEntity.Status;
+import io.berth.node.connection.ConnectionEntity.ToEdge;
+import io.berth.node.connection.ConnectionEntity.Welcomed;
+import io.berth.protocol.CloseCode;
+import io.berth.protocol.Frame;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+
+import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit;
+import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit.CommandResult;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+class ConnectionEntityTest {
+
+  private static final Config CONFIG = ConfigFactory.parseString("""
+          pekko.actor.provider = cluster
+          pekko.remote.artery.canonical.port = 0
+          pekko.remote.artery.canonical.hostname = 127.0.0.1
+          """)
+      .withFallback(EventSourcedBehaviorTestKit.config())
+      .withFallback(ConfigFactory.load());
+
+  private static final ActorTestKit KIT = ActorTestKit.create("ConnectionEntityTest", CONFIG);
+
+  private static final ConnectionSettings SETTINGS =
+      new ConnectionSettings("echo", 8, 1 << 20, 4, 1000, Duration.ofSeconds(3));
+
+  private String socketId;
+  private EventSourcedBehaviorTestKit<Command, Event, State> entity;
+  private TestProbe<ToEdge> edge;
+
+  @AfterAll
+  static void shutdown() {
+    KIT.shutdownTestKit();
+  }
+
+  @BeforeEach
+  void setUp() {
+    socketId = "dev-" + UUID.randomUUID().toString().substring(0, 8);
+    entity = EventSourcedBehaviorTestKit.create(KIT.system(), ConnectionEntity.create(socketId, SETTINGS));
+    edge = KIT.createTestProbe(ToEdge.class);
+  }
+
+  private void open(TestProbe<ToEdge> by, String mapping) {
+    entity.runCommand(new ConnectionEntity.Open(socketId, mapping, false, 0, by.getRef(), "edge-node"));
+    by.expectMessageClass(Welcomed.class);
+  }
+
+  private static List<Frame.Data> frames(long from, long to) {
+    List<Frame.Data> out = new ArrayList<>();
+    for (long s = from; s <= to; s++) {
+      out.add(new Frame.Data(s, ("f" + s).getBytes(StandardCharsets.UTF_8)));
+    }
+    return out;
+  }
+
+  @Test
+  void openPersistsTheEdgeAndWelcomesWithTheWatermarks() {
+    CommandResult<Command, Event, State> result = entity.runCommand(
+        new ConnectionEntity.Open(socketId, "echo", false, 0, edge.getRef(), "edge-node"));
+    assertThat(result.event()).isInstanceOf(Opened.class);
+    assertThat(result.state().status()).isEqualTo(Status.OPEN);
+    assertThat(result.state().edge()).isEqualTo(edge.getRef());
+    Welcomed w = edge.expectMessageClass(Welcomed.class);
+    assertThat(w.socketId()).isEqualTo(socketId);
+    assertThat(w.lastAccepted()).isZero();
+    assertThat(w.downlinkAcked()).isZero();
+  }
+
+  @Test
+  void aBatchIsOneEventThenConfirmedAndEchoed() {
+    open(edge, "echo");
+    CommandResult<Command, Event, State> result = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    assertThat(result.events()).hasSize(1);
+    Accepted accepted = (Accepted) result.event();
+    assertThat(accepted.lastAccepted()).isEqualTo(3);
+    assertThat(accepted.outbound()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L);
+    assertThat(edge.expectMessageClass(Delivered.class)).isEqualTo(new Delivered(3, false));
+    assertThat(edge.expectMessageClass(Push.class).frames()).isEqualTo(frames(1, 3));
+  }
+
+  @Test
+  void replaysAtOrBelowTheWatermarkAreDroppedNotDeliveredAgain() {
+    open(edge, "discard");
+    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    edge.expectMessage(new Delivered(3, false));
+    CommandResult<Command, Event, State> replay = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(2, 5)));
+    Accepted accepted = (Accepted) replay.event();
+    assertThat(accepted.frames()).isEqualTo(2);
+    assertThat(accepted.duplicates()).isEqualTo(2);
+    assertThat(replay.state().counters().framesIn()).isEqualTo(5);
+    edge.expectMessage(new Delivered(5, false));
+
+    CommandResult<Command, Event, State> allOld = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 5)));
+    assertThat(allOld.hasNoEvents()).isTrue();
+    edge.expectMessage(new Delivered(5, false));
+  }
+
+  @Test
+  void aGapStopsAcceptanceAtTheWatermark() {
+    open(edge, "discard");
+    CommandResult<Command, Event, State> gap = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(2, 4)));
+    assertThat(gap.hasNoEvents()).isTrue();
+    edge.expectMessage(new Delivered(0, false));
+  }
+
+  @Test
+  void aFullOutboxRefusesMoreUplinkUntilTheDeviceAcknowledges() {
+    open(edge, "echo");
+    // max-outbox-frames is 8: the 9th echo does not fit.
+    CommandResult<Command, Event, State> result = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 12)));
+    assertThat(((Accepted) result.event()).lastAccepted()).isEqualTo(8);
+    edge.expectMessage(new Delivered(8, true));
+    // downlink-window is 4: only 4 frames are pushed before the device acknowledges.
+    assertThat(edge.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L, 4L);
+    entity.runCommand(new ConnectionEntity.DownlinkAck(edge.getRef(), 4));
+    assertThat(edge.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(5L, 6L, 7L, 8L);
+    edge.expectMessage(ConnectionEntity.Resume.INSTANCE);
+    CommandResult<Command, Event, State> resumed = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(9, 12)));
+    assertThat(((Accepted) resumed.event()).lastAccepted()).isEqualTo(12);
+    assertThat(((Accepted) resumed.event()).downlinkAcked()).isEqualTo(4);
+  }
+
+  @Test
+  void aSecondOpenTakesTheSessionOverAndTheOldEdgeIsClosed() {
+    open(edge, "echo");
+    TestProbe<ToEdge> newer = KIT.createTestProbe(ToEdge.class);
+    entity.runCommand(new ConnectionEntity.Open(socketId, "echo", true, 0, newer.getRef(), "other-node"));
+    newer.expectMessageClass(Welcomed.class);
+    assertThat(edge.expectMessageClass(SessionEnded.class).closeCode()).isEqualTo(CloseCode.REPLACED.wire);
+
+    CommandResult<Command, Event, State> stale = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 1)));
+    assertThat(stale.hasNoEvents()).isTrue();
+    assertThat(edge.expectMessageClass(SessionEnded.class).closeCode()).isEqualTo(CloseCode.REPLACED.wire);
+    assertThat(stale.state().edge()).isEqualTo(newer.getRef());
+  }
+
+  @Test
+  void resumingDropsTheDownlinkFramesTheDeviceAlreadyHas() {
+    open(edge, "echo");
+    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    edge.expectMessageClass(Delivered.class);
+    edge.expectMessageClass(Push.class);
+    TestProbe<ToEdge> again = KIT.createTestProbe(ToEdge.class);
+    CommandResult<Command, Event, State> reopened =
+        entity.runCommand(new ConnectionEntity.Open(socketId, "echo", true, 2, again.getRef(), "edge-node"));
+    assertThat(reopened.state().outbox()).extracting(Frame.Data::seq).containsExactly(3L);
+    Welcomed w = again.expectMessageClass(Welcomed.class);
+    assertThat(w.lastAccepted()).isEqualTo(3);
+    assertThat(w.downlinkAcked()).isEqualTo(2);
+    assertThat(again.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(3L);
+  }
+
+  @Test
+  void closeEndsTheSessionAndDiscardsPendingDownlink() {
+    open(edge, "echo");
+    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
+    CommandResult<Command, Event, State> closed =
+        entity.runCommand(new ConnectionEntity.Close(edge.getRef(), CloseCode.NORMAL.wire, "bye"));
+    assertThat(closed.event()).isEqualTo(new Closed(CloseCode.NORMAL.wire, "bye", 2, ((Closed) closed.event()).at()));
+    assertThat(closed.state().status()).isEqualTo(Status.CLOSED);
+    assertThat(closed.state().outbox()).isEmpty();
+    assertThat(closed.state().downlinkAcked()).isEqualTo(2);
+    edge.fishForMessage(Duration.ofSeconds(3), m -> m instanceof SessionEnded
+        ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
+        : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+
+    TestProbe<ToEdge> reopened = KIT.createTestProbe(ToEdge.class);
+    entity.runCommand(new ConnectionEntity.Open(socketId, "echo", false, 0, reopened.getRef(), "edge-node"));
+    Welcomed w = reopened.expectMessageClass(Welcomed.class);
+    assertThat(w.lastAccepted()).as("numbering continues after a close").isEqualTo(2);
+    assertThat(w.downlinkAcked()).isEqualTo(2);
+  }
+
+  @Test
+  void stateIsRecoveredAfterARestart() {
+    open(edge, "echo");
+    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 5)));
+    entity.runCommand(new ConnectionEntity.DownlinkAck(edge.getRef(), 3));
+    State before = entity.getState();
+    EventSourcedBehaviorTestKit.RestartResult<State> restarted = entity.restart();
+    assertThat(restarted.state().lastAccepted()).isEqualTo(5);
+    assertThat(restarted.state().lastDownlinkSeq()).isEqualTo(5);
+    assertThat(restarted.state().outbox()).isEqualTo(before.outbox());
+    assertThat(restarted.state().edge()).isEqualTo(edge.getRef());
+    assertThat(restarted.state().counters()).isEqualTo(before.counters());
+  }
+
+  @Test
+  void stoppingWritesTheDownlinkAcknowledgementsNotYetDurable() {
+    // A command that stops the entity cannot go through runCommand: run it as a plain actor.
+    ActorRef<Command> live = KIT.spawn(ConnectionEntity.create(socketId, SETTINGS));
+    live.tell(new ConnectionEntity.Open(socketId, "echo", false, 0, edge.getRef(), "edge-node"));
+    edge.expectMessageClass(Welcomed.class);
+    live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 4)));
+    edge.expectMessage(new Delivered(4, false));
+    live.tell(new ConnectionEntity.DownlinkAck(edge.getRef(), 4));
+    live.tell(ConnectionEntity.Stop.INSTANCE);
+    edge.expectTerminated(live);
+
+    ActorRef<Command> recovered = KIT.spawn(ConnectionEntity.create(socketId, SETTINGS));
+    TestProbe<ConnectionEntity.SocketStatus> probe = KIT.createTestProbe(ConnectionEntity.SocketStatus.class);
+    recovered.tell(new ConnectionEntity.GetStatus(probe.getRef()));
+    ConnectionEntity.SocketStatus status = probe.expectMessageClass(ConnectionEntity.SocketStatus.class);
+    assertThat(status.downlinkAcked()).isEqualTo(4);
+    assertThat(status.outboxFrames()).isZero();
+  }
+
+  @Test
+  void aDeviceCannotOpenAnotherDevicesSocket() {
+    entity.runCommand(new ConnectionEntity.Open("intruder", "echo", false, 0, edge.getRef(), "edge-node"));
+    assertThat(edge.expectMessageClass(ConnectionEntity.OpenRejected.class).reason()).contains("does not belong");
+    assertThat(entity.getState().status()).isEqualTo(Status.NEW);
+  }
+
+  @Test
+  void theSocketIsDetachedWhenItsEdgeStops() {
+    TestProbe<ToEdge> shortLived = KIT.createTestProbe(ToEdge.class);
+    open(shortLived, "echo");
+    shortLived.stop();
+    org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(5))
+        .until(() -> entity.getState().status() == Status.DETACHED);
+    assertThat(entity.getState().edge()).isNull();
+  }
+
+  @Test
+  void statusReportsWhatOperatorsSee() {
+    open(edge, "echo");
+    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
+    TestProbe<ConnectionEntity.SocketStatus> probe = KIT.createTestProbe(ConnectionEntity.SocketStatus.class);
+    entity.runCommand(new ConnectionEntity.GetStatus(probe.getRef()));
+    ConnectionEntity.SocketStatus s = probe.expectMessageClass(ConnectionEntity.SocketStatus.class);
+    assertThat(s.state()).isEqualTo("open");
+    assertThat(s.deviceId()).isEqualTo(socketId);
+    assertThat(s.edge()).isEqualTo("edge-node");
+    assertThat(s.node()).startsWith("pekko://");
+    assertThat(s.counters().framesIn()).isEqualTo(2);
+    assertThat(s.outboxFrames()).isEqualTo(2);
+  }
+
+}
