@@ -127,6 +127,39 @@ public final class TestNodes implements AutoCloseable {
     return up;
   }
 
+  /** Where the socket's entity lives now (asking starts it if it is not running). */
+  public String entityNode(String socketId) {
+    try {
+      ActorSystem<Void> live = nodes.stream().map(Node::system)
+          .filter(sys -> !sys.whenTerminated().isCompleted()).findFirst().orElseThrow();
+      return org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding.get(live)
+          .entityRefFor(io.berth.node.connection.ConnectionEntity.ENTITY_KEY, socketId)
+          .ask(io.berth.node.connection.ConnectionEntity.GetStatus::new, Duration.ofSeconds(10))
+          .toCompletableFuture().get(15, java.util.concurrent.TimeUnit.SECONDS).node();
+    } catch (Exception e) {
+      throw new IllegalStateException("socket " + socketId + " did not answer", e);
+    }
+  }
+
+  public Node nodeAt(String address) {
+    return nodes.stream().filter(n -> n.address().toString().equals(address)).findFirst()
+        .orElseThrow(() -> new IllegalArgumentException("no node at " + address));
+  }
+
+  /**
+   * Stops a node without leaving the cluster or handing anything off, as a crash would: its
+   * TCP connections drop and the others must notice it is gone (nodes of this instance run
+   * with run-by-actor-system-terminate = off).
+   */
+  public void crash(Node node) {
+    node.system().terminate();
+    try {
+      node.system().getWhenTerminated().toCompletableFuture().get(30, java.util.concurrent.TimeUnit.SECONDS);
+    } catch (Exception e) {
+      throw new IllegalStateException("node did not stop", e);
+    }
+  }
+
   public Node node(int i) {
     return nodes.get(i);
   }

@@ -110,6 +110,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private final ArrayDeque<Frame.Data> unconfirmed = new ArrayDeque<>();
   private long unconfirmedBytes;
   private long highestForwarded;
+  /** Highest seq sent to the entity (a frame above it waits in {@code unconfirmed}). */
+  private long sentUpTo;
+  /** Last seq of each Deliver not yet answered. */
+  private final ArrayDeque<Long> inFlight = new ArrayDeque<>();
   private long lastConfirmed;
   private long lastProgressAt;
   private boolean stalled;
@@ -236,6 +240,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     releaseStream();
   }
 
+  /** Queues frames for the entity and sends what the in-flight limit allows. */
   private void flush(List<Frame.Data> forward) {
     if (forward == null || forward.isEmpty()) {
       return;
@@ -247,7 +252,39 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       unconfirmed.addLast(d);
       unconfirmedBytes += d.payload().length;
     }
-    entity.tell(new ConnectionEntity.Deliver(self, List.copyOf(forward)));
+    sendDeliveries();
+  }
+
+  /**
+   * At most {@code max-deliveries-in-flight} Deliver messages are outstanding; frames read
+   * meanwhile wait and travel together in the next one. One persisted event per message, so this
+   * is what turns a stream of small reads into few, large journal writes.
+   */
+  private void sendDeliveries() {
+    if (stalled || entity == null) {
+      return;
+    }
+    while (inFlight.size() < settings.maxDeliveriesInFlight()) {
+      List<Frame.Data> batch = null;
+      for (Frame.Data d : unconfirmed) {
+        if (d.seq() <= sentUpTo) {
+          continue;
+        }
+        if (batch == null) {
+          batch = new ArrayList<>();
+        }
+        batch.add(d);
+        if (batch.size() == settings.maxBatchFrames()) {
+          break;
+        }
+      }
+      if (batch == null) {
+        return;
+      }
+      sentUpTo = batch.get(batch.size() - 1).seq();
+      inFlight.addLast(sentUpTo);
+      entity.tell(new ConnectionEntity.Deliver(self, List.copyOf(batch)));
+    }
   }
 
   /** Lets the stream read more once the window has room and nothing is waiting. */
@@ -326,6 +363,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     }
     phase = Phase.OPEN;
     highestForwarded = w.lastAccepted();
+    sentUpTo = w.lastAccepted();
     lastConfirmed = w.lastAccepted();
     highestPushed = w.downlinkAcked();
     deviceAcked = w.downlinkAcked();
@@ -337,6 +375,9 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   }
 
   private void onDelivered(ConnectionEntity.Delivered d) {
+    while (!inFlight.isEmpty() && inFlight.peekFirst() <= d.upTo()) {
+      inFlight.pollFirst();
+    }
     if (d.upTo() > lastConfirmed) {
       lastConfirmed = d.upTo();
       while (!unconfirmed.isEmpty() && unconfirmed.peekFirst().seq() <= d.upTo()) {
@@ -348,8 +389,12 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       }
     }
     if (d.stalled()) {
+      // The entity refused what follows the watermark; it sends Resume when it has room.
       stalled = true;
+      inFlight.clear();
+      sentUpTo = lastConfirmed;
     }
+    sendDeliveries();
     releaseStream();
   }
 
@@ -368,22 +413,12 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     }
   }
 
+  /** Go-back-N: everything not confirmed is sent again; the entity drops what it has. */
   private void resendUnconfirmed() {
-    if (unconfirmed.isEmpty() || entity == null) {
-      return;
-    }
-    List<Frame.Data> batch = new ArrayList<>(settings.maxBatchFrames());
-    for (Frame.Data d : unconfirmed) {
-      batch.add(d);
-      if (batch.size() == settings.maxBatchFrames()) {
-        entity.tell(new ConnectionEntity.Deliver(self, List.copyOf(batch)));
-        batch.clear();
-      }
-    }
-    if (!batch.isEmpty()) {
-      entity.tell(new ConnectionEntity.Deliver(self, List.copyOf(batch)));
-    }
+    inFlight.clear();
+    sentUpTo = lastConfirmed;
     lastProgressAt = System.nanoTime();
+    sendDeliveries();
   }
 
   // ------------------------------------------------------------------ timers
@@ -412,6 +447,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
           fail(ErrorCode.SLOW_CONSUMER, "downlink frames unacknowledged for "
               + settings.ackTimeout().toSeconds() + " s");
         } else if (!unconfirmed.isEmpty() && now - lastProgressAt > settings.entityTimeout().toNanos()) {
+          stalled = false;
           getContext().getLog().info("Socket {}: no confirmation for {} frames in {} ms, sending them again",
               socketId, unconfirmed.size(), TimeUnit.NANOSECONDS.toMillis(now - lastProgressAt));
           resendUnconfirmed();
