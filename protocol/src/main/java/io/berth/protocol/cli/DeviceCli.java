@@ -1,0 +1,215 @@
+package io.berth.protocol.cli;
+
+import io.berth.protocol.DeviceClient;
+import io.berth.protocol.DeviceException;
+import io.berth.protocol.DeviceListener;
+import io.berth.protocol.ErrorCode;
+import io.berth.protocol.Frame;
+import io.berth.protocol.FrameCodec;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * A command-line device: each line read from stdin is sent as one DATA frame, each DATA received
+ * is printed as one line on stdout. Exits 0 once stdin is closed and every line is acknowledged
+ * (and, with {@code --expect N}, N lines were received).
+ */
+@Command(name = "device", mixinStandardHelpOptions = true, sortOptions = false,
+    description = {"Connects a device to a Berth cluster: stdin lines go up as DATA frames, "
+        + "DATA frames come down as stdout lines.",
+        "Exit codes: 0 done, 1 bad arguments, 2 refused by the node, 3 no node reachable, "
+        + "4 timed out waiting for acknowledgements or lines."})
+public final class DeviceCli implements Callable<Integer> {
+
+  static final int REFUSED = 2;
+  static final int UNREACHABLE = 3;
+  static final int TIMED_OUT = 4;
+
+  @Option(names = "--connect", required = true, split = ",", paramLabel = "HOST:PORT",
+      description = "Node addresses, tried in turn on every (re)connect.")
+  List<String> connect;
+
+  @Option(names = "--device", required = true, description = "Device id.")
+  String device;
+
+  @Option(names = "--socket", defaultValue = "", description = "Socket name (default: the device's default socket).")
+  String socket;
+
+  @Option(names = "--mapping", defaultValue = "", description = "Mapping to open the socket with (default: the node's).")
+  String mapping;
+
+  @Option(names = "--secret", description = "Fleet secret to mint the device token with (default: $BERTH_SECRET).")
+  String secret;
+
+  @Option(names = "--secret-file", description = "File holding the fleet secret.")
+  Path secretFile;
+
+  @Option(names = "--token", description = "A ready device token instead of a secret.")
+  String token;
+
+  @Option(names = "--expect", defaultValue = "0", description = "Also wait until N lines were received.")
+  long expect;
+
+  @Option(names = "--window", defaultValue = "256", description = "Unacknowledged frames in flight (default ${DEFAULT-VALUE}).")
+  int window;
+
+  @Option(names = "--timeout", defaultValue = "120", description = "Seconds to wait, after stdin ends, for acknowledgements and expected lines (default ${DEFAULT-VALUE}).")
+  long timeoutSeconds;
+
+  @Option(names = "--give-up-after", defaultValue = "120", description = "Seconds without any reachable node before giving up (default ${DEFAULT-VALUE}).")
+  long giveUpSeconds;
+
+  @Option(names = "--verbose", description = "Report connections and reconnects on stderr.")
+  boolean verbose;
+
+  private final PrintStream out;
+  private final PrintStream err;
+
+  DeviceCli(PrintStream out, PrintStream err) {
+    this.out = out;
+    this.err = err;
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    List<InetSocketAddress> addresses = new ArrayList<>();
+    for (String a : connect) {
+      int colon = a.lastIndexOf(':');
+      if (colon <= 0) {
+        err.println("device: --connect expects HOST:PORT, got '" + a + "'");
+        return 1;
+      }
+      addresses.add(new InetSocketAddress(a.substring(0, colon), Integer.parseInt(a.substring(colon + 1))));
+    }
+    DeviceClient.Builder builder = DeviceClient.builder()
+        .addresses(addresses)
+        .deviceId(device)
+        .socketName(socket)
+        .mapping(mapping)
+        .window(window)
+        .giveUpAfter(Duration.ofSeconds(giveUpSeconds));
+    String credentialProblem = credentials(builder);
+    if (credentialProblem != null) {
+      err.println("device: " + credentialProblem);
+      return 1;
+    }
+    AtomicLong received = new AtomicLong();
+    CountDownLatch expected = new CountDownLatch(1);
+    builder.listener(new DeviceListener() {
+      @Override
+      public void onData(long seq, byte[] payload) {
+        out.println(new String(payload, StandardCharsets.UTF_8));
+        if (received.incrementAndGet() >= expect) {
+          expected.countDown();
+        }
+      }
+
+      @Override
+      public void onConnected(Frame.Welcome welcome, String address) {
+        if (verbose) {
+          err.println("device: connected to " + address + " as " + welcome.socketId()
+              + " (last accepted " + welcome.lastAccepted() + ")");
+        }
+      }
+
+      @Override
+      public void onDisconnected(String address, String cause) {
+        err.println("device: connection to " + address + " lost (" + cause + "), reconnecting");
+      }
+    });
+    if (expect <= 0) {
+      expected.countDown();
+    }
+
+    DeviceClient client;
+    try {
+      client = builder.build().connect();
+    } catch (DeviceException e) {
+      return fail(e);
+    } catch (IllegalArgumentException e) {
+      err.println("device: " + e.getMessage());
+      return 1;
+    }
+    try {
+      int maxPayload = client.welcome().maxFrameSize() - FrameCodec.DATA_OVERHEAD;
+      BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+      String line;
+      long lineNo = 0;
+      while ((line = in.readLine()) != null) {
+        lineNo++;
+        byte[] bytes = line.getBytes(StandardCharsets.UTF_8);
+        if (bytes.length > maxPayload) {
+          err.println("device: line " + lineNo + " has " + bytes.length + " bytes, more than the "
+              + maxPayload + " a frame can carry; not sent");
+          return 1;
+        }
+        client.send(bytes);
+      }
+      if (!client.awaitAllAcked(Duration.ofSeconds(timeoutSeconds))) {
+        err.println("device: " + client.unackedCount() + " lines still unacknowledged after "
+            + timeoutSeconds + " s");
+        return TIMED_OUT;
+      }
+      if (!expected.await(timeoutSeconds, TimeUnit.SECONDS)) {
+        err.println("device: received " + received.get() + " lines, expected " + expect);
+        return TIMED_OUT;
+      }
+      return 0;
+    } catch (DeviceException e) {
+      return fail(e);
+    } finally {
+      client.close(Duration.ofSeconds(5));
+      out.flush();
+    }
+  }
+
+  private String credentials(DeviceClient.Builder builder) throws IOException {
+    if (token != null) {
+      builder.token(token);
+      return null;
+    }
+    String s = secret;
+    if (s == null && secretFile != null) {
+      if (!Files.isReadable(secretFile)) {
+        return "cannot read the secret file " + secretFile;
+      }
+      s = Files.readString(secretFile).strip();
+    }
+    if (s == null) {
+      s = System.getenv("BERTH_SECRET");
+    }
+    if (s == null || s.isEmpty()) {
+      return "no credentials: give --token, --secret, --secret-file or set BERTH_SECRET";
+    }
+    builder.secret(s.getBytes(StandardCharsets.UTF_8), Duration.ofHours(24));
+    return null;
+  }
+
+  private int fail(DeviceException e) {
+    err.println("device: " + e.getMessage());
+    ErrorCode code = ErrorCode.fromWire(e.code());
+    return code == ErrorCode.UNAVAILABLE ? UNREACHABLE : REFUSED;
+  }
+
+  public static void main(String[] args) {
+    PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true,
+        StandardCharsets.UTF_8);
+    System.exit(new CommandLine(new DeviceCli(out, System.err)).execute(args));
+  }
+}

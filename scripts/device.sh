@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# A command-line device built on the reference client (DeviceClient):
+#   scripts/device.sh --connect HOST:PORT[,HOST:PORT...] --device ID [--socket NAME] [--mapping M]
+#                     [--secret S | --secret-file F | --token T] [--expect N]
+# Reads lines from stdin and sends each as a DATA frame; prints each DATA received as a line.
+# Exits 0 once stdin is closed and every line is acknowledged (and N lines received with
+# --expect). The secret defaults to $BERTH_SECRET, then to the one `scripts/cluster.sh up` made.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ensure_built
+
+args=("$@")
+has_credentials=false
+for a in "$@"; do
+  case "$a" in --secret|--secret=*|--secret-file|--secret-file=*|--token|--token=*) has_credentials=true ;; esac
+done
+if ! $has_credentials && [[ -z "${BERTH_SECRET:-}" && -f "$RUN_DIR/secret" ]]; then
+  args+=(--secret-file "$RUN_DIR/secret")
+fi
+
+exec java ${BERTH_DEVICE_JAVA_OPTS:--Xmx256m -XX:TieredStopAtLevel=1} -cp "$JAR" io.berth.protocol.cli.DeviceCli "${args[@]}"

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Runs every test (unit, in-JVM cluster, and the multi-process launch) against a real
+# PostgreSQL server:
+#   scripts/test.sh [extra mvn arguments]
+# The server is BERTH_TEST_DB_URL (with BERTH_TEST_DB_USER / BERTH_TEST_DB_PASSWORD) if set;
+# otherwise 127.0.0.1:5432 as user postgres: started if installed but stopped, installed with
+# apt-get if absent and this script runs as root on Debian/Ubuntu. The test database is created
+# if missing.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+DEFAULT_URL="jdbc:postgresql://127.0.0.1:5432/berth_test"
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 -t 3 2>/dev/null; }
+
+can_apt() { [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; }
+
+start_local_postgres() {
+  local version
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+  [[ -n "$version" ]] || return 1
+  say "PostgreSQL $version is installed but not running: starting it"
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
+  fi
+  local deadline=$((SECONDS + 60))
+  until pg_up; do
+    ((SECONDS < deadline)) || return 1
+    sleep 1
+  done
+}
+
+install_postgres() {
+  say "no PostgreSQL server found: installing it with apt-get (this machine runs the tests as root)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q postgresql postgresql-client >&2
+  start_local_postgres || die "PostgreSQL was installed but did not start"
+  # A fresh install asks for a password on TCP; give the test user one.
+  su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'berth-test'\"" >&2
+  export BERTH_TEST_DB_PASSWORD="${BERTH_TEST_DB_PASSWORD:-berth-test}"
+}
+
+ensure_postgres() {
+  if [[ -n "${BERTH_TEST_DB_URL:-}" ]]; then
+    say "tests use PostgreSQL at $BERTH_TEST_DB_URL (BERTH_TEST_DB_URL)"
+    return
+  fi
+  export BERTH_TEST_DB_URL="$DEFAULT_URL"
+  if ! command -v pg_isready >/dev/null 2>&1; then
+    if [[ -d /etc/postgresql ]] || ! can_apt; then
+      die "pg_isready not found. Provide a PostgreSQL server: set BERTH_TEST_DB_URL=jdbc:postgresql://host:port/db (and BERTH_TEST_DB_USER, BERTH_TEST_DB_PASSWORD), or install PostgreSQL locally (apt-get install postgresql)"
+    fi
+    install_postgres
+  elif ! pg_up; then
+    if ! start_local_postgres; then
+      can_apt && [[ ! -d /etc/postgresql ]] && install_postgres
+      pg_up || die "no PostgreSQL answers on 127.0.0.1:5432 and none could be started. Start one, or set BERTH_TEST_DB_URL=jdbc:postgresql://host:port/db"
+    fi
+  fi
+  local user="${BERTH_TEST_DB_USER:-postgres}"
+  export PGPASSWORD="${BERTH_TEST_DB_PASSWORD:-}"
+  if ! psql -h 127.0.0.1 -U "$user" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'berth_test'" | grep -q 1; then
+    say "creating database berth_test"
+    psql -h 127.0.0.1 -U "$user" -d postgres -qc "CREATE DATABASE berth_test" >&2
+  fi
+  say "tests use PostgreSQL at $BERTH_TEST_DB_URL"
+}
+
+require_java
+command -v mvn >/dev/null 2>&1 || {
+  if can_apt; then
+    say "Maven not found: installing it with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q maven >&2
+  else
+    die "Maven not found: install Maven 3.8+ (Debian: apt-get install maven)"
+  fi
+}
+command -v curl >/dev/null 2>&1 || { can_apt && DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >&2; }
+
+ensure_postgres
+cd "$ROOT"
+started=$SECONDS
+mvn -B verify "$@"
+say "all tests passed in $((SECONDS - started)) s"
