@@ -1,0 +1,97 @@
+package io.berth.node;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.berth.protocol.CloseCode;
+import io.berth.protocol.DeviceClient;
+import io.berth.protocol.Frame;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/** Sessions as a device sees them: resume after drops, takeover, the operator view. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class DeviceSessionIT {
+
+  private TestNodes nodes;
+
+  @BeforeAll
+  void start() {
+    nodes = new TestNodes().start(2);
+  }
+
+  @AfterAll
+  void stop() {
+    nodes.close();
+  }
+
+  @Test
+  void droppedConnectionsAreResumedWithoutLossOrDuplicates() {
+    String device = TestNodes.uniqueDevice("flaky");
+    int frames = 5_000;
+    try (EchoStreamer streamer = new EchoStreamer(
+        TestNodes.device(device, nodes.node(0).edge(), nodes.node(1).edge()), frames, Duration.ofMillis(1)).start()) {
+      for (int drop = 1; drop <= 3; drop++) {
+        int target = drop * 1_000;
+        await().atMost(Duration.ofMinutes(1)).until(() -> streamer.distinctEchoed() >= target);
+        streamer.client().dropConnection();
+      }
+      streamer.awaitComplete(Duration.ofMinutes(2));
+      assertThat(streamer.distinctEchoed()).isEqualTo(frames);
+      assertThat(streamer.duplicateEchoes()).isZero();
+      assertThat(streamer.client().connectionCount()).isGreaterThanOrEqualTo(4);
+    }
+    HttpProbe.Response status = HttpProbe.get(nodes.node(1).managementUrl() + "/api/sockets/" + device);
+    assertThat(status.status()).isEqualTo(200);
+    assertThat(status.body()).contains("\"framesIn\":" + frames).contains("\"framesOut\":" + frames);
+  }
+
+  @Test
+  void aSecondConnectionTakesTheSocketOverAndTheFirstIsToldReplaced() throws Exception {
+    String device = TestNodes.uniqueDevice("twice");
+    DeviceClient first = TestNodes.device(device, nodes.node(0).edge()).socketName("telemetry").build().connect();
+    first.send(new byte[] {1});
+    assertThat(first.awaitAllAcked(Duration.ofSeconds(20))).isTrue();
+
+    try (RawDevice second = new RawDevice(nodes.node(1).edge(), Duration.ofSeconds(20))) {
+      second.send(new Frame.Hello(1, false, 0, device,
+          RawDevice.token(device, java.time.Instant.now().plusSeconds(60)), "telemetry", "echo"));
+      Frame.Welcome w = (Frame.Welcome) second.read();
+      assertThat(w.socketId()).isEqualTo(device + "/telemetry");
+      assertThat(w.lastAccepted()).as("the session continues").isEqualTo(1);
+      await().atMost(Duration.ofSeconds(20)).until(() -> first.terminatedCause() != null);
+      assertThat(first.terminatedCause()).contains(Integer.toString(CloseCode.REPLACED.wire));
+      assertThat(first.connectionCount()).as("a replaced client does not fight back").isEqualTo(1);
+    }
+  }
+
+  @Test
+  void theOperatorRouteAnswers404ForUnknownAnd400ForInvalidSocketIds() {
+    String base = nodes.node(0).managementUrl() + "/api/sockets/";
+    HttpProbe.Response unknown = HttpProbe.get(base + TestNodes.uniqueDevice("never"));
+    assertThat(unknown.status()).isEqualTo(404);
+    assertThat(unknown.body()).contains("\"error\"");
+    assertThat(HttpProbe.get(base + "bad%20id").status()).isEqualTo(400);
+    assertThat(HttpProbe.get(nodes.node(0).managementUrl() + "/alive").status()).isEqualTo(200);
+    assertThat(HttpProbe.get(nodes.node(0).managementUrl() + "/cluster/members").body()).contains("\"status\":\"Up\"");
+  }
+
+  @Test
+  void socketsWithANameAreAddressableWithASlashOrItsEncoding() throws Exception {
+    String device = TestNodes.uniqueDevice("named");
+    DeviceClient client = TestNodes.device(device, nodes.node(0).edge()).socketName("a.b").mapping("discard")
+        .build().connect();
+    client.send(new byte[] {7});
+    assertThat(client.awaitAllAcked(Duration.ofSeconds(20))).isTrue();
+    for (String path : List.of(device + "/a.b", device + "%2Fa.b")) {
+      HttpProbe.Response r = HttpProbe.get(nodes.node(1).managementUrl() + "/api/sockets/" + path);
+      assertThat(r.status()).as(path).isEqualTo(200);
+      assertThat(r.body()).contains("\"socketId\":\"" + device + "/a.b\"").contains("\"state\":\"open\"");
+    }
+    client.close();
+  }
+}
