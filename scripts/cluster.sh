@@ -89,8 +89,7 @@ start_node() {
     export BERTH_EDGE_HOST=127.0.0.1 BERTH_EDGE_PORT=$((EDGE_BASE + i))
     export BERTH_MANAGEMENT_PORT=$((MGMT_BASE + i)) BERTH_REMOTE_PORT=$((REMOTE_BASE + i))
     export BERTH_SEED_NODES="$seeds" BERTH_DB_POOL_SIZE="${BERTH_DB_POOL_SIZE:-5}"
-    # shellcheck disable=SC2086
-    exec nohup java "${jopts[@]}" $NODE_OPTS -jar "$JAR" >>"$(node_log "$i")" 2>&1
+    exec nohup java "${jopts[@]}" "${NODE_OPTS[@]}" -jar "$JAR" >>"$(node_log "$i")" 2>&1
   ) &
   echo $! >"$(node_pid_file "$i")"
   say "node $i started (pid $!): devices 127.0.0.1:$((EDGE_BASE + i)), management http://127.0.0.1:$((MGMT_BASE + i))"
@@ -188,9 +187,11 @@ cmd_up() {
     db_user="${BERTH_DB_USER:-postgres}"
     db_password="${BERTH_DB_PASSWORD:-}"
   fi
+  local NODE_OPTS=("${opts[@]}")
   {
-    printf 'NODES=%q\nSECRET=%q\nDB_URL=%q\nDB_USER=%q\nDB_PASSWORD=%q\nNODE_OPTS=%q\n' \
-      "$n" "$secret" "$db" "$db_user" "$db_password" "${opts[*]:-}"
+    printf 'NODES=%q\nSECRET=%q\nDB_URL=%q\nDB_USER=%q\nDB_PASSWORD=%q\n' \
+      "$n" "$secret" "$db" "$db_user" "$db_password"
+    declare -p NODE_OPTS
   } >"$RUN_DIR/settings"
   echo "$n" >"$RUN_DIR/nodes"
 

@@ -33,7 +33,12 @@ ensure_built() {
   fi
 }
 
-# True when the process with this PID is alive.
-alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+# True when the process with this PID is alive and is one of ours (a Berth node or the embedded
+# database): a PID file left from before a reboot may name an unrelated process by now.
+alive() {
+  [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null || return 1
+  [[ -r "/proc/$1/cmdline" ]] || return 0
+  tr '\0' ' ' <"/proc/$1/cmdline" | grep -qE 'berth-node\.jar|io\.berth\.'
+}
 
 pid_of() { [[ -f "$1" ]] && cat "$1" || true; }

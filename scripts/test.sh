@@ -60,9 +60,12 @@ ensure_postgres() {
   fi
   local user="${BERTH_TEST_DB_USER:-postgres}"
   export PGPASSWORD="${BERTH_TEST_DB_PASSWORD:-}"
-  if ! psql -h 127.0.0.1 -U "$user" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'berth_test'" | grep -q 1; then
+  local exists
+  exists=$(psql -w -h 127.0.0.1 -U "$user" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'berth_test'") \
+    || die "cannot log in to PostgreSQL on 127.0.0.1:5432 as '$user' (set BERTH_TEST_DB_USER / BERTH_TEST_DB_PASSWORD)"
+  if [[ "$exists" != "1" ]]; then
     say "creating database berth_test"
-    psql -h 127.0.0.1 -U "$user" -d postgres -qc "CREATE DATABASE berth_test" >&2
+    psql -w -h 127.0.0.1 -U "$user" -d postgres -qc "CREATE DATABASE berth_test" >&2
   fi
   say "tests use PostgreSQL at $BERTH_TEST_DB_URL"
 }
@@ -76,7 +79,10 @@ command -v mvn >/dev/null 2>&1 || {
     die "Maven not found: install Maven 3.8+ (Debian: apt-get install maven)"
   fi
 }
-command -v curl >/dev/null 2>&1 || { can_apt && DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >&2; }
+if ! command -v curl >/dev/null 2>&1 && can_apt; then
+  say "curl not found: installing it with apt-get (the launch tests use it)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >&2
+fi
 
 ensure_postgres
 cd "$ROOT"

@@ -20,6 +20,15 @@ public final class BerthNode {
 
   public static final String SYSTEM_NAME = "berth";
 
+  /** Coordinated-shutdown reason when the management HTTP server cannot start. */
+  public static final org.apache.pekko.actor.CoordinatedShutdown.Reason MANAGEMENT_FAILED =
+      new org.apache.pekko.actor.CoordinatedShutdown.Reason() {
+        @Override
+        public String toString() {
+          return "ManagementFailed";
+        }
+      };
+
   private BerthNode() {}
 
   /**
@@ -46,7 +55,13 @@ public final class BerthNode {
       ActorSystem<Void> system = ctx.getSystem();
       ConnectionEntity.init(system, connection);
       ctx.spawn(EdgeServer.create(edge), "edge");
-      PekkoManagement.get(system).start();
+      PekkoManagement.get(system).start().whenComplete((uri, failure) -> {
+        if (failure != null) {
+          // Without management there is no readiness and no operator API: do not run half a node.
+          system.log().error("Cannot start the management HTTP server: {}", failure.getMessage());
+          org.apache.pekko.actor.CoordinatedShutdown.get(system).run(MANAGEMENT_FAILED);
+        }
+      });
       return Behaviors.empty();
     });
   }

@@ -45,6 +45,8 @@ public final class Main {
     }
     int code = reason == EdgeServer.BIND_FAILED ? 2
         : reason == CoordinatedShutdown.clusterDowningReason() ? 3
+        : reason == CoordinatedShutdown.clusterJoinUnsuccessfulReason() ? 4
+        : reason == BerthNode.MANAGEMENT_FAILED ? 5
         : 0;
     log.info("Node stopped ({}), exit code {}", reason, code);
     flushLogs();

@@ -70,6 +70,63 @@ class DeviceSessionIT {
   }
 
   @Test
+  void largeFramesCrossToARemoteEntityAndBackExactlyOnce() throws InterruptedException {
+    String device = null;
+    for (int i = 0; i < 50 && device == null; i++) {
+      String candidate = TestNodes.uniqueDevice("large");
+      if (!nodes.entityNode(candidate).equals(nodes.node(0).address().toString())) {
+        device = candidate;
+      }
+    }
+    assertThat(device).as("a socket whose entity is remote from the edge").isNotNull();
+    java.util.concurrent.atomic.AtomicInteger echoed = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicLong lastSeq = new java.util.concurrent.atomic.AtomicLong();
+    java.util.concurrent.atomic.AtomicBoolean inOrder = new java.util.concurrent.atomic.AtomicBoolean(true);
+    DeviceClient client = TestNodes.device(device, nodes.node(0).edge()).mapping("echo").window(64)
+        .listener(new io.berth.protocol.DeviceListener() {
+          @Override
+          public void onData(long seq, byte[] payload) {
+            if (payload.length != 60_000 || seq != lastSeq.get() + 1) {
+              inOrder.set(false);
+            }
+            lastSeq.set(seq);
+            echoed.incrementAndGet();
+          }
+        }).build().connect();
+    try {
+      for (int i = 0; i < 300; i++) {
+        client.send(new byte[60_000]);
+      }
+      assertThat(client.awaitAllAcked(Duration.ofMinutes(2))).isTrue();
+      await().atMost(Duration.ofMinutes(1)).until(() -> echoed.get() >= 300);
+      assertThat(echoed.get()).isEqualTo(300);
+      assertThat(inOrder.get()).isTrue();
+    } finally {
+      client.close();
+    }
+  }
+
+  @Test
+  void framesSentJustBeforeACloseAreDeliveredBeforeTheSessionEnds() throws Exception {
+    String device = TestNodes.uniqueDevice("hasty");
+    try (RawDevice raw = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
+      raw.send(RawDevice.hello(device, "discard"));
+      Frame.Welcome w = (Frame.Welcome) raw.read();
+      java.io.ByteArrayOutputStream burst = new java.io.ByteArrayOutputStream();
+      for (long seq = w.lastAccepted() + 1; seq <= w.lastAccepted() + 2_000; seq++) {
+        burst.write(io.berth.protocol.FrameCodec.encode(new Frame.Data(seq, new byte[100])));
+      }
+      burst.write(io.berth.protocol.FrameCodec.encode(new Frame.Close(CloseCode.NORMAL, "done")));
+      raw.write(burst.toByteArray());
+      List<Frame> frames = raw.readUntilClosed();
+      assertThat(frames).last().isEqualTo(new Frame.Close(CloseCode.NORMAL.wire, "session closed"));
+      assertThat(frames).contains(new Frame.Ack(2_000));
+    }
+    HttpProbe.Response status = HttpProbe.get(nodes.node(0).managementUrl() + "/api/sockets/" + device);
+    assertThat(status.body()).contains("\"framesIn\":2000").contains("\"state\":\"closed\"");
+  }
+
+  @Test
   void theOperatorRouteAnswers404ForUnknownAnd400ForInvalidSocketIds() {
     String base = nodes.node(0).managementUrl() + "/api/sockets/";
     HttpProbe.Response unknown = HttpProbe.get(base + TestNodes.uniqueDevice("never"));

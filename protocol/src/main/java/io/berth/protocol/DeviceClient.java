@@ -30,7 +30,10 @@ import java.util.function.Supplier;
  * the ones it already had. Downlink frames are handed to the listener once per sequence number.
  *
  * <p>Threads: one supervisor thread per client (connects and reads) and one writer thread per
- * connection. Listener callbacks run on the supervisor thread.
+ * connection. Listener callbacks run on the supervisor thread: a callback that calls {@link #send}
+ * while the window is full would wait for an acknowledgement only that thread can read, so it
+ * gets an {@link IllegalStateException} instead; send replies from another thread. A callback
+ * that throws stops the client.
  */
 public final class DeviceClient implements AutoCloseable {
 
@@ -40,6 +43,7 @@ public final class DeviceClient implements AutoCloseable {
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition changed = lock.newCondition();
   private final ArrayDeque<Frame.Data> unacked = new ArrayDeque<>();
+  private long unackedBytes;
 
   // Guarded by lock.
   private long nextSeq = 1;
@@ -52,6 +56,7 @@ public final class DeviceClient implements AutoCloseable {
   private DeviceException terminal;
   private String terminalCause;
   private int connections;
+  private boolean terminationNotified;
 
   private volatile InetSocketAddress redirect;
   private Thread supervisor;
@@ -103,12 +108,17 @@ public final class DeviceClient implements AutoCloseable {
     lock.lockInterruptibly();
     try {
       checkPayloadSize(payload.length);
-      while (terminal == null && !closing && unacked.size() >= settings.window) {
+      if (!windowHasRoom(payload.length) && Thread.currentThread() == supervisor) {
+        throw new IllegalStateException("send() from a listener callback with a full window would block the "
+            + "thread that reads the acknowledgements; send from another thread");
+      }
+      while (terminal == null && !closing && !windowHasRoom(payload.length)) {
         changed.await();
       }
       failIfStopped();
       Frame.Data frame = new Frame.Data(nextSeq++, payload);
       unacked.addLast(frame);
+      unackedBytes += payload.length;
       if (current != null) {
         current.enqueue(frame);
       }
@@ -116,6 +126,19 @@ public final class DeviceClient implements AutoCloseable {
     } finally {
       lock.unlock();
     }
+  }
+
+  /**
+   * The window is the smaller of this client's and the node's (WELCOME.window frames and
+   * WELCOME.windowBytes of payload); one frame is always allowed when nothing is unacknowledged.
+   */
+  private boolean windowHasRoom(int payloadLength) {
+    if (unacked.isEmpty()) {
+      return true;
+    }
+    int frames = welcome != null ? Math.min(settings.window, Math.max(1, welcome.window())) : settings.window;
+    long bytes = welcome != null && welcome.windowBytes() > 0 ? welcome.windowBytes() : Long.MAX_VALUE;
+    return unacked.size() < frames && unackedBytes + payloadLength <= bytes;
   }
 
   /** Waits until every frame sent so far is acknowledged; false when the time ran out. */
@@ -224,7 +247,7 @@ public final class DeviceClient implements AutoCloseable {
     try {
       if (supervisor == null) {
         terminate(null, "closed before connecting");
-        return;
+        deadline = System.nanoTime();
       }
       closing = true;
       changed.signalAll();
@@ -247,6 +270,7 @@ public final class DeviceClient implements AutoCloseable {
     } finally {
       lock.unlock();
     }
+    notifyTerminated();
     Thread s = supervisor;
     if (s != null && s != Thread.currentThread()) {
       s.interrupt();
@@ -284,6 +308,10 @@ public final class DeviceClient implements AutoCloseable {
         break;
       } catch (IOException | Retry e) {
         outcome = Outcome.backoff(describe(e));
+      } catch (RuntimeException e) {
+        // A listener callback threw: stop cleanly rather than leave callers blocked forever.
+        terminate(new DeviceException("listener failed: " + e, e), "listener failed");
+        break;
       } finally {
         detach(connection);
       }
@@ -341,6 +369,7 @@ public final class DeviceClient implements AutoCloseable {
       return false;
     } finally {
       lock.unlock();
+      notifyTerminated();
     }
   }
 
@@ -379,6 +408,7 @@ public final class DeviceClient implements AutoCloseable {
         throw new Retry("expected WELCOME, got " + first.type());
       }
       attach(connection, w);
+      connection.reader.setMaxFrameSize(Math.max(w.maxFrameSize(), settings.maxFrameSize));
       int idle = w.idleTimeoutSeconds();
       socket.setSoTimeout(idle > 0 ? (int) TimeUnit.SECONDS.toMillis(idle) : 0);
       connection.startWriter(idle > 0 ? Duration.ofMillis(TimeUnit.SECONDS.toMillis(idle) / 3) : null);
@@ -448,6 +478,10 @@ public final class DeviceClient implements AutoCloseable {
       while (true) {
         Frame frame = connection.read();
         if (frame instanceof Frame.Data d) {
+          if (d.seq() > lastReceived() + 1) {
+            // Never hand the application a gap: resume, and the node sends from lastReceived.
+            return Outcome.backoff("downlink gap: DATA " + d.seq() + " after " + lastReceived());
+          }
           if (receive(d)) {
             settings.listener.onData(d.seq(), d.payload());
           }
@@ -515,7 +549,7 @@ public final class DeviceClient implements AutoCloseable {
     }
     lastAcked = seq;
     while (!unacked.isEmpty() && unacked.peekFirst().seq() <= seq) {
-      unacked.pollFirst();
+      unackedBytes -= unacked.pollFirst().payload().length;
     }
     changed.signalAll();
   }
@@ -564,6 +598,10 @@ public final class DeviceClient implements AutoCloseable {
     }
   }
 
+  /**
+   * Stops the client for good. The listener is told outside the lock: when the caller holds it,
+   * the notice goes out once the caller releases it ({@link #notifyTerminated}).
+   */
   private void terminate(DeviceException error, String cause) {
     Connection c;
     lock.lock();
@@ -582,7 +620,22 @@ public final class DeviceClient implements AutoCloseable {
     if (c != null) {
       c.shutdown();
     }
-    settings.listener.onTerminated(error != null ? error.getMessage() : cause);
+    notifyTerminated();
+  }
+
+  private void notifyTerminated() {
+    String cause;
+    lock.lock();
+    try {
+      if (lock.getHoldCount() > 1 || terminalCause == null || terminationNotified) {
+        return;
+      }
+      terminationNotified = true;
+      cause = terminal != null ? terminal.getMessage() : terminalCause;
+    } finally {
+      lock.unlock();
+    }
+    settings.listener.onTerminated(cause);
   }
 
   private void failIfStopped() {

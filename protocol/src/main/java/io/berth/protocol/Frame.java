@@ -47,6 +47,7 @@ public sealed interface Frame {
       long lastAcked,
       int maxFrameSize,
       int window,
+      long windowBytes,
       int idleTimeoutSeconds)
       implements Frame {
     public Welcome {

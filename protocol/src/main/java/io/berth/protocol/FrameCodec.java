@@ -63,6 +63,7 @@ public final class FrameCodec {
       out.putLong(w.lastAcked());
       out.putInt(w.maxFrameSize());
       out.putShort((short) w.window());
+      out.putInt((int) w.windowBytes());
       out.putShort((short) w.idleTimeoutSeconds());
     } else if (frame instanceof Frame.Ping p) {
       out.putLong(p.nonce());
@@ -98,7 +99,7 @@ public final class FrameCodec {
       return 1 + 1 + 8 + str(h.deviceId()) + str(h.token()) + str(h.socketName())
           + str(h.mapping());
     } else if (frame instanceof Frame.Welcome w) {
-      return 1 + str(w.socketId()) + str(w.node()) + 8 + 8 + 4 + 2 + 2;
+      return 1 + str(w.socketId()) + str(w.node()) + 8 + 8 + 4 + 2 + 4 + 2;
     } else if (frame instanceof Frame.Link l) {
       return 1 + str(l.peer()) + str(l.reason());
     } else if (frame instanceof Frame.Redirect r) {
@@ -205,7 +206,7 @@ public final class FrameCodec {
         }
         case WELCOME -> new Frame.Welcome(in.get() & 0xFF, getString(in), getString(in),
             seq(in.getLong()), seq(in.getLong()), in.getInt(), in.getShort() & 0xFFFF,
-            in.getShort() & 0xFFFF);
+            Integer.toUnsignedLong(in.getInt()), in.getShort() & 0xFFFF);
         case DATA -> {
           long seq = seq(in.getLong());
           byte[] payload = new byte[in.remaining()];

@@ -13,7 +13,7 @@ import java.nio.ByteBuffer;
 public final class FrameReader {
 
   private final DataInputStream in;
-  private final int maxFrameSize;
+  private volatile int maxFrameSize;
 
   public FrameReader(InputStream in, int maxFrameSize) {
     this.in = in instanceof DataInputStream d ? d : new DataInputStream(in);
@@ -35,6 +35,11 @@ public final class FrameReader {
     byte[] body = new byte[(int) declared - 1];
     in.readFully(body);
     return FrameCodec.decodeBody(type, ByteBuffer.wrap(body));
+  }
+
+  /** Changes the limit, e.g. to the one the node announced in its WELCOME. */
+  public void setMaxFrameSize(int maxFrameSize) {
+    this.maxFrameSize = maxFrameSize;
   }
 
   /** Bytes that can be read without blocking: used to coalesce acknowledgements per burst. */

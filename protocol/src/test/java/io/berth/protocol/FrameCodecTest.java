@@ -25,9 +25,9 @@ class FrameCodecTest {
         Arguments.of(new Frame.Hello(1, true, 7, "d1", "t", "s", ""),
             "00000017" + "01" + "01" + "01" + "0000000000000007" + "00026431" + "000174"
                 + "000173" + "0000"),
-        Arguments.of(new Frame.Welcome(1, "d1", "n", 5, 6, 65536, 256, 60),
-            "00000021" + "02" + "01" + "00026431" + "00016e" + "0000000000000005"
-                + "0000000000000006" + "00010000" + "0100" + "003c"),
+        Arguments.of(new Frame.Welcome(1, "d1", "n", 5, 6, 65536, 256, 1048576, 60),
+            "00000025" + "02" + "01" + "00026431" + "00016e" + "0000000000000005"
+                + "0000000000000006" + "00010000" + "0100" + "00100000" + "003c"),
         Arguments.of(new Frame.Data(1, new byte[] {0x68, 0x69}),
             "0000000b" + "03" + "0000000000000001" + "6869"),
         Arguments.of(new Frame.Data(2, new byte[0]), "00000009" + "03" + "0000000000000002"),
@@ -61,7 +61,7 @@ class FrameCodecTest {
   void roundTripsEveryFrameType() {
     List<Frame> frames = List.of(
         new Frame.Hello(1, true, Long.MAX_VALUE, "device-1", "123:abc", "telemetry", "echo"),
-        new Frame.Welcome(1, "device-1/telemetry", "pekko://berth@10.0.0.1:2551", 9, 10, MAX, 512, 30),
+        new Frame.Welcome(1, "device-1/telemetry", "pekko://berth@10.0.0.1:2551", 9, 10, MAX, 512, 4_000_000_000L, 30),
         new Frame.Data(Long.MAX_VALUE, new byte[MAX - FrameCodec.DATA_OVERHEAD]),
         new Frame.Ack(0), new Frame.Ping(42), new Frame.Pong(42),
         new Frame.Link(LinkStatus.TIMEOUT, "peer/é", "waited 30 s"),

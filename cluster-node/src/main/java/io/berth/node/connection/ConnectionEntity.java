@@ -16,6 +16,7 @@ import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
@@ -66,6 +67,17 @@ public final class ConnectionEntity
 
   /** The device acknowledged downlink frames up to {@code upTo}. Hot path: binary serializer. */
   public record DownlinkAck(ActorRef<ToEdge> edge, long upTo) implements Command {}
+
+  /** The edge saw a gap in the downlink: push again everything after {@code from}. */
+  public record Resync(ActorRef<ToEdge> edge, long from) implements Command, CborSerializable {}
+
+  /** The edge's connection is alive: keeps an attached session from being passivated. */
+  public record Heartbeat(ActorRef<ToEdge> edge) implements Command, CborSerializable {}
+
+  /** Pushed frames are still unacknowledged: push them again if nothing progressed. */
+  private enum RetryDownlink implements Command {
+    INSTANCE
+  }
 
   /** The device (through its edge) ends the session. */
   public record Close(ActorRef<ToEdge> edge, int code, String reason) implements Command, CborSerializable {}
@@ -277,10 +289,11 @@ public final class ConnectionEntity
   }
 
   public static Behavior<Command> create(String socketId, ConnectionSettings settings) {
-    return Behaviors.setup(ctx -> new ConnectionEntity(ctx, socketId, settings));
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new ConnectionEntity(ctx, timers, socketId, settings)));
   }
 
   private final ActorContext<Command> context;
+  private final TimerScheduler<Command> timers;
   private final String socketId;
   private final ConnectionSettings settings;
   private final String node;
@@ -289,11 +302,14 @@ public final class ConnectionEntity
   private long liveDownlinkAcked;
   private long sentUpTo;
   private boolean edgeStalled;
+  private long ackedAtLastRetry = -1;
 
-  private ConnectionEntity(ActorContext<Command> context, String socketId, ConnectionSettings settings) {
+  private ConnectionEntity(ActorContext<Command> context, TimerScheduler<Command> timers, String socketId,
+      ConnectionSettings settings) {
     super(PersistenceId.of(ENTITY_KEY.name(), socketId),
         SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
     this.context = context;
+    this.timers = timers;
     this.socketId = socketId;
     this.settings = settings;
     this.node = Cluster.get(context.getSystem()).selfMember().address().toString();
@@ -306,7 +322,8 @@ public final class ConnectionEntity
 
   @Override
   public RetentionCriteria retentionCriteria() {
-    return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2);
+    // Older events (echo payloads included) are deleted once a snapshot covers them.
+    return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2).withDeleteEventsOnSnapshot();
   }
 
   @Override
@@ -318,6 +335,8 @@ public final class ConnectionEntity
           if (state.status() == Status.OPEN && state.edge() != null) {
             // If the edge died while this entity was not running, the watch fires at once.
             context.watchWith(state.edge(), new EdgeTerminated(state.edge()));
+            // Frames persisted before a crash may never have reached the edge.
+            pump(state);
           }
         })
         .build();
@@ -340,6 +359,10 @@ public final class ConnectionEntity
         .onCommand(Deliver.class, this::onDeliver)
         .onCommand(DownlinkAck.class, this::onDownlinkAck)
         .onCommand(Close.class, this::onClose)
+        .onCommand(Resync.class, this::onResync)
+        .onCommand(Heartbeat.class, (state, cmd) -> state.isAttached(cmd.edge())
+            ? Effect().noReply() : tellNotAttached(state, cmd.edge()))
+        .onCommand(RetryDownlink.class, this::onRetryDownlink)
         .onCommand(EdgeTerminated.class, this::onEdgeTerminated);
   }
 
@@ -349,7 +372,10 @@ public final class ConnectionEntity
         .forState(s -> s.status() != Status.OPEN)
         .onCommand(Deliver.class, (state, cmd) -> tellNotAttached(state, cmd.edge()))
         .onCommand(Close.class, (state, cmd) -> tellNotAttached(state, cmd.edge()))
+        .onCommand(Heartbeat.class, (state, cmd) -> tellNotAttached(state, cmd.edge()))
         .onCommand(DownlinkAck.class, (state, cmd) -> Effect().noReply())
+        .onCommand(Resync.class, (state, cmd) -> Effect().noReply())
+        .onCommand(RetryDownlink.class, (state, cmd) -> Effect().noReply())
         .onCommand(EdgeTerminated.class, (state, cmd) -> Effect().noReply());
   }
 
@@ -442,6 +468,8 @@ public final class ConnectionEntity
         edgeStalled = true;
       }
       cmd.edge().tell(new Delivered(watermark, refused));
+      // All replays, typically resent after this entity restarted: its answers may still be due.
+      pump(state);
       return Effect().noReply();
     }
     Accepted event = new Accepted(watermark, frames, bytes, duplicates, outbound, acked, Instant.now());
@@ -458,10 +486,36 @@ public final class ConnectionEntity
     if (state.isAttached(cmd.edge()) && cmd.upTo() > liveDownlinkAcked) {
       liveDownlinkAcked = Math.min(cmd.upTo(), state.lastDownlinkSeq());
       pump(state);
-      if (edgeStalled && outboxFrames(state) <= settings.maxOutboxFrames() / 2) {
+      if (edgeStalled && outboxFrames(state) <= settings.maxOutboxFrames() / 2
+          && outboxBytes(state) <= settings.maxOutboxBytes() / 2) {
         edgeStalled = false;
         state.edge().tell(Resume.INSTANCE);
       }
+    }
+    return Effect().noReply();
+  }
+
+  private ReplyEffect<Event, State> onResync(State state, Resync cmd) {
+    if (state.isAttached(cmd.edge())) {
+      sentUpTo = Math.max(Math.max(state.downlinkAcked(), liveDownlinkAcked), Math.min(cmd.from(), sentUpTo));
+      pump(state);
+    }
+    return Effect().noReply();
+  }
+
+  /**
+   * A Push can be lost on its way (node trouble): when pushed frames stay unacknowledged for a
+   * retry interval, push them again from the acknowledged point; the edge drops what it has.
+   */
+  private ReplyEffect<Event, State> onRetryDownlink(State state, RetryDownlink cmd) {
+    long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
+    if (sentUpTo > acked) {
+      if (acked == ackedAtLastRetry) {
+        sentUpTo = acked;
+        pump(state);
+      }
+      ackedAtLastRetry = acked;
+      timers.startSingleTimer(RetryDownlink.INSTANCE, settings.downlinkRetry());
     }
     return Effect().noReply();
   }
@@ -505,19 +559,40 @@ public final class ConnectionEntity
       sentUpTo = acked;
     }
     long limit = acked + settings.downlinkWindow();
-    List<Frame.Data> batch = null;
+    List<Frame.Data> batch = new ArrayList<>();
+    long bytes = 0;
     for (Frame.Data d : state.outbox()) {
-      if (d.seq() > sentUpTo && d.seq() <= limit) {
-        if (batch == null) {
-          batch = new ArrayList<>();
-        }
-        batch.add(d);
+      if (d.seq() <= sentUpTo || d.seq() > limit) {
+        continue;
       }
+      if (!batch.isEmpty() && bytes + d.payload().length > settings.maxPushBytes()) {
+        // Each Push must fit one Artery message: send what we have and start another.
+        state.edge().tell(new Push(List.copyOf(batch)));
+        batch.clear();
+        bytes = 0;
+      }
+      batch.add(d);
+      bytes += d.payload().length;
+      sentUpTo = d.seq();
     }
-    if (batch != null) {
-      sentUpTo = batch.get(batch.size() - 1).seq();
+    if (!batch.isEmpty()) {
       state.edge().tell(new Push(List.copyOf(batch)));
     }
+    if (sentUpTo > acked && !timers.isTimerActive(RetryDownlink.INSTANCE)) {
+      ackedAtLastRetry = acked;
+      timers.startSingleTimer(RetryDownlink.INSTANCE, settings.downlinkRetry());
+    }
+  }
+
+  private long outboxBytes(State state) {
+    long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
+    long bytes = 0;
+    for (Frame.Data d : state.outbox()) {
+      if (d.seq() > acked) {
+        bytes += d.payload().length;
+      }
+    }
+    return bytes;
   }
 
   private int outboxFrames(State state) {

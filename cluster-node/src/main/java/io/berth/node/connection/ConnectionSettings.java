@@ -9,8 +9,17 @@ public record ConnectionSettings(
     int maxOutboxFrames,
     long maxOutboxBytes,
     int downlinkWindow,
+    long maxPushBytes,
+    Duration downlinkRetry,
     int snapshotEvery,
     Duration askTimeout) {
+
+  public ConnectionSettings {
+    if (maxPushBytes > 192 * 1024) {
+      throw new IllegalArgumentException("berth.connection.max-push-bytes must be at most 192 KiB: a Push "
+          + "crosses the network in one Artery message");
+    }
+  }
 
   public static ConnectionSettings fromConfig(Config config) {
     Config c = config.getConfig("berth.connection");
@@ -19,6 +28,8 @@ public record ConnectionSettings(
         c.getInt("max-outbox-frames"),
         c.getBytes("max-outbox-bytes"),
         c.getInt("downlink-window"),
+        c.getBytes("max-push-bytes"),
+        c.getDuration("downlink-retry"),
         c.getInt("snapshot-every"),
         c.getDuration("ask-timeout"));
   }

@@ -96,6 +96,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   private Phase phase = Phase.AWAITING_HELLO;
   private boolean outboundCompleted;
+  private Frame.Close closeRequest;
+  private boolean closeSent;
+  private long lastHeartbeatAt = System.nanoTime();
+  private long lastResyncAt;
   private final long startedAt = System.nanoTime();
   private long lastInboundAt = startedAt;
   private long deadline;
@@ -217,11 +221,13 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       } else if (frame instanceof Frame.Pong) {
         // Keep-alive answer: receiving it already refreshed the idle timer.
       } else if (frame instanceof Frame.Close close) {
+        // Frames read before the CLOSE are delivered first (PROTOCOL.md#close).
         flush(forward);
         forward = null;
         phase = Phase.ENDING;
-        deadline = System.nanoTime() + settings.openTimeout().toNanos();
-        entity.tell(new ConnectionEntity.Close(self, close.code(), close.reason()));
+        closeRequest = close;
+        lastProgressAt = System.nanoTime();
+        maybeSendClose();
       } else {
         flush(forward);
         fail(ErrorCode.UNEXPECTED_FRAME, frame.type() + " is not allowed from a device after the handshake");
@@ -238,6 +244,14 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       offer(new Frame.Ack(lastConfirmed));
     }
     releaseStream();
+  }
+
+  private void maybeSendClose() {
+    if (phase == Phase.ENDING && !closeSent && unconfirmed.isEmpty()) {
+      closeSent = true;
+      deadline = System.nanoTime() + settings.openTimeout().toNanos();
+      entity.tell(new ConnectionEntity.Close(self, closeRequest.code(), closeRequest.reason()));
+    }
   }
 
   /** Queues frames for the entity and sends what the in-flight limit allows. */
@@ -266,14 +280,19 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     }
     while (inFlight.size() < settings.maxDeliveriesInFlight()) {
       List<Frame.Data> batch = null;
+      long bytes = 0;
       for (Frame.Data d : unconfirmed) {
         if (d.seq() <= sentUpTo) {
           continue;
+        }
+        if (batch != null && bytes + d.payload().length > settings.maxBatchBytes()) {
+          break; // the message must fit Artery's frame: cap by bytes too
         }
         if (batch == null) {
           batch = new ArrayList<>();
         }
         batch.add(d);
+        bytes += d.payload().length;
         if (batch.size() == settings.maxBatchFrames()) {
           break;
         }
@@ -287,11 +306,16 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     }
   }
 
-  /** Lets the stream read more once the window has room and nothing is waiting. */
+  /**
+   * Lets the stream read more unless frames wait for the handshake or the device exceeded the
+   * window it was given in WELCOME. A device within its window is always read, so that its ACKs
+   * and PINGs get through even while its DATA waits (PROTOCOL.md#backpressure); reading stops
+   * only for a device that ignores the window, and TCP then slows it down.
+   */
   private void releaseStream() {
     if (heldAck != null && pending.isEmpty()
         && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)
-        && unconfirmed.size() < settings.window() && unconfirmedBytes < settings.windowBytes()) {
+        && unconfirmed.size() <= settings.window() && unconfirmedBytes <= settings.windowBytes()) {
       heldAck.tell(StreamAck.INSTANCE);
       heldAck = null;
     }
@@ -368,7 +392,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     highestPushed = w.downlinkAcked();
     deviceAcked = w.downlinkAcked();
     offer(new Frame.Welcome(FrameCodec.VERSION, w.socketId(), edgeNode, w.lastAccepted(), w.downlinkAcked(),
-        settings.maxFrameSize(), Math.min(settings.window(), 0xFFFF),
+        settings.maxFrameSize(), Math.min(settings.window(), 0xFFFF), settings.windowBytes(),
         (int) Math.min(0xFFFF, settings.idleTimeout().toSeconds())));
     getContext().getLog().debug("Socket {} opened from {}", socketId, remote);
     drain();
@@ -395,6 +419,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       sentUpTo = lastConfirmed;
     }
     sendDeliveries();
+    maybeSendClose();
     releaseStream();
   }
 
@@ -403,13 +428,27 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       return;
     }
     for (Frame.Data d : p.frames()) {
-      if (d.seq() > highestPushed) {
-        if (highestPushed == deviceAcked) {
-          unackedSince = System.nanoTime();
-        }
-        highestPushed = d.seq();
-        offer(d);
+      if (d.seq() <= highestPushed) {
+        continue; // sent again by the entity after a retry: the device has it or will get it
       }
+      if (d.seq() != highestPushed + 1) {
+        // A Push was lost between nodes: never let the device see a gap, ask from where we are.
+        resync();
+        return;
+      }
+      if (highestPushed == deviceAcked) {
+        unackedSince = System.nanoTime();
+      }
+      highestPushed = d.seq();
+      offer(d);
+    }
+  }
+
+  private void resync() {
+    long now = System.nanoTime();
+    if (now - lastResyncAt > settings.tick().toNanos()) {
+      lastResyncAt = now;
+      entity.tell(new ConnectionEntity.Resync(self, highestPushed));
     }
   }
 
@@ -437,9 +476,12 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         }
       }
       case OPEN -> {
-        if (now - lastInboundAt > settings.idleTimeout().toNanos() && heldAck != null && !unconfirmed.isEmpty()) {
-          // The device is blocked by us, not idle: it is waiting for the entity.
+        if (heldAck != null && !unconfirmed.isEmpty()) {
+          // We are not reading: the device is blocked by us, not idle, and its ACKs wait unread.
           lastInboundAt = now;
+          if (unackedSince != 0) {
+            unackedSince = now;
+          }
         }
         if (now - lastInboundAt > settings.idleTimeout().toNanos()) {
           fail(ErrorCode.IDLE_TIMEOUT, "no frame for " + settings.idleTimeout().toSeconds() + " s");
@@ -451,10 +493,18 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
           getContext().getLog().info("Socket {}: no confirmation for {} frames in {} ms, sending them again",
               socketId, unconfirmed.size(), TimeUnit.NANOSECONDS.toMillis(now - lastProgressAt));
           resendUnconfirmed();
+        } else if (now - lastHeartbeatAt > settings.entityHeartbeat().toNanos()) {
+          // Keeps an attached session from being passivated while its device is only pinging.
+          lastHeartbeatAt = now;
+          entity.tell(new ConnectionEntity.Heartbeat(self));
         }
       }
       case ENDING -> {
-        if (now > deadline) {
+        if (!unconfirmed.isEmpty() && now - lastProgressAt > settings.entityTimeout().toNanos()) {
+          stalled = false;
+          resendUnconfirmed();
+        }
+        if (closeSent ? now > deadline : now - lastProgressAt > settings.openTimeout().toNanos()) {
           fail(ErrorCode.UNAVAILABLE, "the socket's session did not confirm the close in time");
         }
       }

@@ -215,7 +215,7 @@ public final class EdgeServer {
 
   /**
    * Bytes in, frames out to the session in batches: whatever arrived while the session was busy
-   * travels as one message (bounded by {@code max-batch-frames}).
+   * travels as one message (bounded by {@code max-batch-bytes}).
    */
   private Sink<ByteString, NotUsed> inbound(ActorRef<DeviceSession.Command> session, SharedKillSwitch killSwitch) {
     int max = settings.maxFrameSize();
@@ -230,16 +230,24 @@ public final class EdgeServer {
         // the connection also fails it; then there is nobody left to answer.
         .recover(FramingException.class, () -> (Decoded) new Decoded.Malformed(ErrorCode.FRAME_TOO_LARGE,
             "length field exceeds the maximum frame size " + max))
-        .batch(settings.maxBatchFrames(), EdgeServer::newBatch, EdgeServer::addToBatch)
+        .batchWeighted(settings.maxBatchBytes(), EdgeServer::weight, EdgeServer::newBatch, EdgeServer::addToBatch)
         .to(ActorSink.actorRefWithBackpressure(session, DeviceSession.Inbound::new, DeviceSession.StreamInit::new,
             DeviceSession.StreamAck.INSTANCE, DeviceSession.StreamCompleted.INSTANCE, DeviceSession.StreamFailed::new));
   }
 
   private Source<ByteString, NotUsed> outbound(Source<Frame, NotUsed> frames, SharedKillSwitch killSwitch) {
     return frames
-        .batchWeighted(settings.maxBatchFrames(), OutboundBatch::weight, OutboundBatch::of, OutboundBatch::add)
+        .batchWeighted(settings.maxBatchBytes(), OutboundBatch::weight, OutboundBatch::of, OutboundBatch::add)
         .map(OutboundBatch::encode)
         .via(killSwitch.flow());
+  }
+
+  /** Bytes a decoded frame holds on to, so that a batch stays bounded whatever the frame size. */
+  private static long weight(Decoded decoded) {
+    if (decoded instanceof Decoded.Ok ok && ok.frame() instanceof Frame.Data d) {
+      return FrameCodec.HEADER_SIZE + FrameCodec.DATA_OVERHEAD + d.payload().length;
+    }
+    return 64;
   }
 
   private static List<Decoded> newBatch(Decoded first) {

@@ -18,6 +18,8 @@ public record EdgeSettings(
     long windowBytes,
     int maxBatchFrames,
     int maxDeliveriesInFlight,
+    long maxBatchBytes,
+    Duration entityHeartbeat,
     int outboundBuffer,
     Duration entityTimeout,
     Duration openTimeout,
@@ -28,10 +30,17 @@ public record EdgeSettings(
     String defaultMapping) {
 
   static final int MIN_SECRET_BYTES = 16;
+  /** Messages between nodes must fit Artery's default frame (256 KiB) with room for the envelope. */
+  static final long MAX_MESSAGE_BYTES = 192 * 1024;
 
   public EdgeSettings {
-    if (maxFrameSize < 64 || maxFrameSize > 16 * 1024 * 1024) {
-      throw new IllegalArgumentException("berth.edge.max-frame-size must be between 64 B and 16 MiB");
+    if (maxBatchBytes > MAX_MESSAGE_BYTES) {
+      throw new IllegalArgumentException("berth.edge.max-batch-bytes must be at most 192 KiB: batches cross "
+          + "the network in one Artery message");
+    }
+    if (maxFrameSize < 64 || maxFrameSize > maxBatchBytes) {
+      throw new IllegalArgumentException("berth.edge.max-frame-size must be between 64 B and "
+          + "berth.edge.max-batch-bytes (" + maxBatchBytes + " B)");
     }
     if (secret.length < MIN_SECRET_BYTES) {
       throw new IllegalArgumentException("berth.auth.secret (BERTH_SECRET) must be set to at least "
@@ -53,6 +62,8 @@ public record EdgeSettings(
         e.getBytes("window-bytes"),
         e.getInt("max-batch-frames"),
         e.getInt("max-deliveries-in-flight"),
+        e.getBytes("max-batch-bytes"),
+        e.getDuration("entity-heartbeat"),
         e.getInt("outbound-buffer"),
         e.getDuration("entity-timeout"),
         e.getDuration("open-timeout"),

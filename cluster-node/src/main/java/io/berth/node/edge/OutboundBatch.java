@@ -16,18 +16,23 @@ final class OutboundBatch {
 
   private final List<Frame> frames = new ArrayList<>();
   private Frame.Ack ack;
+  /** Where the ACK goes: where the first one was queued, so it never overtakes a WELCOME. */
+  private int ackIndex = -1;
 
   static OutboundBatch of(Frame frame) {
     return new OutboundBatch().add(frame);
   }
 
-  /** ACKs weigh nothing against the batch limit since they replace each other. */
+  /** Encoded bytes; ACKs weigh nothing since they replace each other. */
   static long weight(Frame frame) {
-    return frame instanceof Frame.Ack ? 0 : 1;
+    return frame instanceof Frame.Ack ? 0 : FrameCodec.HEADER_SIZE + 1 + FrameCodec.bodyLength(frame);
   }
 
   OutboundBatch add(Frame frame) {
     if (frame instanceof Frame.Ack a) {
+      if (ack == null) {
+        ackIndex = frames.size();
+      }
       if (ack == null || a.seq() > ack.seq()) {
         ack = a;
       }
@@ -46,13 +51,16 @@ final class OutboundBatch {
       size += FrameCodec.HEADER_SIZE + 1 + 8;
     }
     ByteBuffer buf = ByteBuffer.allocate(size);
-    // ACK first: it releases the device's window sooner. Its order relative to downlink DATA
-    // does not matter, the two directions are numbered independently.
-    if (ack != null) {
-      FrameCodec.encodeInto(ack, buf);
+    // The ACK's order relative to downlink DATA does not matter (the directions are numbered
+    // independently), but it must not overtake the WELCOME nor follow a final ERROR or CLOSE.
+    for (int i = 0; i < frames.size(); i++) {
+      if (i == ackIndex) {
+        FrameCodec.encodeInto(ack, buf);
+      }
+      FrameCodec.encodeInto(frames.get(i), buf);
     }
-    for (Frame f : frames) {
-      FrameCodec.encodeInto(f, buf);
+    if (ack != null && ackIndex >= frames.size()) {
+      FrameCodec.encodeInto(ack, buf);
     }
     return ByteString.fromArrayUnsafe(buf.array());
   }

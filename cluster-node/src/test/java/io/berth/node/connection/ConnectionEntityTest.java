@@ -46,7 +46,7 @@ class ConnectionEntityTest {
   private static final ActorTestKit KIT = ActorTestKit.create("ConnectionEntityTest", CONFIG);
 
   private static final ConnectionSettings SETTINGS =
-      new ConnectionSettings("echo", 8, 1 << 20, 4, 1000, Duration.ofSeconds(3));
+      new ConnectionSettings("echo", 8, 1 << 20, 4, 128 * 1024, Duration.ofSeconds(30), 1000, Duration.ofSeconds(3));
 
   private String socketId;
   private EventSourcedBehaviorTestKit<Command, Event, State> entity;
@@ -207,6 +207,22 @@ class ConnectionEntityTest {
     assertThat(restarted.state().outbox()).isEqualTo(before.outbox());
     assertThat(restarted.state().edge()).isEqualTo(edge.getRef());
     assertThat(restarted.state().counters()).isEqualTo(before.counters());
+  }
+
+  @Test
+  void afterARestartPersistedAnswersArePushedEvenIfTheResendIsAllReplays() {
+    open(edge, "echo");
+    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    edge.expectMessageClass(Delivered.class);
+    edge.expectMessageClass(Push.class);
+    // The Push may have been lost with the node: the recovered entity pushes again...
+    entity.restart();
+    assertThat(edge.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L);
+    // ...and so does an all-replay resend from the edge.
+    entity.runCommand(new ConnectionEntity.Resync(edge.getRef(), 0));
+    assertThat(edge.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L);
+    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    edge.expectMessage(new Delivered(3, false));
   }
 
   @Test
