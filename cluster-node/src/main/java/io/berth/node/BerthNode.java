@@ -10,6 +10,10 @@ import io.berth.node.edge.EdgeSettings;
 import io.berth.persistence.DatabaseSettings;
 import java.util.Arrays;
 import java.util.List;
+import io.berth.node.balance.LoadAwareAllocationStrategy;
+import io.berth.node.balance.LoadReporter;
+import io.berth.node.balance.MigrationSettings;
+import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -51,10 +55,12 @@ public final class BerthNode {
   public static Behavior<Void> guardian(Config config) {
     ConnectionSettings connection = ConnectionSettings.fromConfig(config);
     EdgeSettings edge = EdgeSettings.fromConfig(config);
+    MigrationSettings migration = MigrationSettings.fromConfig(config);
     return Behaviors.setup(ctx -> {
       ActorSystem<Void> system = ctx.getSystem();
-      ConnectionEntity.init(system, connection);
-      ctx.spawn(EdgeServer.create(edge), "edge");
+      ConnectionEntity.init(system, connection, new LoadAwareAllocationStrategy(system, migration));
+      ActorRef<EdgeServer.Command> edgeServer = ctx.spawn(EdgeServer.create(edge), "edge");
+      ctx.spawn(LoadReporter.create(migration, edge.advertisedHost(system), edge.port(), edgeServer), "load-reporter");
       PekkoManagement.get(system).start().whenComplete((uri, failure) -> {
         if (failure != null) {
           // Without management there is no readiness and no operator API: do not run half a node.

@@ -18,10 +18,12 @@ import java.util.concurrent.locks.LockSupport;
 public final class EchoStreamer implements AutoCloseable {
 
   private final int total;
-  private final long pauseNanos;
+  private final java.util.function.LongSupplier pauseNanos;
   private final AtomicIntegerArray echoes;
   private final AtomicInteger distinct = new AtomicInteger();
   private final AtomicInteger duplicates = new AtomicInteger();
+  private final AtomicInteger outOfOrder = new AtomicInteger();
+  private volatile int lastNumber = -1;
   private final AtomicInteger sent = new AtomicInteger();
   private final AtomicReference<Throwable> failure = new AtomicReference<>();
   private final DeviceClient client;
@@ -29,8 +31,13 @@ public final class EchoStreamer implements AutoCloseable {
   private volatile boolean stopped;
 
   public EchoStreamer(DeviceClient.Builder builder, int total, Duration pause) {
+    this(builder, total, () -> pause.toNanos());
+  }
+
+  /** A sender whose pause between frames may change while it runs. */
+  public EchoStreamer(DeviceClient.Builder builder, int total, java.util.function.LongSupplier pause) {
     this.total = total;
-    this.pauseNanos = pause.toNanos();
+    this.pauseNanos = pause;
     this.echoes = new AtomicIntegerArray(total);
     this.client = builder.mapping("echo").listener(new DeviceListener() {
       @Override
@@ -38,6 +45,10 @@ public final class EchoStreamer implements AutoCloseable {
         int n = ByteBuffer.wrap(payload).getInt();
         if (echoes.incrementAndGet(n) == 1) {
           distinct.incrementAndGet();
+          if (n != lastNumber + 1) {
+            outOfOrder.incrementAndGet();
+          }
+          lastNumber = n;
         } else {
           duplicates.incrementAndGet();
         }
@@ -59,8 +70,9 @@ public final class EchoStreamer implements AutoCloseable {
         byte[] payload = ByteBuffer.allocate(16).putInt(i).putInt(~i).putLong(i * 31L).array();
         client.send(payload);
         sent.incrementAndGet();
-        if (pauseNanos > 0) {
-          LockSupport.parkNanos(pauseNanos);
+        long pause = pauseNanos.getAsLong();
+        if (pause > 0) {
+          LockSupport.parkNanos(pause);
         }
       }
     } catch (Throwable t) {
@@ -74,6 +86,11 @@ public final class EchoStreamer implements AutoCloseable {
 
   public int distinctEchoed() {
     return distinct.get();
+  }
+
+  /** Echoes that did not come right after the previous number (none when order is kept). */
+  public int outOfOrder() {
+    return outOfOrder.get();
   }
 
   public int duplicateEchoes() {

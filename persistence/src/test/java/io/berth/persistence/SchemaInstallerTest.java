@@ -23,7 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 class SchemaInstallerTest {
 
   private static final Set<String> TABLES =
-      Set.of("durable_state", "event_journal", "event_tag", "snapshot");
+      Set.of("durable_state", "event_journal", "event_tag", "snapshot", "berth_migration");
 
   @Test
   void installsEveryTableOnAnEmptyPostgresDatabaseAndAgainWithoutFailing() throws Exception {

@@ -16,7 +16,13 @@ import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import io.berth.node.balance.LoadRegistry;
+import io.berth.node.balance.MigrationLog;
+import io.berth.node.balance.SocketMeter;
+import org.apache.pekko.cluster.sharding.ShardCoordinator;
+import org.apache.pekko.cluster.sharding.typed.HashCodeMessageExtractor;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
@@ -117,6 +123,14 @@ public final class ConnectionEntity
     INSTANCE
   }
 
+  /**
+   * The entity is stopping to move (handoff): frames it did not confirm are lost with it, so the
+   * edge sends them again at once; sharding buffers them until the shard runs on its new node.
+   */
+  public enum Moving implements ToEdge, CborSerializable {
+    INSTANCE
+  }
+
   /** The session ended or moved to another connection; the edge closes its connection. */
   public record SessionEnded(int closeCode, String reason) implements ToEdge, CborSerializable {}
 
@@ -151,6 +165,13 @@ public final class ConnectionEntity
 
   public record Detached(Instant at) implements Event {}
 
+  /**
+   * The entity stopped while a device was attached (handoff to another node, node shutdown): where
+   * it ran and when it last delivered, so that its next incarnation can tell how long delivery
+   * paused.
+   */
+  public record Suspended(String node, Instant lastDeliveryAt, Instant at) implements Event {}
+
   public record Closed(int code, String reason, long discarded, Instant at) implements Event {}
 
   // ------------------------------------------------------------------ state
@@ -184,17 +205,20 @@ public final class ConnectionEntity
       List<Frame.Data> outbox,
       Counters counters,
       Instant openedAt,
-      Instant updatedAt)
+      Instant updatedAt,
+      String suspendedOn,
+      Instant lastDeliveryAt)
       implements CborSerializable {
 
-    static final State EMPTY = new State(Status.NEW, "", "", null, "", 0, 0, 0, List.of(), Counters.ZERO, null, null);
+    static final State EMPTY =
+        new State(Status.NEW, "", "", null, "", 0, 0, 0, List.of(), Counters.ZERO, null, null, null, null);
 
     State opened(Opened e) {
       long acked = Math.max(downlinkAcked, e.downlinkAcked());
       Counters c = new Counters(counters.framesIn, counters.bytesIn, counters.duplicates,
           counters.framesOut, counters.bytesOut, counters.connections + 1, counters.discarded);
       return new State(Status.OPEN, e.deviceId(), e.mapping(), e.edge(), e.edgeNode(), lastAccepted,
-          lastDownlinkSeq, acked, trim(outbox, acked), c, e.at(), e.at());
+          lastDownlinkSeq, acked, trim(outbox, acked), c, e.at(), e.at(), suspendedOn, lastDeliveryAt);
     }
 
     State accepted(Accepted e) {
@@ -217,18 +241,18 @@ public final class ConnectionEntity
           counters.duplicates + e.duplicates(), counters.framesOut + e.outbound().size(),
           counters.bytesOut + outBytes, counters.connections, counters.discarded);
       return new State(status, deviceId, mapping, edge, edgeNode, e.lastAccepted(), lastSeq, acked,
-          List.copyOf(box), c, openedAt, e.at());
+          List.copyOf(box), c, openedAt, e.at(), null, e.at());
     }
 
     State downlinkAcked(DownlinkAcked e) {
       long acked = Math.max(downlinkAcked, e.upTo());
       return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, lastDownlinkSeq, acked,
-          trim(outbox, acked), counters, openedAt, e.at());
+          trim(outbox, acked), counters, openedAt, e.at(), suspendedOn, lastDeliveryAt);
     }
 
     State detached(Detached e) {
       return new State(Status.DETACHED, deviceId, mapping, null, "", lastAccepted, lastDownlinkSeq,
-          downlinkAcked, outbox, counters, openedAt, e.at());
+          downlinkAcked, outbox, counters, openedAt, e.at(), suspendedOn, lastDeliveryAt);
     }
 
     State closed(Closed e) {
@@ -236,7 +260,12 @@ public final class ConnectionEntity
           counters.framesOut, counters.bytesOut, counters.connections, counters.discarded + e.discarded());
       // Discarded downlink frames count as acknowledged so that numbering continues past them.
       return new State(Status.CLOSED, deviceId, mapping, null, "", lastAccepted, lastDownlinkSeq,
-          lastDownlinkSeq, List.of(), c, openedAt, e.at());
+          lastDownlinkSeq, List.of(), c, openedAt, e.at(), null, lastDeliveryAt);
+    }
+
+    State suspended(Suspended e) {
+      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, lastDownlinkSeq, downlinkAcked,
+          outbox, counters, openedAt, updatedAt, e.node(), e.lastDeliveryAt());
     }
 
     @JsonIgnore
@@ -283,9 +312,18 @@ public final class ConnectionEntity
 
   // ------------------------------------------------------------------ wiring
 
-  public static void init(ActorSystem<?> system, ConnectionSettings settings) {
+  public static void init(ActorSystem<?> system, ConnectionSettings settings,
+                          ShardCoordinator.ShardAllocationStrategy allocation) {
     ClusterSharding.get(system).init(
-        Entity.of(ENTITY_KEY, ctx -> create(ctx.getEntityId(), settings)).withStopMessage(Stop.INSTANCE));
+        Entity.of(ENTITY_KEY, ctx -> create(ctx.getEntityId(), settings))
+            .withStopMessage(Stop.INSTANCE)
+            .withAllocationStrategy(allocation));
+  }
+
+  /** The shard a socket belongs to: what sharding computes with its default extractor. */
+  public static String shardOf(ActorSystem<?> system, String socketId) {
+    int shards = system.settings().config().getInt("pekko.cluster.sharding.number-of-shards");
+    return new HashCodeMessageExtractor<Command>(shards).shardId(socketId);
   }
 
   public static Behavior<Command> create(String socketId, ConnectionSettings settings) {
@@ -295,6 +333,8 @@ public final class ConnectionEntity
   private final ActorContext<Command> context;
   private final TimerScheduler<Command> timers;
   private final String socketId;
+  private final String shardId;
+  private final SocketMeter meter;
   private final ConnectionSettings settings;
   private final String node;
 
@@ -313,6 +353,8 @@ public final class ConnectionEntity
     this.socketId = socketId;
     this.settings = settings;
     this.node = Cluster.get(context.getSystem()).selfMember().address().toString();
+    this.shardId = shardOf(context.getSystem(), socketId);
+    this.meter = LoadRegistry.get(context.getSystem()).register(socketId, shardId);
   }
 
   @Override
@@ -329,6 +371,7 @@ public final class ConnectionEntity
   @Override
   public SignalHandler<State> signalHandler() {
     return newSignalHandlerBuilder()
+        .onSignal(PostStop.instance(), state -> LoadRegistry.get(context.getSystem()).unregister(socketId, meter))
         .onSignal(RecoveryCompleted.instance(), state -> {
           liveDownlinkAcked = state.downlinkAcked();
           sentUpTo = state.downlinkAcked();
@@ -473,7 +516,12 @@ public final class ConnectionEntity
       return Effect().noReply();
     }
     Accepted event = new Accepted(watermark, frames, bytes, duplicates, outbound, acked, Instant.now());
+    meter.record(frames, bytes);
+    boolean resumedAfterMove = state.suspendedOn() != null && !state.suspendedOn().equals(node);
     return Effect().persist(event).thenRun(s -> {
+      if (resumedAfterMove) {
+        reportMoveCompleted(state, event.at());
+      }
       if (refused) {
         edgeStalled = true;
       }
@@ -540,11 +588,32 @@ public final class ConnectionEntity
   }
 
   private ReplyEffect<Event, State> onStop(State state, Stop cmd) {
+    // Write what is not yet durable of the session before handing it off.
+    List<Event> events = new ArrayList<>();
+    Instant now = Instant.now();
     if (liveDownlinkAcked > state.downlinkAcked()) {
-      // Write what is not yet durable of the session before handing it off.
-      return Effect().persist(new DownlinkAcked(liveDownlinkAcked, Instant.now())).thenStop().thenNoReply();
+      events.add(new DownlinkAcked(liveDownlinkAcked, now));
     }
-    return Effect().stop().thenNoReply();
+    if (state.status() == Status.OPEN) {
+      events.add(new Suspended(node, state.lastDeliveryAt() != null ? state.lastDeliveryAt() : now, now));
+    }
+    if (events.isEmpty()) {
+      return Effect().stop().thenNoReply();
+    }
+    ActorRef<ToEdge> edge = state.status() == Status.OPEN ? state.edge() : null;
+    return Effect().persist(events).thenRun(s -> {
+      if (edge != null) {
+        edge.tell(Moving.INSTANCE);
+      }
+    }).thenStop().thenNoReply();
+  }
+
+  /** First delivery on this node after the socket moved here: complete the migration record. */
+  private void reportMoveCompleted(State before, Instant at) {
+    long pauseMs = Math.max(0, at.toEpochMilli() - before.lastDeliveryAt().toEpochMilli());
+    context.getLog().info("Socket {} delivers again on {} after moving from {}: delivery paused {} ms", socketId,
+        node, before.suspendedOn(), pauseMs);
+    MigrationLog.get(context.getSystem()).completed(socketId, shardId, node, pauseMs, at);
   }
 
   // ------------------------------------------------------------------ downlink
@@ -625,6 +694,7 @@ public final class ConnectionEntity
         .onEvent(DownlinkAcked.class, (state, e) -> state.downlinkAcked(e))
         .onEvent(Detached.class, (state, e) -> state.detached(e))
         .onEvent(Closed.class, (state, e) -> state.closed(e))
+        .onEvent(Suspended.class, (state, e) -> state.suspended(e))
         .build();
   }
 }

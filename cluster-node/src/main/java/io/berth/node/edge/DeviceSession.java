@@ -60,6 +60,9 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   /** The node is leaving: close with a resumable code so the device reconnects elsewhere. */
   record Shutdown(CloseCode code, String reason) implements Command {}
 
+  /** This node is being drained: send the device to another node (PROTOCOL.md#redirect). */
+  record Redirect(String host, int port, String reason) implements Command {}
+
   private enum Tick implements Command {
     INSTANCE
   }
@@ -154,6 +157,13 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         .onMessage(Shutdown.class, m -> {
           if (phase != Phase.CLOSING) {
             close(new Frame.Close(m.code(), m.reason()));
+          }
+          return this;
+        })
+        .onMessage(Redirect.class, m -> {
+          if (phase != Phase.CLOSING) {
+            getContext().getLog().debug("Redirecting {} ({}) to {}:{}", remote, socketId, m.host(), m.port());
+            close(new Frame.Redirect(m.host(), m.port(), m.reason()));
           }
           return this;
         })
@@ -364,6 +374,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     } else if (message instanceof ConnectionEntity.Push p) {
       onPush(p);
     } else if (message instanceof ConnectionEntity.Resume) {
+      stalled = false;
+      resendUnconfirmed();
+    } else if (message instanceof ConnectionEntity.Moving) {
+      // Sent after the entity stopped taking frames: whatever it did not confirm is resent now
+      // instead of after entity-timeout; sharding delivers it on the new node.
       stalled = false;
       resendUnconfirmed();
     } else if (message instanceof ConnectionEntity.Welcomed w) {

@@ -70,6 +70,15 @@ public final class EdgeServer {
     INSTANCE
   }
 
+  /** The node is being drained: redirect every device, and every new one, to other nodes. */
+  public enum Drain implements Command {
+    INSTANCE
+  }
+
+  public enum Undrain implements Command {
+    INSTANCE
+  }
+
   /** Coordinated-shutdown reason when the edge cannot listen: the node cannot serve devices. */
   public static final CoordinatedShutdown.Reason BIND_FAILED = new CoordinatedShutdown.Reason() {
     @Override
@@ -91,6 +100,8 @@ public final class EdgeServer {
   private Tcp.ServerBinding binding;
   private ActorRef<AcceptAck> heldAccept;
   private long counter;
+  private boolean draining;
+  private int nextTarget;
 
   private EdgeServer(ActorContext<Command> ctx, EdgeSettings settings) {
     this.ctx = ctx;
@@ -151,6 +162,22 @@ public final class EdgeServer {
           }
           return Behaviors.same();
         })
+        .onMessage(Drain.class, m -> {
+          draining = true;
+          List<LoadViewTargets.Target> targets = LoadViewTargets.of(system);
+          if (targets.isEmpty()) {
+            ctx.getLog().warn("Draining, but no other node publishes an edge: {} devices stay connected",
+                sessions.size());
+          } else {
+            ctx.getLog().info("Draining: redirecting {} devices to {}", sessions.size(), targets);
+            sessions.forEach(s -> redirect(s, targets));
+          }
+          return Behaviors.same();
+        })
+        .onMessage(Undrain.class, m -> {
+          draining = false;
+          return Behaviors.same();
+        })
         .onMessage(AcceptsEnded.class, m -> Behaviors.same())
         .onMessage(AcceptsFailed.class, m -> {
           ctx.getLog().error("Edge stopped accepting connections", m.cause());
@@ -203,6 +230,12 @@ public final class EdgeServer {
     state.setConnections(sessions.size());
     connection.handleWith(Flow.fromSinkAndSource(inbound(session, killSwitch), outbound(outbound.second(), killSwitch)),
         system);
+    if (draining) {
+      List<LoadViewTargets.Target> targets = LoadViewTargets.of(system);
+      if (!targets.isEmpty()) {
+        redirect(session, targets);
+      }
+    }
     if (sessions.size() < settings.maxConnections()) {
       m.ackTo().tell(AcceptAck.INSTANCE);
     } else {
@@ -211,6 +244,13 @@ public final class EdgeServer {
       heldAccept = m.ackTo();
     }
     return Behaviors.same();
+  }
+
+  /** Spreads redirected devices over the other nodes in turn. */
+  private void redirect(ActorRef<DeviceSession.Command> session, List<LoadViewTargets.Target> targets) {
+    LoadViewTargets.Target t = targets.get(Math.floorMod(nextTarget++, targets.size()));
+    session.tell(new DeviceSession.Redirect(t.host(), t.port(), "node is draining; resume on " + t.host() + ":"
+        + t.port()));
   }
 
   /**

@@ -27,7 +27,8 @@ public record EdgeSettings(
     Duration closeLinger,
     Duration tick,
     byte[] secret,
-    String defaultMapping) {
+    String defaultMapping,
+    String advertisedHostSetting) {
 
   static final int MIN_SECRET_BYTES = 16;
   /** Messages between nodes must fit Artery's default frame (256 KiB) with room for the envelope. */
@@ -71,7 +72,22 @@ public record EdgeSettings(
         e.getDuration("close-linger"),
         e.getDuration("tick"),
         config.getString("berth.auth.secret").getBytes(StandardCharsets.UTF_8),
-        config.getString("berth.connection.default-mapping"));
+        config.getString("berth.connection.default-mapping"),
+        e.getString("advertised-host"));
+  }
+
+  /**
+   * The host devices are sent to when redirected here: {@code advertised-host}, else the bind
+   * host unless it is a wildcard, else the node's cluster host name.
+   */
+  public String advertisedHost(org.apache.pekko.actor.typed.ActorSystem<?> system) {
+    if (!advertisedHostSetting.isBlank()) {
+      return advertisedHostSetting;
+    }
+    if (!host.equals("0.0.0.0") && !host.equals("::")) {
+      return host;
+    }
+    return org.apache.pekko.cluster.typed.Cluster.get(system).selfMember().address().getHost().orElse("127.0.0.1");
   }
 
   /** Largest DATA payload a device may send. */

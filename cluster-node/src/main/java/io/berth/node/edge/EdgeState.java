@@ -18,6 +18,7 @@ public final class EdgeState implements Extension {
 
   private final AtomicBoolean accepting = new AtomicBoolean();
   private final AtomicInteger connections = new AtomicInteger();
+  private final AtomicBoolean draining = new AtomicBoolean();
 
   public static EdgeState get(ActorSystem<?> system) {
     return ID.apply(system);
@@ -26,6 +27,15 @@ public final class EdgeState implements Extension {
   /** Bound and accepting devices (false before the bind and once the node is shutting down). */
   public boolean accepting() {
     return accepting.get();
+  }
+
+  /** Marked for draining: devices are redirected elsewhere, shards move away. */
+  public boolean draining() {
+    return draining.get();
+  }
+
+  public void setDraining(boolean value) {
+    draining.set(value);
   }
 
   public int connections() {

@@ -7,7 +7,10 @@ import java.util.function.Supplier;
 import org.apache.pekko.actor.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 
-/** Readiness check ({@code /ready}): the edge is listening and the node is not shutting down. */
+/**
+ * Readiness check ({@code /ready}): the edge is listening, the node is not shutting down and not
+ * being drained (a load balancer must stop sending devices to it).
+ */
 public final class EdgeReadiness implements Supplier<CompletionStage<Boolean>> {
 
   private final EdgeState edge;
@@ -18,6 +21,6 @@ public final class EdgeReadiness implements Supplier<CompletionStage<Boolean>> {
 
   @Override
   public CompletionStage<Boolean> get() {
-    return CompletableFuture.completedFuture(edge.accepting());
+    return CompletableFuture.completedFuture(edge.accepting() && !edge.draining());
   }
 }

@@ -2,22 +2,42 @@ package io.berth.node.ops;
 
 import static org.apache.pekko.http.javadsl.server.Directives.complete;
 import static org.apache.pekko.http.javadsl.server.Directives.concat;
+import static org.apache.pekko.http.javadsl.server.Directives.delete;
 import static org.apache.pekko.http.javadsl.server.Directives.get;
+import static org.apache.pekko.http.javadsl.server.Directives.onComplete;
+import static org.apache.pekko.http.javadsl.server.Directives.parameterOptional;
 import static org.apache.pekko.http.javadsl.server.Directives.path;
+import static org.apache.pekko.http.javadsl.server.Directives.pathEndOrSingleSlash;
 import static org.apache.pekko.http.javadsl.server.Directives.pathPrefix;
+import static org.apache.pekko.http.javadsl.server.Directives.post;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.datatype.jsr310.JavaTimeModule;
+import io.berth.node.balance.LoadReporter;
+import io.berth.node.balance.LoadView;
+import io.berth.node.balance.MigrationLog;
+import io.berth.node.balance.MigrationRequest;
+import io.berth.node.balance.NodeLoad;
 import io.berth.node.connection.ConnectionEntity;
 import io.berth.protocol.SocketId;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
 import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.http.javadsl.marshallers.jackson.Jackson;
 import org.apache.pekko.http.javadsl.model.StatusCode;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
@@ -28,8 +48,9 @@ import org.apache.pekko.management.javadsl.ManagementRouteProviderSettings;
 
 /**
  * Berth's operator API, served under {@code /api} on the Pekko Management port next to
- * Management's own cluster and health routes. Routes are thin: path in, command to an entity,
- * JSON out; failures map to status codes in {@link #failure}.
+ * Management's own cluster and health routes. Routes are thin: path in, command or read out,
+ * JSON back; failures map to status codes in {@link #failure}. Mutating routes are refused when
+ * Management runs read-only.
  */
 public final class OperatorRoutes implements ManagementRouteProvider {
 
@@ -43,28 +64,47 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     this.sharding = ClusterSharding.get(system);
     this.json = new ObjectMapper()
         .registerModule(new JavaTimeModule())
-        .disable(SerializationFeature.WRITE_DATES_AS_TIMESTAMPS);
+        .disable(SerializationFeature.WRITE_DATES_AS_TIMESTAMPS)
+        .setSerializationInclusion(JsonInclude.Include.NON_NULL);
     this.askTimeout = system.settings().config().getDuration("berth.connection.ask-timeout");
   }
 
   @Override
   public Route routes(ManagementRouteProviderSettings settings) {
+    boolean readOnly = settings.readOnly();
     return pathPrefix("api", () -> concat(
-        pathPrefix("sockets", () -> get(() -> concat(
+        pathPrefix("sockets", () -> concat(
             // A socket id may hold one slash (device/name): accept it raw or as %2F.
-            path(PathMatchers.segment().slash(PathMatchers.segment()),
-                (device, name) -> socket(device + "/" + name)),
-            path(PathMatchers.segment(), this::socket))))));
+            path(PathMatchers.segment().slash("migrate"), id -> post(() -> mutating(readOnly, () -> migrate(id)))),
+            path(PathMatchers.segment().slash(PathMatchers.segment()).slash("migrate"),
+                (device, name) -> post(() -> mutating(readOnly, () -> migrate(device + "/" + name)))),
+            get(() -> concat(
+                path(PathMatchers.segment().slash(PathMatchers.segment()),
+                    (device, name) -> socket(device + "/" + name)),
+                path(PathMatchers.segment(), this::socket))))),
+        pathPrefix("nodes", () -> concat(
+            pathEndOrSingleSlash(() -> get(this::nodes)),
+            path(PathMatchers.segment().slash("drain"), node -> concat(
+                post(() -> mutating(readOnly, () -> drain(node, true))),
+                delete(() -> mutating(readOnly, () -> drain(node, false))))))),
+        path("migrations", () -> get(() -> parameterOptional("limit", limit ->
+            parameterOptional("socket", socket -> migrations(limit, socket)))))));
   }
 
+  // ------------------------------------------------------------------ sockets
+
   private Route socket(String socketId) {
+    return withSocket(socketId, s -> complete(StatusCodes.OK, s, Jackson.marshaller(json)));
+  }
+
+  private Route withSocket(String socketId, Function<ConnectionEntity.SocketStatus, Route> then) {
     if (!SocketId.isValid(socketId)) {
       return error(StatusCodes.BAD_REQUEST, "invalid socket id '" + socketId + "'");
     }
     CompletionStage<ConnectionEntity.SocketStatus> status = sharding
         .entityRefFor(ConnectionEntity.ENTITY_KEY, socketId)
         .ask(ConnectionEntity.GetStatus::new, askTimeout);
-    return org.apache.pekko.http.javadsl.server.Directives.onComplete(status, result -> {
+    return onComplete(status, result -> {
       if (result.isFailure()) {
         return failure(result.failed().get());
       }
@@ -72,14 +112,123 @@ public final class OperatorRoutes implements ManagementRouteProvider {
       if (!s.exists()) {
         return error(StatusCodes.NOT_FOUND, "no socket '" + socketId + "'");
       }
-      return complete(StatusCodes.OK, s, Jackson.marshaller(json));
+      return then.apply(s);
     });
+  }
+
+  /** {@code POST /api/sockets/{id}/migrate[?to=node]}: the same path as an automatic move. */
+  private Route migrate(String socketId) {
+    return parameterOptional("to", to -> withSocket(socketId, status -> {
+      String target = "";
+      if (to.isPresent() && !to.get().isBlank()) {
+        Optional<String> node = resolveNode(to.get());
+        if (node.isEmpty()) {
+          return error(StatusCodes.BAD_REQUEST, "no cluster member '" + to.get() + "' (give its address, "
+              + "pekko://berth@host:port, or host:port)");
+        }
+        if (LoadView.get(system).draining().contains(node.get())) {
+          return error(StatusCodes.CONFLICT, "node " + node.get() + " is being drained");
+        }
+        target = node.get();
+      }
+      String shard = ConnectionEntity.shardOf(system, socketId);
+      MigrationRequest request = new MigrationRequest(UUID.randomUUID().toString(), socketId, shard, target,
+          System.currentTimeMillis());
+      LoadView.get(system).reporter().tell(new LoadReporter.Request(request));
+      Map<String, Object> body = new LinkedHashMap<>();
+      body.put("id", request.id());
+      body.put("socketId", socketId);
+      body.put("shard", shard);
+      body.put("from", status.node());
+      body.put("to", target.isEmpty() ? "the node with the most headroom" : target);
+      return complete(StatusCodes.ACCEPTED, body, Jackson.marshaller(json));
+    }));
+  }
+
+  // ------------------------------------------------------------------ nodes
+
+  /** {@code GET /api/nodes}: every member with what it last published about its load. */
+  private Route nodes() {
+    LoadView view = LoadView.get(system);
+    Map<String, NodeLoad> loads = view.loads();
+    List<Map<String, Object>> out = new ArrayList<>();
+    for (Member m : Cluster.get(system).state().getMembers()) {
+      String address = m.address().toString();
+      NodeLoad load = loads.get(address);
+      Map<String, Object> node = new LinkedHashMap<>();
+      node.put("node", address);
+      node.put("status", m.status().toString());
+      node.put("draining", view.draining().contains(address));
+      if (load != null) {
+        node.put("edge", load.edgeHost() + ":" + load.edgePort());
+        node.put("sockets", load.sockets());
+        node.put("connections", load.connections());
+        node.put("shards", load.shards());
+        node.put("framesPerSecond", Math.round(load.framesPerSecond() * 10) / 10.0);
+        node.put("bytesPerSecond", Math.round(load.bytesPerSecond()));
+        node.put("capacity", load.capacity());
+        node.put("headroom", Math.round(load.headroom() * 10) / 10.0);
+        node.put("hotSockets", load.hot());
+        node.put("reportedAt", java.time.Instant.ofEpochMilli(load.at()));
+      }
+      out.add(node);
+    }
+    return complete(StatusCodes.OK, out, Jackson.marshaller(json));
+  }
+
+  /** {@code POST|DELETE /api/nodes/{node}/drain}. */
+  private Route drain(String nodeParam, boolean draining) {
+    Optional<String> node = resolveNode(nodeParam);
+    if (node.isEmpty()) {
+      return error(StatusCodes.NOT_FOUND, "no cluster member '" + nodeParam + "'");
+    }
+    LoadView.get(system).reporter().tell(new LoadReporter.SetDraining(node.get(), draining));
+    Map<String, Object> body = new LinkedHashMap<>();
+    body.put("node", node.get());
+    body.put("draining", draining);
+    return complete(StatusCodes.ACCEPTED, body, Jackson.marshaller(json));
+  }
+
+  private Route migrations(Optional<String> limitParam, Optional<String> socket) {
+    int limit;
+    try {
+      limit = limitParam.map(Integer::parseInt).orElse(50);
+    } catch (NumberFormatException e) {
+      return error(StatusCodes.BAD_REQUEST, "limit must be a number");
+    }
+    if (limit < 1 || limit > 1000) {
+      return error(StatusCodes.BAD_REQUEST, "limit must be between 1 and 1000");
+    }
+    return onComplete(MigrationLog.get(system).recent(limit, socket.orElse(null)), result -> result.isSuccess()
+        ? complete(StatusCodes.OK, result.get(), Jackson.marshaller(json))
+        : failure(result.failed().get()));
+  }
+
+  /** A member by its full address or by {@code host:port}. */
+  private Optional<String> resolveNode(String param) {
+    for (Member m : Cluster.get(system).state().getMembers()) {
+      String address = m.address().toString();
+      String hostPort = m.address().getHost().orElse("") + ":" + m.address().getPort().orElse(0);
+      if (address.equals(param) || hostPort.equals(param)) {
+        return Optional.of(address);
+      }
+    }
+    return Optional.empty();
+  }
+
+  // ------------------------------------------------------------------ errors
+
+  private Route mutating(boolean readOnly, java.util.function.Supplier<Route> route) {
+    if (readOnly) {
+      return error(StatusCodes.FORBIDDEN, "the management API is read-only "
+          + "(pekko.management.http.route-providers-read-only = true)");
+    }
+    return route.get();
   }
 
   /** The one place where failures become HTTP answers. */
   private Route failure(Throwable t) {
-    if (t instanceof java.util.concurrent.TimeoutException
-        || t.getCause() instanceof java.util.concurrent.TimeoutException) {
+    if (t instanceof TimeoutException || t.getCause() instanceof TimeoutException) {
       return error(StatusCodes.SERVICE_UNAVAILABLE, "the cluster did not answer within " + askTimeout.toMillis()
           + " ms; retry");
     }

@@ -54,3 +54,23 @@ CREATE TABLE IF NOT EXISTS durable_state (
 
 CREATE INDEX IF NOT EXISTS state_tag_idx ON durable_state (tag);
 CREATE INDEX IF NOT EXISTS state_global_offset_idx ON durable_state (global_offset);
+
+-- Berth's own tables.
+
+-- Every migration of a socket's session between nodes, for GET /api/migrations.
+CREATE TABLE IF NOT EXISTS berth_migration (
+  id VARCHAR(64) PRIMARY KEY,
+  socket_id VARCHAR(160) NOT NULL,
+  shard_id VARCHAR(32) NOT NULL,
+  cause VARCHAR(16) NOT NULL,
+  from_node VARCHAR(255) NOT NULL,
+  to_node VARCHAR(255),
+  frames_per_second DOUBLE PRECISION,
+  bytes_per_second DOUBLE PRECISION,
+  started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+  completed_at TIMESTAMP WITH TIME ZONE,
+  pause_ms BIGINT
+);
+
+CREATE INDEX IF NOT EXISTS berth_migration_started_idx ON berth_migration (started_at);
+CREATE INDEX IF NOT EXISTS berth_migration_socket_idx ON berth_migration (socket_id, started_at);

@@ -1,0 +1,258 @@
+package io.berth.node;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.berth.node.connection.ConnectionEntity;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Leave;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Migration in a three-node cluster in this JVM: automatic by throughput, hysteresis, by hand,
+ * to a node that leaves, and draining a node. Every device streams through {@code echo} and must
+ * see every frame exactly once, in order. Figures are printed, not asserted.
+ */
+class MigrationIT {
+
+  private static final String FAST = """
+      berth.migration.socket-threshold.frames-per-second = 300
+      berth.migration.socket-threshold.bytes-per-second = 100 MiB
+      berth.migration.rate-window = 2s
+      berth.migration.sustain = 2s
+      berth.migration.check-interval = 1s
+      berth.migration.cooldown = 30s
+      """;
+  private static final HttpClient HTTP = HttpClient.newHttpClient();
+
+  /** Device ids whose sockets live on {@code node} (asking starts their entities). */
+  private static List<String> socketsOn(TestNodes nodes, String node, String prefix, int count) {
+    List<String> found = new ArrayList<>();
+    for (int i = 0; i < 200 && found.size() < count; i++) {
+      String candidate = TestNodes.uniqueDevice(prefix);
+      if (nodes.entityNode(candidate).equals(node)) {
+        found.add(candidate);
+      }
+    }
+    assertThat(found).as("sockets placed on " + node).hasSize(count);
+    return found;
+  }
+
+  private static String post(String url) throws Exception {
+    HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(url)).POST(HttpRequest.BodyPublishers.noBody())
+        .build(), HttpResponse.BodyHandlers.ofString());
+    assertThat(r.statusCode()).as(r.body()).isEqualTo(202);
+    return r.body();
+  }
+
+  private static String hostPort(TestNodes.Node node) {
+    return node.address().getHost().orElseThrow() + ":" + node.address().getPort().orElseThrow();
+  }
+
+  private static void assertExact(EchoStreamer s, int frames) {
+    assertThat(s.distinctEchoed()).isEqualTo(frames);
+    assertThat(s.duplicateEchoes()).isZero();
+    assertThat(s.outOfOrder()).isZero();
+  }
+
+  @Test
+  void aHotSocketMovesOffItsBusyNodeWhileColdSocketsStay() throws Exception {
+    try (TestNodes nodes = new TestNodes(FAST).start(3)) {
+      String hot = TestNodes.uniqueDevice("hot");
+      String busy = nodes.entityNode(hot);
+      List<String> warm = socketsOn(nodes, busy, "warm", 3);
+      List<String> cold = new ArrayList<>();
+      for (int i = 0; i < 3; i++) {
+        cold.add(TestNodes.uniqueDevice("cold"));
+      }
+      Map<String, String> coldNodes = new HashMap<>();
+      for (String c : cold) {
+        coldNodes.put(c, nodes.entityNode(c));
+      }
+      String hotShard = ConnectionEntity.shardOf(nodes.node(0).system(), hot);
+
+      List<EchoStreamer> background = new ArrayList<>();
+      for (String w : warm) {
+        background.add(new EchoStreamer(TestNodes.device(w, nodes.node(0).edge()), 2_500, Duration.ofMillis(10)).start());
+      }
+      for (String c : cold) {
+        background.add(new EchoStreamer(TestNodes.device(c, nodes.node(1).edge()), 500, Duration.ofMillis(40)).start());
+      }
+      int hotFrames = 30_000;
+      long started = System.nanoTime();
+      try (EchoStreamer streamer = new EchoStreamer(TestNodes.device(hot, nodes.node(2).edge()), hotFrames,
+          Duration.ofNanos(400_000)).start()) {
+        await().atMost(Duration.ofSeconds(90)).pollInterval(Duration.ofMillis(200))
+            .until(() -> !nodes.entityNode(hot).equals(busy));
+        double movedAfter = (System.nanoTime() - started) / 1e9;
+        streamer.awaitComplete(Duration.ofMinutes(3));
+        assertExact(streamer, hotFrames);
+        System.out.printf("FIGURE automatic migration: socket moved %.1f s after it started streaming "
+            + "(threshold 300 frames/s, sustain 2 s, rate window 2 s, check 1 s)%n", movedAfter);
+      }
+      for (EchoStreamer s : background) {
+        s.awaitComplete(Duration.ofMinutes(2));
+        assertThat(s.duplicateEchoes()).isZero();
+        assertThat(s.outOfOrder()).isZero();
+        s.close();
+      }
+      for (String w : warm) {
+        if (!ConnectionEntity.shardOf(nodes.node(0).system(), w).equals(hotShard)) {
+          assertThat(nodes.entityNode(w)).as("warm socket %s stays", w).isEqualTo(busy);
+        }
+      }
+      coldNodes.forEach((c, node) -> assertThat(nodes.entityNode(c)).as("cold socket %s stays", c).isEqualTo(node));
+
+      String log = awaitCompletedMigration(nodes, hot);
+      assertThat(log).contains("\"cause\":\"auto\"").contains("\"from\":\"" + busy + "\"");
+      System.out.println("FIGURE migration record: " + log);
+    }
+  }
+
+  private static String awaitCompletedMigration(TestNodes nodes, String socket) {
+    String[] body = new String[1];
+    await().atMost(Duration.ofSeconds(30)).until(() -> {
+      body[0] = HttpProbe.get(nodes.node(0).managementUrl() + "/api/migrations?socket=" + socket).body();
+      return body[0].contains("\"pauseMs\"");
+    });
+    return body[0];
+  }
+
+  @Test
+  void aRateHoveringAroundTheThresholdMovesTheShardAtMostOncePerCooldown() {
+    try (TestNodes nodes = new TestNodes(FAST).start(3)) {
+      String hovering = TestNodes.uniqueDevice("hover");
+      String home = nodes.entityNode(hovering);
+      List<EchoStreamer> warm = new ArrayList<>();
+      for (String w : socketsOn(nodes, home, "warm", 3)) {
+        warm.add(new EchoStreamer(TestNodes.device(w, nodes.node(0).edge()), 2_500, Duration.ofMillis(10)).start());
+      }
+      // Alternates about 1.3 s near 450 frames/s and 1.3 s near 150 frames/s: the smoothed rate
+      // hovers around the 300 frames/s threshold for 25 s, inside one 30 s cooldown.
+      AtomicBoolean fast = new AtomicBoolean(true);
+      int frames = 7_500;
+      List<String> seen = new ArrayList<>();
+      try (EchoStreamer streamer = new EchoStreamer(TestNodes.device(hovering, nodes.node(1).edge()), frames,
+          () -> fast.get() ? 2_200_000L : 6_600_000L).start()) {
+        long end = System.nanoTime() + Duration.ofSeconds(25).toNanos();
+        while (System.nanoTime() < end) {
+          String node = nodes.entityNode(hovering);
+          if (seen.isEmpty() || !seen.get(seen.size() - 1).equals(node)) {
+            seen.add(node);
+          }
+          fast.set(!fast.get());
+          await().pollDelay(Duration.ofMillis(1300)).until(() -> true);
+        }
+        streamer.awaitComplete(Duration.ofMinutes(2));
+        assertExact(streamer, frames);
+      }
+      warm.forEach(EchoStreamer::close);
+      assertThat(seen.size() - 1).as("moves within one cooldown, nodes seen: %s", seen).isLessThanOrEqualTo(1);
+    }
+  }
+
+  @Test
+  void anOperatorMovesASocketWhereAskedAndNothingIsLost() throws Exception {
+    try (TestNodes nodes = new TestNodes(FAST + "berth.migration.enabled = off\n").start(3)) {
+      String device = TestNodes.uniqueDevice("manual");
+      String from = nodes.entityNode(device);
+      TestNodes.Node target = nodes.nodes().stream().filter(n -> !n.address().toString().equals(from))
+          .findFirst().orElseThrow();
+      int frames = 6_000;
+      try (EchoStreamer streamer = new EchoStreamer(TestNodes.device(device, nodes.node(0).edge()), frames,
+          Duration.ofMillis(1)).start()) {
+        await().atMost(Duration.ofMinutes(1)).until(() -> streamer.distinctEchoed() >= 1_000);
+        String answer = post(nodes.node(1).managementUrl() + "/api/sockets/" + device + "/migrate?to=" + hostPort(target));
+        assertThat(answer).contains("\"from\":\"" + from + "\"");
+        long asked = System.nanoTime();
+        await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(100))
+            .until(() -> nodes.entityNode(device).equals(target.address().toString()));
+        double took = (System.nanoTime() - asked) / 1e9;
+        streamer.awaitComplete(Duration.ofMinutes(2));
+        assertExact(streamer, frames);
+        assertThat(streamer.client().connectionCount()).as("the device did not notice").isEqualTo(1);
+        String log = awaitCompletedMigration(nodes, device);
+        assertThat(log).contains("\"cause\":\"manual\"").contains("\"to\":\"" + target.address() + "\"");
+        System.out.printf("FIGURE manual migration: on the target %.2f s after the request; record %s%n", took, log);
+      }
+    }
+  }
+
+  @Test
+  void aMigrationToANodeThatLeavesMeanwhileLandsOnAnotherNode() throws Exception {
+    try (TestNodes nodes = new TestNodes(FAST + "berth.migration.enabled = off\n").start(3)) {
+      TestNodes.Node edge = nodes.node(0);
+      String device = null;
+      TestNodes.Node leaving = null;
+      for (int i = 0; i < 50 && device == null; i++) {
+        String candidate = TestNodes.uniqueDevice("moving");
+        String at = nodes.entityNode(candidate);
+        for (TestNodes.Node n : nodes.nodes()) {
+          if (n != edge && !n.address().toString().equals(at)) {
+            device = candidate;
+            leaving = n;
+          }
+        }
+      }
+      assertThat(device).isNotNull();
+      TestNodes.Node goner = leaving;
+      String socket = device;
+      int frames = 6_000;
+      try (EchoStreamer streamer = new EchoStreamer(TestNodes.device(socket, edge.edge()), frames,
+          Duration.ofMillis(1)).start()) {
+        await().atMost(Duration.ofMinutes(1)).until(() -> streamer.distinctEchoed() >= 1_000);
+        post(edge.managementUrl() + "/api/sockets/" + socket + "/migrate?to=" + hostPort(goner));
+        Cluster.get(goner.system()).manager().tell(Leave.create(goner.address()));
+        await().atMost(Duration.ofMinutes(1)).until(() -> goner.system().whenTerminated().isCompleted());
+        streamer.awaitComplete(Duration.ofMinutes(2));
+        assertExact(streamer, frames);
+        assertThat(nodes.entityNode(socket)).isNotEqualTo(goner.address().toString());
+      }
+    }
+  }
+
+  @Test
+  void drainingANodeSendsItsDevicesAndShardsElsewhereWithNothingLost() throws Exception {
+    try (TestNodes nodes = new TestNodes(FAST + "berth.migration.enabled = off\n").start(3)) {
+      TestNodes.Node drained = nodes.node(2);
+      List<String> onDrained = socketsOn(nodes, drained.address().toString(), "drained", 2);
+      List<EchoStreamer> streams = new ArrayList<>();
+      int frames = 6_000;
+      for (int i = 0; i < 3; i++) {
+        String device = i < onDrained.size() ? onDrained.get(i) : TestNodes.uniqueDevice("through");
+        streams.add(new EchoStreamer(TestNodes.device(device, drained.edge(), nodes.node(0).edge()), frames,
+            Duration.ofMillis(1)).start());
+      }
+      await().atMost(Duration.ofMinutes(1)).until(() -> streams.stream().allMatch(s -> s.distinctEchoed() >= 1_000));
+      long asked = System.nanoTime();
+      post(nodes.node(0).managementUrl() + "/api/nodes/" + hostPort(drained) + "/drain");
+      // Pekko Management answers a failed readiness check with 500.
+      await().atMost(Duration.ofSeconds(30)).until(() -> HttpProbe.status(drained.managementUrl() + "/ready") == 500);
+      await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(200)).until(() ->
+          streams.stream().allMatch(s -> s.client().connectionCount() >= 2)
+              && onDrained.stream().noneMatch(d -> nodes.entityNode(d).equals(drained.address().toString())));
+      double took = (System.nanoTime() - asked) / 1e9;
+      assertThat(HttpProbe.get(nodes.node(0).managementUrl() + "/api/nodes").body())
+          .contains("\"draining\":true");
+      Cluster.get(drained.system()).manager().tell(Leave.create(drained.address()));
+      await().atMost(Duration.ofMinutes(1)).until(() -> drained.system().whenTerminated().isCompleted());
+      for (EchoStreamer s : streams) {
+        s.awaitComplete(Duration.ofMinutes(2));
+        assertExact(s, frames);
+        s.close();
+      }
+      System.out.printf("FIGURE drain: devices redirected and shards moved off the node %.1f s after the request%n",
+          took);
+    }
+  }
+}

@@ -1,0 +1,152 @@
+package io.berth.node.balance;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.typesafe.config.ConfigFactory;
+import io.berth.persistence.DatabaseSettings;
+import io.berth.persistence.TestDatabase;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.apache.pekko.actor.ActorRef;
+import org.apache.pekko.actor.ExtendedActorSystem;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import scala.collection.immutable.IndexedSeq;
+import scala.jdk.javaapi.CollectionConverters;
+
+/** The placement and move policy, fed with loads as the reporters would publish them. */
+class LoadAwareAllocationStrategyTest {
+
+  private static final DatabaseSettings DB = TestDatabase.settings();
+  private static final ActorTestKit KIT = ActorTestKit.create("StrategyTest", ConfigFactory.parseMap(Map.of(
+          "berth.db.url", DB.url(), "berth.db.user", DB.user(), "berth.db.password", DB.password()))
+      .withFallback(ConfigFactory.parseString("""
+          pekko.actor.provider = cluster
+          pekko.remote.artery.canonical.hostname = 127.0.0.1
+          pekko.remote.artery.canonical.port = 0
+          """))
+      .withFallback(ConfigFactory.load()));
+
+  private static final String A = "pekko://berth@10.0.0.1:2551";
+  private static final String B = "pekko://berth@10.0.0.2:2551";
+  private static final String C = "pekko://berth@10.0.0.3:2551";
+
+  private final MigrationSettings settings = new MigrationSettings(true, 300, 100e6, Duration.ofSeconds(2),
+      Duration.ofSeconds(2), Duration.ofSeconds(30), 10_000, Duration.ofSeconds(1), 0.2, 1);
+  private LoadView view;
+  private LoadAwareAllocationStrategy strategy;
+  private final Map<String, ActorRef> regions = new HashMap<>();
+
+  @AfterAll
+  static void shutdown() {
+    KIT.shutdownTestKit();
+  }
+
+  @BeforeEach
+  void setUp() {
+    view = LoadView.get(KIT.system());
+    view.setDraining(Set.of());
+    view.setRequests(Map.of());
+    strategy = new LoadAwareAllocationStrategy(KIT.system(), settings);
+    ExtendedActorSystem classic = (ExtendedActorSystem) Adapter.toClassic(KIT.system());
+    for (String node : List.of(A, B, C)) {
+      regions.put(node, classic.provider().resolveActorRef(node + "/system/sharding/socket"));
+    }
+  }
+
+  private static NodeLoad load(String node, double fps, NodeLoad.HotSocket... hot) {
+    return new NodeLoad(node, 10_000, fps, fps * 100, 10, 10, 3, "127.0.0.1", 7000, false, Map.of(),
+        Arrays.asList(hot), System.currentTimeMillis());
+  }
+
+  private static NodeLoad.HotSocket hot(String socket, String shard, double fps, Duration hotFor) {
+    return new NodeLoad.HotSocket(socket, shard, fps, fps * 100, System.currentTimeMillis() - hotFor.toMillis());
+  }
+
+  private Map<ActorRef, IndexedSeq<String>> allocation(Map<String, List<String>> shardsByNode) {
+    Map<ActorRef, IndexedSeq<String>> current = new HashMap<>();
+    shardsByNode.forEach((node, shards) ->
+        current.put(regions.get(node), CollectionConverters.asScala(shards).toIndexedSeq()));
+    return current;
+  }
+
+  private Set<String> rebalance(Map<ActorRef, IndexedSeq<String>> current) {
+    return strategy.rebalance(current, Set.of()).value().get().get();
+  }
+
+  private String allocate(String shard, Map<ActorRef, IndexedSeq<String>> current) {
+    ActorRef region = strategy.allocateShard(regions.get(A), shard, current).value().get().get();
+    return region.path().address().toString();
+  }
+
+  private final Map<String, List<String>> layout = Map.of(A, List.of("1", "2"), B, List.of("3"), C, List.of("4"));
+
+  @Test
+  void aSustainedHotSocketOnABusyNodeMovesToTheLeastLoadedNode() {
+    view.setLoads(Map.of(
+        A, load(A, 2000, hot("hot", "1", 1500, Duration.ofSeconds(5))),
+        B, load(B, 300),
+        C, load(C, 50)));
+    Map<ActorRef, IndexedSeq<String>> current = allocation(layout);
+    assertThat(rebalance(current)).containsExactly("1");
+    assertThat(allocate("1", allocation(Map.of(A, List.of("2"), B, List.of("3"), C, List.of("4"))))).isEqualTo(C);
+  }
+
+  @Test
+  void aHotSocketAloneOnItsNodeStays() {
+    // Moving it would only move the same load elsewhere.
+    view.setLoads(Map.of(A, load(A, 1500, hot("hot", "1", 1500, Duration.ofSeconds(5))), B, load(B, 0), C, load(C, 0)));
+    assertThat(rebalance(allocation(layout))).isEmpty();
+  }
+
+  @Test
+  void aMoveIsNeverWorthUndoing() {
+    // After the move of the previous test: the socket on C, A keeps its 500 frames/s.
+    view.setLoads(Map.of(A, load(A, 500), B, load(B, 300), C, load(C, 1550, hot("hot", "1", 1500, Duration.ofSeconds(5)))));
+    assertThat(rebalance(allocation(Map.of(A, List.of("2"), B, List.of("3"), C, List.of("4", "1"))))).isEmpty();
+  }
+
+  @Test
+  void aSocketNotHotForTheSustainPeriodStays() {
+    view.setLoads(Map.of(A, load(A, 2000, hot("hot", "1", 1500, Duration.ofMillis(500))), B, load(B, 0), C, load(C, 0)));
+    assertThat(rebalance(allocation(layout))).isEmpty();
+  }
+
+  @Test
+  void aShardMovesAtMostOncePerCooldown() {
+    view.setLoads(Map.of(A, load(A, 2000, hot("hot", "1", 1500, Duration.ofSeconds(5))), B, load(B, 300), C, load(C, 50)));
+    assertThat(rebalance(allocation(layout))).containsExactly("1");
+    // Later the socket is back on a busy node and hot again: the cooldown holds it.
+    view.setLoads(Map.of(A, load(A, 50), B, load(B, 300), C, load(C, 2000, hot("hot", "1", 1500, Duration.ofSeconds(5)))));
+    assertThat(rebalance(allocation(Map.of(A, List.of("2"), B, List.of("3"), C, List.of("4", "1"))))).isEmpty();
+  }
+
+  @Test
+  void newShardsGoWhereThereIsTheMostHeadroom() {
+    view.setLoads(Map.of(A, load(A, 900), B, load(B, 100), C, load(C, 400)));
+    assertThat(allocate("9", allocation(layout))).isEqualTo(B);
+  }
+
+  @Test
+  void aDrainingNodeGivesUpEveryShardAndGetsNoNewOnes() {
+    view.setLoads(Map.of(A, load(A, 0), B, load(B, 100), C, load(C, 400)));
+    view.setDraining(Set.of(A));
+    assertThat(rebalance(allocation(layout))).containsExactlyInAnyOrder("1", "2");
+    assertThat(allocate("1", allocation(Map.of(A, List.of(), B, List.of("3"), C, List.of("4"))))).isEqualTo(B);
+  }
+
+  @Test
+  void anOperatorRequestMovesTheShardWhereAsked() {
+    view.setLoads(Map.of(A, load(A, 0), B, load(B, 100), C, load(C, 400)));
+    view.setRequests(Map.of("2", new MigrationRequest("r1", "dev", "2", C, System.currentTimeMillis())));
+    assertThat(rebalance(allocation(layout))).containsExactly("2");
+    assertThat(allocate("2", allocation(Map.of(A, List.of("1"), B, List.of("3"), C, List.of("4"))))).isEqualTo(C);
+  }
+}
