@@ -144,14 +144,21 @@ class MigrationIT {
       List<String> seen = new ArrayList<>();
       try (EchoStreamer streamer = new EchoStreamer(TestNodes.device(hovering, nodes.node(1).edge()), frames,
           () -> fast.get() ? 2_200_000L : 6_600_000L).start()) {
+        java.util.concurrent.ScheduledExecutorService toggler =
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
+        toggler.scheduleAtFixedRate(() -> fast.set(!fast.get()), 1300, 1300, java.util.concurrent.TimeUnit.MILLISECONDS);
         long end = System.nanoTime() + Duration.ofSeconds(25).toNanos();
-        while (System.nanoTime() < end) {
-          String node = nodes.entityNode(hovering);
-          if (seen.isEmpty() || !seen.get(seen.size() - 1).equals(node)) {
-            seen.add(node);
-          }
-          fast.set(!fast.get());
-          await().pollDelay(Duration.ofMillis(1300)).until(() -> true);
+        try {
+          // Observe where the socket lives for the whole hovering period.
+          await().atMost(Duration.ofSeconds(40)).pollInterval(Duration.ofMillis(500)).until(() -> {
+            String node = nodes.entityNode(hovering);
+            if (seen.isEmpty() || !seen.get(seen.size() - 1).equals(node)) {
+              seen.add(node);
+            }
+            return System.nanoTime() > end;
+          });
+        } finally {
+          toggler.shutdownNow();
         }
         streamer.awaitComplete(Duration.ofMinutes(2));
         assertExact(streamer, frames);

@@ -128,6 +128,94 @@ class ProcessClusterIT {
     assertThat(status.output()).contains("pekko://berth@127.0.0.1:2551  Up").contains("pekko://berth@127.0.0.1:2552  Up");
   }
 
+  @Test
+  void aHotDeviceMigratesInTheLaunchedCluster() throws Exception {
+    DatabaseSettings db = TestDatabase.settings();
+    Result up = run(List.of("bash", script("cluster.sh"), "up", "-n", "3", "--db", db.url(), "--",
+        "-Dberth.migration.socket-threshold.frames-per-second=200", "-Dberth.migration.sustain=2s",
+        "-Dberth.migration.rate-window=2s", "-Dberth.migration.check-interval=1s"),
+        Map.of("BERTH_DB_USER", db.user(), "BERTH_DB_PASSWORD", db.password()));
+    assertThat(up.code()).as(up.output()).isZero();
+    byte[] secret = Files.readString(runDir.resolve("secret")).strip().getBytes(StandardCharsets.UTF_8);
+    List<java.net.InetSocketAddress> edges = List.of(new java.net.InetSocketAddress("127.0.0.1", 7001),
+        new java.net.InetSocketAddress("127.0.0.1", 7002), new java.net.InetSocketAddress("127.0.0.1", 7003));
+
+    String hot = TestNodes.uniqueDevice("hot");
+    String busy = nodeOf(hot, secret, edges);
+    List<EchoStreamer> warm = new ArrayList<>();
+    for (int i = 0; i < 100 && warm.size() < 3; i++) {
+      String candidate = TestNodes.uniqueDevice("warm");
+      if (nodeOf(candidate, secret, edges).equals(busy)) {
+        warm.add(new EchoStreamer(io.berth.protocol.DeviceClient.builder().addresses(edges).deviceId(candidate)
+            .secret(secret, Duration.ofHours(1)), 2_000, Duration.ofMillis(10)).start());
+      }
+    }
+    assertThat(warm).hasSize(3);
+
+    int lines = 20_000;
+    List<String> expected = IntStream.rangeClosed(1, lines).mapToObj(i -> "hot-" + i).toList();
+    ProcessBuilder cli = new ProcessBuilder("bash", script("device.sh"), "--connect", "127.0.0.1:7003",
+        "--device", hot, "--mapping", "echo", "--expect", Integer.toString(lines))
+        .redirectError(runDir.resolve("hot.err").toFile())
+        .directory(ROOT.toFile());
+    cli.environment().putAll(env());
+    Process device = cli.start();
+    List<String> received = Collections.synchronizedList(new ArrayList<>());
+    Thread reader = new Thread(() -> {
+      try (BufferedReader r = new BufferedReader(new InputStreamReader(device.getInputStream(), StandardCharsets.UTF_8))) {
+        String line;
+        while ((line = r.readLine()) != null) {
+          received.add(line);
+        }
+      } catch (IOException e) {
+        // The process ended.
+      }
+    });
+    reader.start();
+    Thread writer = new Thread(() -> {
+      try (OutputStream in = device.getOutputStream()) {
+        for (String line : expected) {
+          in.write((line + "\n").getBytes(StandardCharsets.UTF_8));
+          in.flush();
+          java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+        }
+      } catch (IOException e) {
+        // Reported by the assertions below.
+      }
+    });
+    writer.start();
+
+    long started = System.nanoTime();
+    await().atMost(Duration.ofMinutes(2)).pollInterval(Duration.ofMillis(500)).until(() ->
+        HttpProbe.get("http://127.0.0.1:8551/api/sockets/" + hot).body().contains("\"node\":\"")
+            && !HttpProbe.get("http://127.0.0.1:8551/api/sockets/" + hot).body().contains("\"node\":\"" + busy + "\""));
+    double movedAfter = (System.nanoTime() - started) / 1e9;
+    assertThat(device.waitFor(4, TimeUnit.MINUTES)).isTrue();
+    reader.join(10_000);
+    assertThat(device.exitValue()).as(Files.readString(runDir.resolve("hot.err"))).isZero();
+    assertThat(received).as("every line echoed exactly once, in order").isEqualTo(expected);
+    for (EchoStreamer w : warm) {
+      w.awaitComplete(Duration.ofMinutes(2));
+      assertThat(w.duplicateEchoes()).isZero();
+      w.close();
+    }
+    String migrations = HttpProbe.get("http://127.0.0.1:8552/api/migrations?socket=" + hot).body();
+    assertThat(migrations).contains("\"cause\":\"auto\"").contains("\"from\":\"" + busy + "\"");
+    System.out.printf("FIGURE process migration: hot device moved off %s %.1f s after it started; %s%n", busy,
+        movedAfter, migrations);
+  }
+
+  /** Opens the socket once (so that it exists) and returns the node hosting its entity. */
+  private static String nodeOf(String device, byte[] secret, List<java.net.InetSocketAddress> edges) throws Exception {
+    io.berth.protocol.DeviceClient c = io.berth.protocol.DeviceClient.builder().addresses(edges).deviceId(device)
+        .secret(secret, Duration.ofHours(1)).mapping("discard").build().connect();
+    c.send(new byte[] {0});
+    c.awaitAllAcked(Duration.ofSeconds(30));
+    c.close();
+    String body = HttpProbe.get("http://127.0.0.1:8551/api/sockets/" + device).body();
+    return body.replaceAll(".*\"node\":\"([^\"]*)\".*", "$1");
+  }
+
   private Path writeLines(int n) throws IOException {
     Path file = runDir.resolve("lines.txt");
     Files.write(file, IntStream.rangeClosed(1, n).mapToObj(i -> "line-" + i).toList());

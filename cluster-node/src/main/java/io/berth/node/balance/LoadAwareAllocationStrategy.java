@@ -63,11 +63,16 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
     return Futures.successful(best != null ? best : requester);
   }
 
-  /** The region with the most headroom that is not draining; ties go to the one with fewer shards. */
+  /**
+   * The region with the most headroom that is not draining. Headroom is compared in steps of 5 %
+   * of a node's capacity: nodes within a step are equally good, and the one with fewer shards
+   * wins, so that sockets spread as evenly as by count while loads are similar.
+   */
   private ActorRef best(Map<ActorRef, IndexedSeq<String>> current, String excludeNode) {
     Map<String, NodeLoad> loads = view.loads();
+    double step = settings.nodeCapacity() * 0.05;
     ActorRef best = null;
-    double bestHeadroom = Double.NEGATIVE_INFINITY;
+    long bestBucket = Long.MIN_VALUE;
     int bestShards = Integer.MAX_VALUE;
     for (Map.Entry<ActorRef, IndexedSeq<String>> e : current.entrySet()) {
       String node = nodeOf(e.getKey());
@@ -75,11 +80,11 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
         continue;
       }
       NodeLoad load = loads.get(node);
-      double headroom = load == null ? settings.nodeCapacity() : load.headroom();
+      long bucket = (long) Math.floor((load == null ? settings.nodeCapacity() : load.headroom()) / step);
       int shards = e.getValue().size();
-      if (headroom > bestHeadroom + 1e-9 || (Math.abs(headroom - bestHeadroom) <= 1e-9 && shards < bestShards)) {
+      if (bucket > bestBucket || (bucket == bestBucket && shards < bestShards)) {
         best = e.getKey();
-        bestHeadroom = headroom;
+        bestBucket = bucket;
         bestShards = shards;
       }
     }

@@ -130,13 +130,21 @@ class LoadAwareAllocationStrategyTest {
 
   @Test
   void newShardsGoWhereThereIsTheMostHeadroom() {
-    view.setLoads(Map.of(A, load(A, 900), B, load(B, 100), C, load(C, 400)));
+    view.setLoads(Map.of(A, load(A, 9000), B, load(B, 100), C, load(C, 4000)));
     assertThat(allocate("9", allocation(layout))).isEqualTo(B);
   }
 
   @Test
+  void withSimilarLoadsNewShardsGoWhereThereAreFewerShards() {
+    // 300, 100 and 400 frames/s are all within one step (5 % of a 10,000 frames/s node).
+    view.setLoads(Map.of(A, load(A, 300), B, load(B, 100), C, load(C, 400)));
+    assertThat(allocate("9", allocation(Map.of(A, List.of("1"), B, List.of("2", "3"), C, List.of("4", "5")))))
+        .isEqualTo(A);
+  }
+
+  @Test
   void aDrainingNodeGivesUpEveryShardAndGetsNoNewOnes() {
-    view.setLoads(Map.of(A, load(A, 0), B, load(B, 100), C, load(C, 400)));
+    view.setLoads(Map.of(A, load(A, 0), B, load(B, 100), C, load(C, 4000)));
     view.setDraining(Set.of(A));
     assertThat(rebalance(allocation(layout))).containsExactlyInAnyOrder("1", "2");
     assertThat(allocate("1", allocation(Map.of(A, List.of(), B, List.of("3"), C, List.of("4"))))).isEqualTo(B);
