@@ -145,7 +145,7 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
         Double rate = load == null ? null : load.shardFramesPerSecond().get(shard);
         if (rate != null) {
           // Only shards that carry traffic are worth a line in the migration log.
-          record("*", shard, "drain", node, null, rate, null);
+          record("*", shard, "drain", node, null, rate, null, null);
         }
       }
     }
@@ -183,7 +183,7 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
       lastMoved.put(r.shardId(), System.nanoTime());
       NodeLoad.HotSocket rate = rateOf(loads.get(from), r.socketId());
       record(r.socketId(), r.shardId(), "manual", from, to, rate == null ? null : rate.framesPerSecond(),
-          rate == null ? null : rate.bytesPerSecond());
+          rate == null ? null : rate.bytesPerSecond(), null);
     }
   }
 
@@ -246,7 +246,8 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
       moved++;
       log.info("Moving shard {} (socket {} at {} frames/s, {} B/s) from {} to {}", shard, c.hot.socketId(),
           Math.round(c.hot.framesPerSecond()), Math.round(c.hot.bytesPerSecond()), from, target.node());
-      record(c.hot.socketId(), shard, "auto", from, target.node(), c.hot.framesPerSecond(), c.hot.bytesPerSecond());
+      record(c.hot.socketId(), shard, "auto", from, target.node(), c.hot.framesPerSecond(), c.hot.bytesPerSecond(),
+          Instant.ofEpochMilli(c.hot.hotSinceMillis()));
     }
   }
 
@@ -254,9 +255,10 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
 
   // ------------------------------------------------------------------ helpers
 
-  private void record(String socketId, String shard, String cause, String from, String to, Double fps, Double bps) {
+  private void record(String socketId, String shard, String cause, String from, String to, Double fps, Double bps,
+                      Instant hotSince) {
     MigrationLog.get(system).started(new MigrationLog.Migration(UUID.randomUUID().toString(), socketId, shard, cause,
-        from, to, fps, bps, Instant.now(), null, null));
+        from, to, fps, bps, hotSince, Instant.now(), null, null));
   }
 
   private void forget(String shardId) {

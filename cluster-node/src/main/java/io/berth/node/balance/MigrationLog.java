@@ -49,6 +49,7 @@ public final class MigrationLog implements Extension {
       String to,
       Double framesPerSecond,
       Double bytesPerSecond,
+      Instant hotSince,
       Instant startedAt,
       Instant completedAt,
       Long pauseMs) {}
@@ -70,7 +71,7 @@ public final class MigrationLog implements Extension {
     return run("record migration of " + m.socketId(), c -> {
       try (PreparedStatement s = c.prepareStatement(
           "INSERT INTO berth_migration (id, socket_id, shard_id, cause, from_node, to_node, frames_per_second,"
-              + " bytes_per_second, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
+              + " bytes_per_second, started_at, hot_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
         s.setString(1, m.id());
         s.setString(2, m.socketId());
         s.setString(3, m.shardId());
@@ -80,6 +81,7 @@ public final class MigrationLog implements Extension {
         setDouble(s, 7, m.framesPerSecond());
         setDouble(s, 8, m.bytesPerSecond());
         s.setTimestamp(9, Timestamp.from(m.startedAt()));
+        s.setTimestamp(10, m.hotSince() == null ? null : Timestamp.from(m.hotSince()));
         s.executeUpdate();
       }
       return null;
@@ -108,7 +110,7 @@ public final class MigrationLog implements Extension {
   public CompletionStage<List<Migration>> recent(int limit, String socketId) {
     return CompletableFuture.supplyAsync(() -> {
       String sql = "SELECT id, socket_id, shard_id, cause, from_node, to_node, frames_per_second, bytes_per_second,"
-          + " started_at, completed_at, pause_ms FROM berth_migration"
+          + " hot_since, started_at, completed_at, pause_ms FROM berth_migration"
           + (socketId == null ? "" : " WHERE socket_id = ?") + " ORDER BY started_at DESC LIMIT ?";
       try (Connection c = dataSource.getConnection(); PreparedStatement s = c.prepareStatement(sql)) {
         int i = 1;
@@ -121,7 +123,7 @@ public final class MigrationLog implements Extension {
           while (rs.next()) {
             out.add(new Migration(rs.getString(1), rs.getString(2), rs.getString(3), rs.getString(4),
                 rs.getString(5), rs.getString(6), getDouble(rs, 7), getDouble(rs, 8), instant(rs, 9),
-                instant(rs, 10), rs.getObject(11) == null ? null : rs.getLong(11)));
+                instant(rs, 10), instant(rs, 11), rs.getObject(12) == null ? null : rs.getLong(12)));
           }
         }
         return out;

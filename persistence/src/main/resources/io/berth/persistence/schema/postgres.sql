@@ -74,3 +74,6 @@ CREATE TABLE IF NOT EXISTS berth_migration (
 
 CREATE INDEX IF NOT EXISTS berth_migration_started_idx ON berth_migration (started_at);
 CREATE INDEX IF NOT EXISTS berth_migration_socket_idx ON berth_migration (socket_id, started_at);
+
+-- When the socket's rate crossed the threshold (automatic migrations): crossing to serving.
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS hot_since TIMESTAMP WITH TIME ZONE;

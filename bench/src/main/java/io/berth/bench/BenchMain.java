@@ -1,0 +1,65 @@
+package io.berth.bench;
+
+import io.berth.persistence.DatabaseSettings;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code scripts/bench.sh [--quick] [SCENARIO...]}: runs scenarios and prints the table. */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+    description = "Measures Berth side by side with its anchors and prints ratios.")
+public final class BenchMain implements Callable<Integer> {
+
+  @Option(names = "--quick", description = "A smoke run: fewer rounds, shorter runs (under 5 minutes).")
+  boolean quick;
+
+  @Option(names = "--out", defaultValue = "bench/target/last-run.md", description = "Where the table is written.")
+  Path out;
+
+  @Parameters(arity = "0..*", description = "Scenarios to run (default: all): migration")
+  List<String> scenarios;
+
+  @Override
+  public Integer call() throws Exception {
+    PrintStream progress = System.out;
+    DatabaseSettings db = new DatabaseSettings(
+        env("BERTH_BENCH_DB_URL", "jdbc:postgresql://127.0.0.1:5432/berth_bench"),
+        env("BERTH_BENCH_DB_USER", "postgres"), env("BERTH_BENCH_DB_PASSWORD", ""), 8, Duration.ofSeconds(5));
+    List<String> run = scenarios == null || scenarios.isEmpty() ? List.of("migration") : scenarios;
+    Report report = new Report();
+    for (String scenario : run) {
+      switch (scenario) {
+        case "migration" -> MigrationScenario.run(report, db, quick ? 5 : 20, progress);
+        default -> {
+          System.err.println("unknown scenario '" + scenario + "' (known: migration)");
+          return 1;
+        }
+      }
+    }
+    String machine = "Machine: " + Runtime.getRuntime().availableProcessors() + " cores, "
+        + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB heap for the harness, Java "
+        + System.getProperty("java.version") + ", " + System.getProperty("os.name") + " "
+        + System.getProperty("os.version") + (quick ? " (--quick)" : "");
+    report.write(out, machine);
+    progress.println();
+    progress.println(report.render(machine));
+    progress.println("table written to " + out);
+    return 0;
+  }
+
+  private static String env(String name, String fallback) {
+    String v = System.getenv(name);
+    return v == null || v.isBlank() ? fallback : v;
+  }
+
+  public static void main(String[] args) {
+    int code = new CommandLine(new BenchMain()).execute(args);
+    System.exit(code);
+  }
+}

@@ -1,0 +1,136 @@
+package io.berth.bench;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.berth.node.BerthNode;
+import io.berth.node.connection.ConnectionEntity;
+import io.berth.persistence.DatabaseSettings;
+import io.berth.persistence.SchemaInstaller;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Join;
+
+/** Berth nodes in the harness's JVM, wired as Main wires them, on the benchmark database. */
+final class LocalCluster implements AutoCloseable {
+
+  static final String SECRET = "bench-fleet-secret-0123456789";
+
+  record Node(ActorSystem<Void> system, int edgePort, int managementPort) {
+    InetSocketAddress edge() {
+      return new InetSocketAddress("127.0.0.1", edgePort);
+    }
+
+    String address() {
+      return Cluster.get(system).selfMember().address().toString();
+    }
+  }
+
+  private final List<Node> nodes = new ArrayList<>();
+
+  LocalCluster(DatabaseSettings db, int count, String overrides) {
+    SchemaInstaller.install(db);
+    for (int i = 0; i < count; i++) {
+      int edge = freePort();
+      int management = freePort();
+      Config config = ConfigFactory.parseString(overrides)
+          .withFallback(ConfigFactory.parseMap(Map.of(
+              "berth.edge.host", "127.0.0.1", "berth.edge.port", edge,
+              "pekko.management.http.port", management, "berth.auth.secret", SECRET,
+              "berth.db.url", db.url(), "berth.db.user", db.user(), "berth.db.password", db.password(),
+              "berth.db.pool-size", 4)))
+          .withFallback(ConfigFactory.parseString("""
+              pekko.remote.artery.canonical.port = 0
+              pekko.cluster.jmx.multi-mbeans-in-same-jvm = on
+              pekko.cluster.shutdown-after-unsuccessful-join-seed-nodes = off
+              """))
+          .withFallback(ConfigFactory.load());
+      ActorSystem<Void> system = BerthNode.start(BerthNode.config(config));
+      var joinTo = nodes.isEmpty() ? Cluster.get(system).selfMember().address()
+          : Cluster.get(nodes.get(0).system()).selfMember().address();
+      Cluster.get(system).manager().tell(Join.create(joinTo));
+      nodes.add(new Node(system, edge, management));
+    }
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+    while (!allUp(count)) {
+      if (System.nanoTime() > deadline) {
+        throw new IllegalStateException("the benchmark cluster did not come up within 120 s");
+      }
+      pause(100);
+    }
+  }
+
+  private boolean allUp(int count) {
+    for (Node n : nodes) {
+      long up = 0;
+      for (var m : Cluster.get(n.system()).state().getMembers()) {
+        if (m.status() == MemberStatus.up()) {
+          up++;
+        }
+      }
+      if (up < count) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  List<Node> nodes() {
+    return nodes;
+  }
+
+  List<InetSocketAddress> edges() {
+    return nodes.stream().map(Node::edge).toList();
+  }
+
+  /** The node hosting a socket's entity (asking starts it). */
+  String entityNode(String socketId) {
+    try {
+      return ClusterSharding.get(nodes.get(0).system())
+          .entityRefFor(ConnectionEntity.ENTITY_KEY, socketId)
+          .ask(ConnectionEntity.GetStatus::new, Duration.ofSeconds(10))
+          .toCompletableFuture().get(15, TimeUnit.SECONDS).node();
+    } catch (Exception e) {
+      throw new IllegalStateException("socket " + socketId + " did not answer", e);
+    }
+  }
+
+  @Override
+  public void close() {
+    nodes.forEach(n -> n.system().terminate());
+    for (Node n : nodes) {
+      try {
+        n.system().getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+      } catch (Exception e) {
+        // The harness exits afterwards anyway.
+      }
+    }
+  }
+
+  static void pause(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static int freePort() {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The benchmark harness: measures Berth side by side with its anchors in one run and prints a
+# table of figures and ratios (also written to bench/target/last-run.md).
+#   scripts/bench.sh [--quick] [SCENARIO...]      scenarios: migration
+# Uses PostgreSQL like scripts/test.sh: BERTH_BENCH_DB_URL (and _USER, _PASSWORD) if set, else
+# the berth_bench database on 127.0.0.1:5432, created if missing. Not a test: it never fails on
+# a missed goal, only on an error.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+require_java
+command -v mvn >/dev/null 2>&1 || die "Maven not found: install Maven 3.8+ (Debian: apt-get install maven)"
+BENCH_JAR="$ROOT/bench/target/berth-bench.jar"
+
+if [[ -z "${BERTH_BENCH_DB_URL:-}" ]]; then
+  if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432 -t 3; then
+    version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+    [[ -n "$version" ]] && pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
+  fi
+  export PGPASSWORD="${BERTH_BENCH_DB_PASSWORD:-}"
+  exists=$(psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'berth_bench'") \
+    || die "cannot reach PostgreSQL on 127.0.0.1:5432 (or set BERTH_BENCH_DB_URL)"
+  if [[ "$exists" != "1" ]]; then
+    psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -qc "CREATE DATABASE berth_bench" >&2
+  fi
+fi
+
+if [[ ! -f "$BENCH_JAR" || -n "$(find "$ROOT" -path "$ROOT/.berth" -prune -o \( -path '*/src/main/*' -o -name pom.xml \) -newer "$BENCH_JAR" -type f -print -quit)" ]]; then
+  say "building the harness (mvn package -DskipTests) ..."
+  (cd "$ROOT" && mvn -B -q -DskipTests package) >&2 || die "build failed"
+fi
+
+mkdir -p "$ROOT/bench/target"
+cd "$ROOT"
+exec java ${BERTH_BENCH_JAVA_OPTS:--Xmx2g -XX:+UseG1GC} -Dlogback.configurationFile=logback-bench.xml \
+  -DBERTH_BENCH_LOG="$ROOT/bench/target/bench-nodes.log" -jar "$BENCH_JAR" "$@"
