@@ -13,6 +13,8 @@ import java.util.List;
 import io.berth.node.balance.LoadAwareAllocationStrategy;
 import io.berth.node.balance.LoadReporter;
 import io.berth.node.balance.MigrationSettings;
+import io.berth.node.mapping.MappingRegistry;
+import io.berth.node.mapping.MappingWatcher;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -61,6 +63,12 @@ public final class BerthNode {
       ConnectionEntity.init(system, connection, new LoadAwareAllocationStrategy(system, migration));
       ActorRef<EdgeServer.Command> edgeServer = ctx.spawn(EdgeServer.create(edge), "edge");
       ctx.spawn(LoadReporter.create(migration, edge.advertisedHost(system), edge.port(), edgeServer), "load-reporter");
+      ctx.spawn(MappingWatcher.create(), "mapping-watcher");
+      MappingRegistry.get(system).ensureDefaults().whenComplete((ok, failure) -> {
+        if (failure != null) {
+          system.log().error("Cannot create the built-in mappings: {}", failure.getMessage());
+        }
+      });
       PekkoManagement.get(system).start().whenComplete((uri, failure) -> {
         if (failure != null) {
           // Without management there is no readiness and no operator API: do not run half a node.

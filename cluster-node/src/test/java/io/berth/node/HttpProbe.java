@@ -17,9 +17,16 @@ public final class HttpProbe {
   public record Response(int status, String body) {}
 
   public static Response get(String url) {
+    return send("GET", url, null);
+  }
+
+  /** Any method, with a body (or none). */
+  public static Response send(String method, String url, String body) {
     try {
-      HttpResponse<String> r = CLIENT.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).build(),
-          HttpResponse.BodyHandlers.ofString());
+      HttpRequest.BodyPublisher publisher = body == null ? HttpRequest.BodyPublishers.noBody()
+          : HttpRequest.BodyPublishers.ofString(body);
+      HttpResponse<String> r = CLIENT.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(30))
+          .method(method, publisher).build(), HttpResponse.BodyHandlers.ofString());
       return new Response(r.statusCode(), r.body());
     } catch (IOException e) {
       return new Response(-1, e.toString());

@@ -34,15 +34,24 @@ public final class SchemaInstaller {
   public static void install(DatabaseSettings db) {
     List<String> statements = statements(db.kind());
     long started = System.nanoTime();
-    try (Connection c = connect(db)) {
-      if (db.kind() == DatabaseSettings.Kind.POSTGRES) {
-        installPostgres(c, statements);
-      } else {
-        installH2(c, statements);
+    for (int attempt = 1; ; attempt++) {
+      try (Connection c = connect(db)) {
+        if (db.kind() == DatabaseSettings.Kind.POSTGRES) {
+          installPostgres(c, statements);
+        } else {
+          installH2(c, statements);
+        }
+        break;
+      } catch (SQLException e) {
+        throw new DatabaseUnavailableException(
+            "schema install failed on " + db.url() + " as user '" + db.user() + "': " + e.getMessage(), e);
+      } catch (DatabaseUnavailableException e) {
+        // H2 can refuse a connection while another process creates the same database file.
+        if (db.kind() != DatabaseSettings.Kind.H2 || attempt >= H2_ATTEMPTS) {
+          throw e;
+        }
+        pause(attempt);
       }
-    } catch (SQLException e) {
-      throw new DatabaseUnavailableException(
-          "schema install failed on " + db.url() + " as user '" + db.user() + "': " + e.getMessage(), e);
     }
     log.info("Schema ready on {} ({} statements, {} ms)", db.url(), statements.size(),
         TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));

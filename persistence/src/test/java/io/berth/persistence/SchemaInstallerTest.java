@@ -23,7 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
 class SchemaInstallerTest {
 
   private static final Set<String> TABLES =
-      Set.of("durable_state", "event_journal", "event_tag", "snapshot", "berth_migration");
+      Set.of("durable_state", "event_journal", "event_tag", "snapshot", "berth_migration", "berth_mapping",
+          "berth_parked");
 
   @Test
   void installsEveryTableOnAnEmptyPostgresDatabaseAndAgainWithoutFailing() throws Exception {

@@ -1,9 +1,6 @@
 package io.berth.node.balance;
 
-import com.zaxxer.hikari.HikariDataSource;
-import io.berth.persistence.BerthDataSource;
-import io.berth.persistence.DatabaseSettings;
-import java.sql.Connection;
+import io.berth.node.BerthTables;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
@@ -12,11 +9,8 @@ import java.sql.Types;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.Executor;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.Extension;
 import org.apache.pekko.actor.typed.ExtensionId;
 import org.slf4j.Logger;
@@ -54,13 +48,10 @@ public final class MigrationLog implements Extension {
       Instant completedAt,
       Long pauseMs) {}
 
-  private final HikariDataSource dataSource;
-  private final Executor blocking;
+  private final BerthTables tables;
 
   private MigrationLog(ActorSystem<?> system) {
-    this.dataSource = BerthDataSource.create(DatabaseSettings.fromConfig(system.settings().config()), 2);
-    this.blocking = system.dispatchers().lookup(DispatcherSelector.blocking());
-    system.getWhenTerminated().thenRun(dataSource::close);
+    this.tables = BerthTables.get(system);
   }
 
   public static MigrationLog get(ActorSystem<?> system) {
@@ -108,11 +99,11 @@ public final class MigrationLog implements Extension {
 
   /** Newest first. */
   public CompletionStage<List<Migration>> recent(int limit, String socketId) {
-    return CompletableFuture.supplyAsync(() -> {
+    return tables.run(c -> {
       String sql = "SELECT id, socket_id, shard_id, cause, from_node, to_node, frames_per_second, bytes_per_second,"
           + " hot_since, started_at, completed_at, pause_ms FROM berth_migration"
           + (socketId == null ? "" : " WHERE socket_id = ?") + " ORDER BY started_at DESC LIMIT ?";
-      try (Connection c = dataSource.getConnection(); PreparedStatement s = c.prepareStatement(sql)) {
+      try (PreparedStatement s = c.prepareStatement(sql)) {
         int i = 1;
         if (socketId != null) {
           s.setString(i++, socketId);
@@ -127,25 +118,16 @@ public final class MigrationLog implements Extension {
           }
         }
         return out;
-      } catch (SQLException e) {
-        throw new IllegalStateException("cannot read migrations: " + e.getMessage(), e);
       }
-    }, blocking);
+    });
   }
 
-  private interface Work<T> {
-    T apply(Connection c) throws SQLException;
-  }
-
-  private <T> CompletionStage<T> run(String what, Work<T> work) {
-    return CompletableFuture.supplyAsync(() -> {
-      try (Connection c = dataSource.getConnection()) {
-        return work.apply(c);
-      } catch (SQLException e) {
-        log.warn("Cannot {}: {}", what, e.getMessage());
-        return null;
-      }
-    }, blocking);
+  /** Writes are best effort: a failure is logged and never disturbs delivery. */
+  private CompletionStage<Void> run(String what, BerthTables.Work<Void> work) {
+    return tables.run(work).exceptionally(e -> {
+      log.warn("Cannot {}: {}", what, e.getMessage());
+      return null;
+    });
   }
 
   private static void setDouble(PreparedStatement s, int i, Double v) throws SQLException {

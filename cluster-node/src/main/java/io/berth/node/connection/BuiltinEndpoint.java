@@ -1,40 +1,64 @@
 package io.berth.node.connection;
 
 import io.berth.protocol.Frame;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * The endpoints every node has without configuration. A socket's DATA reaches its destination
- * when the endpoint has taken it; what the endpoint answers goes back down the socket.
+ * The endpoints every node has without configuration (docs/ENDPOINTS.md#built-in-endpoints).
+ * They run inside the socket's entity, frame by frame: receive criteria apply to HTTP endpoints.
+ * A socket's DATA reaches its destination when the endpoint has taken it; what the endpoint
+ * answers goes back down the socket.
  */
 public enum BuiltinEndpoint {
   /** Sends each DATA payload back to the device as a downlink DATA frame. */
   ECHO {
     @Override
-    public List<byte[]> onData(Frame.Data frame) {
+    public List<byte[]> onData(String socketId, Frame.Data frame) {
       return List.of(frame.payload());
     }
   },
   /** Takes every DATA frame and answers nothing. */
   DISCARD {
     @Override
-    public List<byte[]> onData(Frame.Data frame) {
+    public List<byte[]> onData(String socketId, Frame.Data frame) {
+      return List.of();
+    }
+  },
+  /** Writes each DATA frame to the node's log (a short preview) and answers nothing. */
+  LOG {
+    @Override
+    public List<byte[]> onData(String socketId, Frame.Data frame) {
+      byte[] p = frame.payload();
+      String preview = new String(p, 0, Math.min(p.length, 80), StandardCharsets.UTF_8).replaceAll("\\p{Cntrl}", ".");
+      LOG_OUT.info("socket {} DATA {} ({} bytes): {}", socketId, frame.seq(), p.length, preview);
+      return List.of();
+    }
+  },
+  /** Links sockets presenting the same pairing key (peer links); takes data like discard until linked. */
+  PAIR {
+    @Override
+    public List<byte[]> onData(String socketId, Frame.Data frame) {
       return List.of();
     }
   };
 
+  private static final Logger LOG_OUT = LoggerFactory.getLogger("io.berth.endpoint.log");
+
   /** What the endpoint answers to one uplink frame (downlink payloads, in order). */
-  public abstract List<byte[]> onData(Frame.Data frame);
+  public abstract List<byte[]> onData(String socketId, Frame.Data frame);
 
   public String mappingName() {
     return name().toLowerCase(Locale.ROOT);
   }
 
-  public static Optional<BuiltinEndpoint> named(String mapping) {
+  public static Optional<BuiltinEndpoint> named(String name) {
     for (BuiltinEndpoint e : values()) {
-      if (e.mappingName().equals(mapping)) {
+      if (e.mappingName().equals(name)) {
         return Optional.of(e);
       }
     }

@@ -1,26 +1,33 @@
 package io.berth.node.connection;
 
 import com.fasterxml.jackson.annotation.JsonIgnore;
+import io.berth.node.balance.LoadRegistry;
+import io.berth.node.balance.MigrationLog;
+import io.berth.node.balance.SocketMeter;
+import io.berth.node.mapping.Batcher;
+import io.berth.node.mapping.EndpointCall;
+import io.berth.node.mapping.Mapping;
+import io.berth.node.mapping.MappingActor;
 import io.berth.persistence.CborSerializable;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
+import io.berth.protocol.FrameCodec;
 import io.berth.protocol.SocketId;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
-import io.berth.node.balance.LoadRegistry;
-import io.berth.node.balance.MigrationLog;
-import io.berth.node.balance.SocketMeter;
 import org.apache.pekko.cluster.sharding.ShardCoordinator;
 import org.apache.pekko.cluster.sharding.typed.HashCodeMessageExtractor;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
@@ -40,14 +47,21 @@ import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
 /**
  * One device socket (entity type {@code socket}, id = socket id): the session that outlives TCP
  * connections. It keeps the uplink watermark (highest DATA seq that reached the endpoint), the
- * downlink outbox (frames the device has not acknowledged yet), the edge currently holding the
- * device's connection, and counters.
+ * downlink outbox (frames the device has not acknowledged yet), the mapping the socket opened
+ * with, the edge currently holding the device's connection, and counters.
  *
- * <p>Delivery contract (PROTOCOL.md#delivery-contract): a batch of DATA frames is handed to the
- * endpoint, the new watermark and the endpoint's answers are persisted as one event, and only then
- * is the edge told to ACK. Frames at or below the watermark are dropped as replays. Downlink
- * acknowledgements are not persisted one by one: they are folded into the next event (or written
- * when the entity stops), so a crash can only cause a resend that the device drops by seq.
+ * <p>Delivery contract (PROTOCOL.md#delivery-contract): data reaches the endpoint, the new
+ * watermark and the endpoint's answers are persisted as one event, and only then is the edge told
+ * to ACK. Frames at or below the watermark are dropped as replays.
+ *
+ * <p>Built-in endpoints run here, frame by frame, in the same event. HTTP endpoints are called by
+ * a child {@link MappingActor}: frames are buffered (in memory: the device keeps them until they
+ * are acknowledged) and cut into batches by the mapping's criteria; a batch's boundaries are
+ * persisted before it is sent, so that after a crash or a move the same batch, with the same id,
+ * is sent again (docs/ENDPOINTS.md#delivery). One batch at a time, in order.
+ *
+ * <p>Downlink acknowledgements are not persisted one by one: they are folded into the next event
+ * (or written when the entity stops), so a crash can only cause a resend that the device drops.
  */
 public final class ConnectionEntity
     extends EventSourcedBehaviorWithEnforcedReplies<ConnectionEntity.Command, ConnectionEntity.Event, ConnectionEntity.State> {
@@ -58,10 +72,10 @@ public final class ConnectionEntity
 
   public sealed interface Command {}
 
-  /** The edge opens (or resumes) the socket for an authenticated device. */
+  /** The edge opens (or resumes) the socket for an authenticated device, with a resolved mapping. */
   public record Open(
       String deviceId,
-      String mapping,
+      Mapping mapping,
       boolean resume,
       long lastReceived,
       ActorRef<ToEdge> edge,
@@ -74,24 +88,44 @@ public final class ConnectionEntity
   /** The device acknowledged downlink frames up to {@code upTo}. Hot path: binary serializer. */
   public record DownlinkAck(ActorRef<ToEdge> edge, long upTo) implements Command {}
 
+  /** The device (through its edge) ends the session. */
+  public record Close(ActorRef<ToEdge> edge, int code, String reason) implements Command, CborSerializable {}
+
   /** The edge saw a gap in the downlink: push again everything after {@code from}. */
   public record Resync(ActorRef<ToEdge> edge, long from) implements Command, CborSerializable {}
 
   /** The edge's connection is alive: keeps an attached session from being passivated. */
   public record Heartbeat(ActorRef<ToEdge> edge) implements Command, CborSerializable {}
 
+  public record GetStatus(ActorRef<SocketStatus> replyTo) implements Command, CborSerializable {}
+
+  /** Sends data down the socket from outside ({@code POST /api/sockets/{id}/messages}). */
+  public record Inject(byte[] payload, ActorRef<InjectResult> replyTo) implements Command, CborSerializable {}
+
+  /** An operator closes the socket ({@code DELETE /api/sockets/{id}}). */
+  public record CloseByOperator(String reason, ActorRef<OperatorCloseResult> replyTo)
+      implements Command, CborSerializable {}
+
+  public record InjectResult(boolean accepted, long seq, String problem) implements CborSerializable {}
+
+  public record OperatorCloseResult(boolean closed, String problem) implements CborSerializable {}
+
+  /** The edge holding the device's connection stopped (connection lost, node down). */
+  record EdgeTerminated(ActorRef<ToEdge> edge) implements Command {}
+
   /** Pushed frames are still unacknowledged: push them again if nothing progressed. */
   private enum RetryDownlink implements Command {
     INSTANCE
   }
 
-  /** The device (through its edge) ends the session. */
-  public record Close(ActorRef<ToEdge> edge, int code, String reason) implements Command, CborSerializable {}
+  /** Something may be ready for the HTTP endpoint: look. */
+  private enum Dispatch implements Command {
+    INSTANCE
+  }
 
-  public record GetStatus(ActorRef<SocketStatus> replyTo) implements Command, CborSerializable {}
+  private record EndpointAnswered(MappingActor.Result result) implements Command {}
 
-  /** The edge holding the device's connection stopped (connection lost, node down). */
-  record EdgeTerminated(ActorRef<ToEdge> edge) implements Command {}
+  private record CloseByEndpoint(String reason) implements Command {}
 
   /** Sent by sharding on passivation and handoff. */
   public enum Stop implements Command, CborSerializable {
@@ -109,11 +143,12 @@ public final class ConnectionEntity
   public record OpenRejected(int errorCode, String reason) implements ToEdge, CborSerializable {}
 
   /**
-   * Every uplink frame up to {@code upTo} reached the endpoint and is durable. {@code stalled}:
-   * frames after it were refused because the outbox is full; a {@link Resume} follows when there
-   * is room again. Hot path: binary serializer.
+   * Every uplink frame up to {@code upTo} reached its destination and is durable: the edge ACKs
+   * it. Frames up to {@code buffered} have reached the entity (waiting for their batch): the edge
+   * may send more. {@code stalled}: frames after the watermark were refused because the outbox is
+   * full; a {@link Resume} follows when there is room. Hot path: binary serializer.
    */
-  public record Delivered(long upTo, boolean stalled) implements ToEdge {}
+  public record Delivered(long upTo, long buffered, boolean stalled) implements ToEdge {}
 
   /** Downlink frames for the device, in seq order. Hot path: binary serializer. */
   public record Push(List<Frame.Data> frames) implements ToEdge {}
@@ -140,7 +175,7 @@ public final class ConnectionEntity
 
   public record Opened(
       String deviceId,
-      String mapping,
+      Mapping mapping,
       ActorRef<ToEdge> edge,
       String edgeNode,
       long downlinkAcked,
@@ -148,18 +183,33 @@ public final class ConnectionEntity
       implements Event {}
 
   /**
-   * One batch reached the endpoint: the new watermark, what it cost, and the endpoint's answers,
-   * already numbered. {@code downlinkAcked} folds in the device's acknowledgements seen so far.
+   * Data reached the endpoint: the new watermark (and how far into the next frame delivery got),
+   * what it cost, and the endpoint's answers, already numbered. {@code downlinkAcked} folds in the
+   * device's acknowledgements seen so far. For an HTTP endpoint, {@code batchId} completes the
+   * batch started before, and {@code parkedId} says it was parked instead of delivered.
    */
   public record Accepted(
       long lastAccepted,
+      long partialOffset,
       int frames,
       long bytes,
       int duplicates,
       List<Frame.Data> outbound,
       long downlinkAcked,
+      String batchId,
+      String parkedId,
       Instant at)
       implements Event {}
+
+  /** A batch for the HTTP endpoint, recorded before it is sent: its boundaries and id. */
+  public record BatchStarted(String batchId, long seqFrom, int offsetFrom, long seqTo, int offsetTo, boolean endsFrame,
+                             Instant at) implements Event {}
+
+  /** The endpoint's answer to an open or close event: downlink frames. */
+  public record Answered(String batchId, List<Frame.Data> outbound, Instant at) implements Event {}
+
+  /** Downlink frames sent from outside. */
+  public record Injected(List<Frame.Data> outbound, Instant at) implements Event {}
 
   public record DownlinkAcked(long upTo, Instant at) implements Event {}
 
@@ -188,18 +238,44 @@ public final class ConnectionEntity
   }
 
   public record Counters(
-      long framesIn, long bytesIn, long duplicates, long framesOut, long bytesOut, long connections, long discarded)
+      long framesIn, long bytesIn, long duplicates, long framesOut, long bytesOut, long connections, long discarded,
+      long batches, long parked)
       implements CborSerializable {
-    static final Counters ZERO = new Counters(0, 0, 0, 0, 0, 0, 0);
+    static final Counters ZERO = new Counters(0, 0, 0, 0, 0, 0, 0, 0, 0);
+
+    Counters in(int frames, long bytes, int dups, List<Frame.Data> out, boolean batch, boolean wasParked) {
+      long outBytes = 0;
+      for (Frame.Data d : out) {
+        outBytes += d.payload().length;
+      }
+      return new Counters(framesIn + frames, bytesIn + bytes, duplicates + dups, framesOut + out.size(),
+          bytesOut + outBytes, connections, discarded, batches + (batch ? 1 : 0), parked + (wasParked ? 1 : 0));
+    }
+
+    Counters out(List<Frame.Data> out) {
+      return in(0, 0, 0, out, false, false);
+    }
+
+    Counters connected() {
+      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections + 1, discarded, batches,
+          parked);
+    }
+
+    Counters discarding(long n) {
+      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, discarded + n, batches,
+          parked);
+    }
   }
 
   public record State(
       Status status,
       String deviceId,
-      String mapping,
+      Mapping mapping,
       ActorRef<ToEdge> edge,
       String edgeNode,
       long lastAccepted,
+      long partialOffset,
+      BatchStarted inFlight,
       long lastDownlinkSeq,
       long downlinkAcked,
       List<Frame.Data> outbox,
@@ -210,67 +286,86 @@ public final class ConnectionEntity
       Instant lastDeliveryAt)
       implements CborSerializable {
 
-    static final State EMPTY =
-        new State(Status.NEW, "", "", null, "", 0, 0, 0, List.of(), Counters.ZERO, null, null, null, null);
+    static final State EMPTY = new State(Status.NEW, "", null, null, "", 0, 0, null, 0, 0, List.of(), Counters.ZERO,
+        null, null, null, null);
+
+    State with(Status status, ActorRef<ToEdge> edge, String edgeNode) {
+      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+          lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt);
+    }
 
     State opened(Opened e) {
       long acked = Math.max(downlinkAcked, e.downlinkAcked());
-      Counters c = new Counters(counters.framesIn, counters.bytesIn, counters.duplicates,
-          counters.framesOut, counters.bytesOut, counters.connections + 1, counters.discarded);
-      return new State(Status.OPEN, e.deviceId(), e.mapping(), e.edge(), e.edgeNode(), lastAccepted,
-          lastDownlinkSeq, acked, trim(outbox, acked), c, e.at(), e.at(), suspendedOn, lastDeliveryAt);
+      return new State(Status.OPEN, e.deviceId(), e.mapping(), e.edge(), e.edgeNode(), lastAccepted, partialOffset,
+          inFlight, lastDownlinkSeq, acked, trim(outbox, acked), counters.connected(), e.at(), e.at(), suspendedOn,
+          lastDeliveryAt);
     }
 
     State accepted(Accepted e) {
       long acked = Math.max(downlinkAcked, e.downlinkAcked());
-      List<Frame.Data> box = new ArrayList<>(outbox.size() + e.outbound().size());
-      for (Frame.Data d : outbox) {
-        if (d.seq() > acked) {
-          box.add(d);
-        }
-      }
-      long outBytes = 0;
-      for (Frame.Data d : e.outbound()) {
-        outBytes += d.payload().length;
-        if (d.seq() > acked) {
-          box.add(d);
-        }
-      }
-      long lastSeq = e.outbound().isEmpty() ? lastDownlinkSeq : e.outbound().get(e.outbound().size() - 1).seq();
-      Counters c = new Counters(counters.framesIn + e.frames(), counters.bytesIn + e.bytes(),
-          counters.duplicates + e.duplicates(), counters.framesOut + e.outbound().size(),
-          counters.bytesOut + outBytes, counters.connections, counters.discarded);
-      return new State(status, deviceId, mapping, edge, edgeNode, e.lastAccepted(), lastSeq, acked,
-          List.copyOf(box), c, openedAt, e.at(), null, e.at());
+      List<Frame.Data> box = append(trim(outbox, acked), e.outbound(), acked);
+      boolean batchDone = e.batchId() != null && inFlight != null && inFlight.batchId().equals(e.batchId());
+      return new State(status, deviceId, mapping, edge, edgeNode, e.lastAccepted(), e.partialOffset(),
+          batchDone ? null : inFlight, lastSeq(e.outbound()), acked, box,
+          counters.in(e.frames(), e.bytes(), e.duplicates(), e.outbound(), e.batchId() != null, e.parkedId() != null),
+          openedAt, e.at(), null, e.at());
+    }
+
+    State batchStarted(BatchStarted e) {
+      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, e, lastDownlinkSeq,
+          downlinkAcked, outbox, counters, openedAt, e.at(), suspendedOn, lastDeliveryAt);
+    }
+
+    State answered(List<Frame.Data> out, Instant at) {
+      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+          lastSeq(out), downlinkAcked, append(outbox, out, downlinkAcked), counters.out(out), openedAt, at,
+          suspendedOn, lastDeliveryAt);
     }
 
     State downlinkAcked(DownlinkAcked e) {
       long acked = Math.max(downlinkAcked, e.upTo());
-      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, lastDownlinkSeq, acked,
-          trim(outbox, acked), counters, openedAt, e.at(), suspendedOn, lastDeliveryAt);
-    }
-
-    State detached(Detached e) {
-      return new State(Status.DETACHED, deviceId, mapping, null, "", lastAccepted, lastDownlinkSeq,
-          downlinkAcked, outbox, counters, openedAt, e.at(), suspendedOn, lastDeliveryAt);
+      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+          lastDownlinkSeq, acked, trim(outbox, acked), counters, openedAt, e.at(), suspendedOn, lastDeliveryAt);
     }
 
     State closed(Closed e) {
-      Counters c = new Counters(counters.framesIn, counters.bytesIn, counters.duplicates,
-          counters.framesOut, counters.bytesOut, counters.connections, counters.discarded + e.discarded());
       // Discarded downlink frames count as acknowledged so that numbering continues past them.
-      return new State(Status.CLOSED, deviceId, mapping, null, "", lastAccepted, lastDownlinkSeq,
-          lastDownlinkSeq, List.of(), c, openedAt, e.at(), null, lastDeliveryAt);
+      return new State(Status.CLOSED, deviceId, mapping, null, "", lastAccepted, partialOffset, null,
+          lastDownlinkSeq, lastDownlinkSeq, List.of(), counters.discarding(e.discarded()), openedAt, e.at(), null,
+          lastDeliveryAt);
     }
 
     State suspended(Suspended e) {
-      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, lastDownlinkSeq, downlinkAcked,
-          outbox, counters, openedAt, updatedAt, e.node(), e.lastDeliveryAt());
+      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+          lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, e.node(), e.lastDeliveryAt());
     }
 
     @JsonIgnore
     boolean isAttached(ActorRef<ToEdge> ref) {
       return status == Status.OPEN && edge != null && edge.equals(ref);
+    }
+
+    @JsonIgnore
+    boolean usesHttp() {
+      return mapping != null && !mapping.isBuiltin();
+    }
+
+    private long lastSeq(List<Frame.Data> out) {
+      return out.isEmpty() ? lastDownlinkSeq : out.get(out.size() - 1).seq();
+    }
+
+    private static List<Frame.Data> append(List<Frame.Data> box, List<Frame.Data> out, long acked) {
+      if (out.isEmpty()) {
+        return box;
+      }
+      List<Frame.Data> all = new ArrayList<>(box.size() + out.size());
+      all.addAll(box);
+      for (Frame.Data d : out) {
+        if (d.seq() > acked) {
+          all.add(d);
+        }
+      }
+      return List.copyOf(all);
     }
 
     private static List<Frame.Data> trim(List<Frame.Data> outbox, long acked) {
@@ -293,12 +388,14 @@ public final class ConnectionEntity
       String deviceId,
       String state,
       String mapping,
+      long mappingVersion,
       String node,
       String edge,
       long lastAccepted,
       long lastDownlinkSeq,
       long downlinkAcked,
       int outboxFrames,
+      String pendingBatch,
       Counters counters,
       Instant openedAt,
       Instant updatedAt)
@@ -308,7 +405,16 @@ public final class ConnectionEntity
     public boolean exists() {
       return !"new".equals(state);
     }
+
+    @JsonIgnore
+    public boolean isOpen() {
+      return "open".equals(state) || "detached".equals(state);
+    }
   }
+
+  /** A close the HTTP endpoint must see first: flush the buffer, send the close event, then end. */
+  private record CloseRequest(ActorRef<ToEdge> deviceEdge, int code, String reason,
+                              ActorRef<OperatorCloseResult> operator) {}
 
   // ------------------------------------------------------------------ wiring
 
@@ -337,12 +443,22 @@ public final class ConnectionEntity
   private final SocketMeter meter;
   private final ConnectionSettings settings;
   private final String node;
+  private final ActorRef<MappingActor.Result> endpointReplies;
 
-  // Per-incarnation delivery cursors: deliberately not persisted (see class comment).
+  // Per-incarnation cursors and buffers: deliberately not persisted (see class comment).
   private long liveDownlinkAcked;
   private long sentUpTo;
   private boolean edgeStalled;
   private long ackedAtLastRetry = -1;
+  private Batcher batcher;
+  private ActorRef<MappingActor.Command> endpoint;
+  private long endpointVersion = -1;
+  private String invoking;
+  private Batcher.Cut currentCut;
+  private boolean openDue;
+  private boolean dispatchScheduled;
+  private CloseRequest closeRequest;
+  private boolean closeEventDone;
 
   private ConnectionEntity(ActorContext<Command> context, TimerScheduler<Command> timers, String socketId,
       ConnectionSettings settings) {
@@ -355,6 +471,7 @@ public final class ConnectionEntity
     this.node = Cluster.get(context.getSystem()).selfMember().address().toString();
     this.shardId = shardOf(context.getSystem(), socketId);
     this.meter = LoadRegistry.get(context.getSystem()).register(socketId, shardId);
+    this.endpointReplies = context.messageAdapter(MappingActor.Result.class, EndpointAnswered::new);
   }
 
   @Override
@@ -381,6 +498,7 @@ public final class ConnectionEntity
             // Frames persisted before a crash may never have reached the edge.
             pump(state);
           }
+          prepareEndpoint(state);
         })
         .build();
   }
@@ -427,6 +545,11 @@ public final class ConnectionEntity
         .forAnyState()
         .onCommand(Open.class, this::onOpen)
         .onCommand(GetStatus.class, (state, cmd) -> Effect().reply(cmd.replyTo(), status(state)))
+        .onCommand(Inject.class, this::onInject)
+        .onCommand(CloseByOperator.class, this::onCloseByOperator)
+        .onCommand(Dispatch.class, (state, cmd) -> onDispatch(state))
+        .onCommand(EndpointAnswered.class, this::onEndpointAnswered)
+        .onCommand(CloseByEndpoint.class, this::onCloseByEndpoint)
         .onCommand(Stop.class, this::onStop);
   }
 
@@ -453,6 +576,11 @@ public final class ConnectionEntity
       edgeStalled = false;
       cmd.edge().tell(new Welcomed(socketId, node, s.lastAccepted(), s.downlinkAcked()));
       pump(s);
+      prepareEndpoint(s);
+      if (s.usesHttp() && s.mapping().receives(Mapping.Event.OPEN)) {
+        openDue = true;
+        dispatch();
+      }
     }).thenNoReply();
   }
 
@@ -460,16 +588,15 @@ public final class ConnectionEntity
     if (!state.isAttached(cmd.edge())) {
       return tellNotAttached(state, cmd.edge());
     }
-    BuiltinEndpoint endpoint = BuiltinEndpoint.named(state.mapping()).orElse(BuiltinEndpoint.DISCARD);
-    long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
-    int boxFrames = 0;
-    long boxBytes = 0;
-    for (Frame.Data d : state.outbox()) {
-      if (d.seq() > acked) {
-        boxFrames++;
-        boxBytes += d.payload().length;
-      }
+    if (state.usesHttp() && state.mapping().receives(Mapping.Event.DATA)) {
+      return bufferForEndpoint(state, cmd);
     }
+    Optional<BuiltinEndpoint> builtin = state.mapping() == null ? Optional.empty()
+        : BuiltinEndpoint.named(state.mapping().builtinName());
+    BuiltinEndpoint endpoint = builtin.orElse(BuiltinEndpoint.DISCARD);
+    long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
+    int boxFrames = outboxFrames(state);
+    long boxBytes = outboxBytes(state);
     long watermark = state.lastAccepted();
     long nextOut = state.lastDownlinkSeq();
     int frames = 0;
@@ -485,7 +612,7 @@ public final class ConnectionEntity
       if (frame.seq() != watermark + 1) {
         break; // a gap: the edge resends from the watermark
       }
-      List<byte[]> answers = endpoint.onData(frame);
+      List<byte[]> answers = endpoint.onData(socketId, frame);
       long answerBytes = 0;
       for (byte[] a : answers) {
         answerBytes += a.length;
@@ -510,12 +637,12 @@ public final class ConnectionEntity
       if (refused) {
         edgeStalled = true;
       }
-      cmd.edge().tell(new Delivered(watermark, refused));
+      cmd.edge().tell(new Delivered(watermark, watermark, refused));
       // All replays, typically resent after this entity restarted: its answers may still be due.
       pump(state);
       return Effect().noReply();
     }
-    Accepted event = new Accepted(watermark, frames, bytes, duplicates, outbound, acked, Instant.now());
+    Accepted event = new Accepted(watermark, 0, frames, bytes, duplicates, outbound, acked, null, null, Instant.now());
     meter.record(frames, bytes);
     boolean resumedAfterMove = state.suspendedOn() != null && !state.suspendedOn().equals(node);
     return Effect().persist(event).thenRun(s -> {
@@ -525,7 +652,7 @@ public final class ConnectionEntity
       if (refused) {
         edgeStalled = true;
       }
-      cmd.edge().tell(new Delivered(s.lastAccepted(), refused));
+      cmd.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), refused));
       pump(s);
     }).thenNoReply();
   }
@@ -572,12 +699,67 @@ public final class ConnectionEntity
     if (!state.isAttached(cmd.edge())) {
       return tellNotAttached(state, cmd.edge());
     }
-    int pending = outboxFrames(state);
-    Closed event = new Closed(cmd.code(), cmd.reason(), pending, Instant.now());
+    if (state.usesHttp()) {
+      // The endpoint sees the rest of the data and the close event before the session ends.
+      closeRequest = new CloseRequest(cmd.edge(), CloseCode.NORMAL.wire, cmd.reason(), null);
+      dispatch();
+      return Effect().noReply();
+    }
+    Closed event = new Closed(cmd.code(), cmd.reason(), outboxFrames(state), Instant.now());
     return Effect().persist(event).thenRun(s -> {
       context.unwatch(cmd.edge());
       cmd.edge().tell(new SessionEnded(CloseCode.NORMAL.wire, "session closed"));
     }).thenNoReply();
+  }
+
+  private ReplyEffect<Event, State> onCloseByOperator(State state, CloseByOperator cmd) {
+    if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
+      return Effect().reply(cmd.replyTo(), new OperatorCloseResult(false, "socket is not open"));
+    }
+    if (state.usesHttp() && closeRequest == null) {
+      closeRequest = new CloseRequest(null, CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason(), cmd.replyTo());
+      dispatch();
+      return Effect().noReply();
+    }
+    ActorRef<ToEdge> edge = state.edge();
+    Closed event = new Closed(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason(), outboxFrames(state), Instant.now());
+    return Effect().persist(event).thenRun(s -> {
+      if (edge != null) {
+        context.unwatch(edge);
+        edge.tell(new SessionEnded(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason()));
+      }
+    }).thenReply(cmd.replyTo(), s -> new OperatorCloseResult(true, null));
+  }
+
+  private ReplyEffect<Event, State> onCloseByEndpoint(State state, CloseByEndpoint cmd) {
+    if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
+      return Effect().noReply();
+    }
+    ActorRef<ToEdge> edge = state.edge();
+    if (batcher != null) {
+      batcher.clear();
+    }
+    closeRequest = null;
+    Closed event = new Closed(CloseCode.CLOSED_BY_ENDPOINT.wire, cmd.reason(), outboxFrames(state), Instant.now());
+    return Effect().persist(event).thenRun(s -> {
+      if (edge != null) {
+        context.unwatch(edge);
+        edge.tell(new SessionEnded(CloseCode.CLOSED_BY_ENDPOINT.wire, cmd.reason()));
+      }
+    }).thenNoReply();
+  }
+
+  private ReplyEffect<Event, State> onInject(State state, Inject cmd) {
+    if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
+      return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "socket is not open"));
+    }
+    List<Frame.Data> frames = frames(state.lastDownlinkSeq(), cmd.payload());
+    if (outboxFrames(state) + frames.size() > settings.maxOutboxFrames()
+        || outboxBytes(state) + cmd.payload().length > settings.maxOutboxBytes()) {
+      return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "the socket's outbox is full"));
+    }
+    return Effect().persist(new Injected(frames, Instant.now())).thenRun(this::pump)
+        .thenReply(cmd.replyTo(), s -> new InjectResult(true, s.lastDownlinkSeq(), null));
   }
 
   private ReplyEffect<Event, State> onEdgeTerminated(State state, EdgeTerminated cmd) {
@@ -614,6 +796,198 @@ public final class ConnectionEntity
     context.getLog().info("Socket {} delivers again on {} after moving from {}: delivery paused {} ms", socketId,
         node, before.suspendedOn(), pauseMs);
     MigrationLog.get(context.getSystem()).completed(socketId, shardId, node, pauseMs, at);
+  }
+
+  // ------------------------------------------------------------------ HTTP endpoint
+
+  /** Makes sure the endpoint child and the batcher match the socket's mapping. */
+  private void prepareEndpoint(State s) {
+    if (!s.usesHttp()) {
+      return;
+    }
+    if (endpoint == null || endpointVersion != s.mapping().version()) {
+      if (endpoint != null) {
+        context.stop(endpoint);
+        invoking = null;
+        currentCut = null;
+      }
+      endpoint = context.spawnAnonymous(MappingActor.create(s.mapping(), socketId, s.deviceId()));
+      endpointVersion = s.mapping().version();
+      batcher = new Batcher(s.mapping().criteria());
+    }
+  }
+
+  /** Frames for an HTTP endpoint wait in the batcher; the edge may send more, ACKs come later. */
+  private ReplyEffect<Event, State> bufferForEndpoint(State state, Deliver cmd) {
+    prepareEndpoint(state);
+    long next = Math.max(state.lastAccepted(), batcher.highestSeq());
+    int frames = 0;
+    long bytes = 0;
+    long now = System.nanoTime();
+    for (Frame.Data frame : cmd.frames()) {
+      if (frame.seq() <= next) {
+        continue;
+      }
+      if (frame.seq() != next + 1) {
+        break;
+      }
+      int from = frame.seq() == state.lastAccepted() + 1 ? (int) state.partialOffset() : 0;
+      batcher.add(frame.seq(), frame.payload(), from, now);
+      next = frame.seq();
+      frames++;
+      bytes += frame.payload().length;
+    }
+    meter.record(frames, bytes);
+    cmd.edge().tell(new Delivered(state.lastAccepted(), next, false));
+    dispatch();
+    return Effect().noReply();
+  }
+
+  private void dispatch() {
+    if (!dispatchScheduled) {
+      dispatchScheduled = true;
+      context.getSelf().tell(Dispatch.INSTANCE);
+    }
+  }
+
+  /** Sends the next thing the endpoint should see, if the endpoint is free: one at a time. */
+  private ReplyEffect<Event, State> onDispatch(State s) {
+    dispatchScheduled = false;
+    boolean live = s.status() == Status.OPEN || s.status() == Status.DETACHED;
+    if (!s.usesHttp() || invoking != null || !live) {
+      return Effect().noReply();
+    }
+    prepareEndpoint(s);
+    if (openDue) {
+      openDue = false;
+      invoke(s, socketId + ":open:" + s.counters().connections(), Mapping.Event.OPEN, s.lastAccepted(),
+          s.lastAccepted(), null);
+      return Effect().noReply();
+    }
+    if (s.inFlight() != null) {
+      // A batch recorded before this incarnation: send it again, identical, once its bytes are back.
+      Optional<Batcher.Cut> again = batcher.readyUpTo(s.inFlight().seqTo(), s.inFlight().offsetTo());
+      if (again.isPresent()) {
+        currentCut = again.get();
+        invoke(s, s.inFlight().batchId(), Mapping.Event.DATA, currentCut.seqFrom(), currentCut.seqTo(),
+            currentCut.data());
+      }
+      return Effect().noReply();
+    }
+    Optional<Batcher.Cut> cut = batcher.ready(System.nanoTime(), closeRequest != null);
+    if (cut.isPresent()) {
+      Batcher.Cut c = cut.get();
+      currentCut = c;
+      String id = c.batchId(socketId);
+      invoking = id;
+      return Effect().persist(new BatchStarted(id, c.seqFrom(), c.offsetFrom(), c.seqTo(), c.offsetTo(), c.endsFrame(),
+          Instant.now())).thenRun(st -> invoke(st, id, Mapping.Event.DATA, c.seqFrom(), c.seqTo(), c.data()))
+          .thenNoReply();
+    }
+    long due = batcher.dueAtNanos();
+    if (due > 0) {
+      timers.startSingleTimer(Dispatch.INSTANCE, Duration.ofNanos(Math.max(1_000_000, due - System.nanoTime())));
+    }
+    if (closeRequest != null && batcher.isEmpty()) {
+      if (s.mapping().receives(Mapping.Event.CLOSE) && !closeEventDone) {
+        closeEventDone = true;
+        invoke(s, socketId + ":close:" + s.lastAccepted(), Mapping.Event.CLOSE, s.lastAccepted(), s.lastAccepted(),
+            null);
+        return Effect().noReply();
+      }
+      return finishClose(s);
+    }
+    return Effect().noReply();
+  }
+
+  private void invoke(State s, String batchId, Mapping.Event event, long seqFrom, long seqTo, byte[] data) {
+    invoking = batchId;
+    endpoint.tell(new MappingActor.Invoke(batchId, event, seqFrom, seqTo, data, endpointReplies));
+  }
+
+  private ReplyEffect<Event, State> onEndpointAnswered(State s, EndpointAnswered m) {
+    MappingActor.Result result = m.result();
+    String batchId = result instanceof MappingActor.Delivered d ? d.batchId() : ((MappingActor.Parked) result).batchId();
+    if (!batchId.equals(invoking)) {
+      return Effect().noReply(); // from a replaced endpoint actor
+    }
+    invoking = null;
+    EndpointCall.Answer answer = result instanceof MappingActor.Delivered d ? d.answer() : EndpointCall.Answer.NOTHING;
+    String parkedId = result instanceof MappingActor.Parked p ? p.parkedId() : null;
+    if (answer.link() != null) {
+      context.getLog().info("Socket {}: endpoint answered link {}, but peer links are not available", socketId,
+          answer.link());
+    }
+    List<Frame.Data> out = answer.reply() == null ? List.of() : frames(s.lastDownlinkSeq(), answer.reply());
+    if (currentCut != null && s.inFlight() != null && s.inFlight().batchId().equals(batchId)) {
+      Batcher.Cut c = currentCut;
+      currentCut = null;
+      long watermark = c.endsFrame() ? c.seqTo() : c.seqTo() - 1;
+      long partial = c.endsFrame() ? 0 : c.offsetTo();
+      long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
+      Accepted event = new Accepted(watermark, partial, (int) (watermark - s.lastAccepted()), c.data().length, 0, out,
+          acked, batchId, parkedId, Instant.now());
+      boolean resumedAfterMove = s.suspendedOn() != null && !s.suspendedOn().equals(node);
+      return Effect().persist(event).thenRun(st -> {
+        if (resumedAfterMove) {
+          reportMoveCompleted(s, event.at());
+        }
+        if (st.edge() != null && st.status() == Status.OPEN) {
+          st.edge().tell(new Delivered(st.lastAccepted(), Math.max(st.lastAccepted(), batcher.highestSeq()), false));
+        }
+        pump(st);
+        afterAnswer(answer);
+      }).thenNoReply();
+    }
+    if (out.isEmpty()) {
+      afterAnswer(answer);
+      return Effect().noReply();
+    }
+    return Effect().persist(new Answered(batchId, out, Instant.now())).thenRun(st -> {
+      pump(st);
+      afterAnswer(answer);
+    }).thenNoReply();
+  }
+
+  private void afterAnswer(EndpointCall.Answer answer) {
+    if (answer.close() != null) {
+      context.getSelf().tell(new CloseByEndpoint(answer.close().isBlank() ? "closed by the endpoint" : answer.close()));
+    } else {
+      dispatch();
+    }
+  }
+
+  private ReplyEffect<Event, State> finishClose(State s) {
+    CloseRequest request = closeRequest;
+    closeRequest = null;
+    closeEventDone = false;
+    ActorRef<ToEdge> attached = s.edge();
+    Closed event = new Closed(request.code(), request.reason(), outboxFrames(s), Instant.now());
+    return Effect().persist(event).thenRun(st -> {
+      if (attached != null) {
+        context.unwatch(attached);
+        attached.tell(request.code() == CloseCode.NORMAL.wire
+            ? new SessionEnded(CloseCode.NORMAL.wire, "session closed")
+            : new SessionEnded(request.code(), request.reason()));
+      }
+      if (request.operator() != null) {
+        request.operator().tell(new OperatorCloseResult(true, null));
+      }
+    }).thenNoReply();
+  }
+
+  /** Downlink frames for a payload, split to fit the largest DATA frame. */
+  private static List<Frame.Data> frames(long lastSeq, byte[] payload) {
+    int max = FrameCodec.DEFAULT_MAX_FRAME_SIZE - FrameCodec.DATA_OVERHEAD;
+    List<Frame.Data> out = new ArrayList<>();
+    long seq = lastSeq;
+    int offset = 0;
+    do {
+      int end = Math.min(payload.length, offset + max);
+      out.add(new Frame.Data(++seq, Arrays.copyOfRange(payload, offset, end)));
+      offset = end;
+    } while (offset < payload.length);
+    return out;
   }
 
   // ------------------------------------------------------------------ downlink
@@ -678,9 +1052,11 @@ public final class ConnectionEntity
   }
 
   private SocketStatus status(State s) {
-    return new SocketStatus(socketId, s.deviceId(), s.status().name().toLowerCase(), s.mapping(), node,
+    return new SocketStatus(socketId, s.deviceId(), s.status().name().toLowerCase(),
+        s.mapping() == null ? "" : s.mapping().name(), s.mapping() == null ? 0 : s.mapping().version(), node,
         s.edgeNode(), s.lastAccepted(), s.lastDownlinkSeq(), Math.max(s.downlinkAcked(), liveDownlinkAcked),
-        outboxFrames(s), s.counters(), s.openedAt(), s.updatedAt());
+        outboxFrames(s), s.inFlight() == null ? null : s.inFlight().batchId(), s.counters(), s.openedAt(),
+        s.updatedAt());
   }
 
   // ------------------------------------------------------------------ event handler
@@ -691,10 +1067,13 @@ public final class ConnectionEntity
         .forAnyState()
         .onEvent(Opened.class, (state, e) -> state.opened(e))
         .onEvent(Accepted.class, (state, e) -> state.accepted(e))
+        .onEvent(BatchStarted.class, (state, e) -> state.batchStarted(e))
+        .onEvent(Answered.class, (state, e) -> state.answered(e.outbound(), e.at()))
+        .onEvent(Injected.class, (state, e) -> state.answered(e.outbound(), e.at()))
         .onEvent(DownlinkAcked.class, (state, e) -> state.downlinkAcked(e))
-        .onEvent(Detached.class, (state, e) -> state.detached(e))
-        .onEvent(Closed.class, (state, e) -> state.closed(e))
+        .onEvent(Detached.class, (state, e) -> state.with(Status.DETACHED, null, ""))
         .onEvent(Suspended.class, (state, e) -> state.suspended(e))
+        .onEvent(Closed.class, (state, e) -> state.closed(e))
         .build();
   }
 }

@@ -60,7 +60,7 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
       putFrames(b, d.frames());
       return b.array();
     } else if (o instanceof ConnectionEntity.Delivered d) {
-      return ByteBuffer.allocate(9).putLong(d.upTo()).put((byte) (d.stalled() ? 1 : 0)).array();
+      return ByteBuffer.allocate(17).putLong(d.upTo()).putLong(d.buffered()).put((byte) (d.stalled() ? 1 : 0)).array();
     } else if (o instanceof ConnectionEntity.Push p) {
       ByteBuffer b = ByteBuffer.allocate(framesSize(p.frames()));
       putFrames(b, p.frames());
@@ -78,7 +78,7 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
     try {
       return switch (manifest) {
         case DELIVER -> new ConnectionEntity.Deliver(getRef(b), getFrames(b));
-        case DELIVERED -> new ConnectionEntity.Delivered(b.getLong(), b.get() != 0);
+        case DELIVERED -> new ConnectionEntity.Delivered(b.getLong(), b.getLong(), b.get() != 0);
         case PUSH -> new ConnectionEntity.Push(getFrames(b));
         case DOWNLINK_ACK -> new ConnectionEntity.DownlinkAck(getRef(b), b.getLong());
         default -> throw new NotSerializableException("unknown manifest '" + manifest + "'");

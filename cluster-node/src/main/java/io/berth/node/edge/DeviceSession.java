@@ -1,6 +1,7 @@
 package io.berth.node.edge;
 
-import io.berth.node.connection.BuiltinEndpoint;
+import io.berth.node.mapping.Mapping;
+import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.connection.ConnectionEntity;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.Decoded;
@@ -14,6 +15,7 @@ import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -59,6 +61,9 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   /** The node is leaving: close with a resumable code so the device reconnects elsewhere. */
   record Shutdown(CloseCode code, String reason) implements Command {}
+
+  private record MappingResolved(Frame.Hello hello, String name, Optional<Mapping> found, Throwable failure)
+      implements Command {}
 
   /** This node is being drained: send the device to another node (PROTOCOL.md#redirect). */
   record Redirect(String host, int port, String reason) implements Command {}
@@ -122,6 +127,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   /** Last seq of each Deliver not yet answered. */
   private final ArrayDeque<Long> inFlight = new ArrayDeque<>();
   private long lastConfirmed;
+  /** Highest seq the entity has received (delivered or waiting in its batcher). */
+  private long lastBuffered;
   private long lastProgressAt;
   private boolean stalled;
 
@@ -160,6 +167,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
           }
           return this;
         })
+        .onMessage(MappingResolved.class, this::onMappingResolved)
         .onMessage(Redirect.class, m -> {
           if (phase != Phase.CLOSING) {
             getContext().getLog().debug("Redirecting {} ({}) to {}:{}", remote, socketId, m.host(), m.port());
@@ -256,10 +264,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     releaseStream();
   }
 
+  /** The entity gets the CLOSE once it has every frame read before it (it flushes them itself). */
   private void maybeSendClose() {
-    if (phase == Phase.ENDING && !closeSent && unconfirmed.isEmpty()) {
+    if (phase == Phase.ENDING && !closeSent && (unconfirmed.isEmpty() || lastBuffered >= highestForwarded)) {
       closeSent = true;
-      deadline = System.nanoTime() + settings.openTimeout().toNanos();
+      deadline = System.nanoTime() + settings.closeTimeout().toNanos();
       entity.tell(new ConnectionEntity.Close(self, closeRequest.code(), closeRequest.reason()));
     }
   }
@@ -354,16 +363,30 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       }
     }
     String mapping = hello.mapping().isEmpty() ? settings.defaultMapping() : hello.mapping();
-    if (BuiltinEndpoint.named(mapping).isEmpty()) {
-      fail(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + mapping + "'");
-      return;
-    }
     socketId = SocketId.of(hello.deviceId(), hello.socketName());
     entity = sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, socketId);
     phase = Phase.OPENING;
     deadline = System.nanoTime() + settings.openTimeout().toNanos();
-    entity.tell(new ConnectionEntity.Open(hello.deviceId(), mapping, hello.resume(), hello.lastReceived(),
-        self, edgeNode));
+    getContext().pipeToSelf(MappingRegistry.get(getContext().getSystem()).find(mapping),
+        (found, failure) -> new MappingResolved(hello, mapping, found, failure));
+  }
+
+  /** The socket opens with the mapping's current version, which it keeps until it reopens. */
+  private Behavior<Command> onMappingResolved(MappingResolved m) {
+    if (phase != Phase.OPENING) {
+      return this;
+    }
+    if (m.failure() != null) {
+      getContext().getLog().warn("Cannot read mapping '{}': {}", m.name(), m.failure().getMessage());
+      fail(ErrorCode.UNAVAILABLE, "the mapping registry is not available; reconnect later");
+    } else if (m.found().isEmpty()) {
+      fail(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + m.name() + "'");
+    } else {
+      Frame.Hello hello = m.hello();
+      entity.tell(new ConnectionEntity.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),
+          self, edgeNode));
+    }
+    return this;
   }
 
   // ------------------------------------------------------------------ from the entity
@@ -404,6 +427,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     highestForwarded = w.lastAccepted();
     sentUpTo = w.lastAccepted();
     lastConfirmed = w.lastAccepted();
+    lastBuffered = w.lastAccepted();
     highestPushed = w.downlinkAcked();
     deviceAcked = w.downlinkAcked();
     offer(new Frame.Welcome(FrameCodec.VERSION, w.socketId(), edgeNode, w.lastAccepted(), w.downlinkAcked(),
@@ -414,15 +438,20 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   }
 
   private void onDelivered(ConnectionEntity.Delivered d) {
-    while (!inFlight.isEmpty() && inFlight.peekFirst() <= d.upTo()) {
+    // Frames the entity holds (buffered for its endpoint) free the pipeline; only delivered
+    // frames are acknowledged to the device.
+    long received = Math.max(d.upTo(), d.buffered());
+    while (!inFlight.isEmpty() && inFlight.peekFirst() <= received) {
       inFlight.pollFirst();
     }
+    lastBuffered = Math.max(lastBuffered, received);
+    // Any answer shows the entity is alive: resend only after silence (entity lost or moving).
+    lastProgressAt = System.nanoTime();
     if (d.upTo() > lastConfirmed) {
       lastConfirmed = d.upTo();
       while (!unconfirmed.isEmpty() && unconfirmed.peekFirst().seq() <= d.upTo()) {
         unconfirmedBytes -= unconfirmed.pollFirst().payload().length;
       }
-      lastProgressAt = System.nanoTime();
       if (phase == Phase.OPEN || phase == Phase.ENDING) {
         offer(new Frame.Ack(d.upTo()));
       }

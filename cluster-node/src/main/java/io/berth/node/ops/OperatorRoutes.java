@@ -58,6 +58,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
   private final ClusterSharding sharding;
   private final ObjectMapper json;
   private final Duration askTimeout;
+  private final MappingRoutes mappings;
 
   public OperatorRoutes(ExtendedActorSystem classic) {
     this.system = Adapter.toTyped(classic);
@@ -67,6 +68,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
         .disable(SerializationFeature.WRITE_DATES_AS_TIMESTAMPS)
         .setSerializationInclusion(JsonInclude.Include.NON_NULL);
     this.askTimeout = system.settings().config().getDuration("berth.connection.ask-timeout");
+    this.mappings = new MappingRoutes(system, json, this);
   }
 
   @Override
@@ -78,10 +80,18 @@ public final class OperatorRoutes implements ManagementRouteProvider {
             path(PathMatchers.segment().slash("migrate"), id -> post(() -> mutating(readOnly, () -> migrate(id)))),
             path(PathMatchers.segment().slash(PathMatchers.segment()).slash("migrate"),
                 (device, name) -> post(() -> mutating(readOnly, () -> migrate(device + "/" + name)))),
+            path(PathMatchers.segment().slash("messages"), id -> post(() -> mutating(readOnly, () -> inject(id)))),
+            path(PathMatchers.segment().slash(PathMatchers.segment()).slash("messages"),
+                (device, name) -> post(() -> mutating(readOnly, () -> inject(device + "/" + name)))),
             get(() -> concat(
                 path(PathMatchers.segment().slash(PathMatchers.segment()),
                     (device, name) -> socket(device + "/" + name)),
-                path(PathMatchers.segment(), this::socket))))),
+                path(PathMatchers.segment(), this::socket))),
+            delete(() -> mutating(readOnly, () -> concat(
+                path(PathMatchers.segment().slash(PathMatchers.segment()),
+                    (device, name) -> closeSocket(device + "/" + name)),
+                path(PathMatchers.segment(), this::closeSocket)))))),
+        mappings.routes(readOnly),
         pathPrefix("nodes", () -> concat(
             pathEndOrSingleSlash(() -> get(this::nodes)),
             path(PathMatchers.segment().slash("drain"), node -> concat(
@@ -143,6 +153,51 @@ public final class OperatorRoutes implements ManagementRouteProvider {
       body.put("to", target.isEmpty() ? "the node with the most headroom" : target);
       return complete(StatusCodes.ACCEPTED, body, Jackson.marshaller(json));
     }));
+  }
+
+  /** {@code POST /api/sockets/{id}/messages}: the body goes down the socket as DATA. */
+  private Route inject(String socketId) {
+    if (!SocketId.isValid(socketId)) {
+      return error(StatusCodes.BAD_REQUEST, "invalid socket id '" + socketId + "'");
+    }
+    return org.apache.pekko.http.javadsl.server.Directives.withSizeLimit(MAX_MESSAGE_BYTES, () ->
+        org.apache.pekko.http.javadsl.server.Directives.entity(
+            org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller.entityToByteString(), body -> {
+              CompletionStage<ConnectionEntity.InjectResult> result = sharding
+                  .entityRefFor(ConnectionEntity.ENTITY_KEY, socketId)
+                  .ask(replyTo -> new ConnectionEntity.Inject(body.toArray(), replyTo), askTimeout);
+              return onComplete(result, r -> {
+                if (r.isFailure()) {
+                  return failure(r.failed().get());
+                }
+                ConnectionEntity.InjectResult ir = r.get();
+                if (!ir.accepted()) {
+                  return error("socket is not open".equals(ir.problem()) ? StatusCodes.NOT_FOUND
+                      : StatusCodes.SERVICE_UNAVAILABLE, ir.problem());
+                }
+                return complete(StatusCodes.ACCEPTED, Map.of("socketId", socketId, "seq", ir.seq()),
+                    Jackson.marshaller(json));
+              });
+            }));
+  }
+
+  /** {@code DELETE /api/sockets/{id}}: ends the session; the device gets CLOSE 1003. */
+  private Route closeSocket(String socketId) {
+    if (!SocketId.isValid(socketId)) {
+      return error(StatusCodes.BAD_REQUEST, "invalid socket id '" + socketId + "'");
+    }
+    CompletionStage<ConnectionEntity.OperatorCloseResult> result = sharding
+        .entityRefFor(ConnectionEntity.ENTITY_KEY, socketId)
+        .ask(replyTo -> new ConnectionEntity.CloseByOperator("closed by an operator", replyTo),
+            askTimeout.multipliedBy(6));
+    return onComplete(result, r -> {
+      if (r.isFailure()) {
+        return failure(r.failed().get());
+      }
+      return r.get().closed()
+          ? complete(StatusCodes.OK, Map.of("socketId", socketId, "closed", true), Jackson.marshaller(json))
+          : error(StatusCodes.NOT_FOUND, "socket '" + socketId + "' is not open");
+    });
   }
 
   // ------------------------------------------------------------------ nodes
@@ -218,7 +273,9 @@ public final class OperatorRoutes implements ManagementRouteProvider {
 
   // ------------------------------------------------------------------ errors
 
-  private Route mutating(boolean readOnly, java.util.function.Supplier<Route> route) {
+  static final long MAX_MESSAGE_BYTES = 1 << 20;
+
+  Route mutating(boolean readOnly, java.util.function.Supplier<Route> route) {
     if (readOnly) {
       return error(StatusCodes.FORBIDDEN, "the management API is read-only "
           + "(pekko.management.http.route-providers-read-only = true)");
@@ -227,7 +284,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
   }
 
   /** The one place where failures become HTTP answers. */
-  private Route failure(Throwable t) {
+  Route failure(Throwable t) {
     if (t instanceof TimeoutException || t.getCause() instanceof TimeoutException) {
       return error(StatusCodes.SERVICE_UNAVAILABLE, "the cluster did not answer within " + askTimeout.toMillis()
           + " ms; retry");
@@ -236,7 +293,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     return error(StatusCodes.INTERNAL_SERVER_ERROR, t.getClass().getSimpleName() + ": " + t.getMessage());
   }
 
-  private Route error(StatusCode code, String message) {
+  Route error(StatusCode code, String message) {
     return complete(code, Map.of("error", message), Jackson.marshaller(json));
   }
 }

@@ -16,6 +16,7 @@ import io.berth.node.connection.ConnectionEntity.State;
 import io.berth.node.connection.ConnectionEntity.Status;
 import io.berth.node.connection.ConnectionEntity.ToEdge;
 import io.berth.node.connection.ConnectionEntity.Welcomed;
+import io.berth.node.mapping.Mapping;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.Frame;
 import java.nio.charset.StandardCharsets;
@@ -65,7 +66,7 @@ class ConnectionEntityTest {
   }
 
   private void open(TestProbe<ToEdge> by, String mapping) {
-    entity.runCommand(new ConnectionEntity.Open(socketId, mapping, false, 0, by.getRef(), "edge-node"));
+    entity.runCommand(new ConnectionEntity.Open(socketId, Mapping.builtinDefault(mapping), false, 0, by.getRef(), "edge-node"));
     by.expectMessageClass(Welcomed.class);
   }
 
@@ -80,7 +81,7 @@ class ConnectionEntityTest {
   @Test
   void openPersistsTheEdgeAndWelcomesWithTheWatermarks() {
     CommandResult<Command, Event, State> result = entity.runCommand(
-        new ConnectionEntity.Open(socketId, "echo", false, 0, edge.getRef(), "edge-node"));
+        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), false, 0, edge.getRef(), "edge-node"));
     assertThat(result.event()).isInstanceOf(Opened.class);
     assertThat(result.state().status()).isEqualTo(Status.OPEN);
     assertThat(result.state().edge()).isEqualTo(edge.getRef());
@@ -98,7 +99,7 @@ class ConnectionEntityTest {
     Accepted accepted = (Accepted) result.event();
     assertThat(accepted.lastAccepted()).isEqualTo(3);
     assertThat(accepted.outbound()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L);
-    assertThat(edge.expectMessageClass(Delivered.class)).isEqualTo(new Delivered(3, false));
+    assertThat(edge.expectMessageClass(Delivered.class)).isEqualTo(new Delivered(3, 3, false));
     assertThat(edge.expectMessageClass(Push.class).frames()).isEqualTo(frames(1, 3));
   }
 
@@ -106,17 +107,17 @@ class ConnectionEntityTest {
   void replaysAtOrBelowTheWatermarkAreDroppedNotDeliveredAgain() {
     open(edge, "discard");
     entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
-    edge.expectMessage(new Delivered(3, false));
+    edge.expectMessage(new Delivered(3, 3, false));
     CommandResult<Command, Event, State> replay = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(2, 5)));
     Accepted accepted = (Accepted) replay.event();
     assertThat(accepted.frames()).isEqualTo(2);
     assertThat(accepted.duplicates()).isEqualTo(2);
     assertThat(replay.state().counters().framesIn()).isEqualTo(5);
-    edge.expectMessage(new Delivered(5, false));
+    edge.expectMessage(new Delivered(5, 5, false));
 
     CommandResult<Command, Event, State> allOld = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 5)));
     assertThat(allOld.hasNoEvents()).isTrue();
-    edge.expectMessage(new Delivered(5, false));
+    edge.expectMessage(new Delivered(5, 5, false));
   }
 
   @Test
@@ -124,7 +125,7 @@ class ConnectionEntityTest {
     open(edge, "discard");
     CommandResult<Command, Event, State> gap = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(2, 4)));
     assertThat(gap.hasNoEvents()).isTrue();
-    edge.expectMessage(new Delivered(0, false));
+    edge.expectMessage(new Delivered(0, 0, false));
   }
 
   @Test
@@ -133,7 +134,7 @@ class ConnectionEntityTest {
     // max-outbox-frames is 8: the 9th echo does not fit.
     CommandResult<Command, Event, State> result = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 12)));
     assertThat(((Accepted) result.event()).lastAccepted()).isEqualTo(8);
-    edge.expectMessage(new Delivered(8, true));
+    edge.expectMessage(new Delivered(8, 8, true));
     // downlink-window is 4: only 4 frames are pushed before the device acknowledges.
     assertThat(edge.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L, 4L);
     entity.runCommand(new ConnectionEntity.DownlinkAck(edge.getRef(), 4));
@@ -148,7 +149,7 @@ class ConnectionEntityTest {
   void aSecondOpenTakesTheSessionOverAndTheOldEdgeIsClosed() {
     open(edge, "echo");
     TestProbe<ToEdge> newer = KIT.createTestProbe(ToEdge.class);
-    entity.runCommand(new ConnectionEntity.Open(socketId, "echo", true, 0, newer.getRef(), "other-node"));
+    entity.runCommand(new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, newer.getRef(), "other-node"));
     newer.expectMessageClass(Welcomed.class);
     assertThat(edge.expectMessageClass(SessionEnded.class).closeCode()).isEqualTo(CloseCode.REPLACED.wire);
 
@@ -166,7 +167,7 @@ class ConnectionEntityTest {
     edge.expectMessageClass(Push.class);
     TestProbe<ToEdge> again = KIT.createTestProbe(ToEdge.class);
     CommandResult<Command, Event, State> reopened =
-        entity.runCommand(new ConnectionEntity.Open(socketId, "echo", true, 2, again.getRef(), "edge-node"));
+        entity.runCommand(new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 2, again.getRef(), "edge-node"));
     assertThat(reopened.state().outbox()).extracting(Frame.Data::seq).containsExactly(3L);
     Welcomed w = again.expectMessageClass(Welcomed.class);
     assertThat(w.lastAccepted()).isEqualTo(3);
@@ -189,7 +190,7 @@ class ConnectionEntityTest {
         : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
 
     TestProbe<ToEdge> reopened = KIT.createTestProbe(ToEdge.class);
-    entity.runCommand(new ConnectionEntity.Open(socketId, "echo", false, 0, reopened.getRef(), "edge-node"));
+    entity.runCommand(new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), false, 0, reopened.getRef(), "edge-node"));
     Welcomed w = reopened.expectMessageClass(Welcomed.class);
     assertThat(w.lastAccepted()).as("numbering continues after a close").isEqualTo(2);
     assertThat(w.downlinkAcked()).isEqualTo(2);
@@ -222,17 +223,17 @@ class ConnectionEntityTest {
     entity.runCommand(new ConnectionEntity.Resync(edge.getRef(), 0));
     assertThat(edge.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L);
     entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
-    edge.expectMessage(new Delivered(3, false));
+    edge.expectMessage(new Delivered(3, 3, false));
   }
 
   @Test
   void stoppingWritesTheDownlinkAcknowledgementsNotYetDurable() {
     // A command that stops the entity cannot go through runCommand: run it as a plain actor.
     ActorRef<Command> live = KIT.spawn(ConnectionEntity.create(socketId, SETTINGS));
-    live.tell(new ConnectionEntity.Open(socketId, "echo", false, 0, edge.getRef(), "edge-node"));
+    live.tell(new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), false, 0, edge.getRef(), "edge-node"));
     edge.expectMessageClass(Welcomed.class);
     live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 4)));
-    edge.expectMessage(new Delivered(4, false));
+    edge.expectMessage(new Delivered(4, 4, false));
     live.tell(new ConnectionEntity.DownlinkAck(edge.getRef(), 4));
     live.tell(ConnectionEntity.Stop.INSTANCE);
     edge.expectTerminated(live);
@@ -247,7 +248,7 @@ class ConnectionEntityTest {
 
   @Test
   void aDeviceCannotOpenAnotherDevicesSocket() {
-    entity.runCommand(new ConnectionEntity.Open("intruder", "echo", false, 0, edge.getRef(), "edge-node"));
+    entity.runCommand(new ConnectionEntity.Open("intruder", Mapping.builtinDefault("echo"), false, 0, edge.getRef(), "edge-node"));
     assertThat(edge.expectMessageClass(ConnectionEntity.OpenRejected.class).reason()).contains("does not belong");
     assertThat(entity.getState().status()).isEqualTo(Status.NEW);
   }

@@ -79,3 +79,34 @@ CREATE INDEX IF NOT EXISTS berth_migration_socket_idx ON berth_migration (socket
 
 -- When the socket's rate crossed the threshold (automatic migrations): crossing to serving.
 ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS hot_since TIMESTAMP WITH TIME ZONE;
+
+-- Function mappings: a named endpoint with receive criteria (JSON definition), versioned.
+-- Deleted mappings keep a tombstone so that the built-in defaults are not re-created.
+CREATE TABLE IF NOT EXISTS berth_mapping (
+  name VARCHAR(64) PRIMARY KEY,
+  version BIGINT NOT NULL,
+  definition VARCHAR(65535) NOT NULL,
+  deleted BOOLEAN DEFAULT FALSE NOT NULL,
+  updated_at TIMESTAMP WITH TIME ZONE NOT NULL
+);
+
+-- Batches an endpoint refused (4xx) or kept failing on, for operators to see and replay.
+CREATE TABLE IF NOT EXISTS berth_parked (
+  id VARCHAR(64) PRIMARY KEY,
+  socket_id VARCHAR(160) NOT NULL,
+  device_id VARCHAR(64) NOT NULL,
+  mapping VARCHAR(64) NOT NULL,
+  mapping_version BIGINT NOT NULL,
+  endpoint VARCHAR(2048) NOT NULL,
+  event VARCHAR(8) NOT NULL,
+  batch_id VARCHAR(200) NOT NULL,
+  seq_from BIGINT NOT NULL,
+  seq_to BIGINT NOT NULL,
+  data VARBINARY(16777216),
+  error VARCHAR(65535) NOT NULL,
+  attempts INTEGER NOT NULL,
+  parked_at TIMESTAMP WITH TIME ZONE NOT NULL,
+  replayed_at TIMESTAMP WITH TIME ZONE
+);
+
+CREATE INDEX IF NOT EXISTS berth_parked_parked_idx ON berth_parked (parked_at);

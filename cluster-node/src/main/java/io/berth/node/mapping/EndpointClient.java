@@ -1,0 +1,85 @@
+package io.berth.node.mapping;
+
+import java.net.URI;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpRequest;
+import org.apache.pekko.http.javadsl.model.headers.RawHeader;
+import org.apache.pekko.pattern.CircuitBreaker;
+import org.apache.pekko.pattern.CircuitBreakerOpenException;
+
+/**
+ * One signed POST to an HTTP endpoint through Pekko HTTP's pooled client (connections per host
+ * are bounded by {@code pekko.http.host-connection-pool}), guarded by the host's circuit breaker.
+ * The response body is always read (a pooled connection stalls otherwise) within the timeout.
+ */
+public final class EndpointClient {
+
+  /** What came back: a status and body, or an error (timeout, connection, open breaker). */
+  public record Outcome(int status, byte[] body, String error) {
+    public boolean delivered() {
+      return error == null && status >= 200 && status < 300;
+    }
+
+    /** 5xx, 408, 429 and failures without a status are worth another attempt; other 4xx are not. */
+    public boolean retryable() {
+      return error != null || status >= 500 || status == 408 || status == 429;
+    }
+
+    public String describe() {
+      if (error != null) {
+        return error;
+      }
+      String excerpt = body == null ? "" : new String(body, 0, Math.min(body.length, 200),
+          java.nio.charset.StandardCharsets.UTF_8);
+      return "HTTP " + status + (excerpt.isBlank() ? "" : ": " + excerpt.strip());
+    }
+  }
+
+  private EndpointClient() {}
+
+  public static CompletionStage<Outcome> post(ActorSystem<?> system, String url, byte[] body, String secret,
+                                              String batchId, Duration timeout) {
+    URI uri = URI.create(url);
+    int port = uri.getPort() > 0 ? uri.getPort() : ("https".equalsIgnoreCase(uri.getScheme()) ? 443 : 80);
+    CircuitBreaker breaker = EndpointBreakers.get(system).forHost(uri.getHost() + ":" + port);
+    HttpRequest request = HttpRequest.POST(url)
+        .withEntity(HttpEntities.create(ContentTypes.APPLICATION_JSON, body))
+        .addHeader(RawHeader.create("X-Berth-Signature", EndpointCall.signature(secret, body)))
+        .addHeader(RawHeader.create("X-Berth-Batch", batchId));
+    CompletionStage<Outcome> call;
+    try {
+      call = breaker.callWithCircuitBreakerCS(() -> Http.get(system).singleRequest(request)
+              .thenCompose(response -> response.entity().toStrict(timeout.toMillis(), system)
+                  .thenApply(strict -> new Outcome(response.status().intValue(), strict.getData().toArray(), null)))
+              .toCompletableFuture()
+              .orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS),
+          (Optional<Outcome> result, Optional<Throwable> failure) ->
+              failure.isPresent() || result.map(o -> o.status() >= 500).orElse(true));
+    } catch (RuntimeException e) {
+      call = CompletableFuture.failedFuture(e);
+    }
+    return call.handle((outcome, failure) -> {
+      if (failure == null) {
+        return outcome;
+      }
+      Throwable cause = failure instanceof java.util.concurrent.CompletionException && failure.getCause() != null
+          ? failure.getCause() : failure;
+      if (cause instanceof CircuitBreakerOpenException) {
+        return new Outcome(0, null, "circuit breaker open for " + uri.getHost() + ":" + port
+            + " (the endpoint kept failing)");
+      }
+      if (cause instanceof java.util.concurrent.TimeoutException) {
+        return new Outcome(0, null, "no answer within " + timeout.toMillis() + " ms");
+      }
+      return new Outcome(0, null, cause.getClass().getSimpleName() + ": " + cause.getMessage());
+    });
+  }
+}
