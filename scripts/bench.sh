@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark harness: measures Berth side by side with its anchors in one run and prints a
 # table of figures and ratios (also written to bench/target/last-run.md).
-#   scripts/bench.sh [--quick] [SCENARIO...]      scenarios: migration
+#   scripts/bench.sh [--quick] [SCENARIO...]      scenarios: endpoint, migration
 # Uses PostgreSQL like scripts/test.sh: BERTH_BENCH_DB_URL (and _USER, _PASSWORD) if set, else
 # the berth_bench database on 127.0.0.1:5432, created if missing. Not a test: it never fails on
 # a missed goal, only on an error.

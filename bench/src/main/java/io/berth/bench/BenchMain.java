@@ -22,7 +22,7 @@ public final class BenchMain implements Callable<Integer> {
   @Option(names = "--out", defaultValue = "bench/target/last-run.md", description = "Where the table is written.")
   Path out;
 
-  @Parameters(arity = "0..*", description = "Scenarios to run (default: all): migration")
+  @Parameters(arity = "0..*", description = "Scenarios to run (default: all): endpoint, migration")
   List<String> scenarios;
 
   @Override
@@ -31,13 +31,14 @@ public final class BenchMain implements Callable<Integer> {
     DatabaseSettings db = new DatabaseSettings(
         env("BERTH_BENCH_DB_URL", "jdbc:postgresql://127.0.0.1:5432/berth_bench"),
         env("BERTH_BENCH_DB_USER", "postgres"), env("BERTH_BENCH_DB_PASSWORD", ""), 8, Duration.ofSeconds(5));
-    List<String> run = scenarios == null || scenarios.isEmpty() ? List.of("migration") : scenarios;
+    List<String> run = scenarios == null || scenarios.isEmpty() ? List.of("endpoint", "migration") : scenarios;
     Report report = new Report();
     for (String scenario : run) {
       switch (scenario) {
         case "migration" -> MigrationScenario.run(report, db, quick ? 5 : 20, progress);
+        case "endpoint" -> EndpointScenario.run(report, db, quick, progress);
         default -> {
-          System.err.println("unknown scenario '" + scenario + "' (known: migration)");
+          System.err.println("unknown scenario '" + scenario + "' (known: endpoint, migration)");
           return 1;
         }
       }

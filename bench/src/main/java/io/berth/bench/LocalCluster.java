@@ -62,12 +62,32 @@ final class LocalCluster implements AutoCloseable {
       nodes.add(new Node(system, edge, management));
     }
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-    while (!allUp(count)) {
+    while (!allUp(count) || !allReady()) {
       if (System.nanoTime() > deadline) {
         throw new IllegalStateException("the benchmark cluster did not come up within 120 s");
       }
       pause(100);
     }
+  }
+
+  private boolean allReady() {
+    java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+    for (Node n : nodes) {
+      try {
+        var r = http.send(java.net.http.HttpRequest.newBuilder(
+                java.net.URI.create("http://127.0.0.1:" + n.managementPort() + "/ready")).build(),
+            java.net.http.HttpResponse.BodyHandlers.discarding());
+        if (r.statusCode() != 200) {
+          return false;
+        }
+      } catch (IOException e) {
+        return false;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return false;
+      }
+    }
+    return true;
   }
 
   private boolean allUp(int count) {
