@@ -99,6 +99,31 @@ class MappingIT {
   }
 
   @Test
+  void aSocketKeepsTheMappingVersionItOpenedWithUntilItReopens() throws Exception {
+    try (TestEndpoint first = new TestEndpoint(SECRET); TestEndpoint second = new TestEndpoint(SECRET)) {
+      String name = mapping(first.url(), "\"events\":[\"data\"]");
+      String device = TestNodes.uniqueDevice("ver");
+      DeviceClient client = device(nodes, device, name, TestNodes.ignore());
+      client.send(b("v1"));
+      assertThat(client.awaitAllAcked(Duration.ofSeconds(20))).isTrue();
+      HttpProbe.Response v2 = HttpProbe.send("PUT", api + "/mappings/" + name, "{\"endpoint\":\"" + second.url()
+          + "\",\"secret\":\"" + SECRET + "\",\"events\":[\"data\"]}");
+      assertThat(v2.body()).contains("\"version\":2");
+      client.send(b("still-v1"));
+      assertThat(client.awaitAllAcked(Duration.ofSeconds(20))).isTrue();
+      assertThat(first.calls("data")).extracting(TestEndpoint.Call::text).containsExactly("v1", "still-v1");
+      assertThat(second.calls()).isEmpty();
+      client.close();
+      DeviceClient again = device(nodes, device, name, TestNodes.ignore());
+      again.send(b("now-v2"));
+      assertThat(again.awaitAllAcked(Duration.ofSeconds(20))).isTrue();
+      assertThat(second.calls("data")).extracting(TestEndpoint.Call::text).containsExactly("now-v2");
+      assertThat(second.calls("data").get(0).body().get("mappingVersion").asLong()).isEqualTo(2);
+      again.close();
+    }
+  }
+
+  @Test
   void aSocketNamingAnUnknownMappingIsRefused() throws Exception {
     try (RawDevice d = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
       d.send(RawDevice.hello(TestNodes.uniqueDevice("lost"), "no-such-mapping"));
