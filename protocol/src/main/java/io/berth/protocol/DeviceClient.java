@@ -486,10 +486,6 @@ public final class DeviceClient implements AutoCloseable {
             settings.listener.onData(d.seq(), d.payload());
           }
           sinceAck++;
-          if (sinceAck >= ACK_EVERY_FRAMES || connection.reader.available() == 0) {
-            connection.enqueue(new Frame.Ack(lastReceived()));
-            sinceAck = 0;
-          }
         } else if (frame instanceof Frame.Ack a) {
           lock.lock();
           try {
@@ -514,6 +510,12 @@ public final class DeviceClient implements AutoCloseable {
           return Outcome.terminal(new DeviceException(e.code(), "ERROR " + e.code() + ": " + e.message()));
         }
         // PONG and WELCOME after the handshake carry nothing the client needs.
+        // Acknowledge once nothing more is waiting to be read (whatever frame came last), and
+        // at least every ACK_EVERY_FRAMES frames during a long burst.
+        if (sinceAck > 0 && (sinceAck >= ACK_EVERY_FRAMES || connection.reader.available() == 0)) {
+          connection.enqueue(new Frame.Ack(lastReceived()));
+          sinceAck = 0;
+        }
       }
     } catch (SocketTimeoutException e) {
       return Outcome.backoff("no frame from the node within the idle timeout");
