@@ -27,7 +27,12 @@ public final class SchemaInstaller {
   private static final Logger log = LoggerFactory.getLogger(SchemaInstaller.class);
   /** Arbitrary constant naming Berth's schema lock among PostgreSQL advisory locks. */
   private static final long ADVISORY_LOCK_KEY = 0x4265727468L;
-  private static final int H2_ATTEMPTS = 5;
+  /**
+   * Tries on H2, where several nodes opening a new database file at once can see each other's
+   * half-done DDL (even as a connection error such as "table already exists"); with pauses
+   * growing to 1 s this rides out about 5 s of contention on a busy machine.
+   */
+  private static final int H2_ATTEMPTS = 10;
 
   private SchemaInstaller() {}
 
