@@ -13,6 +13,8 @@ import java.util.List;
 import io.berth.node.balance.LoadAwareAllocationStrategy;
 import io.berth.node.balance.LoadReporter;
 import io.berth.node.balance.MigrationSettings;
+import io.berth.node.link.PairingEntity;
+import io.berth.node.link.PeerLinkEntity;
 import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.mapping.MappingWatcher;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -61,6 +63,8 @@ public final class BerthNode {
     return Behaviors.setup(ctx -> {
       ActorSystem<Void> system = ctx.getSystem();
       ConnectionEntity.init(system, connection, new LoadAwareAllocationStrategy(system, migration));
+      PeerLinkEntity.init(system);
+      PairingEntity.init(system);
       ActorRef<EdgeServer.Command> edgeServer = ctx.spawn(EdgeServer.create(edge), "edge");
       ctx.spawn(LoadReporter.create(migration, edge.advertisedHost(system), edge.port(), edgeServer), "load-reporter");
       ctx.spawn(MappingWatcher.create(), "mapping-watcher");

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.annotation.JsonIgnore;
 import io.berth.node.balance.LoadRegistry;
 import io.berth.node.balance.MigrationLog;
 import io.berth.node.balance.SocketMeter;
+import io.berth.node.link.PairingEntity;
+import io.berth.node.link.PeerLinkEntity;
 import io.berth.node.mapping.Batcher;
 import io.berth.node.mapping.EndpointCall;
 import io.berth.node.mapping.Mapping;
@@ -13,13 +15,16 @@ import io.berth.protocol.CloseCode;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
 import io.berth.protocol.FrameCodec;
+import io.berth.protocol.LinkStatus;
 import io.berth.protocol.SocketId;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.Consumer;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -32,6 +37,7 @@ import org.apache.pekko.cluster.sharding.ShardCoordinator;
 import org.apache.pekko.cluster.sharding.typed.HashCodeMessageExtractor;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.persistence.typed.PersistenceId;
@@ -110,6 +116,47 @@ public final class ConnectionEntity
 
   public record OperatorCloseResult(boolean closed, String problem) implements CborSerializable {}
 
+  /** A link entity offers this socket a link with {@code from} (PeerLinkEntity). */
+  public record LinkOffer(String linkId, String from) implements Command, CborSerializable {}
+
+  /** The link with {@code peer} is established. */
+  public record LinkUp(String linkId, String peer) implements Command, CborSerializable {}
+
+  /**
+   * The link ended ({@code status}: a LINK status wire value, unlinked or timeout); {@code
+   * peerAccepted}: the highest of this socket's frames the peer took, acknowledged as delivered.
+   */
+  public record LinkDown(String linkId, String peer, int status, String reason, long peerAccepted)
+      implements Command, CborSerializable {}
+
+  /** The pairing point answered: link to {@code partner}, or wait when it is empty. */
+  public record Paired(String partner) implements Command, CborSerializable {}
+
+  /**
+   * Frames of a linked peer, in its seq order; {@code base}: the peer's seq the sender believes
+   * was taken already (where a link that took nothing yet starts, since the peer's numbering
+   * goes on from its earlier sessions). Hot path: binary serializer.
+   */
+  public record Relay(String from, long base, List<Frame.Data> frames) implements Command {}
+
+  /**
+   * The peer took this socket's frames up to {@code accepted} into its outbox, and its device
+   * acknowledged them up to {@code acked}; {@code full}: its outbox is full, wait for the next
+   * RelayAck. Hot path: binary serializer.
+   */
+  public record RelayAck(String from, long accepted, long acked, boolean full) implements Command {}
+
+  /** The endpoint answered an open with a peer to link to. */
+  private record RequestLink(String peer) implements Command {}
+
+  private enum LinkDeadline implements Command {
+    INSTANCE
+  }
+
+  private enum RelayCheck implements Command {
+    INSTANCE
+  }
+
   /** The edge holding the device's connection stopped (connection lost, node down). */
   record EdgeTerminated(ActorRef<ToEdge> edge) implements Command {}
 
@@ -148,7 +195,14 @@ public final class ConnectionEntity
    * may send more. {@code stalled}: frames after the watermark were refused because the outbox is
    * full; a {@link Resume} follows when there is room. Hot path: binary serializer.
    */
-  public record Delivered(long upTo, long buffered, boolean stalled) implements ToEdge {}
+  public record Delivered(long upTo, long buffered, boolean stalled, boolean resend) implements ToEdge {
+    public Delivered(long upTo, long buffered, boolean stalled) {
+      this(upTo, buffered, stalled, false);
+    }
+  }
+
+  /** The socket's peer-link status changed: the edge sends the device a LINK frame. */
+  public record LinkChanged(int status, String peer, String reason) implements ToEdge, CborSerializable {}
 
   /** Downlink frames for the device, in seq order. Hot path: binary serializer. */
   public record Push(List<Frame.Data> frames) implements ToEdge {}
@@ -224,6 +278,25 @@ public final class ConnectionEntity
 
   public record Closed(int code, String reason, long discarded, Instant at) implements Event {}
 
+  /** This socket waits to be linked to {@code peer} (empty: to whoever pairs with it). */
+  public record LinkRequested(String linkId, String peer, long deadlineMillis, boolean closeOnTimeout, Instant at)
+      implements Event {}
+
+  /** {@code peer} wants a link with this socket, which accepts it once open. */
+  public record LinkOffered(String linkId, String peer, Instant at) implements Event {}
+
+  public record LinkEstablished(String linkId, String peer, Instant at) implements Event {}
+
+  public record LinkEnded(String linkId, Instant at) implements Event {}
+
+  /**
+   * Frames of the peer, taken into this socket's outbox: the peer's highest seq taken, the
+   * downlink frames, and the peer's seq of the first of them (downlink and peer seqs advance
+   * together, so acknowledgements map back).
+   */
+  public record Relayed(String from, long relayIn, List<Frame.Data> outbound, long peerFrom, Instant at)
+      implements Event {}
+
   // ------------------------------------------------------------------ state
 
   public enum Status {
@@ -239,9 +312,9 @@ public final class ConnectionEntity
 
   public record Counters(
       long framesIn, long bytesIn, long duplicates, long framesOut, long bytesOut, long connections, long discarded,
-      long batches, long parked)
+      long batches, long parked, long relayedOut, long relayedIn)
       implements CborSerializable {
-    static final Counters ZERO = new Counters(0, 0, 0, 0, 0, 0, 0, 0, 0);
+    static final Counters ZERO = new Counters(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 
     Counters in(int frames, long bytes, int dups, List<Frame.Data> out, boolean batch, boolean wasParked) {
       long outBytes = 0;
@@ -249,7 +322,13 @@ public final class ConnectionEntity
         outBytes += d.payload().length;
       }
       return new Counters(framesIn + frames, bytesIn + bytes, duplicates + dups, framesOut + out.size(),
-          bytesOut + outBytes, connections, discarded, batches + (batch ? 1 : 0), parked + (wasParked ? 1 : 0));
+          bytesOut + outBytes, connections, discarded, batches + (batch ? 1 : 0), parked + (wasParked ? 1 : 0),
+          relayedOut, relayedIn);
+    }
+
+    Counters relaying(long out, long in) {
+      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, discarded, batches, parked,
+          relayedOut + out, relayedIn + in);
     }
 
     Counters out(List<Frame.Data> out) {
@@ -258,12 +337,12 @@ public final class ConnectionEntity
 
     Counters connected() {
       return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections + 1, discarded, batches,
-          parked);
+          parked, relayedOut, relayedIn);
     }
 
     Counters discarding(long n) {
       return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, discarded + n, batches,
-          parked);
+          parked, relayedOut, relayedIn);
     }
   }
 
@@ -283,61 +362,82 @@ public final class ConnectionEntity
       Instant openedAt,
       Instant updatedAt,
       String suspendedOn,
-      Instant lastDeliveryAt)
+      Instant lastDeliveryAt,
+      Link link)
       implements CborSerializable {
 
     static final State EMPTY = new State(Status.NEW, "", null, null, "", 0, 0, null, 0, 0, List.of(), Counters.ZERO,
-        null, null, null, null);
+        null, null, null, null, null);
 
-    State with(Status status, ActorRef<ToEdge> edge, String edgeNode) {
+    /** A copy with the fields that change together most often. */
+    private State copy(Status status, ActorRef<ToEdge> edge, String edgeNode, long lastAccepted, long partialOffset,
+                       BatchStarted inFlight, long lastDownlinkSeq, long downlinkAcked, List<Frame.Data> outbox,
+                       Counters counters, Instant updatedAt, String suspendedOn, Instant lastDeliveryAt, Link link) {
       return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
-          lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt);
+          lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link);
+    }
+
+    State with(Status newStatus, ActorRef<ToEdge> newEdge, String newEdgeNode) {
+      return copy(newStatus, newEdge, newEdgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq,
+          downlinkAcked, outbox, counters, updatedAt, suspendedOn, lastDeliveryAt, link);
+    }
+
+    State withLink(Link newLink, Instant at) {
+      return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq, downlinkAcked,
+          outbox, counters, at, suspendedOn, lastDeliveryAt, newLink);
     }
 
     State opened(Opened e) {
       long acked = Math.max(downlinkAcked, e.downlinkAcked());
       return new State(Status.OPEN, e.deviceId(), e.mapping(), e.edge(), e.edgeNode(), lastAccepted, partialOffset,
           inFlight, lastDownlinkSeq, acked, trim(outbox, acked), counters.connected(), e.at(), e.at(), suspendedOn,
-          lastDeliveryAt);
+          lastDeliveryAt, link == null ? null : link.trimmed(acked));
     }
 
     State accepted(Accepted e) {
       long acked = Math.max(downlinkAcked, e.downlinkAcked());
       List<Frame.Data> box = append(trim(outbox, acked), e.outbound(), acked);
       boolean batchDone = e.batchId() != null && inFlight != null && inFlight.batchId().equals(e.batchId());
-      return new State(status, deviceId, mapping, edge, edgeNode, e.lastAccepted(), e.partialOffset(),
-          batchDone ? null : inFlight, lastSeq(e.outbound()), acked, box,
+      return copy(status, edge, edgeNode, e.lastAccepted(), e.partialOffset(), batchDone ? null : inFlight,
+          lastSeq(e.outbound()), acked, box,
           counters.in(e.frames(), e.bytes(), e.duplicates(), e.outbound(), e.batchId() != null, e.parkedId() != null),
-          openedAt, e.at(), null, e.at());
+          e.at(), null, e.at(), link == null ? null : link.trimmed(acked));
     }
 
     State batchStarted(BatchStarted e) {
-      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, e, lastDownlinkSeq,
-          downlinkAcked, outbox, counters, openedAt, e.at(), suspendedOn, lastDeliveryAt);
+      return copy(status, edge, edgeNode, lastAccepted, partialOffset, e, lastDownlinkSeq, downlinkAcked, outbox,
+          counters, e.at(), suspendedOn, lastDeliveryAt, link);
     }
 
     State answered(List<Frame.Data> out, Instant at) {
-      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
-          lastSeq(out), downlinkAcked, append(outbox, out, downlinkAcked), counters.out(out), openedAt, at,
-          suspendedOn, lastDeliveryAt);
+      return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastSeq(out), downlinkAcked,
+          append(outbox, out, downlinkAcked), counters.out(out), at, suspendedOn, lastDeliveryAt, link);
+    }
+
+    State relayed(Relayed e) {
+      State s = answered(e.outbound(), e.at());
+      RelayMark mark = new RelayMark(e.outbound().get(0).seq(), e.outbound().get(e.outbound().size() - 1).seq(),
+          e.peerFrom());
+      return new State(s.status, deviceId, mapping, s.edge, s.edgeNode, s.lastAccepted, s.partialOffset, s.inFlight,
+          s.lastDownlinkSeq, s.downlinkAcked, s.outbox, s.counters.relaying(0, e.outbound().size()), openedAt,
+          e.at(), s.suspendedOn, s.lastDeliveryAt, link.relayed(e.relayIn(), mark));
     }
 
     State downlinkAcked(DownlinkAcked e) {
       long acked = Math.max(downlinkAcked, e.upTo());
-      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
-          lastDownlinkSeq, acked, trim(outbox, acked), counters, openedAt, e.at(), suspendedOn, lastDeliveryAt);
+      return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq, acked,
+          trim(outbox, acked), counters, e.at(), suspendedOn, lastDeliveryAt, link == null ? null : link.trimmed(acked));
     }
 
     State closed(Closed e) {
       // Discarded downlink frames count as acknowledged so that numbering continues past them.
-      return new State(Status.CLOSED, deviceId, mapping, null, "", lastAccepted, partialOffset, null,
-          lastDownlinkSeq, lastDownlinkSeq, List.of(), counters.discarding(e.discarded()), openedAt, e.at(), null,
-          lastDeliveryAt);
+      return copy(Status.CLOSED, null, "", lastAccepted, partialOffset, null, lastDownlinkSeq, lastDownlinkSeq,
+          List.of(), counters.discarding(e.discarded()), e.at(), null, lastDeliveryAt, null);
     }
 
     State suspended(Suspended e) {
-      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
-          lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, e.node(), e.lastDeliveryAt());
+      return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq, downlinkAcked,
+          outbox, counters, updatedAt, e.node(), e.lastDeliveryAt(), link);
     }
 
     @JsonIgnore
@@ -348,6 +448,12 @@ public final class ConnectionEntity
     @JsonIgnore
     boolean usesHttp() {
       return mapping != null && !mapping.isBuiltin();
+    }
+
+    /** Data goes to the peer (or waits for it) instead of the endpoint. */
+    @JsonIgnore
+    boolean relays() {
+      return link != null && (link.status().equals("linked") || link.status().equals("waiting"));
     }
 
     private long lastSeq(List<Frame.Data> out) {
@@ -379,6 +485,63 @@ public final class ConnectionEntity
         }
       }
       return List.copyOf(out);
+    }
+  }
+
+  /** A run of relayed frames: downlink seqs {@code dFrom..dTo} carry the peer's seqs from {@code peerFrom}. */
+  public record RelayMark(long dFrom, long dTo, long peerFrom) implements CborSerializable {}
+
+  /**
+   * The socket's link: {@code waiting} for a peer, {@code offered} by a peer (accepted once
+   * open), or {@code linked}. {@code relayIn}: highest of the peer's seqs taken; {@code ackedBase}:
+   * highest of the peer's seqs this socket's device acknowledged, from marks already trimmed.
+   */
+  public record Link(String linkId, String peer, String status, Instant since, long deadlineMillis,
+                     boolean closeOnTimeout, long relayIn, long ackedBase, List<RelayMark> marks)
+      implements CborSerializable {
+
+    Link withStatus(String newStatus, String newLinkId, String newPeer, Instant at) {
+      return new Link(newLinkId, newPeer, newStatus, at, deadlineMillis, closeOnTimeout, relayIn, ackedBase, marks);
+    }
+
+    Link relayed(long newRelayIn, RelayMark mark) {
+      List<RelayMark> all = new ArrayList<>(marks);
+      all.add(mark);
+      return new Link(linkId, peer, status, since, deadlineMillis, closeOnTimeout, newRelayIn, ackedBase,
+          List.copyOf(all));
+    }
+
+    /** Drops marks the device acknowledged completely, remembering how far they went. */
+    Link trimmed(long acked) {
+      if (marks.isEmpty() || marks.get(0).dTo() > acked) {
+        return this;
+      }
+      long base = ackedBase;
+      List<RelayMark> rest = new ArrayList<>();
+      for (RelayMark m : marks) {
+        if (m.dTo() <= acked) {
+          base = Math.max(base, m.peerFrom() + (m.dTo() - m.dFrom()));
+        } else {
+          rest.add(m);
+        }
+      }
+      return new Link(linkId, peer, status, since, deadlineMillis, closeOnTimeout, relayIn, base, List.copyOf(rest));
+    }
+
+    /** Highest of the peer's seqs acknowledged by this socket's device. */
+    long peerAcked(long acked) {
+      long best = ackedBase;
+      for (RelayMark m : marks) {
+        if (acked >= m.dFrom()) {
+          best = Math.max(best, m.peerFrom() + (Math.min(acked, m.dTo()) - m.dFrom()));
+        }
+      }
+      return best;
+    }
+
+    @JsonIgnore
+    boolean isLinked() {
+      return status.equals("linked");
     }
   }
 
@@ -459,6 +622,14 @@ public final class ConnectionEntity
   private boolean dispatchScheduled;
   private CloseRequest closeRequest;
   private boolean closeEventDone;
+  // Relay to a linked peer (sending side): frames read and not yet acknowledged by the peer's device.
+  private final ArrayDeque<Frame.Data> relayQueue = new ArrayDeque<>();
+  private long relaySent;
+  private long relayAccepted;
+  private boolean peerFull;
+  private long lastRelayProgress;
+  // Receiving side: highest of the peer's seqs whose acknowledgement was reported to it.
+  private long peerAckReported;
 
   private ConnectionEntity(ActorContext<Command> context, TimerScheduler<Command> timers, String socketId,
       ConnectionSettings settings) {
@@ -499,6 +670,9 @@ public final class ConnectionEntity
             pump(state);
           }
           prepareEndpoint(state);
+          if (state.link() != null && state.link().status().equals("waiting")) {
+            armLinkDeadline(state.link());
+          }
         })
         .build();
   }
@@ -550,6 +724,15 @@ public final class ConnectionEntity
         .onCommand(Dispatch.class, (state, cmd) -> onDispatch(state))
         .onCommand(EndpointAnswered.class, this::onEndpointAnswered)
         .onCommand(CloseByEndpoint.class, this::onCloseByEndpoint)
+        .onCommand(RequestLink.class, (state, cmd) -> requestLink(state, cmd.peer()))
+        .onCommand(Paired.class, this::onPaired)
+        .onCommand(LinkOffer.class, this::onLinkOffer)
+        .onCommand(LinkUp.class, this::onLinkUp)
+        .onCommand(LinkDown.class, this::onLinkDown)
+        .onCommand(LinkDeadline.class, (state, cmd) -> onLinkDeadline(state))
+        .onCommand(Relay.class, this::onRelay)
+        .onCommand(RelayAck.class, this::onRelayAck)
+        .onCommand(RelayCheck.class, (state, cmd) -> onRelayCheck(state))
         .onCommand(Stop.class, this::onStop);
   }
 
@@ -564,8 +747,17 @@ public final class ConnectionEntity
     long acked = cmd.resume() ? Math.max(state.downlinkAcked(), Math.min(cmd.lastReceived(), state.lastDownlinkSeq()))
         : state.downlinkAcked();
     acked = Math.max(acked, liveDownlinkAcked);
-    Opened event = new Opened(cmd.deviceId(), cmd.mapping(), cmd.edge(), cmd.edgeNode(), acked, Instant.now());
-    return Effect().persist(event).thenRun(s -> {
+    Instant now = Instant.now();
+    List<Event> events = new ArrayList<>();
+    events.add(new Opened(cmd.deviceId(), cmd.mapping(), cmd.edge(), cmd.edgeNode(), acked, now));
+    boolean pairs = state.link() == null && "pair".equals(cmd.mapping().builtinName());
+    if (pairs && !pairingKey().isEmpty()) {
+      // Waiting from the first moment: data sent before the pairing point answers is held for
+      // the peer, not taken by the mapping.
+      events.add(new LinkRequested("", "", System.currentTimeMillis() + cmd.mapping().linkWaitMs(),
+          cmd.mapping().closeOnLinkTimeout(), now));
+    }
+    return Effect().persist(events).thenRun(s -> {
       if (previous != null && !previous.equals(cmd.edge())) {
         context.unwatch(previous);
         previous.tell(new SessionEnded(CloseCode.REPLACED.wire, "socket opened by a newer connection"));
@@ -577,6 +769,13 @@ public final class ConnectionEntity
       cmd.edge().tell(new Welcomed(socketId, node, s.lastAccepted(), s.downlinkAcked()));
       pump(s);
       prepareEndpoint(s);
+      clearRelay();
+      resumeLink(s, cmd.edge());
+      // A resuming device may have acknowledged relayed frames only by its HELLO: tell the peer.
+      reportPeerAcks(s);
+      if (pairs) {
+        joinPairing(s);
+      }
       if (s.usesHttp() && s.mapping().receives(Mapping.Event.OPEN)) {
         openDue = true;
         dispatch();
@@ -587,6 +786,9 @@ public final class ConnectionEntity
   private ReplyEffect<Event, State> onDeliver(State state, Deliver cmd) {
     if (!state.isAttached(cmd.edge())) {
       return tellNotAttached(state, cmd.edge());
+    }
+    if (state.relays()) {
+      return bufferForRelay(state, cmd);
     }
     if (state.usesHttp() && state.mapping().receives(Mapping.Event.DATA)) {
       return bufferForEndpoint(state, cmd);
@@ -603,6 +805,7 @@ public final class ConnectionEntity
     long bytes = 0;
     int duplicates = 0;
     boolean stalled = false;
+    boolean gap = false;
     List<Frame.Data> outbound = new ArrayList<>();
     for (Frame.Data frame : cmd.frames()) {
       if (frame.seq() <= watermark) {
@@ -610,7 +813,8 @@ public final class ConnectionEntity
         continue;
       }
       if (frame.seq() != watermark + 1) {
-        break; // a gap: the edge resends from the watermark
+        gap = true; // frames before these were lost (this entity restarted): the edge resends
+        break;
       }
       List<byte[]> answers = endpoint.onData(socketId, frame);
       long answerBytes = 0;
@@ -637,7 +841,7 @@ public final class ConnectionEntity
       if (refused) {
         edgeStalled = true;
       }
-      cmd.edge().tell(new Delivered(watermark, watermark, refused));
+      cmd.edge().tell(new Delivered(watermark, watermark, refused, gap));
       // All replays, typically resent after this entity restarted: its answers may still be due.
       pump(state);
       return Effect().noReply();
@@ -661,6 +865,7 @@ public final class ConnectionEntity
     if (state.isAttached(cmd.edge()) && cmd.upTo() > liveDownlinkAcked) {
       liveDownlinkAcked = Math.min(cmd.upTo(), state.lastDownlinkSeq());
       pump(state);
+      reportPeerAcks(state);
       if (edgeStalled && outboxFrames(state) <= settings.maxOutboxFrames() / 2
           && outboxBytes(state) <= settings.maxOutboxBytes() / 2) {
         edgeStalled = false;
@@ -706,9 +911,11 @@ public final class ConnectionEntity
       return Effect().noReply();
     }
     Closed event = new Closed(cmd.code(), cmd.reason(), outboxFrames(state), Instant.now());
+    Link link = state.link();
     return Effect().persist(event).thenRun(s -> {
       context.unwatch(cmd.edge());
       cmd.edge().tell(new SessionEnded(CloseCode.NORMAL.wire, "session closed"));
+      leaveLink(link, "peer closed its session");
     }).thenNoReply();
   }
 
@@ -723,11 +930,13 @@ public final class ConnectionEntity
     }
     ActorRef<ToEdge> edge = state.edge();
     Closed event = new Closed(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason(), outboxFrames(state), Instant.now());
+    Link link = state.link();
     return Effect().persist(event).thenRun(s -> {
       if (edge != null) {
         context.unwatch(edge);
         edge.tell(new SessionEnded(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason()));
       }
+      leaveLink(link, "peer was closed by an operator");
     }).thenReply(cmd.replyTo(), s -> new OperatorCloseResult(true, null));
   }
 
@@ -741,11 +950,13 @@ public final class ConnectionEntity
     }
     closeRequest = null;
     Closed event = new Closed(CloseCode.CLOSED_BY_ENDPOINT.wire, cmd.reason(), outboxFrames(state), Instant.now());
+    Link link = state.link();
     return Effect().persist(event).thenRun(s -> {
       if (edge != null) {
         context.unwatch(edge);
         edge.tell(new SessionEnded(CloseCode.CLOSED_BY_ENDPOINT.wire, cmd.reason()));
       }
+      leaveLink(link, "peer was closed: " + cmd.reason());
     }).thenNoReply();
   }
 
@@ -824,11 +1035,13 @@ public final class ConnectionEntity
     int frames = 0;
     long bytes = 0;
     long now = System.nanoTime();
+    boolean gap = false;
     for (Frame.Data frame : cmd.frames()) {
       if (frame.seq() <= next) {
         continue;
       }
       if (frame.seq() != next + 1) {
+        gap = true;
         break;
       }
       int from = frame.seq() == state.lastAccepted() + 1 ? (int) state.partialOffset() : 0;
@@ -838,7 +1051,7 @@ public final class ConnectionEntity
       bytes += frame.payload().length;
     }
     meter.record(frames, bytes);
-    cmd.edge().tell(new Delivered(state.lastAccepted(), next, false));
+    cmd.edge().tell(new Delivered(state.lastAccepted(), next, false, gap));
     dispatch();
     return Effect().noReply();
   }
@@ -914,9 +1127,8 @@ public final class ConnectionEntity
     invoking = null;
     EndpointCall.Answer answer = result instanceof MappingActor.Delivered d ? d.answer() : EndpointCall.Answer.NOTHING;
     String parkedId = result instanceof MappingActor.Parked p ? p.parkedId() : null;
-    if (answer.link() != null) {
-      context.getLog().info("Socket {}: endpoint answered link {}, but peer links are not available", socketId,
-          answer.link());
+    if (answer.link() != null && !answer.link().isBlank()) {
+      context.getSelf().tell(new RequestLink(answer.link()));
     }
     List<Frame.Data> out = answer.reply() == null ? List.of() : frames(s.lastDownlinkSeq(), answer.reply());
     if (currentCut != null && s.inFlight() != null && s.inFlight().batchId().equals(batchId)) {
@@ -980,7 +1192,9 @@ public final class ConnectionEntity
     closeEventDone = false;
     ActorRef<ToEdge> attached = s.edge();
     Closed event = new Closed(request.code(), request.reason(), outboxFrames(s), Instant.now());
+    Link link = s.link();
     return Effect().persist(event).thenRun(st -> {
+      leaveLink(link, "peer closed its session");
       if (attached != null) {
         context.unwatch(attached);
         attached.tell(request.code() == CloseCode.NORMAL.wire
@@ -1007,6 +1221,406 @@ public final class ConnectionEntity
     return out;
   }
 
+  // ------------------------------------------------------------------ peer links
+
+  private EntityRef<PeerLinkEntity.Command> linkRef(
+      String linkId) {
+    return ClusterSharding.get(context.getSystem()).entityRefFor(PeerLinkEntity.ENTITY_KEY, linkId);
+  }
+
+  private EntityRef<Command> peerRef(String peer) {
+    return ClusterSharding.get(context.getSystem()).entityRefFor(ENTITY_KEY, peer);
+  }
+
+  private void tellDevice(State s, LinkStatus status, String peer, String reason) {
+    if (s.status() == Status.OPEN && s.edge() != null) {
+      s.edge().tell(new LinkChanged(status.wire, peer, reason));
+    }
+  }
+
+  /**
+   * The endpoint (or the pairing point) links this socket to {@code peer}. A socket links to at
+   * most one peer at a time: an answer naming another peer while linked or waiting is refused.
+   */
+  private ReplyEffect<Event, State> requestLink(State s, String peer) {
+    if (!SocketId.isValid(peer) || peer.equals(socketId)) {
+      context.getLog().warn("Socket {}: the endpoint answered link '{}', which is not another socket's id; ignored",
+          socketId, peer);
+      return Effect().noReply();
+    }
+    if (s.status() != Status.OPEN) {
+      return Effect().noReply();
+    }
+    Link current = s.link();
+    if (current != null && !current.peer().isEmpty()) {
+      if (!current.peer().equals(peer)) {
+        context.getLog().warn("Socket {} is {} with {}: link answer to {} refused", socketId, current.status(),
+            current.peer(), peer);
+      }
+      return Effect().noReply();
+    }
+    String linkId = PeerLinkEntity.idOf(socketId, peer);
+    long deadline = System.currentTimeMillis() + s.mapping().linkWaitMs();
+    return Effect().persist(new LinkRequested(linkId, peer, deadline, s.mapping().closeOnLinkTimeout(), Instant.now()))
+        .thenRun(st -> {
+          linkRef(linkId).tell(new PeerLinkEntity.Request(socketId, peer, deadline));
+          tellDevice(st, LinkStatus.PENDING, peer, "waiting for " + peer);
+          armLinkDeadline(st.link());
+        }).thenNoReply();
+  }
+
+  /** {@code builtin:pair} pairs sockets by their socket name: the part of the id after '/'. */
+  private String pairingKey() {
+    return socketId.contains("/") ? socketId.substring(socketId.indexOf('/') + 1) : "";
+  }
+
+  /**
+   * Joins the pairing point of this socket's name; the socket is already waiting (its device was
+   * told so by {@link #resumeLink}).
+   */
+  private void joinPairing(State s) {
+    String key = pairingKey();
+    if (key.isEmpty()) {
+      context.getLog().warn("Socket {} uses builtin:pair without a socket name: no pairing key", socketId);
+      tellDevice(s, LinkStatus.TIMEOUT, "", "builtin:pair pairs sockets by their socket name");
+      return;
+    }
+    ClusterSharding.get(context.getSystem()).entityRefFor(PairingEntity.ENTITY_KEY, key)
+        .tell(new PairingEntity.Join(socketId));
+  }
+
+  /** The pairing point answered: link to {@code partner}, or (empty) go on waiting there. */
+  private ReplyEffect<Event, State> onPaired(State s, Paired p) {
+    boolean atPairingPoint = s.link() != null && s.link().linkId().isEmpty() && s.link().status().equals("waiting");
+    if (s.status() != Status.OPEN || !atPairingPoint || p.partner().isEmpty()) {
+      return Effect().noReply();
+    }
+    return requestLink(s, p.partner());
+  }
+
+  /** A peer wants a link: taken when this socket is free (or waits for just this peer). */
+  private ReplyEffect<Event, State> onLinkOffer(State s, LinkOffer o) {
+    Link current = s.link();
+    boolean free = current == null || current.peer().isEmpty() || current.peer().equals(o.from());
+    if (!free) {
+      linkRef(o.linkId()).tell(new PeerLinkEntity.Busy(socketId,
+          socketId + " is " + current.status() + " with another socket"));
+      return Effect().noReply();
+    }
+    if (current != null && current.isLinked() && current.linkId().equals(o.linkId())) {
+      linkRef(o.linkId()).tell(new PeerLinkEntity.Accept(socketId));
+      return Effect().noReply();
+    }
+    return Effect().persist(new LinkOffered(o.linkId(), o.from(), Instant.now())).thenRun(st -> {
+      if (st.status() == Status.OPEN) {
+        linkRef(o.linkId()).tell(new PeerLinkEntity.Accept(socketId));
+      }
+    }).thenNoReply();
+  }
+
+  private ReplyEffect<Event, State> onLinkUp(State s, LinkUp up) {
+    Link current = s.link();
+    boolean expected = current != null && (current.linkId().equals(up.linkId()) || current.peer().isEmpty());
+    if (!expected || (s.status() != Status.OPEN && s.status() != Status.DETACHED)) {
+      // This socket moved on (closed, or linked elsewhere): end that link.
+      linkRef(up.linkId()).tell(new PeerLinkEntity.Unlink(socketId, socketId + " is not open", 0));
+      return Effect().noReply();
+    }
+    if (current.isLinked()) {
+      tellDevice(s, LinkStatus.LINKED, up.peer(), "");
+      return Effect().noReply();
+    }
+    return Effect().persist(new LinkEstablished(up.linkId(), up.peer(), Instant.now())).thenRun(st -> {
+      timers.cancel(LinkDeadline.INSTANCE);
+      tellDevice(st, LinkStatus.LINKED, up.peer(), "");
+      context.getLog().info("Socket {} linked to {}", socketId, up.peer());
+      sendRelay(st);
+    }).thenNoReply();
+  }
+
+  /** The link ended: frames the peer took are acknowledged; the rest goes to the endpoint again. */
+  private ReplyEffect<Event, State> onLinkDown(State s, LinkDown down) {
+    Link current = s.link();
+    if (current == null || !(current.linkId().equals(down.linkId()) || current.peer().isEmpty())) {
+      return Effect().noReply();
+    }
+    List<Event> events = new ArrayList<>();
+    Instant now = Instant.now();
+    long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
+    if (down.peerAccepted() > s.lastAccepted()) {
+      events.add(acceptRelayed(s, down.peerAccepted(), acked, now));
+    }
+    events.add(new LinkEnded(current.linkId(), now));
+    LinkStatus status = LinkStatus.fromWire(down.status());
+    boolean close = status == LinkStatus.TIMEOUT && current.closeOnTimeout();
+    return Effect().persist(events).thenRun(st -> {
+      timers.cancel(LinkDeadline.INSTANCE);
+      tellDevice(st, status == null ? LinkStatus.UNLINKED : status, down.peer(), down.reason());
+      endRelay(st);
+      if (close) {
+        context.getSelf().tell(new CloseByEndpoint("no peer within " + st.mapping().linkWaitMs() + " ms"));
+      }
+    }).thenNoReply();
+  }
+
+  private ReplyEffect<Event, State> onLinkDeadline(State s) {
+    Link current = s.link();
+    if (current == null || !current.status().equals("waiting")) {
+      return Effect().noReply();
+    }
+    if (current.linkId().isEmpty()) {
+      // Waiting at the pairing point: nobody came.
+      ClusterSharding.get(context.getSystem()).entityRefFor(PairingEntity.ENTITY_KEY, pairingKey())
+          .tell(new PairingEntity.Leave(socketId));
+      return onLinkDown(s, new LinkDown("", "", LinkStatus.TIMEOUT.wire,
+          "no device with the same pairing key came", 0));
+    }
+    linkRef(current.linkId()).tell(new PeerLinkEntity.Expire(socketId));
+    return Effect().noReply();
+  }
+
+  private void armLinkDeadline(Link link) {
+    long left = Math.max(0, link.deadlineMillis() - System.currentTimeMillis());
+    timers.startSingleTimer(LinkDeadline.INSTANCE, Duration.ofMillis(left));
+  }
+
+  /** A reconnecting device learns its link status; an offer waiting for this socket is taken. */
+  private void resumeLink(State s, ActorRef<ToEdge> edge) {
+    Link link = s.link();
+    if (link == null) {
+      return;
+    }
+    switch (link.status()) {
+      case "linked" -> tellDevice(s, LinkStatus.LINKED, link.peer(), "");
+      case "waiting" -> {
+        tellDevice(s, LinkStatus.PENDING, link.peer(), link.peer().isEmpty()
+            ? "waiting for a device with the same pairing key" : "waiting for " + link.peer());
+        armLinkDeadline(link);
+      }
+      case "offered" -> linkRef(link.linkId()).tell(new PeerLinkEntity.Accept(socketId));
+      default -> { }
+    }
+  }
+
+  private void leaveLink(Link link, String reason) {
+    clearRelay();
+    if (link == null) {
+      return;
+    }
+    if (link.linkId().isEmpty()) {
+      ClusterSharding.get(context.getSystem()).entityRefFor(PairingEntity.ENTITY_KEY, pairingKey())
+          .tell(new PairingEntity.Leave(socketId));
+    } else {
+      linkRef(link.linkId()).tell(new PeerLinkEntity.Unlink(socketId, reason, link.relayIn()));
+    }
+  }
+
+  // ------------------------------------------------------------------ relay (sending side)
+
+  /** While linked (or waiting), frames wait here for the peer; the edge may send more. */
+  private ReplyEffect<Event, State> bufferForRelay(State state, Deliver cmd) {
+    long next = relayQueue.isEmpty() ? state.lastAccepted() : Math.max(state.lastAccepted(), relayQueue.peekLast().seq());
+    boolean gap = false;
+    int frames = 0;
+    long bytes = 0;
+    for (Frame.Data frame : cmd.frames()) {
+      if (frame.seq() <= next) {
+        continue;
+      }
+      if (frame.seq() != next + 1) {
+        gap = true;
+        break;
+      }
+      relayQueue.addLast(frame);
+      next = frame.seq();
+      frames++;
+      bytes += frame.payload().length;
+    }
+    meter.record(frames, bytes);
+    cmd.edge().tell(new Delivered(state.lastAccepted(), next, false, gap));
+    if (state.link().isLinked()) {
+      sendRelay(state);
+    }
+    return Effect().noReply();
+  }
+
+  /** Sends queued frames to the peer's entity, within the relay window and message size. */
+  private void sendRelay(State s) {
+    if (s.link() == null || !s.link().isLinked() || peerFull) {
+      return;
+    }
+    if (relaySent < s.lastAccepted()) {
+      relaySent = s.lastAccepted();
+    }
+    if (relayAccepted < s.lastAccepted()) {
+      relayAccepted = s.lastAccepted();
+    }
+    EntityRef<Command> peer = peerRef(s.link().peer());
+    long before = relaySent;
+    relaySent = sendInMessages(relayQueue, relaySent, relayAccepted + settings.downlinkWindow(),
+        frames -> peer.tell(new Relay(socketId, relayAccepted, frames)));
+    if (relaySent > before && lastRelayProgress == 0) {
+      lastRelayProgress = System.nanoTime();
+    }
+    if (!relayQueue.isEmpty() && !timers.isTimerActive(RelayCheck.INSTANCE)) {
+      timers.startTimerWithFixedDelay(RelayCheck.INSTANCE, Duration.ofSeconds(1));
+    }
+  }
+
+  /** The peer took frames and its device acknowledged some: those are delivered, ACK them. */
+  private ReplyEffect<Event, State> onRelayAck(State s, RelayAck ack) {
+    Link link = s.link();
+    if (link == null || !link.isLinked() || !link.peer().equals(ack.from())) {
+      return Effect().noReply();
+    }
+    long before = relayAccepted;
+    relayAccepted = Math.max(relayAccepted, ack.accepted());
+    if (ack.full()) {
+      // The peer's outbox is full: go back to what it took; it says when it has room.
+      peerFull = true;
+      relaySent = relayAccepted;
+    } else {
+      peerFull = false;
+    }
+    if (relayAccepted > before) {
+      lastRelayProgress = System.nanoTime();
+    }
+    long upTo = Math.min(ack.acked(), relayQueue.isEmpty() ? s.lastAccepted() : relayQueue.peekLast().seq());
+    if (upTo <= s.lastAccepted()) {
+      sendRelay(s);
+      return Effect().noReply();
+    }
+    lastRelayProgress = System.nanoTime();
+    long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
+    Accepted event = acceptRelayed(s, upTo, acked, Instant.now());
+    return Effect().persist(event).thenRun(st -> {
+      while (!relayQueue.isEmpty() && relayQueue.peekFirst().seq() <= st.lastAccepted()) {
+        relayQueue.pollFirst();
+      }
+      if (st.edge() != null && st.status() == Status.OPEN) {
+        long buffered = relayQueue.isEmpty() ? st.lastAccepted() : relayQueue.peekLast().seq();
+        st.edge().tell(new Delivered(st.lastAccepted(), buffered, false));
+      }
+      sendRelay(st);
+    }).thenNoReply();
+  }
+
+  /** The watermark advanced over frames the peer's device acknowledged (or the peer took). */
+  private Accepted acceptRelayed(State s, long upTo, long downlinkAcked, Instant at) {
+    int frames = 0;
+    long bytes = 0;
+    for (Frame.Data d : relayQueue) {
+      if (d.seq() > s.lastAccepted() && d.seq() <= upTo) {
+        frames++;
+        bytes += d.payload().length;
+      }
+    }
+    return new Accepted(upTo, 0, (int) Math.max(frames, upTo - s.lastAccepted()), bytes, 0, List.of(), downlinkAcked,
+        null, null, at);
+  }
+
+  private ReplyEffect<Event, State> onRelayCheck(State s) {
+    if (relayQueue.isEmpty() || s.link() == null || !s.link().isLinked()) {
+      timers.cancel(RelayCheck.INSTANCE);
+      return Effect().noReply();
+    }
+    if (System.nanoTime() - lastRelayProgress > settings.downlinkRetry().toNanos()) {
+      // Nothing from the peer for a while (it moved, or its node died): send again from what it took.
+      relaySent = relayAccepted;
+      peerFull = false;
+      lastRelayProgress = System.nanoTime();
+      sendRelay(s);
+    }
+    return Effect().noReply();
+  }
+
+  private void clearRelay() {
+    relayQueue.clear();
+    relaySent = 0;
+    relayAccepted = 0;
+    peerFull = false;
+    lastRelayProgress = 0;
+    peerAckReported = 0;
+    timers.cancel(RelayCheck.INSTANCE);
+  }
+
+  /** Unlinked: what was queued for the peer goes to the endpoint: the edge sends it again. */
+  private void endRelay(State s) {
+    boolean had = !relayQueue.isEmpty();
+    clearRelay();
+    if (had && s.edge() != null && s.status() == Status.OPEN) {
+      s.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), false, true));
+    }
+  }
+
+  // ------------------------------------------------------------------ relay (receiving side)
+
+  /** Frames of the linked peer go into this socket's outbox, in order, once each. */
+  private ReplyEffect<Event, State> onRelay(State s, Relay r) {
+    Link link = s.link();
+    if (link == null || !link.isLinked() || !link.peer().equals(r.from())) {
+      String linkId = PeerLinkEntity.idOf(socketId, r.from());
+      peerRef(r.from()).tell(new LinkDown(linkId, socketId, LinkStatus.UNLINKED.wire,
+          socketId + " is not linked to " + r.from(), 0));
+      return Effect().noReply();
+    }
+    int boxFrames = outboxFrames(s);
+    long boxBytes = outboxBytes(s);
+    // Nothing taken on this link yet: start where the peer's numbering stands.
+    long in = link.relayIn() == 0 ? r.base() : link.relayIn();
+    long seq = s.lastDownlinkSeq();
+    long peerFrom = -1;
+    boolean full = false;
+    List<Frame.Data> out = new ArrayList<>();
+    for (Frame.Data d : r.frames()) {
+      if (d.seq() <= in) {
+        continue;
+      }
+      if (d.seq() != in + 1) {
+        break;
+      }
+      if (boxFrames + 1 > settings.maxOutboxFrames() || boxBytes + d.payload().length > settings.maxOutboxBytes()) {
+        full = true;
+        break;
+      }
+      if (peerFrom < 0) {
+        peerFrom = d.seq();
+      }
+      out.add(new Frame.Data(++seq, d.payload()));
+      in = d.seq();
+      boxFrames++;
+      boxBytes += d.payload().length;
+    }
+    long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
+    boolean refused = full;
+    if (out.isEmpty()) {
+      peerRef(r.from()).tell(new RelayAck(socketId, in, link.peerAcked(acked), refused));
+      return Effect().noReply();
+    }
+    return Effect().persist(new Relayed(r.from(), in, out, peerFrom, Instant.now())).thenRun(st -> {
+      pump(st);
+      long peerAcked = st.link().peerAcked(Math.max(st.downlinkAcked(), liveDownlinkAcked));
+      peerRef(r.from()).tell(new RelayAck(socketId, st.link().relayIn(), peerAcked, refused));
+      if (refused) {
+        edgeStalled = true; // reused: report room when the device acknowledges
+      }
+    }).thenNoReply();
+  }
+
+  /** The device acknowledged relayed frames: tell the peer, whose device gets its ACK. */
+  private void reportPeerAcks(State s) {
+    Link link = s.link();
+    if (link == null || !link.isLinked()) {
+      return;
+    }
+    long peerAcked = link.peerAcked(liveDownlinkAcked);
+    boolean room = outboxFrames(s) <= settings.maxOutboxFrames() / 2 && outboxBytes(s) <= settings.maxOutboxBytes() / 2;
+    if (peerAcked > peerAckReported || (edgeStalled && room)) {
+      peerAckReported = Math.max(peerAckReported, peerAcked);
+      peerRef(link.peer()).tell(new RelayAck(socketId, link.relayIn(), peerAcked, !room));
+    }
+  }
+
   // ------------------------------------------------------------------ downlink
 
   /** Sends outbox frames the edge has not been sent yet, within the downlink window. */
@@ -1018,30 +1632,45 @@ public final class ConnectionEntity
     if (sentUpTo < acked) {
       sentUpTo = acked;
     }
-    long limit = acked + settings.downlinkWindow();
+    ActorRef<ToEdge> edge = state.edge();
+    sentUpTo = sendInMessages(state.outbox(), sentUpTo, acked + settings.downlinkWindow(),
+        frames -> edge.tell(new Push(frames)));
+    if (sentUpTo > acked && !timers.isTimerActive(RetryDownlink.INSTANCE)) {
+      ackedAtLastRetry = acked;
+      timers.startSingleTimer(RetryDownlink.INSTANCE, settings.downlinkRetry());
+    }
+  }
+
+  /**
+   * Sends the frames numbered after {@code after} up to {@code limit} (in ascending order in
+   * {@code frames}) in messages of at most {@code maxPushBytes} each, so that every message fits
+   * one Artery frame; returns the number of the last frame sent.
+   */
+  private long sendInMessages(Iterable<Frame.Data> frames, long after, long limit,
+      Consumer<List<Frame.Data>> send) {
     List<Frame.Data> batch = new ArrayList<>();
     long bytes = 0;
-    for (Frame.Data d : state.outbox()) {
-      if (d.seq() <= sentUpTo || d.seq() > limit) {
+    long last = after;
+    for (Frame.Data d : frames) {
+      if (d.seq() <= after) {
         continue;
       }
+      if (d.seq() > limit) {
+        break;
+      }
       if (!batch.isEmpty() && bytes + d.payload().length > settings.maxPushBytes()) {
-        // Each Push must fit one Artery message: send what we have and start another.
-        state.edge().tell(new Push(List.copyOf(batch)));
+        send.accept(List.copyOf(batch));
         batch.clear();
         bytes = 0;
       }
       batch.add(d);
       bytes += d.payload().length;
-      sentUpTo = d.seq();
+      last = d.seq();
     }
     if (!batch.isEmpty()) {
-      state.edge().tell(new Push(List.copyOf(batch)));
+      send.accept(List.copyOf(batch));
     }
-    if (sentUpTo > acked && !timers.isTimerActive(RetryDownlink.INSTANCE)) {
-      ackedAtLastRetry = acked;
-      timers.startSingleTimer(RetryDownlink.INSTANCE, settings.downlinkRetry());
-    }
+    return last;
   }
 
   private long outboxBytes(State state) {
@@ -1091,6 +1720,15 @@ public final class ConnectionEntity
         .onEvent(Detached.class, (state, e) -> state.with(Status.DETACHED, null, ""))
         .onEvent(Suspended.class, (state, e) -> state.suspended(e))
         .onEvent(Closed.class, (state, e) -> state.closed(e))
+        .onEvent(LinkRequested.class, (state, e) -> state.withLink(new Link(e.linkId(), e.peer(), "waiting", e.at(),
+            e.deadlineMillis(), e.closeOnTimeout(), 0, 0, List.of()), e.at()))
+        .onEvent(LinkOffered.class, (state, e) -> state.withLink(new Link(e.linkId(), e.peer(), "offered", e.at(), 0,
+            false, 0, 0, List.of()), e.at()))
+        .onEvent(LinkEstablished.class, (state, e) -> state.withLink(state.link() == null
+            ? new Link(e.linkId(), e.peer(), "linked", e.at(), 0, false, 0, 0, List.of())
+            : state.link().withStatus("linked", e.linkId(), e.peer(), e.at()), e.at()))
+        .onEvent(LinkEnded.class, (state, e) -> state.withLink(null, e.at()))
+        .onEvent(Relayed.class, (state, e) -> state.relayed(e))
         .build();
   }
 }

@@ -15,7 +15,8 @@ import org.apache.pekko.serialization.SerializerWithStringManifest;
 
 /**
  * Binary serializer for the messages every frame crosses the network in: {@code Deliver}, {@code
- * Delivered}, {@code Push}, {@code DownlinkAck}. Payload bytes are copied once, with no field names
+ * Delivered}, {@code Push}, {@code DownlinkAck}, and between linked sockets {@code Relay} and
+ * {@code RelayAck}. Payload bytes are copied once, with no field names
  * or type tags, which Jackson CBOR would add per frame. Layout: big-endian, strings as u16 length
  * + UTF-8, frame lists as u32 count then (u64 seq, u32 length, bytes) each.
  */
@@ -25,6 +26,8 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
   private static final String DELIVERED = "d";
   private static final String PUSH = "P";
   private static final String DOWNLINK_ACK = "A";
+  private static final String RELAY = "R";
+  private static final String RELAY_ACK = "K";
 
   private final ActorRefResolver resolver;
 
@@ -47,6 +50,10 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
       return PUSH;
     } else if (o instanceof ConnectionEntity.DownlinkAck) {
       return DOWNLINK_ACK;
+    } else if (o instanceof ConnectionEntity.Relay) {
+      return RELAY;
+    } else if (o instanceof ConnectionEntity.RelayAck) {
+      return RELAY_ACK;
     }
     throw new IllegalArgumentException("cannot serialize " + o.getClass());
   }
@@ -60,7 +67,8 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
       putFrames(b, d.frames());
       return b.array();
     } else if (o instanceof ConnectionEntity.Delivered d) {
-      return ByteBuffer.allocate(17).putLong(d.upTo()).putLong(d.buffered()).put((byte) (d.stalled() ? 1 : 0)).array();
+      return ByteBuffer.allocate(17).putLong(d.upTo()).putLong(d.buffered())
+          .put((byte) ((d.stalled() ? 1 : 0) | (d.resend() ? 2 : 0))).array();
     } else if (o instanceof ConnectionEntity.Push p) {
       ByteBuffer b = ByteBuffer.allocate(framesSize(p.frames()));
       putFrames(b, p.frames());
@@ -68,6 +76,16 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
     } else if (o instanceof ConnectionEntity.DownlinkAck a) {
       byte[] ref = ref(a.edge());
       return ByteBuffer.allocate(2 + ref.length + 8).putShort((short) ref.length).put(ref).putLong(a.upTo()).array();
+    } else if (o instanceof ConnectionEntity.Relay r) {
+      byte[] from = r.from().getBytes(StandardCharsets.UTF_8);
+      ByteBuffer b = ByteBuffer.allocate(2 + from.length + 8 + framesSize(r.frames()));
+      b.putShort((short) from.length).put(from).putLong(r.base());
+      putFrames(b, r.frames());
+      return b.array();
+    } else if (o instanceof ConnectionEntity.RelayAck k) {
+      byte[] from = k.from().getBytes(StandardCharsets.UTF_8);
+      return ByteBuffer.allocate(2 + from.length + 17).putShort((short) from.length).put(from).putLong(k.accepted())
+          .putLong(k.acked()).put((byte) (k.full() ? 1 : 0)).array();
     }
     throw new IllegalArgumentException("cannot serialize " + o.getClass());
   }
@@ -78,9 +96,16 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
     try {
       return switch (manifest) {
         case DELIVER -> new ConnectionEntity.Deliver(getRef(b), getFrames(b));
-        case DELIVERED -> new ConnectionEntity.Delivered(b.getLong(), b.getLong(), b.get() != 0);
+        case DELIVERED -> {
+          long upTo = b.getLong();
+          long buffered = b.getLong();
+          byte flags = b.get();
+          yield new ConnectionEntity.Delivered(upTo, buffered, (flags & 1) != 0, (flags & 2) != 0);
+        }
         case PUSH -> new ConnectionEntity.Push(getFrames(b));
         case DOWNLINK_ACK -> new ConnectionEntity.DownlinkAck(getRef(b), b.getLong());
+        case RELAY -> new ConnectionEntity.Relay(getString(b), b.getLong(), getFrames(b));
+        case RELAY_ACK -> new ConnectionEntity.RelayAck(getString(b), b.getLong(), b.getLong(), b.get() != 0);
         default -> throw new NotSerializableException("unknown manifest '" + manifest + "'");
       };
     } catch (BufferUnderflowException e) {
@@ -96,6 +121,12 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
     byte[] bytes = new byte[b.getShort() & 0xFFFF];
     b.get(bytes);
     return resolver.resolveActorRef(new String(bytes, StandardCharsets.UTF_8));
+  }
+
+  private static String getString(ByteBuffer b) {
+    byte[] bytes = new byte[b.getShort() & 0xFFFF];
+    b.get(bytes);
+    return new String(bytes, StandardCharsets.UTF_8);
   }
 
   private static int framesSize(List<Frame.Data> frames) {

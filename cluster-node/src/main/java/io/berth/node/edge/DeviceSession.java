@@ -9,6 +9,7 @@ import io.berth.protocol.DeviceToken;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
 import io.berth.protocol.FrameCodec;
+import io.berth.protocol.LinkStatus;
 import io.berth.protocol.SocketId;
 import java.net.InetSocketAddress;
 import java.time.Instant;
@@ -404,6 +405,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       // instead of after entity-timeout; sharding delivers it on the new node.
       stalled = false;
       resendUnconfirmed();
+    } else if (message instanceof ConnectionEntity.LinkChanged l) {
+      LinkStatus status = LinkStatus.fromWire(l.status());
+      if (status != null && (phase == Phase.OPEN || phase == Phase.ENDING)) {
+        offer(new Frame.Link(status, l.peer(), l.reason()));
+      }
     } else if (message instanceof ConnectionEntity.Welcomed w) {
       onWelcomed(w);
     } else if (message instanceof ConnectionEntity.OpenRejected r) {
@@ -461,6 +467,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       stalled = true;
       inFlight.clear();
       sentUpTo = lastConfirmed;
+    } else if (d.resend()) {
+      // The entity lost frames it had (it restarted): go back to what it holds and send again.
+      inFlight.clear();
+      sentUpTo = Math.max(lastConfirmed, Math.min(sentUpTo, d.buffered()));
     }
     sendDeliveries();
     maybeSendClose();

@@ -81,8 +81,8 @@ public record Mapping(
 
   /** The built-in mappings every registry starts with, one per built-in endpoint. */
   public static Mapping builtinDefault(String name) {
-    return new Mapping(name, 1, BUILTIN + name, EnumSet.of(Event.DATA), Criteria.NONE, 5_000, Retry.DEFAULT, null,
-        30_000, false);
+    Set<Event> events = name.equals("pair") ? EnumSet.allOf(Event.class) : EnumSet.of(Event.DATA);
+    return new Mapping(name, 1, BUILTIN + name, events, Criteria.NONE, 5_000, Retry.DEFAULT, null, 30_000, false);
   }
 
   public Mapping withVersion(long newVersion) {

@@ -21,14 +21,18 @@ import io.berth.node.balance.MigrationLog;
 import io.berth.node.balance.MigrationRequest;
 import io.berth.node.balance.NodeLoad;
 import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.link.LinkStore;
+import io.berth.node.link.PeerLinkEntity;
 import io.berth.protocol.SocketId;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
@@ -59,6 +63,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
   private final ObjectMapper json;
   private final Duration askTimeout;
   private final MappingRoutes mappings;
+  private final LinkStore linkStore;
 
   public OperatorRoutes(ExtendedActorSystem classic) {
     this.system = Adapter.toTyped(classic);
@@ -69,6 +74,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
         .setSerializationInclusion(JsonInclude.Include.NON_NULL);
     this.askTimeout = system.settings().config().getDuration("berth.connection.ask-timeout");
     this.mappings = new MappingRoutes(system, json, this);
+    this.linkStore = new LinkStore(system);
   }
 
   @Override
@@ -92,6 +98,11 @@ public final class OperatorRoutes implements ManagementRouteProvider {
                     (device, name) -> closeSocket(device + "/" + name)),
                 path(PathMatchers.segment(), this::closeSocket)))))),
         mappings.routes(readOnly),
+        pathPrefix("links", () -> concat(
+            pathEndOrSingleSlash(() -> get(() -> parameterOptional("state", this::links))),
+            path(PathMatchers.segment(), id -> concat(
+                get(() -> link(id)),
+                delete(() -> mutating(readOnly, () -> unlink(id))))))),
         pathPrefix("nodes", () -> concat(
             pathEndOrSingleSlash(() -> get(this::nodes)),
             path(PathMatchers.segment().slash("drain"), node -> concat(
@@ -200,6 +211,95 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     });
   }
 
+  // ------------------------------------------------------------------ links
+
+  /** {@code GET /api/links[?state=linked]}: newest first, with frames relayed each way. */
+  private Route links(Optional<String> state) {
+    CompletionStage<List<Map<String, Object>>> rows = linkStore.list(200, state.orElse(null))
+        .thenCompose(list -> {
+          List<CompletionStage<Map<String, Object>>> each = new ArrayList<>();
+          for (LinkStore.Row r : list) {
+            each.add(withCounters(r.id(), r.a(), r.b(), r.state(), r.waiter(), r.reason(), r.since()));
+          }
+          return sequence(each);
+        });
+    return onComplete(rows, r -> r.isSuccess() ? complete(StatusCodes.OK, r.get(), Jackson.marshaller(json))
+        : failure(r.failed().get()));
+  }
+
+  /** {@code GET /api/links/{id}} (the id URL-encoded: the two socket ids in order, joined by +). */
+  private Route link(String id) {
+    CompletionStage<Map<String, Object>> info = sharding
+        .entityRefFor(PeerLinkEntity.ENTITY_KEY, id)
+        .ask(PeerLinkEntity.Get::new, askTimeout)
+        .thenCompose(i -> i.a() == null ? CompletableFuture.completedFuture(null)
+            : withCounters(i.id(), i.a(), i.b(), i.state(), i.waiter(), i.reason(), i.since()));
+    return onComplete(info, r -> {
+      if (r.isFailure()) {
+        return failure(r.failed().get());
+      }
+      return r.get() == null ? error(StatusCodes.NOT_FOUND, "no link '" + id + "'")
+          : complete(StatusCodes.OK, r.get(), Jackson.marshaller(json));
+    });
+  }
+
+  /** {@code DELETE /api/links/{id}}: both devices get LINK unlinked. */
+  private Route unlink(String id) {
+    CompletionStage<PeerLinkEntity.Info> info = sharding
+        .entityRefFor(PeerLinkEntity.ENTITY_KEY, id)
+        .ask(PeerLinkEntity.Get::new, askTimeout);
+    return onComplete(info, r -> {
+      if (r.isFailure()) {
+        return failure(r.failed().get());
+      }
+      String state = r.get().state();
+      if (!state.equals("linked") && !state.equals("waiting")) {
+        return error(StatusCodes.NOT_FOUND, "no active link '" + id + "'");
+      }
+      sharding.entityRefFor(PeerLinkEntity.ENTITY_KEY, id)
+          .tell(new PeerLinkEntity.Unlink("operator", "unlinked by an operator", 0));
+      return complete(StatusCodes.ACCEPTED, Map.of("id", id, "unlinked", true), Jackson.marshaller(json));
+    });
+  }
+
+  /** A link row with the frames each side relayed, asked from the two sockets. */
+  private CompletionStage<Map<String, Object>> withCounters(String id, String a, String b, String state, String waiter,
+                                                            String reason, Instant since) {
+    CompletionStage<ConnectionEntity.SocketStatus> sa = sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, a)
+        .ask(ConnectionEntity.GetStatus::new, askTimeout);
+    CompletionStage<ConnectionEntity.SocketStatus> sb = sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, b)
+        .ask(ConnectionEntity.GetStatus::new, askTimeout);
+    return sa.thenCombine(sb, (x, y) -> {
+      Map<String, Object> row = new LinkedHashMap<>();
+      row.put("id", id);
+      row.put("state", state);
+      row.put("a", a);
+      row.put("b", b);
+      if (waiter != null) {
+        row.put("waiting", waiter);
+      }
+      if (reason != null) {
+        row.put("reason", reason);
+      }
+      row.put("since", since);
+      // Frames relayed each way, counted where they were taken into the receiving socket.
+      row.put("framesAtoB", y.counters().relayedIn());
+      row.put("framesBtoA", x.counters().relayedIn());
+      return row;
+    });
+  }
+
+  private static <T> CompletionStage<List<T>> sequence(List<CompletionStage<T>> stages) {
+    CompletionStage<List<T>> all = CompletableFuture.completedFuture(new ArrayList<>());
+    for (CompletionStage<T> st : stages) {
+      all = all.thenCombine(st, (list, item) -> {
+        list.add(item);
+        return list;
+      });
+    }
+    return all;
+  }
+
   // ------------------------------------------------------------------ nodes
 
   /** {@code GET /api/nodes}: every member with what it last published about its load. */
@@ -224,7 +324,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
         node.put("capacity", load.capacity());
         node.put("headroom", Math.round(load.headroom() * 10) / 10.0);
         node.put("hotSockets", load.hot());
-        node.put("reportedAt", java.time.Instant.ofEpochMilli(load.at()));
+        node.put("reportedAt", Instant.ofEpochMilli(load.at()));
       }
       out.add(node);
     }

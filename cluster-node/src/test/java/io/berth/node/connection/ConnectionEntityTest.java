@@ -121,11 +121,11 @@ class ConnectionEntityTest {
   }
 
   @Test
-  void aGapStopsAcceptanceAtTheWatermark() {
+  void aGapStopsAcceptanceAtTheWatermarkAndAsksTheEdgeToResend() {
     open(edge, "discard");
     CommandResult<Command, Event, State> gap = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(2, 4)));
     assertThat(gap.hasNoEvents()).isTrue();
-    edge.expectMessage(new Delivered(0, 0, false));
+    edge.expectMessage(new Delivered(0, 0, false, true));
   }
 
   @Test

@@ -110,3 +110,17 @@ CREATE TABLE IF NOT EXISTS berth_parked (
 );
 
 CREATE INDEX IF NOT EXISTS berth_parked_parked_idx ON berth_parked (parked_at);
+
+-- Peer links between two sockets, for GET /api/links (the link entities are the truth).
+CREATE TABLE IF NOT EXISTS berth_link (
+  id VARCHAR(330) PRIMARY KEY,
+  socket_a VARCHAR(160) NOT NULL,
+  socket_b VARCHAR(160) NOT NULL,
+  state VARCHAR(16) NOT NULL,
+  waiter VARCHAR(160),
+  reason VARCHAR(1000),
+  since TIMESTAMP WITH TIME ZONE NOT NULL,
+  updated_at TIMESTAMP WITH TIME ZONE NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS berth_link_updated_idx ON berth_link (updated_at);

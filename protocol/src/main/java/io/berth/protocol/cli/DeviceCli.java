@@ -3,6 +3,7 @@ package io.berth.protocol.cli;
 import io.berth.protocol.DeviceClient;
 import io.berth.protocol.DeviceException;
 import io.berth.protocol.DeviceListener;
+import io.berth.protocol.LinkStatus;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
 import io.berth.protocol.FrameCodec;
@@ -17,6 +18,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -126,6 +128,12 @@ public final class DeviceCli implements Callable<Integer> {
           err.println("device: connected to " + address + " as " + welcome.socketId()
               + " (last accepted " + welcome.lastAccepted() + ")");
         }
+      }
+
+      @Override
+      public void onLink(LinkStatus status, String peer, String reason) {
+        err.println("device: LINK " + status.name().toLowerCase(Locale.ROOT)
+            + (peer.isEmpty() ? "" : " " + peer) + (reason.isEmpty() ? "" : " (" + reason + ")"));
       }
 
       @Override
