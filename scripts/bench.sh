@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark harness: measures Berth side by side with its anchors in one run and prints a
 # table of figures and ratios (also written to bench/target/last-run.md).
-#   scripts/bench.sh [--quick] [SCENARIO...]      scenarios: endpoint, migration
+#   scripts/bench.sh [--quick] [SCENARIO...]      scenarios: endpoint, migration, relay
+# relay also needs mosquitto (Debian: apt-get install mosquitto; or BERTH_BENCH_MOSQUITTO=path):
+# the harness starts its own broker on a spare loopback port and stops that process at the end.
 # Uses PostgreSQL like scripts/test.sh: BERTH_BENCH_DB_URL (and _USER, _PASSWORD) if set, else
 # the berth_bench database on 127.0.0.1:5432, created if missing. Not a test: it never fails on
 # a missed goal, only on an error.

@@ -16,13 +16,16 @@ import picocli.CommandLine.Parameters;
     description = "Measures Berth side by side with its anchors and prints ratios.")
 public final class BenchMain implements Callable<Integer> {
 
+  private static final String SCENARIOS_HELP = "endpoint, migration, relay";
+  private static final List<String> ALL = List.of(SCENARIOS_HELP.split(", "));
+
   @Option(names = "--quick", description = "A smoke run: fewer rounds, shorter runs (under 5 minutes).")
   boolean quick;
 
   @Option(names = "--out", defaultValue = "bench/target/last-run.md", description = "Where the table is written.")
   Path out;
 
-  @Parameters(arity = "0..*", description = "Scenarios to run (default: all): endpoint, migration")
+  @Parameters(arity = "0..*", description = "Scenarios to run (default: all): " + SCENARIOS_HELP)
   List<String> scenarios;
 
   @Override
@@ -31,16 +34,29 @@ public final class BenchMain implements Callable<Integer> {
     DatabaseSettings db = new DatabaseSettings(
         env("BERTH_BENCH_DB_URL", "jdbc:postgresql://127.0.0.1:5432/berth_bench"),
         env("BERTH_BENCH_DB_USER", "postgres"), env("BERTH_BENCH_DB_PASSWORD", ""), 8, Duration.ofSeconds(5));
-    List<String> run = scenarios == null || scenarios.isEmpty() ? List.of("endpoint", "migration") : scenarios;
+    List<String> run = scenarios == null || scenarios.isEmpty() ? ALL : scenarios;
+    for (String scenario : run) {
+      if (!ALL.contains(scenario)) {
+        System.err.println("unknown scenario '" + scenario + "' (known: " + SCENARIOS_HELP + ")");
+        return 1;
+      }
+    }
+    if (run.contains("relay")) {
+      // Say what to install now rather than after the other scenarios have run.
+      try {
+        Mosquitto.locate();
+      } catch (IllegalStateException e) {
+        System.err.println(e.getMessage());
+        return 1;
+      }
+    }
     Report report = new Report();
     for (String scenario : run) {
       switch (scenario) {
         case "migration" -> MigrationScenario.run(report, db, quick ? 5 : 20, progress);
         case "endpoint" -> EndpointScenario.run(report, db, quick, progress);
-        default -> {
-          System.err.println("unknown scenario '" + scenario + "' (known: endpoint, migration)");
-          return 1;
-        }
+        case "relay" -> RelayScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
+        default -> throw new IllegalStateException("unhandled scenario " + scenario);
       }
     }
     String machine = "Machine: " + Runtime.getRuntime().availableProcessors() + " cores, "

@@ -13,9 +13,9 @@ import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongSupplier;
 
 /**
- * A device streaming numbered frames through {@code echo}. Echoes come back in order, so one
- * counter tells what was lost, duplicated or reordered; the gaps between consecutive echoes show
- * how long delivery paused.
+ * A device streaming numbered frames through {@code echo}. Echoes should come back once each and
+ * in order, so a {@link SequenceCheck} tells what was lost, duplicated or reordered; the gaps
+ * between consecutive echoes show how long delivery paused.
  */
 final class EchoLoad implements AutoCloseable {
 
@@ -32,11 +32,8 @@ final class EchoLoad implements AutoCloseable {
   private final LongSupplier pauseNanos;
   private final int payloadSize;
   private final AtomicLong sent = new AtomicLong();
-  private final AtomicLong echoed = new AtomicLong();
-  private final AtomicLong duplicates = new AtomicLong();
-  private final AtomicLong outOfOrder = new AtomicLong();
+  private final SequenceCheck echoes = new SequenceCheck();
   private final ConcurrentLinkedQueue<Gap> gaps = new ConcurrentLinkedQueue<>();
-  private volatile long last = -1;
   private volatile long lastEchoAt;
   private volatile boolean stop;
   private final Thread sender;
@@ -50,21 +47,14 @@ final class EchoLoad implements AutoCloseable {
         .listener(new DeviceListener() {
           @Override
           public void onData(long seq, byte[] payload) {
-            long n = ByteBuffer.wrap(payload).getLong();
-            long now = System.currentTimeMillis();
-            if (n <= last) {
-              duplicates.incrementAndGet();
+            if (!echoes.accept(ByteBuffer.wrap(payload).getLong())) {
               return;
             }
-            if (n != last + 1) {
-              outOfOrder.incrementAndGet();
-            }
+            long now = System.currentTimeMillis();
             if (lastEchoAt != 0 && now - lastEchoAt >= 20) {
               gaps.add(new Gap(now, now - lastEchoAt));
             }
             lastEchoAt = now;
-            last = n;
-            echoed.incrementAndGet();
           }
         }).build();
     this.sender = new Thread(this::run, "load-" + deviceId);
@@ -97,7 +87,7 @@ final class EchoLoad implements AutoCloseable {
   }
 
   long echoed() {
-    return echoed.get();
+    return echoes.received();
   }
 
   List<Gap> gaps() {
@@ -110,10 +100,10 @@ final class EchoLoad implements AutoCloseable {
     sender.join(timeout.toMillis());
     client.awaitAllAcked(timeout);
     long deadline = System.nanoTime() + timeout.toNanos();
-    while (echoed.get() < sent.get() && System.nanoTime() < deadline) {
+    while (echoes.received() < sent.get() && System.nanoTime() < deadline) {
       Thread.sleep(20);
     }
-    return new Result(sent.get(), echoed.get(), duplicates.get(), outOfOrder.get());
+    return new Result(sent.get(), echoes.received(), echoes.duplicates(), echoes.outOfOrder());
   }
 
   @Override

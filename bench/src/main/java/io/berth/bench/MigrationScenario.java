@@ -51,7 +51,7 @@ final class MigrationScenario {
             warm.add(new EchoLoad(cluster.edges(), candidate, 16, () -> 12_000_000L).start());
           }
         }
-        awaitCondition(Duration.ofSeconds(30), () -> warm.stream().allMatch(w -> w.echoed() >= 100));
+        LocalCluster.awaitCondition(Duration.ofSeconds(30), () -> warm.stream().allMatch(w -> w.echoed() >= 100));
         EchoLoad load = new EchoLoad(cluster.edges(), hot, 16, () -> 500_000L).start();
         MigrationLog.Migration record = null;
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -64,7 +64,7 @@ final class MigrationScenario {
           LocalCluster.pause(100);
         }
         long echoedAtMove = load.echoed();
-        awaitCondition(Duration.ofSeconds(20), () -> load.echoed() >= echoedAtMove + 500);
+        LocalCluster.awaitCondition(Duration.ofSeconds(20), () -> load.echoed() >= echoedAtMove + 500);
         EchoLoad.Result result = load.finish(Duration.ofSeconds(60));
         load.close();
         for (EchoLoad w : warm) {
@@ -126,15 +126,5 @@ final class MigrationScenario {
 
   private static String short_(String address) {
     return address == null ? "?" : address.replaceFirst("pekko://berth@", "");
-  }
-
-  static void awaitCondition(Duration timeout, java.util.function.BooleanSupplier condition) {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (!condition.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new IllegalStateException("condition not met within " + timeout);
-      }
-      LocalCluster.pause(20);
-    }
   }
 }

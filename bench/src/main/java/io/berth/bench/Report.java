@@ -55,7 +55,8 @@ final class Report {
     if (Double.isNaN(v)) {
       return "—";
     }
-    String number = Math.abs(v) >= 100 ? String.format(Locale.ROOT, "%,.0f", v)
+    // Counts (frames lost, rounds) read as whole numbers, not "0.00".
+    String number = Math.abs(v) >= 100 || v == Math.rint(v) ? String.format(Locale.ROOT, "%,.0f", v)
         : String.format(Locale.ROOT, "%.2f", v);
     return unit.isEmpty() ? number : number + " " + unit;
   }

@@ -1,0 +1,147 @@
+package io.berth.bench;
+
+import java.io.File;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * The harness's own Mosquitto, the relay scenario's anchor: a config of its own on a spare
+ * loopback port (never a system broker on 1883), no persistence, in-flight and queue limits raised
+ * so that the broker's defaults (20 in flight, 1000 queued) do not set the pace. Stopped by its
+ * PID at close, and by a shutdown hook if the harness dies first.
+ */
+final class Mosquitto implements AutoCloseable {
+
+  /**
+   * Frames the broker may queue per subscriber above those in flight. A QoS 1 publisher's window
+   * closes at the broker's PUBACK, so a publisher can run ahead of its subscriber, and past this
+   * limit Mosquitto drops QoS 1 frames silently: it is set above what a round sends, so the QoS 1
+   * anchor loses nothing (100,000 still lost some in a 10 s round with 1 pair).
+   */
+  static final int MAX_QUEUED = 2_000_000;
+
+  private final Process process;
+  private final int port;
+  private final Path log;
+  private final Thread killOnExit;
+
+  private Mosquitto(Process process, int port, Path log) {
+    this.process = process;
+    this.port = port;
+    this.log = log;
+    this.killOnExit = new Thread(process::destroyForcibly, "kill-mosquitto-" + process.pid());
+    Runtime.getRuntime().addShutdownHook(killOnExit);
+  }
+
+  /** The broker binary: BERTH_BENCH_MOSQUITTO, else on the PATH, else where Debian puts it. */
+  static Path locate() {
+    String configured = System.getenv("BERTH_BENCH_MOSQUITTO");
+    if (configured != null && !configured.isBlank()) {
+      if (!Files.isExecutable(Path.of(configured))) {
+        throw new IllegalStateException("BERTH_BENCH_MOSQUITTO=" + configured + " is not an executable file");
+      }
+      return Path.of(configured);
+    }
+    Stream<Path> onPath = Stream.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator))
+        .filter(d -> !d.isEmpty()).map(d -> Path.of(d, "mosquitto"));
+    return Stream.concat(onPath, Stream.of(Path.of("/usr/sbin/mosquitto"), Path.of("/usr/local/sbin/mosquitto")))
+        .filter(Files::isExecutable).findFirst()
+        .orElseThrow(() -> new IllegalStateException("mosquitto not found: the relay scenario's anchor needs it "
+            + "(Debian/Ubuntu: apt-get install mosquitto; or set BERTH_BENCH_MOSQUITTO to its path)"));
+  }
+
+  /**
+   * Starts a broker whose config and log are {@code mosquitto.conf} and {@code mosquitto.log} in
+   * {@code dir}; {@code maxInflight} is its per-subscriber window of unacknowledged QoS 1 frames.
+   */
+  static Mosquitto start(Path dir, int maxInflight) throws IOException {
+    Path binary = locate();
+    int port = LocalCluster.freePort();
+    Files.createDirectories(dir);
+    Path conf = dir.resolve("mosquitto.conf");
+    Path log = dir.resolve("mosquitto.log");
+    Files.writeString(conf, """
+        # Written by the benchmark harness (Mosquitto.java) for its private broker.
+        listener %d 127.0.0.1
+        allow_anonymous true
+        persistence false
+        set_tcp_nodelay true
+        max_inflight_messages %d
+        max_queued_messages %d
+        max_queued_bytes 0
+        log_dest stderr
+        log_type error
+        log_type warning
+        log_type notice
+        """.formatted(port, maxInflight, MAX_QUEUED));
+    Process process = new ProcessBuilder(List.of(binary.toString(), "-c", conf.toString()))
+        .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    Mosquitto broker = new Mosquitto(process, port, log);
+    try {
+      broker.awaitListening();
+    } catch (RuntimeException e) {
+      broker.close();
+      throw e;
+    }
+    return broker;
+  }
+
+  private void awaitListening() {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (true) {
+      if (!process.isAlive()) {
+        throw new IllegalStateException("mosquitto exited with " + process.exitValue() + ": " + logText());
+      }
+      try (Socket s = new Socket()) {
+        s.connect(new InetSocketAddress("127.0.0.1", port), 200);
+        return;
+      } catch (IOException e) {
+        if (System.nanoTime() > deadline) {
+          throw new IllegalStateException("mosquitto did not listen on port " + port + " within 10 s: " + logText());
+        }
+        LocalCluster.pause(50);
+      }
+    }
+  }
+
+  private String logText() {
+    try {
+      return Files.readString(log).strip();
+    } catch (IOException e) {
+      return "(no log: " + e.getMessage() + ")";
+    }
+  }
+
+  String uri() {
+    return "tcp://127.0.0.1:" + port;
+  }
+
+  long pid() {
+    return process.pid();
+  }
+
+  /** Stops exactly this broker: SIGTERM, then SIGKILL if it has not exited within 5 s. */
+  @Override
+  public void close() {
+    process.destroy();
+    try {
+      if (!process.waitFor(5, TimeUnit.SECONDS)) {
+        process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      process.destroyForcibly();
+    }
+    try {
+      Runtime.getRuntime().removeShutdownHook(killOnExit);
+    } catch (IllegalStateException e) {
+      // Already shutting down: the hook kills a process that is gone, which is harmless.
+    }
+  }
+}

@@ -1,0 +1,133 @@
+package io.berth.bench;
+
+import io.berth.persistence.DatabaseSettings;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.ToDoubleFunction;
+import java.util.function.ToLongFunction;
+
+/**
+ * Peer links against Mosquitto. Pairs of devices send 64-byte frames to each other through a
+ * 2-node Berth cluster ({@code builtin:pair}) and, in the same run, through a private Mosquitto
+ * with MQTT QoS 1 and QoS 0; every system gets the same pair counts, frames, window and counting.
+ * Rounds alternate the systems so that the machine's noise falls on all of them; the table has
+ * medians across rounds. The goal (from the issue): Berth's acknowledged relay carries at least as
+ * many frames/s as MQTT QoS 1, for 1 and for 8 pairs.
+ */
+final class RelayScenario {
+
+  /**
+   * Frames a device may have unconfirmed: Berth's client window (the node allows up to 512) and
+   * the MQTT client's publishes awaiting PUBACK; also Mosquitto's per-subscriber in-flight limit.
+   */
+  static final int WINDOW = 512;
+  private static final List<Integer> PAIR_COUNTS = List.of(1, 8);
+  /** One unmeasured round per system first, so that neither is measured while the JIT warms up. */
+  private static final int WARM_UP_PAIRS = 8;
+
+  private RelayScenario() {}
+
+  static void run(Report report, DatabaseSettings db, boolean quick, Path workDir, PrintStream progress)
+      throws Exception {
+    int rounds = quick ? 1 : 3;
+    Duration sendFor = Duration.ofSeconds(quick ? 3 : 10);
+    Duration warmUp = Duration.ofSeconds(quick ? 2 : 4);
+    progress.println("relay: starting mosquitto and 2 nodes");
+    Map<String, List<RelayRound.Result>> everyRound = new HashMap<>();
+    try (Mosquitto broker = Mosquitto.start(workDir, WINDOW); LocalCluster cluster = new LocalCluster(db, 2, "")) {
+      progress.printf("relay: mosquitto pid %d on %s (config and log in %s)%n", broker.pid(), broker.uri(), workDir);
+      RelayTransport berth = new BerthRelay(cluster, WINDOW);
+      RelayTransport qos1 = new MqttRelay(broker.uri(), 1, WINDOW);
+      RelayTransport qos0 = new MqttRelay(broker.uri(), 0, WINDOW);
+      List<RelayTransport> systems = List.of(berth, qos1, qos0);
+      for (RelayTransport system : systems) {
+        RelayRound.Result r = RelayRound.run(system, WARM_UP_PAIRS, warmUp);
+        everyRound.computeIfAbsent(system.name(), k -> new ArrayList<>()).add(r);
+        progress.println("relay: warm-up " + describe(r));
+      }
+      for (int pairs : PAIR_COUNTS) {
+        Map<String, List<RelayRound.Result>> measured = new HashMap<>();
+        for (int round = 1; round <= rounds; round++) {
+          for (RelayTransport system : systems) {
+            RelayRound.Result r = RelayRound.run(system, pairs, sendFor);
+            measured.computeIfAbsent(system.name(), k -> new ArrayList<>()).add(r);
+            everyRound.get(system.name()).add(r);
+            progress.printf("relay: round %d/%d %s%n", round, rounds, describe(r));
+          }
+        }
+        addFigures(report, pairs, measured.get(berth.name()), measured.get(qos1.name()), measured.get(qos0.name()));
+      }
+      addIntegrity(report, everyRound.get(berth.name()), everyRound.get(qos1.name()), everyRound.get(qos0.name()));
+    }
+    report.note("relay: 2 nodes in the harness JVM on PostgreSQL, the two devices of a pair on different nodes, "
+        + "linked by builtin:pair; anchor: Mosquitto on loopback (persistence off, max_inflight_messages " + WINDOW
+        + ", max_queued_messages " + Mosquitto.MAX_QUEUED + ", TCP_NODELAY), Eclipse Paho MqttAsyncClient 1.2.5, "
+        + "MQTT 3.1.1, each client subscribed to its own topic and publishing to its peer's. 64-byte frames; every "
+        + "device sends as fast as a window of " + WINDOW + " unconfirmed frames allows (Berth: acknowledged once "
+        + "the peer device acknowledged; QoS 1: PUBACK from the broker; QoS 0: written by Paho), for "
+        + sendFor.toSeconds() + " s per round, " + rounds + " round(s) per system and pair count, medians. "
+        + "frames/s: frames delivered, both directions and all pairs summed, from the first send to the last "
+        + "arrival. Latency: one-way, send to arrival at the peer, under that full load (so mostly queueing: in "
+        + "Berth's window, in Mosquitto's per-subscriber queue). Loss, duplicates and reordering: every round, "
+        + "warm-up included.");
+  }
+
+  private static String describe(RelayRound.Result r) {
+    return String.format(Locale.ROOT,
+        "%s, %d pair(s): %,.0f frames/s, p50 %.2f ms, p99 %.2f ms; sent %d, lost %d, duplicated %d, reordered %d%s",
+        r.system(), r.pairs(), r.framesPerSecond(), r.p50Ms(), r.p99Ms(), r.sent(),
+        r.lost(), r.duplicates(), r.outOfOrder(), r.failure() == null ? "" : " (" + r.failure() + ")");
+  }
+
+  private static void addFigures(Report report, int pairs, List<RelayRound.Result> berth,
+      List<RelayRound.Result> qos1, List<RelayRound.Result> qos0) {
+    String n = pairs == 1 ? "1 pair" : pairs + " pairs";
+    ToDoubleFunction<RelayRound.Result> rate = RelayRound.Result::framesPerSecond;
+    ToDoubleFunction<RelayRound.Result> p50 = RelayRound.Result::p50Ms;
+    ToDoubleFunction<RelayRound.Result> p99 = RelayRound.Result::p99Ms;
+    double berthRate = median(berth, rate);
+    double qos1Rate = median(qos1, rate);
+    report.add(new Report.Row("relay", n + ": frames/s vs MQTT QoS 1", berthRate, qos1Rate, "", "≥ 1.00× QoS 1",
+        berthRate >= qos1Rate));
+    report.add(new Report.Row("relay", n + ": frames/s vs MQTT QoS 0", berthRate, median(qos0, rate), "", null, null));
+    for (var anchor : List.of(new Anchor("QoS 1", qos1), new Anchor("QoS 0", qos0))) {
+      report.add(new Report.Row("relay", n + ": one-way latency p50 vs MQTT " + anchor.name(), median(berth, p50),
+          median(anchor.results(), p50), "ms", null, null));
+      report.add(new Report.Row("relay", n + ": one-way latency p99 vs MQTT " + anchor.name(), median(berth, p99),
+          median(anchor.results(), p99), "ms", null, null));
+    }
+  }
+
+  private record Anchor(String name, List<RelayRound.Result> results) {}
+
+  /** Berth must lose, duplicate and reorder nothing; the MQTT counts are there to compare. */
+  private static void addIntegrity(Report report, List<RelayRound.Result> berth, List<RelayRound.Result> qos1,
+      List<RelayRound.Result> qos0) {
+    Map<String, ToLongFunction<RelayRound.Result>> counts = new LinkedHashMap<>();
+    counts.put("lost", RelayRound.Result::lost);
+    counts.put("duplicated", RelayRound.Result::duplicates);
+    counts.put("reordered", RelayRound.Result::outOfOrder);
+    counts.forEach((what, count) -> {
+      long b = sum(berth, count);
+      report.add(new Report.Row("relay", "frames " + what + " vs MQTT QoS 1", b, sum(qos1, count), "", "0", b == 0));
+      report.add(new Report.Row("relay", "frames " + what + " vs MQTT QoS 0", b, sum(qos0, count), "", null, null));
+    });
+  }
+
+  private static double median(List<RelayRound.Result> results, ToDoubleFunction<RelayRound.Result> figure) {
+    Stats s = new Stats();
+    results.forEach(r -> s.add(figure.applyAsDouble(r)));
+    return s.median();
+  }
+
+  private static long sum(List<RelayRound.Result> results, ToLongFunction<RelayRound.Result> count) {
+    return results.stream().mapToLong(count).sum();
+  }
+}
