@@ -157,6 +157,11 @@ public final class ConnectionEntity
     INSTANCE
   }
 
+  /** Writes what the relay gathered since the last write (see {@link #scheduleRelayWrite}). */
+  private enum WriteRelay implements Command {
+    INSTANCE
+  }
+
   /** The edge holding the device's connection stopped (connection lost, node down). */
   record EdgeTerminated(ActorRef<ToEdge> edge) implements Command {}
 
@@ -630,6 +635,13 @@ public final class ConnectionEntity
   private long lastRelayProgress;
   // Receiving side: highest of the peer's seqs whose acknowledgement was reported to it.
   private long peerAckReported;
+  // Gathered for the next journal write: the peer's frames taken (receiving side) and the
+  // highest own frame the peer's device acknowledged (sending side). Not durable until written.
+  private final List<Frame.Data> relayInPending = new ArrayList<>();
+  private long relayInPendingBytes;
+  private boolean relayInRefused;
+  private long acceptPending;
+  private boolean relayWriteScheduled;
 
   private ConnectionEntity(ActorContext<Command> context, TimerScheduler<Command> timers, String socketId,
       ConnectionSettings settings) {
@@ -733,6 +745,7 @@ public final class ConnectionEntity
         .onCommand(Relay.class, this::onRelay)
         .onCommand(RelayAck.class, this::onRelayAck)
         .onCommand(RelayCheck.class, (state, cmd) -> onRelayCheck(state))
+        .onCommand(WriteRelay.class, (state, cmd) -> onWriteRelay(state))
         .onCommand(Stop.class, this::onStop);
   }
 
@@ -1486,23 +1499,13 @@ public final class ConnectionEntity
       lastRelayProgress = System.nanoTime();
     }
     long upTo = Math.min(ack.acked(), relayQueue.isEmpty() ? s.lastAccepted() : relayQueue.peekLast().seq());
-    if (upTo <= s.lastAccepted()) {
-      sendRelay(s);
-      return Effect().noReply();
+    if (upTo > Math.max(s.lastAccepted(), acceptPending)) {
+      lastRelayProgress = System.nanoTime();
+      acceptPending = upTo;
+      scheduleRelayWrite();
     }
-    lastRelayProgress = System.nanoTime();
-    long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
-    Accepted event = acceptRelayed(s, upTo, acked, Instant.now());
-    return Effect().persist(event).thenRun(st -> {
-      while (!relayQueue.isEmpty() && relayQueue.peekFirst().seq() <= st.lastAccepted()) {
-        relayQueue.pollFirst();
-      }
-      if (st.edge() != null && st.status() == Status.OPEN) {
-        long buffered = relayQueue.isEmpty() ? st.lastAccepted() : relayQueue.peekLast().seq();
-        st.edge().tell(new Delivered(st.lastAccepted(), buffered, false));
-      }
-      sendRelay(st);
-    }).thenNoReply();
+    sendRelay(s);
+    return Effect().noReply();
   }
 
   /** The watermark advanced over frames the peer's device acknowledged (or the peer took). */
@@ -1535,6 +1538,10 @@ public final class ConnectionEntity
   }
 
   private void clearRelay() {
+    relayInPending.clear();
+    relayInPendingBytes = 0;
+    relayInRefused = false;
+    acceptPending = 0;
     relayQueue.clear();
     relaySent = 0;
     relayAccepted = 0;
@@ -1564,14 +1571,13 @@ public final class ConnectionEntity
           socketId + " is not linked to " + r.from(), 0));
       return Effect().noReply();
     }
-    int boxFrames = outboxFrames(s);
-    long boxBytes = outboxBytes(s);
+    int boxFrames = outboxFrames(s) + relayInPending.size();
+    long boxBytes = outboxBytes(s) + relayInPendingBytes;
     // Nothing taken on this link yet: start where the peer's numbering stands.
-    long in = link.relayIn() == 0 ? r.base() : link.relayIn();
-    long seq = s.lastDownlinkSeq();
-    long peerFrom = -1;
+    long durableIn = link.relayIn() == 0 ? r.base() : link.relayIn();
+    long in = relayInPending.isEmpty() ? durableIn : relayInPending.get(relayInPending.size() - 1).seq();
     boolean full = false;
-    List<Frame.Data> out = new ArrayList<>();
+    int taken = 0;
     for (Frame.Data d : r.frames()) {
       if (d.seq() <= in) {
         continue;
@@ -1583,27 +1589,85 @@ public final class ConnectionEntity
         full = true;
         break;
       }
-      if (peerFrom < 0) {
-        peerFrom = d.seq();
-      }
-      out.add(new Frame.Data(++seq, d.payload()));
+      relayInPending.add(d);
+      relayInPendingBytes += d.payload().length;
       in = d.seq();
       boxFrames++;
       boxBytes += d.payload().length;
+      taken++;
     }
+    relayInRefused |= full;
+    if (taken > 0 || !relayInPending.isEmpty()) {
+      scheduleRelayWrite(); // its write answers the peer
+    } else {
+      long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
+      peerRef(r.from()).tell(new RelayAck(socketId, durableIn, link.peerAcked(acked), full));
+    }
+    return Effect().noReply();
+  }
+
+  /**
+   * Relay traffic is written in one journal write per round trip, not one per message: what
+   * arrives while a write is in flight waits in the stash, is gathered when it is unstashed, and
+   * goes in the next write, which this self-message (behind the stash) triggers. Each socket has
+   * one write in flight at a time, so this is what lets a busy link carry more than one
+   * message's worth of frames per commit.
+   */
+  private void scheduleRelayWrite() {
+    if (!relayWriteScheduled) {
+      relayWriteScheduled = true;
+      context.getSelf().tell(WriteRelay.INSTANCE);
+    }
+  }
+
+  /** Writes the gathered relay: the peer's frames into the outbox, own frames the peer has. */
+  private ReplyEffect<Event, State> onWriteRelay(State s) {
+    relayWriteScheduled = false;
+    Link link = s.link();
+    Instant now = Instant.now();
+    List<Event> events = new ArrayList<>();
+    boolean refused = relayInRefused;
+    if (!relayInPending.isEmpty() && link != null && link.isLinked()) {
+      long seq = s.lastDownlinkSeq();
+      List<Frame.Data> out = new ArrayList<>(relayInPending.size());
+      for (Frame.Data d : relayInPending) {
+        out.add(new Frame.Data(++seq, d.payload()));
+      }
+      long peerTo = relayInPending.get(relayInPending.size() - 1).seq();
+      events.add(new Relayed(link.peer(), peerTo, out, relayInPending.get(0).seq(), now));
+    }
+    boolean taken = !events.isEmpty();
+    relayInPending.clear();
+    relayInPendingBytes = 0;
+    relayInRefused = false;
     long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
-    boolean refused = full;
-    if (out.isEmpty()) {
-      peerRef(r.from()).tell(new RelayAck(socketId, in, link.peerAcked(acked), refused));
+    boolean accepting = acceptPending > s.lastAccepted() && link != null && link.isLinked();
+    if (accepting) {
+      events.add(acceptRelayed(s, acceptPending, acked, now));
+    }
+    acceptPending = 0;
+    if (events.isEmpty()) {
       return Effect().noReply();
     }
-    return Effect().persist(new Relayed(r.from(), in, out, peerFrom, Instant.now())).thenRun(st -> {
-      pump(st);
-      long peerAcked = st.link().peerAcked(Math.max(st.downlinkAcked(), liveDownlinkAcked));
-      peerRef(r.from()).tell(new RelayAck(socketId, st.link().relayIn(), peerAcked, refused));
-      if (refused) {
-        edgeStalled = true; // reused: report room when the device acknowledges
+    return Effect().persist(events).thenRun(st -> {
+      if (taken) {
+        pump(st);
+        long peerAcked = st.link().peerAcked(Math.max(st.downlinkAcked(), liveDownlinkAcked));
+        peerRef(st.link().peer()).tell(new RelayAck(socketId, st.link().relayIn(), peerAcked, refused));
+        if (refused) {
+          edgeStalled = true; // reused: report room when the device acknowledges
+        }
       }
+      if (accepting) {
+        while (!relayQueue.isEmpty() && relayQueue.peekFirst().seq() <= st.lastAccepted()) {
+          relayQueue.pollFirst();
+        }
+        if (st.edge() != null && st.status() == Status.OPEN) {
+          long buffered = relayQueue.isEmpty() ? st.lastAccepted() : relayQueue.peekLast().seq();
+          st.edge().tell(new Delivered(st.lastAccepted(), buffered, false));
+        }
+      }
+      sendRelay(st);
     }).thenNoReply();
   }
 

@@ -1,8 +1,10 @@
 package io.berth.node.link;
 
 import io.berth.node.BerthTables;
+import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.sql.Timestamp;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -19,6 +21,8 @@ import org.slf4j.LoggerFactory;
 public final class LinkStore {
 
   private static final Logger log = LoggerFactory.getLogger(LinkStore.class);
+  /** SQLSTATE of a unique-key violation, in PostgreSQL and H2 alike. */
+  private static final String UNIQUE_VIOLATION = "23505";
 
   public record Row(String id, String a, String b, String state, String waiter, String reason, Instant since,
              Instant updatedAt) {}
@@ -29,19 +33,23 @@ public final class LinkStore {
     this.tables = BerthTables.get(system);
   }
 
+  /**
+   * Records the link's latest state. Saves run concurrently on a pool, so a row only ever moves
+   * forward in time (an older state arriving late changes nothing), and two first saves racing
+   * to insert end as one row.
+   */
   void save(Row r) {
     tables.run(c -> {
-      int updated;
-      try (PreparedStatement s = c.prepareStatement("UPDATE berth_link SET socket_a = ?, socket_b = ?, state = ?,"
-          + " waiter = ?, reason = ?, since = ?, updated_at = ? WHERE id = ?")) {
-        bind(s, r);
-        updated = s.executeUpdate();
-      }
-      if (updated == 0) {
+      if (updateIfNewer(c, r) == 0) {
         try (PreparedStatement s = c.prepareStatement("INSERT INTO berth_link (socket_a, socket_b, state, waiter,"
             + " reason, since, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")) {
           bind(s, r);
           s.executeUpdate();
+        } catch (SQLException e) {
+          if (!UNIQUE_VIOLATION.equals(e.getSQLState())) {
+            throw e;
+          }
+          updateIfNewer(c, r);
         }
       }
       return null;
@@ -49,6 +57,15 @@ public final class LinkStore {
       log.warn("Cannot record link {}: {}", r.id(), e.getMessage());
       return null;
     });
+  }
+
+  private static int updateIfNewer(Connection c, Row r) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement("UPDATE berth_link SET socket_a = ?, socket_b = ?, state = ?,"
+        + " waiter = ?, reason = ?, since = ?, updated_at = ? WHERE id = ? AND updated_at <= ?")) {
+      bind(s, r);
+      s.setTimestamp(9, Timestamp.from(r.updatedAt()));
+      return s.executeUpdate();
+    }
   }
 
   public CompletionStage<List<Row>> list(int limit, String state) {
@@ -73,7 +90,7 @@ public final class LinkStore {
     });
   }
 
-  private static void bind(PreparedStatement s, Row r) throws java.sql.SQLException {
+  private static void bind(PreparedStatement s, Row r) throws SQLException {
     s.setString(1, r.a());
     s.setString(2, r.b());
     s.setString(3, r.state());
