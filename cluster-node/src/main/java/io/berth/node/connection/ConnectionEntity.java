@@ -129,7 +129,7 @@ public final class ConnectionEntity
   public record LinkDown(String linkId, String peer, int status, String reason, long peerAccepted)
       implements Command, CborSerializable {}
 
-  /** The pairing point answered: link to {@code partner}, or wait when it is empty. */
+  /** The pairing point found a partner for this socket: link to it. */
   public record Paired(String partner) implements Command, CborSerializable {}
 
   /**
@@ -1302,7 +1302,7 @@ public final class ConnectionEntity
         .tell(new PairingEntity.Join(socketId));
   }
 
-  /** The pairing point answered: link to {@code partner}, or (empty) go on waiting there. */
+  /** The pairing point found a partner; a socket no longer waiting there ignores it. */
   private ReplyEffect<Event, State> onPaired(State s, Paired p) {
     boolean atPairingPoint = s.link() != null && s.link().linkId().isEmpty() && s.link().status().equals("waiting");
     if (s.status() != Status.OPEN || !atPairingPoint || p.partner().isEmpty()) {

@@ -544,8 +544,16 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
               + settings.ackTimeout().toSeconds() + " s");
         } else if (!unconfirmed.isEmpty() && now - lastProgressAt > settings.entityTimeout().toNanos()) {
           stalled = false;
-          getContext().getLog().info("Socket {}: no confirmation for {} frames in {} ms, sending them again",
-              socketId, unconfirmed.size(), TimeUnit.NANOSECONDS.toMillis(now - lastProgressAt));
+          // Frames the entity said it holds (waiting for an endpoint or a linked peer) are sent
+          // again only in case it restarted and lost them: expected, so not worth an INFO line.
+          boolean held = unconfirmed.peekLast().seq() <= lastBuffered;
+          String message = "Socket {}: no confirmation for {} frames in {} ms, sending them again";
+          long silentMs = TimeUnit.NANOSECONDS.toMillis(now - lastProgressAt);
+          if (held) {
+            getContext().getLog().debug(message, socketId, unconfirmed.size(), silentMs);
+          } else {
+            getContext().getLog().info(message, socketId, unconfirmed.size(), silentMs);
+          }
           resendUnconfirmed();
         } else if (now - lastHeartbeatAt > settings.entityHeartbeat().toNanos()) {
           // Keeps an attached session from being passivated while its device is only pinging.

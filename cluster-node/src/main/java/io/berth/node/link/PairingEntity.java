@@ -7,6 +7,7 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
@@ -65,15 +66,15 @@ public final class PairingEntity
             return Effect().persist(new Cleared(Instant.now())).thenRun(st ->
                 socket(j.socketId()).tell(new ConnectionEntity.Paired(partner)));
           }
-          return Effect().persist(new Waiting(j.socketId(), Instant.now())).thenRun(st ->
-              socket(j.socketId()).tell(new ConnectionEntity.Paired("")));
+          // The socket already waits (it did from its open): nothing to tell it until a partner comes.
+          return Effect().persist(new Waiting(j.socketId(), Instant.now()));
         })
         .onCommand(Leave.class, (s, l) -> l.socketId().equals(s.waiting())
             ? Effect().persist(new Cleared(Instant.now())) : Effect().none())
         .build();
   }
 
-  private org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef<ConnectionEntity.Command> socket(String id) {
+  private EntityRef<ConnectionEntity.Command> socket(String id) {
     return sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, id);
   }
 

@@ -13,6 +13,7 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
@@ -205,7 +206,7 @@ public final class PeerLinkEntity
     return side.equals(s.a()) ? s.b() : s.a();
   }
 
-  private org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef<ConnectionEntity.Command> socket(String id) {
+  private EntityRef<ConnectionEntity.Command> socket(String id) {
     return sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, id);
   }
 
