@@ -3,6 +3,7 @@ package io.berth.node;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.berth.node.link.PeerLinkEntity;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
@@ -33,14 +34,16 @@ class LinkIT {
     nodes = new TestNodes("berth.endpoints.allowed-hosts = [\"127.0.0.1\"]").start(2);
     api = nodes.node(0).managementUrl() + "/api";
     endpoint = new TestEndpoint(SECRET);
-    // The endpoint links sockets named in the test's table: device "x-a-<n>" to "x-b-<n>".
-    endpoint.answer(call -> {
-      String socket = call.body().get("socketId").asText();
-      if (call.event().equals("open") && socket.contains("-a-")) {
-        return TestEndpoint.Answer.json("{\"link\":\"" + socket.replace("-a-", "-b-") + "\"}");
-      }
-      return TestEndpoint.Answer.ok();
-    });
+    endpoint.answer(LinkIT::linkAToB);
+  }
+
+  /** The endpoint links sockets by name: device "x-a-<n>" to "x-b-<n>". */
+  private static TestEndpoint.Answer linkAToB(TestEndpoint.Call call) {
+    String socket = call.body().get("socketId").asText();
+    if (call.event().equals("open") && socket.contains("-a-")) {
+      return TestEndpoint.Answer.json("{\"link\":\"" + socket.replace("-a-", "-b-") + "\"}");
+    }
+    return TestEndpoint.Answer.ok();
   }
 
   @AfterAll
@@ -91,7 +94,7 @@ class LinkIT {
         }
         System.out.printf("FIGURE relay: %d frames each way in %.1f s (%.0f frames/s each way, 2 nodes)%n",
             frames, seconds, frames / seconds);
-        String id = URLEncoder.encode(a.compareTo(b) <= 0 ? a + "+" + b : b + "+" + a, StandardCharsets.UTF_8);
+        String id = URLEncoder.encode(PeerLinkEntity.idOf(a, b), StandardCharsets.UTF_8);
         HttpProbe.Response link = HttpProbe.get(api + "/links/" + id);
         assertThat(link.body()).contains("\"state\":\"linked\"").contains("\"framesAtoB\":" + frames)
             .contains("\"framesBtoA\":" + frames);
@@ -187,6 +190,31 @@ class LinkIT {
         assertThat(a.client().awaitAllAcked(Duration.ofSeconds(20))).as("session %d", session).isTrue();
         assertThat(b.client().awaitAllAcked(Duration.ofSeconds(20))).as("session %d", session).isTrue();
       }
+    }
+  }
+
+  @Test
+  void aSecondLinkAnswerForALinkedSocketIsRefusedAndTheFirstLinkStays() {
+    String mapping = mapping("");
+    String n = TestNodes.uniqueDevice("twice");
+    String a = "x-a-" + n;
+    String c = "x-c-" + n;
+    try (LinkPeer pa = peer(a, mapping, 0); LinkPeer pb = peer("x-b-" + n, mapping, 1)) {
+      pa.awaitLink(LinkStatus.LINKED, Duration.ofSeconds(20));
+      // A's connection drops and it reconnects: a new open, which its endpoint now answers
+      // with another peer.
+      endpoint.answer(call -> call.event().equals("open") && call.body().get("socketId").asText().equals(a)
+          ? TestEndpoint.Answer.json("{\"link\":\"" + c + "\"}") : TestEndpoint.Answer.ok());
+      pa.client().dropConnection();
+      await().atMost(Duration.ofSeconds(20)).until(() -> endpoint.calls("open").stream()
+          .filter(call -> call.body().get("socketId").asText().equals(a)).count() == 2);
+      pa.send(10, Duration.ZERO);
+      await().atMost(Duration.ofSeconds(20)).until(() -> pb.received() == 10);
+      assertThat(pa.links()).as("the refused answer is not announced").noneMatch(l -> l.peer().equals(c));
+      String refused = URLEncoder.encode(PeerLinkEntity.idOf(a, c), StandardCharsets.UTF_8);
+      assertThat(HttpProbe.get(api + "/links/" + refused).status()).isEqualTo(404);
+    } finally {
+      endpoint.answer(LinkIT::linkAToB);
     }
   }
 
