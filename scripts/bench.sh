@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The benchmark harness: measures Berth side by side with its anchors in one run and prints a
 # table of figures and ratios (also written to bench/target/last-run.md).
-#   scripts/bench.sh [--quick] [SCENARIO...]      scenarios: endpoint, migration, relay
+#   scripts/bench.sh [--quick] [SCENARIO...]
+#     scenarios: endpoint, migration, relay, uplink, idle, journal (default: all)
 # relay also needs mosquitto (Debian: apt-get install mosquitto; or BERTH_BENCH_MOSQUITTO=path):
 # the harness starts its own broker on a spare loopback port and stops that process at the end.
+# idle starts a Berth node (cluster-node/target/berth-node.jar, or BERTH_BENCH_NODE_JAR) and its
+# raw-TCP anchor each in a JVM of its own (options: BERTH_BENCH_IDLE_JAVA_OPTS), reads their memory
+# with jcmd, and stops them by PID at the end. journal's anchor is pgbench (Debian: apt-get install
+# postgresql-client; or BERTH_BENCH_PGBENCH=path); without it journal runs without its anchor.
 # Uses PostgreSQL like scripts/test.sh: BERTH_BENCH_DB_URL (and _USER, _PASSWORD) if set, else
 # the berth_bench database on 127.0.0.1:5432, created if missing. Not a test: it never fails on
 # a missed goal, only on an error.
@@ -28,7 +33,7 @@ if [[ -z "${BERTH_BENCH_DB_URL:-}" ]]; then
   fi
 fi
 
-if [[ ! -f "$BENCH_JAR" || -n "$(find "$ROOT" -path "$ROOT/.berth" -prune -o \( -path '*/src/main/*' -o -name pom.xml \) -newer "$BENCH_JAR" -type f -print -quit)" ]]; then
+if [[ ! -f "$BENCH_JAR" || ! -f "$JAR" || -n "$(find "$ROOT" -path "$ROOT/.berth" -prune -o \( -path '*/src/main/*' -o -name pom.xml \) -newer "$BENCH_JAR" -type f -print -quit)" ]]; then
   say "building the harness (mvn package -DskipTests) ..."
   (cd "$ROOT" && mvn -B -q -DskipTests package) >&2 || die "build failed"
 fi

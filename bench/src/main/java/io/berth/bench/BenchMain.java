@@ -16,7 +16,7 @@ import picocli.CommandLine.Parameters;
     description = "Measures Berth side by side with its anchors and prints ratios.")
 public final class BenchMain implements Callable<Integer> {
 
-  private static final String SCENARIOS_HELP = "endpoint, migration, relay";
+  private static final String SCENARIOS_HELP = "endpoint, migration, relay, uplink, idle, journal";
   private static final List<String> ALL = List.of(SCENARIOS_HELP.split(", "));
 
   @Option(names = "--quick", description = "A smoke run: fewer rounds, shorter runs (under 5 minutes).")
@@ -25,7 +25,13 @@ public final class BenchMain implements Callable<Integer> {
   @Option(names = "--out", defaultValue = "bench/target/last-run.md", description = "Where the table is written.")
   Path out;
 
-  @Parameters(arity = "0..*", description = "Scenarios to run (default: all): " + SCENARIOS_HELP)
+  @Parameters(arity = "0..*", description = {"Scenarios to run (default: all): " + SCENARIOS_HELP,
+      "endpoint: builtin and HTTP mappings, latency and batching, vs calling the endpoint directly",
+      "migration: threshold crossing to serving on the new node, delivery pause, integrity",
+      "relay: peer-linked pairs vs Mosquitto QoS 1 and QoS 0",
+      "uplink: acked frames/s to builtin:discard, 1 and 16 connections, vs a raw-TCP edge",
+      "idle: sockets one node holds, connects/s and memory per socket, vs a raw-TCP edge",
+      "journal: events/s through the journal, 1 and many writers, vs pgbench inserts"})
   List<String> scenarios;
 
   @Override
@@ -41,14 +47,17 @@ public final class BenchMain implements Callable<Integer> {
         return 1;
       }
     }
-    if (run.contains("relay")) {
-      // Say what to install now rather than after the other scenarios have run.
-      try {
+    // Say what is missing now rather than after the other scenarios have run.
+    try {
+      if (run.contains("relay")) {
         Mosquitto.locate();
-      } catch (IllegalStateException e) {
-        System.err.println(e.getMessage());
-        return 1;
       }
+      if (run.contains("idle")) {
+        NodeProcess.locateJar();
+      }
+    } catch (IllegalStateException e) {
+      System.err.println(e.getMessage());
+      return 1;
     }
     Report report = new Report();
     for (String scenario : run) {
@@ -56,6 +65,9 @@ public final class BenchMain implements Callable<Integer> {
         case "migration" -> MigrationScenario.run(report, db, quick ? 5 : 20, progress);
         case "endpoint" -> EndpointScenario.run(report, db, quick, progress);
         case "relay" -> RelayScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
+        case "uplink" -> UplinkScenario.run(report, db, quick, progress);
+        case "idle" -> IdleScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
+        case "journal" -> JournalScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
         default -> throw new IllegalStateException("unhandled scenario " + scenario);
       }
     }
@@ -70,7 +82,8 @@ public final class BenchMain implements Callable<Integer> {
     return 0;
   }
 
-  private static String env(String name, String fallback) {
+  /** An environment variable, or {@code fallback} when it is unset or blank. */
+  static String env(String name, String fallback) {
     String v = System.getenv(name);
     return v == null || v.isBlank() ? fallback : v;
   }

@@ -116,11 +116,16 @@ final class LocalCluster implements AutoCloseable {
 
   /** The node hosting a socket's entity (asking starts it). */
   String entityNode(String socketId) {
+    return status(socketId).node();
+  }
+
+  /** A socket's status as its entity reports it (asking starts it): watermarks and counters. */
+  ConnectionEntity.SocketStatus status(String socketId) {
     try {
       return ClusterSharding.get(nodes.get(0).system())
           .entityRefFor(ConnectionEntity.ENTITY_KEY, socketId)
           .ask(ConnectionEntity.GetStatus::new, Duration.ofSeconds(10))
-          .toCompletableFuture().get(15, TimeUnit.SECONDS).node();
+          .toCompletableFuture().get(15, TimeUnit.SECONDS);
     } catch (Exception e) {
       throw new IllegalStateException("socket " + socketId + " did not answer", e);
     }

@@ -2,19 +2,19 @@ package io.berth.bench;
 
 import java.io.File;
 import java.io.IOException;
-import java.net.InetSocketAddress;
-import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
+import java.util.Map;
 import java.util.stream.Stream;
 
 /**
  * The harness's own Mosquitto, the relay scenario's anchor: a config of its own on a spare
  * loopback port (never a system broker on 1883), no persistence, in-flight and queue limits raised
- * so that the broker's defaults (20 in flight, 1000 queued) do not set the pace. Stopped by its
- * PID at close, and by a shutdown hook if the harness dies first.
+ * so that the broker's defaults (20 in flight, 1000 queued) do not set the pace. A
+ * {@link ChildProcess}: stopped by its PID at close, and by a shutdown hook if the harness dies
+ * first.
  */
 final class Mosquitto implements AutoCloseable {
 
@@ -26,17 +26,12 @@ final class Mosquitto implements AutoCloseable {
    */
   static final int MAX_QUEUED = 2_000_000;
 
-  private final Process process;
+  private final ChildProcess process;
   private final int port;
-  private final Path log;
-  private final Thread killOnExit;
 
-  private Mosquitto(Process process, int port, Path log) {
+  private Mosquitto(ChildProcess process, int port) {
     this.process = process;
     this.port = port;
-    this.log = log;
-    this.killOnExit = new Thread(process::destroyForcibly, "kill-mosquitto-" + process.pid());
-    Runtime.getRuntime().addShutdownHook(killOnExit);
   }
 
   /** The broker binary: BERTH_BENCH_MOSQUITTO, else on the PATH, else where Debian puts it. */
@@ -80,42 +75,15 @@ final class Mosquitto implements AutoCloseable {
         log_type warning
         log_type notice
         """.formatted(port, maxInflight, MAX_QUEUED));
-    Process process = new ProcessBuilder(List.of(binary.toString(), "-c", conf.toString()))
-        .redirectErrorStream(true).redirectOutput(log.toFile()).start();
-    Mosquitto broker = new Mosquitto(process, port, log);
+    ChildProcess process = ChildProcess.start("mosquitto", List.of(binary.toString(), "-c", conf.toString()),
+        Map.of(), log);
     try {
-      broker.awaitListening();
+      process.awaitListening(port, Duration.ofSeconds(10));
     } catch (RuntimeException e) {
-      broker.close();
+      process.close();
       throw e;
     }
-    return broker;
-  }
-
-  private void awaitListening() {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-    while (true) {
-      if (!process.isAlive()) {
-        throw new IllegalStateException("mosquitto exited with " + process.exitValue() + ": " + logText());
-      }
-      try (Socket s = new Socket()) {
-        s.connect(new InetSocketAddress("127.0.0.1", port), 200);
-        return;
-      } catch (IOException e) {
-        if (System.nanoTime() > deadline) {
-          throw new IllegalStateException("mosquitto did not listen on port " + port + " within 10 s: " + logText());
-        }
-        LocalCluster.pause(50);
-      }
-    }
-  }
-
-  private String logText() {
-    try {
-      return Files.readString(log).strip();
-    } catch (IOException e) {
-      return "(no log: " + e.getMessage() + ")";
-    }
+    return new Mosquitto(process, port);
   }
 
   String uri() {
@@ -126,22 +94,9 @@ final class Mosquitto implements AutoCloseable {
     return process.pid();
   }
 
-  /** Stops exactly this broker: SIGTERM, then SIGKILL if it has not exited within 5 s. */
+  /** Stops exactly this broker (by its PID). */
   @Override
   public void close() {
-    process.destroy();
-    try {
-      if (!process.waitFor(5, TimeUnit.SECONDS)) {
-        process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      process.destroyForcibly();
-    }
-    try {
-      Runtime.getRuntime().removeShutdownHook(killOnExit);
-    } catch (IllegalStateException e) {
-      // Already shutting down: the hook kills a process that is gone, which is harmless.
-    }
+    process.close();
   }
 }

@@ -1,0 +1,209 @@
+package io.berth.bench;
+
+import io.berth.persistence.DatabaseSettings;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+import java.util.function.ToDoubleFunction;
+
+/**
+ * Idle sockets: how many devices one node holds, how fast they connect, and what each costs in
+ * memory. The server runs in a JVM of its own (a Berth node from berth-node.jar, then the raw-TCP
+ * anchor, {@link RawEdge}, with the same JVM options), so that the harness holds the device ends
+ * and the server the other ends, each against its own open-file limit. Devices do the real
+ * handshake ({@link IdleDevices}) and then stay silent; the node's idle timeout is raised so that
+ * it does not close them while they are counted.
+ *
+ * <p>Memory per socket is the server's growth from a baseline to the full load, both sampled
+ * right after a full GC, divided by the sockets opened. The baseline is taken after a warm-up of
+ * {@value #WARM_UP} devices has come and gone, so that class loading and JIT compilation are in
+ * it and the figure is the cost of one more socket. The figure the goal applies to is the live
+ * heap plus what grew outside the heap (RSS less the heap's resident pages); RSS is reported too,
+ * but it also holds whatever heap the collector keeps committed beyond what is live (a serial
+ * young generation is a third of the heap), which is the collector's sizing, not the socket's.
+ */
+final class IdleScenario {
+
+  /** Open files left to each process for its own needs: jars, selectors, database connections. */
+  private static final int HEADROOM = 1000;
+  private static final int WARM_UP = 500;
+  /** Handshakes under way at once: below the edge's TCP backlog (1024). */
+  private static final int IN_FLIGHT = 512;
+  /** A --quick run opens this many: enough for the per-socket figures, not the full count. */
+  private static final int QUICK_SOCKETS = 4000;
+  private static final Duration OPEN_LIMIT = Duration.ofSeconds(300);
+  /** The serial collector of scripts/cluster.sh, and a heap free to grow and to shrink after a GC. */
+  private static final String JAVA_OPTIONS = "-Xms32m -Xmx2g -XX:+UseSerialGC";
+  private static final double KB = 1024;
+  /** After the last WELCOME: time for the server to finish what the opening left, then to measure idle CPU. */
+  private static final Duration IDLE_SETTLE = Duration.ofSeconds(2);
+  private static final Duration IDLE_CPU_WINDOW = Duration.ofSeconds(3);
+
+  private IdleScenario() {}
+
+  /**
+   * One round on one server: what it held, how fast it took the devices, the CPU it used while
+   * they sat idle, and what each socket cost (KB): live heap, memory outside the heap, and RSS.
+   */
+  record Round(String system, int opened, int failed, int dropped, double connectsPerSecond,
+      double secondHalfPerSecond, double idleCpuPercent, double heapKb, double outsideHeapKb, double rssKb) {
+    int held() {
+      return opened - dropped;
+    }
+
+    double memoryKb() {
+      return heapKb + outsideHeapKb;
+    }
+  }
+
+  /** A server process under test, and how to stop it (by its PID). */
+  private record Server(long pid, InetSocketAddress address, Runnable stop) implements AutoCloseable {
+    @Override
+    public void close() {
+      stop.run();
+    }
+  }
+
+  static void run(Report report, DatabaseSettings db, boolean quick, Path workDir, PrintStream progress)
+      throws Exception {
+    String javaOptions = BenchMain.env("BERTH_BENCH_IDLE_JAVA_OPTS", JAVA_OPTIONS);
+    long limit = JvmProbe.openFileLimit(JvmProbe.selfPid());
+    int fits = (int) Math.min(limit - HEADROOM, limit - JvmProbe.openFiles(JvmProbe.selfPid()) - HEADROOM);
+    int target = quick ? Math.min(QUICK_SOCKETS, fits) : fits;
+    int rounds = quick ? 1 : 3;
+    progress.printf(Locale.ROOT, "idle: open-file limit %,d per process: %,d sockets per round, %d round(s)%n", limit,
+        target, rounds);
+    List<Round> berth = new ArrayList<>();
+    List<Round> raw = new ArrayList<>();
+    for (int round = 1; round <= rounds; round++) {
+      progress.printf("idle: round %d/%d: starting a Berth node in its own JVM%n", round, rounds);
+      try (Server node = berthNode(db, javaOptions, workDir)) {
+        berth.add(measure("Berth", node, target, progress));
+        progress.println("idle: stopping the node");
+      }
+      try (Server edge = rawEdge(javaOptions, workDir)) {
+        raw.add(measure("raw TCP", edge, target, progress));
+      }
+    }
+    addRows(report, limit, target, berth, raw);
+    String count = quick ? String.format(Locale.ROOT, "%,d (--quick; a full run opens as many as the open-file "
+        + "limit allows)", target) : String.format(Locale.ROOT, "%,d (the open-file limit, %,d, minus %,d for each "
+        + "process's own files)", target, limit, HEADROOM);
+    report.note("idle: each server in a JVM of its own (" + javaOptions + "): a 1-node Berth cluster from "
+        + "berth-node.jar on PostgreSQL (berth.edge.idle-timeout = 10m), then the anchor, the harness's minimal "
+        + "raw-TCP edge (one NIO thread: HELLO checked and answered with WELCOME, nothing kept but the connection). "
+        + "Devices per round: " + count + ", driven by one NIO thread in the harness from 8 loopback addresses: real "
+        + "HELLO/WELCOME handshakes (mapping discard), " + IN_FLIGHT + " at a time, then silent; closed with a reset "
+        + "at the end. Connects/s: first connect to last WELCOME. Idle CPU: over " + IDLE_CPU_WINDOW.toSeconds()
+        + " s, " + IDLE_SETTLE.toSeconds() + " s after the last WELCOME. Memory per socket: the server's growth from "
+        + "a baseline taken after " + WARM_UP + " warm-up devices came and went to all devices connected, each "
+        + "sampled after a full GC (jcmd GC.run, heap free ratios lowered for it): live heap (GC.heap_info used), "
+        + "outside the heap (RSS less the heap's resident pages in /proc/PID/smaps: metaspace, code, stacks, direct "
+        + "buffers, malloc), and RSS itself, which also holds heap the collector keeps beyond what is live; "
+        + "1 KB = 1,024 bytes. " + rounds + " round(s), a fresh server each, medians.");
+  }
+
+  private static Round measure(String system, Server server, int target, PrintStream progress) throws IOException {
+    String prefix = "bench-idle-" + UUID.randomUUID().toString().substring(0, 8);
+    long pid = server.pid();
+    int filesBefore = JvmProbe.openFiles(pid);
+    try (IdleDevices warm = new IdleDevices()) {
+      warm.open(server.address(), prefix + "-warm", WARM_UP, IN_FLIGHT, OPEN_LIMIT, system + " warm-up", progress);
+    }
+    // The server has let go of the warm-up connections once its open files are about back where
+    // they were (a node keeps a few more: its database pool grew, its jars are open).
+    LocalCluster.awaitCondition(Duration.ofSeconds(30), () -> JvmProbe.openFiles(pid) < filesBefore + WARM_UP / 10);
+    long room = JvmProbe.openFileLimit(pid) - JvmProbe.openFiles(pid) - HEADROOM / 2;
+    if (room < target) {
+      throw new IllegalStateException(system + " has room for " + room + " more open files, not " + target);
+    }
+    JvmProbe.Sample baseline = JvmProbe.afterGc(pid);
+    progress.printf(Locale.ROOT, "idle: %s: warmed up; opening %,d sockets%n", system, target);
+    try (IdleDevices devices = new IdleDevices()) {
+      IdleDevices.Opening opening = devices.open(server.address(), prefix, target, IN_FLIGHT, OPEN_LIMIT, system,
+          progress);
+      LocalCluster.pause(IDLE_SETTLE.toMillis());
+      double cpuBefore = JvmProbe.cpuSeconds(pid);
+      LocalCluster.pause(IDLE_CPU_WINDOW.toMillis());
+      double idleCpu = 100 * (JvmProbe.cpuSeconds(pid) - cpuBefore) / (IDLE_CPU_WINDOW.toMillis() / 1000.0);
+      JvmProbe.Sample loaded = JvmProbe.afterGc(pid);
+      int dropped = devices.dropped();
+      JvmProbe.Sample growth = loaded.minus(baseline);
+      double per = Math.max(1, opening.opened()) * KB;
+      Round r = new Round(system, opening.opened(), opening.failed(), dropped, opening.connectsPerSecond(),
+          opening.secondHalfPerSecond(), idleCpu, growth.heapUsedBytes() / per, growth.outsideHeapBytes() / per,
+          growth.rssBytes() / per);
+      progress.printf(Locale.ROOT, "idle: %s: %,d open, %,d failed, %,d dropped; %,.0f connects/s (second half "
+              + "%,.0f/s); %.0f%% of a core while idle; RSS %,d -> %,d KB, live heap %,d -> %,d KB: per socket "
+              + "%.2f KB heap + %.2f KB outside it (RSS %.2f KB)%s%n", system, opening.opened(), opening.failed(),
+          dropped, opening.connectsPerSecond(), opening.secondHalfPerSecond(), idleCpu, baseline.rssBytes() / 1024,
+          loaded.rssBytes() / 1024, baseline.heapUsedBytes() / 1024, loaded.heapUsedBytes() / 1024, r.heapKb(),
+          r.outsideHeapKb(), r.rssKb(),
+          opening.firstFailure() == null ? "" : " (first failure: " + opening.firstFailure() + ")");
+      return r;
+    }
+  }
+
+  private static Server berthNode(DatabaseSettings db, String javaOptions, Path workDir) throws IOException {
+    NodeProcess node = NodeProcess.start(db, javaOptions, List.of("-Dberth.edge.idle-timeout=10m"),
+        workDir.resolve("idle-node.log"));
+    return new Server(node.pid(), node.edge(), node::close);
+  }
+
+  private static Server rawEdge(String javaOptions, Path workDir) throws IOException {
+    int port = LocalCluster.freePort();
+    List<String> command = new ArrayList<>(List.of(ChildProcess.javaBinary()));
+    command.addAll(List.of(javaOptions.trim().split("\\s+")));
+    command.addAll(List.of("-cp", NodeProcess.harnessJar().toString(), RawEdge.class.getName(),
+        Integer.toString(port)));
+    ChildProcess process = ChildProcess.start("raw-edge", command, Map.of("BERTH_SECRET", LocalCluster.SECRET),
+        workDir.resolve("idle-raw-edge.log"));
+    try {
+      process.awaitListening(port, Duration.ofSeconds(30));
+    } catch (RuntimeException e) {
+      process.close();
+      throw e;
+    }
+    return new Server(process.pid(), new InetSocketAddress("127.0.0.1", port), process::close);
+  }
+
+  private static void addRows(Report report, long limit, int target, List<Round> berth, List<Round> raw) {
+    String s = "idle";
+    String all = String.format(Locale.ROOT, "all %,d", target);
+    report.add(new Report.Row(s, "open-file limit per process (ulimit -n)", limit, Double.NaN, "", null, null));
+    double held = median(berth, Round::held);
+    report.add(new Report.Row(s, "sockets held open at once", held, median(raw, Round::held), "", all,
+        held >= target));
+    double rate = median(berth, Round::connectsPerSecond);
+    report.add(new Report.Row(s, "connects/s while opening (HELLO → WELCOME)", rate,
+        median(raw, Round::connectsPerSecond), "", "≥ 3,000", rate >= 3000));
+    report.add(new Report.Row(s, "connects/s, second half of the opening", median(berth, Round::secondHalfPerSecond),
+        median(raw, Round::secondHalfPerSecond), "", null, null));
+    report.add(new Report.Row(s, "server CPU while the sockets sit idle, % of one core",
+        median(berth, Round::idleCpuPercent), median(raw, Round::idleCpuPercent), "%", null, null));
+    double memory = median(berth, Round::memoryKb);
+    report.add(new Report.Row(s, "memory per socket: live heap + outside the heap", memory,
+        median(raw, Round::memoryKb), "KB", "≤ 8 KB", memory <= 8));
+    report.add(new Report.Row(s, "of which live Java heap", median(berth, Round::heapKb), median(raw, Round::heapKb),
+        "KB", null, null));
+    report.add(new Report.Row(s, "RSS growth per socket (with the collector's headroom)", median(berth, Round::rssKb),
+        median(raw, Round::rssKb), "KB", null, null));
+    ToDoubleFunction<List<Round>> lost = rs -> rs.stream().mapToLong(r -> r.failed() + r.dropped()).sum();
+    double failed = lost.applyAsDouble(berth);
+    report.add(new Report.Row(s, "handshakes failed or sockets dropped, all rounds", failed, lost.applyAsDouble(raw),
+        "", "0", failed == 0));
+  }
+
+  private static double median(List<Round> rounds, ToDoubleFunction<Round> figure) {
+    Stats stats = new Stats();
+    rounds.forEach(r -> stats.add(figure.applyAsDouble(r)));
+    return stats.median();
+  }
+}

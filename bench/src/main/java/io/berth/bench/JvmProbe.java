@@ -1,0 +1,198 @@
+package io.berth.bench;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * What another JVM of ours holds and uses, read from outside it: the collector's view through
+ * {@code jcmd} (a full GC, then the heap in use and committed) and the kernel's through {@code
+ * /proc} (resident memory, CPU time, open files and their limit). Linux only, like the scenarios
+ * that use it.
+ */
+final class JvmProbe {
+
+  /**
+   * After a full GC: the process's resident set, the Java heap in use (what is live) and the part
+   * of the heap that is resident, in bytes. RSS less the resident heap is what lives outside the
+   * heap: metaspace, code, thread stacks, direct buffers, the allocator's own.
+   */
+  record Sample(long rssBytes, long heapUsedBytes, long heapResidentBytes) {
+    Sample minus(Sample baseline) {
+      return new Sample(rssBytes - baseline.rssBytes, heapUsedBytes - baseline.heapUsedBytes,
+          heapResidentBytes - baseline.heapResidentBytes);
+    }
+
+    long outsideHeapBytes() {
+      return rssBytes - heapResidentBytes;
+    }
+  }
+
+  /**
+   * "def new generation total 9792K, used 2105K [0x..80000000, 0x..80aa0000, 0x..aaaa0000)", or
+   * "garbage-first heap total 262144K, used 12345K [0x..80000000, 0x..100000000)": the heap in use,
+   * and the address range the heap is reserved in.
+   */
+  private static final Pattern HEAP_LINE = Pattern.compile(
+      "(generation|heap)\\s+total \\d+K, used (\\d+)K \\[0x([0-9a-f]+),.*0x([0-9a-f]+)\\)");
+  /** A mapping's header in /proc/PID/smaps: "80000000-80aa0000 rw-p 00000000 00:00 0". */
+  private static final Pattern MAPPING = Pattern.compile("^([0-9a-f]+)-([0-9a-f]+) ");
+  private static final Pattern LIMIT_LINE = Pattern.compile("^Max open files\\s+(\\d+|unlimited)\\s+(\\d+|unlimited)");
+  /** Linux reports CPU times in /proc in units of USER_HZ, 100 per second on every common platform. */
+  private static final double TICKS_PER_SECOND = 100;
+
+  private JvmProbe() {}
+
+  /**
+   * Runs a full GC in {@code pid} (twice, so that what the first one only made unreachable through
+   * cleaners is gone too) and samples heap and RSS right after it. For those two GCs the heap's
+   * free ratios are lowered (they are manageable flags), so that the collector gives back what is
+   * not live and RSS follows the live heap; they are restored afterwards, so that the JVM grows
+   * its heap as usual under load instead of collecting all the time.
+   */
+  static Sample afterGc(long pid) {
+    long min = flag(pid, "MinHeapFreeRatio");
+    long max = flag(pid, "MaxHeapFreeRatio");
+    jcmd(pid, "VM.set_flag", "MinHeapFreeRatio", "0");
+    jcmd(pid, "VM.set_flag", "MaxHeapFreeRatio", "10");
+    try {
+      jcmd(pid, "GC.run");
+      jcmd(pid, "GC.run");
+      long usedKb = 0;
+      long low = Long.MAX_VALUE;
+      long high = 0;
+      for (String line : jcmd(pid, "GC.heap_info")) {
+        Matcher m = HEAP_LINE.matcher(line);
+        if (m.find()) {
+          usedKb += Long.parseLong(m.group(2));
+          low = Math.min(low, Long.parseUnsignedLong(m.group(3), 16));
+          high = Math.max(high, Long.parseUnsignedLong(m.group(4), 16));
+        }
+      }
+      if (high == 0) {
+        throw new IllegalStateException("jcmd " + pid + " GC.heap_info: no heap figures in its output");
+      }
+      return new Sample(rssKb(pid) * 1024, usedKb * 1024, residentKb(pid, low, high) * 1024);
+    } finally {
+      jcmd(pid, "VM.set_flag", "MaxHeapFreeRatio", Long.toString(max));
+      jcmd(pid, "VM.set_flag", "MinHeapFreeRatio", Long.toString(min));
+    }
+  }
+
+  /** A numeric VM flag's current value ("uintx MaxHeapFreeRatio = 70 {manageable} {default}"). */
+  private static long flag(long pid, String name) {
+    Pattern line = Pattern.compile("\\s" + name + "\\s+=\\s+(\\d+)");
+    for (String l : jcmd(pid, "VM.flags", "-all")) {
+      Matcher m = line.matcher(l);
+      if (m.find()) {
+        return Long.parseLong(m.group(1));
+      }
+    }
+    throw new IllegalStateException("jcmd " + pid + " VM.flags: no " + name);
+  }
+
+  /** VmRSS of the process, in KiB. */
+  static long rssKb(long pid) {
+    for (String line : readLines(Path.of("/proc", Long.toString(pid), "status"))) {
+      if (line.startsWith("VmRSS:")) {
+        return Long.parseLong(line.replaceAll("[^0-9]", ""));
+      }
+    }
+    throw new IllegalStateException("no VmRSS in /proc/" + pid + "/status");
+  }
+
+  /** KiB resident in the mappings that start in [low, high): the heap, when that is its range. */
+  private static long residentKb(long pid, long low, long high) {
+    long kb = 0;
+    boolean inRange = false;
+    for (String line : readLines(Path.of("/proc", Long.toString(pid), "smaps"))) {
+      Matcher m = MAPPING.matcher(line);
+      if (m.find()) {
+        long start = Long.parseUnsignedLong(m.group(1), 16);
+        inRange = start >= low && start < high;
+      } else if (inRange && line.startsWith("Rss:")) {
+        kb += Long.parseLong(line.replaceAll("[^0-9]", ""));
+      }
+    }
+    return kb;
+  }
+
+  /** CPU time the process has used so far, user and system, in seconds. */
+  static double cpuSeconds(long pid) {
+    String stat = readLines(Path.of("/proc", Long.toString(pid), "stat")).get(0);
+    // After "pid (name) ": state, ppid, ..., utime and stime are the 12th and 13th fields.
+    String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+    return (Long.parseLong(fields[11]) + Long.parseLong(fields[12])) / TICKS_PER_SECOND;
+  }
+
+  /** The soft limit on open files of a process ({@code ulimit -n} inside it). */
+  static long openFileLimit(long pid) {
+    for (String line : readLines(Path.of("/proc", Long.toString(pid), "limits"))) {
+      Matcher m = LIMIT_LINE.matcher(line);
+      if (m.find()) {
+        return m.group(1).equals("unlimited") ? Long.MAX_VALUE : Long.parseLong(m.group(1));
+      }
+    }
+    throw new IllegalStateException("no 'Max open files' in /proc/" + pid + "/limits");
+  }
+
+  /** File descriptors the process has open now. */
+  static int openFiles(long pid) {
+    try (Stream<Path> fds = Files.list(Path.of("/proc", Long.toString(pid), "fd"))) {
+      return (int) fds.count();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  static long selfPid() {
+    return ProcessHandle.current().pid();
+  }
+
+  /** Runs jcmd with its output in a temporary file, so that a hung jcmd cannot hang the harness. */
+  private static List<String> jcmd(long pid, String... command) {
+    Path jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd");
+    Path out = null;
+    try {
+      out = Files.createTempFile("berth-bench-jcmd", ".txt");
+      List<String> line = new ArrayList<>(List.of(jcmd.toString(), Long.toString(pid)));
+      line.addAll(List.of(command));
+      Process p = new ProcessBuilder(line).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+      if (!p.waitFor(60, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new IllegalStateException("jcmd " + pid + " " + String.join(" ", command)
+            + " did not finish within 60 s");
+      }
+      List<String> lines = Files.readAllLines(out);
+      if (p.exitValue() != 0) {
+        throw new IllegalStateException("jcmd " + pid + " " + String.join(" ", command) + " failed: "
+            + String.join("\n", lines));
+      }
+      return lines;
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot run " + jcmd, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    } finally {
+      if (out != null) {
+        out.toFile().delete();
+      }
+    }
+  }
+
+  private static List<String> readLines(Path file) {
+    try {
+      return Files.readAllLines(file);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+}

@@ -1,0 +1,135 @@
+package io.berth.bench;
+
+import io.berth.persistence.DatabaseSettings;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A one-node Berth cluster in a JVM of its own, started from {@code berth-node.jar} and configured
+ * through the environment the way {@code scripts/cluster.sh} starts a node. The idle scenario needs
+ * the node out of the harness's process: each process may have only so many open files, and with
+ * the node inside, both ends of every loopback connection would count against the one limit; it
+ * also makes the node's memory its own to measure.
+ */
+final class NodeProcess implements AutoCloseable {
+
+  private static final Duration READY_TIMEOUT = Duration.ofSeconds(120);
+
+  private final ChildProcess process;
+  private final int edgePort;
+
+  private NodeProcess(ChildProcess process, int edgePort) {
+    this.process = process;
+    this.edgePort = edgePort;
+  }
+
+  /**
+   * The node jar: {@code BERTH_BENCH_NODE_JAR}, else {@code cluster-node/target/berth-node.jar} of
+   * the checkout the harness jar was built in (scripts/bench.sh builds both).
+   */
+  static Path locateJar() {
+    String configured = System.getenv("BERTH_BENCH_NODE_JAR");
+    Path jar;
+    if (configured != null && !configured.isBlank()) {
+      jar = Path.of(configured);
+    } else {
+      Path benchJar = harnessJar();
+      Path root = benchJar.toAbsolutePath().getParent().getParent().getParent();
+      jar = root.resolve("cluster-node/target/berth-node.jar");
+    }
+    if (!Files.isRegularFile(jar)) {
+      throw new IllegalStateException("the node jar " + jar + " is missing: build it (mvn -B -q package -DskipTests)"
+          + " or set BERTH_BENCH_NODE_JAR");
+    }
+    return jar;
+  }
+
+  /** The jar (or classes directory) this harness runs from. */
+  static Path harnessJar() {
+    try {
+      return Path.of(NodeProcess.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+    } catch (Exception e) {
+      throw new IllegalStateException("cannot tell where the harness runs from", e);
+    }
+  }
+
+  /**
+   * Starts the node with {@code javaOptions} and extra {@code -D} settings, logging to {@code log},
+   * and waits (bounded) until it is Up and ready.
+   */
+  static NodeProcess start(DatabaseSettings db, String javaOptions, List<String> settings, Path log)
+      throws IOException {
+    int edge = LocalCluster.freePort();
+    int management = LocalCluster.freePort();
+    int remote = LocalCluster.freePort();
+    List<String> command = new ArrayList<>();
+    command.add(ChildProcess.javaBinary());
+    command.addAll(Arrays.asList(javaOptions.trim().split("\\s+")));
+    command.addAll(settings);
+    command.addAll(List.of("-jar", locateJar().toString()));
+    Map<String, String> env = Map.of(
+        "BERTH_SECRET", LocalCluster.SECRET,
+        "BERTH_DB_URL", db.url(), "BERTH_DB_USER", db.user(), "BERTH_DB_PASSWORD", db.password(),
+        "BERTH_EDGE_HOST", "127.0.0.1", "BERTH_EDGE_PORT", Integer.toString(edge),
+        "BERTH_MANAGEMENT_PORT", Integer.toString(management), "BERTH_REMOTE_PORT", Integer.toString(remote),
+        "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:" + remote);
+    ChildProcess process = ChildProcess.start("berth-node", command, env, log);
+    try {
+      awaitReady(process, management);
+    } catch (RuntimeException e) {
+      process.close();
+      throw e;
+    }
+    return new NodeProcess(process, edge);
+  }
+
+  private static void awaitReady(ChildProcess process, int management) {
+    HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    HttpRequest ready = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + management + "/ready"))
+        .timeout(Duration.ofSeconds(3)).build();
+    long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
+    while (true) {
+      process.failIfExited();
+      try {
+        if (http.send(ready, HttpResponse.BodyHandlers.discarding()).statusCode() == 200) {
+          return;
+        }
+      } catch (IOException e) {
+        // Not listening yet.
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
+      if (System.nanoTime() > deadline) {
+        throw new IllegalStateException("the node was not ready within " + READY_TIMEOUT.toSeconds()
+            + " s; the end of its log:\n" + process.logTail(30));
+      }
+      LocalCluster.pause(200);
+    }
+  }
+
+  long pid() {
+    return process.pid();
+  }
+
+  InetSocketAddress edge() {
+    return new InetSocketAddress("127.0.0.1", edgePort);
+  }
+
+  /** Stops the node by its PID: SIGTERM (a graceful leave), SIGKILL after a grace. */
+  @Override
+  public void close() {
+    process.close();
+  }
+}
