@@ -1416,7 +1416,7 @@ public final class ConnectionEntity
   }
 
   private void leaveLink(Link link, String reason) {
-    clearRelay();
+    endGathering();
     if (link == null) {
       return;
     }
@@ -1537,11 +1537,20 @@ public final class ConnectionEntity
     return Effect().noReply();
   }
 
-  private void clearRelay() {
+  /** The link ended: nothing gathered for it may be written any more. */
+  private void endGathering() {
     relayInPending.clear();
     relayInPendingBytes = 0;
     relayInRefused = false;
     acceptPending = 0;
+    clearRelay();
+  }
+
+  /**
+   * Forgets the frames held for the peer (the device sends them again after it reconnects);
+   * what was gathered for the next write stays: it does not depend on the connection.
+   */
+  private void clearRelay() {
     relayQueue.clear();
     relaySent = 0;
     relayAccepted = 0;
@@ -1554,7 +1563,7 @@ public final class ConnectionEntity
   /** Unlinked: what was queued for the peer goes to the endpoint: the edge sends it again. */
   private void endRelay(State s) {
     boolean had = !relayQueue.isEmpty();
-    clearRelay();
+    endGathering();
     if (had && s.edge() != null && s.status() == Status.OPEN) {
       s.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), false, true));
     }
