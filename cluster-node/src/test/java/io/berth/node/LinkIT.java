@@ -189,6 +189,9 @@ class LinkIT {
         await().atMost(Duration.ofSeconds(30)).until(() -> a.received() == 50 && b.received() == 50);
         assertThat(a.client().awaitAllAcked(Duration.ofSeconds(20))).as("session %d", session).isTrue();
         assertThat(b.client().awaitAllAcked(Duration.ofSeconds(20))).as("session %d", session).isTrue();
+        String id = URLEncoder.encode(PeerLinkEntity.idOf(one + "/" + room, two + "/" + room), StandardCharsets.UTF_8);
+        assertThat(HttpProbe.get(api + "/links/" + id).body()).as("counted per link, session %d", session)
+            .contains("\"framesAtoB\":50").contains("\"framesBtoA\":50");
       }
     }
   }

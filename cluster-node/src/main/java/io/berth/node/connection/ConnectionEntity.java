@@ -499,21 +499,29 @@ public final class ConnectionEntity
   /**
    * The socket's link: {@code waiting} for a peer, {@code offered} by a peer (accepted once
    * open), or {@code linked}. {@code relayIn}: highest of the peer's seqs taken; {@code ackedBase}:
-   * highest of the peer's seqs this socket's device acknowledged, from marks already trimmed.
+   * highest of the peer's seqs this socket's device acknowledged, from marks already trimmed;
+   * {@code framesIn}: the peer's frames taken on this link.
    */
   public record Link(String linkId, String peer, String status, Instant since, long deadlineMillis,
-                     boolean closeOnTimeout, long relayIn, long ackedBase, List<RelayMark> marks)
+                     boolean closeOnTimeout, long relayIn, long ackedBase, List<RelayMark> marks, long framesIn)
       implements CborSerializable {
 
+    /** A new link of this socket, nothing relayed on it yet. */
+    static Link fresh(String linkId, String peer, String status, Instant since, long deadlineMillis,
+        boolean closeOnTimeout) {
+      return new Link(linkId, peer, status, since, deadlineMillis, closeOnTimeout, 0, 0, List.of(), 0);
+    }
+
     Link withStatus(String newStatus, String newLinkId, String newPeer, Instant at) {
-      return new Link(newLinkId, newPeer, newStatus, at, deadlineMillis, closeOnTimeout, relayIn, ackedBase, marks);
+      return new Link(newLinkId, newPeer, newStatus, at, deadlineMillis, closeOnTimeout, relayIn, ackedBase, marks,
+          framesIn);
     }
 
     Link relayed(long newRelayIn, RelayMark mark) {
       List<RelayMark> all = new ArrayList<>(marks);
       all.add(mark);
       return new Link(linkId, peer, status, since, deadlineMillis, closeOnTimeout, newRelayIn, ackedBase,
-          List.copyOf(all));
+          List.copyOf(all), framesIn + mark.dTo() - mark.dFrom() + 1);
     }
 
     /** Drops marks the device acknowledged completely, remembering how far they went. */
@@ -530,7 +538,8 @@ public final class ConnectionEntity
           rest.add(m);
         }
       }
-      return new Link(linkId, peer, status, since, deadlineMillis, closeOnTimeout, relayIn, base, List.copyOf(rest));
+      return new Link(linkId, peer, status, since, deadlineMillis, closeOnTimeout, relayIn, base, List.copyOf(rest),
+          framesIn);
     }
 
     /** Highest of the peer's seqs acknowledged by this socket's device. */
@@ -565,6 +574,7 @@ public final class ConnectionEntity
       int outboxFrames,
       String pendingBatch,
       Counters counters,
+      long linkFramesIn,
       Instant openedAt,
       Instant updatedAt)
       implements CborSerializable {
@@ -1044,10 +1054,24 @@ public final class ConnectionEntity
   /** Frames for an HTTP endpoint wait in the batcher; the edge may send more, ACKs come later. */
   private ReplyEffect<Event, State> bufferForEndpoint(State state, Deliver cmd) {
     prepareEndpoint(state);
-    long next = Math.max(state.lastAccepted(), batcher.highestSeq());
+    long now = System.nanoTime();
+    hold(state, cmd, Math.max(state.lastAccepted(), batcher.highestSeq()), frame -> {
+      int from = frame.seq() == state.lastAccepted() + 1 ? (int) state.partialOffset() : 0;
+      batcher.add(frame.seq(), frame.payload(), from, now);
+    });
+    dispatch();
+    return Effect().noReply();
+  }
+
+  /**
+   * Takes the delivered frames that follow {@code held} without a gap into {@code holder}, and
+   * tells the edge how far the entity now holds them (not yet acknowledged): the edge's pipeline
+   * moves on, and a gap (frames lost while this entity restarted) makes it send again.
+   */
+  private void hold(State state, Deliver cmd, long held, Consumer<Frame.Data> holder) {
+    long next = held;
     int frames = 0;
     long bytes = 0;
-    long now = System.nanoTime();
     boolean gap = false;
     for (Frame.Data frame : cmd.frames()) {
       if (frame.seq() <= next) {
@@ -1057,16 +1081,13 @@ public final class ConnectionEntity
         gap = true;
         break;
       }
-      int from = frame.seq() == state.lastAccepted() + 1 ? (int) state.partialOffset() : 0;
-      batcher.add(frame.seq(), frame.payload(), from, now);
+      holder.accept(frame);
       next = frame.seq();
       frames++;
       bytes += frame.payload().length;
     }
     meter.record(frames, bytes);
     cmd.edge().tell(new Delivered(state.lastAccepted(), next, false, gap));
-    dispatch();
-    return Effect().noReply();
   }
 
   private void dispatch() {
@@ -1432,25 +1453,8 @@ public final class ConnectionEntity
 
   /** While linked (or waiting), frames wait here for the peer; the edge may send more. */
   private ReplyEffect<Event, State> bufferForRelay(State state, Deliver cmd) {
-    long next = relayQueue.isEmpty() ? state.lastAccepted() : Math.max(state.lastAccepted(), relayQueue.peekLast().seq());
-    boolean gap = false;
-    int frames = 0;
-    long bytes = 0;
-    for (Frame.Data frame : cmd.frames()) {
-      if (frame.seq() <= next) {
-        continue;
-      }
-      if (frame.seq() != next + 1) {
-        gap = true;
-        break;
-      }
-      relayQueue.addLast(frame);
-      next = frame.seq();
-      frames++;
-      bytes += frame.payload().length;
-    }
-    meter.record(frames, bytes);
-    cmd.edge().tell(new Delivered(state.lastAccepted(), next, false, gap));
+    long held = relayQueue.isEmpty() ? state.lastAccepted() : Math.max(state.lastAccepted(), relayQueue.peekLast().seq());
+    hold(state, cmd, held, relayQueue::addLast);
     if (state.link().isLinked()) {
       sendRelay(state);
     }
@@ -1774,8 +1778,8 @@ public final class ConnectionEntity
     return new SocketStatus(socketId, s.deviceId(), s.status().name().toLowerCase(),
         s.mapping() == null ? "" : s.mapping().name(), s.mapping() == null ? 0 : s.mapping().version(), node,
         s.edgeNode(), s.lastAccepted(), s.lastDownlinkSeq(), Math.max(s.downlinkAcked(), liveDownlinkAcked),
-        outboxFrames(s), s.inFlight() == null ? null : s.inFlight().batchId(), s.counters(), s.openedAt(),
-        s.updatedAt());
+        outboxFrames(s), s.inFlight() == null ? null : s.inFlight().batchId(), s.counters(),
+        s.link() == null ? 0 : s.link().framesIn(), s.openedAt(), s.updatedAt());
   }
 
   // ------------------------------------------------------------------ event handler
@@ -1793,12 +1797,12 @@ public final class ConnectionEntity
         .onEvent(Detached.class, (state, e) -> state.with(Status.DETACHED, null, ""))
         .onEvent(Suspended.class, (state, e) -> state.suspended(e))
         .onEvent(Closed.class, (state, e) -> state.closed(e))
-        .onEvent(LinkRequested.class, (state, e) -> state.withLink(new Link(e.linkId(), e.peer(), "waiting", e.at(),
-            e.deadlineMillis(), e.closeOnTimeout(), 0, 0, List.of()), e.at()))
-        .onEvent(LinkOffered.class, (state, e) -> state.withLink(new Link(e.linkId(), e.peer(), "offered", e.at(), 0,
-            false, 0, 0, List.of()), e.at()))
+        .onEvent(LinkRequested.class, (state, e) -> state.withLink(Link.fresh(e.linkId(), e.peer(), "waiting", e.at(),
+            e.deadlineMillis(), e.closeOnTimeout()), e.at()))
+        .onEvent(LinkOffered.class, (state, e) -> state.withLink(Link.fresh(e.linkId(), e.peer(), "offered", e.at(), 0,
+            false), e.at()))
         .onEvent(LinkEstablished.class, (state, e) -> state.withLink(state.link() == null
-            ? new Link(e.linkId(), e.peer(), "linked", e.at(), 0, false, 0, 0, List.of())
+            ? Link.fresh(e.linkId(), e.peer(), "linked", e.at(), 0, false)
             : state.link().withStatus("linked", e.linkId(), e.peer(), e.at()), e.at()))
         .onEvent(LinkEnded.class, (state, e) -> state.withLink(null, e.at()))
         .onEvent(Relayed.class, (state, e) -> state.relayed(e))

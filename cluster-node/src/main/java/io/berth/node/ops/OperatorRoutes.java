@@ -213,7 +213,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
 
   // ------------------------------------------------------------------ links
 
-  /** {@code GET /api/links[?state=linked]}: newest first, with frames relayed each way. */
+  /** {@code GET /api/links[?state=linked]}: newest first; live links with frames relayed each way. */
   private Route links(Optional<String> state) {
     CompletionStage<List<Map<String, Object>>> rows = linkStore.list(200, state.orElse(null))
         .thenCompose(list -> {
@@ -262,29 +262,35 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     });
   }
 
-  /** A link row with the frames each side relayed, asked from the two sockets. */
+  /**
+   * A link row; while the link is live, with the frames taken each way on it, asked from the two
+   * sockets (whose entities are running anyway). An ended link's sockets are not woken up for it.
+   */
   private CompletionStage<Map<String, Object>> withCounters(String id, String a, String b, String state, String waiter,
                                                             String reason, Instant since) {
+    Map<String, Object> row = new LinkedHashMap<>();
+    row.put("id", id);
+    row.put("state", state);
+    row.put("a", a);
+    row.put("b", b);
+    if (waiter != null) {
+      row.put("waiting", waiter);
+    }
+    if (reason != null) {
+      row.put("reason", reason);
+    }
+    row.put("since", since);
+    if (!state.equals("waiting") && !state.equals("linked")) {
+      return CompletableFuture.completedFuture(row);
+    }
     CompletionStage<ConnectionEntity.SocketStatus> sa = sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, a)
         .ask(ConnectionEntity.GetStatus::new, askTimeout);
     CompletionStage<ConnectionEntity.SocketStatus> sb = sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, b)
         .ask(ConnectionEntity.GetStatus::new, askTimeout);
     return sa.thenCombine(sb, (x, y) -> {
-      Map<String, Object> row = new LinkedHashMap<>();
-      row.put("id", id);
-      row.put("state", state);
-      row.put("a", a);
-      row.put("b", b);
-      if (waiter != null) {
-        row.put("waiting", waiter);
-      }
-      if (reason != null) {
-        row.put("reason", reason);
-      }
-      row.put("since", since);
-      // Frames relayed each way, counted where they were taken into the receiving socket.
-      row.put("framesAtoB", y.counters().relayedIn());
-      row.put("framesBtoA", x.counters().relayedIn());
+      // Counted where the frames were taken into the receiving socket.
+      row.put("framesAtoB", y.linkFramesIn());
+      row.put("framesBtoA", x.linkFramesIn());
       return row;
     });
   }

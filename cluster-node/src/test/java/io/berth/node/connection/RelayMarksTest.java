@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.berth.node.connection.ConnectionEntity.Link;
 import io.berth.node.connection.ConnectionEntity.RelayMark;
 import java.time.Instant;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -16,7 +15,7 @@ import org.junit.jupiter.api.Test;
 class RelayMarksTest {
 
   private static Link linked() {
-    return new Link("a+b", "b", "linked", Instant.EPOCH, 0, false, 0, 0, List.of());
+    return Link.fresh("a+b", "b", "linked", Instant.EPOCH, 0, false);
   }
 
   @Test
@@ -38,6 +37,7 @@ class RelayMarksTest {
     assertThat(link.peerAcked(4)).isEqualTo(3);
     assertThat(link.peerAcked(6)).isEqualTo(5);
     assertThat(link.relayIn()).isEqualTo(6);
+    assertThat(link.framesIn()).as("frames taken on this link").isEqualTo(6);
   }
 
   @Test
