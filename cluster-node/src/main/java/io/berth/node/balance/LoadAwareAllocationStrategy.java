@@ -23,8 +23,8 @@ import scala.concurrent.Future;
 
 /**
  * Places and moves socket shards by throughput instead of by count. Runs inside the shard
- * coordinator (on the oldest node): {@code rebalance} is called every check interval and decides
- * which shards move; after the handoff {@code allocateShard} decides where. Both read the load
+ * coordinator (on the oldest node): {@code rebalance} is called every decision interval and
+ * decides which shards move; after the handoff {@code allocateShard} decides where. Both read the load
  * view kept by this node's {@link LoadReporter} and answer at once.
  *
  * <p>What moves, in order: every shard of a node marked for draining; shards named in operator
@@ -32,7 +32,9 @@ import scala.concurrent.Future;
  * when that helps: the target's load must be below what the source carries <em>without</em> the
  * socket, by {@code min-gain}. A socket alone on its node therefore stays (moving it gains
  * nothing), and the move can never pay to be undone, so shards do not ping-pong; a per-shard
- * {@code cooldown} bounds moves further. New shards go to the node with the most headroom.
+ * {@code cooldown} bounds moves further, and automatic moves happen at most once per check
+ * interval, so that each decision sees loads published after the previous move. New shards go to
+ * the node with the most headroom.
  */
 public final class LoadAwareAllocationStrategy extends ShardCoordinator.AbstractShardAllocationStrategy {
 
@@ -43,6 +45,8 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
   private final LoadView view;
   private final Map<String, String> planned = new ConcurrentHashMap<>();
   private final Map<String, Long> lastMoved = new ConcurrentHashMap<>();
+  /** When the last automatic round moved something (System.nanoTime), 0 before the first. */
+  private long lastAutomaticMove;
 
   public LoadAwareAllocationStrategy(ActorSystem<?> system, MigrationSettings settings) {
     this.system = system;
@@ -190,6 +194,11 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
   private void automatic(Set<String> inProgress, Set<String> moves, Map<String, String> shardNode,
                          Map<String, ActorRef> byNode, Map<String, NodeLoad> loads) {
     long nowNanos = System.nanoTime();
+    if (lastAutomaticMove != 0 && nowNanos - lastAutomaticMove < settings.checkInterval().toNanos()) {
+      // Decisions run more often than loads are published: until the loads show where the last
+      // move went, another one could send a second hot socket to the same target.
+      return;
+    }
     long nowMillis = System.currentTimeMillis();
     List<Candidate> candidates = new ArrayList<>();
     for (NodeLoad load : loads.values()) {
@@ -243,6 +252,7 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
       moves.add(shard);
       planned.put(shard, target.node());
       lastMoved.put(shard, nowNanos);
+      lastAutomaticMove = nowNanos;
       moved++;
       log.info("Moving shard {} (socket {} at {} frames/s, {} B/s) from {} to {}", shard, c.hot.socketId(),
           Math.round(c.hot.framesPerSecond()), Math.round(c.hot.bytesPerSecond()), from, target.node());

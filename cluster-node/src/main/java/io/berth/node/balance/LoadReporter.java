@@ -3,6 +3,7 @@ package io.berth.node.balance;
 import io.berth.node.connection.ConnectionEntity;
 import io.berth.node.edge.EdgeServer;
 import io.berth.node.edge.EdgeState;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -30,7 +31,9 @@ import org.apache.pekko.cluster.typed.Cluster;
 
 /**
  * One per node. Every check interval it turns the socket meters into smoothed rates, publishes
- * this node's {@link NodeLoad} to Distributed Data (a local write: gossip spreads it), and keeps
+ * this node's {@link NodeLoad} to Distributed Data (a local write that gossip spreads, or a write
+ * to every node when a socket has newly turned hot, so that the coordinator's sustain clock is not
+ * behind by a gossip round), and keeps
  * {@link LoadView} up to date with every node's load, the pending migration requests and the
  * drain marks. When this node is marked for draining it tells the edge to redirect its devices.
  */
@@ -83,7 +86,11 @@ public final class LoadReporter {
   private final Cluster cluster;
   private final SelfUniqueAddress self;
   private final String node;
+  private static final Duration WRITE_ALL_TIMEOUT = Duration.ofSeconds(1);
+
   private long lastTick = System.nanoTime();
+  /** Sockets hot at the last tick: a socket not among them is news worth sending to every node. */
+  private Set<String> lastHot = Set.of();
   private int shards;
   private boolean draining;
 
@@ -122,17 +129,17 @@ public final class LoadReporter {
           return Behaviors.same();
         })
         .onMessage(Request.class, m -> {
-          this.<LWWMap<String, MigrationRequest>>update(LoadView.REQUESTS, LWWMap.empty(),
+          this.<LWWMap<String, MigrationRequest>>update(LoadView.REQUESTS, LWWMap.empty(), everyNode(),
               map -> map.put(self, m.request().shardId(), m.request()));
           return Behaviors.same();
         })
         .onMessage(Forget.class, m -> {
-          this.<LWWMap<String, MigrationRequest>>update(LoadView.REQUESTS, LWWMap.empty(),
+          this.<LWWMap<String, MigrationRequest>>update(LoadView.REQUESTS, LWWMap.empty(), Replicator.writeLocal(),
               map -> map.remove(self, m.shardId()));
           return Behaviors.same();
         })
         .onMessage(SetDraining.class, m -> {
-          this.<ORSet<String>>update(LoadView.DRAINING, ORSet.empty(),
+          this.<ORSet<String>>update(LoadView.DRAINING, ORSet.empty(), everyNode(),
               set -> m.draining() ? set.add(self, m.node()) : set.remove(self, m.node()));
           return Behaviors.same();
         })
@@ -152,6 +159,7 @@ public final class LoadReporter {
     int sockets = 0;
     Map<String, Double> perShard = new HashMap<>();
     List<NodeLoad.HotSocket> hot = new ArrayList<>();
+    Set<String> hotIds = new HashSet<>();
     for (SocketMeter meter : registry.meters()) {
       meter.sample(seconds, alpha);
       sockets++;
@@ -168,13 +176,18 @@ public final class LoadReporter {
         }
         hot.add(new NodeLoad.HotSocket(meter.socketId, meter.shardId, f, b,
             nowMillis - (now - meter.hotSince) / 1_000_000));
+        hotIds.add(meter.socketId);
       } else {
         meter.hotSince = 0;
       }
     }
     NodeLoad load = new NodeLoad(node, settings.nodeCapacity(), fps, bps, sockets, edgeState.connections(), shards,
         edgeHost, edgePort, draining, perShard, hot, nowMillis);
-    this.<LWWMap<String, NodeLoad>>update(LoadView.LOADS, LWWMap.empty(), map -> prune(map).put(self, node, load));
+    Replicator.WriteConsistency consistency =
+        lastHot.containsAll(hotIds) ? Replicator.writeLocal() : everyNode();
+    lastHot = hotIds;
+    this.<LWWMap<String, NodeLoad>>update(LoadView.LOADS, LWWMap.empty(), consistency,
+        map -> prune(map).put(self, node, load));
 
     ActorRef<ShardRegion.CurrentShardRegionState> stateReply =
         ctx.messageAdapter(ShardRegion.CurrentShardRegionState.class, RegionState::new);
@@ -195,11 +208,21 @@ public final class LoadReporter {
     }
   }
 
-  /** A local write: gossip spreads it to the other nodes within a few hundred milliseconds. */
+  /**
+   * A write is always applied locally first; with {@link Replicator#writeLocal()} gossip spreads
+   * it to the other nodes within about a gossip interval, with {@link #everyNode()} it is sent to
+   * each of them at once (and still spread by gossip if one does not answer in time).
+   */
   @SuppressWarnings("unchecked")
-  private <D extends ReplicatedData> void update(Key<D> key, D initial, java.util.function.Function<D, D> modify) {
-    replicator.askUpdate(reply -> new Replicator.Update<>(untyped(key), initial, Replicator.writeLocal(), reply,
+  private <D extends ReplicatedData> void update(Key<D> key, D initial, Replicator.WriteConsistency consistency,
+                                                 java.util.function.Function<D, D> modify) {
+    replicator.askUpdate(reply -> new Replicator.Update<>(untyped(key), initial, consistency, reply,
         data -> modify.apply((D) data)), Written::new);
+  }
+
+  /** For news the coordinator should act on now: a newly hot socket, a request, a drain mark. */
+  private static Replicator.WriteConsistency everyNode() {
+    return new Replicator.WriteAll(WRITE_ALL_TIMEOUT);
   }
 
   @SuppressWarnings("unchecked")

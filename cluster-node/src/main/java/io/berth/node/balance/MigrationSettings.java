@@ -13,6 +13,7 @@ public record MigrationSettings(
     Duration cooldown,
     double nodeCapacity,
     Duration checkInterval,
+    Duration decisionInterval,
     double minGain,
     int maxMovesPerCheck) {
 
@@ -36,6 +37,7 @@ public record MigrationSettings(
         m.getDuration("cooldown"),
         m.getDouble("node-capacity"),
         m.getDuration("check-interval"),
+        m.getDuration("decision-interval"),
         m.getDouble("min-gain"),
         m.getInt("max-moves-per-check"));
   }

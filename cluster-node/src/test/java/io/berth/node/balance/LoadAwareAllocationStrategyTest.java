@@ -1,6 +1,7 @@
 package io.berth.node.balance;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import com.typesafe.config.ConfigFactory;
 import io.berth.persistence.DatabaseSettings;
@@ -11,6 +12,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.pekko.actor.ActorRef;
 import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
@@ -39,7 +41,7 @@ class LoadAwareAllocationStrategyTest {
   private static final String C = "pekko://berth@10.0.0.3:2551";
 
   private final MigrationSettings settings = new MigrationSettings(true, 300, 100e6, Duration.ofSeconds(2),
-      Duration.ofSeconds(2), Duration.ofSeconds(30), 10_000, Duration.ofSeconds(1), 0.2, 1);
+      Duration.ofSeconds(2), Duration.ofSeconds(30), 10_000, Duration.ofSeconds(1), Duration.ofMillis(200), 0.2, 1);
   private LoadView view;
   private LoadAwareAllocationStrategy strategy;
   private final Map<String, ActorRef> regions = new HashMap<>();
@@ -126,6 +128,36 @@ class LoadAwareAllocationStrategyTest {
     // Later the socket is back on a busy node and hot again: the cooldown holds it.
     view.setLoads(Map.of(A, load(A, 50), B, load(B, 300), C, load(C, 2000, hot("hot", "1", 1500, Duration.ofSeconds(5)))));
     assertThat(rebalance(allocation(Map.of(A, List.of("2"), B, List.of("3"), C, List.of("4", "1"))))).isEmpty();
+  }
+
+  @Test
+  void automaticMovesWaitForLoadsPublishedAfterThePreviousMove() {
+    // Two hot sockets on A. Decisions run every 200 ms, loads are published every second: until
+    // the loads show the first move, a second one could follow it to the same target.
+    view.setLoads(Map.of(
+        A, load(A, 3000, hot("hot1", "1", 1500, Duration.ofSeconds(5)), hot("hot2", "2", 1400, Duration.ofSeconds(5))),
+        B, load(B, 300),
+        C, load(C, 50)));
+    assertThat(rebalance(allocation(layout))).containsExactly("1");
+    assertThat(rebalance(allocation(Map.of(A, List.of("2"), B, List.of("3"), C, List.of("4", "1"))))).isEmpty();
+
+    MigrationSettings quick = new MigrationSettings(true, 300, 100e6, Duration.ofSeconds(2), Duration.ofSeconds(2),
+        Duration.ofSeconds(30), 10_000, Duration.ofMillis(300), Duration.ofMillis(100), 0.2, 1);
+    LoadAwareAllocationStrategy often = new LoadAwareAllocationStrategy(KIT.system(), quick);
+    assertThat(often.rebalance(allocation(layout), Set.of()).value().get().get()).containsExactly("1");
+    Map<ActorRef, IndexedSeq<String>> after = allocation(Map.of(A, List.of("2"), B, List.of("3"), C, List.of("4", "1")));
+    assertThat(often.rebalance(after, Set.of()).value().get().get()).isEmpty();
+    // The loads after the move: C carries the first socket now, B is the least loaded.
+    view.setLoads(Map.of(
+        A, load(A, 1500, hot("hot2", "2", 1400, Duration.ofSeconds(5))),
+        B, load(B, 50),
+        C, load(C, 1550, hot("hot1", "1", 1500, Duration.ofSeconds(5)))));
+    AtomicReference<Set<String>> moved = new AtomicReference<>(Set.of());
+    await().atMost(Duration.ofSeconds(10)).pollInterval(Duration.ofMillis(20))
+        .until(() -> !moved.updateAndGet(m -> often.rebalance(after, Set.of()).value().get().get()).isEmpty());
+    assertThat(moved.get()).containsExactly("2");
+    assertThat(often.allocateShard(regions.get(A), "2", allocation(Map.of(A, List.of(), B, List.of("3"),
+        C, List.of("4", "1")))).value().get().get().path().address().toString()).isEqualTo(B);
   }
 
   @Test
