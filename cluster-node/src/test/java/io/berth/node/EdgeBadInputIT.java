@@ -212,7 +212,10 @@ class EdgeBadInputIT {
     try (RawDevice d = connect()) {
       d.send(RawDevice.hello(TestNodes.uniqueDevice("quiet"), "echo"));
       assertThat(d.read()).isInstanceOf(Frame.Welcome.class);
+      long welcomed = System.nanoTime();
       assertErrorThenClosed(d.readUntilClosed(), ErrorCode.IDLE_TIMEOUT);
+      // A quiet session sleeps until its idle deadline instead of ticking: it must still wake on time.
+      assertThat(Duration.ofNanos(System.nanoTime() - welcomed)).isBetween(Duration.ofMillis(5500), Duration.ofSeconds(10));
     }
   }
 

@@ -23,12 +23,12 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.typed.Cluster;
-import org.apache.pekko.japi.Pair;
 import org.apache.pekko.stream.BoundedSourceQueue;
 import org.apache.pekko.stream.KillSwitches;
 import org.apache.pekko.stream.SharedKillSwitch;
 import org.apache.pekko.stream.javadsl.Flow;
 import org.apache.pekko.stream.javadsl.Framing;
+import org.apache.pekko.stream.javadsl.Keep;
 import org.apache.pekko.stream.scaladsl.Framing.FramingException;
 import org.apache.pekko.stream.javadsl.Sink;
 import org.apache.pekko.stream.javadsl.Source;
@@ -219,17 +219,17 @@ public final class EdgeServer {
     ActorSystem<Void> system = ctx.getSystem();
     Tcp.IncomingConnection connection = m.connection();
     long n = ++counter;
-    Pair<BoundedSourceQueue<Frame>, Source<Frame, NotUsed>> outbound =
-        Source.<Frame>queue(settings.outboundBuffer()).preMaterialize(system);
     SharedKillSwitch killSwitch = KillSwitches.shared("connection-" + n);
     ActorRef<DeviceSession.Command> session = ctx.spawn(
-        DeviceSession.create(settings, outbound.first(), killSwitch, connection.remoteAddress(), edgeNode),
-        "connection-" + n);
+        DeviceSession.create(settings, killSwitch, connection.remoteAddress(), edgeNode), "connection-" + n);
     ctx.watchWith(session, new SessionStopped(session));
     sessions.add(session);
     state.setConnections(sessions.size());
-    connection.handleWith(Flow.fromSinkAndSource(inbound(session, killSwitch), outbound(outbound.second(), killSwitch)),
-        system);
+    // One graph per connection, both directions: a pre-materialized outbound queue would be a
+    // second graph (and actor) per connection, about 3 KB of an idle socket's memory.
+    BoundedSourceQueue<Frame> out = connection.handleWith(
+        Flow.fromSinkAndSourceMat(inbound(session, killSwitch), outbound(killSwitch), Keep.right()), system);
+    session.tell(new DeviceSession.Attach(out));
     if (draining) {
       List<LoadViewTargets.Target> targets = LoadViewTargets.of(system);
       if (!targets.isEmpty()) {
@@ -275,8 +275,8 @@ public final class EdgeServer {
             DeviceSession.StreamAck.INSTANCE, DeviceSession.StreamCompleted.INSTANCE, DeviceSession.StreamFailed::new));
   }
 
-  private Source<ByteString, NotUsed> outbound(Source<Frame, NotUsed> frames, SharedKillSwitch killSwitch) {
-    return frames
+  private Source<ByteString, BoundedSourceQueue<Frame>> outbound(SharedKillSwitch killSwitch) {
+    return Source.<Frame>queue(settings.outboundBuffer())
         .batchWeighted(settings.maxBatchBytes(), OutboundBatch::weight, OutboundBatch::of, OutboundBatch::add)
         .map(OutboundBatch::encode)
         .via(killSwitch.flow());
