@@ -1,11 +1,9 @@
 package io.berth.node.connection;
 
-import io.berth.protocol.Frame;
 import java.io.NotSerializableException;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.List;
 import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -62,25 +60,25 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
   public byte[] toBinary(Object o) {
     if (o instanceof ConnectionEntity.Deliver d) {
       byte[] ref = ref(d.edge());
-      ByteBuffer b = ByteBuffer.allocate(2 + ref.length + framesSize(d.frames()));
+      ByteBuffer b = ByteBuffer.allocate(2 + ref.length + FrameLists.size(d.frames()));
       b.putShort((short) ref.length).put(ref);
-      putFrames(b, d.frames());
+      FrameLists.put(b, d.frames());
       return b.array();
     } else if (o instanceof ConnectionEntity.Delivered d) {
       return ByteBuffer.allocate(17).putLong(d.upTo()).putLong(d.buffered())
           .put((byte) ((d.stalled() ? 1 : 0) | (d.resend() ? 2 : 0))).array();
     } else if (o instanceof ConnectionEntity.Push p) {
-      ByteBuffer b = ByteBuffer.allocate(framesSize(p.frames()));
-      putFrames(b, p.frames());
+      ByteBuffer b = ByteBuffer.allocate(FrameLists.size(p.frames()));
+      FrameLists.put(b, p.frames());
       return b.array();
     } else if (o instanceof ConnectionEntity.DownlinkAck a) {
       byte[] ref = ref(a.edge());
       return ByteBuffer.allocate(2 + ref.length + 8).putShort((short) ref.length).put(ref).putLong(a.upTo()).array();
     } else if (o instanceof ConnectionEntity.Relay r) {
       byte[] from = r.from().getBytes(StandardCharsets.UTF_8);
-      ByteBuffer b = ByteBuffer.allocate(2 + from.length + 8 + framesSize(r.frames()));
+      ByteBuffer b = ByteBuffer.allocate(2 + from.length + 8 + FrameLists.size(r.frames()));
       b.putShort((short) from.length).put(from).putLong(r.base());
-      putFrames(b, r.frames());
+      FrameLists.put(b, r.frames());
       return b.array();
     } else if (o instanceof ConnectionEntity.RelayAck k) {
       byte[] from = k.from().getBytes(StandardCharsets.UTF_8);
@@ -95,21 +93,23 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
     ByteBuffer b = ByteBuffer.wrap(bytes);
     try {
       return switch (manifest) {
-        case DELIVER -> new ConnectionEntity.Deliver(getRef(b), getFrames(b));
+        case DELIVER -> new ConnectionEntity.Deliver(getRef(b), FrameLists.get(b));
         case DELIVERED -> {
           long upTo = b.getLong();
           long buffered = b.getLong();
           byte flags = b.get();
           yield new ConnectionEntity.Delivered(upTo, buffered, (flags & 1) != 0, (flags & 2) != 0);
         }
-        case PUSH -> new ConnectionEntity.Push(getFrames(b));
+        case PUSH -> new ConnectionEntity.Push(FrameLists.get(b));
         case DOWNLINK_ACK -> new ConnectionEntity.DownlinkAck(getRef(b), b.getLong());
-        case RELAY -> new ConnectionEntity.Relay(getString(b), b.getLong(), getFrames(b));
+        case RELAY -> new ConnectionEntity.Relay(getString(b), b.getLong(), FrameLists.get(b));
         case RELAY_ACK -> new ConnectionEntity.RelayAck(getString(b), b.getLong(), b.getLong(), b.get() != 0);
         default -> throw new NotSerializableException("unknown manifest '" + manifest + "'");
       };
     } catch (BufferUnderflowException e) {
       throw new NotSerializableException("truncated " + manifest + " message");
+    } catch (IllegalArgumentException e) {
+      throw new NotSerializableException("corrupt " + manifest + " message: " + e.getMessage());
     }
   }
 
@@ -127,32 +127,5 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
     byte[] bytes = new byte[b.getShort() & 0xFFFF];
     b.get(bytes);
     return new String(bytes, StandardCharsets.UTF_8);
-  }
-
-  private static int framesSize(List<Frame.Data> frames) {
-    int size = 4;
-    for (Frame.Data f : frames) {
-      size += 12 + f.payload().length;
-    }
-    return size;
-  }
-
-  private static void putFrames(ByteBuffer b, List<Frame.Data> frames) {
-    b.putInt(frames.size());
-    for (Frame.Data f : frames) {
-      b.putLong(f.seq()).putInt(f.payload().length).put(f.payload());
-    }
-  }
-
-  private static List<Frame.Data> getFrames(ByteBuffer b) {
-    int n = b.getInt();
-    List<Frame.Data> frames = new ArrayList<>(Math.min(n, 4096));
-    for (int i = 0; i < n; i++) {
-      long seq = b.getLong();
-      byte[] payload = new byte[b.getInt()];
-      b.get(payload);
-      frames.add(new Frame.Data(seq, payload));
-    }
-    return List.copyOf(frames);
   }
 }

@@ -1,0 +1,134 @@
+package io.berth.node.connection;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.typesafe.config.ConfigFactory;
+import io.berth.protocol.Frame;
+import java.io.NotSerializableException;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.List;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.apache.pekko.serialization.Serialization;
+import org.apache.pekko.serialization.SerializationExtension;
+import org.apache.pekko.serialization.Serializer;
+import org.apache.pekko.serialization.Serializers;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The traffic events survive the journal's trip through their binary form, field for field, with
+ * the node's own serialization bindings; and events written in CBOR before still read.
+ */
+class EventSerializerTest {
+
+  private static ActorTestKit testKit;
+  private static Serialization serialization;
+
+  @BeforeAll
+  static void start() {
+    testKit = ActorTestKit.create(ConfigFactory.parseString("pekko.actor.provider = local")
+        .withFallback(ConfigFactory.load()));
+    serialization = SerializationExtension.get(Adapter.toClassic(testKit.system()));
+  }
+
+  @AfterAll
+  static void stop() {
+    testKit.shutdownTestKit();
+  }
+
+  private static final Instant AT = Instant.parse("2026-11-24T10:15:30.123456789Z");
+
+  private static List<Frame.Data> frames() {
+    return List.of(new Frame.Data(41, new byte[] {1, 2, 3}), new Frame.Data(42, new byte[0]));
+  }
+
+  /** Writes and reads the event as the journal does: the serializer its class is bound to. */
+  private static Object journalTrip(Object event) {
+    Serializer serializer = serialization.findSerializerFor(event);
+    assertThat(serializer).isInstanceOf(EventSerializer.class);
+    byte[] bytes = serialization.serialize(event).get();
+    return serialization.deserialize(bytes, serializer.identifier(), Serializers.manifestFor(serializer, event)).get();
+  }
+
+  private static void assertSameFrames(List<Frame.Data> actual, List<Frame.Data> expected) {
+    assertThat(actual).hasSameSizeAs(expected);
+    for (int i = 0; i < expected.size(); i++) {
+      assertThat(actual.get(i).seq()).isEqualTo(expected.get(i).seq());
+      assertThat(Arrays.equals(actual.get(i).payload(), expected.get(i).payload())).isTrue();
+    }
+  }
+
+  @Test
+  void acceptedKeepsEveryField() {
+    ConnectionEntity.Accepted event = new ConnectionEntity.Accepted(42, 7, 3, 1_000, 1, frames(), 40, "batch-é",
+        "parked-1", AT);
+    ConnectionEntity.Accepted back = (ConnectionEntity.Accepted) journalTrip(event);
+    assertThat(back).usingRecursiveComparison().ignoringFields("outbound").isEqualTo(event);
+    assertSameFrames(back.outbound(), event.outbound());
+  }
+
+  @Test
+  void acceptedWithoutIdsOrAnswersKeepsTheNulls() {
+    ConnectionEntity.Accepted event = new ConnectionEntity.Accepted(9, 0, 9, 576, 0, List.of(), 0, null, null, null);
+    assertThat(journalTrip(event)).isEqualTo(event);
+  }
+
+  @Test
+  void relayedKeepsEveryField() {
+    ConnectionEntity.Relayed event = new ConnectionEntity.Relayed("peer/dévice", 42, frames(), 41, AT);
+    ConnectionEntity.Relayed back = (ConnectionEntity.Relayed) journalTrip(event);
+    assertThat(back).usingRecursiveComparison().ignoringFields("outbound").isEqualTo(event);
+    assertSameFrames(back.outbound(), event.outbound());
+  }
+
+  @Test
+  void downlinkAckedKeepsEveryField() {
+    ConnectionEntity.DownlinkAcked event = new ConnectionEntity.DownlinkAcked(77, AT);
+    assertThat(journalTrip(event)).isEqualTo(event);
+  }
+
+  @Test
+  void theEventOfOneSmallFrameIsAboutHalfItsCborSize() throws Exception {
+    ConnectionEntity.Accepted event = new ConnectionEntity.Accepted(1, 0, 1, 64, 0,
+        List.of(new Frame.Data(1, new byte[64])), 0, null, null, AT);
+    byte[] binary = serialization.serialize(event).get();
+    byte[] cbor = jackson().toBinary(event);
+    assertThat(binary.length).isEqualTo(140);
+    assertThat(cbor.length).isGreaterThan(200);
+  }
+
+  @Test
+  void eventsWrittenInCborBeforeStillRead() throws Exception {
+    Serializer jackson = jackson();
+    ConnectionEntity.Accepted accepted = new ConnectionEntity.Accepted(42, 7, 3, 1_000, 1, frames(), 40, null,
+        null, AT);
+    Object back = serialization.deserialize(jackson.toBinary(accepted), jackson.identifier(),
+        Serializers.manifestFor(jackson, accepted)).get();
+    assertThat(back).usingRecursiveComparison().ignoringFields("outbound").isEqualTo(accepted);
+    ConnectionEntity.DownlinkAcked acked = new ConnectionEntity.DownlinkAcked(77, AT);
+    assertThat(serialization.deserialize(jackson.toBinary(acked), jackson.identifier(),
+        Serializers.manifestFor(jackson, acked)).get()).isEqualTo(acked);
+  }
+
+  @Test
+  void aCorruptOrUnknownEventIsRefusedClearly() {
+    EventSerializer serializer = new EventSerializer();
+    byte[] bytes = serializer.toBinary(new ConnectionEntity.Relayed("p", 42, frames(), 41, AT));
+    assertThatThrownBy(() -> serializer.fromBinary(Arrays.copyOf(bytes, bytes.length - 3), EventSerializer.RELAYED))
+        .isInstanceOf(NotSerializableException.class).hasMessageContaining("corrupt Relayed.1");
+    byte[] hugeCount = Arrays.copyOf(bytes, bytes.length);
+    hugeCount[4 + 1 + 8] = 0x7f; // the frame count's top byte
+    assertThatThrownBy(() -> serializer.fromBinary(hugeCount, EventSerializer.RELAYED))
+        .isInstanceOf(NotSerializableException.class).hasMessageContaining("frame count");
+    assertThatThrownBy(() -> serializer.fromBinary(bytes, "Accepted.99"))
+        .isInstanceOf(NotSerializableException.class).hasMessageContaining("unknown event manifest");
+  }
+
+  private static Serializer jackson() throws NotSerializableException {
+    return serialization.serializerFor(ConnectionEntity.Opened.class);
+  }
+}
