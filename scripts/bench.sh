@@ -7,8 +7,10 @@
 # the harness starts its own broker on a spare loopback port and stops that process at the end.
 # idle starts a Berth node (cluster-node/target/berth-node.jar, or BERTH_BENCH_NODE_JAR) and its
 # raw-TCP anchor each in a JVM of its own (options: BERTH_BENCH_IDLE_JAVA_OPTS), reads their memory
-# with jcmd, and stops them by PID at the end. journal's anchor is pgbench (Debian: apt-get install
-# postgresql-client; or BERTH_BENCH_PGBENCH=path); without it journal runs without its anchor.
+# with jcmd, and stops them by PID at the end; with BERTH_BENCH_IDLE_HISTOGRAM=DIR it also writes
+# each server's heap growth per socket by class (jcmd GC.class_histogram) to DIR. journal's anchor
+# is pgbench (Debian: apt-get install postgresql-client; or BERTH_BENCH_PGBENCH=path); without it
+# journal runs without its anchor.
 # Uses PostgreSQL like scripts/test.sh: BERTH_BENCH_DB_URL (and _USER, _PASSWORD) if set, else
 # the berth_bench database on 127.0.0.1:5432, created if missing. Not a test: it never fails on
 # a missed goal, only on an error.

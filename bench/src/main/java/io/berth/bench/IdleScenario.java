@@ -4,6 +4,7 @@ import io.berth.persistence.DatabaseSettings;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -125,6 +126,9 @@ final class IdleScenario {
       throw new IllegalStateException(system + " has room for " + room + " more open files, not " + target);
     }
     JvmProbe.Sample baseline = JvmProbe.afterGc(pid);
+    Path histograms = BenchMain.env("BERTH_BENCH_IDLE_HISTOGRAM", "").isEmpty() ? null
+        : Path.of(BenchMain.env("BERTH_BENCH_IDLE_HISTOGRAM", ""));
+    JvmProbe.Histogram before = histograms == null ? null : JvmProbe.histogram(pid);
     progress.printf(Locale.ROOT, "idle: %s: warmed up; opening %,d sockets%n", system, target);
     try (IdleDevices devices = new IdleDevices()) {
       IdleDevices.Opening opening = devices.open(server.address(), prefix, target, IN_FLIGHT, OPEN_LIMIT, system,
@@ -134,6 +138,12 @@ final class IdleScenario {
       LocalCluster.pause(IDLE_CPU_WINDOW.toMillis());
       double idleCpu = 100 * (JvmProbe.cpuSeconds(pid) - cpuBefore) / (IDLE_CPU_WINDOW.toMillis() / 1000.0);
       JvmProbe.Sample loaded = JvmProbe.afterGc(pid);
+      if (histograms != null) {
+        Path file = histograms.resolve("idle-" + system.replaceAll("\\W+", "-") + "-" + pid + ".txt");
+        Files.createDirectories(histograms);
+        Files.write(file, JvmProbe.histogram(pid).growthPer(before, opening.opened(), 60));
+        progress.printf("idle: %s: heap growth per socket by class written to %s%n", system, file);
+      }
       int dropped = devices.dropped();
       JvmProbe.Sample growth = loaded.minus(baseline);
       double per = Math.max(1, opening.opened()) * KB;

@@ -5,7 +5,10 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -150,6 +153,45 @@ final class JvmProbe {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /** One class's line in a heap histogram: instances and bytes. */
+  record Histogram(Map<String, long[]> byClass) {
+
+    /**
+     * What grew from {@code before} to this histogram, per unit (a socket), largest first, as
+     * text lines: bytes per unit, instances per unit, class.
+     */
+    List<String> growthPer(Histogram before, int units, int top) {
+      List<Map.Entry<String, long[]>> grown = new ArrayList<>();
+      byClass.forEach((name, now) -> {
+        long[] was = before.byClass.getOrDefault(name, new long[2]);
+        grown.add(Map.entry(name, new long[] {now[0] - was[0], now[1] - was[1]}));
+      });
+      grown.sort((a, b) -> Long.compare(b.getValue()[1], a.getValue()[1]));
+      List<String> lines = new ArrayList<>();
+      lines.add(String.format(Locale.ROOT, "%10s %10s  %s", "bytes/unit", "count/unit", "class"));
+      for (Map.Entry<String, long[]> e : grown.subList(0, Math.min(top, grown.size()))) {
+        lines.add(String.format(Locale.ROOT, "%10.1f %10.2f  %s", e.getValue()[1] / (double) units,
+            e.getValue()[0] / (double) units, e.getKey()));
+      }
+      return lines;
+    }
+  }
+
+  private static final Pattern HISTOGRAM_LINE = Pattern.compile("^\\s*\\d+:\\s+(\\d+)\\s+(\\d+)\\s+(\\S+)");
+
+  /** The live objects by class (jcmd GC.class_histogram, which collects first). */
+  static Histogram histogram(long pid) {
+    Map<String, long[]> byClass = new HashMap<>();
+    for (String line : jcmd(pid, "GC.class_histogram")) {
+      Matcher m = HISTOGRAM_LINE.matcher(line);
+      if (m.find()) {
+        byClass.merge(m.group(3), new long[] {Long.parseLong(m.group(1)), Long.parseLong(m.group(2))},
+            (a, b) -> new long[] {a[0] + b[0], a[1] + b[1]});
+      }
+    }
+    return new Histogram(byClass);
   }
 
   static long selfPid() {
