@@ -44,8 +44,13 @@ final class IdleScenario {
   private static final String JAVA_OPTIONS = "-Xms32m -Xmx2g -XX:+UseSerialGC";
   private static final double KB = 1024;
   /** After the last WELCOME: time for the server to finish what the opening left, then to measure idle CPU. */
-  private static final Duration IDLE_SETTLE = Duration.ofSeconds(2);
-  private static final Duration IDLE_CPU_WINDOW = Duration.ofSeconds(3);
+  /**
+   * After the opening, the server finishes its backlog and the JIT its compiles: measured 2 s
+   * after the last WELCOME, the idle figure was mostly those.
+   */
+  private static final Duration IDLE_SETTLE = Duration.ofSeconds(15);
+  private static final Duration IDLE_CPU_WINDOW = Duration.ofSeconds(10);
+  private static final Duration EMPTY_SETTLE = Duration.ofSeconds(2);
 
   private IdleScenario() {}
 
@@ -54,7 +59,7 @@ final class IdleScenario {
    * they sat idle, and what each socket cost (KB): live heap, memory outside the heap, and RSS.
    */
   record Round(String system, int opened, int failed, int dropped, double connectsPerSecond,
-      double secondHalfPerSecond, double idleCpuPercent, double heapKb, double outsideHeapKb, double rssKb) {
+      double secondHalfPerSecond, double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb, double rssKb) {
     int held() {
       return opened - dropped;
     }
@@ -103,7 +108,8 @@ final class IdleScenario {
         + "Devices per round: " + count + ", driven by one NIO thread in the harness from 8 loopback addresses: real "
         + "HELLO/WELCOME handshakes (mapping discard), " + IN_FLIGHT + " at a time, then silent; closed with a reset "
         + "at the end. Connects/s: first connect to last WELCOME. Idle CPU: over " + IDLE_CPU_WINDOW.toSeconds()
-        + " s, " + IDLE_SETTLE.toSeconds() + " s after the last WELCOME. Memory per socket: the server's growth from "
+        + " s, " + IDLE_SETTLE.toSeconds() + " s after the last WELCOME; with no device: over as long, after the "
+        + "warm-up devices left. Memory per socket: the server's growth from "
         + "a baseline taken after " + WARM_UP + " warm-up devices came and went to all devices connected, each "
         + "sampled after a full GC (jcmd GC.run, heap free ratios lowered for it): live heap (GC.heap_info used), "
         + "outside the heap (RSS less the heap's resident pages in /proc/PID/smaps: metaspace, code, stacks, direct "
@@ -126,6 +132,10 @@ final class IdleScenario {
       throw new IllegalStateException(system + " has room for " + room + " more open files, not " + target);
     }
     JvmProbe.Sample baseline = JvmProbe.afterGc(pid);
+    // What the server burns with no device at all (a node's cluster, sharding and load reporting
+    // run on timers of their own), so that the idle figure can be read per socket.
+    LocalCluster.pause(EMPTY_SETTLE.toMillis());
+    double emptyCpu = cpuPercent(pid);
     Path histograms = BenchMain.env("BERTH_BENCH_IDLE_HISTOGRAM", "").isEmpty() ? null
         : Path.of(BenchMain.env("BERTH_BENCH_IDLE_HISTOGRAM", ""));
     JvmProbe.Histogram before = histograms == null ? null : JvmProbe.histogram(pid);
@@ -134,9 +144,7 @@ final class IdleScenario {
       IdleDevices.Opening opening = devices.open(server.address(), prefix, target, IN_FLIGHT, OPEN_LIMIT, system,
           progress);
       LocalCluster.pause(IDLE_SETTLE.toMillis());
-      double cpuBefore = JvmProbe.cpuSeconds(pid);
-      LocalCluster.pause(IDLE_CPU_WINDOW.toMillis());
-      double idleCpu = 100 * (JvmProbe.cpuSeconds(pid) - cpuBefore) / (IDLE_CPU_WINDOW.toMillis() / 1000.0);
+      double idleCpu = cpuPercent(pid);
       JvmProbe.Sample loaded = JvmProbe.afterGc(pid);
       if (histograms != null) {
         Path file = histograms.resolve("idle-" + system.replaceAll("\\W+", "-") + "-" + pid + ".txt");
@@ -148,17 +156,25 @@ final class IdleScenario {
       JvmProbe.Sample growth = loaded.minus(baseline);
       double per = Math.max(1, opening.opened()) * KB;
       Round r = new Round(system, opening.opened(), opening.failed(), dropped, opening.connectsPerSecond(),
-          opening.secondHalfPerSecond(), idleCpu, growth.heapUsedBytes() / per, growth.outsideHeapBytes() / per,
+          opening.secondHalfPerSecond(), idleCpu, emptyCpu, growth.heapUsedBytes() / per, growth.outsideHeapBytes() / per,
           growth.rssBytes() / per);
       progress.printf(Locale.ROOT, "idle: %s: %,d open, %,d failed, %,d dropped; %,.0f connects/s (second half "
-              + "%,.0f/s); %.0f%% of a core while idle; RSS %,d -> %,d KB, live heap %,d -> %,d KB: per socket "
+              + "%,.0f/s); %.0f%% of a core while idle (%.0f%% with no device); RSS %,d -> %,d KB, live heap %,d -> %,d KB: per socket "
               + "%.2f KB heap + %.2f KB outside it (RSS %.2f KB)%s%n", system, opening.opened(), opening.failed(),
-          dropped, opening.connectsPerSecond(), opening.secondHalfPerSecond(), idleCpu, baseline.rssBytes() / 1024,
+          dropped, opening.connectsPerSecond(), opening.secondHalfPerSecond(), idleCpu, emptyCpu,
+          baseline.rssBytes() / 1024,
           loaded.rssBytes() / 1024, baseline.heapUsedBytes() / 1024, loaded.heapUsedBytes() / 1024, r.heapKb(),
           r.outsideHeapKb(), r.rssKb(),
           opening.firstFailure() == null ? "" : " (first failure: " + opening.firstFailure() + ")");
       return r;
     }
+  }
+
+  /** The server's CPU time over {@link #IDLE_CPU_WINDOW}, in % of one core. */
+  private static double cpuPercent(long pid) {
+    double before = JvmProbe.cpuSeconds(pid);
+    LocalCluster.pause(IDLE_CPU_WINDOW.toMillis());
+    return 100 * (JvmProbe.cpuSeconds(pid) - before) / (IDLE_CPU_WINDOW.toMillis() / 1000.0);
   }
 
   private static Server berthNode(DatabaseSettings db, String javaOptions, Path workDir) throws IOException {
@@ -198,6 +214,8 @@ final class IdleScenario {
         median(raw, Round::secondHalfPerSecond), "", null, null));
     report.add(new Report.Row(s, "server CPU while the sockets sit idle, % of one core",
         median(berth, Round::idleCpuPercent), median(raw, Round::idleCpuPercent), "%", null, null));
+    report.add(new Report.Row(s, "server CPU with no device connected, % of one core",
+        median(berth, Round::emptyCpuPercent), median(raw, Round::emptyCpuPercent), "%", null, null));
     double memory = median(berth, Round::memoryKb);
     report.add(new Report.Row(s, "memory per socket: live heap + outside the heap", memory,
         median(raw, Round::memoryKb), "KB", "≤ 8 KB", memory <= 8));
