@@ -59,7 +59,8 @@ final class IdleScenario {
    * they sat idle, and what each socket cost (KB): live heap, memory outside the heap, and RSS.
    */
   record Round(String system, int opened, int failed, int dropped, double connectsPerSecond,
-      double secondHalfPerSecond, double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb, double rssKb) {
+      double secondHalfPerSecond, double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb,
+      double rssKb) {
     int held() {
       return opened - dropped;
     }
@@ -156,11 +157,11 @@ final class IdleScenario {
       JvmProbe.Sample growth = loaded.minus(baseline);
       double per = Math.max(1, opening.opened()) * KB;
       Round r = new Round(system, opening.opened(), opening.failed(), dropped, opening.connectsPerSecond(),
-          opening.secondHalfPerSecond(), idleCpu, emptyCpu, growth.heapUsedBytes() / per, growth.outsideHeapBytes() / per,
-          growth.rssBytes() / per);
+          opening.secondHalfPerSecond(), idleCpu, emptyCpu, growth.heapUsedBytes() / per,
+          growth.outsideHeapBytes() / per, growth.rssBytes() / per);
       progress.printf(Locale.ROOT, "idle: %s: %,d open, %,d failed, %,d dropped; %,.0f connects/s (second half "
-              + "%,.0f/s); %.0f%% of a core while idle (%.0f%% with no device); RSS %,d -> %,d KB, live heap %,d -> %,d KB: per socket "
-              + "%.2f KB heap + %.2f KB outside it (RSS %.2f KB)%s%n", system, opening.opened(), opening.failed(),
+              + "%,.0f/s); %.0f%% of a core while idle (%.0f%% with no device); RSS %,d -> %,d KB, live heap %,d -> "
+              + "%,d KB: per socket %.2f KB heap + %.2f KB outside it (RSS %.2f KB)%s%n", system, opening.opened(), opening.failed(),
           dropped, opening.connectsPerSecond(), opening.secondHalfPerSecond(), idleCpu, emptyCpu,
           baseline.rssBytes() / 1024,
           loaded.rssBytes() / 1024, baseline.heapUsedBytes() / 1024, loaded.heapUsedBytes() / 1024, r.heapKb(),

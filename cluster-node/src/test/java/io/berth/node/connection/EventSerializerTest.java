@@ -42,10 +42,6 @@ class EventSerializerTest {
 
   private static final Instant AT = Instant.parse("2026-11-24T10:15:30.123456789Z");
 
-  private static List<Frame.Data> frames() {
-    return List.of(new Frame.Data(41, new byte[] {1, 2, 3}), new Frame.Data(42, new byte[0]));
-  }
-
   /** Writes and reads the event as the journal does: the serializer its class is bound to. */
   private static Object journalTrip(Object event) {
     Serializer serializer = serialization.findSerializerFor(event);
@@ -54,21 +50,13 @@ class EventSerializerTest {
     return serialization.deserialize(bytes, serializer.identifier(), Serializers.manifestFor(serializer, event)).get();
   }
 
-  private static void assertSameFrames(List<Frame.Data> actual, List<Frame.Data> expected) {
-    assertThat(actual).hasSameSizeAs(expected);
-    for (int i = 0; i < expected.size(); i++) {
-      assertThat(actual.get(i).seq()).isEqualTo(expected.get(i).seq());
-      assertThat(Arrays.equals(actual.get(i).payload(), expected.get(i).payload())).isTrue();
-    }
-  }
-
   @Test
   void acceptedKeepsEveryField() {
-    ConnectionEntity.Accepted event = new ConnectionEntity.Accepted(42, 7, 3, 1_000, 1, frames(), 40, "batch-é",
-        "parked-1", AT);
+    ConnectionEntity.Accepted event = new ConnectionEntity.Accepted(42, 7, 3, 1_000, 1, SampleFrames.two(), 40,
+        "batch-é", "parked-1", AT);
     ConnectionEntity.Accepted back = (ConnectionEntity.Accepted) journalTrip(event);
     assertThat(back).usingRecursiveComparison().ignoringFields("outbound").isEqualTo(event);
-    assertSameFrames(back.outbound(), event.outbound());
+    SampleFrames.assertSameFrames(back.outbound(), event.outbound());
   }
 
   @Test
@@ -79,10 +67,10 @@ class EventSerializerTest {
 
   @Test
   void relayedKeepsEveryField() {
-    ConnectionEntity.Relayed event = new ConnectionEntity.Relayed("peer/dévice", 42, frames(), 41, AT);
+    ConnectionEntity.Relayed event = new ConnectionEntity.Relayed("peer/dévice", 42, SampleFrames.two(), 41, AT);
     ConnectionEntity.Relayed back = (ConnectionEntity.Relayed) journalTrip(event);
     assertThat(back).usingRecursiveComparison().ignoringFields("outbound").isEqualTo(event);
-    assertSameFrames(back.outbound(), event.outbound());
+    SampleFrames.assertSameFrames(back.outbound(), event.outbound());
   }
 
   @Test
@@ -104,7 +92,7 @@ class EventSerializerTest {
   @Test
   void eventsWrittenInCborBeforeStillRead() throws Exception {
     Serializer jackson = jackson();
-    ConnectionEntity.Accepted accepted = new ConnectionEntity.Accepted(42, 7, 3, 1_000, 1, frames(), 40, null,
+    ConnectionEntity.Accepted accepted = new ConnectionEntity.Accepted(42, 7, 3, 1_000, 1, SampleFrames.two(), 40, null,
         null, AT);
     Object back = serialization.deserialize(jackson.toBinary(accepted), jackson.identifier(),
         Serializers.manifestFor(jackson, accepted)).get();
@@ -117,7 +105,7 @@ class EventSerializerTest {
   @Test
   void aCorruptOrUnknownEventIsRefusedClearly() {
     EventSerializer serializer = new EventSerializer();
-    byte[] bytes = serializer.toBinary(new ConnectionEntity.Relayed("p", 42, frames(), 41, AT));
+    byte[] bytes = serializer.toBinary(new ConnectionEntity.Relayed("p", 42, SampleFrames.two(), 41, AT));
     assertThatThrownBy(() -> serializer.fromBinary(Arrays.copyOf(bytes, bytes.length - 3), EventSerializer.RELAYED))
         .isInstanceOf(NotSerializableException.class).hasMessageContaining("corrupt Relayed.1");
     byte[] hugeCount = Arrays.copyOf(bytes, bytes.length);

@@ -35,25 +35,13 @@ class HotPathSerializerTest {
     return serializer.fromBinary(serializer.toBinary(message), serializer.manifest(message));
   }
 
-  private static List<Frame.Data> frames() {
-    return List.of(new Frame.Data(41, new byte[] {1, 2, 3}), new Frame.Data(42, new byte[0]));
-  }
-
-  private static void assertSameFrames(List<Frame.Data> actual, List<Frame.Data> expected) {
-    assertThat(actual).hasSameSizeAs(expected);
-    for (int i = 0; i < expected.size(); i++) {
-      assertThat(actual.get(i).seq()).isEqualTo(expected.get(i).seq());
-      assertThat(Arrays.equals(actual.get(i).payload(), expected.get(i).payload())).isTrue();
-    }
-  }
-
   @Test
   void relayKeepsSenderBaseAndFrames() throws Exception {
     ConnectionEntity.Relay back = (ConnectionEntity.Relay) roundTrip(
-        new ConnectionEntity.Relay("dévice/room-1", 40, frames()));
+        new ConnectionEntity.Relay("dévice/room-1", 40, SampleFrames.two()));
     assertThat(back.from()).isEqualTo("dévice/room-1");
     assertThat(back.base()).isEqualTo(40);
-    assertSameFrames(back.frames(), frames());
+    SampleFrames.assertSameFrames(back.frames(), SampleFrames.two());
   }
 
   @Test
@@ -64,14 +52,15 @@ class HotPathSerializerTest {
 
   @Test
   void pushAndDeliveredKeepEveryField() throws Exception {
-    assertSameFrames(((ConnectionEntity.Push) roundTrip(new ConnectionEntity.Push(frames()))).frames(), frames());
+    ConnectionEntity.Push back = (ConnectionEntity.Push) roundTrip(new ConnectionEntity.Push(SampleFrames.two()));
+    SampleFrames.assertSameFrames(back.frames(), SampleFrames.two());
     assertThat(roundTrip(new ConnectionEntity.Delivered(9, 12, false, true)))
         .isEqualTo(new ConnectionEntity.Delivered(9, 12, false, true));
   }
 
   @Test
   void aTruncatedMessageIsRefusedNotMisread() throws Exception {
-    byte[] bytes = serializer.toBinary(new ConnectionEntity.Relay("a", 0, frames()));
+    byte[] bytes = serializer.toBinary(new ConnectionEntity.Relay("a", 0, SampleFrames.two()));
     assertThatThrownBy(() -> serializer.fromBinary(Arrays.copyOf(bytes, bytes.length - 2), "R"))
         .isInstanceOf(NotSerializableException.class);
   }
