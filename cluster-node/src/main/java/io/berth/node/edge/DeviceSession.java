@@ -172,18 +172,41 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private static final long NO_TIMER = -1;
 
   /**
-   * Chooses how the session wakes up after a message. A quiet open session (nothing unconfirmed
-   * by the entity, nothing unacknowledged by the device) has only two deadlines, the idle timeout
-   * and the entity heartbeat, both seconds away: it sleeps until the nearer one instead of waking
-   * every tick (at 19,000 silent sockets the tick alone kept a fifth of a core busy). Anything
-   * else — a handshake, frames in flight, a close — ticks at {@code berth.edge.tick}.
+   * How many ticks a session must have been quiet, its device silent, before it sleeps: a device
+   * that talks every few seconds keeps ticking (its traffic costs more than the tick), so that
+   * timers are not rescheduled on every frame.
+   */
+  private static final int TICKS_BEFORE_SLEEP = 10;
+
+  private boolean isQuiet() {
+    return phase == Phase.OPEN && unconfirmed.isEmpty() && unackedSince == 0;
+  }
+
+  /**
+   * After a message: a sleeping session that has something in flight again ticks at once.
+   *
+   * <p>A quiet open session (nothing unconfirmed by the entity, nothing unacknowledged by the
+   * device) has only two deadlines, the idle timeout and the entity heartbeat, both seconds away.
+   * Once its device has been silent for {@link #TICKS_BEFORE_SLEEP} ticks it sleeps until the
+   * nearer deadline instead of waking every tick ({@link #afterTick}): at 19,000 silent sockets
+   * the tick kept a fifth of a core busy. Anything else — a handshake, frames in flight, a
+   * close — ticks at {@code berth.edge.tick}.
    */
   private Behavior<Command> retimed(Behavior<Command> next) {
-    boolean quiet = phase == Phase.OPEN && unconfirmed.isEmpty() && unackedSince == 0;
-    if (quiet) {
+    if (wakeAt != TICKING && !isQuiet()) {
+      timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
+      wakeAt = TICKING;
+    }
+    return next;
+  }
+
+  /** After a tick: sleep if quiet long enough; after a wake-up that finds activity, tick again. */
+  private Behavior<Command> afterTick(Behavior<Command> next) {
+    long now = System.nanoTime();
+    boolean silent = now - lastInboundAt >= TICKS_BEFORE_SLEEP * settings.tick().toNanos();
+    if (isQuiet() && silent) {
       if (wakeAt == TICKING || wakeAt == NO_TIMER) {
         // While quiet both deadlines only move later, so a wake-up already set stays early enough.
-        long now = System.nanoTime();
         long due = Math.min(lastInboundAt + settings.idleTimeout().toNanos(),
             lastHeartbeatAt + settings.entityHeartbeat().toNanos());
         long delay = Math.max(settings.tick().toNanos(), due - now);
@@ -225,7 +248,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
           if (wakeAt != TICKING) {
             wakeAt = NO_TIMER;
           }
-          return retimed(onTick());
+          return afterTick(onTick());
         })
         .onMessage(Shutdown.class, m -> {
           if (phase != Phase.CLOSING) {
