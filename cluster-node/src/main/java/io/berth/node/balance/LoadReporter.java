@@ -33,11 +33,13 @@ import org.apache.pekko.cluster.typed.Cluster;
  * One per node. Every check interval it turns the socket meters into smoothed rates, publishes
  * this node's {@link NodeLoad} to Distributed Data (a local write that gossip spreads, or a write
  * to every node when a socket has newly turned hot, so that the coordinator's sustain clock is not
- * behind by a gossip round), and keeps
- * {@link LoadView} up to date with every node's load, the pending migration requests and the
- * drain marks. When this node is marked for draining it tells the edge to redirect its devices.
+ * behind by a gossip round), and keeps {@link LoadView} up to date with every node's load, the
+ * pending migration requests and the drain marks. When this node is marked for draining it tells the edge to redirect its devices.
  */
 public final class LoadReporter {
+
+  /** How long a write to every node waits for their answers (gossip spreads it anyway). */
+  private static final Duration WRITE_ALL_TIMEOUT = Duration.ofSeconds(1);
 
   public sealed interface Command {}
 
@@ -86,8 +88,6 @@ public final class LoadReporter {
   private final Cluster cluster;
   private final SelfUniqueAddress self;
   private final String node;
-  private static final Duration WRITE_ALL_TIMEOUT = Duration.ofSeconds(1);
-
   private long lastTick = System.nanoTime();
   /** Sockets hot at the last tick: a socket not among them is news worth sending to every node. */
   private Set<String> lastHot = Set.of();

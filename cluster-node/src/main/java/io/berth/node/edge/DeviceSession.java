@@ -102,6 +102,17 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         new DeviceSession(ctx, timers, settings, killSwitch, remote, edgeNode)));
   }
 
+  /** Values of {@code wakeAt} besides a due time. */
+  private static final long TICKING = 0;
+  private static final long NO_TIMER = -1;
+
+  /**
+   * How many ticks a session must have been quiet, its device silent, before it sleeps: a device
+   * that talks every few seconds keeps ticking (its traffic costs more than the tick), so that
+   * timers are not rescheduled on every frame.
+   */
+  private static final int TICKS_BEFORE_SLEEP = 10;
+
   private final EdgeSettings settings;
   /** Null until {@link Attach}. */
   private BoundedSourceQueue<Frame> out;
@@ -167,16 +178,6 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     this.timers = timers;
     timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
   }
-
-  private static final long TICKING = 0;
-  private static final long NO_TIMER = -1;
-
-  /**
-   * How many ticks a session must have been quiet, its device silent, before it sleeps: a device
-   * that talks every few seconds keeps ticking (its traffic costs more than the tick), so that
-   * timers are not rescheduled on every frame.
-   */
-  private static final int TICKS_BEFORE_SLEEP = 10;
 
   private boolean isQuiet() {
     return phase == Phase.OPEN && unconfirmed.isEmpty() && unackedSince == 0;

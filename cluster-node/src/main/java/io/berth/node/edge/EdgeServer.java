@@ -226,7 +226,7 @@ public final class EdgeServer {
     sessions.add(session);
     state.setConnections(sessions.size());
     // One graph per connection, both directions: a pre-materialized outbound queue would be a
-    // second graph (and actor) per connection, about 3 KB of an idle socket's memory.
+    // second graph, actor and publisher/subscriber pair per connection (docs/edge.md).
     BoundedSourceQueue<Frame> out = connection.handleWith(
         Flow.fromSinkAndSourceMat(inbound(session, killSwitch), outbound(killSwitch), Keep.right()), system);
     session.tell(new DeviceSession.Attach(out));
