@@ -43,6 +43,29 @@ final class ChildProcess implements AutoCloseable {
     return new ChildProcess(name, builder.start(), log);
   }
 
+  /** How a command that ran to its end exited, and what it printed. */
+  record Finished(int exitCode, String output) {}
+
+  /**
+   * Runs {@code command} to its end with its output in {@code log}, waiting at most {@code
+   * limit}; a command still running then is stopped like any child (by its PID) and the run
+   * fails. For the short commands of a run: pgbench, jcmd.
+   */
+  static Finished runToEnd(String name, List<String> command, Map<String, String> env, Path log, Duration limit)
+      throws IOException {
+    try (ChildProcess child = start(name, command, env, log)) {
+      child.process.getOutputStream().close();
+      if (!child.process.waitFor(limit.toMillis(), TimeUnit.MILLISECONDS)) {
+        throw new IllegalStateException(name + " did not finish within " + limit.toSeconds()
+            + " s; the end of its log (" + log + "):\n" + child.logTail(20));
+      }
+      return new Finished(child.process.exitValue(), Files.readString(log));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(name + " interrupted", e);
+    }
+  }
+
   /** The {@code java} that runs the harness, so that every JVM of a run is the same one. */
   static String javaBinary() {
     return Path.of(System.getProperty("java.home"), "bin", "java").toString();

@@ -4,12 +4,12 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -198,7 +198,7 @@ final class JvmProbe {
     return ProcessHandle.current().pid();
   }
 
-  /** Runs jcmd with its output in a temporary file, so that a hung jcmd cannot hang the harness. */
+  /** Runs jcmd to its end (bounded), with its output in a temporary file. */
   private static List<String> jcmd(long pid, String... command) {
     Path jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd");
     Path out = null;
@@ -206,23 +206,13 @@ final class JvmProbe {
       out = Files.createTempFile("berth-bench-jcmd", ".txt");
       List<String> line = new ArrayList<>(List.of(jcmd.toString(), Long.toString(pid)));
       line.addAll(List.of(command));
-      Process p = new ProcessBuilder(line).redirectErrorStream(true).redirectOutput(out.toFile()).start();
-      if (!p.waitFor(60, TimeUnit.SECONDS)) {
-        p.destroyForcibly();
-        throw new IllegalStateException("jcmd " + pid + " " + String.join(" ", command)
-            + " did not finish within 60 s");
+      ChildProcess.Finished run = ChildProcess.runToEnd("jcmd", line, Map.of(), out, Duration.ofSeconds(60));
+      if (run.exitCode() != 0) {
+        throw new IllegalStateException("jcmd " + pid + " " + String.join(" ", command) + " failed: " + run.output());
       }
-      List<String> lines = Files.readAllLines(out);
-      if (p.exitValue() != 0) {
-        throw new IllegalStateException("jcmd " + pid + " " + String.join(" ", command) + " failed: "
-            + String.join("\n", lines));
-      }
-      return lines;
+      return run.output().lines().toList();
     } catch (IOException e) {
       throw new UncheckedIOException("cannot run " + jcmd, e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
     } finally {
       if (out != null) {
         out.toFile().delete();

@@ -11,8 +11,8 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -133,27 +133,12 @@ final class PgBench {
         "-T", Long.toString(duration.toSeconds()), "-D", "base=0",
         "-h", uri.getHost() == null ? "127.0.0.1" : uri.getHost(),
         "-p", Integer.toString(uri.getPort() < 0 ? 5432 : uri.getPort()), "-U", db.user(), database));
-    Path log = workDir.resolve("pgbench.log");
-    ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
-    if (!db.password().isEmpty()) {
-      builder.environment().put("PGPASSWORD", db.password());
-    }
-    Process p = builder.start();
-    p.getOutputStream().close();
-    try {
-      if (!p.waitFor(duration.toSeconds() + 60, TimeUnit.SECONDS)) {
-        p.destroyForcibly();
-        throw new IllegalStateException("pgbench did not finish within " + (duration.toSeconds() + 60) + " s");
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      p.destroyForcibly();
-      throw new IllegalStateException(e);
-    }
-    String out = Files.readString(log);
-    Matcher m = TPS.matcher(out);
-    if (p.exitValue() != 0 || !m.find()) {
-      throw new IllegalStateException("pgbench failed (exit " + p.exitValue() + "): " + out.strip());
+    Map<String, String> env = db.password().isEmpty() ? Map.of() : Map.of("PGPASSWORD", db.password());
+    ChildProcess.Finished run = ChildProcess.runToEnd("pgbench", command, env, workDir.resolve("pgbench.log"),
+        duration.plusSeconds(60));
+    Matcher m = TPS.matcher(run.output());
+    if (run.exitCode() != 0 || !m.find()) {
+      throw new IllegalStateException("pgbench failed (exit " + run.exitCode() + "): " + run.output().strip());
     }
     return Double.parseDouble(m.group(1)) * rowsPerTransaction;
   }

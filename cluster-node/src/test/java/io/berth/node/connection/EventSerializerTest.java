@@ -80,7 +80,7 @@ class EventSerializerTest {
   }
 
   @Test
-  void theEventOfOneSmallFrameIsAboutHalfItsCborSize() throws Exception {
+  void theEventOfOneSmallFrameIs140BytesWhereCborTookOver200() throws Exception {
     ConnectionEntity.Accepted event = new ConnectionEntity.Accepted(1, 0, 1, 64, 0,
         List.of(new Frame.Data(1, new byte[64])), 0, null, null, AT);
     byte[] binary = serialization.serialize(event).get();
