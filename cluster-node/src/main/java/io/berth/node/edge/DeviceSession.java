@@ -28,19 +28,16 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
-import org.apache.pekko.stream.BoundedSourceQueue;
-import org.apache.pekko.stream.QueueOfferResult;
-import org.apache.pekko.stream.SharedKillSwitch;
 
 /**
  * One device connection on this node's edge: the handshake, then the bridge between the TCP
  * stream and the socket's entity (which may live on any node).
  *
- * <p>Uplink: frames arrive in batches from the stream; DATA is forwarded to the entity and kept
- * until the entity confirms it ({@code Delivered}), then the device gets a cumulative ACK. While
- * more than {@code window} frames (or {@code window-bytes}) are unconfirmed the stream is not
- * acknowledged, so TCP stops reading from the device: a fast device is slowed down, never
- * dropped. If the entity does not answer (node crash, rebalance) the unconfirmed frames are sent
+ * <p>Uplink: frames arrive in batches from the connection's {@link ConnectionStage}; DATA is
+ * forwarded to the entity and kept until the entity confirms it ({@code Delivered}), then the
+ * device gets a cumulative ACK. While more than {@code window} frames (or {@code window-bytes})
+ * are unconfirmed the session does not ask for the next batch, so TCP stops reading from the
+ * device: a fast device is slowed down, never dropped. If the entity does not answer (node crash, rebalance) the unconfirmed frames are sent
  * again; the entity drops what it already has.
  *
  * <p>Downlink: the entity pushes DATA within its downlink window; the device's ACKs go back to it.
@@ -49,16 +46,18 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   sealed interface Command {}
 
-  record StreamInit(ActorRef<StreamAck> ackTo) implements Command {}
+  /**
+   * The connection, sent by the edge right after it materialized the connection's stream (which
+   * needs this session's ref first), so that the session can write before the device sent
+   * anything (a redirect while draining).
+   */
+  record Attach(ConnectionStage.Connection connection) implements Command {}
 
   /**
-   * The queue of the connection's outbound side, sent by the edge right after it materialized
-   * the connection's one stream graph (which needs this session's ref first). The stream sends
-   * no frame before its init is acknowledged, and that waits for this.
+   * Frames read since the last batch; the next comes after {@link ConnectionStage.Connection#ready}.
+   * It carries the connection too: it may overtake the {@link Attach}, which comes from the edge.
    */
-  record Attach(BoundedSourceQueue<Frame> out) implements Command {}
-
-  record Inbound(ActorRef<StreamAck> ackTo, List<Decoded> frames) implements Command {}
+  record Inbound(ConnectionStage.Connection connection, List<Decoded> frames) implements Command {}
 
   enum StreamCompleted implements Command {
     INSTANCE
@@ -81,10 +80,6 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     INSTANCE
   }
 
-  enum StreamAck {
-    INSTANCE
-  }
-
   private enum Phase {
     AWAITING_HELLO,
     /** HELLO accepted, waiting for the entity's WELCOME. */
@@ -97,9 +92,9 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   }
 
   static Behavior<Command> create(
-      EdgeSettings settings, SharedKillSwitch killSwitch, InetSocketAddress remote, String edgeNode) {
+      EdgeSettings settings, InetSocketAddress remote, String edgeNode) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-        new DeviceSession(ctx, timers, settings, killSwitch, remote, edgeNode)));
+        new DeviceSession(ctx, timers, settings, remote, edgeNode)));
   }
 
   /** Values of {@code wakeAt} besides a due time. */
@@ -114,11 +109,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private static final int TICKS_BEFORE_SLEEP = 10;
 
   private final EdgeSettings settings;
-  /** Null until {@link Attach}. */
-  private BoundedSourceQueue<Frame> out;
-  /** The stream's init, acknowledged once the session has its outbound queue. */
-  private ActorRef<StreamAck> heldInit;
-  private final SharedKillSwitch killSwitch;
+  /** Null until {@link Attach} or the first {@link Inbound}. */
+  private ConnectionStage.Connection out;
+  /** Set when the connection had to be aborted before the session had it. */
+  private String abortWhenAttached;
   private final InetSocketAddress remote;
   private final String edgeNode;
   private final ActorRef<ConnectionEntity.ToEdge> self;
@@ -142,8 +136,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private String socketId;
   private EntityRef<ConnectionEntity.Command> entity;
 
-  /** Stream ack withheld while the window is full or frames wait for the handshake. */
-  private ActorRef<StreamAck> heldAck;
+  /**
+   * The last {@link Inbound} is not answered with {@code ready} yet: held while the window is
+   * full or frames wait for the handshake, so that the connection stops reading.
+   */
+  private boolean readHeld;
   private final ArrayDeque<Decoded> pending = new ArrayDeque<>();
 
   // Uplink: frames sent to the entity and not yet confirmed durable.
@@ -167,10 +164,9 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   private DeviceSession(
       ActorContext<Command> context, TimerScheduler<Command> timers, EdgeSettings settings,
-      SharedKillSwitch killSwitch, InetSocketAddress remote, String edgeNode) {
+      InetSocketAddress remote, String edgeNode) {
     super(context);
     this.settings = settings;
-    this.killSwitch = killSwitch;
     this.remote = remote;
     this.edgeNode = edgeNode;
     this.self = context.messageAdapter(ConnectionEntity.ToEdge.class, FromEntity::new);
@@ -224,23 +220,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   @Override
   public Receive<Command> createReceive() {
     return newReceiveBuilder()
-        .onMessage(StreamInit.class, m -> {
-          if (out == null) {
-            heldInit = m.ackTo();
-          } else {
-            m.ackTo().tell(StreamAck.INSTANCE);
-          }
-          return this;
-        })
         .onMessage(Attach.class, m -> {
-          out = m.out();
-          if (outboundCompleted) {
-            out.complete();
-          }
-          if (heldInit != null) {
-            heldInit.tell(StreamAck.INSTANCE);
-            heldInit = null;
-          }
+          attach(m.connection());
           return this;
         })
         .onMessage(Inbound.class, m -> retimed(onInbound(m)))
@@ -272,12 +253,25 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   // ------------------------------------------------------------------ uplink
 
+  private void attach(ConnectionStage.Connection connection) {
+    if (out != null) {
+      return;
+    }
+    out = connection;
+    if (abortWhenAttached != null) {
+      out.abort(new IllegalStateException(abortWhenAttached));
+    } else if (outboundCompleted) {
+      out.complete();
+    }
+  }
+
   private Behavior<Command> onInbound(Inbound m) {
+    attach(m.connection());
     if (phase == Phase.CLOSING) {
-      m.ackTo().tell(StreamAck.INSTANCE);
+      out.ready();
       return this;
     }
-    heldAck = m.ackTo();
+    readHeld = true;
     lastInboundAt = System.nanoTime();
     pending.addAll(m.frames());
     drain();
@@ -422,11 +416,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
    * only for a device that ignores the window, and TCP then slows it down.
    */
   private void releaseStream() {
-    if (heldAck != null && pending.isEmpty()
+    if (readHeld && pending.isEmpty()
         && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)
         && unconfirmed.size() <= settings.window() && unconfirmedBytes <= settings.windowBytes()) {
-      heldAck.tell(StreamAck.INSTANCE);
-      heldAck = null;
+      readHeld = false;
+      out.ready();
     }
   }
 
@@ -619,7 +613,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         }
       }
       case OPEN -> {
-        if (heldAck != null && !unconfirmed.isEmpty()) {
+        if (readHeld && !unconfirmed.isEmpty()) {
           // We are not reading: the device is blocked by us, not idle, and its ACKs wait unread.
           lastInboundAt = now;
           if (unackedSince != 0) {
@@ -662,7 +656,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       case CLOSING -> {
         if (now > deadline) {
           // The device does not read what we write: stop waiting for the flush.
-          killSwitch.abort(new IllegalStateException("close did not complete in time"));
+          abort("close did not complete in time");
         }
       }
     }
@@ -688,10 +682,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     completeOutbound();
     phase = Phase.CLOSING;
     deadline = System.nanoTime() + settings.closeLinger().toNanos();
-    if (heldAck != null) {
+    if (readHeld) {
       // Keep reading (and discarding) so that a device still writing sees our frame and the close.
-      heldAck.tell(StreamAck.INSTANCE);
-      heldAck = null;
+      readHeld = false;
+      out.ready();
     }
   }
 
@@ -702,13 +696,20 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     if (out == null) {
       // Only a session stalled for seconds before its Attach arrived gets here (a handshake
       // timeout): nothing was read yet, so there is nobody to answer.
-      killSwitch.abort(new IllegalStateException("connection not attached in time"));
+      abort("connection not attached in time");
       return;
     }
-    QueueOfferResult result = out.offer(frame);
-    if (result == QueueOfferResult.dropped()) {
+    if (!out.offer(frame)) {
       getContext().getLog().info("Connection from {} ({}) does not read its frames: aborting", remote, socketId);
-      killSwitch.abort(new IllegalStateException("outbound buffer full"));
+      abort("outbound buffer full");
+    }
+  }
+
+  private void abort(String why) {
+    if (out == null) {
+      abortWhenAttached = why;
+    } else {
+      out.abort(new IllegalStateException(why));
     }
   }
 

@@ -1,20 +1,14 @@
 package io.berth.node.edge;
 
 import io.berth.protocol.CloseCode;
-import io.berth.protocol.Decoded;
-import io.berth.protocol.ErrorCode;
-import io.berth.protocol.Frame;
-import io.berth.protocol.FrameCodec;
-import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashSet;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.CompletionStage;
 import org.apache.pekko.Done;
-import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -23,18 +17,9 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.typed.Cluster;
-import org.apache.pekko.stream.BoundedSourceQueue;
-import org.apache.pekko.stream.KillSwitches;
-import org.apache.pekko.stream.SharedKillSwitch;
 import org.apache.pekko.stream.javadsl.Flow;
-import org.apache.pekko.stream.javadsl.Framing;
-import org.apache.pekko.stream.javadsl.Keep;
-import org.apache.pekko.stream.scaladsl.Framing.FramingException;
-import org.apache.pekko.stream.javadsl.Sink;
-import org.apache.pekko.stream.javadsl.Source;
 import org.apache.pekko.stream.javadsl.Tcp;
 import org.apache.pekko.stream.typed.javadsl.ActorSink;
-import org.apache.pekko.util.ByteString;
 
 /**
  * The TCP edge of a node: accepts device connections and gives each its {@link DeviceSession}.
@@ -95,7 +80,7 @@ public final class EdgeServer {
   private final EdgeSettings settings;
   private final String edgeNode;
   private final EdgeState state;
-  private final Set<ActorRef<DeviceSession.Command>> sessions = new HashSet<>();
+  private final Map<ActorRef<DeviceSession.Command>, ConnectionStage.Connection> sessions = new HashMap<>();
   private final List<ActorRef<Done>> waitingForSessions = new ArrayList<>();
   private Tcp.ServerBinding binding;
   private ActorRef<AcceptAck> heldAccept;
@@ -150,7 +135,8 @@ public final class EdgeServer {
         })
         .onMessage(Accepted.class, this::onAccepted)
         .onMessage(SessionStopped.class, m -> {
-          sessions.remove(m.session());
+          // A session that ended normally completed its outbound side first; one that failed did not.
+          sessions.remove(m.session()).ownerStopped();
           state.setConnections(sessions.size());
           if (heldAccept != null && sessions.size() < settings.maxConnections()) {
             heldAccept.tell(AcceptAck.INSTANCE);
@@ -170,7 +156,7 @@ public final class EdgeServer {
                 sessions.size());
           } else {
             ctx.getLog().info("Draining: redirecting {} devices to {}", sessions.size(), targets);
-            sessions.forEach(s -> redirect(s, targets));
+            sessions.keySet().forEach(s -> redirect(s, targets));
           }
           return Behaviors.same();
         })
@@ -205,7 +191,7 @@ public final class EdgeServer {
           } else {
             ctx.getLog().info("Closing {} device connections: node shutting down", sessions.size());
             waitingForSessions.add(m.replyTo());
-            sessions.forEach(s -> s.tell(new DeviceSession.Shutdown(CloseCode.NODE_SHUTDOWN,
+            sessions.keySet().forEach(s -> s.tell(new DeviceSession.Shutdown(CloseCode.NODE_SHUTDOWN,
                 "node is shutting down; reconnect to another node")));
           }
           return Behaviors.same();
@@ -218,17 +204,14 @@ public final class EdgeServer {
   private Behavior<Command> onAccepted(Accepted m) {
     ActorSystem<Void> system = ctx.getSystem();
     Tcp.IncomingConnection connection = m.connection();
-    long n = ++counter;
-    SharedKillSwitch killSwitch = KillSwitches.shared("connection-" + n);
     ActorRef<DeviceSession.Command> session = ctx.spawn(
-        DeviceSession.create(settings, killSwitch, connection.remoteAddress(), edgeNode), "connection-" + n);
+        DeviceSession.create(settings, connection.remoteAddress(), edgeNode), "connection-" + ++counter);
     ctx.watchWith(session, new SessionStopped(session));
-    sessions.add(session);
+    // One stage per connection, both directions (docs/edge.md).
+    ConnectionStage.Connection out = connection.handleWith(Flow.fromGraph(new ConnectionStage(
+        session, settings.maxFrameSize(), settings.maxBatchBytes(), settings.outboundBuffer())), system);
+    sessions.put(session, out);
     state.setConnections(sessions.size());
-    // One graph per connection, both directions: a pre-materialized outbound queue would be a
-    // second graph, actor and publisher/subscriber pair per connection (docs/edge.md).
-    BoundedSourceQueue<Frame> out = connection.handleWith(
-        Flow.fromSinkAndSourceMat(inbound(session, killSwitch), outbound(killSwitch), Keep.right()), system);
     session.tell(new DeviceSession.Attach(out));
     if (draining) {
       List<LoadViewTargets.Target> targets = LoadViewTargets.of(system);
@@ -251,53 +234,5 @@ public final class EdgeServer {
     LoadViewTargets.Target t = targets.get(Math.floorMod(nextTarget++, targets.size()));
     session.tell(new DeviceSession.Redirect(t.host(), t.port(), "node is draining; resume on " + t.host() + ":"
         + t.port()));
-  }
-
-  /**
-   * Bytes in, frames out to the session in batches: whatever arrived while the session was busy
-   * travels as one message (bounded by {@code max-batch-bytes}).
-   */
-  private Sink<ByteString, NotUsed> inbound(ActorRef<DeviceSession.Command> session, SharedKillSwitch killSwitch) {
-    int max = settings.maxFrameSize();
-    return Flow.<ByteString>create()
-        .via(killSwitch.flow())
-        .via(new DrainOnCancel<>(settings.closeLinger()))
-        // The length field counts the type byte and body; Framing counts the header too.
-        .via(Framing.lengthField(FrameCodec.HEADER_SIZE, 0, max + FrameCodec.HEADER_SIZE, ByteOrder.BIG_ENDIAN))
-        .map(bytes -> FrameCodec.decode(bytes.asByteBuffer(), max))
-        // Framing fails on a length above the maximum (or with the top bit set, which is the same
-        // for an unsigned length): that becomes an ERROR value. A frame cut short by the end of
-        // the connection also fails it; then there is nobody left to answer.
-        .recover(FramingException.class, () -> (Decoded) new Decoded.Malformed(ErrorCode.FRAME_TOO_LARGE,
-            "length field exceeds the maximum frame size " + max))
-        .batchWeighted(settings.maxBatchBytes(), EdgeServer::weight, EdgeServer::newBatch, EdgeServer::addToBatch)
-        .to(ActorSink.actorRefWithBackpressure(session, DeviceSession.Inbound::new, DeviceSession.StreamInit::new,
-            DeviceSession.StreamAck.INSTANCE, DeviceSession.StreamCompleted.INSTANCE, DeviceSession.StreamFailed::new));
-  }
-
-  private Source<ByteString, BoundedSourceQueue<Frame>> outbound(SharedKillSwitch killSwitch) {
-    return Source.<Frame>queue(settings.outboundBuffer())
-        .batchWeighted(settings.maxBatchBytes(), OutboundBatch::weight, OutboundBatch::of, OutboundBatch::add)
-        .map(OutboundBatch::encode)
-        .via(killSwitch.flow());
-  }
-
-  /** Bytes a decoded frame holds on to, so that a batch stays bounded whatever the frame size. */
-  private static long weight(Decoded decoded) {
-    if (decoded instanceof Decoded.Ok ok && ok.frame() instanceof Frame.Data d) {
-      return FrameCodec.HEADER_SIZE + FrameCodec.DATA_OVERHEAD + d.payload().length;
-    }
-    return 64;
-  }
-
-  private static List<Decoded> newBatch(Decoded first) {
-    List<Decoded> batch = new ArrayList<>();
-    batch.add(first);
-    return batch;
-  }
-
-  private static List<Decoded> addToBatch(List<Decoded> batch, Decoded next) {
-    batch.add(next);
-    return batch;
   }
 }

@@ -11,12 +11,18 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import org.apache.pekko.util.ByteString;
 import org.junit.jupiter.api.Test;
 
 class OutboundBatchTest {
 
   private static List<Frame> decode(OutboundBatch batch) throws IOException {
-    FrameReader reader = new FrameReader(new ByteArrayInputStream(batch.encode().toArray()), 1 << 20);
+    return decode(batch.encode());
+  }
+
+  /** The frames written in these bytes, which must hold whole well-formed frames. */
+  static List<Frame> decode(ByteString bytes) throws IOException {
+    FrameReader reader = new FrameReader(new ByteArrayInputStream(bytes.toArray()), 1 << 20);
     List<Frame> frames = new ArrayList<>();
     while (true) {
       try {
