@@ -614,11 +614,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       }
       case OPEN -> {
         if (readHeld && !unconfirmed.isEmpty()) {
-          // We are not reading: the device is blocked by us, not idle, and its ACKs wait unread.
+          // We are not reading: the device is blocked by us, not idle. It exceeded its window,
+          // so the ack timeout still runs (PROTOCOL.md#backpressure): a device that neither
+          // reads nor keeps to its window would otherwise hold the connection forever.
           lastInboundAt = now;
-          if (unackedSince != 0) {
-            unackedSince = now;
-          }
         }
         if (now - lastInboundAt > settings.idleTimeout().toNanos()) {
           fail(ErrorCode.IDLE_TIMEOUT, "no frame for " + settings.idleTimeout().toSeconds() + " s");
