@@ -97,13 +97,12 @@ public final class EdgeServer {
 
   private Behavior<Command> binding() {
     ActorSystem<Void> system = ctx.getSystem();
-    // TCP's own idle timeout is only the backstop for a peer that neither reads nor writes
-    // after our close; sessions enforce the protocol's idle timeout with an ERROR frame.
+    // No TCP idle timeout: sessions enforce the protocol's timeouts with an ERROR frame, and a
+    // connection outliving its session is aborted after close-linger (SessionStopped).
     // Half-close: finishing our side sends FIN after the last frame but keeps reading, so an
     // ERROR reaches a device that is still writing instead of being lost to a TCP reset.
-    Duration backstop = settings.idleTimeout().plus(settings.closeLinger()).plus(settings.idleTimeout());
     CompletionStage<Tcp.ServerBinding> bound = Tcp.get(system)
-        .bind(settings.host(), settings.port(), settings.backlog(), List.of(), true, Optional.of(backstop))
+        .bind(settings.host(), settings.port(), settings.backlog(), List.of(), true, Optional.empty())
         .to(ActorSink.actorRefWithBackpressure(ctx.getSelf(), Accepted::new, AcceptInit::new,
             AcceptAck.INSTANCE, AcceptsEnded.INSTANCE, AcceptsFailed::new))
         .run(system);
@@ -135,8 +134,15 @@ public final class EdgeServer {
         })
         .onMessage(Accepted.class, this::onAccepted)
         .onMessage(SessionStopped.class, m -> {
-          // A session that ended normally completed its outbound side first; one that failed did not.
-          sessions.remove(m.session()).ownerStopped();
+          // A session that failed did not complete its outbound side: abort now. One that ended
+          // normally did, and its last frames are flushing; if the device does not read them,
+          // the connection is aborted after close-linger. This is the only backstop: TCP's own
+          // idle timeout would be a periodic timer on every connection (docs/edge.md).
+          ConnectionStage.Connection connection = sessions.remove(m.session());
+          connection.ownerStopped();
+          system.scheduler().scheduleOnce(settings.closeLinger(),
+              () -> connection.abort(new IllegalStateException("not closed within close-linger")),
+              ctx.getExecutionContext());
           state.setConnections(sessions.size());
           if (heldAccept != null && sessions.size() < settings.maxConnections()) {
             heldAccept.tell(AcceptAck.INSTANCE);
