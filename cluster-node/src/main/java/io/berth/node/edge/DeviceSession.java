@@ -21,6 +21,7 @@ import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.Signal;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -217,38 +218,57 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     return next;
   }
 
+  /**
+   * One dispatching method instead of a receive builder, whose cases and lambdas would be built
+   * again for every session: one per connection.
+   */
   @Override
   public Receive<Command> createReceive() {
-    return newReceiveBuilder()
-        .onMessage(Attach.class, m -> {
-          attach(m.connection());
-          return this;
-        })
-        .onMessage(Inbound.class, m -> retimed(onInbound(m)))
-        .onMessage(FromEntity.class, m -> retimed(onEntity(m.message())))
-        .onMessage(Tick.class, m -> {
-          if (wakeAt != TICKING) {
-            wakeAt = NO_TIMER;
-          }
-          return afterTick(onTick());
-        })
-        .onMessage(Shutdown.class, m -> {
-          if (phase != Phase.CLOSING) {
-            close(new Frame.Close(m.code(), m.reason()));
-          }
-          return retimed(this);
-        })
-        .onMessage(MappingResolved.class, m -> retimed(onMappingResolved(m)))
-        .onMessage(Redirect.class, m -> {
-          if (phase != Phase.CLOSING) {
-            getContext().getLog().debug("Redirecting {} ({}) to {}:{}", remote, socketId, m.host(), m.port());
-            close(new Frame.Redirect(m.host(), m.port(), m.reason()));
-          }
-          return retimed(this);
-        })
-        .onMessage(StreamCompleted.class, m -> stop("connection closed"))
-        .onMessage(StreamFailed.class, m -> stop("connection failed: " + m.cause().getMessage()))
-        .build();
+    return new Receive<>() {
+      @Override
+      public Behavior<Command> receiveMessage(Command message) {
+        return handle(message);
+      }
+
+      @Override
+      public Behavior<Command> receiveSignal(Signal signal) {
+        return Behaviors.unhandled();
+      }
+    };
+  }
+
+  private Behavior<Command> handle(Command message) {
+    if (message instanceof Inbound m) {
+      return retimed(onInbound(m));
+    } else if (message instanceof FromEntity m) {
+      return retimed(onEntity(m.message()));
+    } else if (message instanceof Tick) {
+      if (wakeAt != TICKING) {
+        wakeAt = NO_TIMER;
+      }
+      return afterTick(onTick());
+    } else if (message instanceof Attach m) {
+      attach(m.connection());
+      return this;
+    } else if (message instanceof MappingResolved m) {
+      return retimed(onMappingResolved(m));
+    } else if (message instanceof Shutdown m) {
+      if (phase != Phase.CLOSING) {
+        close(new Frame.Close(m.code(), m.reason()));
+      }
+      return retimed(this);
+    } else if (message instanceof Redirect m) {
+      if (phase != Phase.CLOSING) {
+        getContext().getLog().debug("Redirecting {} ({}) to {}:{}", remote, socketId, m.host(), m.port());
+        close(new Frame.Redirect(m.host(), m.port(), m.reason()));
+      }
+      return retimed(this);
+    } else if (message instanceof StreamCompleted) {
+      return stop("connection closed");
+    } else if (message instanceof StreamFailed m) {
+      return stop("connection failed: " + m.cause().getMessage());
+    }
+    throw new IllegalArgumentException("unexpected message " + message.getClass().getName());
   }
 
   // ------------------------------------------------------------------ uplink
