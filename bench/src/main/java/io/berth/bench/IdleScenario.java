@@ -13,6 +13,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
 import java.util.function.ToDoubleFunction;
+import java.util.stream.Collectors;
 
 /**
  * Idle sockets: how many devices one node holds, how fast they connect, and what each costs in
@@ -59,7 +60,7 @@ final class IdleScenario {
    * they sat idle, and what each socket cost (KB): live heap, memory outside the heap, and RSS.
    */
   record Round(String system, int opened, int failed, int dropped, double connectsPerSecond,
-      double secondHalfPerSecond, double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb,
+      double secondHalfPerSecond, double serverCpuMsPerConnect, double postgresCpuMsPerConnect, double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb,
       double rssKb) {
     int held() {
       return opened - dropped;
@@ -108,7 +109,9 @@ final class IdleScenario {
         + "raw-TCP edge (one NIO thread: HELLO checked and answered with WELCOME, nothing kept but the connection). "
         + "Devices per round: " + count + ", driven by one NIO thread in the harness from 8 loopback addresses: real "
         + "HELLO/WELCOME handshakes (mapping discard), " + IN_FLIGHT + " at a time, then silent; closed with a reset "
-        + "at the end. Connects/s: first connect to last WELCOME. Idle CPU: over " + IDLE_CPU_WINDOW.toSeconds()
+        + "at the end. Connects/s: first connect to last WELCOME; CPU per connect: the server's and PostgreSQL's "
+        + "processes' CPU time (/proc) over the opening, by the sockets opened (the server's by thread in the "
+        + "progress lines). Idle CPU: over " + IDLE_CPU_WINDOW.toSeconds()
         + " s, " + IDLE_SETTLE.toSeconds() + " s after the last WELCOME; with no device: over as long, after the "
         + "warm-up devices left. Memory per socket: the server's growth from "
         + "a baseline taken after " + WARM_UP + " warm-up devices came and went to all devices connected, each "
@@ -142,8 +145,17 @@ final class IdleScenario {
     JvmProbe.Histogram before = histograms == null ? null : JvmProbe.histogram(pid);
     progress.printf(Locale.ROOT, "idle: %s: warmed up; opening %,d sockets%n", system, target);
     try (IdleDevices devices = new IdleDevices()) {
+      Map<String, Double> threadsBefore = JvmProbe.cpuSecondsByThreadGroup(pid);
+      double cpuBefore = JvmProbe.cpuSeconds(pid);
+      double postgresBefore = JvmProbe.postgresCpuSeconds();
       IdleDevices.Opening opening = devices.open(server.address(), prefix, target, IN_FLIGHT, OPEN_LIMIT, system,
           progress);
+      int connects = Math.max(1, opening.opened());
+      double cpuMs = 1000 * (JvmProbe.cpuSeconds(pid) - cpuBefore) / connects;
+      double postgresMs = 1000 * (JvmProbe.postgresCpuSeconds() - postgresBefore) / connects;
+      progress.printf(Locale.ROOT, "idle: %s: CPU per connect while opening: %.2f ms in the server (%s), %.2f ms in "
+          + "PostgreSQL%n", system, cpuMs, byThreadGroup(threadsBefore, JvmProbe.cpuSecondsByThreadGroup(pid),
+          connects), postgresMs);
       LocalCluster.pause(IDLE_SETTLE.toMillis());
       double idleCpu = cpuPercent(pid);
       JvmProbe.Sample loaded = JvmProbe.afterGc(pid);
@@ -157,7 +169,7 @@ final class IdleScenario {
       JvmProbe.Sample growth = loaded.minus(baseline);
       double per = Math.max(1, opening.opened()) * KB;
       Round r = new Round(system, opening.opened(), opening.failed(), dropped, opening.connectsPerSecond(),
-          opening.secondHalfPerSecond(), idleCpu, emptyCpu, growth.heapUsedBytes() / per,
+          opening.secondHalfPerSecond(), cpuMs, postgresMs, idleCpu, emptyCpu, growth.heapUsedBytes() / per,
           growth.outsideHeapBytes() / per, growth.rssBytes() / per);
       progress.printf(Locale.ROOT, "idle: %s: %,d open, %,d failed, %,d dropped; %,.0f connects/s (second half "
               + "%,.0f/s); %.0f%% of a core while idle (%.0f%% with no device); RSS %,d -> %,d KB, live heap %,d -> "
@@ -169,6 +181,17 @@ final class IdleScenario {
           opening.firstFailure() == null ? "" : " (first failure: " + opening.firstFailure() + ")");
       return r;
     }
+  }
+
+  /** The thread groups that used the most CPU between two readings, in ms per connect: "C2 CompilerThre 1.01, ...". */
+  private static String byThreadGroup(Map<String, Double> before, Map<String, Double> after, int connects) {
+    return after.entrySet().stream()
+        .map(e -> Map.entry(e.getKey(), 1000 * (e.getValue() - before.getOrDefault(e.getKey(), 0.0)) / connects))
+        .filter(e -> e.getValue() >= 0.01)
+        .sorted(Map.Entry.<String, Double>comparingByValue().reversed())
+        .limit(6)
+        .map(e -> String.format(Locale.ROOT, "%s %.2f", e.getKey(), e.getValue()))
+        .collect(Collectors.joining(", "));
   }
 
   /** The server's CPU time over {@link #IDLE_CPU_WINDOW}, in % of one core. */
@@ -213,6 +236,10 @@ final class IdleScenario {
         median(raw, Round::connectsPerSecond), "", "≥ 3,000", rate >= 3000));
     report.add(new Report.Row(s, "connects/s, second half of the opening", median(berth, Round::secondHalfPerSecond),
         median(raw, Round::secondHalfPerSecond), "", null, null));
+    report.add(new Report.Row(s, "server CPU per connect while opening, ms", median(berth,
+        Round::serverCpuMsPerConnect), median(raw, Round::serverCpuMsPerConnect), "ms", null, null));
+    report.add(new Report.Row(s, "PostgreSQL CPU per connect while opening, ms", median(berth,
+        Round::postgresCpuMsPerConnect), Double.NaN, "ms", null, null));
     report.add(new Report.Row(s, "server CPU while the sockets sit idle, % of one core",
         median(berth, Round::idleCpuPercent), median(raw, Round::idleCpuPercent), "%", null, null));
     report.add(new Report.Row(s, "server CPU with no device connected, % of one core",

@@ -129,10 +129,62 @@ final class JvmProbe {
 
   /** CPU time the process has used so far, user and system, in seconds. */
   static double cpuSeconds(long pid) {
-    String stat = readLines(Path.of("/proc", Long.toString(pid), "stat")).get(0);
+    return cpuSecondsOf(readLines(Path.of("/proc", Long.toString(pid), "stat")).get(0));
+  }
+
+  /** User and system CPU seconds of a /proc stat line, a process's or a thread's. */
+  private static double cpuSecondsOf(String stat) {
     // After "pid (name) ": state, ppid, ..., utime and stime are the 12th and 13th fields.
     String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
     return (Long.parseLong(fields[11]) + Long.parseLong(fields[12])) / TICKS_PER_SECOND;
+  }
+
+  /**
+   * CPU time, user and system, in seconds, that each group of the process's threads has used so
+   * far. A group is a thread name as the kernel keeps it (its first 15 characters) without the
+   * trailing number: "C2 CompilerThre", "berth-pekko.act" (the actor dispatchers), "db-" (the
+   * journal's JDBC threads). Threads that ended since are missing: read deltas of long-lived pools.
+   */
+  static Map<String, Double> cpuSecondsByThreadGroup(long pid) {
+    Map<String, Double> groups = new HashMap<>();
+    try (Stream<Path> tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
+      for (Path task : (Iterable<Path>) tasks::iterator) {
+        String stat;
+        try {
+          stat = Files.readString(task.resolve("stat"));
+        } catch (IOException e) {
+          continue; // the thread ended meanwhile
+        }
+        String name = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replaceAll("\\d+$", "");
+        groups.merge(name, cpuSecondsOf(stat), Double::sum);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    return groups;
+  }
+
+  /** CPU time that PostgreSQL's processes (every process named "postgres") have used so far, in seconds. */
+  static double postgresCpuSeconds() {
+    double total = 0;
+    try (Stream<Path> processes = Files.list(Path.of("/proc"))) {
+      for (Path process : (Iterable<Path>) processes::iterator) {
+        if (!process.getFileName().toString().chars().allMatch(Character::isDigit)) {
+          continue;
+        }
+        try {
+          String stat = Files.readString(process.resolve("stat"));
+          if (stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')')).equals("postgres")) {
+            total += cpuSecondsOf(stat);
+          }
+        } catch (IOException e) {
+          // the process ended meanwhile
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    return total;
   }
 
   /** The soft limit on open files of a process ({@code ulimit -n} inside it). */
