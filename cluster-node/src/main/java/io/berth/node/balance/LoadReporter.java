@@ -14,6 +14,7 @@ import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.ddata.Key;
@@ -25,8 +26,7 @@ import org.apache.pekko.cluster.ddata.typed.javadsl.DistributedData;
 import org.apache.pekko.cluster.ddata.typed.javadsl.Replicator;
 import org.apache.pekko.cluster.ddata.typed.javadsl.ReplicatorMessageAdapter;
 import org.apache.pekko.cluster.sharding.ShardRegion;
-import org.apache.pekko.cluster.sharding.typed.GetShardRegionState;
-import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.sharding.ClusterSharding;
 import org.apache.pekko.cluster.typed.Cluster;
 
 /**
@@ -55,7 +55,7 @@ public final class LoadReporter {
 
   private record Written(Object response) implements Command {}
 
-  private record RegionState(ShardRegion.CurrentShardRegionState state) implements Command {}
+  private record RegionStats(ShardRegion.ShardRegionStats stats) implements Command {}
 
   /** Adds a migration request (from the operator route). */
   public record Request(MigrationRequest request) implements Command {}
@@ -93,6 +93,9 @@ public final class LoadReporter {
   private Set<String> lastHot = Set.of();
   private int shards;
   private boolean draining;
+  /** The classic region of the socket entities, asked for its shards' entity counts. */
+  private final org.apache.pekko.actor.ActorRef region;
+  private final ActorRef<ShardRegion.ShardRegionStats> statsReply;
 
   private LoadReporter(ActorContext<Command> ctx, MigrationSettings settings, String edgeHost, int edgePort,
                        ActorRef<EdgeServer.Command> edge,
@@ -110,6 +113,9 @@ public final class LoadReporter {
     this.self = DistributedData.get(ctx.getSystem()).selfUniqueAddress();
     this.node = cluster.selfMember().address().toString();
     view.setReporter(ctx.getSelf());
+    this.region = ClusterSharding.get(Adapter.toClassic(ctx.getSystem()))
+        .shardRegion(ConnectionEntity.ENTITY_KEY.name());
+    this.statsReply = ctx.messageAdapter(ShardRegion.ShardRegionStats.class, RegionStats::new);
     replicator.subscribe(untyped(LoadView.LOADS), DataChanged::new);
     replicator.subscribe(untyped(LoadView.REQUESTS), DataChanged::new);
     replicator.subscribe(untyped(LoadView.DRAINING), DataChanged::new);
@@ -124,8 +130,8 @@ public final class LoadReporter {
           }
           return Behaviors.same();
         })
-        .onMessage(RegionState.class, m -> {
-          shards = m.state().getShards().size();
+        .onMessage(RegionStats.class, m -> {
+          shards = m.stats().getStats().size();
           return Behaviors.same();
         })
         .onMessage(Request.class, m -> {
@@ -189,10 +195,9 @@ public final class LoadReporter {
     this.<LWWMap<String, NodeLoad>>update(LoadView.LOADS, LWWMap.empty(), consistency,
         map -> prune(map).put(self, node, load));
 
-    ActorRef<ShardRegion.CurrentShardRegionState> stateReply =
-        ctx.messageAdapter(ShardRegion.CurrentShardRegionState.class, RegionState::new);
-    ClusterSharding.get(ctx.getSystem()).shardState()
-        .tell(GetShardRegionState.apply(ConnectionEntity.ENTITY_KEY.asScala(), stateReply));
+    // The shard count only: each shard answers with a number. GetShardRegionState would have
+    // every shard build a set of its entity ids, twice a second, for all the node's sockets.
+    region.tell(ShardRegion.getRegionStatsInstance(), Adapter.toClassic(statsReply));
     return Behaviors.same();
   }
 
