@@ -12,6 +12,7 @@ import org.apache.pekko.stream.Attributes;
 import org.apache.pekko.stream.FlowShape;
 import org.apache.pekko.stream.Inlet;
 import org.apache.pekko.stream.Outlet;
+import org.apache.pekko.stream.SubscriptionWithCancelException;
 import org.apache.pekko.stream.stage.AbstractGraphStageWithMaterializedValue;
 import org.apache.pekko.stream.stage.AbstractInOutHandler;
 import org.apache.pekko.stream.stage.AsyncCallback;
@@ -85,6 +86,8 @@ final class ConnectionStage
     private Frame.Ack ack;
     private int framesBeforeAck;
     private boolean completed;
+    /** Aborted: what is offered or asked from now on is ignored. */
+    private boolean aborted;
     /** The stage found nothing to write and waits for a {@link #WAKE}. */
     private boolean waiting;
     private boolean stopped;
@@ -101,7 +104,7 @@ final class ConnectionStage
     boolean offer(Frame frame) {
       boolean wake;
       synchronized (this) {
-        if (completed || stopped) {
+        if (completed || stopped || aborted) {
           return true;
         }
         if (frame instanceof Frame.Ack a) {
@@ -148,21 +151,27 @@ final class ConnectionStage
       }
     }
 
-    /** Tears the connection down at once, unwritten frames included. */
+    /** Tears the connection down at once, unwritten frames included; only the first call counts. */
     void abort(Throwable cause) {
-      if (!isStopped()) {
-        signal.invoke(cause);
+      synchronized (this) {
+        if (stopped || aborted) {
+          return;
+        }
+        aborted = true;
+        queue.clear();
+        ack = null;
       }
+      signal.invoke(cause);
     }
 
     /** The session is gone: abort, unless it completed the outbound side first (then it flushes). */
     void ownerStopped() {
       synchronized (this) {
-        if (completed || stopped) {
+        if (completed) {
           return;
         }
       }
-      signal.invoke(new IllegalStateException("the connection's session stopped"));
+      abort(new IllegalStateException("the connection's session stopped"));
     }
 
     private synchronized boolean isStopped() {
@@ -243,12 +252,20 @@ final class ConnectionStage
 
         @Override
         public void onUpstreamFailure(Throwable cause) {
+          batch = new ArrayList<>();
           tellEnd(cause);
         }
 
         @Override
         public void onPull() {
           write();
+        }
+
+        @Override
+        public void onDownstreamFinish(Throwable cause) {
+          // TCP's write side went away: a failure unless it is an orderly cancellation.
+          tellEnd(cause instanceof SubscriptionWithCancelException.NonFailureCancellation ? null : cause);
+          cancelStage(cause);
         }
       });
     }

@@ -139,10 +139,12 @@ public final class EdgeServer {
           // the connection is aborted after close-linger. This is the only backstop: TCP's own
           // idle timeout would be a periodic timer on every connection (docs/edge.md).
           ConnectionStage.Connection connection = sessions.remove(m.session());
-          connection.ownerStopped();
-          system.scheduler().scheduleOnce(settings.closeLinger(),
-              () -> connection.abort(new IllegalStateException("not closed within close-linger")),
-              ctx.getExecutionContext());
+          if (connection != null) { // null only if materializing its connection failed
+            connection.ownerStopped();
+            system.scheduler().scheduleOnce(settings.closeLinger(),
+                () -> connection.abort(new IllegalStateException("not closed within close-linger")),
+                ctx.getExecutionContext());
+          }
           state.setConnections(sessions.size());
           if (heldAccept != null && sessions.size() < settings.maxConnections()) {
             heldAccept.tell(AcceptAck.INSTANCE);

@@ -2,6 +2,7 @@ package io.berth.node.edge;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.Decoded;
@@ -181,6 +182,10 @@ class ConnectionStageTest {
       subscription.get(5, TimeUnit.SECONDS).request(Long.MAX_VALUE);
     }
 
+    synchronized int received() {
+      return bytes.size();
+    }
+
     /** Everything written, once the outbound side completed. */
     ByteString untilFin() throws Exception {
       return all.get(5, TimeUnit.SECONDS);
@@ -209,8 +214,12 @@ class ConnectionStageTest {
 
   /** A connection whose input never ends, written to {@code device}. */
   private ConnectionStage.Connection connectTo(Device device, int outboundBuffer) {
+    return connectTo(device, outboundBuffer, 1024);
+  }
+
+  private ConnectionStage.Connection connectTo(Device device, int outboundBuffer, long maxBatchBytes) {
     return Source.<ByteString>never()
-        .viaMat(Flow.fromGraph(stage(1024, outboundBuffer)), Keep.right())
+        .viaMat(Flow.fromGraph(stage(maxBatchBytes, outboundBuffer)), Keep.right())
         .to(Sink.fromSubscriber(device))
         .run(testKit.system());
   }
@@ -237,6 +246,48 @@ class ConnectionStageTest {
     // The newest ACK only, where the first was queued: never before the frame ahead of it.
     assertThat(decode(device.untilFin())).containsExactly(first, new Frame.Ack(3), data, close);
     session.expectNoMessage(Duration.ofMillis(200));
+  }
+
+  @Test
+  void aFrameOfferedWhileTheStageWaitsIsWritten() throws Exception {
+    Device device = new Device();
+    ConnectionStage.Connection connection = connectTo(device, 64);
+    Frame.Pong first = new Frame.Pong(1);
+    Frame.Pong second = new Frame.Pong(2);
+    device.read();
+
+    connection.offer(first);
+    await().atMost(WAIT).until(() -> device.received() == FrameCodec.encode(first).length);
+    // The stage wrote everything and waits: this offer has to wake it.
+    connection.offer(second);
+    await().atMost(WAIT).until(() -> device.received() == 2 * FrameCodec.encode(first).length);
+    connection.complete();
+
+    assertThat(decode(device.untilFin())).containsExactly(first, second);
+  }
+
+  @Test
+  void anAckKeepsItsPlaceWhenTheQueueIsWrittenInSeveralWrites() throws Exception {
+    Device device = new Device();
+    // Each write takes frames until it holds 100 bytes: three of these per write.
+    ConnectionStage.Connection connection = connectTo(device, 64, 100);
+    List<Frame> frames = new ArrayList<>();
+    for (int i = 1; i <= 10; i++) {
+      frames.add(new Frame.Data(i, new byte[24]));
+    }
+    for (int i = 0; i < 10; i++) {
+      connection.offer(frames.get(i));
+      if (i == 6) {
+        connection.offer(new Frame.Ack(41));
+      }
+    }
+    connection.offer(new Frame.Ack(42));
+    connection.complete();
+    device.read();
+
+    List<Frame> expected = new ArrayList<>(frames);
+    expected.add(7, new Frame.Ack(42));
+    assertThat(decode(device.untilFin())).isEqualTo(expected);
   }
 
   @Test
@@ -267,6 +318,10 @@ class ConnectionStageTest {
         .isInstanceOf(ExecutionException.class).hasMessageContaining("outbound buffer full");
     assertThat(session.expectMessageClass(DeviceSession.StreamFailed.class, WAIT).cause())
         .hasMessage("outbound buffer full");
+    // Later calls are ignored: no second abort, no second end.
+    assertThat(run.first().offer(new Frame.Ping(1))).isTrue();
+    run.first().abort(new IllegalStateException("again"));
+    session.expectNoMessage(Duration.ofMillis(300));
   }
 
   @Test
