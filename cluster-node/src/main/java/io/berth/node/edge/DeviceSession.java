@@ -133,6 +133,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private long lastResyncAt;
   private final long startedAt = System.nanoTime();
   private long lastInboundAt = startedAt;
+  /** When the session last let the connection read on. */
+  private long lastReleasedAt = startedAt;
   private long deadline;
   private String socketId;
   private EntityRef<ConnectionEntity.Command> entity;
@@ -438,8 +440,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private void releaseStream() {
     if (readHeld && pending.isEmpty()
         && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)
-        && unconfirmed.size() <= settings.window() && unconfirmedBytes <= settings.windowBytes()) {
+        && unconfirmed.size() <= settings.window()
+        // One frame is always allowed when nothing else is unacknowledged, however large.
+        && (unconfirmedBytes <= settings.windowBytes() || unconfirmed.size() <= 1)) {
       readHeld = false;
+      lastReleasedAt = System.nanoTime();
       out.ready();
     }
   }
@@ -633,10 +638,12 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         }
       }
       case OPEN -> {
-        if (readHeld && !unconfirmed.isEmpty()) {
+        if (readHeld && !unconfirmed.isEmpty() && now - lastReleasedAt < settings.idleTimeout().toNanos()) {
           // We are not reading: the device is blocked by us, not idle. It exceeded its window,
           // so the ack timeout still runs (PROTOCOL.md#backpressure): a device that neither
-          // reads nor keeps to its window would otherwise hold the connection forever.
+          // reads nor keeps to its window would otherwise hold the connection forever. And the
+          // idle timeout is held off for one idle timeout at most: a device over its window that
+          // vanished while its frames wait for an endpoint that is down is closed all the same.
           lastInboundAt = now;
         }
         if (now - lastInboundAt > settings.idleTimeout().toNanos()) {
