@@ -164,9 +164,13 @@ final class JvmProbe {
     return groups;
   }
 
-  /** CPU time that PostgreSQL's processes (every process named "postgres") have used so far, in seconds. */
+  /**
+   * CPU time that PostgreSQL's processes (every process named "postgres" on this machine) have
+   * used so far, in seconds; NaN if there is none (a remote database).
+   */
   static double postgresCpuSeconds() {
     double total = 0;
+    boolean found = false;
     try (Stream<Path> processes = Files.list(Path.of("/proc"))) {
       for (Path process : (Iterable<Path>) processes::iterator) {
         if (!process.getFileName().toString().chars().allMatch(Character::isDigit)) {
@@ -176,6 +180,7 @@ final class JvmProbe {
           String stat = Files.readString(process.resolve("stat"));
           if (stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')')).equals("postgres")) {
             total += cpuSecondsOf(stat);
+            found = true;
           }
         } catch (IOException e) {
           // the process ended meanwhile
@@ -184,7 +189,7 @@ final class JvmProbe {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
-    return total;
+    return found ? total : Double.NaN;
   }
 
   /** The soft limit on open files of a process ({@code ulimit -n} inside it). */
