@@ -44,10 +44,9 @@ final class IdleScenario {
   /** The serial collector of scripts/cluster.sh, and a heap free to grow and to shrink after a GC. */
   private static final String JAVA_OPTIONS = "-Xms32m -Xmx2g -XX:+UseSerialGC";
   private static final double KB = 1024;
-  /** After the last WELCOME: time for the server to finish what the opening left, then to measure idle CPU. */
   /**
-   * After the opening, the server finishes its backlog and the JIT its compiles: measured 2 s
-   * after the last WELCOME, the idle figure was mostly those.
+   * After the last WELCOME, before idle CPU is measured: the server finishes its backlog and the
+   * JIT its compiles. Measured 2 s after the last WELCOME, the idle figure was mostly those.
    */
   private static final Duration IDLE_SETTLE = Duration.ofSeconds(15);
   private static final Duration IDLE_CPU_WINDOW = Duration.ofSeconds(10);
@@ -60,8 +59,8 @@ final class IdleScenario {
    * they sat idle, and what each socket cost (KB): live heap, memory outside the heap, and RSS.
    */
   record Round(String system, int opened, int failed, int dropped, double connectsPerSecond,
-      double secondHalfPerSecond, double serverCpuMsPerConnect, double postgresCpuMsPerConnect, double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb,
-      double rssKb) {
+      double secondHalfPerSecond, double serverCpuMsPerConnect, double postgresCpuMsPerConnect,
+      double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb, double rssKb) {
     int held() {
       return opened - dropped;
     }
@@ -140,8 +139,8 @@ final class IdleScenario {
     // run on timers of their own), so that the idle figure can be read per socket.
     LocalCluster.pause(EMPTY_SETTLE.toMillis());
     double emptyCpu = cpuPercent(pid);
-    Path histograms = BenchMain.env("BERTH_BENCH_IDLE_HISTOGRAM", "").isEmpty() ? null
-        : Path.of(BenchMain.env("BERTH_BENCH_IDLE_HISTOGRAM", ""));
+    String histogramDir = BenchMain.env("BERTH_BENCH_IDLE_HISTOGRAM", "");
+    Path histograms = histogramDir.isEmpty() ? null : Path.of(histogramDir);
     JvmProbe.Histogram before = histograms == null ? null : JvmProbe.histogram(pid);
     progress.printf(Locale.ROOT, "idle: %s: warmed up; opening %,d sockets%n", system, target);
     try (IdleDevices devices = new IdleDevices()) {
@@ -173,8 +172,8 @@ final class IdleScenario {
           growth.outsideHeapBytes() / per, growth.rssBytes() / per);
       progress.printf(Locale.ROOT, "idle: %s: %,d open, %,d failed, %,d dropped; %,.0f connects/s (second half "
               + "%,.0f/s); %.0f%% of a core while idle (%.0f%% with no device); RSS %,d -> %,d KB, live heap %,d -> "
-              + "%,d KB: per socket %.2f KB heap + %.2f KB outside it (RSS %.2f KB)%s%n", system, opening.opened(), opening.failed(),
-          dropped, opening.connectsPerSecond(), opening.secondHalfPerSecond(), idleCpu, emptyCpu,
+              + "%,d KB: per socket %.2f KB heap + %.2f KB outside it (RSS %.2f KB)%s%n", system, opening.opened(),
+          opening.failed(), dropped, opening.connectsPerSecond(), opening.secondHalfPerSecond(), idleCpu, emptyCpu,
           baseline.rssBytes() / 1024,
           loaded.rssBytes() / 1024, baseline.heapUsedBytes() / 1024, loaded.heapUsedBytes() / 1024, r.heapKb(),
           r.outsideHeapKb(), r.rssKb(),

@@ -132,6 +132,11 @@ final class JvmProbe {
     return cpuSecondsOf(readLines(Path.of("/proc", Long.toString(pid), "stat")).get(0));
   }
 
+  /** The name in a /proc stat line: "1234 (name) S ...". */
+  private static String nameOf(String stat) {
+    return stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+  }
+
   /** User and system CPU seconds of a /proc stat line, a process's or a thread's. */
   private static double cpuSecondsOf(String stat) {
     // After "pid (name) ": state, ppid, ..., utime and stime are the 12th and 13th fields.
@@ -155,7 +160,7 @@ final class JvmProbe {
         } catch (IOException e) {
           continue; // the thread ended meanwhile
         }
-        String name = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replaceAll("\\d+$", "");
+        String name = nameOf(stat).replaceAll("\\d+$", "");
         groups.merge(name, cpuSecondsOf(stat), Double::sum);
       }
     } catch (IOException e) {
@@ -178,7 +183,7 @@ final class JvmProbe {
         }
         try {
           String stat = Files.readString(process.resolve("stat"));
-          if (stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')')).equals("postgres")) {
+          if (nameOf(stat).equals("postgres")) {
             total += cpuSecondsOf(stat);
             found = true;
           }
@@ -212,7 +217,7 @@ final class JvmProbe {
     }
   }
 
-  /** One class's line in a heap histogram: instances and bytes. */
+  /** A heap histogram: for each class, its instances and their bytes. */
   record Histogram(Map<String, long[]> byClass) {
 
     /**

@@ -34,7 +34,8 @@ import org.apache.pekko.cluster.typed.Cluster;
  * this node's {@link NodeLoad} to Distributed Data (a local write that gossip spreads, or a write
  * to every node when a socket has newly turned hot, so that the coordinator's sustain clock is not
  * behind by a gossip round), and keeps {@link LoadView} up to date with every node's load, the
- * pending migration requests and the drain marks. When this node is marked for draining it tells the edge to redirect its devices.
+ * pending migration requests and the drain marks. When this node is marked for draining it tells
+ * the edge to redirect its devices.
  */
 public final class LoadReporter {
 

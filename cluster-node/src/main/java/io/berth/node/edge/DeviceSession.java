@@ -38,8 +38,8 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
  * forwarded to the entity and kept until the entity confirms it ({@code Delivered}), then the
  * device gets a cumulative ACK. While more than {@code window} frames (or {@code window-bytes})
  * are unconfirmed the session does not ask for the next batch, so TCP stops reading from the
- * device: a fast device is slowed down, never dropped. If the entity does not answer (node crash, rebalance) the unconfirmed frames are sent
- * again; the entity drops what it already has.
+ * device: a fast device is slowed down, never dropped. If the entity does not answer (node
+ * crash, rebalance) the unconfirmed frames are sent again; the entity drops what it already has.
  *
  * <p>Downlink: the entity pushes DATA within its downlink window; the device's ACKs go back to it.
  */
