@@ -4,6 +4,7 @@ import static org.awaitility.Awaitility.await;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.berth.node.edge.EdgeState;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.persistence.SchemaInstaller;
 import io.berth.persistence.TestDatabase;
@@ -72,8 +73,29 @@ public final class TestNodes implements AutoCloseable {
     return this;
   }
 
-  /** Starts one more node with extra config, joining the first node if there is one. */
+  /**
+   * Starts one more node with extra config, joining the first node if there is one. A free port
+   * can be taken by someone else before the node binds it (the node then stops: it cannot serve
+   * devices); it is started again on other ports rather than leaving a cluster one node short.
+   */
   public Node startNode(String extra) {
+    for (int attempt = 1; ; attempt++) {
+      Node node = tryStartNode(extra);
+      await().atMost(Duration.ofSeconds(30)).until(() -> EdgeState.get(node.system()).accepting()
+          || node.system().whenTerminated().isCompleted());
+      if (!node.system().whenTerminated().isCompleted()) {
+        Address joinTo = nodes.isEmpty() ? node.address() : nodes.get(0).address();
+        Cluster.get(node.system()).manager().tell(Join.create(joinTo));
+        nodes.add(node);
+        return node;
+      }
+      if (attempt == 3) {
+        throw new IllegalStateException("a test node could not bind its ports three times in a row");
+      }
+    }
+  }
+
+  private Node tryStartNode(String extra) {
     int edge = freePort();
     int management = freePort();
     DatabaseSettings db = TestDatabase.settings();
@@ -98,11 +120,7 @@ public final class TestNodes implements AutoCloseable {
             """))
         .withFallback(ConfigFactory.load());
     ActorSystem<Void> system = BerthNode.start(BerthNode.config(config));
-    Address joinTo = nodes.isEmpty() ? Cluster.get(system).selfMember().address() : nodes.get(0).address();
-    Cluster.get(system).manager().tell(Join.create(joinTo));
-    Node node = new Node(system, edge, management);
-    nodes.add(node);
-    return node;
+    return new Node(system, edge, management);
   }
 
   public void awaitUp(int n) {
