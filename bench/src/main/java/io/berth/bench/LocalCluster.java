@@ -18,7 +18,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.cluster.MemberStatus;
-import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Join;
 
@@ -122,10 +121,8 @@ final class LocalCluster implements AutoCloseable {
   /** A socket's status as its entity reports it (asking starts it): watermarks and counters. */
   ConnectionEntity.SocketStatus status(String socketId) {
     try {
-      return ClusterSharding.get(nodes.get(0).system())
-          .entityRefFor(ConnectionEntity.ENTITY_KEY, socketId)
-          .ask(ConnectionEntity.GetStatus::new, Duration.ofSeconds(10))
-          .toCompletableFuture().get(15, TimeUnit.SECONDS);
+      return ConnectionEntity.status(nodes.get(0).system(), socketId, Duration.ofSeconds(10))
+          .toCompletableFuture().get(40, TimeUnit.SECONDS);
     } catch (Exception e) {
       throw new IllegalStateException("socket " + socketId + " did not answer", e);
     }

@@ -59,6 +59,34 @@ class MigrationIT {
     return node.address().getHost().orElseThrow() + ":" + node.address().getPort().orElseThrow();
   }
 
+  /** Asks for a socket from several threads, back to back, until stopped; counts the answers by HTTP status. */
+  private static final class StatusPoller {
+    private final AtomicBoolean running = new AtomicBoolean(true);
+    private final Map<Integer, Integer> answers = new java.util.concurrent.ConcurrentHashMap<>();
+    private final List<Thread> threads = new ArrayList<>();
+
+    StatusPoller(String url, int threadCount) {
+      for (int i = 0; i < threadCount; i++) {
+        Thread t = new Thread(() -> {
+          // Bounded: at most 5,000 queries per thread, each bounded by the request timeout.
+          for (int n = 0; n < 5_000 && running.get(); n++) {
+            answers.merge(HttpProbe.status(url), 1, Integer::sum);
+          }
+        }, "status-poller-" + i);
+        t.start();
+        threads.add(t);
+      }
+    }
+
+    Map<Integer, Integer> stop() throws InterruptedException {
+      running.set(false);
+      for (Thread t : threads) {
+        t.join(Duration.ofSeconds(60).toMillis());
+      }
+      return Map.copyOf(answers);
+    }
+  }
+
   private static void assertExact(EchoStreamer s, int frames) {
     assertThat(s.distinctEchoed()).isEqualTo(frames);
     assertThat(s.duplicateEchoes()).isZero();
@@ -179,12 +207,17 @@ class MigrationIT {
       try (EchoStreamer streamer = new EchoStreamer(TestNodes.device(device, nodes.node(0).edge()), frames,
           Duration.ofMillis(1)).start()) {
         await().atMost(Duration.ofMinutes(1)).until(() -> streamer.distinctEchoed() >= 1_000);
+        // Operators keep asking for the socket while it moves: every query must be answered,
+        // including those that reach the entity as it stops to hand off.
+        StatusPoller poller = new StatusPoller(nodes.node(2).managementUrl() + "/api/sockets/" + device, 4);
         String answer = post(nodes.node(1).managementUrl() + "/api/sockets/" + device + "/migrate?to=" + hostPort(target));
         assertThat(answer).contains("\"from\":\"" + from + "\"");
         long asked = System.nanoTime();
         await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(100))
             .until(() -> nodes.entityNode(device).equals(target.address().toString()));
         double took = (System.nanoTime() - asked) / 1e9;
+        Map<Integer, Integer> answers = poller.stop();
+        assertThat(answers).as("HTTP status of the queries during the move").containsOnlyKeys(200);
         streamer.awaitComplete(Duration.ofMinutes(2));
         assertExact(streamer, frames);
         assertThat(streamer.client().connectionCount()).as("the device did not notice").isEqualTo(1);

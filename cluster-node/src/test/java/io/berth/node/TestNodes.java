@@ -150,10 +150,8 @@ public final class TestNodes implements AutoCloseable {
     try {
       ActorSystem<Void> live = nodes.stream().map(Node::system)
           .filter(sys -> !sys.whenTerminated().isCompleted()).findFirst().orElseThrow();
-      return org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding.get(live)
-          .entityRefFor(io.berth.node.connection.ConnectionEntity.ENTITY_KEY, socketId)
-          .ask(io.berth.node.connection.ConnectionEntity.GetStatus::new, Duration.ofSeconds(10))
-          .toCompletableFuture().get(15, java.util.concurrent.TimeUnit.SECONDS).node();
+      return io.berth.node.connection.ConnectionEntity.status(live, socketId, Duration.ofSeconds(10))
+          .toCompletableFuture().get(40, java.util.concurrent.TimeUnit.SECONDS).node();
     } catch (Exception e) {
       throw new IllegalStateException("socket " + socketId + " did not answer", e);
     }

@@ -24,6 +24,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletionStage;
 import java.util.function.Consumer;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -40,6 +41,7 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.pattern.Patterns;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandlerWithReply;
@@ -72,6 +74,9 @@ public final class ConnectionEntity
     extends EventSourcedBehaviorWithEnforcedReplies<ConnectionEntity.Command, ConnectionEntity.Event, ConnectionEntity.State> {
 
   public static final EntityTypeKey<Command> ENTITY_KEY = EntityTypeKey.create(Command.class, "socket");
+
+  /** How often {@link #status} asks before it gives up. */
+  private static final int STATUS_ATTEMPTS = 3;
 
   // ------------------------------------------------------------------ commands
 
@@ -601,6 +606,17 @@ public final class ConnectionEntity
         Entity.of(ENTITY_KEY, ctx -> create(ctx.getEntityId(), settings))
             .withStopMessage(Stop.INSTANCE)
             .withAllocationStrategy(allocation));
+  }
+
+  /**
+   * Asks a socket for its status, up to three times, each attempt bounded by {@code timeout}.
+   * Sharding delivers at most once: a query that reaches the entity while it stops to hand its
+   * shard off is stashed behind the stop and dropped with it, while the next one waits in the
+   * region and reaches the entity on its new node. The query changes nothing, so asking again is safe.
+   */
+  public static CompletionStage<SocketStatus> status(ActorSystem<?> system, String socketId, Duration timeout) {
+    EntityRef<Command> entity = ClusterSharding.get(system).entityRefFor(ENTITY_KEY, socketId);
+    return Patterns.retry(() -> entity.ask(GetStatus::new, timeout), STATUS_ATTEMPTS, Duration.ZERO, system);
   }
 
   /** The shard a socket belongs to: what sharding computes with its default extractor. */

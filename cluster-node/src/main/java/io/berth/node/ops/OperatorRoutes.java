@@ -122,9 +122,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     if (!SocketId.isValid(socketId)) {
       return error(StatusCodes.BAD_REQUEST, "invalid socket id '" + socketId + "'");
     }
-    CompletionStage<ConnectionEntity.SocketStatus> status = sharding
-        .entityRefFor(ConnectionEntity.ENTITY_KEY, socketId)
-        .ask(ConnectionEntity.GetStatus::new, askTimeout);
+    CompletionStage<ConnectionEntity.SocketStatus> status = ConnectionEntity.status(system, socketId, askTimeout);
     return onComplete(status, result -> {
       if (result.isFailure()) {
         return failure(result.failed().get());
@@ -283,10 +281,8 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     if (!state.equals("waiting") && !state.equals("linked")) {
       return CompletableFuture.completedFuture(row);
     }
-    CompletionStage<ConnectionEntity.SocketStatus> sa = sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, a)
-        .ask(ConnectionEntity.GetStatus::new, askTimeout);
-    CompletionStage<ConnectionEntity.SocketStatus> sb = sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, b)
-        .ask(ConnectionEntity.GetStatus::new, askTimeout);
+    CompletionStage<ConnectionEntity.SocketStatus> sa = ConnectionEntity.status(system, a, askTimeout);
+    CompletionStage<ConnectionEntity.SocketStatus> sb = ConnectionEntity.status(system, b, askTimeout);
     return sa.thenCombine(sb, (x, y) -> {
       // Counted where the frames were taken into the receiving socket.
       row.put("framesAtoB", y.linkFramesIn());
