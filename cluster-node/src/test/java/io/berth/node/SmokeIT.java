@@ -3,7 +3,6 @@ package io.berth.node;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.berth.protocol.DeviceClient;
-import io.berth.protocol.DeviceListener;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -17,12 +16,7 @@ class SmokeIT {
       ConcurrentLinkedQueue<String> got = new ConcurrentLinkedQueue<>();
       String device = TestNodes.uniqueDevice("smoke");
       DeviceClient client = TestNodes.device(device, nodes.node(0).edge()).mapping("echo")
-          .listener(new DeviceListener() {
-            @Override
-            public void onData(long seq, byte[] payload) {
-              got.add(new String(payload, StandardCharsets.UTF_8));
-            }
-          }).build().connect();
+          .listener(TestNodes.collecting(got)).build().connect();
       for (int i = 0; i < 200; i++) {
         client.send(("m" + i).getBytes(StandardCharsets.UTF_8));
       }

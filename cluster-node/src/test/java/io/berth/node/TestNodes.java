@@ -188,6 +188,16 @@ public final class TestNodes implements AutoCloseable {
     return prefix + "-" + UUID.randomUUID().toString().substring(0, 8);
   }
 
+  /** A listener that adds every DATA payload the device receives, as UTF-8 text, to {@code into}. */
+  public static DeviceListener collecting(java.util.Collection<String> into) {
+    return new DeviceListener() {
+      @Override
+      public void onData(long seq, byte[] payload) {
+        into.add(new String(payload, StandardCharsets.UTF_8));
+      }
+    };
+  }
+
   public static DeviceClient.Builder device(String deviceId, InetSocketAddress... addresses) {
     return DeviceClient.builder()
         .addresses(List.of(addresses))

@@ -166,8 +166,16 @@ public final class ConnectionEntity
     INSTANCE
   }
 
-  /** The edge holding the device's connection stopped (connection lost, node down). */
-  record EdgeTerminated(ActorRef<ToEdge> edge) implements Command {}
+  /**
+   * The edge holding the device's connection stopped (connection lost, node down): from the
+   * entity's death watch, or from the session itself when its entity sleeps and watches nothing.
+   */
+  public record EdgeTerminated(ActorRef<ToEdge> edge) implements Command, CborSerializable {}
+
+  /** Time to see whether an attached socket has been quiet for {@code sleep-after}. */
+  private enum SleepCheck implements Command {
+    INSTANCE
+  }
 
   /** Pushed frames are still unacknowledged: push them again if nothing progressed. */
   private enum RetryDownlink implements Command {
@@ -226,6 +234,14 @@ public final class ConnectionEntity
    * edge sends them again at once; sharding buffers them until the shard runs on its new node.
    */
   public enum Moving implements ToEdge, CborSerializable {
+    INSTANCE
+  }
+
+  /**
+   * The entity stops until the next message wakes it (docs/sleep.md): the edge stops sending
+   * heartbeats, which would wake it, and tells it when the connection ends.
+   */
+  public enum Sleeping implements ToEdge, CborSerializable {
     INSTANCE
   }
 
@@ -603,7 +619,7 @@ public final class ConnectionEntity
   public static void init(ActorSystem<?> system, ConnectionSettings settings,
                           ShardCoordinator.ShardAllocationStrategy allocation) {
     ClusterSharding.get(system).init(
-        Entity.of(ENTITY_KEY, ctx -> create(ctx.getEntityId(), settings))
+        Entity.of(ENTITY_KEY, ctx -> create(ctx.getEntityId(), settings, ctx.getShard()))
             .withStopMessage(Stop.INSTANCE)
             .withAllocationStrategy(allocation));
   }
@@ -625,8 +641,16 @@ public final class ConnectionEntity
     return new HashCodeMessageExtractor<Command>(shards).shardId(socketId);
   }
 
+  /** An entity that never sleeps: there is no shard to ask for its passivation. */
   public static Behavior<Command> create(String socketId, ConnectionSettings settings) {
-    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new ConnectionEntity(ctx, timers, socketId, settings)));
+    return create(socketId, settings, null);
+  }
+
+  /** An entity of {@code shard}, which it asks to passivate it when it sleeps. */
+  public static Behavior<Command> create(String socketId, ConnectionSettings settings,
+                                         ActorRef<ClusterSharding.ShardCommand> shard) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
+        new ConnectionEntity(ctx, timers, socketId, settings, shard)));
   }
 
   private final ActorContext<Command> context;
@@ -637,6 +661,12 @@ public final class ConnectionEntity
   private final ConnectionSettings settings;
   private final String node;
   private final ActorRef<MappingActor.Result> endpointReplies;
+  /** Null when the entity runs outside sharding: it then never sleeps. */
+  private final ActorRef<ClusterSharding.ShardCommand> shard;
+  /** {@code System.nanoTime()} of the last command that was not a heartbeat, query or check. */
+  private long lastActivityAt = System.nanoTime();
+  /** When this entity asked its shard to passivate it, or 0. */
+  private long sleepingSince;
 
   // Per-incarnation cursors and buffers: deliberately not persisted (see class comment).
   private long liveDownlinkAcked;
@@ -669,7 +699,7 @@ public final class ConnectionEntity
   private boolean relayWriteScheduled;
 
   private ConnectionEntity(ActorContext<Command> context, TimerScheduler<Command> timers, String socketId,
-      ConnectionSettings settings) {
+      ConnectionSettings settings, ActorRef<ClusterSharding.ShardCommand> shard) {
     super(PersistenceId.of(ENTITY_KEY.name(), socketId),
         SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
     this.context = context;
@@ -680,6 +710,7 @@ public final class ConnectionEntity
     this.shardId = shardOf(context.getSystem(), socketId);
     this.meter = LoadRegistry.get(context.getSystem()).register(socketId, shardId);
     this.endpointReplies = context.messageAdapter(MappingActor.Result.class, EndpointAnswered::new);
+    this.shard = shard;
   }
 
   @Override
@@ -705,6 +736,7 @@ public final class ConnectionEntity
             context.watchWith(state.edge(), new EdgeTerminated(state.edge()));
             // Frames persisted before a crash may never have reached the edge.
             pump(state);
+            armSleepCheck(settings.sleepAfter());
           }
           prepareEndpoint(state);
           if (state.link() != null && state.link().status().equals("waiting")) {
@@ -728,6 +760,10 @@ public final class ConnectionEntity
   }
 
   private ReplyEffect<Event, State> handle(State state, Command command) {
+    if (!(command instanceof Heartbeat || command instanceof SleepCheck || command instanceof GetStatus
+        || command instanceof Stop)) {
+      lastActivityAt = System.nanoTime();
+    }
     if (state.status() == Status.OPEN) {
       // A device connection is attached: data flows.
       if (command instanceof Deliver c) {
@@ -744,6 +780,8 @@ public final class ConnectionEntity
         return onRetryDownlink(state, c);
       } else if (command instanceof EdgeTerminated c) {
         return onEdgeTerminated(state, c);
+      } else if (command instanceof SleepCheck) {
+        return onSleepCheck(state);
       }
     } else {
       // New, detached or closed: only an Open brings the socket back; stale edges are told so.
@@ -754,7 +792,7 @@ public final class ConnectionEntity
       } else if (command instanceof Heartbeat c) {
         return tellNotAttached(state, c.edge());
       } else if (command instanceof DownlinkAck || command instanceof Resync || command instanceof RetryDownlink
-          || command instanceof EdgeTerminated) {
+          || command instanceof EdgeTerminated || command instanceof SleepCheck) {
         return Effect().noReply();
       }
     }
@@ -829,6 +867,7 @@ public final class ConnectionEntity
       sentUpTo = s.downlinkAcked();
       edgeStalled = false;
       cmd.edge().tell(new Welcomed(socketId, node, s.lastAccepted(), s.downlinkAcked()));
+      armSleepCheck(settings.sleepAfter());
       pump(s);
       prepareEndpoint(s);
       clearRelay();
@@ -1043,24 +1082,73 @@ public final class ConnectionEntity
   }
 
   private ReplyEffect<Event, State> onStop(State state, Stop cmd) {
-    // Write what is not yet durable of the session before handing it off.
+    // Write what is not yet durable of the session before handing it off or going to sleep.
     List<Event> events = new ArrayList<>();
     Instant now = Instant.now();
     if (liveDownlinkAcked > state.downlinkAcked()) {
       events.add(new DownlinkAcked(liveDownlinkAcked, now));
     }
-    if (state.status() == Status.OPEN) {
+    boolean asleep = sleepingSince != 0;
+    if (state.status() == Status.OPEN && !asleep) {
+      // A handoff: the next incarnation runs elsewhere and reports the move.
       events.add(new Suspended(node, state.lastDeliveryAt() != null ? state.lastDeliveryAt() : now, now));
     }
+    // Frames in the mailbox behind this stop are lost with it: the edge sends them again at once.
+    // Going to sleep, there are none, unless something arrived after the entity asked to sleep.
+    ActorRef<ToEdge> edge = state.status() == Status.OPEN && (!asleep || lastActivityAt > sleepingSince)
+        ? state.edge() : null;
     if (events.isEmpty()) {
+      if (edge != null) {
+        edge.tell(Moving.INSTANCE);
+      }
       return Effect().stop().thenNoReply();
     }
-    ActorRef<ToEdge> edge = state.status() == Status.OPEN ? state.edge() : null;
     return Effect().persist(events).thenRun(s -> {
       if (edge != null) {
         edge.tell(Moving.INSTANCE);
       }
     }).thenStop().thenNoReply();
+  }
+
+  // ------------------------------------------------------------------ sleeping
+
+  private void armSleepCheck(Duration after) {
+    if (shard != null && settings.sleeps()) {
+      timers.startSingleTimer(SleepCheck.INSTANCE, after);
+    }
+  }
+
+  /**
+   * An attached socket quiet for {@code sleep-after}, with nothing in flight, asks its shard to
+   * stop it (docs/sleep.md). Its state, the edge's ref included, is in the journal: the next
+   * message for it (a frame, an injected message, a peer, an operator) starts it again, and
+   * recovery re-watches the edge.
+   */
+  private ReplyEffect<Event, State> onSleepCheck(State state) {
+    if (sleepingSince != 0) {
+      return Effect().noReply();
+    }
+    long quietFor = System.nanoTime() - lastActivityAt;
+    long after = settings.sleepAfter().toNanos();
+    if (quietFor < after) {
+      armSleepCheck(Duration.ofNanos(after - quietFor));
+    } else if (!restful(state)) {
+      armSleepCheck(settings.sleepAfter());
+    } else {
+      sleepingSince = System.nanoTime();
+      state.edge().tell(Sleeping.INSTANCE);
+      shard.tell(new ClusterSharding.Passivate<>(context.getSelf()));
+    }
+    return Effect().noReply();
+  }
+
+  /** Nothing in flight that a stopped entity would have to pick up again. */
+  private boolean restful(State s) {
+    return s.edge() != null && s.link() == null && s.inFlight() == null
+        && s.lastDownlinkSeq() <= liveDownlinkAcked && !edgeStalled
+        && invoking == null && (batcher == null || batcher.isEmpty()) && !openDue && !dispatchScheduled
+        && closeRequest == null && relayQueue.isEmpty() && relayInPending.isEmpty() && acceptPending == 0
+        && !relayWriteScheduled;
   }
 
   /** First delivery on this node after the socket moved here: complete the migration record. */

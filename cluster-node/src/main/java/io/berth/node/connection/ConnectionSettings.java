@@ -12,13 +12,19 @@ public record ConnectionSettings(
     long maxPushBytes,
     Duration downlinkRetry,
     int snapshotEvery,
-    Duration askTimeout) {
+    Duration askTimeout,
+    Duration sleepAfter) {
 
   public ConnectionSettings {
     if (maxPushBytes > 192 * 1024) {
       throw new IllegalArgumentException("berth.connection.max-push-bytes must be at most 192 KiB: a Push "
           + "crosses the network in one Artery message");
     }
+  }
+
+  /** Whether quiet attached sockets sleep ({@code sleep-after} is not {@code off}). */
+  public boolean sleeps() {
+    return !sleepAfter.isZero();
   }
 
   public static ConnectionSettings fromConfig(Config config) {
@@ -31,6 +37,7 @@ public record ConnectionSettings(
         c.getBytes("max-push-bytes"),
         c.getDuration("downlink-retry"),
         c.getInt("snapshot-every"),
-        c.getDuration("ask-timeout"));
+        c.getDuration("ask-timeout"),
+        c.getString("sleep-after").equals("off") ? Duration.ZERO : c.getDuration("sleep-after"));
   }
 }

@@ -81,7 +81,7 @@ final class ConnectionStage
     private final AsyncCallback<Object> signal;
     private final int capacity;
     // Guarded by this.
-    private final ArrayDeque<Frame> queue = new ArrayDeque<>();
+    private final ArrayDeque<Frame> queue = new ArrayDeque<>(DeviceSession.EMPTY_QUEUE);
     /** The newest ACK not yet written, and how many queued frames go before it. */
     private Frame.Ack ack;
     private int framesBeforeAck;

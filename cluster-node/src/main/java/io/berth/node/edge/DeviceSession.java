@@ -109,6 +109,12 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
    */
   private static final int TICKS_BEFORE_SLEEP = 10;
 
+  /**
+   * What the queues below start with: an idle connection's stay empty, and the default (16 slots)
+   * cost 64 bytes more each on every socket; a busy session's grow once, by doubling.
+   */
+  static final int EMPTY_QUEUE = 1;
+
   private final EdgeSettings settings;
   /** Null until {@link Attach} or the first {@link Inbound}. */
   private ConnectionStage.Connection out;
@@ -130,6 +136,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private Frame.Close closeRequest;
   private boolean closeSent;
   private long lastHeartbeatAt = System.nanoTime();
+  /**
+   * The entity said it sleeps ({@link ConnectionEntity.Sleeping}): no heartbeats, which would
+   * wake it, until a message goes to it or comes from it again.
+   */
+  private boolean entityAsleep;
   private long lastResyncAt;
   private final long startedAt = System.nanoTime();
   private long lastInboundAt = startedAt;
@@ -144,16 +155,16 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
    * full or frames wait for the handshake, so that the connection stops reading.
    */
   private boolean readHeld;
-  private final ArrayDeque<Decoded> pending = new ArrayDeque<>();
+  private final ArrayDeque<Decoded> pending = new ArrayDeque<>(EMPTY_QUEUE);
 
   // Uplink: frames sent to the entity and not yet confirmed durable.
-  private final ArrayDeque<Frame.Data> unconfirmed = new ArrayDeque<>();
+  private final ArrayDeque<Frame.Data> unconfirmed = new ArrayDeque<>(EMPTY_QUEUE);
   private long unconfirmedBytes;
   private long highestForwarded;
   /** Highest seq sent to the entity (a frame above it waits in {@code unconfirmed}). */
   private long sentUpTo;
   /** Last seq of each Deliver not yet answered. */
-  private final ArrayDeque<Long> inFlight = new ArrayDeque<>();
+  private final ArrayDeque<Long> inFlight = new ArrayDeque<>(EMPTY_QUEUE);
   private long lastConfirmed;
   /** Highest seq the entity has received (delivered or waiting in its batcher). */
   private long lastBuffered;
@@ -207,8 +218,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     if (isQuiet() && silent) {
       if (wakeAt == TICKING || wakeAt == NO_TIMER) {
         // While quiet both deadlines only move later, so a wake-up already set stays early enough.
-        long due = Math.min(lastInboundAt + settings.idleTimeout().toNanos(),
-            lastHeartbeatAt + settings.entityHeartbeat().toNanos());
+        long due = lastInboundAt + settings.idleTimeout().toNanos();
+        if (!entityAsleep) {
+          due = Math.min(due, lastHeartbeatAt + settings.entityHeartbeat().toNanos());
+        }
         long delay = Math.max(settings.tick().toNanos(), due - now);
         timers.startSingleTimer(Tick.INSTANCE, Duration.ofNanos(delay));
         wakeAt = now + delay;
@@ -362,7 +375,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     if (deviceAck > deviceAcked && deviceAck <= highestPushed) {
       deviceAcked = deviceAck;
       unackedSince = deviceAcked < highestPushed ? System.nanoTime() : 0;
-      entity.tell(new ConnectionEntity.DownlinkAck(self, deviceAcked));
+      tellEntity(new ConnectionEntity.DownlinkAck(self, deviceAcked));
     }
     if (repeatAck && lastConfirmed > 0) {
       offer(new Frame.Ack(lastConfirmed));
@@ -375,7 +388,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     if (phase == Phase.ENDING && !closeSent && (unconfirmed.isEmpty() || lastBuffered >= highestForwarded)) {
       closeSent = true;
       deadline = System.nanoTime() + settings.closeTimeout().toNanos();
-      entity.tell(new ConnectionEntity.Close(self, closeRequest.code(), closeRequest.reason()));
+      tellEntity(new ConnectionEntity.Close(self, closeRequest.code(), closeRequest.reason()));
     }
   }
 
@@ -427,7 +440,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       }
       sentUpTo = batch.get(batch.size() - 1).seq();
       inFlight.addLast(sentUpTo);
-      entity.tell(new ConnectionEntity.Deliver(self, List.copyOf(batch)));
+      tellEntity(new ConnectionEntity.Deliver(self, List.copyOf(batch)));
     }
   }
 
@@ -492,7 +505,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       fail(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + m.name() + "'");
     } else {
       Frame.Hello hello = m.hello();
-      entity.tell(new ConnectionEntity.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),
+      tellEntity(new ConnectionEntity.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),
           self, edgeNode));
     }
     return this;
@@ -500,7 +513,25 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   // ------------------------------------------------------------------ from the entity
 
+  /** Anything for the entity but a heartbeat: it wakes the entity if it sleeps. */
+  private void tellEntity(ConnectionEntity.Command command) {
+    awake();
+    entity.tell(command);
+  }
+
+  private void awake() {
+    if (entityAsleep) {
+      entityAsleep = false;
+      lastHeartbeatAt = System.nanoTime();
+    }
+  }
+
   private Behavior<Command> onEntity(ConnectionEntity.ToEdge message) {
+    if (message instanceof ConnectionEntity.Sleeping) {
+      entityAsleep = true;
+      return this;
+    }
+    awake();
     if (message instanceof ConnectionEntity.Delivered d) {
       onDelivered(d);
     } else if (message instanceof ConnectionEntity.Push p) {
@@ -610,7 +641,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     long now = System.nanoTime();
     if (now - lastResyncAt > settings.tick().toNanos()) {
       lastResyncAt = now;
-      entity.tell(new ConnectionEntity.Resync(self, highestPushed));
+      tellEntity(new ConnectionEntity.Resync(self, highestPushed));
     }
   }
 
@@ -664,7 +695,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
             getContext().getLog().info(message, socketId, unconfirmed.size(), silentMs);
           }
           resendUnconfirmed();
-        } else if (now - lastHeartbeatAt > settings.entityHeartbeat().toNanos()) {
+        } else if (!entityAsleep && now - lastHeartbeatAt > settings.entityHeartbeat().toNanos()) {
           // Keeps an attached session from being passivated while its device is only pinging.
           lastHeartbeatAt = now;
           entity.tell(new ConnectionEntity.Heartbeat(self));
@@ -741,6 +772,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   private Behavior<Command> stop(String why) {
     getContext().getLog().debug("Connection from {} ({}) ended: {}", remote, socketId, why);
+    if (entityAsleep) {
+      // A sleeping entity watches nothing: it learns here that its device is gone.
+      tellEntity(new ConnectionEntity.EdgeTerminated(self));
+    }
     completeOutbound();
     return Behaviors.stopped();
   }

@@ -27,6 +27,8 @@ import java.util.UUID;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit;
 
 import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit;
 import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit.CommandResult;
@@ -47,7 +49,8 @@ class ConnectionEntityTest {
   private static final ActorTestKit KIT = ActorTestKit.create("ConnectionEntityTest", CONFIG);
 
   private static final ConnectionSettings SETTINGS =
-      new ConnectionSettings("echo", 8, 1 << 20, 4, 128 * 1024, Duration.ofSeconds(30), 1000, Duration.ofSeconds(3));
+      new ConnectionSettings("echo", 8, 1 << 20, 4, 128 * 1024, Duration.ofSeconds(30), 1000, Duration.ofSeconds(3),
+          Duration.ZERO);
 
   private String socketId;
   private EventSourcedBehaviorTestKit<Command, Event, State> entity;
@@ -244,6 +247,91 @@ class ConnectionEntityTest {
     ConnectionEntity.SocketStatus status = probe.expectMessageClass(ConnectionEntity.SocketStatus.class);
     assertThat(status.downlinkAcked()).isEqualTo(4);
     assertThat(status.outboxFrames()).isZero();
+  }
+
+  private static final ConnectionSettings SLEEPY = new ConnectionSettings("echo", 8, 1 << 20, 4, 128 * 1024,
+      Duration.ofSeconds(30), 1000, Duration.ofSeconds(3), Duration.ofMillis(300));
+
+  /** A socket entity outside sharding, with a probe for its shard; opened by {@link #edge}. */
+  private ActorRef<Command> openSleepy(TestProbe<ClusterSharding.ShardCommand> shard, String mapping) {
+    ActorRef<Command> live = KIT.spawn(ConnectionEntity.create(socketId, SLEEPY, shard.getRef()));
+    live.tell(new ConnectionEntity.Open(socketId, Mapping.builtinDefault(mapping), false, 0, edge.getRef(), "edge-node"));
+    edge.expectMessageClass(Welcomed.class);
+    return live;
+  }
+
+  /** The entity tells its edge it sleeps and asks its shard to passivate it; sharding then stops it. */
+  private void expectSleepThenStop(TestProbe<ClusterSharding.ShardCommand> shard, ActorRef<Command> live) {
+    edge.expectMessage(Duration.ofSeconds(5), ConnectionEntity.Sleeping.INSTANCE);
+    assertThat(shard.expectMessageClass(ClusterSharding.Passivate.class).entity()).isEqualTo(live);
+    live.tell(ConnectionEntity.Stop.INSTANCE);
+    edge.expectTerminated(live);
+  }
+
+  private List<Object> journal() {
+    return PersistenceTestKit.create(KIT.system()).persistedInStorage("socket|" + socketId);
+  }
+
+  @Test
+  void aQuietAttachedSocketSleepsWithoutWritingAndWakesAttached() {
+    TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
+    ActorRef<Command> live = openSleepy(shard, "discard");
+    live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
+    edge.expectMessage(new Delivered(2, 2, false));
+    int written = journal().size();
+    expectSleepThenStop(shard, live);
+    // Nothing to write, and no Moving: the edge has nothing to send again.
+    assertThat(journal()).hasSize(written);
+    edge.expectNoMessage(Duration.ofMillis(200));
+
+    ActorRef<Command> woken = KIT.spawn(ConnectionEntity.create(socketId, SLEEPY, shard.getRef()));
+    woken.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(3, 3)));
+    edge.expectMessage(new Delivered(3, 3, false));
+  }
+
+  @Test
+  void aSocketWithDownlinkUnacknowledgedStaysAwakeUntilTheDeviceAcknowledges() {
+    TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
+    ActorRef<Command> live = openSleepy(shard, "echo");
+    live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
+    edge.expectMessage(new Delivered(2, 2, false));
+    edge.expectMessageClass(Push.class);
+    edge.expectNoMessage(Duration.ofSeconds(1));
+    shard.expectNoMessage(Duration.ZERO);
+    live.tell(new ConnectionEntity.DownlinkAck(edge.getRef(), 2));
+    expectSleepThenStop(shard, live);
+    // The device's acknowledgement was written on the way to sleep.
+    assertThat(journal()).last().isInstanceOf(ConnectionEntity.DownlinkAcked.class);
+  }
+
+  @Test
+  void framesThatArriveAfterTheSocketAskedToSleepAreSentAgainAtOnce() {
+    TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
+    ActorRef<Command> live = openSleepy(shard, "discard");
+    edge.expectMessage(Duration.ofSeconds(5), ConnectionEntity.Sleeping.INSTANCE);
+    shard.expectMessageClass(ClusterSharding.Passivate.class);
+    // Between the entity's request and sharding's stop: taken, then the edge is told to resend
+    // whatever may sit behind the stop (the next incarnation drops what it already has).
+    live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 1)));
+    live.tell(ConnectionEntity.Stop.INSTANCE);
+    edge.expectMessage(new Delivered(1, 1, false));
+    edge.expectMessage(ConnectionEntity.Moving.INSTANCE);
+    edge.expectTerminated(live);
+    assertThat(journal()).noneMatch(e -> e instanceof ConnectionEntity.Suspended);
+  }
+
+  @Test
+  void aSleepingSocketIsDetachedWhenToldItsEdgeStopped() {
+    TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
+    expectSleepThenStop(shard, openSleepy(shard, "discard"));
+
+    ActorRef<Command> woken = KIT.spawn(ConnectionEntity.create(socketId, SLEEPY, shard.getRef()));
+    woken.tell(new ConnectionEntity.EdgeTerminated(edge.getRef()));
+    TestProbe<ConnectionEntity.SocketStatus> probe = KIT.createTestProbe(ConnectionEntity.SocketStatus.class);
+    org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(5)).until(() -> {
+      woken.tell(new ConnectionEntity.GetStatus(probe.getRef()));
+      return probe.expectMessageClass(ConnectionEntity.SocketStatus.class).state().equals("detached");
+    });
   }
 
   @Test
