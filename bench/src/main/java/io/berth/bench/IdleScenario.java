@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
+import java.util.function.IntSupplier;
 import java.util.function.ToDoubleFunction;
 import java.util.stream.Collectors;
 
@@ -49,6 +50,11 @@ final class IdleScenario {
    * JIT its compiles. Measured 2 s after the last WELCOME, the idle figure was mostly those.
    */
   private static final Duration IDLE_SETTLE = Duration.ofSeconds(15);
+  /**
+   * How long, after the settle, to wait for a node's sockets to sleep (berth.connection.sleep-after,
+   * 30 s by default, from each socket's WELCOME): the figures are those of quiet sockets.
+   */
+  private static final Duration SLEEP_LIMIT = Duration.ofSeconds(90);
   private static final Duration IDLE_CPU_WINDOW = Duration.ofSeconds(10);
   private static final Duration EMPTY_SETTLE = Duration.ofSeconds(2);
 
@@ -60,7 +66,8 @@ final class IdleScenario {
    */
   record Round(String system, int opened, int failed, int dropped, double connectsPerSecond,
       double secondHalfPerSecond, double serverCpuMsPerConnect, double postgresCpuMsPerConnect,
-      double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb, double rssKb) {
+      double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb, double rssKb,
+      int awake) {
     int held() {
       return opened - dropped;
     }
@@ -70,8 +77,12 @@ final class IdleScenario {
     }
   }
 
-  /** A server process under test, and how to stop it (by its PID). */
-  private record Server(long pid, InetSocketAddress address, Runnable stop) implements AutoCloseable {
+  /**
+   * A server process under test, how many socket entities it runs (a node's sockets sleep when
+   * quiet; the anchor has none), and how to stop it (by its PID).
+   */
+  private record Server(long pid, InetSocketAddress address, IntSupplier runningSockets, Runnable stop)
+      implements AutoCloseable {
     @Override
     public void close() {
       stop.run();
@@ -111,8 +122,10 @@ final class IdleScenario {
         + "at the end. Connects/s: first connect to last WELCOME; CPU per connect: the server's and PostgreSQL's "
         + "processes' CPU time (/proc) over the opening, by the sockets opened (the server's by thread in the "
         + "progress lines). Idle CPU: over " + IDLE_CPU_WINDOW.toSeconds()
-        + " s, " + IDLE_SETTLE.toSeconds() + " s after the last WELCOME; with no device: over as long, after the "
-        + "warm-up devices left. Memory per socket: the server's growth from "
+        + " s, " + IDLE_SETTLE.toSeconds() + " s after the last WELCOME and, for the node, once its quiet sockets "
+        + "sleep (berth.connection.sleep-after, 30 s by default: the entities stop, the connections stay; waited for "
+        + "at most " + SLEEP_LIMIT.toSeconds() + " s, by the node's running sockets in GET /api/nodes); with no "
+        + "device: over as long, after the warm-up devices left. Memory per socket: the server's growth from "
         + "a baseline taken after " + WARM_UP + " warm-up devices came and went to all devices connected, each "
         + "sampled after a full GC (jcmd GC.run, heap free ratios lowered for it): live heap (GC.heap_info used), "
         + "outside the heap (RSS less the heap's resident pages in /proc/PID/smaps: metaspace, code, stacks, direct "
@@ -135,6 +148,8 @@ final class IdleScenario {
       throw new IllegalStateException(system + " has room for " + room + " more open files, not " + target);
     }
     JvmProbe.Sample baseline = JvmProbe.afterGc(pid);
+    // The warm-up's sockets are detached, not gone: their entities run until sharding passivates them.
+    int runningAtBaseline = server.runningSockets().getAsInt();
     // What the server burns with no device at all (a node's cluster, sharding and load reporting
     // run on timers of their own), so that the idle figure can be read per socket.
     LocalCluster.pause(EMPTY_SETTLE.toMillis());
@@ -156,6 +171,14 @@ final class IdleScenario {
           + "PostgreSQL%n", system, cpuMs, byThreadGroup(threadsBefore, JvmProbe.cpuSecondsByThreadGroup(pid),
           connects), postgresMs);
       LocalCluster.pause(IDLE_SETTLE.toMillis());
+      long sleepStart = System.nanoTime();
+      boolean asleep = awaitAsleep(server, runningAtBaseline);
+      int awake = Math.max(0, server.runningSockets().getAsInt() - runningAtBaseline);
+      if (runningAtBaseline > 0 || awake > 0) {
+        progress.printf(Locale.ROOT, "idle: %s: %s %.0f s after the settle: %,d socket entities running beyond the "
+            + "%,d of the baseline%n", system, asleep ? "asleep" : "not all asleep",
+            (System.nanoTime() - sleepStart) / 1e9, awake, runningAtBaseline);
+      }
       double idleCpu = cpuPercent(pid);
       JvmProbe.Sample loaded = JvmProbe.afterGc(pid);
       if (histograms != null) {
@@ -169,7 +192,7 @@ final class IdleScenario {
       double per = Math.max(1, opening.opened()) * KB;
       Round r = new Round(system, opening.opened(), opening.failed(), dropped, opening.connectsPerSecond(),
           opening.secondHalfPerSecond(), cpuMs, postgresMs, idleCpu, emptyCpu, growth.heapUsedBytes() / per,
-          growth.outsideHeapBytes() / per, growth.rssBytes() / per);
+          growth.outsideHeapBytes() / per, growth.rssBytes() / per, awake);
       progress.printf(Locale.ROOT, "idle: %s: %,d open, %,d failed, %,d dropped; %,.0f connects/s (second half "
               + "%,.0f/s); %.0f%% of a core while idle (%.0f%% with no device); RSS %,d -> %,d KB, live heap %,d -> "
               + "%,d KB: per socket %.2f KB heap + %.2f KB outside it (RSS %.2f KB)%s%n", system, opening.opened(),
@@ -193,6 +216,24 @@ final class IdleScenario {
         .collect(Collectors.joining(", "));
   }
 
+  /**
+   * Whether the server's running socket entities fell back to {@code baseline} within
+   * {@link #SLEEP_LIMIT}; asked once a second, so that the asking does not weigh on the idle figures.
+   */
+  private static boolean awaitAsleep(Server server, int baseline) {
+    long deadline = System.nanoTime() + SLEEP_LIMIT.toNanos();
+    while (true) {
+      int running = server.runningSockets().getAsInt();
+      if (running >= 0 && running <= baseline) {
+        return true;
+      }
+      if (System.nanoTime() > deadline) {
+        return false;
+      }
+      LocalCluster.pause(1000);
+    }
+  }
+
   /** The server's CPU time over {@link #IDLE_CPU_WINDOW}, in % of one core. */
   private static double cpuPercent(long pid) {
     double before = JvmProbe.cpuSeconds(pid);
@@ -203,7 +244,7 @@ final class IdleScenario {
   private static Server berthNode(DatabaseSettings db, String javaOptions, Path workDir) throws IOException {
     NodeProcess node = NodeProcess.start(db, javaOptions, List.of("-Dberth.edge.idle-timeout=10m"),
         workDir.resolve("idle-node.log"));
-    return new Server(node.pid(), node.edge(), node::close);
+    return new Server(node.pid(), node.edge(), node::runningSockets, node::close);
   }
 
   private static Server rawEdge(String javaOptions, Path workDir) throws IOException {
@@ -220,7 +261,7 @@ final class IdleScenario {
       process.close();
       throw e;
     }
-    return new Server(process.pid(), new InetSocketAddress("127.0.0.1", port), process::close);
+    return new Server(process.pid(), new InetSocketAddress("127.0.0.1", port), () -> 0, process::close);
   }
 
   private static void addRows(Report report, long limit, int target, List<Round> berth, List<Round> raw) {
@@ -239,6 +280,8 @@ final class IdleScenario {
         Round::serverCpuMsPerConnect), median(raw, Round::serverCpuMsPerConnect), "ms", null, null));
     report.add(new Report.Row(s, "PostgreSQL CPU per connect while opening, ms", median(berth,
         Round::postgresCpuMsPerConnect), Double.NaN, "ms", null, null));
+    report.add(new Report.Row(s, "sockets whose entity was running when measured (not asleep)",
+        median(berth, Round::awake), Double.NaN, "", null, null));
     report.add(new Report.Row(s, "server CPU while the sockets sit idle, % of one core",
         median(berth, Round::idleCpuPercent), median(raw, Round::idleCpuPercent), "%", null, null));
     report.add(new Report.Row(s, "server CPU with no device connected, % of one core",

@@ -14,6 +14,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * A one-node Berth cluster in a JVM of its own, started from {@code berth-node.jar} and configured
@@ -26,12 +28,16 @@ final class NodeProcess implements AutoCloseable {
 
   private static final Duration READY_TIMEOUT = Duration.ofSeconds(120);
 
+  private static final Pattern SOCKETS = Pattern.compile("\"sockets\":(\\d+)");
+
   private final ChildProcess process;
   private final int edgePort;
+  private final int managementPort;
 
-  private NodeProcess(ChildProcess process, int edgePort) {
+  private NodeProcess(ChildProcess process, int edgePort, int managementPort) {
     this.process = process;
     this.edgePort = edgePort;
+    this.managementPort = managementPort;
   }
 
   /**
@@ -91,7 +97,7 @@ final class NodeProcess implements AutoCloseable {
       process.close();
       throw e;
     }
-    return new NodeProcess(process, edge);
+    return new NodeProcess(process, edge, management);
   }
 
   private static void awaitReady(ChildProcess process, int management) {
@@ -125,6 +131,25 @@ final class NodeProcess implements AutoCloseable {
 
   InetSocketAddress edge() {
     return new InetSocketAddress("127.0.0.1", edgePort);
+  }
+
+  /**
+   * Socket entities running on the node, as its load report last said ({@code GET /api/nodes}):
+   * a socket that sleeps has a connection and no entity. -1 if the node did not answer.
+   */
+  int runningSockets() {
+    HttpRequest nodes = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + managementPort + "/api/nodes"))
+        .timeout(Duration.ofSeconds(10)).build();
+    try {
+      String body = HttpClient.newHttpClient().send(nodes, HttpResponse.BodyHandlers.ofString()).body();
+      Matcher m = SOCKETS.matcher(body);
+      return m.find() ? Integer.parseInt(m.group(1)) : -1;
+    } catch (IOException e) {
+      return -1;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return -1;
+    }
   }
 
   /** Stops the node by its PID: SIGTERM (a graceful leave), SIGKILL after a grace. */
