@@ -34,11 +34,16 @@ class SleepIT {
     return m.find() ? new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2))} : new int[] {-1, -1};
   }
 
+  /**
+   * Until the node has had no socket entity running for a while: a heartbeat the session sent
+   * before it heard that its socket sleeps starts the entity once more, and it sleeps again.
+   */
   private static void awaitAsleep(TestNodes nodes, int connections) {
-    await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(100)).until(() -> {
-      int[] l = load(nodes);
-      return l[0] == 0 && l[1] == connections;
-    });
+    await().during(Duration.ofMillis(1500)).atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(100))
+        .until(() -> {
+          int[] l = load(nodes);
+          return l[0] == 0 && l[1] == connections;
+        });
   }
 
   @Test

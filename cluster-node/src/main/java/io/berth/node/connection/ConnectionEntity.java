@@ -75,8 +75,8 @@ public final class ConnectionEntity
 
   public static final EntityTypeKey<Command> ENTITY_KEY = EntityTypeKey.create(Command.class, "socket");
 
-  /** How often {@link #status} asks before it gives up. */
-  private static final int STATUS_ATTEMPTS = 3;
+  /** How often {@link #status} asks again after an unanswered ask: three asks in all. */
+  private static final int STATUS_RETRIES = 2;
 
   // ------------------------------------------------------------------ commands
 
@@ -632,7 +632,8 @@ public final class ConnectionEntity
    */
   public static CompletionStage<SocketStatus> status(ActorSystem<?> system, String socketId, Duration timeout) {
     EntityRef<Command> entity = ClusterSharding.get(system).entityRefFor(ENTITY_KEY, socketId);
-    return Patterns.retry(() -> entity.ask(GetStatus::new, timeout), STATUS_ATTEMPTS, Duration.ZERO, system);
+    // Patterns.retry's count is of retries: the first ask is not counted.
+    return Patterns.retry(() -> entity.ask(GetStatus::new, timeout), STATUS_RETRIES, Duration.ZERO, system);
   }
 
   /** The shard a socket belongs to: what sharding computes with its default extractor. */
@@ -1125,9 +1126,9 @@ public final class ConnectionEntity
    * recovery re-watches the edge.
    */
   private ReplyEffect<Event, State> onSleepCheck(State state) {
-    if (sleepingSince != 0) {
-      return Effect().noReply();
-    }
+    // Still running a sleep-after after asking to sleep: the request was lost (its shard was
+    // handing off, say). Start over; a stop that comes now is taken for a handoff's.
+    sleepingSince = 0;
     long quietFor = System.nanoTime() - lastActivityAt;
     long after = settings.sleepAfter().toNanos();
     if (quietFor < after) {
@@ -1138,6 +1139,7 @@ public final class ConnectionEntity
       sleepingSince = System.nanoTime();
       state.edge().tell(Sleeping.INSTANCE);
       shard.tell(new ClusterSharding.Passivate<>(context.getSelf()));
+      armSleepCheck(settings.sleepAfter());
     }
     return Effect().noReply();
   }

@@ -111,7 +111,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   /**
    * What the queues below start with: an idle connection's stay empty, and the default (16 slots)
-   * cost 64 bytes more each on every socket; a busy session's grow once, by doubling.
+   * cost 64 bytes more each on every socket; a busy session's grow a few times and stay grown.
    */
   static final int EMPTY_QUEUE = 1;
 
@@ -141,6 +141,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
    * wake it, until a message goes to it or comes from it again.
    */
   private boolean entityAsleep;
+  /** The entity attached this session ({@link ConnectionEntity.Welcomed}). */
+  private boolean welcomed;
   private long lastResyncAt;
   private final long startedAt = System.nanoTime();
   private long lastInboundAt = startedAt;
@@ -217,7 +219,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     boolean silent = now - lastInboundAt >= TICKS_BEFORE_SLEEP * settings.tick().toNanos();
     if (isQuiet() && silent) {
       if (wakeAt == TICKING || wakeAt == NO_TIMER) {
-        // While quiet both deadlines only move later, so a wake-up already set stays early enough.
+        // While quiet both deadlines only move later, so a wake-up already set stays early enough
+        // (an entity that wakes brings the heartbeat forward, and awake() re-arms for it).
         long due = lastInboundAt + settings.idleTimeout().toNanos();
         if (!entityAsleep) {
           due = Math.min(due, lastHeartbeatAt + settings.entityHeartbeat().toNanos());
@@ -522,7 +525,15 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private void awake() {
     if (entityAsleep) {
       entityAsleep = false;
-      lastHeartbeatAt = System.nanoTime();
+      long now = System.nanoTime();
+      lastHeartbeatAt = now;
+      // A quiet session planned its wake-up for the idle timeout alone: the heartbeat is due first
+      // now, or sharding's own idle passivation could stop the entity, taking it for a handoff.
+      long due = now + settings.entityHeartbeat().toNanos();
+      if (wakeAt > due) {
+        timers.startSingleTimer(Tick.INSTANCE, settings.entityHeartbeat());
+        wakeAt = due;
+      }
     }
   }
 
@@ -569,6 +580,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       return;
     }
     phase = Phase.OPEN;
+    welcomed = true;
     highestForwarded = w.lastAccepted();
     sentUpTo = w.lastAccepted();
     lastConfirmed = w.lastAccepted();
@@ -772,8 +784,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   private Behavior<Command> stop(String why) {
     getContext().getLog().debug("Connection from {} ({}) ended: {}", remote, socketId, why);
-    if (entityAsleep) {
-      // A sleeping entity watches nothing: it learns here that its device is gone.
+    if (welcomed && !closeSent) {
+      // A sleeping entity watches nothing: it learns here that its device is gone (an awake one
+      // also from its death watch, and takes the second word for a no-op). Told even when the
+      // session thinks the entity awake: its Sleeping may still be on the way.
       tellEntity(new ConnectionEntity.EdgeTerminated(self));
     }
     completeOutbound();

@@ -250,7 +250,7 @@ class ConnectionEntityTest {
   }
 
   private static final ConnectionSettings SLEEPY = new ConnectionSettings("echo", 8, 1 << 20, 4, 128 * 1024,
-      Duration.ofSeconds(30), 1000, Duration.ofSeconds(3), Duration.ofMillis(300));
+      Duration.ofSeconds(30), 1000, Duration.ofSeconds(3), Duration.ofSeconds(1));
 
   /** A socket entity outside sharding, with a probe for its shard; opened by {@link #edge}. */
   private ActorRef<Command> openSleepy(TestProbe<ClusterSharding.ShardCommand> shard, String mapping) {
@@ -290,13 +290,24 @@ class ConnectionEntityTest {
   }
 
   @Test
+  void aStopTheSocketDidNotAskForIsAHandoff() {
+    TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
+    ActorRef<Command> live = openSleepy(shard, "discard");
+    live.tell(ConnectionEntity.Stop.INSTANCE);
+    edge.expectMessage(ConnectionEntity.Moving.INSTANCE);
+    edge.expectTerminated(live);
+    shard.expectNoMessage(Duration.ZERO);
+    assertThat(journal()).last().isInstanceOf(ConnectionEntity.Suspended.class);
+  }
+
+  @Test
   void aSocketWithDownlinkUnacknowledgedStaysAwakeUntilTheDeviceAcknowledges() {
     TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
     ActorRef<Command> live = openSleepy(shard, "echo");
     live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
     edge.expectMessage(new Delivered(2, 2, false));
     edge.expectMessageClass(Push.class);
-    edge.expectNoMessage(Duration.ofSeconds(1));
+    edge.expectNoMessage(Duration.ofSeconds(2));
     shard.expectNoMessage(Duration.ZERO);
     live.tell(new ConnectionEntity.DownlinkAck(edge.getRef(), 2));
     expectSleepThenStop(shard, live);
