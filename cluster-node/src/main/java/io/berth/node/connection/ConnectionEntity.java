@@ -168,7 +168,8 @@ public final class ConnectionEntity
 
   /**
    * The edge holding the device's connection stopped (connection lost, node down): from the
-   * entity's death watch, or from the session itself when its entity sleeps and watches nothing.
+   * entity's death watch, and from the session itself when its connection ends, for an entity
+   * that sleeps and watches nothing.
    */
   public record EdgeTerminated(ActorRef<ToEdge> edge) implements Command, CborSerializable {}
 
