@@ -55,6 +55,8 @@ class ConnectionEntityTest {
   private String socketId;
   private EventSourcedBehaviorTestKit<Command, Event, State> entity;
   private TestProbe<ToEdge> edge;
+  /** Stands for the shard of the entities that may sleep ({@link #openSleepy}). */
+  private TestProbe<ClusterSharding.ShardCommand> shard;
 
   @AfterAll
   static void shutdown() {
@@ -66,6 +68,7 @@ class ConnectionEntityTest {
     socketId = "dev-" + UUID.randomUUID().toString().substring(0, 8);
     entity = EventSourcedBehaviorTestKit.create(KIT.system(), ConnectionEntity.create(socketId, SETTINGS));
     edge = KIT.createTestProbe(ToEdge.class);
+    shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
   }
 
   private void open(TestProbe<ToEdge> by, String mapping) {
@@ -252,8 +255,8 @@ class ConnectionEntityTest {
   private static final ConnectionSettings SLEEPY = new ConnectionSettings("echo", 8, 1 << 20, 4, 128 * 1024,
       Duration.ofSeconds(30), 1000, Duration.ofSeconds(3), Duration.ofSeconds(1));
 
-  /** A socket entity outside sharding, with a probe for its shard; opened by {@link #edge}. */
-  private ActorRef<Command> openSleepy(TestProbe<ClusterSharding.ShardCommand> shard, String mapping) {
+  /** A socket entity outside sharding, with {@link #shard} for its shard; opened by {@link #edge}. */
+  private ActorRef<Command> openSleepy(String mapping) {
     ActorRef<Command> live = KIT.spawn(ConnectionEntity.create(socketId, SLEEPY, shard.getRef()));
     live.tell(new ConnectionEntity.Open(socketId, Mapping.builtinDefault(mapping), false, 0, edge.getRef(), "edge-node"));
     edge.expectMessageClass(Welcomed.class);
@@ -261,7 +264,7 @@ class ConnectionEntityTest {
   }
 
   /** The entity tells its edge it sleeps and asks its shard to passivate it; sharding then stops it. */
-  private void expectSleepThenStop(TestProbe<ClusterSharding.ShardCommand> shard, ActorRef<Command> live) {
+  private void expectSleepThenStop(ActorRef<Command> live) {
     edge.expectMessage(Duration.ofSeconds(5), ConnectionEntity.Sleeping.INSTANCE);
     assertThat(shard.expectMessageClass(ClusterSharding.Passivate.class).entity()).isEqualTo(live);
     live.tell(ConnectionEntity.Stop.INSTANCE);
@@ -274,12 +277,11 @@ class ConnectionEntityTest {
 
   @Test
   void aQuietAttachedSocketSleepsWithoutWritingAndWakesAttached() {
-    TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
-    ActorRef<Command> live = openSleepy(shard, "discard");
+    ActorRef<Command> live = openSleepy("discard");
     live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
     edge.expectMessage(new Delivered(2, 2, false));
     int written = journal().size();
-    expectSleepThenStop(shard, live);
+    expectSleepThenStop(live);
     // Nothing to write, and no Moving: the edge has nothing to send again.
     assertThat(journal()).hasSize(written);
     edge.expectNoMessage(Duration.ofMillis(200));
@@ -291,8 +293,7 @@ class ConnectionEntityTest {
 
   @Test
   void aStopTheSocketDidNotAskForIsAHandoff() {
-    TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
-    ActorRef<Command> live = openSleepy(shard, "discard");
+    ActorRef<Command> live = openSleepy("discard");
     live.tell(ConnectionEntity.Stop.INSTANCE);
     edge.expectMessage(ConnectionEntity.Moving.INSTANCE);
     edge.expectTerminated(live);
@@ -302,23 +303,21 @@ class ConnectionEntityTest {
 
   @Test
   void aSocketWithDownlinkUnacknowledgedStaysAwakeUntilTheDeviceAcknowledges() {
-    TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
-    ActorRef<Command> live = openSleepy(shard, "echo");
+    ActorRef<Command> live = openSleepy("echo");
     live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
     edge.expectMessage(new Delivered(2, 2, false));
     edge.expectMessageClass(Push.class);
     edge.expectNoMessage(Duration.ofSeconds(2));
     shard.expectNoMessage(Duration.ZERO);
     live.tell(new ConnectionEntity.DownlinkAck(edge.getRef(), 2));
-    expectSleepThenStop(shard, live);
+    expectSleepThenStop(live);
     // The device's acknowledgement was written on the way to sleep.
     assertThat(journal()).last().isInstanceOf(ConnectionEntity.DownlinkAcked.class);
   }
 
   @Test
   void framesThatArriveAfterTheSocketAskedToSleepAreSentAgainAtOnce() {
-    TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
-    ActorRef<Command> live = openSleepy(shard, "discard");
+    ActorRef<Command> live = openSleepy("discard");
     edge.expectMessage(Duration.ofSeconds(5), ConnectionEntity.Sleeping.INSTANCE);
     shard.expectMessageClass(ClusterSharding.Passivate.class);
     // Between the entity's request and sharding's stop: taken, then the edge is told to resend
@@ -333,8 +332,7 @@ class ConnectionEntityTest {
 
   @Test
   void aSleepingSocketIsDetachedWhenToldItsEdgeStopped() {
-    TestProbe<ClusterSharding.ShardCommand> shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
-    expectSleepThenStop(shard, openSleepy(shard, "discard"));
+    expectSleepThenStop(openSleepy("discard"));
 
     ActorRef<Command> woken = KIT.spawn(ConnectionEntity.create(socketId, SLEEPY, shard.getRef()));
     woken.tell(new ConnectionEntity.EdgeTerminated(edge.getRef()));
