@@ -34,7 +34,7 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
  * One device connection on this node's edge: the handshake, then the bridge between the TCP
  * stream and the socket's entity (which may live on any node).
  *
- * <p>Uplink: frames arrive in batches from the connection's {@link ConnectionStage}; DATA is
+ * <p>Uplink: frames arrive in batches from the connection ({@link Connection}); DATA is
  * forwarded to the entity and kept until the entity confirms it ({@code Delivered}), then the
  * device gets a cumulative ACK. While more than {@code window} frames (or {@code window-bytes})
  * are unconfirmed the session does not ask for the next batch, so TCP stops reading from the
@@ -52,13 +52,13 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
    * needs this session's ref first), so that the session can write before the device sent
    * anything (a redirect while draining).
    */
-  record Attach(ConnectionStage.Connection connection) implements Command {}
+  record Attach(Connection connection) implements Command {}
 
   /**
-   * Frames read since the last batch; the next comes after {@link ConnectionStage.Connection#ready}.
+   * Frames read since the last batch; the next comes after {@link Connection#ready}.
    * It carries the connection too: it may overtake the {@link Attach}, which comes from the edge.
    */
-  record Inbound(ConnectionStage.Connection connection, List<Decoded> frames) implements Command {}
+  record Inbound(Connection connection, List<Decoded> frames) implements Command {}
 
   enum StreamCompleted implements Command {
     INSTANCE
@@ -117,7 +117,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   private final EdgeSettings settings;
   /** Null until {@link Attach} or the first {@link Inbound}. */
-  private ConnectionStage.Connection out;
+  private Connection out;
   /** Set when the connection had to be aborted before the session had it. */
   private String abortWhenAttached;
   private final InetSocketAddress remote;
@@ -291,7 +291,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   // ------------------------------------------------------------------ uplink
 
-  private void attach(ConnectionStage.Connection connection) {
+  private void attach(Connection connection) {
     if (out != null) {
       return;
     }

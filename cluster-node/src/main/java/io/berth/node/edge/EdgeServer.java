@@ -1,59 +1,42 @@
 package io.berth.node.edge;
 
 import io.berth.protocol.CloseCode;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.channels.SocketChannel;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
-import java.util.concurrent.CompletionStage;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.typed.Cluster;
-import org.apache.pekko.stream.javadsl.Flow;
-import org.apache.pekko.stream.javadsl.Tcp;
-import org.apache.pekko.stream.typed.javadsl.ActorSink;
 
 /**
- * The TCP edge of a node: accepts device connections and gives each its {@link DeviceSession}.
- * Accepting is backpressured too: past {@code max-connections} the edge stops accepting until a
- * connection ends. On shutdown it unbinds, then closes every session with a resumable close code
+ * The TCP edge of a node: gives each device connection that its {@link EdgeSockets} accept a
+ * {@link DeviceSession} and a {@link Connection} between the two. Accepting is backpressured
+ * too: past {@code max-connections} the sockets stop accepting until a connection ends. On shutdown it unbinds, then closes every session with a resumable close code
  * so that devices reconnect to another node while this one hands its shards off.
  */
 public final class EdgeServer {
 
   public sealed interface Command {}
 
-  private record Bound(Tcp.ServerBinding binding) implements Command {}
-
-  private record BindFailed(Throwable cause) implements Command {}
-
-  private record AcceptInit(ActorRef<AcceptAck> ackTo) implements Command {}
-
-  private record Accepted(ActorRef<AcceptAck> ackTo, Tcp.IncomingConnection connection) implements Command {}
-
-  private enum AcceptsEnded implements Command {
-    INSTANCE
-  }
-
-  private record AcceptsFailed(Throwable cause) implements Command {}
+  private record Accepted(SocketChannel channel) implements Command {}
 
   private record SessionStopped(ActorRef<DeviceSession.Command> session) implements Command {}
 
   private record Unbind(ActorRef<Done> replyTo) implements Command {}
 
   private record CloseSessions(ActorRef<Done> replyTo) implements Command {}
-
-  private enum AcceptAck {
-    INSTANCE
-  }
 
   /** The node is being drained: redirect every device, and every new one, to other nodes. */
   public enum Drain implements Command {
@@ -80,10 +63,9 @@ public final class EdgeServer {
   private final EdgeSettings settings;
   private final String edgeNode;
   private final EdgeState state;
-  private final Map<ActorRef<DeviceSession.Command>, ConnectionStage.Connection> sessions = new HashMap<>();
+  private final Map<ActorRef<DeviceSession.Command>, Connection> sessions = new HashMap<>();
   private final List<ActorRef<Done>> waitingForSessions = new ArrayList<>();
-  private Tcp.ServerBinding binding;
-  private ActorRef<AcceptAck> heldAccept;
+  private EdgeSockets sockets;
   private long counter;
   private boolean draining;
   private int nextTarget;
@@ -97,16 +79,17 @@ public final class EdgeServer {
 
   private Behavior<Command> binding() {
     ActorSystem<Void> system = ctx.getSystem();
-    // No TCP idle timeout: sessions enforce the protocol's timeouts with an ERROR frame, and a
-    // connection outliving its session is aborted after close-linger (SessionStopped).
-    // Half-close: finishing our side sends FIN after the last frame but keeps reading, so an
-    // ERROR reaches a device that is still writing instead of being lost to a TCP reset.
-    CompletionStage<Tcp.ServerBinding> bound = Tcp.get(system)
-        .bind(settings.host(), settings.port(), settings.backlog(), List.of(), true, Optional.empty())
-        .to(ActorSink.actorRefWithBackpressure(ctx.getSelf(), Accepted::new, AcceptInit::new,
-            AcceptAck.INSTANCE, AcceptsEnded.INSTANCE, AcceptsFailed::new))
-        .run(system);
-    ctx.pipeToSelf(bound, (b, err) -> err == null ? new Bound(b) : new BindFailed(err));
+    ActorRef<Command> self = ctx.getSelf();
+    try {
+      sockets = EdgeSockets.bind(settings.host(), settings.port(), settings.backlog(), settings.maxConnections(),
+          settings.maxFrameSize(), channel -> self.tell(new Accepted(channel)));
+    } catch (IOException | RuntimeException e) {
+      ctx.getLog().error("Cannot listen for devices on {}:{}: {}", settings.host(), settings.port(), e.toString());
+      CoordinatedShutdown.get(system).run(BIND_FAILED);
+      return Behaviors.stopped();
+    }
+    state.setAccepting(true);
+    ctx.getLog().info("Edge listening for devices on {}", localAddress());
 
     CoordinatedShutdown shutdown = CoordinatedShutdown.get(system);
     Duration ask = Duration.ofSeconds(4);
@@ -116,29 +99,13 @@ public final class EdgeServer {
         () -> AskPattern.ask(ctx.getSelf(), CloseSessions::new, ask, system.scheduler()));
 
     return Behaviors.receive(Command.class)
-        .onMessage(Bound.class, m -> {
-          binding = m.binding();
-          state.setAccepting(true);
-          ctx.getLog().info("Edge listening for devices on {}", binding.localAddress());
-          return Behaviors.same();
-        })
-        .onMessage(BindFailed.class, m -> {
-          ctx.getLog().error("Cannot listen for devices on {}:{}: {}", settings.host(), settings.port(),
-              m.cause().getMessage());
-          CoordinatedShutdown.get(system).run(BIND_FAILED);
-          return Behaviors.stopped();
-        })
-        .onMessage(AcceptInit.class, m -> {
-          m.ackTo().tell(AcceptAck.INSTANCE);
-          return Behaviors.same();
-        })
         .onMessage(Accepted.class, this::onAccepted)
         .onMessage(SessionStopped.class, m -> {
           // A session that failed did not complete its outbound side: abort now. One that ended
           // normally did, and its last frames are flushing; if the device does not read them,
           // the connection is aborted after close-linger. This is the only backstop: TCP's own
           // idle timeout would be a periodic timer on every connection (docs/edge.md).
-          ConnectionStage.Connection connection = sessions.remove(m.session());
+          Connection connection = sessions.remove(m.session());
           if (connection != null) { // null only if materializing its connection failed
             connection.ownerStopped();
             system.scheduler().scheduleOnce(settings.closeLinger(),
@@ -146,10 +113,6 @@ public final class EdgeServer {
                 ctx.getExecutionContext());
           }
           state.setConnections(sessions.size());
-          if (heldAccept != null && sessions.size() < settings.maxConnections()) {
-            heldAccept.tell(AcceptAck.INSTANCE);
-            heldAccept = null;
-          }
           if (sessions.isEmpty()) {
             waitingForSessions.forEach(r -> r.tell(Done.getInstance()));
             waitingForSessions.clear();
@@ -172,19 +135,9 @@ public final class EdgeServer {
           draining = false;
           return Behaviors.same();
         })
-        .onMessage(AcceptsEnded.class, m -> Behaviors.same())
-        .onMessage(AcceptsFailed.class, m -> {
-          ctx.getLog().error("Edge stopped accepting connections", m.cause());
-          state.setAccepting(false);
-          return Behaviors.same();
-        })
         .onMessage(Unbind.class, m -> {
           state.setAccepting(false);
-          if (binding == null) {
-            m.replyTo().tell(Done.getInstance());
-          } else {
-            ctx.pipeToSelf(binding.unbind(), (ok, err) -> new Unbound(m.replyTo()));
-          }
+          ctx.pipeToSelf(sockets.unbind(), (ok, err) -> new Unbound(m.replyTo()));
           return Behaviors.same();
         })
         .onMessage(Unbound.class, m -> {
@@ -204,35 +157,46 @@ public final class EdgeServer {
           }
           return Behaviors.same();
         })
+        .onSignal(PostStop.class, signal -> {
+          sockets.close();
+          return Behaviors.same();
+        })
         .build();
+  }
+
+  private String localAddress() {
+    try {
+      return sockets.localAddress().toString();
+    } catch (IOException e) {
+      return settings.host() + ":" + settings.port();
+    }
   }
 
   private record Unbound(ActorRef<Done> replyTo) implements Command {}
 
   private Behavior<Command> onAccepted(Accepted m) {
-    ActorSystem<Void> system = ctx.getSystem();
-    Tcp.IncomingConnection connection = m.connection();
+    SocketChannel channel = m.channel();
+    InetSocketAddress remote;
+    try {
+      remote = (InetSocketAddress) channel.getRemoteAddress();
+    } catch (IOException e) {
+      sockets.reject(channel); // the device left already
+      return Behaviors.same();
+    }
     ActorRef<DeviceSession.Command> session = ctx.spawn(
-        DeviceSession.create(settings, connection.remoteAddress(), edgeNode), "connection-" + ++counter);
+        DeviceSession.create(settings, remote, edgeNode), "connection-" + ++counter);
     ctx.watchWith(session, new SessionStopped(session));
-    // One stage per connection, both directions (docs/edge.md).
-    ConnectionStage.Connection out = connection.handleWith(Flow.fromGraph(new ConnectionStage(
-        session, settings.maxFrameSize(), settings.maxBatchBytes(), settings.outboundBuffer())), system);
-    sessions.put(session, out);
+    Connection connection = new Connection(sockets, channel, session, settings.maxFrameSize(),
+        settings.maxBatchBytes(), settings.outboundBuffer());
+    sessions.put(session, connection);
     state.setConnections(sessions.size());
-    session.tell(new DeviceSession.Attach(out));
+    session.tell(new DeviceSession.Attach(connection));
+    sockets.register(connection);
     if (draining) {
-      List<LoadViewTargets.Target> targets = LoadViewTargets.of(system);
+      List<LoadViewTargets.Target> targets = LoadViewTargets.of(ctx.getSystem());
       if (!targets.isEmpty()) {
         redirect(session, targets);
       }
-    }
-    if (sessions.size() < settings.maxConnections()) {
-      m.ackTo().tell(AcceptAck.INSTANCE);
-    } else {
-      ctx.getLog().warn("Edge at its limit of {} connections: not accepting until one ends",
-          settings.maxConnections());
-      heldAccept = m.ackTo();
     }
     return Behaviors.same();
   }

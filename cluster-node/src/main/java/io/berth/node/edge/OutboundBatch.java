@@ -5,7 +5,6 @@ import io.berth.protocol.FrameCodec;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
-import org.apache.pekko.util.ByteString;
 
 /**
  * Frames waiting for the socket to accept writes, encoded into one buffer when it does.
@@ -42,7 +41,7 @@ final class OutboundBatch {
     return this;
   }
 
-  ByteString encode() {
+  byte[] encode() {
     int size = 0;
     for (Frame f : frames) {
       size += FrameCodec.HEADER_SIZE + 1 + FrameCodec.bodyLength(f);
@@ -62,6 +61,6 @@ final class OutboundBatch {
     if (ack != null && ackIndex >= frames.size()) {
       FrameCodec.encodeInto(ack, buf);
     }
-    return ByteString.fromArrayUnsafe(buf.array());
+    return buf.array();
   }
 }

@@ -11,7 +11,6 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import org.apache.pekko.util.ByteString;
 import org.junit.jupiter.api.Test;
 
 class OutboundBatchTest {
@@ -21,8 +20,8 @@ class OutboundBatchTest {
   }
 
   /** The frames written in these bytes, which must hold whole well-formed frames. */
-  static List<Frame> decode(ByteString bytes) throws IOException {
-    FrameReader reader = new FrameReader(new ByteArrayInputStream(bytes.toArray()), 1 << 20);
+  static List<Frame> decode(byte[] bytes) throws IOException {
+    FrameReader reader = new FrameReader(new ByteArrayInputStream(bytes), 1 << 20);
     List<Frame> frames = new ArrayList<>();
     while (true) {
       try {
