@@ -5,15 +5,24 @@ import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
+import java.util.Arrays;
 import java.util.List;
+import io.berth.node.mapping.Mapping;
+import java.util.EnumSet;
+import java.util.Set;
+import org.apache.pekko.actor.ExtendedActorSystem;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorRefResolver;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.serialization.SerializerWithStringManifest;
 
 /**
  * Binary form of the events a socket writes for its traffic: {@code Accepted} (a batch of uplink
  * frames reached the endpoint, with the answers), {@code Relayed} (a linked peer's frames taken)
- * and {@code DownlinkAcked}. Jackson CBOR wrote every field name into every journal row (222
- * bytes for the event of one 64-byte frame, 140 in this form) and cost a tenth of the journal
- * path's CPU. The other events are rare and stay in CBOR.
+ * and {@code DownlinkAcked}; and {@code Opened}, which every connect writes. Jackson CBOR wrote
+ * every field name into every journal row (222 bytes for the event of one 64-byte frame, 140 in
+ * this form) and cost a tenth of the journal path's CPU, and an eighth of a connect's node CPU
+ * for {@code Opened}. The other events are rare and stay in CBOR.
  *
  * <p>Layout: big-endian; strings as i32 length (-1: null) + UTF-8; instants as i64 epoch
  * seconds + i32 nanoseconds (-1: null); frame lists as {@link FrameLists}. The manifest names
@@ -26,7 +35,16 @@ public final class EventSerializer extends SerializerWithStringManifest {
   static final String ACCEPTED = "Accepted.1";
   static final String RELAYED = "Relayed.1";
   static final String DOWNLINK_ACKED = "DownlinkAcked.1";
+  static final String OPENED = "Opened.1";
   private static final int INSTANT = 12;
+
+  private final ExtendedActorSystem system;
+  /** The edge's ref in {@code Opened} as its path, resolved on reading; made on first use. */
+  private volatile ActorRefResolver resolver;
+
+  public EventSerializer(ExtendedActorSystem system) {
+    this.system = system;
+  }
 
   @Override
   public int identifier() {
@@ -41,6 +59,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
       return RELAYED;
     } else if (o instanceof ConnectionEntity.DownlinkAcked) {
       return DOWNLINK_ACKED;
+    } else if (o instanceof ConnectionEntity.Opened) {
+      return OPENED;
     }
     throw new IllegalArgumentException("cannot serialize " + o.getClass());
   }
@@ -73,6 +93,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
       ByteBuffer b = ByteBuffer.allocate(8 + INSTANT).putLong(d.upTo());
       putInstant(b, d.at());
       return b.array();
+    } else if (o instanceof ConnectionEntity.Opened opened) {
+      return opened(opened);
     }
     throw new IllegalArgumentException("cannot serialize " + o.getClass());
   }
@@ -87,6 +109,7 @@ public final class EventSerializer extends SerializerWithStringManifest {
         case RELAYED -> new ConnectionEntity.Relayed(getString(b), b.getLong(), FrameLists.get(b), b.getLong(),
             getInstant(b));
         case DOWNLINK_ACKED -> new ConnectionEntity.DownlinkAcked(b.getLong(), getInstant(b));
+        case OPENED -> opened(b);
         default -> throw new NotSerializableException("unknown event manifest '" + manifest + "'");
       };
       if (b.hasRemaining()) {
@@ -96,6 +119,103 @@ public final class EventSerializer extends SerializerWithStringManifest {
     } catch (BufferUnderflowException | IllegalArgumentException e) {
       throw new NotSerializableException("corrupt " + manifest + " event: " + e.getMessage());
     }
+  }
+
+  /**
+   * Layout: device id, mapping (presence byte, then name, version, endpoint, events as a bit set,
+   * criteria, timeout, retry, secret, link wait, close-on-link-timeout), the edge's ref as a
+   * path, edge node, downlink acknowledged, at.
+   */
+  private byte[] opened(ConnectionEntity.Opened o) {
+    Mapping m = o.mapping();
+    byte[][] strings = {
+        utf8(o.deviceId()), m == null ? null : utf8(m.name()), m == null ? null : utf8(m.endpoint()),
+        m == null || m.criteria() == null ? null : m.criteria().delimiter(),
+        m == null ? null : utf8(m.secret()),
+        o.edge() == null ? null : utf8(resolver().toSerializationFormat(o.edge())), utf8(o.edgeNode())};
+    int size = 1 + 8 + 1 + 1 + 5 * 4 + 4 + 1 + 3 * 4 + 8 + 1 + 8 + INSTANT;
+    for (byte[] s : strings) {
+      size += stringSize(s);
+    }
+    ByteBuffer b = ByteBuffer.allocate(size);
+    putString(b, strings[0]);
+    b.put((byte) (m == null ? 0 : 1));
+    if (m != null) {
+      putString(b, strings[1]);
+      b.putLong(m.version());
+      putString(b, strings[2]);
+      int events = 0;
+      for (Mapping.Event e : m.events()) {
+        events |= 1 << e.ordinal();
+      }
+      b.put((byte) events);
+      Mapping.Criteria c = m.criteria();
+      b.put((byte) (c == null ? 0 : 1));
+      if (c != null) {
+        b.putInt(c.minBytes()).putInt(c.maxBytes()).putInt(c.maxFrames());
+        putString(b, strings[3]);
+        b.putInt(c.maxDelayMs());
+      }
+      b.putInt(m.timeoutMs());
+      Mapping.Retry r = m.retry();
+      b.put((byte) (r == null ? 0 : 1));
+      if (r != null) {
+        b.putInt(r.maxAttempts()).putInt(r.backoffBaseMs()).putInt(r.backoffMaxMs());
+      }
+      putString(b, strings[4]);
+      b.putLong(m.linkWaitMs()).put((byte) (m.closeOnLinkTimeout() ? 1 : 0));
+    }
+    putString(b, strings[5]);
+    putString(b, strings[6]);
+    b.putLong(o.downlinkAcked());
+    putInstant(b, o.at());
+    return Arrays.copyOf(b.array(), b.position());
+  }
+
+  private ConnectionEntity.Opened opened(ByteBuffer b) {
+    String deviceId = getString(b);
+    Mapping mapping = null;
+    if (b.get() != 0) {
+      String name = getString(b);
+      long version = b.getLong();
+      String endpoint = getString(b);
+      int bits = b.get();
+      Set<Mapping.Event> events = EnumSet.noneOf(Mapping.Event.class);
+      for (Mapping.Event e : Mapping.Event.values()) {
+        if ((bits & (1 << e.ordinal())) != 0) {
+          events.add(e);
+        }
+      }
+      Mapping.Criteria criteria = null;
+      if (b.get() != 0) {
+        criteria = new Mapping.Criteria(b.getInt(), b.getInt(), b.getInt(), getBytes(b), b.getInt());
+      }
+      int timeoutMs = b.getInt();
+      Mapping.Retry retry = b.get() == 0 ? null : new Mapping.Retry(b.getInt(), b.getInt(), b.getInt());
+      mapping = new Mapping(name, version, endpoint, events, criteria, timeoutMs, retry, getString(b), b.getLong(),
+          b.get() != 0);
+    }
+    String edgePath = getString(b);
+    ActorRef<ConnectionEntity.ToEdge> edge = edgePath == null ? null : resolver().resolveActorRef(edgePath);
+    return new ConnectionEntity.Opened(deviceId, mapping, edge, getString(b), b.getLong(), getInstant(b));
+  }
+
+  private ActorRefResolver resolver() {
+    ActorRefResolver r = resolver;
+    if (r == null) {
+      r = resolver = ActorRefResolver.get(Adapter.toTyped(system));
+    }
+    return r;
+  }
+
+  private static byte[] getBytes(ByteBuffer b) {
+    int length = b.getInt();
+    if (length < 0) {
+      return null;
+    }
+    byte[] bytes = new byte[length];
+    b.get(bytes);
+    return bytes;
   }
 
   private static byte[] utf8(String s) {
@@ -115,13 +235,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
   }
 
   private static String getString(ByteBuffer b) {
-    int length = b.getInt();
-    if (length < 0) {
-      return null;
-    }
-    byte[] bytes = new byte[length];
-    b.get(bytes);
-    return new String(bytes, StandardCharsets.UTF_8);
+    byte[] bytes = getBytes(b);
+    return bytes == null ? null : new String(bytes, StandardCharsets.UTF_8);
   }
 
   private static void putInstant(ByteBuffer b, Instant at) {
