@@ -124,7 +124,7 @@ final class Connection {
   void complete() {
     boolean wake;
     synchronized (this) {
-      if (completed || stopped) {
+      if (completed || stopped || aborted) {
         return;
       }
       completed = true;

@@ -32,6 +32,8 @@ public final class EdgeServer {
 
   private record Accepted(SocketChannel channel) implements Command {}
 
+  private record SocketsFailed(Throwable cause) implements Command {}
+
   private record SessionStopped(ActorRef<DeviceSession.Command> session) implements Command {}
 
   private record Unbind(ActorRef<Done> replyTo) implements Command {}
@@ -82,7 +84,7 @@ public final class EdgeServer {
     ActorRef<Command> self = ctx.getSelf();
     try {
       sockets = EdgeSockets.bind(settings.host(), settings.port(), settings.backlog(), settings.maxConnections(),
-          settings.maxFrameSize(), channel -> self.tell(new Accepted(channel)));
+          settings.maxFrameSize(), channel -> self.tell(new Accepted(channel)), e -> self.tell(new SocketsFailed(e)));
     } catch (IOException | RuntimeException e) {
       ctx.getLog().error("Cannot listen for devices on {}:{}: {}", settings.host(), settings.port(), e.toString());
       CoordinatedShutdown.get(system).run(BIND_FAILED);
@@ -100,6 +102,12 @@ public final class EdgeServer {
 
     return Behaviors.receive(Command.class)
         .onMessage(Accepted.class, this::onAccepted)
+        .onMessage(SocketsFailed.class, m -> {
+          // Every connection was closed and its session told; the node no longer serves devices.
+          ctx.getLog().error("Edge stopped serving devices: its socket thread failed", m.cause());
+          state.setAccepting(false);
+          return Behaviors.same();
+        })
         .onMessage(SessionStopped.class, m -> {
           // A session that failed did not complete its outbound side: abort now. One that ended
           // normally did, and its last frames are flushing; if the device does not read them,
@@ -183,8 +191,14 @@ public final class EdgeServer {
       sockets.reject(channel); // the device left already
       return Behaviors.same();
     }
-    ActorRef<DeviceSession.Command> session = ctx.spawn(
-        DeviceSession.create(settings, remote, edgeNode), "connection-" + ++counter);
+    ActorRef<DeviceSession.Command> session;
+    try {
+      session = ctx.spawn(DeviceSession.create(settings, remote, edgeNode), "connection-" + ++counter);
+    } catch (RuntimeException e) {
+      ctx.getLog().error("Cannot start a session for the device at {}", remote, e);
+      sockets.reject(channel);
+      return Behaviors.same();
+    }
     ctx.watchWith(session, new SessionStopped(session));
     Connection connection = new Connection(sockets, channel, session, settings.maxFrameSize(),
         settings.maxBatchBytes(), settings.outboundBuffer());

@@ -46,6 +46,7 @@ final class EdgeSockets implements AutoCloseable {
   private final Selector selector;
   private final SelectionKey acceptKey;
   private final Consumer<SocketChannel> acceptor;
+  private final Consumer<Throwable> onFailure;
   private final int maxConnections;
   private final Thread thread;
   private final Queue<Runnable> tasks = new ConcurrentLinkedQueue<>();
@@ -64,10 +65,11 @@ final class EdgeSockets implements AutoCloseable {
   private long acceptPausedUntil;
 
   private EdgeSockets(ServerSocketChannel server, Selector selector, Consumer<SocketChannel> acceptor,
-      int maxConnections, int maxFrameSize) throws IOException {
+      Consumer<Throwable> onFailure, int maxConnections, int maxFrameSize) throws IOException {
     this.server = server;
     this.selector = selector;
     this.acceptor = acceptor;
+    this.onFailure = onFailure;
     this.maxConnections = maxConnections;
     this.readBuffer = ByteBuffer.allocateDirect(FrameCodec.HEADER_SIZE + maxFrameSize + READ_ROOM);
     this.acceptKey = server.register(selector, SelectionKey.OP_ACCEPT);
@@ -78,17 +80,18 @@ final class EdgeSockets implements AutoCloseable {
   /**
    * Listens on {@code host:port} and hands each accepted connection, non-blocking and with
    * {@code TCP_NODELAY}, to {@code acceptor}, on the sockets' thread; the acceptor must {@link
-   * #register} it (or close it).
+   * #register} it (or {@link #reject} it). Should the thread fail, every connection is closed
+   * and {@code onFailure} is told.
    */
   static EdgeSockets bind(String host, int port, int backlog, int maxConnections, int maxFrameSize,
-      Consumer<SocketChannel> acceptor) throws IOException {
+      Consumer<SocketChannel> acceptor, Consumer<Throwable> onFailure) throws IOException {
     Selector selector = Selector.open();
     ServerSocketChannel server = ServerSocketChannel.open();
     try {
       server.setOption(StandardSocketOptions.SO_REUSEADDR, true);
       server.bind(new InetSocketAddress(host, port), backlog);
       server.configureBlocking(false);
-      EdgeSockets sockets = new EdgeSockets(server, selector, acceptor, maxConnections, maxFrameSize);
+      EdgeSockets sockets = new EdgeSockets(server, selector, acceptor, onFailure, maxConnections, maxFrameSize);
       sockets.thread.start();
       return sockets;
     } catch (IOException | RuntimeException e) {
@@ -136,11 +139,17 @@ final class EdgeSockets implements AutoCloseable {
   /** Stops accepting; connections already open are served on. */
   CompletionStage<Void> unbind() {
     CompletableFuture<Void> done = new CompletableFuture<>();
+    if (terminated.isDone()) {
+      done.complete(null);
+      return done;
+    }
     execute(() -> {
       unbound = true;
       acceptKey.cancel();
       try {
         server.close();
+        // A channel registered with a selector closes when its key is flushed, at the next select.
+        selector.selectNow();
         done.complete(null);
       } catch (IOException e) {
         done.completeExceptionally(e);
@@ -166,6 +175,9 @@ final class EdgeSockets implements AutoCloseable {
   /** Called by a connection, on the sockets' thread, once its channel is closed. */
   void closed() {
     open--;
+    if (closing) {
+      return; // the accept key is gone with the server channel
+    }
     if (atLimit && open < maxConnections && !unbound) {
       atLimit = false;
       if (acceptPausedUntil == 0) {
@@ -217,9 +229,11 @@ final class EdgeSockets implements AutoCloseable {
       }
     } catch (Throwable e) {
       log.error("The edge's socket thread failed: closing every device connection", e);
-    } finally {
       shutdown();
+      onFailure.accept(e);
+      return;
     }
+    shutdown();
   }
 
   private void acceptAll() {
@@ -274,7 +288,11 @@ final class EdgeSockets implements AutoCloseable {
     }
     for (SelectionKey key : selector.keys()) {
       if (key.attachment() instanceof Connection connection) {
-        connection.failed(new IOException("the node's edge stopped"));
+        try {
+          connection.failed(new IOException("the node's edge stopped"));
+        } catch (RuntimeException e) {
+          log.debug("Closing a device connection while the edge stopped", e);
+        }
       }
     }
     try {

@@ -75,7 +75,7 @@ class ConnectionTest {
           outboundBuffer);
       holder[0].register(connection);
       accepted.add(connection);
-    });
+    }, failure -> { });
     holder[0] = sockets;
   }
 
@@ -187,9 +187,13 @@ class ConnectionTest {
 
     DeviceSession.Inbound first = session.expectMessageClass(DeviceSession.Inbound.class, WAIT);
     session.expectNoMessage(Duration.ofMillis(300));
-    long held = written.get();
-    await().pollDelay(Duration.ofMillis(300)).atMost(WAIT).until(() -> written.get() == held);
-    assertThat(held).as("written while one batch is with the session").isLessThan(bytes.length);
+    // The writer fills loopback's buffers, then blocks: wait until it stops making progress.
+    await().atMost(Duration.ofSeconds(20)).until(() -> {
+      long before = written.get();
+      Thread.sleep(300);
+      return written.get() == before;
+    });
+    assertThat(written.get()).as("written while one batch is with the session").isLessThan(bytes.length);
 
     first.connection().ready();
     List<Decoded> all = new ArrayList<>(first.frames());
@@ -317,15 +321,22 @@ class ConnectionTest {
     Socket[] device = new Socket[1];
     Connection connection = connected(device, 1024, 4);
 
-    // The socket's buffers fill first, then the connection's four frames: bounded by 32 MiB.
+    // The socket's buffers fill first, then the connection's four frames: bounded by 32 MiB. A
+    // refusal counts once it lasts: the sockets' thread may only be behind, not the socket full.
     int offered = 0;
-    while (offered < 8_000 && connection.offer(new Frame.Data(offered + 1, new byte[4000]))) {
-      offered++;
-      if (offered % 100 == 0) {
-        Thread.sleep(1); // lets the sockets' thread move frames into the socket
+    while (offered < 8_000) {
+      Frame.Data next = new Frame.Data(offered + 1, new byte[4000]);
+      boolean taken = connection.offer(next);
+      for (int tries = 0; !taken && tries < 40; tries++) {
+        Thread.sleep(5);
+        taken = connection.offer(next);
       }
+      if (!taken) {
+        break; // refused for 200 ms
+      }
+      offered++;
     }
-    assertThat(offered).as("frames taken before the buffer was full").isLessThan(8_000);
+    assertThat(offered).as("frames taken before the buffer was full").isBetween(5, 7_999);
     assertThat(connection.offer(new Frame.Ack(100))).isTrue();
     assertThat(connection.offer(new Frame.Ack(101))).isTrue();
     connection.complete();
@@ -391,6 +402,22 @@ class ConnectionTest {
     first.abort(new IllegalStateException("make room"));
 
     nextAccepted();
+  }
+
+  @Test
+  void closingAtTheLimitStillEndsEveryConnection() throws Exception {
+    listen(1024, 64, 2);
+    Socket first = connect();
+    Socket second = connect();
+    nextAccepted();
+    nextAccepted();
+
+    sockets.close();
+
+    assertThat(session.expectMessageClass(DeviceSession.StreamFailed.class, WAIT).cause()).hasMessageContaining("edge stopped");
+    assertThat(session.expectMessageClass(DeviceSession.StreamFailed.class, WAIT).cause()).hasMessageContaining("edge stopped");
+    assertThat(first.getInputStream().read()).isEqualTo(-1);
+    assertThat(second.getInputStream().read()).isEqualTo(-1);
   }
 
   @Test
