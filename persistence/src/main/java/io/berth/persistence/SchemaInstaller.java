@@ -2,7 +2,11 @@ package io.berth.persistence;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
@@ -37,6 +41,75 @@ public final class SchemaInstaller {
   private SchemaInstaller() {}
 
   public static void install(DatabaseSettings db) {
+    if (db.kind() == DatabaseSettings.Kind.H2) {
+      synchronized (H2_INSTALLS) {
+        try (FileChannel locked = lockH2Install(db)) {
+          installWithRetries(db);
+        } catch (IOException e) {
+          log.debug("Releasing the install lock of {}", db.url(), e);
+        }
+      }
+    } else {
+      installWithRetries(db);
+    }
+  }
+
+  /** Installs on H2, one at a time in this JVM; see {@link #lockH2Install}. */
+  private static final Object H2_INSTALLS = new Object();
+  private static final long H2_LOCK_WAIT_MS = 60_000;
+
+  /**
+   * Takes a lock file next to an H2 database file, so that nodes started at once on the same
+   * embedded database (scripts/cluster.sh) install one after the other: H2 has no advisory
+   * locks, and a connection opened while another process runs DDL on the same file can fail
+   * with that DDL's error ("table already exists") for seconds. Null for in-memory and server
+   * URLs, or when the lock cannot be had within a minute (the install then goes ahead, retrying).
+   * Closing the channel returned releases the lock.
+   */
+  static FileChannel lockH2Install(DatabaseSettings db) {
+    Path file = h2LockFile(db.jdbcUrl());
+    if (file == null) {
+      return null;
+    }
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(H2_LOCK_WAIT_MS);
+    try {
+      if (file.getParent() != null) {
+        Files.createDirectories(file.getParent());
+      }
+      FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+      for (int attempt = 1; System.nanoTime() - deadline < 0; attempt++) {
+        if (channel.tryLock() != null) {
+          return channel;
+        }
+        pause(Math.min(attempt, 5));
+      }
+      channel.close();
+      log.warn("Another process held {} for {} s: installing the schema without it", file, H2_LOCK_WAIT_MS / 1000);
+    } catch (IOException e) {
+      log.warn("Cannot lock {} ({}): installing the schema without it", file, e.toString());
+    }
+    return null;
+  }
+
+  /** The install lock's file for an H2 URL naming a database file; null for any other. */
+  static Path h2LockFile(String jdbcUrl) {
+    String name = jdbcUrl.substring("jdbc:h2:".length());
+    int options = name.indexOf(';');
+    if (options >= 0) {
+      name = name.substring(0, options);
+    }
+    if (name.startsWith("file:")) {
+      name = name.substring("file:".length());
+    } else if (name.matches("^[a-z]{2,}:.*")) {
+      return null; // mem:, tcp:, ssl:, zip:, …
+    }
+    if (name.startsWith("~")) {
+      name = System.getProperty("user.home") + name.substring(1);
+    }
+    return name.isEmpty() ? null : Path.of(name + ".install.lock");
+  }
+
+  private static void installWithRetries(DatabaseSettings db) {
     List<String> statements = statements(db.kind());
     long started = System.nanoTime();
     for (int attempt = 1; ; attempt++) {

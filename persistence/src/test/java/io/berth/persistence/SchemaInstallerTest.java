@@ -61,6 +61,17 @@ class SchemaInstallerTest {
   }
 
   @Test
+  void installsOnOneH2FileTakeALockFileNextToIt() {
+    assertThat(SchemaInstaller.h2LockFile("jdbc:h2:file:/var/lib/berth/db;AUTO_SERVER=TRUE"))
+        .isEqualTo(Path.of("/var/lib/berth/db.install.lock"));
+    assertThat(SchemaInstaller.h2LockFile("jdbc:h2:./data/berth")).isEqualTo(Path.of("./data/berth.install.lock"));
+    assertThat(SchemaInstaller.h2LockFile("jdbc:h2:~/berth")).isEqualTo(Path.of(System.getProperty("user.home")
+        + "/berth.install.lock"));
+    assertThat(SchemaInstaller.h2LockFile("jdbc:h2:mem:test;DB_CLOSE_DELAY=-1")).isNull();
+    assertThat(SchemaInstaller.h2LockFile("jdbc:h2:tcp://localhost/~/berth")).isNull();
+  }
+
+  @Test
   void anUnreachableDatabaseFailsFastNamingUrlAndUser() {
     DatabaseSettings db = new DatabaseSettings("jdbc:postgresql://127.0.0.1:1/nowhere", "someone", "",
         1, Duration.ofSeconds(2));
