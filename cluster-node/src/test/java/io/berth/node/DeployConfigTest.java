@@ -55,6 +55,24 @@ class DeployConfigTest {
   }
 
   @Test
+  void anEntityHeartbeatNotBelowShardingsPassivationIsRefused() {
+    Config base = ConfigFactory.parseString("berth.auth.secret = \"a-secret-of-at-least-16-bytes\"")
+        .withFallback(ConfigFactory.load());
+    Config slow = ConfigFactory.parseString("berth.edge.entity-heartbeat = 2m").withFallback(base);
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> EdgeSettings.fromConfig(slow))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("berth.edge.entity-heartbeat (120 s)")
+        .hasMessageContaining("idle-entity.timeout (120 s)");
+    // With passivation off, or a longer timeout, any heartbeat goes.
+    EdgeSettings.fromConfig(ConfigFactory.parseString(
+        "pekko.cluster.sharding.passivation.default-idle-strategy.idle-entity.timeout = off").withFallback(slow));
+    EdgeSettings.fromConfig(ConfigFactory.parseString(
+        "pekko.cluster.sharding.passivation.default-idle-strategy.idle-entity.timeout = 5m").withFallback(slow));
+    EdgeSettings.fromConfig(ConfigFactory.parseString(
+        "pekko.cluster.sharding.passivation.strategy = none").withFallback(slow));
+  }
+
+  @Test
   void aNodeWithoutASecretRefusesToStartWithAClearMessage() {
     Config config = ConfigFactory.parseString("berth.auth.secret = \"\"").withFallback(ConfigFactory.load());
     org.assertj.core.api.Assertions.assertThatThrownBy(() -> EdgeSettings.fromConfig(config))

@@ -52,6 +52,7 @@ public record EdgeSettings(
 
   public static EdgeSettings fromConfig(Config config) {
     Config e = config.getConfig("berth.edge");
+    requireHeartbeatBelowPassivation(e.getDuration("entity-heartbeat"), config);
     return new EdgeSettings(
         e.getString("host"),
         e.getInt("port"),
@@ -90,6 +91,31 @@ public record EdgeSettings(
       return host;
     }
     return org.apache.pekko.cluster.typed.Cluster.get(system).selfMember().address().getHost().orElse("127.0.0.1");
+  }
+
+  private static final String PASSIVATION = "pekko.cluster.sharding.passivation";
+  private static final String IDLE_TIMEOUT = PASSIVATION + ".default-idle-strategy.idle-entity.timeout";
+
+  /**
+   * An attached session's entity must hear from its edge more often than sharding passivates
+   * idle entities: a passivation stop looks like a handoff to the entity, which would tell its
+   * device to resend and record a move that did not happen.
+   */
+  static void requireHeartbeatBelowPassivation(Duration heartbeat, Config config) {
+    if (!config.hasPath(IDLE_TIMEOUT) || !config.hasPath(PASSIVATION + ".strategy")
+        || !config.getString(PASSIVATION + ".strategy").equals("default-idle-strategy")) {
+      return; // passivation off, or a strategy of its own: its operator's to judge
+    }
+    String timeout = config.getString(IDLE_TIMEOUT);
+    if (timeout.equals("off") || timeout.equals("none")) {
+      return;
+    }
+    Duration passivation = config.getDuration(IDLE_TIMEOUT);
+    if (heartbeat.compareTo(passivation) >= 0) {
+      throw new IllegalArgumentException("berth.edge.entity-heartbeat (" + heartbeat.toSeconds() + " s) must be "
+          + "below " + IDLE_TIMEOUT + " (" + passivation.toSeconds() + " s): sharding would passivate the "
+          + "entities of connected devices");
+    }
   }
 
   /** Largest DATA payload a device may send. */
