@@ -33,6 +33,8 @@ final class NodeProcess implements AutoCloseable {
   private final ChildProcess process;
   private final int edgePort;
   private final int managementPort;
+  /** For the node's operator routes: one client, asked once a second while the sockets settle. */
+  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
 
   private NodeProcess(ChildProcess process, int edgePort, int managementPort) {
     this.process = process;
@@ -141,7 +143,7 @@ final class NodeProcess implements AutoCloseable {
     HttpRequest nodes = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + managementPort + "/api/nodes"))
         .timeout(Duration.ofSeconds(10)).build();
     try {
-      String body = HttpClient.newHttpClient().send(nodes, HttpResponse.BodyHandlers.ofString()).body();
+      String body = http.send(nodes, HttpResponse.BodyHandlers.ofString()).body();
       Matcher m = SOCKETS.matcher(body);
       return m.find() ? Integer.parseInt(m.group(1)) : -1;
     } catch (IOException e) {
