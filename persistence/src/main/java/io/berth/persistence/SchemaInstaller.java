@@ -77,13 +77,20 @@ public final class SchemaInstaller {
         Files.createDirectories(file.getParent());
       }
       FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-      for (int attempt = 1; System.nanoTime() - deadline < 0; attempt++) {
-        if (channel.tryLock() != null) {
-          return channel;
+      boolean locked = false;
+      try {
+        for (int attempt = 1; System.nanoTime() - deadline < 0; attempt++) {
+          if (channel.tryLock() != null) {
+            locked = true;
+            return channel;
+          }
+          pause(Math.min(attempt, 5));
         }
-        pause(Math.min(attempt, 5));
+      } finally {
+        if (!locked) {
+          channel.close();
+        }
       }
-      channel.close();
       log.warn("Another process held {} for {} s: installing the schema without it", file, H2_LOCK_WAIT_MS / 1000);
     } catch (IOException e) {
       log.warn("Cannot lock {} ({}): installing the schema without it", file, e.toString());

@@ -1,14 +1,14 @@
 package io.berth.node.connection;
 
+import io.berth.node.mapping.Mapping;
 import java.io.NotSerializableException;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.Arrays;
-import java.util.List;
-import io.berth.node.mapping.Mapping;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.Set;
 import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -21,8 +21,8 @@ import org.apache.pekko.serialization.SerializerWithStringManifest;
  * frames reached the endpoint, with the answers), {@code Relayed} (a linked peer's frames taken)
  * and {@code DownlinkAcked}; and {@code Opened}, which every connect writes. Jackson CBOR wrote
  * every field name into every journal row (222 bytes for the event of one 64-byte frame, 140 in
- * this form) and cost a tenth of the journal path's CPU, and an eighth of a connect's node CPU
- * for {@code Opened}. The other events are rare and stay in CBOR.
+ * this form) and cost a tenth of the journal path's CPU; writing {@code Opened} was the largest
+ * single item in a profile of connects (BENCHMARKS.md). The other events are rare and stay in CBOR.
  *
  * <p>Layout: big-endian; strings as i32 length (-1: null) + UTF-8; instants as i64 epoch
  * seconds + i32 nanoseconds (-1: null); frame lists as {@link FrameLists}. The manifest names

@@ -23,8 +23,9 @@ import org.apache.pekko.cluster.typed.Cluster;
 /**
  * The TCP edge of a node: gives each device connection that its {@link EdgeSockets} accept a
  * {@link DeviceSession} and a {@link Connection} between the two. Accepting is backpressured
- * too: past {@code max-connections} the sockets stop accepting until a connection ends. On shutdown it unbinds, then closes every session with a resumable close code
- * so that devices reconnect to another node while this one hands its shards off.
+ * too: past {@code max-connections} the sockets stop accepting until a connection ends. On
+ * shutdown it unbinds, then closes every session with a resumable close code so that devices
+ * reconnect to another node while this one hands its shards off.
  */
 public final class EdgeServer {
 
@@ -114,7 +115,7 @@ public final class EdgeServer {
           // the connection is aborted after close-linger. This is the only backstop: TCP's own
           // idle timeout would be a periodic timer on every connection (docs/edge.md).
           Connection connection = sessions.remove(m.session());
-          if (connection != null) { // null only if materializing its connection failed
+          if (connection != null) {
             connection.ownerStopped();
             system.scheduler().scheduleOnce(settings.closeLinger(),
                 () -> connection.abort(new IllegalStateException("not closed within close-linger")),
