@@ -218,14 +218,7 @@ final class EdgeSockets implements AutoCloseable {
             }
           }
         }
-        Runnable task;
-        while ((task = tasks.poll()) != null) {
-          try {
-            task.run();
-          } catch (RuntimeException e) {
-            log.error("A task of the edge's socket thread failed", e);
-          }
-        }
+        runTasks();
       }
     } catch (Throwable e) {
       log.error("The edge's socket thread failed: closing every device connection", e);
@@ -234,6 +227,18 @@ final class EdgeSockets implements AutoCloseable {
       return;
     }
     shutdown();
+  }
+
+  /** Runs what {@link #execute} queued; one task failing does not stop the others. */
+  private void runTasks() {
+    Runnable task;
+    while ((task = tasks.poll()) != null) {
+      try {
+        task.run();
+      } catch (RuntimeException e) {
+        log.error("A task of the edge's socket thread failed", e);
+      }
+    }
   }
 
   private void acceptAll() {
@@ -278,14 +283,7 @@ final class EdgeSockets implements AutoCloseable {
     closing = true;
     closeQuietly(server);
     // Connections accepted but not registered yet are failed by their registration task.
-    Runnable task;
-    while ((task = tasks.poll()) != null) {
-      try {
-        task.run();
-      } catch (RuntimeException e) {
-        log.debug("A task of the edge's socket thread failed while it stopped", e);
-      }
-    }
+    runTasks();
     for (SelectionKey key : selector.keys()) {
       if (key.attachment() instanceof Connection connection) {
         try {
