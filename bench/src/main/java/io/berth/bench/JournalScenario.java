@@ -104,9 +104,10 @@ final class JournalScenario {
         + " clients × " + PGBENCH_ROWS + "-row inserts", many.median(), batchedAnchor, "", "≥ 0.50× pgbench",
         Double.isNaN(batchedAnchor) ? null : many.median() >= 0.5 * batchedAnchor));
     report.note("journal: 1 node in the harness JVM on PostgreSQL with the node's journal settings (Pekko "
-        + "Persistence JDBC, berth.db.pool-size 10, reWriteBatchedInserts); each writer is a minimal "
-        + "EventSourcedBehavior persisting, one write at a time, the event a socket writes for one 64-byte frame "
-        + "through echo (ConnectionEntity.Accepted with the echoed frame: " + eventBytes + " bytes serialized), "
+        + "Persistence JDBC with AppendingJournalDao: one INSERT ... SELECT FROM unnest per batch; "
+        + "berth.db.pool-size 10); each writer is a minimal EventSourcedBehavior persisting, one write at a time, "
+        + "the event a socket writes for one 64-byte frame through echo (ConnectionEntity.Accepted with the "
+        + "echoed frame: " + eventBytes + " bytes serialized), "
         + "fresh persistence ids each round. Anchor: " + pgbench.map(p -> p.binary().toString()).orElse("pgbench")
         + " (-M prepared) inserting rows of the journal's shape (same columns, key and indexes, the payload of a "
         + "journal row written in the warm-up) into the scratch table " + PgBench.TABLE + ", emptied before each "

@@ -1,0 +1,250 @@
+package io.berth.persistence;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.Terminated;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.persistence.jdbc.config.EventJournalTableConfiguration;
+import org.apache.pekko.persistence.typed.PersistenceId;
+import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
+import org.apache.pekko.persistence.typed.javadsl.Effect;
+import org.apache.pekko.persistence.typed.javadsl.EventHandler;
+import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The journal DAO's own insert, through Pekko Persistence on real PostgreSQL: what concurrent
+ * writers persist is what they recover, row by row as the stock insert would write it; tagged
+ * events still get their tag rows; and a write that collides with a row already there fails its
+ * writer instead of vanishing.
+ */
+class AppendingJournalDaoTest {
+
+  private static final Duration TIMEOUT = Duration.ofSeconds(30);
+
+  private static DatabaseSettings db;
+  private static ActorSystem<Void> system;
+
+  @BeforeAll
+  static void start() {
+    db = TestDatabase.createScratchDatabase();
+    SchemaInstaller.install(db);
+    Config config = db.pekkoOverrides().withFallback(ConfigFactory.parseString("""
+        pekko.actor.provider = local
+        pekko.persistence.journal.plugin = "jdbc-journal"
+        pekko.persistence.snapshot-store.plugin = "jdbc-snapshot-store"
+        jdbc-journal { use-shared-db = "slick", dao = "io.berth.persistence.AppendingJournalDao", parallelism = 2 }
+        jdbc-snapshot-store.use-shared-db = "slick"
+        """)).withFallback(ConfigFactory.load()).resolve();
+    system = ActorSystem.create(Behaviors.empty(), "journal-dao-test", config);
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    if (system != null) {
+      system.terminate();
+      system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    }
+    if (db != null) {
+      TestDatabase.dropDatabase(db);
+    }
+  }
+
+  @Test
+  void concurrentWritersRecoverWhatTheyPersistedInOrder() throws Exception {
+    int writers = 40;
+    int events = 25;
+    List<CompletionStage<List<String>>> done = new ArrayList<>();
+    for (int w = 0; w < writers; w++) {
+      ActorRef<Command> writer = system.systemActorOf(Writer.create("plain-" + w, Set.of()), "plain-" + w,
+          Props.empty());
+      List<CompletionStage<List<String>>> writes = new ArrayList<>();
+      for (int e = 0; e < events; e++) {
+        String event = "w" + w + "-e" + e;
+        writes.add(ask(writer, replyTo -> new Persist(event, replyTo)));
+      }
+      done.add(writes.get(writes.size() - 1));
+    }
+    for (CompletionStage<List<String>> d : done) {
+      assertThat(d.toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).hasSize(events);
+    }
+
+    // A fresh incarnation of each writer reads back exactly what it persisted, in order.
+    for (int w = 0; w < writers; w += 13) {
+      ActorRef<Command> again = system.systemActorOf(Writer.create("plain-" + w, Set.of()), "again-" + w,
+          Props.empty());
+      List<String> recovered = ask(again, Read::new).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      List<String> expected = new ArrayList<>();
+      for (int e = 0; e < events; e++) {
+        expected.add("w" + w + "-e" + e);
+      }
+      assertThat(recovered).containsExactlyElementsOf(expected);
+    }
+
+    // The rows carry what the stock insert writes: the writer, a timestamp, the serializer, no metadata.
+    try (Connection c = SchemaInstaller.connect(db);
+         PreparedStatement s = c.prepareStatement("SELECT count(*), count(DISTINCT writer), min(write_timestamp), "
+             + "bool_or(deleted), count(meta_payload), count(meta_ser_id), count(meta_ser_manifest), "
+             + "max(sequence_number), count(DISTINCT ordering) FROM event_journal WHERE persistence_id LIKE 'plain-%'");
+         ResultSet r = s.executeQuery()) {
+      r.next();
+      assertThat(r.getLong(1)).isEqualTo((long) writers * events);
+      assertThat(r.getLong(2)).isEqualTo(writers);
+      assertThat(r.getLong(3)).isGreaterThan(0);
+      assertThat(r.getBoolean(4)).isFalse();
+      assertThat(r.getLong(5) + r.getLong(6) + r.getLong(7)).isZero();
+      assertThat(r.getLong(8)).isEqualTo(events);
+      assertThat(r.getLong(9)).isEqualTo((long) writers * events);
+    }
+  }
+
+  @Test
+  void taggedEventsStillGetTheirTagRows() throws Exception {
+    ActorRef<Command> writer = system.systemActorOf(Writer.create("tagged-1", Set.of("blue", "green")), "tagged-1",
+        Props.empty());
+    ask(writer, replyTo -> new Persist("a", replyTo)).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    ask(writer, replyTo -> new Persist("b", replyTo)).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    assertThat(count("SELECT count(*) FROM event_tag t JOIN event_journal j ON t.event_id = j.ordering "
+        + "WHERE j.persistence_id = 'tagged-1'")).isEqualTo(4);
+  }
+
+  @Test
+  void aWriteThatCollidesWithAnExistingRowFailsItsWriter() throws Exception {
+    // Two incarnations of one persistence id, as after a split brain: both recover an empty
+    // journal, both write sequence number 1. The second insert violates the primary key.
+    ActorRef<Command> first = system.systemActorOf(Writer.create("twice", Set.of()), "twice-a",
+        Props.empty());
+    ActorRef<Command> second = system.systemActorOf(Writer.create("twice", Set.of()), "twice-b",
+        Props.empty());
+    ask(first, Read::new).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    ask(second, Read::new).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+
+    ask(first, replyTo -> new Persist("from-first", replyTo)).toCompletableFuture()
+        .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    CompletableFuture<Boolean> stopped = watch(second);
+    second.tell(new Persist("from-second", system.ignoreRef()));
+
+    assertThat(stopped.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+    assertThat(count("SELECT count(*) FROM event_journal WHERE persistence_id = 'twice'")).isEqualTo(1);
+  }
+
+  @Test
+  void theInsertNamesTheConfiguredTableAndColumnsQuoted() {
+    EventJournalTableConfiguration table = new EventJournalTableConfiguration(ConfigFactory.parseString("""
+        tables.event_journal {
+          tableName = "journal"
+          schemaName = "my\\"schema"
+          columnNames {
+            ordering = "ordering", deleted = "deleted", persistenceId = "persistence_id"
+            sequenceNumber = "sequence_number", writer = "writer", writeTimestamp = "write_timestamp"
+            adapterManifest = "adapter_manifest", eventPayload = "event_payload", eventSerId = "event_ser_id"
+            eventSerManifest = "event_ser_manifest", metaPayload = "meta_payload", metaSerId = "meta_ser_id"
+            metaSerManifest = "meta_ser_manifest"
+          }
+        }
+        """));
+    String sql = AppendingJournalDao.unnestInsert(table);
+    assertThat(sql).startsWith("INSERT INTO \"my\"\"schema\".\"journal\" (\"deleted\", \"persistence_id\", ");
+    assertThat(sql).contains("\"meta_payload\") SELECT * FROM unnest(");
+    assertThat(sql.chars().filter(ch -> ch == '?').count()).isEqualTo(12);
+  }
+
+  // ------------------------------------------------------------------ a minimal writer
+
+  sealed interface Command {}
+
+  /** Persists {@code event}; replies with every event this writer holds. */
+  record Persist(String event, ActorRef<List<String>> replyTo) implements Command {}
+
+  /** Replies with every event this writer holds (after recovery). */
+  record Read(ActorRef<List<String>> replyTo) implements Command {}
+
+  static final class Writer extends EventSourcedBehavior<Command, String, List<String>> {
+    private final Set<String> tags;
+
+    private Writer(String persistenceId, Set<String> tags) {
+      super(PersistenceId.ofUniqueId(persistenceId));
+      this.tags = tags;
+    }
+
+    static Behavior<Command> create(String persistenceId, Set<String> tags) {
+      return new Writer(persistenceId, tags);
+    }
+
+    @Override
+    public List<String> emptyState() {
+      return List.of();
+    }
+
+    @Override
+    public Set<String> tagsFor(String event) {
+      return tags;
+    }
+
+    @Override
+    public CommandHandler<Command, String, List<String>> commandHandler() {
+      return newCommandHandlerBuilder().forAnyState()
+          .onCommand(Persist.class, (state, c) -> Effect().persist(c.event()).thenReply(c.replyTo(), s -> s))
+          .onCommand(Read.class, (state, c) -> Effect().reply(c.replyTo(), state))
+          .build();
+    }
+
+    @Override
+    public EventHandler<List<String>, String> eventHandler() {
+      return newEventHandlerBuilder().forAnyState().onAnyEvent((state, event) -> {
+        List<String> next = new ArrayList<>(state);
+        next.add(event);
+        return next;
+      });
+    }
+  }
+
+  private static CompletionStage<List<String>> ask(ActorRef<Command> target,
+      org.apache.pekko.japi.function.Function<ActorRef<List<String>>, Command> message) {
+    return AskPattern.ask(target, message, TIMEOUT, system.scheduler());
+  }
+
+  /** Completes with true when {@code target} stops. */
+  private static CompletableFuture<Boolean> watch(ActorRef<Command> target) {
+    CompletableFuture<Boolean> stopped = new CompletableFuture<>();
+    system.systemActorOf(Behaviors.<Void>setup(ctx -> {
+      ctx.watch(target);
+      return Behaviors.<Void>receiveSignal((c, signal) -> {
+        if (signal instanceof Terminated) {
+          stopped.complete(true);
+          return Behaviors.stopped();
+        }
+        return Behaviors.same();
+      });
+    }), "watch-" + System.nanoTime(), Props.empty());
+    return stopped;
+  }
+
+  private static long count(String sql) throws SQLException {
+    try (Connection c = SchemaInstaller.connect(db); PreparedStatement s = c.prepareStatement(sql);
+         ResultSet r = s.executeQuery()) {
+      r.next();
+      return r.getLong(1);
+    }
+  }
+}
