@@ -1,6 +1,7 @@
 package io.berth.node;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
@@ -59,7 +60,7 @@ class DeployConfigTest {
     Config base = ConfigFactory.parseString("berth.auth.secret = \"a-secret-of-at-least-16-bytes\"")
         .withFallback(ConfigFactory.load());
     Config slow = ConfigFactory.parseString("berth.edge.entity-heartbeat = 2m").withFallback(base);
-    org.assertj.core.api.Assertions.assertThatThrownBy(() -> EdgeSettings.fromConfig(slow))
+    assertThatThrownBy(() -> EdgeSettings.fromConfig(slow))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("berth.edge.entity-heartbeat (120 s)")
         .hasMessageContaining("idle-entity.timeout (120 s)");

@@ -241,7 +241,7 @@ final class Connection {
     int n;
     try {
       while ((n = channel.read(buffer)) > 0 && buffer.hasRemaining()) {
-        // on reading
+        // each read adds to the buffer; stop when the socket is empty or the buffer full
       }
     } catch (IOException e) {
       failed(e);
