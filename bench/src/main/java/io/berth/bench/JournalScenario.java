@@ -104,7 +104,7 @@ final class JournalScenario {
         + " clients × " + PGBENCH_ROWS + "-row inserts", many.median(), batchedAnchor, "", "≥ 0.50× pgbench",
         Double.isNaN(batchedAnchor) ? null : many.median() >= 0.5 * batchedAnchor));
     report.note("journal: 1 node in the harness JVM on PostgreSQL with the node's journal settings (Pekko "
-        + "Persistence JDBC with AppendingJournalDao: one INSERT ... SELECT FROM unnest per batch; "
+        + "Persistence JDBC with AppendingJournalDao: one binary COPY per batch; "
         + "berth.db.pool-size 10); each writer is a minimal EventSourcedBehavior persisting, one write at a time, "
         + "the event a socket writes for one 64-byte frame through echo (ConnectionEntity.Accepted with the "
         + "echoed frame: " + eventBytes + " bytes serialized), "
