@@ -12,7 +12,7 @@
 # is pgbench (Debian: apt-get install postgresql-client; or BERTH_BENCH_PGBENCH=path); without it
 # journal runs without its anchor.
 # Uses PostgreSQL like scripts/test.sh: BERTH_BENCH_DB_URL (and _USER, _PASSWORD) if set, else
-# the berth_bench database on 127.0.0.1:5432, created if missing. Not a test: it never fails on
+# the berth_bench database on 127.0.0.1:5432, dropped and created afresh. Not a test: it never fails on
 # a missed goal, only on an error.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -27,12 +27,13 @@ if [[ -z "${BERTH_BENCH_DB_URL:-}" ]]; then
     [[ -n "$version" ]] && pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
   fi
   export PGPASSWORD="${BERTH_BENCH_DB_PASSWORD:-}"
-  exists=$(psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -tAc \
-    "SELECT 1 FROM pg_database WHERE datname = 'berth_bench'") \
+  # A fresh database every run: a full run writes and deletes millions of journal rows, and where
+  # autovacuum is off (as on the CI machines) or behind, an earlier run's dead rows and stale
+  # planner statistics would slow the next one (BENCHMARKS.md).
+  psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -qc \
+    "DROP DATABASE IF EXISTS berth_bench WITH (FORCE)" >&2 \
     || die "cannot reach PostgreSQL on 127.0.0.1:5432 (or set BERTH_BENCH_DB_URL)"
-  if [[ "$exists" != "1" ]]; then
-    psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -qc "CREATE DATABASE berth_bench" >&2
-  fi
+  psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -qc "CREATE DATABASE berth_bench" >&2
 fi
 
 if [[ ! -f "$BENCH_JAR" || ! -f "$JAR" || -n "$(find "$ROOT" -path "$ROOT/.berth" -prune -o \( -path '*/src/main/*' -o -name pom.xml \) -newer "$BENCH_JAR" -type f -print -quit)" ]]; then
