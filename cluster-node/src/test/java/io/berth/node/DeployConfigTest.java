@@ -76,7 +76,7 @@ class DeployConfigTest {
   @Test
   void aNodeWithoutASecretRefusesToStartWithAClearMessage() {
     Config config = ConfigFactory.parseString("berth.auth.secret = \"\"").withFallback(ConfigFactory.load());
-    org.assertj.core.api.Assertions.assertThatThrownBy(() -> EdgeSettings.fromConfig(config))
+    assertThatThrownBy(() -> EdgeSettings.fromConfig(config))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("BERTH_SECRET");
   }
