@@ -12,8 +12,8 @@
 # is pgbench (Debian: apt-get install postgresql-client; or BERTH_BENCH_PGBENCH=path); without it
 # journal runs without its anchor.
 # Uses PostgreSQL like scripts/test.sh: BERTH_BENCH_DB_URL (and _USER, _PASSWORD) if set, else
-# the berth_bench database on 127.0.0.1:5432, dropped and created afresh. Not a test: it never fails on
-# a missed goal, only on an error.
+# the berth_bench database on 127.0.0.1:5432 (PostgreSQL 13 or later), dropped and created afresh
+# for every run. Not a test: it never fails on a missed goal, only on an error.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -28,11 +28,11 @@ if [[ -z "${BERTH_BENCH_DB_URL:-}" ]]; then
   fi
   export PGPASSWORD="${BERTH_BENCH_DB_PASSWORD:-}"
   # A fresh database every run: a full run writes and deletes millions of journal rows, and where
-  # autovacuum is off (as on the CI machines) or behind, an earlier run's dead rows and stale
+  # autovacuum is off (as on the benchmark machine) or behind, an earlier run's dead rows and stale
   # planner statistics would slow the next one (BENCHMARKS.md).
   psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -qc \
     "DROP DATABASE IF EXISTS berth_bench WITH (FORCE)" >&2 \
-    || die "cannot reach PostgreSQL on 127.0.0.1:5432 (or set BERTH_BENCH_DB_URL)"
+    || die "cannot drop berth_bench on 127.0.0.1:5432 (PostgreSQL 13 or later; or set BERTH_BENCH_DB_URL)"
   psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -qc "CREATE DATABASE berth_bench" >&2
 fi
 

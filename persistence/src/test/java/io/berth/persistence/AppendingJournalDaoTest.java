@@ -12,6 +12,7 @@ import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -212,7 +213,7 @@ class AppendingJournalDaoTest {
     // 300 KB, then small ones again.
     AppendingJournalDao dao = directDao();
     byte[] large = new byte[300_000];
-    new java.util.Random(7).nextBytes(large);
+    new Random(7).nextBytes(large);
     List<Tuple2<JournalTables.JournalPekkoSerializationRow, scala.collection.immutable.Set<String>>> rows =
         new ArrayList<>();
     for (int i = 1; i <= 4; i++) {
