@@ -23,17 +23,18 @@ BENCH_JAR="$ROOT/bench/target/berth-bench.jar"
 
 if [[ -z "${BERTH_BENCH_DB_URL:-}" ]]; then
   if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432 -t 3; then
-    version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+    version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1 || true)
     [[ -n "$version" ]] && pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
   fi
   export PGPASSWORD="${BERTH_BENCH_DB_PASSWORD:-}"
   # A fresh database every run: a full run writes and deletes millions of journal rows, and where
   # autovacuum is off (as on the benchmark machine) or behind, an earlier run's dead rows and stale
-  # planner statistics would slow the next one (BENCHMARKS.md).
+  # planner statistics would slow the next one (BENCHMARKS.md). FORCE ends other sessions on it.
   psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -qc \
     "DROP DATABASE IF EXISTS berth_bench WITH (FORCE)" >&2 \
     || die "cannot drop berth_bench on 127.0.0.1:5432 (PostgreSQL 13 or later; or set BERTH_BENCH_DB_URL)"
-  psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -qc "CREATE DATABASE berth_bench" >&2
+  psql -w -h 127.0.0.1 -U "${BERTH_BENCH_DB_USER:-postgres}" -d postgres -qc "CREATE DATABASE berth_bench" >&2 \
+    || die "cannot create berth_bench on 127.0.0.1:5432 (or set BERTH_BENCH_DB_URL)"
 fi
 
 if [[ ! -f "$BENCH_JAR" || ! -f "$JAR" || -n "$(find "$ROOT" -path "$ROOT/.berth" -prune -o \( -path '*/src/main/*' -o -name pom.xml \) -newer "$BENCH_JAR" -type f -print -quit)" ]]; then

@@ -1,12 +1,9 @@
 package io.berth.persistence;
 
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.SQLException;
-import java.util.Arrays;
 import java.util.List;
 import org.apache.pekko.dispatch.ExecutionContexts$;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableColumnNames;
@@ -17,6 +14,7 @@ import org.apache.pekko.persistence.jdbc.journal.dao.JournalTables;
 import org.apache.pekko.serialization.Serialization;
 import org.apache.pekko.stream.Materializer;
 import org.postgresql.PGConnection;
+import org.postgresql.copy.CopyIn;
 import scala.Tuple2;
 import scala.collection.Iterator;
 import scala.collection.immutable.Seq;
@@ -91,8 +89,9 @@ public class AppendingJournalDao extends DefaultJournalDao {
     if (copyIn == null || tagged(rows)) {
       return super.writeJournalRows(rows);
     }
-    byte[] data = BinaryRows.of(rows);
-    SimpleJdbcAction<Long> copy = SimpleJdbcAction.apply(ctx -> copy(ctx.connection(), copyIn, data));
+    // Encoded where the COPY runs: whatever fails there fails this batch's writers, not the
+    // plugin's write queue, whose stream calls this method.
+    SimpleJdbcAction<Long> copy = SimpleJdbcAction.apply(ctx -> copy(ctx.connection(), copyIn, BinaryRows.of(rows)));
     // Scala's variance (an action needing no effects is one of "Nothing") has no Java spelling.
     @SuppressWarnings({"unchecked", "rawtypes"})
     Future<Object> done = db().run((DBIOAction) copy);
@@ -114,11 +113,27 @@ public class AppendingJournalDao extends DefaultJournalDao {
     return false;
   }
 
-  /** Fails with the driver's own {@code SQLException}, as the stock insert does, though unchecked. */
-  private static long copy(Connection connection, String sql, byte[] data) {
+  /**
+   * Fails with the driver's own {@code SQLException}, as the stock insert does, though unchecked.
+   * The COPY commits on its own, unless the pool hands out connections outside autocommit.
+   */
+  private static long copy(Connection connection, String sql, ByteBuffer data) {
     try {
-      return connection.unwrap(PGConnection.class).getCopyAPI().copyIn(sql, new ByteArrayInputStream(data));
-    } catch (SQLException | IOException e) {
+      CopyIn copy = connection.unwrap(PGConnection.class).getCopyAPI().copyIn(sql);
+      long rows;
+      try {
+        copy.writeToCopy(data.array(), 0, data.position());
+        rows = copy.endCopy();
+      } finally {
+        if (copy.isActive()) {
+          copy.cancelCopy();
+        }
+      }
+      if (!connection.getAutoCommit()) {
+        connection.commit();
+      }
+      return rows;
+    } catch (SQLException e) {
       throw AppendingJournalDao.<RuntimeException>rethrow(e);
     }
   }
@@ -145,7 +160,8 @@ public class AppendingJournalDao extends DefaultJournalDao {
       out = ByteBuffer.allocate(HEADER.length + rows * 256 + 2);
     }
 
-    static byte[] of(Seq<Tuple2<JournalTables.JournalPekkoSerializationRow, Set<String>>> rows) {
+    /** The batch's bytes, from the buffer's start to its position. */
+    static ByteBuffer of(Seq<Tuple2<JournalTables.JournalPekkoSerializationRow, Set<String>>> rows) {
       BinaryRows data = new BinaryRows(rows.size());
       data.out.put(HEADER);
       Iterator<Tuple2<JournalTables.JournalPekkoSerializationRow, Set<String>>> it = rows.iterator();
@@ -154,7 +170,7 @@ public class AppendingJournalDao extends DefaultJournalDao {
       }
       data.room(2);
       data.out.putShort(TRAILER);
-      return Arrays.copyOf(data.out.array(), data.out.position());
+      return data.out;
     }
 
     private void row(JournalTables.JournalPekkoSerializationRow row) {
@@ -163,9 +179,10 @@ public class AppendingJournalDao extends DefaultJournalDao {
       byte[] adapterManifest = utf8(row.adapterManifest());
       byte[] eventSerManifest = utf8(row.eventSerManifest());
       byte[] metaSerManifest = row.metaSerManifest().isDefined() ? utf8(row.metaSerManifest().get()) : null;
+      byte[] eventPayload = row.eventPayload();
       byte[] metaPayload = row.metaPayload().isDefined() ? row.metaPayload().get() : null;
       room(FIXED_ROW_BYTES + length(persistenceId) + length(writer) + length(adapterManifest)
-          + length(eventSerManifest) + row.eventPayload().length + length(metaSerManifest) + length(metaPayload));
+          + length(eventSerManifest) + length(eventPayload) + length(metaSerManifest) + length(metaPayload));
       out.putShort(FIELDS);
       out.putInt(1).put((byte) (row.deleted() ? 1 : 0));
       bytes(persistenceId);
@@ -175,7 +192,7 @@ public class AppendingJournalDao extends DefaultJournalDao {
       bytes(adapterManifest);
       out.putInt(4).putInt(row.eventSerId());
       bytes(eventSerManifest);
-      bytes(row.eventPayload());
+      bytes(eventPayload);
       if (row.metaSerId().isDefined()) {
         out.putInt(4).putInt((Integer) row.metaSerId().get());
       } else {
@@ -200,8 +217,9 @@ public class AppendingJournalDao extends DefaultJournalDao {
       }
     }
 
+    /** Text as UTF-8, or null for null (NULL in the row, which the table refuses where it must). */
     private static byte[] utf8(String value) {
-      return value.getBytes(StandardCharsets.UTF_8);
+      return value == null ? null : value.getBytes(StandardCharsets.UTF_8);
     }
 
     private static int length(byte[] value) {

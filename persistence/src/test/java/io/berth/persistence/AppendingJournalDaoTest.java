@@ -164,13 +164,14 @@ class AppendingJournalDaoTest {
 
   @Test
   void onPostgresABatchIsOneCopyThatKeepsEveryColumn() throws Exception {
-    // Metadata, which the writers above never carry, goes in as well, and text that is not ASCII.
+    // Metadata, which the writers above never carry, goes in as well, a row marked deleted, and
+    // text that is not ASCII.
     AppendingJournalDao dao = directDao();
     List<Tuple2<JournalTables.JournalPekkoSerializationRow, scala.collection.immutable.Set<String>>> rows =
         new ArrayList<>();
     for (int i = 1; i <= 3; i++) {
       boolean meta = i == 2;
-      rows.add(Tuple2.apply(new JournalTables.JournalPekkoSerializationRow(Long.MIN_VALUE, false, "direct", i,
+      rows.add(Tuple2.apply(new JournalTables.JournalPekkoSerializationRow(Long.MIN_VALUE, i == 3, "direct", i,
           "wrïter-☃", 1000L + i, "", new byte[] {(byte) i, 0, (byte) 255}, 42, "E.1",
           meta ? Option.apply(new byte[] {7, 7}) : Option.empty(), meta ? Option.apply((Object) 43) : Option.empty(),
           meta ? Option.apply("M.1") : Option.empty()), scala.collection.immutable.Set$.MODULE$.<String>empty()));
@@ -181,20 +182,22 @@ class AppendingJournalDaoTest {
     try (Connection c = SchemaInstaller.connect(db);
          PreparedStatement s = c.prepareStatement("SELECT sequence_number, writer, write_timestamp, "
              + "adapter_manifest, event_ser_id, event_ser_manifest, event_payload, meta_ser_id, meta_ser_manifest, "
-             + "meta_payload, xmin::text FROM event_journal WHERE persistence_id = 'direct' ORDER BY ordering");
+             + "meta_payload, xmin::text, deleted FROM event_journal WHERE persistence_id = 'direct' "
+             + "ORDER BY ordering");
          ResultSet r = s.executeQuery()) {
       List<String> seen = new ArrayList<>();
       java.util.Set<String> transactions = new java.util.HashSet<>();
       while (r.next()) {
         seen.add(r.getLong(1) + " " + r.getString(2) + " " + r.getLong(3) + " [" + r.getString(4) + "] "
             + r.getInt(5) + " " + r.getString(6) + " " + java.util.Arrays.toString(r.getBytes(7)) + " "
-            + r.getObject(8) + " " + r.getString(9) + " " + java.util.Arrays.toString(r.getBytes(10)));
+            + r.getObject(8) + " " + r.getString(9) + " " + java.util.Arrays.toString(r.getBytes(10))
+            + (r.getBoolean(12) ? " deleted" : ""));
         transactions.add(r.getString(11));
       }
       assertThat(seen).containsExactly(
           "1 wrïter-☃ 1001 [] 42 E.1 [1, 0, -1] null null null",
           "2 wrïter-☃ 1002 [] 42 E.1 [2, 0, -1] 43 M.1 [7, 7]",
-          "3 wrïter-☃ 1003 [] 42 E.1 [3, 0, -1] null null null");
+          "3 wrïter-☃ 1003 [] 42 E.1 [3, 0, -1] null null null deleted");
       assertThat(transactions).as("one statement, one transaction").hasSize(1);
     }
 
@@ -205,6 +208,17 @@ class AppendingJournalDaoTest {
         .isInstanceOf(ExecutionException.class)
         .cause().isExactlyInstanceOf(org.postgresql.util.PSQLException.class)
         .hasMessageContaining("duplicate key");
+
+    // The failed COPY left its connection usable: more batches than the pool has connections.
+    for (int batch = 1; batch <= 12; batch++) {
+      List<Tuple2<JournalTables.JournalPekkoSerializationRow, scala.collection.immutable.Set<String>>> after =
+          List.of(Tuple2.apply(new JournalTables.JournalPekkoSerializationRow(Long.MIN_VALUE, false, "after", batch,
+              "w", 0L, "", new byte[] {(byte) batch}, 42, "E", Option.empty(), Option.empty(), Option.empty()),
+              scala.collection.immutable.Set$.MODULE$.<String>empty()));
+      FutureConverters.asJava(dao.writeJournalRows(CollectionConverters.asScala(after).toList()))
+          .toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    }
+    assertThat(count("SELECT count(*) FROM event_journal WHERE persistence_id = 'after'")).isEqualTo(12);
   }
 
   @Test
