@@ -119,14 +119,14 @@ public class AppendingJournalDao extends DefaultJournalDao {
    */
   private static long copy(Connection connection, String sql, ByteBuffer data) {
     try {
-      CopyIn copy = connection.unwrap(PGConnection.class).getCopyAPI().copyIn(sql);
+      CopyIn in = connection.unwrap(PGConnection.class).getCopyAPI().copyIn(sql);
       long rows;
       try {
-        copy.writeToCopy(data.array(), 0, data.position());
-        rows = copy.endCopy();
+        in.writeToCopy(data.array(), 0, data.position());
+        rows = in.endCopy();
       } finally {
-        if (copy.isActive()) {
-          copy.cancelCopy();
+        if (in.isActive()) {
+          in.cancelCopy();
         }
       }
       if (!connection.getAutoCommit()) {

@@ -34,6 +34,9 @@ import org.apache.pekko.persistence.jdbc.journal.dao.JournalTables;
 import org.apache.pekko.serialization.SerializationExtension;
 import org.apache.pekko.stream.Materializer;
 import scala.Option;
+import slick.jdbc.JdbcBackend;
+import slick.jdbc.JdbcBackend$;
+import slick.jdbc.PostgresProfile$;
 import scala.Tuple2;
 import scala.jdk.javaapi.CollectionConverters;
 import scala.jdk.javaapi.FutureConverters;
@@ -252,6 +255,31 @@ class AppendingJournalDaoTest {
       assertThat(payloads.get(2)).containsExactly(3);
       assertThat(payloads.get(3)).containsExactly(4);
     }
+  }
+
+  @Test
+  void aPoolOutsideAutocommitStillCommitsTheCopy() throws Exception {
+    // Slick runs the COPY as a plain action: on a connection outside autocommit nobody else would
+    // commit it, and the pool would roll it back when the connection comes back.
+    Config slickConfig = ConfigFactory.parseString("""
+        db { autoCommit = false, numThreads = 1, maxConnections = 1, minConnections = 1 }
+        """).withFallback(db.pekkoOverrides().getConfig("pekko-persistence-jdbc.shared-databases.slick"));
+    JdbcBackend.JdbcDatabaseDef manual = JdbcBackend$.MODULE$.Database().forConfig("db", slickConfig, null,
+        getClass().getClassLoader());
+    try {
+      Config journal = system.settings().config().getConfig("jdbc-journal");
+      AppendingJournalDao dao = new AppendingJournalDao(manual, PostgresProfile$.MODULE$, new JournalConfig(journal),
+          SerializationExtension.get(system), system.executionContext(), Materializer.matFromSystem(system));
+      List<Tuple2<JournalTables.JournalPekkoSerializationRow, scala.collection.immutable.Set<String>>> rows =
+          List.of(Tuple2.apply(new JournalTables.JournalPekkoSerializationRow(Long.MIN_VALUE, false, "manual", 1,
+              "w", 0L, "", new byte[] {1}, 42, "E", Option.empty(), Option.empty(), Option.empty()),
+              scala.collection.immutable.Set$.MODULE$.<String>empty()));
+      FutureConverters.asJava(dao.writeJournalRows(CollectionConverters.asScala(rows).toList()))
+          .toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    } finally {
+      manual.close();
+    }
+    assertThat(count("SELECT count(*) FROM event_journal WHERE persistence_id = 'manual'")).isEqualTo(1);
   }
 
   /** The DAO itself, as the journal builds it, so that a batch cannot take the stock path unnoticed. */
