@@ -3,8 +3,12 @@ package io.berth.persistence;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.apache.pekko.dispatch.ExecutionContexts$;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableColumnNames;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableConfiguration;
@@ -21,15 +25,14 @@ import scala.collection.immutable.Seq;
 import scala.collection.immutable.Set;
 import scala.concurrent.ExecutionContext;
 import scala.concurrent.Future;
+import scala.jdk.javaapi.FutureConverters;
 import scala.runtime.BoxedUnit;
-import slick.dbio.DBIOAction;
 import slick.jdbc.JdbcBackend;
 import slick.jdbc.JdbcProfile;
 import slick.jdbc.PostgresProfile;
-import slick.jdbc.SimpleJdbcAction;
 
 /**
- * Pekko Persistence JDBC's journal DAO, with two changes to how it writes:
+ * Pekko Persistence JDBC's journal DAO, with three changes:
  *
  * <ul>
  *   <li>The rows of each write enter the write queue as a {@code Vector} instead of the {@code
@@ -45,36 +48,91 @@ import slick.jdbc.SimpleJdbcAction;
  *       format instead of Slick's JDBC batch (which the driver rewrites into multi-row {@code
  *       VALUES} of up to 128 rows, 12 parameters a row, inside a transaction). See
  *       docs/persistence.md.
+ *   <li>On PostgreSQL, the highest sequence numbers that recovering actors ask for at the same
+ *       time are read with one query ({@link CoalescedReads}).
  * </ul>
  *
- * <p>Configured as {@code jdbc-journal.dao} (persistence.conf); everything else, reads included,
- * is the stock DAO's, and so are writes on H2 and writes of tagged events.
+ * <p>Configured as {@code jdbc-journal.dao} (persistence.conf); everything else, the replay of
+ * events included, is the stock DAO's, and so are writes on H2 and writes of tagged events.
  */
 public class AppendingJournalDao extends DefaultJournalDao {
 
   /** The one COPY of a batch on PostgreSQL, or null elsewhere. */
   private final String copyIn;
+  /** Highest sequence numbers read together on PostgreSQL, or null elsewhere. */
+  private final CoalescedReads<String, Long> highest;
+
+  /** The reads of highest sequence numbers, for tests; null elsewhere than on PostgreSQL. */
+  CoalescedReads<String, Long> highestReads() {
+    return highest;
+  }
 
   public AppendingJournalDao(JdbcBackend.JdbcDatabaseDef db, JdbcProfile profile, JournalConfig journalConfig,
                              Serialization serialization, ExecutionContext ec, Materializer mat) {
     super(db, profile, journalConfig, serialization, ec, mat);
-    this.copyIn = profile instanceof PostgresProfile ? copyIn(journalConfig.eventJournalTableConfiguration()) : null;
+    boolean postgres = profile instanceof PostgresProfile;
+    EventJournalTableConfiguration table = journalConfig.eventJournalTableConfiguration();
+    this.copyIn = postgres ? copyIn(table) : null;
+    if (postgres) {
+      String sql = highestIn(table);
+      this.highest = new CoalescedReads<>(CoalescedReads.IN_FLIGHT, CoalescedReads.KEYS, CoalescedReads.DEADLINE,
+          ec::execute, Jdbc::retryable, ids -> FutureConverters.asJava(Jdbc.run(db, connection -> highest(connection, sql, ids))));
+    } else {
+      this.highest = null;
+    }
   }
 
   /** The COPY of a whole batch, its columns in the order {@link BinaryRows} writes a row's fields. */
   static String copyIn(EventJournalTableConfiguration table) {
     EventJournalTableColumnNames c = table.columnNames();
-    String name = table.schemaName().isDefined()
-        ? quote(table.schemaName().get()) + "." + quote(table.tableName()) : quote(table.tableName());
     List<String> columns = List.of(c.deleted(), c.persistenceId(), c.sequenceNumber(), c.writer(),
         c.writeTimestamp(), c.adapterManifest(), c.eventSerId(), c.eventSerManifest(), c.eventPayload(),
         c.metaSerId(), c.metaSerManifest(), c.metaPayload());
-    return "COPY " + name + " (" + String.join(", ", columns.stream().map(AppendingJournalDao::quote).toList())
-        + ") FROM STDIN (FORMAT binary)";
+    return "COPY " + Jdbc.table(table.schemaName(), table.tableName()) + " ("
+        + String.join(", ", columns.stream().map(Jdbc::quote).toList()) + ") FROM STDIN (FORMAT binary)";
   }
 
-  private static String quote(String identifier) {
-    return "\"" + identifier.replace("\"", "\"\"") + "\"";
+  /**
+   * The highest sequence number of each of an array of persistence ids, deleted rows included and
+   * 0 for none, as the stock DAO reads it for one id: one backward step in the primary key each.
+   */
+  static String highestIn(EventJournalTableConfiguration table) {
+    EventJournalTableColumnNames c = table.columnNames();
+    String pid = Jdbc.quote(c.persistenceId());
+    String seq = Jdbc.quote(c.sequenceNumber());
+    return "SELECT k.id, (SELECT j." + seq + " FROM " + Jdbc.table(table.schemaName(), table.tableName())
+        + " j WHERE j." + pid + " = k.id ORDER BY j." + seq + " DESC LIMIT 1) FROM unnest(?::text[]) AS k(id)";
+  }
+
+  private static Map<String, Long> highest(Connection connection, String sql, List<String> ids)
+      throws SQLException {
+    Map<String, Long> highest = new HashMap<>(ids.size() * 2);
+    try (PreparedStatement select = connection.prepareStatement(sql)) {
+      select.setQueryTimeout((int) CoalescedReads.QUERY_TIMEOUT.toSeconds());
+      select.setArray(1, connection.createArrayOf("text", ids.toArray()));
+      try (ResultSet rows = select.executeQuery()) {
+        while (rows.next()) {
+          highest.put(rows.getString(1), rows.getLong(2)); // SQL NULL (no row) reads as 0
+        }
+      }
+    }
+    return highest;
+  }
+
+  /**
+   * Every recovering actor asks for its highest sequence number (after its snapshot); when many
+   * recover at once, as when devices reconnect after a restart, their questions go to PostgreSQL
+   * together (docs/persistence.md).
+   */
+  @Override
+  public Future<Object> highestSequenceNr(String persistenceId, long fromSequenceNr) {
+    if (highest == null) {
+      return super.highestSequenceNr(persistenceId, fromSequenceNr);
+    }
+    // The stock DAO ignores fromSequenceNr as well: the highest is the highest.
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    Future<Object> answer = (Future) FutureConverters.asScala(highest.read(persistenceId));
+    return answer;
   }
 
   @Override
@@ -91,16 +149,8 @@ public class AppendingJournalDao extends DefaultJournalDao {
     }
     // Encoded where the COPY runs: whatever fails there fails this batch's writers, not the
     // plugin's write queue, whose stream calls this method.
-    SimpleJdbcAction<Long> copy = SimpleJdbcAction.apply(ctx -> copy(ctx.connection(), copyIn, BinaryRows.of(rows)));
-    // Scala's variance (an action needing no effects is one of "Nothing") has no Java spelling.
-    @SuppressWarnings({"unchecked", "rawtypes"})
-    Future<Object> done = db().run((DBIOAction) copy);
-    return done.map(inserted -> BoxedUnit.UNIT, ExecutionContexts$.MODULE$.parasitic());
-  }
-
-  @SuppressWarnings("unchecked")
-  private static <T extends Throwable> T rethrow(Throwable t) throws T {
-    throw (T) t;
+    return Jdbc.run(db(), connection -> copy(connection, copyIn, BinaryRows.of(rows)))
+        .map(inserted -> BoxedUnit.UNIT, ExecutionContexts$.MODULE$.parasitic());
   }
 
   private static boolean tagged(Seq<Tuple2<JournalTables.JournalPekkoSerializationRow, Set<String>>> rows) {
@@ -114,28 +164,24 @@ public class AppendingJournalDao extends DefaultJournalDao {
   }
 
   /**
-   * Fails with the driver's own {@code SQLException}, as the stock insert does, though unchecked.
-   * The COPY commits on its own, unless the pool hands out connections outside autocommit.
+   * Fails with the driver's own {@code SQLException}, as the stock insert does. The COPY commits
+   * on its own, unless the pool hands out connections outside autocommit.
    */
-  private static long copy(Connection connection, String sql, ByteBuffer data) {
+  private static long copy(Connection connection, String sql, ByteBuffer data) throws SQLException {
+    CopyIn in = connection.unwrap(PGConnection.class).getCopyAPI().copyIn(sql);
+    long rows;
     try {
-      CopyIn in = connection.unwrap(PGConnection.class).getCopyAPI().copyIn(sql);
-      long rows;
-      try {
-        in.writeToCopy(data.array(), 0, data.position());
-        rows = in.endCopy();
-      } finally {
-        if (in.isActive()) {
-          in.cancelCopy();
-        }
+      in.writeToCopy(data.array(), 0, data.position());
+      rows = in.endCopy();
+    } finally {
+      if (in.isActive()) {
+        in.cancelCopy();
       }
-      if (!connection.getAutoCommit()) {
-        connection.commit();
-      }
-      return rows;
-    } catch (SQLException e) {
-      throw AppendingJournalDao.<RuntimeException>rethrow(e);
     }
+    if (!connection.getAutoCommit()) {
+      connection.commit();
+    }
+    return rows;
   }
 
   /**

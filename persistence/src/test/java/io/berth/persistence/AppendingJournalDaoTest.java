@@ -65,26 +65,13 @@ class AppendingJournalDaoTest {
   @BeforeAll
   static void start() {
     db = TestDatabase.createScratchDatabase();
-    SchemaInstaller.install(db);
-    Config config = db.pekkoOverrides().withFallback(ConfigFactory.parseString("""
-        pekko.actor.provider = local
-        pekko.persistence.journal.plugin = "jdbc-journal"
-        pekko.persistence.snapshot-store.plugin = "jdbc-snapshot-store"
-        jdbc-journal { use-shared-db = "slick", dao = "io.berth.persistence.AppendingJournalDao", parallelism = 2 }
-        jdbc-snapshot-store.use-shared-db = "slick"
-        """)).withFallback(ConfigFactory.load()).resolve();
-    system = ActorSystem.create(Behaviors.empty(), "journal-dao-test", config);
+    system = TestDatabase.persistenceSystem(db, "journal-dao-test",
+        "jdbc-journal { dao = \"io.berth.persistence.AppendingJournalDao\", parallelism = 2 }");
   }
 
   @AfterAll
   static void stop() throws Exception {
-    if (system != null) {
-      system.terminate();
-      system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
-    }
-    if (db != null) {
-      TestDatabase.dropDatabase(db);
-    }
+    TestDatabase.stop(system, db);
   }
 
   @Test
@@ -384,10 +371,6 @@ class AppendingJournalDaoTest {
   }
 
   private static long count(String sql) throws SQLException {
-    try (Connection c = SchemaInstaller.connect(db); PreparedStatement s = c.prepareStatement(sql);
-         ResultSet r = s.executeQuery()) {
-      r.next();
-      return r.getLong(1);
-    }
+    return TestDatabase.count(db, sql);
   }
 }

@@ -1,0 +1,272 @@
+package io.berth.persistence;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.persistence.SnapshotMetadata;
+import org.apache.pekko.persistence.jdbc.config.EventJournalTableConfiguration;
+import org.apache.pekko.persistence.jdbc.config.JournalConfig;
+import org.apache.pekko.persistence.jdbc.config.SnapshotConfig;
+import org.apache.pekko.persistence.jdbc.config.SnapshotTableConfiguration;
+import org.apache.pekko.persistence.jdbc.db.SlickDatabase;
+import org.apache.pekko.persistence.jdbc.db.SlickExtension;
+import org.apache.pekko.persistence.jdbc.db.SlickExtensionImpl;
+import org.apache.pekko.persistence.jdbc.journal.dao.JournalTables;
+import org.apache.pekko.persistence.typed.PersistenceId;
+import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
+import org.apache.pekko.persistence.typed.javadsl.Effect;
+import org.apache.pekko.persistence.typed.javadsl.EventHandler;
+import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
+import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
+import org.apache.pekko.serialization.SerializationExtension;
+import org.apache.pekko.stream.Materializer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import scala.Option;
+import scala.Tuple2;
+import scala.jdk.javaapi.CollectionConverters;
+import scala.jdk.javaapi.FutureConverters;
+
+/**
+ * Recoveries that run at once read their snapshots and highest sequence numbers together, on real
+ * PostgreSQL: whatever was gathered into one query, each actor gets its own snapshot and its own
+ * events, a socket with nothing gets nothing, and a row that cannot be read fails only its reader.
+ */
+class CoalescedRecoveryTest {
+
+  private static final Duration TIMEOUT = Duration.ofSeconds(30);
+
+  private static DatabaseSettings db;
+  private static ActorSystem<Void> system;
+
+  @BeforeAll
+  static void start() {
+    db = TestDatabase.createScratchDatabase();
+    system = TestDatabase.persistenceSystem(db, "coalesced-recovery-test", """
+        jdbc-journal.dao = "io.berth.persistence.AppendingJournalDao"
+        jdbc-snapshot-store.dao = "io.berth.persistence.CoalescingSnapshotDao"
+        """);
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    TestDatabase.stop(system, db);
+  }
+
+  @Test
+  void manyActorsRecoveringAtOnceEachGetTheirOwnSnapshotAndEvents() throws Exception {
+    // 0 to 11 events each, a snapshot every 5: none, one or two snapshots, events after them or not.
+    int writers = 150;
+    for (int w = 0; w < writers; w++) {
+      ActorRef<Command> writer = system.systemActorOf(Counter.create("many-" + w), "first-" + w, Props.empty());
+      for (int e = 1; e <= w % 12; e++) {
+        int event = e;
+        ask(writer, replyTo -> new Add("e" + event, replyTo));
+      }
+      ask(writer, Read::new).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    }
+    // Snapshots are saved after the event's reply: wait until every writer with five events has one.
+    long withSnapshots = java.util.stream.IntStream.range(0, writers).filter(w -> w % 12 >= 5).count();
+    long deadline = System.nanoTime() + TIMEOUT.toNanos();
+    while (count("SELECT count(DISTINCT persistence_id) FROM snapshot WHERE persistence_id LIKE 'many-%'")
+        < withSnapshots && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+    }
+    assertThat(count("SELECT count(DISTINCT persistence_id) FROM snapshot WHERE persistence_id LIKE 'many-%'"))
+        .isEqualTo(withSnapshots);
+
+    // Every writer again, all at once: more recoveries than are allowed to run at the same time.
+    List<CompletionStage<String>> recovered = new ArrayList<>();
+    for (int w = 0; w < writers; w++) {
+      ActorRef<Command> again = system.systemActorOf(Counter.create("many-" + w), "again-" + w, Props.empty());
+      recovered.add(ask(again, Read::new));
+    }
+    for (int w = 0; w < writers; w++) {
+      StringBuilder expected = new StringBuilder();
+      for (int e = 1; e <= w % 12; e++) {
+        expected.append(",e").append(e);
+      }
+      assertThat(recovered.get(w).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS))
+          .as("many-" + w).isEqualTo(expected.toString());
+    }
+  }
+
+  @Test
+  void theHighestSequenceNumberOfEachIdCountsDeletedRowsAndIsZeroForNone() throws Exception {
+    Config journal = system.settings().config().getConfig("jdbc-journal");
+    SlickDatabase slick = ((SlickExtensionImpl) SlickExtension.get(system)).database(journal);
+    AppendingJournalDao dao = new AppendingJournalDao(slick.database(), slick.profile(),
+        new JournalConfig(journal), SerializationExtension.get(system),
+        system.executionContext(), Materializer.matFromSystem(system));
+    List<Tuple2<JournalTables.JournalPekkoSerializationRow, scala.collection.immutable.Set<String>>> rows =
+        new ArrayList<>();
+    for (int id = 0; id < 60; id++) {
+      for (int seq = 1; seq <= id % 9; seq++) {
+        rows.add(Tuple2.apply(new JournalTables.JournalPekkoSerializationRow(Long.MIN_VALUE, seq == 8, "high-" + id,
+            seq, "w", 0L, "", new byte[] {1}, 42, "E", Option.empty(), Option.empty(), Option.empty()),
+            scala.collection.immutable.Set$.MODULE$.<String>empty()));
+      }
+    }
+    FutureConverters.asJava(dao.writeJournalRows(CollectionConverters.asScala(rows).toList())).toCompletableFuture()
+        .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+
+    Map<String, CompletionStage<Object>> asked = new HashMap<>();
+    for (int id = 0; id < 80; id++) { // 20 that were never written
+      asked.put("high-" + id, FutureConverters.asJava(dao.highestSequenceNr("high-" + id, 1 + id % 3)));
+    }
+    for (int id = 0; id < 80; id++) {
+      assertThat(asked.get("high-" + id).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS))
+          .as("high-" + id).isEqualTo(id < 60 ? (long) (id % 9) : 0L);
+    }
+    // Asked all at once, they went to PostgreSQL together: the first alone, the rest gathered.
+    assertThat(dao.highestReads().queries()).isBetween(2L, 10L);
+  }
+
+  @Test
+  void theLatestSnapshotOfEachIdWithItsMetadataAndABadRowFailsOnlyItsReader() throws Exception {
+    Config store = system.settings().config().getConfig("jdbc-snapshot-store");
+    SlickDatabase slick = ((SlickExtensionImpl) SlickExtension.get(system)).database(store);
+    CoalescingSnapshotDao dao = new CoalescingSnapshotDao(slick.database(), slick.profile(), new SnapshotConfig(store),
+        SerializationExtension.get(system), system.executionContext(), Materializer.matFromSystem(system));
+    for (int id = 0; id < 40; id++) {
+      for (int seq = 1; seq <= id % 4; seq++) {
+        Option<Object> meta = id % 2 == 0 ? Option.apply("meta-" + id + "-" + seq) : Option.empty();
+        FutureConverters.asJava(dao.save(new SnapshotMetadata("snap-" + id, seq * 10L, 1000L + seq, meta),
+            "state-" + id + "-" + seq)).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      }
+    }
+    try (Connection c = SchemaInstaller.connect(db); PreparedStatement s = c.prepareStatement(
+        "UPDATE snapshot SET snapshot_ser_id = 987654 WHERE persistence_id = 'snap-7' AND sequence_number = 30")) {
+      assertThat(s.executeUpdate()).isEqualTo(1);
+    }
+
+    Map<Integer, CompletableFuture<Option<Tuple2<SnapshotMetadata, Object>>>> asked = new HashMap<>();
+    for (int id = 0; id < 40; id++) {
+      asked.put(id, FutureConverters.asJava(dao.latestSnapshot("snap-" + id)).toCompletableFuture());
+    }
+    for (int id = 0; id < 40; id++) {
+      int latest = id % 4;
+      if (id == 7) {
+        assertThatThrownBy(() -> asked.get(7).get(TIMEOUT.toSeconds(), TimeUnit.SECONDS))
+            .isInstanceOf(ExecutionException.class).hasMessageContaining("987654");
+        continue;
+      }
+      Option<Tuple2<SnapshotMetadata, Object>> got = asked.get(id).get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      if (latest == 0) {
+        assertThat(got.isEmpty()).as("snap-" + id).isTrue();
+        continue;
+      }
+      SnapshotMetadata meta = got.get()._1();
+      assertThat(got.get()._2()).isEqualTo("state-" + id + "-" + latest);
+      assertThat(meta.persistenceId()).isEqualTo("snap-" + id);
+      assertThat(meta.sequenceNr()).isEqualTo(latest * 10L);
+      assertThat(meta.timestamp()).isEqualTo(1000L + latest);
+      assertThat(meta.metadata()).isEqualTo(id % 2 == 0 ? Option.apply("meta-" + id + "-" + latest) : Option.empty());
+    }
+  }
+
+  @Test
+  void theQueriesNameTheConfiguredTablesAndColumnsQuoted() {
+    Config tables = ConfigFactory.parseString("""
+        tables.event_journal {
+          tableName = "journal"
+          schemaName = "my\\"schema"
+          columnNames {
+            ordering = "ordering", deleted = "deleted", persistenceId = "pid"
+            sequenceNumber = "seq", writer = "writer", writeTimestamp = "write_timestamp"
+            adapterManifest = "adapter_manifest", eventPayload = "event_payload", eventSerId = "event_ser_id"
+            eventSerManifest = "event_ser_manifest", metaPayload = "meta_payload", metaSerId = "meta_ser_id"
+            metaSerManifest = "meta_ser_manifest"
+          }
+        }
+        tables.snapshot {
+          tableName = "snaps"
+          schemaName = "s"
+          columnNames {
+            persistenceId = "pid", sequenceNumber = "seq", created = "at", snapshotPayload = "p"
+            snapshotSerId = "p_id", snapshotSerManifest = "p_m", metaPayload = "m", metaSerId = "m_id"
+            metaSerManifest = "m_m"
+          }
+        }
+        """);
+    assertThat(AppendingJournalDao.highestIn(new EventJournalTableConfiguration(tables))).isEqualTo(
+        "SELECT k.id, (SELECT j.\"seq\" FROM \"my\"\"schema\".\"journal\" j WHERE j.\"pid\" = k.id "
+            + "ORDER BY j.\"seq\" DESC LIMIT 1) FROM unnest(?::text[]) AS k(id)");
+    assertThat(CoalescingSnapshotDao.latestIn(new SnapshotTableConfiguration(tables))).isEqualTo(
+        "SELECT s.\"pid\", s.\"seq\", s.\"at\", s.\"p_id\", s.\"p_m\", s.\"p\", s.\"m_id\", s.\"m_m\", s.\"m\" "
+            + "FROM unnest(?::text[]) AS k(id) CROSS JOIN LATERAL (SELECT * FROM \"s\".\"snaps\" s "
+            + "WHERE s.\"pid\" = k.id ORDER BY s.\"seq\" DESC LIMIT 1) s");
+  }
+
+  // ------------------------------------------------------------------ a minimal counter with snapshots
+
+  sealed interface Command {}
+
+  record Add(String event, ActorRef<String> replyTo) implements Command {}
+
+  record Read(ActorRef<String> replyTo) implements Command {}
+
+  /** Its state is every event so far, each after a comma; a snapshot every five events. */
+  static final class Counter extends EventSourcedBehavior<Command, String, String> {
+
+    private Counter(String persistenceId) {
+      super(PersistenceId.ofUniqueId(persistenceId));
+    }
+
+    static Behavior<Command> create(String persistenceId) {
+      return new Counter(persistenceId);
+    }
+
+    @Override
+    public String emptyState() {
+      return "";
+    }
+
+    @Override
+    public RetentionCriteria retentionCriteria() {
+      return RetentionCriteria.snapshotEvery(5, 2);
+    }
+
+    @Override
+    public CommandHandler<Command, String, String> commandHandler() {
+      return newCommandHandlerBuilder().forAnyState()
+          .onCommand(Add.class, (state, c) -> Effect().persist(c.event()).thenReply(c.replyTo(), s -> s))
+          .onCommand(Read.class, (state, c) -> Effect().reply(c.replyTo(), state))
+          .build();
+    }
+
+    @Override
+    public EventHandler<String, String> eventHandler() {
+      return newEventHandlerBuilder().forAnyState().onAnyEvent((state, event) -> state + "," + event);
+    }
+  }
+
+  private static CompletionStage<String> ask(ActorRef<Command> target,
+      org.apache.pekko.japi.function.Function<ActorRef<String>, Command> message) {
+    return AskPattern.ask(target, message, TIMEOUT, system.scheduler());
+  }
+
+  private static long count(String sql) throws SQLException {
+    return TestDatabase.count(db, sql);
+  }
+}
