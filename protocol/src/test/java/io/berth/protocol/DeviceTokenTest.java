@@ -37,6 +37,22 @@ class DeviceTokenTest {
   }
 
   @Test
+  void aSecretChangedInPlaceOrSwappedIsUsedAtOnce() {
+    // Each thread keeps its MAC initialized with the last key: it must follow the key's bytes.
+    byte[] secret = "rotating".getBytes(StandardCharsets.UTF_8);
+    byte[] other = "fleet-secrez".getBytes(StandardCharsets.UTF_8);
+    String token = DeviceToken.mint(secret, "d1", NOW.plusSeconds(60));
+    for (int round = 0; round < 3; round++) {
+      assertThat(DeviceToken.verify(secret, "d1", token, NOW)).isEqualTo(DeviceToken.Verdict.VALID);
+      assertThat(DeviceToken.verify(other, "d1", token, NOW)).isEqualTo(DeviceToken.Verdict.BAD_SIGNATURE);
+    }
+    secret[0] = 'R';
+    assertThat(DeviceToken.verify(secret, "d1", token, NOW)).isEqualTo(DeviceToken.Verdict.BAD_SIGNATURE);
+    assertThat(DeviceToken.mint(SECRET, "d1", Instant.ofEpochSecond(1767225600L))).isEqualTo(
+        "1767225600:f96bdf916e44957488fc61d8fcef94ae3dcf21de767ab850f85d10d97e9e8fa4");
+  }
+
+  @Test
   void anExtendedExpiryBreaksTheSignature() {
     String token = DeviceToken.mint(SECRET, "d1", NOW.minusSeconds(1));
     String forged = NOW.plusSeconds(3600).getEpochSecond() + token.substring(token.indexOf(':'));
