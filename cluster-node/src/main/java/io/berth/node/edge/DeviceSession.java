@@ -50,8 +50,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   /**
    * Asked whether debug lines are wanted before the actor context's logger is, for the lines
    * every connection writes: that logger finds its name by walking the stack on first use, which
-   * every connection paid for its "opened" line even with debug off (2 % of a node's CPU while
-   * devices connected). The lines themselves go through the context's logger, which adds the
+   * every connection paid for its "opened" line even with debug off (0.5 to 1 % of a node's CPU
+   * while devices connected). The lines themselves go through the context's logger, which adds the
    * node's address.
    */
   private static final Logger classLog = LoggerFactory.getLogger(DeviceSession.class);
