@@ -60,11 +60,11 @@ public class AppendingJournalDao extends DefaultJournalDao {
   /** The one COPY of a batch on PostgreSQL, or null elsewhere. */
   private final String copyIn;
   /** Highest sequence numbers read together on PostgreSQL, or null elsewhere. */
-  private final CoalescedReads<String, Long> highest;
+  private final CoalescedReads<String, Long> highestReads;
 
   /** The reads of highest sequence numbers, for tests; null elsewhere than on PostgreSQL. */
   CoalescedReads<String, Long> highestReads() {
-    return highest;
+    return highestReads;
   }
 
   public AppendingJournalDao(JdbcBackend.JdbcDatabaseDef db, JdbcProfile profile, JournalConfig journalConfig,
@@ -75,10 +75,11 @@ public class AppendingJournalDao extends DefaultJournalDao {
     this.copyIn = postgres ? copyIn(table) : null;
     if (postgres) {
       String sql = highestIn(table);
-      this.highest = new CoalescedReads<>(CoalescedReads.IN_FLIGHT, CoalescedReads.KEYS, CoalescedReads.DEADLINE,
-          ec::execute, Jdbc::retryable, ids -> FutureConverters.asJava(Jdbc.run(db, connection -> highest(connection, sql, ids))));
+      this.highestReads = new CoalescedReads<>(CoalescedReads.IN_FLIGHT, CoalescedReads.KEYS, CoalescedReads.DEADLINE,
+          ec::execute, Jdbc::retryable,
+          ids -> FutureConverters.asJava(Jdbc.run(db, connection -> selectHighest(connection, sql, ids))));
     } else {
-      this.highest = null;
+      this.highestReads = null;
     }
   }
 
@@ -104,7 +105,7 @@ public class AppendingJournalDao extends DefaultJournalDao {
         + " j WHERE j." + pid + " = k.id ORDER BY j." + seq + " DESC LIMIT 1) FROM unnest(?::text[]) AS k(id)";
   }
 
-  private static Map<String, Long> highest(Connection connection, String sql, List<String> ids)
+  private static Map<String, Long> selectHighest(Connection connection, String sql, List<String> ids)
       throws SQLException {
     Map<String, Long> highest = new HashMap<>(ids.size() * 2);
     try (PreparedStatement select = connection.prepareStatement(sql)) {
@@ -126,12 +127,12 @@ public class AppendingJournalDao extends DefaultJournalDao {
    */
   @Override
   public Future<Object> highestSequenceNr(String persistenceId, long fromSequenceNr) {
-    if (highest == null) {
+    if (highestReads == null) {
       return super.highestSequenceNr(persistenceId, fromSequenceNr);
     }
     // The stock DAO ignores fromSequenceNr as well: the highest is the highest.
     @SuppressWarnings({"unchecked", "rawtypes"})
-    Future<Object> answer = (Future) FutureConverters.asScala(highest.read(persistenceId));
+    Future<Object> answer = (Future) FutureConverters.asScala(highestReads.read(persistenceId));
     return answer;
   }
 

@@ -8,7 +8,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -26,12 +28,13 @@ import java.util.function.Predicate;
  * it was asked: a later write is never hidden by an earlier query's answer. Keys asked twice
  * before their query starts are read once.
  *
- * <p>Failures: a query that fails is run once more if {@code retryable} says so (reads are
- * idempotent, and one broken connection should not fail every read gathered with it, each of
- * which the journal's circuit breaker counts), then fails every read in it. A query that has not
- * answered within {@code deadline} fails its reads and gives its slot to the next query: the
- * query itself should have a shorter timeout of its own, and the deadline is the backstop for a
- * connection that never answers, so that one stuck query cannot stop every later read.
+ * <p>Failures: a query that fails is run once more if {@code retryable} says so and time is
+ * left (reads are idempotent, and one broken connection should not fail every read gathered
+ * with it, each of which the journal's circuit breaker counts), then fails every read in it. A
+ * batch that has no answer within {@code deadline}, its retry included, fails its reads and
+ * gives its slot to the next batch: the query itself should have a shorter timeout of its own,
+ * and the deadline is the backstop for a connection that never answers, so that one stuck query
+ * cannot stop every later read.
  *
  * <p>Reads complete, and the next query starts, on {@code completions}: never on the thread
  * that asked, so a query that fails at once does not recurse through the waiting batches.
@@ -40,17 +43,17 @@ final class CoalescedReads<K, V> {
 
   /**
    * Queries in flight for one kind of read: one, so that reads gather while it runs. With two,
-   * 19,000 devices connecting gathered 7 ids a query instead of 13, and PostgreSQL spent twice
-   * the CPU per connect (quick idle benchmarks, docs/persistence.md). The pool
-   * (berth.db.pool-size) keeps its other connections for writes.
+   * 19,000 devices connecting gathered 7 ids a query instead of 13 (idle benchmarks,
+   * docs/persistence.md). The pool (berth.db.pool-size) keeps its other connections for writes.
    */
   static final int IN_FLIGHT = 1;
   /** Keys per query: a bound on the statement's array, far above the recoveries run at once. */
   static final int KEYS = 500;
   /**
-   * The statement's own timeout (the server cancels it), and the backstop after which its reads
-   * fail even if the connection never answers. A read may wait for one query before its own:
-   * both together stay below the 10 s call timeout of Pekko's journal circuit breaker.
+   * The statement's own timeout (the driver asks the server to cancel it), and the backstop for
+   * a whole batch, retry included, after which its reads fail even if the connection never
+   * answers. A read may wait for one batch before its own: both together stay below the 10 s
+   * call timeout of Pekko's journal circuit breaker.
    */
   static final Duration QUERY_TIMEOUT = Duration.ofSeconds(3);
   static final Duration DEADLINE = Duration.ofSeconds(4);
@@ -94,7 +97,7 @@ final class CoalescedReads<K, V> {
       }
     }
     if (batch != null) {
-      run(batch, true);
+      run(batch, System.nanoTime() + deadline.toNanos(), true);
     }
     return value;
   }
@@ -121,8 +124,11 @@ final class CoalescedReads<K, V> {
     return some;
   }
 
-  /** Runs the batch's query; its slot is released (or handed on) whatever happens. */
-  private void run(Map<K, List<CompletableFuture<V>>> batch, boolean firstTry) {
+  /**
+   * Runs the batch's query, to be answered by {@code deadlineNanos} (System.nanoTime); its slot is
+   * released (or handed on) whatever happens.
+   */
+  private void run(Map<K, List<CompletableFuture<V>>> batch, long deadlineNanos, boolean firstTry) {
     queries.incrementAndGet();
     // Our own future, so that the deadline never touches the query's.
     CompletableFuture<Map<K, V>> answer = new CompletableFuture<>();
@@ -137,29 +143,40 @@ final class CoalescedReads<K, V> {
     } catch (Throwable t) {
       answer.completeExceptionally(t);
     }
-    answer.orTimeout(deadline.toMillis(), TimeUnit.MILLISECONDS).whenCompleteAsync((values, failure) -> {
-      Throwable cause = unwrap(failure);
-      if (cause != null && firstTry && !(cause instanceof TimeoutException) && retryable.test(cause)) {
-        run(batch, false);
-        return;
-      }
+    long left = Math.max(1, deadlineNanos - System.nanoTime());
+    answer.orTimeout(left, TimeUnit.NANOSECONDS).whenComplete((values, failure) -> {
+      Runnable settle = () -> settle(batch, deadlineNanos, firstTry, values, unwrap(failure));
       try {
-        complete(batch, values, cause);
-      } finally {
-        Map<K, List<CompletableFuture<V>>> next;
-        synchronized (lock) {
-          if (waiting.isEmpty()) {
-            inFlight--;
-            next = null;
-          } else {
-            next = take();
-          }
-        }
-        if (next != null) {
-          run(next, true);
+        completions.execute(settle);
+      } catch (RejectedExecutionException e) { // shutting down: settle here rather than never
+        settle.run();
+      }
+    });
+  }
+
+  private void settle(Map<K, List<CompletableFuture<V>>> batch, long deadlineNanos, boolean firstTry,
+                      Map<K, V> values, Throwable failure) {
+    if (failure != null && firstTry && !(failure instanceof TimeoutException) && retryable.test(failure)
+        && deadlineNanos - System.nanoTime() > 0) {
+      run(batch, deadlineNanos, false); // keeps the slot: the retry's settling releases it
+      return;
+    }
+    try {
+      complete(batch, values, failure);
+    } finally {
+      Map<K, List<CompletableFuture<V>>> next;
+      synchronized (lock) {
+        if (waiting.isEmpty()) {
+          inFlight--;
+          next = null;
+        } else {
+          next = take();
         }
       }
-    }, completions);
+      if (next != null) {
+        run(next, System.nanoTime() + deadline.toNanos(), true);
+      }
+    }
   }
 
   private void complete(Map<K, List<CompletableFuture<V>>> batch, Map<K, V> values, Throwable failure) {
@@ -178,7 +195,7 @@ final class CoalescedReads<K, V> {
 
   private static Throwable unwrap(Throwable failure) {
     Throwable cause = failure;
-    while (cause instanceof java.util.concurrent.CompletionException && cause.getCause() != null) {
+    while (cause instanceof CompletionException && cause.getCause() != null) {
       cause = cause.getCause();
     }
     return cause;

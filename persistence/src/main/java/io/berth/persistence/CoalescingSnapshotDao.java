@@ -42,7 +42,7 @@ public class CoalescingSnapshotDao extends DefaultSnapshotDao {
   private final Serialization serialization;
   private final ExecutionContext ec;
   /** Latest snapshots read together on PostgreSQL, or null elsewhere. */
-  private final CoalescedReads<String, Optional<Row>> latest;
+  private final CoalescedReads<String, Optional<Row>> latestReads;
 
   public CoalescingSnapshotDao(JdbcBackend.JdbcDatabaseDef db, JdbcProfile profile, SnapshotConfig snapshotConfig,
                                Serialization serialization, ExecutionContext ec, Materializer mat) {
@@ -51,11 +51,11 @@ public class CoalescingSnapshotDao extends DefaultSnapshotDao {
     this.ec = ec;
     if (profile instanceof PostgresProfile) {
       String sql = latestIn(snapshotConfig.snapshotTableConfiguration());
-      this.latest = new CoalescedReads<>(CoalescedReads.IN_FLIGHT, CoalescedReads.KEYS, CoalescedReads.DEADLINE,
+      this.latestReads = new CoalescedReads<>(CoalescedReads.IN_FLIGHT, CoalescedReads.KEYS, CoalescedReads.DEADLINE,
           ec::execute, Jdbc::retryable,
-          ids -> FutureConverters.asJava(Jdbc.run(db, connection -> latest(connection, sql, ids))));
+          ids -> FutureConverters.asJava(Jdbc.run(db, connection -> selectLatest(connection, sql, ids))));
     } else {
-      this.latest = null;
+      this.latestReads = null;
     }
   }
 
@@ -77,7 +77,7 @@ public class CoalescingSnapshotDao extends DefaultSnapshotDao {
   record Row(String persistenceId, long sequenceNr, long created, int serId, String manifest, byte[] payload,
              Integer metaSerId, String metaManifest, byte[] metaPayload) {}
 
-  private static Map<String, Optional<Row>> latest(Connection connection, String sql, List<String> ids)
+  private static Map<String, Optional<Row>> selectLatest(Connection connection, String sql, List<String> ids)
       throws SQLException {
     Map<String, Optional<Row>> latest = new HashMap<>(ids.size() * 2);
     ids.forEach(id -> latest.put(id, Optional.empty()));
@@ -122,10 +122,10 @@ public class CoalescingSnapshotDao extends DefaultSnapshotDao {
    */
   @Override
   public Future<Option<Tuple2<SnapshotMetadata, Object>>> latestSnapshot(String persistenceId) {
-    if (latest == null) {
+    if (latestReads == null) {
       return super.latestSnapshot(persistenceId);
     }
-    return FutureConverters.asScala(latest.read(persistenceId)).flatMap(row -> row.isEmpty()
+    return FutureConverters.asScala(latestReads.read(persistenceId)).flatMap(row -> row.isEmpty()
         ? Future.successful(Option.<Tuple2<SnapshotMetadata, Object>>empty())
         : Future.fromTry(snapshot(row.get())).map(Option::apply, ExecutionContexts$.MODULE$.parasitic()), ec);
   }

@@ -144,26 +144,59 @@ class CoalescedReadsTest {
 
   @Test
   void aQueryThatNeverAnswersFailsItsReadsAtTheDeadlineAndFreesItsSlot() throws Exception {
+    // The first query never answers; any later one answers at once.
     CoalescedReads<String, Integer> reads = new CoalescedReads<>(1, 10, Duration.ofMillis(200), Runnable::run,
         t -> true, keys -> {
-      Query q = new Query(keys, new CompletableFuture<>());
-      queries.add(q);
-      return q.answer();
-    });
+          Query q = new Query(keys, new CompletableFuture<>());
+          queries.add(q);
+          if (queries.size() > 1) {
+            q.answerWithLengths();
+          }
+          return q.answer();
+        });
     CompletableFuture<Integer> stuck = reads.read("a").toCompletableFuture();
     CompletableFuture<Integer> behind = reads.read("bb").toCompletableFuture();
     assertThatThrownBy(() -> stuck.get(10, TimeUnit.SECONDS)).isInstanceOf(ExecutionException.class)
         .cause().isInstanceOf(TimeoutException.class);
-    // The reads that waited behind it got the slot: their query runs and answers.
-    long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-    while (queries.size() < 2 && System.nanoTime() < until) {
-      Thread.sleep(5);
-    }
-    assertThat(queries).hasSize(2);
-    queries.get(1).answerWithLengths();
+    // The read that waited behind it got the slot: its query ran and answered.
     assertThat(behind.get(10, TimeUnit.SECONDS)).isEqualTo(2);
+    assertThat(queries).hasSize(2); // a timed-out query is not tried again
     queries.get(0).answerWithLengths(); // a late answer changes nothing
     assertThat(stuck).isCompletedExceptionally();
+  }
+
+  @Test
+  void aRetryGetsWhatIsLeftOfItsBatchsDeadline() throws Exception {
+    // The first try fails after most of the deadline; the retry never answers: the reads fail
+    // when the batch's deadline is up, not a whole deadline after the retry started.
+    CoalescedReads<String, Integer> reads = new CoalescedReads<>(1, 10, Duration.ofMillis(1000), Runnable::run,
+        t -> true, keys -> {
+          Query q = new Query(keys, new CompletableFuture<>());
+          queries.add(q);
+          if (queries.size() == 1) {
+            CompletableFuture.delayedExecutor(700, TimeUnit.MILLISECONDS)
+                .execute(() -> q.answer().completeExceptionally(new IllegalStateException("connection reset")));
+          }
+          return q.answer();
+        });
+    long started = System.nanoTime();
+    CompletableFuture<Integer> read = reads.read("a").toCompletableFuture();
+    assertThatThrownBy(() -> read.get(10, TimeUnit.SECONDS)).cause().isInstanceOf(TimeoutException.class);
+    long tookMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started);
+    assertThat(queries).hasSize(2);
+    // With a fresh deadline for the retry it would take 1,700 ms.
+    assertThat(tookMs).isGreaterThanOrEqualTo(990).isLessThan(1_600);
+  }
+
+  @Test
+  void aSettlingThatCannotBeHandedToItsExecutorHappensAnyway() throws Exception {
+    // An executor that refuses work, as one does while the actor system shuts down.
+    CoalescedReads<String, Integer> reads = new CoalescedReads<>(1, 10, Duration.ofSeconds(30), task -> {
+      throw new java.util.concurrent.RejectedExecutionException("shut down");
+    }, t -> false, keys -> CompletableFuture.completedFuture(Map.of("a", 1, "bb", 2)));
+    assertThat(value(reads.read("a"))).isEqualTo(1);
+    assertThat(value(reads.read("bb"))).isEqualTo(2);
+    assertThat(reads.queries()).isEqualTo(2);
   }
 
   @Test

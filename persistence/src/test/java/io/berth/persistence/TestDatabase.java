@@ -2,6 +2,8 @@ package io.berth.persistence;
 
 import com.typesafe.config.ConfigFactory;
 import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.UUID;
@@ -70,9 +72,9 @@ public final class TestDatabase {
   }
 
   /** The first column of the first row of {@code sql}, a count. */
-  static long count(DatabaseSettings db, String sql) throws java.sql.SQLException {
+  static long count(DatabaseSettings db, String sql) throws SQLException {
     try (Connection c = SchemaInstaller.connect(db); Statement s = c.createStatement();
-         java.sql.ResultSet r = s.executeQuery(sql)) {
+         ResultSet r = s.executeQuery(sql)) {
       r.next();
       return r.getLong(1);
     }
@@ -81,7 +83,7 @@ public final class TestDatabase {
   private static void execute(DatabaseSettings db, String sql) {
     try (Connection c = SchemaInstaller.connect(db); Statement s = c.createStatement()) {
       s.execute(sql);
-    } catch (java.sql.SQLException e) {
+    } catch (SQLException e) {
       throw new IllegalStateException(sql + " failed: " + e.getMessage(), e);
     }
   }
