@@ -3,12 +3,8 @@ package io.berth.persistence;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
-import java.sql.PreparedStatement;
-import java.sql.ResultSet;
 import java.sql.SQLException;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import org.apache.pekko.dispatch.ExecutionContexts$;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableColumnNames;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableConfiguration;
@@ -73,14 +69,8 @@ public class AppendingJournalDao extends DefaultJournalDao {
     boolean postgres = profile instanceof PostgresProfile;
     EventJournalTableConfiguration table = journalConfig.eventJournalTableConfiguration();
     this.copyIn = postgres ? copyIn(table) : null;
-    if (postgres) {
-      String sql = highestIn(table);
-      this.highestReads = new CoalescedReads<>(CoalescedReads.IN_FLIGHT, CoalescedReads.KEYS, CoalescedReads.DEADLINE,
-          ec::execute, Jdbc::retryable,
-          ids -> FutureConverters.asJava(Jdbc.run(db, connection -> selectHighest(connection, sql, ids))));
-    } else {
-      this.highestReads = null;
-    }
+    // SQL NULL (an id without rows) reads as 0, as it does for the stock DAO.
+    this.highestReads = postgres ? Jdbc.readsByIds(db, ec, highestIn(table), 0L, row -> row.getLong(2)) : null;
   }
 
   /** The COPY of a whole batch, its columns in the order {@link BinaryRows} writes a row's fields. */
@@ -103,21 +93,6 @@ public class AppendingJournalDao extends DefaultJournalDao {
     String seq = Jdbc.quote(c.sequenceNumber());
     return "SELECT k.id, (SELECT j." + seq + " FROM " + Jdbc.table(table.schemaName(), table.tableName())
         + " j WHERE j." + pid + " = k.id ORDER BY j." + seq + " DESC LIMIT 1) FROM unnest(?::text[]) AS k(id)";
-  }
-
-  private static Map<String, Long> selectHighest(Connection connection, String sql, List<String> ids)
-      throws SQLException {
-    Map<String, Long> highest = new HashMap<>(ids.size() * 2);
-    try (PreparedStatement select = connection.prepareStatement(sql)) {
-      select.setQueryTimeout((int) CoalescedReads.QUERY_TIMEOUT.toSeconds());
-      select.setArray(1, connection.createArrayOf("text", ids.toArray()));
-      try (ResultSet rows = select.executeQuery()) {
-        while (rows.next()) {
-          highest.put(rows.getString(1), rows.getLong(2)); // SQL NULL (no row) reads as 0
-        }
-      }
-    }
-    return highest;
   }
 
   /**

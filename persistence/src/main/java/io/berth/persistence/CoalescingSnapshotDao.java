@@ -1,12 +1,8 @@
 package io.berth.persistence;
 
-import java.sql.Connection;
-import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import org.apache.pekko.dispatch.ExecutionContexts$;
 import org.apache.pekko.persistence.SnapshotMetadata;
@@ -44,19 +40,20 @@ public class CoalescingSnapshotDao extends DefaultSnapshotDao {
   /** Latest snapshots read together on PostgreSQL, or null elsewhere. */
   private final CoalescedReads<String, Optional<Row>> latestReads;
 
+  /** The reads of latest snapshots, for tests; null elsewhere than on PostgreSQL. */
+  CoalescedReads<String, Optional<Row>> latestReads() {
+    return latestReads;
+  }
+
   public CoalescingSnapshotDao(JdbcBackend.JdbcDatabaseDef db, JdbcProfile profile, SnapshotConfig snapshotConfig,
                                Serialization serialization, ExecutionContext ec, Materializer mat) {
     super(db, profile, snapshotConfig, serialization, ec, mat);
     this.serialization = serialization;
     this.ec = ec;
-    if (profile instanceof PostgresProfile) {
-      String sql = latestIn(snapshotConfig.snapshotTableConfiguration());
-      this.latestReads = new CoalescedReads<>(CoalescedReads.IN_FLIGHT, CoalescedReads.KEYS, CoalescedReads.DEADLINE,
-          ec::execute, Jdbc::retryable,
-          ids -> FutureConverters.asJava(Jdbc.run(db, connection -> selectLatest(connection, sql, ids))));
-    } else {
-      this.latestReads = null;
-    }
+    this.latestReads = profile instanceof PostgresProfile
+        ? Jdbc.readsByIds(db, ec, latestIn(snapshotConfig.snapshotTableConfiguration()), Optional.empty(),
+            CoalescingSnapshotDao::row)
+        : null;
   }
 
   /**
@@ -77,23 +74,11 @@ public class CoalescingSnapshotDao extends DefaultSnapshotDao {
   record Row(String persistenceId, long sequenceNr, long created, int serId, String manifest, byte[] payload,
              Integer metaSerId, String metaManifest, byte[] metaPayload) {}
 
-  private static Map<String, Optional<Row>> selectLatest(Connection connection, String sql, List<String> ids)
-      throws SQLException {
-    Map<String, Optional<Row>> latest = new HashMap<>(ids.size() * 2);
-    ids.forEach(id -> latest.put(id, Optional.empty()));
-    try (PreparedStatement select = connection.prepareStatement(sql)) {
-      select.setQueryTimeout((int) CoalescedReads.QUERY_TIMEOUT.toSeconds());
-      select.setArray(1, connection.createArrayOf("text", ids.toArray()));
-      try (ResultSet rows = select.executeQuery()) {
-        while (rows.next()) {
-          int metaSerId = rows.getInt(7);
-          Integer meta = rows.wasNull() ? null : metaSerId;
-          latest.put(rows.getString(1), Optional.of(new Row(rows.getString(1), rows.getLong(2), rows.getLong(3),
-              rows.getInt(4), rows.getString(5), rows.getBytes(6), meta, rows.getString(8), rows.getBytes(9))));
-        }
-      }
-    }
-    return latest;
+  private static Optional<Row> row(ResultSet row) throws SQLException {
+    int metaSerId = row.getInt(7);
+    Integer meta = row.wasNull() ? null : metaSerId;
+    return Optional.of(new Row(row.getString(1), row.getLong(2), row.getLong(3), row.getInt(4), row.getString(5),
+        row.getBytes(6), meta, row.getString(8), row.getBytes(9)));
   }
 
   /** The row's snapshot and metadata, deserialized as the stock DAO's {@code toSnapshotData} does. */

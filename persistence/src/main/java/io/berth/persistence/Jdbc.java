@@ -1,9 +1,16 @@
 package io.berth.persistence;
 
 import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import scala.Option;
+import scala.concurrent.ExecutionContext;
 import scala.concurrent.Future;
+import scala.jdk.javaapi.FutureConverters;
 import slick.dbio.DBIOAction;
 import slick.jdbc.JdbcBackend;
 import slick.jdbc.SimpleJdbcAction;
@@ -37,6 +44,42 @@ final class Jdbc {
     return done;
   }
 
+  /** The value one row of a read by ids holds for its id (the row's first column). */
+  @FunctionalInterface
+  interface RowReader<V> {
+    V read(ResultSet row) throws SQLException;
+  }
+
+  /**
+   * Reads by persistence id, gathered ({@link CoalescedReads}) and run on {@code db}'s pool:
+   * {@code sql} takes the ids as its one {@code text[]} parameter and answers with an id in each
+   * row's first column; an id without a row reads as {@code absent}. The statement has
+   * {@link CoalescedReads#QUERY_TIMEOUT}, a failure is retried once unless PostgreSQL cancelled
+   * it for that timeout, and readers are completed on {@code ec}.
+   */
+  static <V> CoalescedReads<String, V> readsByIds(JdbcBackend.JdbcDatabaseDef db, ExecutionContext ec, String sql,
+                                                  V absent, RowReader<V> reader) {
+    return new CoalescedReads<>(CoalescedReads.IN_FLIGHT, CoalescedReads.KEYS, CoalescedReads.DEADLINE,
+        ec::execute, Jdbc::retryable,
+        ids -> FutureConverters.asJava(run(db, connection -> selectByIds(connection, sql, ids, absent, reader))));
+  }
+
+  private static <V> Map<String, V> selectByIds(Connection connection, String sql, List<String> ids, V absent,
+                                                RowReader<V> reader) throws SQLException {
+    Map<String, V> values = new HashMap<>(ids.size() * 2);
+    ids.forEach(id -> values.put(id, absent));
+    try (PreparedStatement select = connection.prepareStatement(sql)) {
+      select.setQueryTimeout((int) CoalescedReads.QUERY_TIMEOUT.toSeconds());
+      select.setArray(1, connection.createArrayOf("text", ids.toArray()));
+      try (ResultSet rows = select.executeQuery()) {
+        while (rows.next()) {
+          values.put(rows.getString(1), reader.read(rows));
+        }
+      }
+    }
+    return values;
+  }
+
   @SuppressWarnings("unchecked")
   private static <X extends Throwable> X rethrow(Throwable t) throws X {
     throw (X) t;
@@ -46,7 +89,7 @@ final class Jdbc {
    * Whether a failed read is worth one more try: not when PostgreSQL cancelled it for taking too
    * long (SQLSTATE 57014, the statement's own timeout), which another try would only repeat.
    */
-  static boolean retryable(Throwable failure) {
+  private static boolean retryable(Throwable failure) {
     return !(failure instanceof SQLException e && "57014".equals(e.getSQLState()));
   }
 

@@ -168,9 +168,16 @@ class CoalescedRecoveryTest {
       assertThat(s.executeUpdate()).isEqualTo(1);
     }
 
+    // As for the journal: with the table locked, the first read waits and the other 39 gather.
+    long before = dao.latestReads().queries();
     Map<Integer, CompletableFuture<Option<Tuple2<SnapshotMetadata, Object>>>> asked = new HashMap<>();
-    for (int id = 0; id < 40; id++) {
-      asked.put(id, FutureConverters.asJava(dao.latestSnapshot("snap-" + id)).toCompletableFuture());
+    try (Connection lock = SchemaInstaller.connect(db); Statement s = lock.createStatement()) {
+      lock.setAutoCommit(false);
+      s.execute("LOCK TABLE snapshot IN ACCESS EXCLUSIVE MODE");
+      for (int id = 0; id < 40; id++) {
+        asked.put(id, FutureConverters.asJava(dao.latestSnapshot("snap-" + id)).toCompletableFuture());
+      }
+      lock.commit();
     }
     for (int id = 0; id < 40; id++) {
       int latest = id % 4;
@@ -191,6 +198,7 @@ class CoalescedRecoveryTest {
       assertThat(meta.timestamp()).isEqualTo(1000L + latest);
       assertThat(meta.metadata()).isEqualTo(id % 2 == 0 ? Option.apply("meta-" + id + "-" + latest) : Option.empty());
     }
+    assertThat(dao.latestReads().queries() - before).isEqualTo(2);
   }
 
   @Test
