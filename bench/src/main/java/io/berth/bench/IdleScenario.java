@@ -26,8 +26,9 @@ import java.util.stream.Collectors;
  *
  * <p>Memory per socket is the server's growth from a baseline to the full load, both sampled
  * right after a full GC, divided by the sockets opened. The baseline is taken after a warm-up of
- * {@value #WARM_UP} devices has come and gone, so that class loading and JIT compilation are in
- * it and the figure is the cost of one more socket. The figure the goal applies to is the live
+ * {@value #WARM_UP} devices has come and gone, so that class loading, JIT compilation and the
+ * node's shards are in it and the figure is the cost of one more socket. The warm-up's own rate
+ * is reported too: connects into a freshly started server. The figure the goal applies to is the live
  * heap plus what grew outside the heap (RSS less the heap's resident pages); RSS is reported too,
  * but it also holds whatever heap the collector keeps committed beyond what is live (a serial
  * young generation is a third of the heap), which is the collector's sizing, not the socket's.
@@ -36,7 +37,17 @@ final class IdleScenario {
 
   /** Open files left to each process for its own needs: jars, selectors, database connections. */
   private static final int HEADROOM = 1000;
-  private static final int WARM_UP = 500;
+  /**
+   * Enough connects for the JIT's thresholds on the connect path: with 500, the C2 compiler was
+   * still 0.11 ms of the node's 0.48 ms per connect during the opening (a fifth of its CPU), the
+   * HMAC of each HELLO ran as C1 code at ~20 µs instead of ~0.2 µs, and about half of the node's
+   * shards started during the measurement. Their detached entities run until sharding passivates
+   * them, after {@link #WARM_UP_PASSIVATION}: 10 minutes here instead of 2, so that they are in
+   * both memory samples however long the samples take to settle.
+   */
+  private static final int WARM_UP = 4_000;
+  private static final String WARM_UP_PASSIVATION =
+      "pekko.cluster.sharding.passivation.default-idle-strategy.idle-entity.timeout";
   /** Handshakes under way at once: below the edge's TCP backlog (1024). */
   private static final int IN_FLIGHT = 512;
   /** A --quick run opens this many: enough for the per-socket figures, not the full count. */
@@ -57,6 +68,10 @@ final class IdleScenario {
   private static final Duration SLEEP_LIMIT = Duration.ofSeconds(90);
   private static final Duration IDLE_CPU_WINDOW = Duration.ofSeconds(10);
   private static final Duration EMPTY_SETTLE = Duration.ofSeconds(2);
+  /** Memory samples: every 10 s until the live heap falls by no more than 1 MB, at most 5 times. */
+  private static final Duration SETTLE_SAMPLE_INTERVAL = Duration.ofSeconds(10);
+  private static final int SETTLE_SAMPLES = 5;
+  private static final long SETTLE_TOLERANCE = 1024 * 1024;
 
   private IdleScenario() {}
 
@@ -65,7 +80,7 @@ final class IdleScenario {
    * they sat idle, and what each socket cost (KB): live heap, memory outside the heap, and RSS.
    */
   record Round(String system, int opened, int failed, int dropped, double connectsPerSecond,
-      double secondHalfPerSecond, double serverCpuMsPerConnect, double postgresCpuMsPerConnect,
+      double secondHalfPerSecond, double coldConnectsPerSecond, int warmUpFailed, double serverCpuMsPerConnect, double postgresCpuMsPerConnect,
       double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb, double rssKb,
       int awake) {
     int held() {
@@ -115,11 +130,14 @@ final class IdleScenario {
         + "limit allows)", target) : String.format(Locale.ROOT, "%,d (the open-file limit, %,d, minus %,d for each "
         + "process's own files)", target, limit, HEADROOM);
     report.note("idle: each server in a JVM of its own (" + javaOptions + "): a 1-node Berth cluster from "
-        + "berth-node.jar on PostgreSQL (berth.edge.idle-timeout = 10m), then the anchor, the harness's minimal "
+        + "berth-node.jar on PostgreSQL (berth.edge.idle-timeout = 10m; sharding's idle passivation 10m, so that the "
+        + "warm-up's detached sockets stay in both memory samples), then the anchor, the harness's minimal "
         + "raw-TCP edge (one NIO thread: HELLO checked and answered with WELCOME, nothing kept but the connection). "
         + "Devices per round: " + count + ", driven by one NIO thread in the harness from 8 loopback addresses: real "
         + "HELLO/WELCOME handshakes (mapping discard), " + IN_FLIGHT + " at a time, then silent; closed with a reset "
-        + "at the end. Connects/s: first connect to last WELCOME; CPU per connect: the server's and PostgreSQL's "
+        + "at the end. Before them, " + WARM_UP + " warm-up devices connect the same way and close with a reset, "
+        + "so that the JIT has compiled the connect path and the node's shards run (their rate is the fresh "
+        + "server's row). Connects/s: first connect to last WELCOME; CPU per connect: the server's and PostgreSQL's "
         + "processes' CPU time (/proc) over the opening, by the sockets opened (the server's by thread in the "
         + "progress lines). Idle CPU: over " + IDLE_CPU_WINDOW.toSeconds()
         + " s, " + IDLE_SETTLE.toSeconds() + " s after the last WELCOME and, for the node, once its quiet sockets "
@@ -127,7 +145,9 @@ final class IdleScenario {
         + "at most " + SLEEP_LIMIT.toSeconds() + " s, by the node's running sockets in GET /api/nodes); with no "
         + "device: over as long, after the warm-up devices left. Memory per socket: the server's growth from "
         + "a baseline taken after " + WARM_UP + " warm-up devices came and went to all devices connected, each "
-        + "sampled after a full GC (jcmd GC.run, heap free ratios lowered for it): live heap (GC.heap_info used), "
+        + "sampled after a full GC (jcmd GC.run, heap free ratios lowered for it; repeated every "
+        + SETTLE_SAMPLE_INTERVAL.toSeconds() + " s until the live heap falls by at most 1 MB, at most " + SETTLE_SAMPLES
+        + " times, so that connections just closed and timers just cancelled are not counted): live heap (GC.heap_info used), "
         + "outside the heap (RSS less the heap's resident pages in /proc/PID/smaps: metaspace, code, stacks, direct "
         + "buffers, malloc), and RSS itself, which also holds heap the collector keeps beyond what is live; "
         + "1 KB = 1,024 bytes. " + rounds + " round(s), a fresh server each, medians.");
@@ -137,9 +157,14 @@ final class IdleScenario {
     String prefix = "bench-idle-" + UUID.randomUUID().toString().substring(0, 8);
     long pid = server.pid();
     int filesBefore = JvmProbe.openFiles(pid);
+    IdleDevices.Opening cold;
     try (IdleDevices warm = new IdleDevices()) {
-      warm.open(server.address(), prefix + "-warm", WARM_UP, IN_FLIGHT, OPEN_LIMIT, system + " warm-up", progress);
+      cold = warm.open(server.address(), prefix + "-warm", WARM_UP, IN_FLIGHT, OPEN_LIMIT, system + " warm-up",
+          progress);
     }
+    progress.printf(Locale.ROOT, "idle: %s warm-up: %,.0f connects/s into the fresh server, %,d failed%s%n", system,
+        cold.connectsPerSecond(), cold.failed(), cold.firstFailure() == null ? "" : " (first failure: "
+            + cold.firstFailure() + ")");
     // The server has let go of the warm-up connections once its open files are about back where
     // they were (a node keeps a few more: its database pool grew, its jars are open).
     LocalCluster.awaitCondition(Duration.ofSeconds(30), () -> JvmProbe.openFiles(pid) < filesBefore + WARM_UP / 10);
@@ -147,7 +172,7 @@ final class IdleScenario {
     if (room < target) {
       throw new IllegalStateException(system + " has room for " + room + " more open files, not " + target);
     }
-    JvmProbe.Sample baseline = JvmProbe.afterGc(pid);
+    JvmProbe.Sample baseline = JvmProbe.afterGcSettled(pid, SETTLE_SAMPLE_INTERVAL, SETTLE_SAMPLES, SETTLE_TOLERANCE);
     // The warm-up's sockets are detached, not gone: their entities run until sharding passivates them.
     int runningAtBaseline = server.runningSockets().getAsInt();
     // What the server burns with no device at all (a node's cluster, sharding and load reporting
@@ -173,14 +198,21 @@ final class IdleScenario {
       LocalCluster.pause(IDLE_SETTLE.toMillis());
       long sleepStart = System.nanoTime();
       boolean asleep = awaitAsleep(server, runningAtBaseline);
-      int awake = Math.max(0, server.runningSockets().getAsInt() - runningAtBaseline);
+      int running = server.runningSockets().getAsInt();
+      int awake = Math.max(0, running - runningAtBaseline);
+      if (running >= 0 && running < runningAtBaseline) {
+        // Warm-up entities passivated between the samples: their memory is missing from the growth.
+        progress.printf(Locale.ROOT, "idle: %s: WARNING: %,d socket entities running at the loaded sample, %,d at the "
+            + "baseline: the memory per socket is low by what the difference held%n", system, running,
+            runningAtBaseline);
+      }
       if (runningAtBaseline > 0 || awake > 0) {
         progress.printf(Locale.ROOT, "idle: %s: %s %.0f s after the settle: %,d socket entities running beyond the "
             + "%,d of the baseline%n", system, asleep ? "asleep" : "not all asleep",
             (System.nanoTime() - sleepStart) / 1e9, awake, runningAtBaseline);
       }
       double idleCpu = cpuPercent(pid);
-      JvmProbe.Sample loaded = JvmProbe.afterGc(pid);
+      JvmProbe.Sample loaded = JvmProbe.afterGcSettled(pid, SETTLE_SAMPLE_INTERVAL, SETTLE_SAMPLES, SETTLE_TOLERANCE);
       if (histograms != null) {
         Path file = histograms.resolve("idle-" + system.replaceAll("\\W+", "-") + "-" + pid + ".txt");
         Files.createDirectories(histograms);
@@ -191,7 +223,7 @@ final class IdleScenario {
       JvmProbe.Sample growth = loaded.minus(baseline);
       double per = Math.max(1, opening.opened()) * KB;
       Round r = new Round(system, opening.opened(), opening.failed(), dropped, opening.connectsPerSecond(),
-          opening.secondHalfPerSecond(), cpuMs, postgresMs, idleCpu, emptyCpu, growth.heapUsedBytes() / per,
+          opening.secondHalfPerSecond(), cold.connectsPerSecond(), cold.failed(), cpuMs, postgresMs, idleCpu, emptyCpu, growth.heapUsedBytes() / per,
           growth.outsideHeapBytes() / per, growth.rssBytes() / per, awake);
       progress.printf(Locale.ROOT, "idle: %s: %,d open, %,d failed, %,d dropped; %,.0f connects/s (second half "
               + "%,.0f/s); %.0f%% of a core while idle (%.0f%% with no device); RSS %,d -> %,d KB, live heap %,d -> "
@@ -242,7 +274,8 @@ final class IdleScenario {
   }
 
   private static Server berthNode(DatabaseSettings db, String javaOptions, Path workDir) throws IOException {
-    NodeProcess node = NodeProcess.start(db, javaOptions, List.of("-Dberth.edge.idle-timeout=10m"),
+    NodeProcess node = NodeProcess.start(db, javaOptions, List.of("-Dberth.edge.idle-timeout=10m",
+        "-D" + WARM_UP_PASSIVATION + "=10m"),
         workDir.resolve("idle-node.log"));
     return new Server(node.pid(), node.edge(), node::runningSockets, node::close);
   }
@@ -276,6 +309,9 @@ final class IdleScenario {
         median(raw, Round::connectsPerSecond), "", "≥ 3,000", rate >= 3000));
     report.add(new Report.Row(s, "connects/s, second half of the opening", median(berth, Round::secondHalfPerSecond),
         median(raw, Round::secondHalfPerSecond), "", null, null));
+    report.add(new Report.Row(s, String.format(Locale.ROOT, "connects/s into a freshly started server (the %,d of "
+        + "the warm-up)", WARM_UP), median(berth, Round::coldConnectsPerSecond), median(raw,
+        Round::coldConnectsPerSecond), "", null, null));
     report.add(new Report.Row(s, "server CPU per connect while opening, ms", median(berth,
         Round::serverCpuMsPerConnect), median(raw, Round::serverCpuMsPerConnect), "ms", null, null));
     report.add(new Report.Row(s, "PostgreSQL CPU per connect while opening, ms", median(berth,
@@ -293,9 +329,10 @@ final class IdleScenario {
         "KB", null, null));
     report.add(new Report.Row(s, "RSS growth per socket (with the collector's headroom)", median(berth, Round::rssKb),
         median(raw, Round::rssKb), "KB", null, null));
-    ToDoubleFunction<List<Round>> lost = rs -> rs.stream().mapToLong(r -> r.failed() + r.dropped()).sum();
+    ToDoubleFunction<List<Round>> lost = rs -> rs.stream().mapToLong(r -> r.failed() + r.warmUpFailed() + r.dropped())
+        .sum();
     double failed = lost.applyAsDouble(berth);
-    report.add(new Report.Row(s, "handshakes failed or sockets dropped, all rounds", failed, lost.applyAsDouble(raw),
+    report.add(new Report.Row(s, "handshakes failed (warm-up included) or sockets dropped, all rounds", failed, lost.applyAsDouble(raw),
         "", "0", failed == 0));
   }
 
