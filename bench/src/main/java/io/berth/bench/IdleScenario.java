@@ -38,16 +38,21 @@ final class IdleScenario {
   /** Open files left to each process for its own needs: jars, selectors, database connections. */
   private static final int HEADROOM = 1000;
   /**
-   * Enough connects for the JIT's thresholds on the connect path: with 500, the C2 compiler was
-   * still 0.11 ms of the node's 0.48 ms per connect during the opening (a fifth of its CPU), the
-   * HMAC of each HELLO ran as C1 code at ~20 µs instead of ~0.2 µs, and about half of the node's
-   * shards started during the measurement. Their detached entities run until sharding passivates
-   * them, after {@link #WARM_UP_PASSIVATION}: 10 minutes here instead of 2, so that they are in
-   * both memory samples however long the samples take to settle.
+   * Enough connects for the connect path to run as compiled code and for the node's shards to
+   * run: with 500, the node spent 0.47-0.54 ms per connect during the opening (0.37-0.45 ms with
+   * 4,000, most of the difference in the actor threads), a profile found each HELLO's HMAC at
+   * ~22 µs where C2-compiled code takes ~0.2 µs, and about half of the node's shards started
+   * during the measurement. The warm-up's
+   * detached entities run until sharding passivates them, after {@link #IDLE_PASSIVATION} here,
+   * so that they are in both memory samples however long the samples take to settle.
    */
   private static final int WARM_UP = 4_000;
-  private static final String WARM_UP_PASSIVATION =
+  /** Open files a server may keep after the warm-up's connections closed: pool, jars, logs. */
+  private static final int FILES_KEPT = 50;
+  private static final String IDLE_PASSIVATION_KEY =
       "pekko.cluster.sharding.passivation.default-idle-strategy.idle-entity.timeout";
+  /** Instead of sharding's 2 minutes: longer than a round of this scenario takes. */
+  private static final String IDLE_PASSIVATION = "10m";
   /** Handshakes under way at once: below the edge's TCP backlog (1024). */
   private static final int IN_FLIGHT = 512;
   /** A --quick run opens this many: enough for the per-socket figures, not the full count. */
@@ -68,7 +73,7 @@ final class IdleScenario {
   private static final Duration SLEEP_LIMIT = Duration.ofSeconds(90);
   private static final Duration IDLE_CPU_WINDOW = Duration.ofSeconds(10);
   private static final Duration EMPTY_SETTLE = Duration.ofSeconds(2);
-  /** Memory samples: every 10 s until the live heap falls by no more than 1 MB, at most 5 times. */
+  /** Memory samples: every 10 s until the live heap falls by no more than 1 MiB, at most 5 times. */
   private static final Duration SETTLE_SAMPLE_INTERVAL = Duration.ofSeconds(10);
   private static final int SETTLE_SAMPLES = 5;
   private static final long SETTLE_TOLERANCE = 1024 * 1024;
@@ -80,7 +85,8 @@ final class IdleScenario {
    * they sat idle, and what each socket cost (KB): live heap, memory outside the heap, and RSS.
    */
   record Round(String system, int opened, int failed, int dropped, double connectsPerSecond,
-      double secondHalfPerSecond, double coldConnectsPerSecond, int warmUpFailed, double serverCpuMsPerConnect, double postgresCpuMsPerConnect,
+      double secondHalfPerSecond, double coldConnectsPerSecond, int warmUpFailed, double serverCpuMsPerConnect,
+      double postgresCpuMsPerConnect,
       double idleCpuPercent, double emptyCpuPercent, double heapKb, double outsideHeapKb, double rssKb,
       int awake) {
     int held() {
@@ -130,7 +136,8 @@ final class IdleScenario {
         + "limit allows)", target) : String.format(Locale.ROOT, "%,d (the open-file limit, %,d, minus %,d for each "
         + "process's own files)", target, limit, HEADROOM);
     report.note("idle: each server in a JVM of its own (" + javaOptions + "): a 1-node Berth cluster from "
-        + "berth-node.jar on PostgreSQL (berth.edge.idle-timeout = 10m; sharding's idle passivation 10m, so that the "
+        + "berth-node.jar on PostgreSQL (berth.edge.idle-timeout = 10m; sharding's idle passivation "
+        + IDLE_PASSIVATION + ", so that the "
         + "warm-up's detached sockets stay in both memory samples), then the anchor, the harness's minimal "
         + "raw-TCP edge (one NIO thread: HELLO checked and answered with WELCOME, nothing kept but the connection). "
         + "Devices per round: " + count + ", driven by one NIO thread in the harness from 8 loopback addresses: real "
@@ -146,8 +153,9 @@ final class IdleScenario {
         + "device: over as long, after the warm-up devices left. Memory per socket: the server's growth from "
         + "a baseline taken after " + WARM_UP + " warm-up devices came and went to all devices connected, each "
         + "sampled after a full GC (jcmd GC.run, heap free ratios lowered for it; repeated every "
-        + SETTLE_SAMPLE_INTERVAL.toSeconds() + " s until the live heap falls by at most 1 MB, at most " + SETTLE_SAMPLES
-        + " times, so that connections just closed and timers just cancelled are not counted): live heap (GC.heap_info used), "
+        + SETTLE_SAMPLE_INTERVAL.toSeconds() + " s until the live heap falls by at most "
+        + SETTLE_TOLERANCE / (1024 * 1024) + " MB, at most " + SETTLE_SAMPLES + " times, so that connections just "
+        + "closed and timers just cancelled are not counted): live heap (GC.heap_info used), "
         + "outside the heap (RSS less the heap's resident pages in /proc/PID/smaps: metaspace, code, stacks, direct "
         + "buffers, malloc), and RSS itself, which also holds heap the collector keeps beyond what is live; "
         + "1 KB = 1,024 bytes. " + rounds + " round(s), a fresh server each, medians.");
@@ -163,16 +171,15 @@ final class IdleScenario {
           progress);
     }
     progress.printf(Locale.ROOT, "idle: %s warm-up: %,.0f connects/s into the fresh server, %,d failed%s%n", system,
-        cold.connectsPerSecond(), cold.failed(), cold.firstFailure() == null ? "" : " (first failure: "
-            + cold.firstFailure() + ")");
+        cold.connectsPerSecond(), cold.failed(), firstFailure(cold));
     // The server has let go of the warm-up connections once its open files are about back where
     // they were (a node keeps a few more: its database pool grew, its jars are open).
-    LocalCluster.awaitCondition(Duration.ofSeconds(30), () -> JvmProbe.openFiles(pid) < filesBefore + WARM_UP / 10);
+    LocalCluster.awaitCondition(Duration.ofSeconds(30), () -> JvmProbe.openFiles(pid) < filesBefore + FILES_KEPT);
     long room = JvmProbe.openFileLimit(pid) - JvmProbe.openFiles(pid) - HEADROOM / 2;
     if (room < target) {
       throw new IllegalStateException(system + " has room for " + room + " more open files, not " + target);
     }
-    JvmProbe.Sample baseline = JvmProbe.afterGcSettled(pid, SETTLE_SAMPLE_INTERVAL, SETTLE_SAMPLES, SETTLE_TOLERANCE);
+    JvmProbe.Sample baseline = settledSample(pid);
     // The warm-up's sockets are detached, not gone: their entities run until sharding passivates them.
     int runningAtBaseline = server.runningSockets().getAsInt();
     // What the server burns with no device at all (a node's cluster, sharding and load reporting
@@ -198,21 +205,22 @@ final class IdleScenario {
       LocalCluster.pause(IDLE_SETTLE.toMillis());
       long sleepStart = System.nanoTime();
       boolean asleep = awaitAsleep(server, runningAtBaseline);
-      int running = server.runningSockets().getAsInt();
-      int awake = Math.max(0, running - runningAtBaseline);
-      if (running >= 0 && running < runningAtBaseline) {
-        // Warm-up entities passivated between the samples: their memory is missing from the growth.
-        progress.printf(Locale.ROOT, "idle: %s: WARNING: %,d socket entities running at the loaded sample, %,d at the "
-            + "baseline: the memory per socket is low by what the difference held%n", system, running,
-            runningAtBaseline);
-      }
+      int awake = Math.max(0, server.runningSockets().getAsInt() - runningAtBaseline);
       if (runningAtBaseline > 0 || awake > 0) {
         progress.printf(Locale.ROOT, "idle: %s: %s %.0f s after the settle: %,d socket entities running beyond the "
             + "%,d of the baseline%n", system, asleep ? "asleep" : "not all asleep",
             (System.nanoTime() - sleepStart) / 1e9, awake, runningAtBaseline);
       }
       double idleCpu = cpuPercent(pid);
-      JvmProbe.Sample loaded = JvmProbe.afterGcSettled(pid, SETTLE_SAMPLE_INTERVAL, SETTLE_SAMPLES, SETTLE_TOLERANCE);
+      JvmProbe.Sample loaded = settledSample(pid);
+      int runningAtLoaded = server.runningSockets().getAsInt();
+      if (runningAtLoaded >= 0 && (runningAtLoaded < runningAtBaseline || !asleep)) {
+        // Warm-up entities passivated between the samples (their memory is missing from the
+        // growth), or measured ones still awake (theirs is in it): either way the figure is off.
+        progress.printf(Locale.ROOT, "idle: %s: WARNING: %,d socket entities running at the loaded sample, %,d at the "
+            + "baseline%s: the memory per socket is off by what the difference holds%n", system, runningAtLoaded,
+            runningAtBaseline, asleep ? "" : ", the measured sockets not all asleep");
+      }
       if (histograms != null) {
         Path file = histograms.resolve("idle-" + system.replaceAll("\\W+", "-") + "-" + pid + ".txt");
         Files.createDirectories(histograms);
@@ -223,18 +231,25 @@ final class IdleScenario {
       JvmProbe.Sample growth = loaded.minus(baseline);
       double per = Math.max(1, opening.opened()) * KB;
       Round r = new Round(system, opening.opened(), opening.failed(), dropped, opening.connectsPerSecond(),
-          opening.secondHalfPerSecond(), cold.connectsPerSecond(), cold.failed(), cpuMs, postgresMs, idleCpu, emptyCpu, growth.heapUsedBytes() / per,
-          growth.outsideHeapBytes() / per, growth.rssBytes() / per, awake);
+          opening.secondHalfPerSecond(), cold.connectsPerSecond(), cold.failed(), cpuMs, postgresMs, idleCpu, emptyCpu,
+          growth.heapUsedBytes() / per, growth.outsideHeapBytes() / per, growth.rssBytes() / per, awake);
       progress.printf(Locale.ROOT, "idle: %s: %,d open, %,d failed, %,d dropped; %,.0f connects/s (second half "
               + "%,.0f/s); %.0f%% of a core while idle (%.0f%% with no device); RSS %,d -> %,d KB, live heap %,d -> "
               + "%,d KB: per socket %.2f KB heap + %.2f KB outside it (RSS %.2f KB)%s%n", system, opening.opened(),
           opening.failed(), dropped, opening.connectsPerSecond(), opening.secondHalfPerSecond(), idleCpu, emptyCpu,
           baseline.rssBytes() / 1024,
           loaded.rssBytes() / 1024, baseline.heapUsedBytes() / 1024, loaded.heapUsedBytes() / 1024, r.heapKb(),
-          r.outsideHeapKb(), r.rssKb(),
-          opening.firstFailure() == null ? "" : " (first failure: " + opening.firstFailure() + ")");
+          r.outsideHeapKb(), r.rssKb(), firstFailure(opening));
       return r;
     }
+  }
+
+  private static JvmProbe.Sample settledSample(long pid) {
+    return JvmProbe.afterGcSettled(pid, SETTLE_SAMPLE_INTERVAL, SETTLE_SAMPLES, SETTLE_TOLERANCE);
+  }
+
+  private static String firstFailure(IdleDevices.Opening opening) {
+    return opening.firstFailure() == null ? "" : " (first failure: " + opening.firstFailure() + ")";
   }
 
   /** The thread groups that used the most CPU between two readings, in ms per connect: "C2 CompilerThre 1.01, ...". */
@@ -275,7 +290,7 @@ final class IdleScenario {
 
   private static Server berthNode(DatabaseSettings db, String javaOptions, Path workDir) throws IOException {
     NodeProcess node = NodeProcess.start(db, javaOptions, List.of("-Dberth.edge.idle-timeout=10m",
-        "-D" + WARM_UP_PASSIVATION + "=10m"),
+        "-D" + IDLE_PASSIVATION_KEY + "=" + IDLE_PASSIVATION),
         workDir.resolve("idle-node.log"));
     return new Server(node.pid(), node.edge(), node::runningSockets, node::close);
   }
@@ -332,8 +347,8 @@ final class IdleScenario {
     ToDoubleFunction<List<Round>> lost = rs -> rs.stream().mapToLong(r -> r.failed() + r.warmUpFailed() + r.dropped())
         .sum();
     double failed = lost.applyAsDouble(berth);
-    report.add(new Report.Row(s, "handshakes failed (warm-up included) or sockets dropped, all rounds", failed, lost.applyAsDouble(raw),
-        "", "0", failed == 0));
+    report.add(new Report.Row(s, "handshakes failed (warm-up included) or sockets dropped, all rounds", failed,
+        lost.applyAsDouble(raw), "", "0", failed == 0));
   }
 
   private static double median(List<Round> rounds, ToDoubleFunction<Round> figure) {
