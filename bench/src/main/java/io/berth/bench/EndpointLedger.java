@@ -1,0 +1,90 @@
+package io.berth.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.Base64;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * What the endpoint scenario's webhook took, frame by frame. Each frame a device sends is
+ * {@value #FRAME_BYTES} bytes whose first eight are its number on that device (0, 1, 2, ...);
+ * with no delimiter and no {@code maxBytes} a batch holds whole frames, so the webhook can split
+ * a batch's {@code data} back into them and count each number per socket in a
+ * {@link SequenceCheck}. A batch whose {@code batchId} was taken before is a redelivery, which the
+ * endpoint contract says to answer without processing again (docs/ENDPOINTS.md): it is counted
+ * apart and not checked again. So, per socket: a number taken from two different batches is a
+ * duplicate, a number the device sent and had acknowledged but never taken here is lost.
+ */
+final class EndpointLedger {
+
+  static final int FRAME_BYTES = 64;
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final Map<String, SequenceCheck> sockets = new ConcurrentHashMap<>();
+  private final Set<String> batches = ConcurrentHashMap.newKeySet();
+  private final AtomicLong invocations = new AtomicLong();
+  private final AtomicLong redelivered = new AtomicLong();
+  private final AtomicLong malformed = new AtomicLong();
+
+  /** A frame for this ledger: {@code number} in its first eight bytes, zeros after. */
+  static byte[] frame(long number) {
+    return ByteBuffer.allocate(FRAME_BYTES).putLong(number).array();
+  }
+
+  /** Takes one request body; only {@code data} events count as invocations. */
+  void take(byte[] body) throws IOException {
+    JsonNode event = JSON.readTree(body);
+    if (!"data".equals(event.path("event").asText())) {
+      return;
+    }
+    invocations.incrementAndGet();
+    if (!batches.add(event.path("batchId").asText())) {
+      redelivered.incrementAndGet();
+      return;
+    }
+    byte[] data = Base64.getDecoder().decode(event.path("data").asText());
+    if (data.length % FRAME_BYTES != 0) {
+      malformed.incrementAndGet();
+      return;
+    }
+    SequenceCheck check = sockets.computeIfAbsent(event.path("socketId").asText(), id -> new SequenceCheck());
+    ByteBuffer frames = ByteBuffer.wrap(data);
+    for (int at = 0; at < data.length; at += FRAME_BYTES) {
+      check.accept(frames.getLong(at));
+    }
+  }
+
+  long invocations() {
+    return invocations.get();
+  }
+
+  /** Batches delivered again under an id already taken (after a retry or a recovery). */
+  long redelivered() {
+    return redelivered.get();
+  }
+
+  /** Batches whose data was not whole frames: a batch cut inside a frame, which the criteria rule out. */
+  long malformed() {
+    return malformed.get();
+  }
+
+  /** Distinct frames taken from {@code socketId}. */
+  long received(String socketId) {
+    SequenceCheck check = sockets.get(socketId);
+    return check == null ? 0 : check.received();
+  }
+
+  long duplicates() {
+    return sockets.values().stream().mapToLong(SequenceCheck::duplicates).sum();
+  }
+
+  long outOfOrder() {
+    return sockets.values().stream().mapToLong(SequenceCheck::outOfOrder).sum();
+  }
+}
