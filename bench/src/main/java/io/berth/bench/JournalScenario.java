@@ -11,9 +11,14 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -32,7 +37,8 @@ import org.apache.pekko.actor.typed.javadsl.AskPattern;
  * {@value #PGBENCH_ROWS}-row inserts (larger inserts did up to a sixth more in a trial). The many
  * writers are as many as pgbench has rows in flight, which is also the journal's largest batch
  * (jdbc-journal.batchSize), so that both sides may batch as much. The goal: the batched journal
- * reaches half of pgbench's rate.
+ * reaches half of pgbench's rate. At the end every writer's acknowledged events are counted in the
+ * journal ({@link #audit}): none may be missing, extra or skipped.
  */
 final class JournalScenario {
 
@@ -57,10 +63,12 @@ final class JournalScenario {
     Stats pgSingle = new Stats();
     Stats pgBatched = new Stats();
     int eventBytes;
+    Map<String, Long> acknowledged = new HashMap<>();
+    Audit audit;
     progress.println("journal: starting 1 node");
     try (LocalCluster cluster = new LocalCluster(db, 1, "berth.db.pool-size = 10\n")) {
       ActorSystem<Void> system = cluster.nodes().get(0).system();
-      double warm = write(system, run + "-warm", MANY_WRITERS, warmUp);
+      double warm = write(system, run + "-warm", MANY_WRITERS, warmUp, acknowledged);
       PgBench.Row template = journalRow(db, run + "-warm-0");
       eventBytes = template.payload().length;
       progress.printf(Locale.ROOT, "journal: warm-up %,.0f events/s with %d writers; events of %d bytes%n", warm,
@@ -74,13 +82,13 @@ final class JournalScenario {
       }
       for (int round = 1; round <= rounds; round++) {
         String tag = run + "-" + round;
-        double one = write(system, tag + "-single", 1, writeFor);
+        double one = write(system, tag + "-single", 1, writeFor, acknowledged);
         double pgOne = Double.NaN;
         if (pgbench.isPresent()) {
           truncateScratchTable(db);
           pgOne = pgbench.get().rowsPerSecond(singleScript, 1, 1, writeFor);
         }
-        double all = write(system, tag + "-many", MANY_WRITERS, writeFor);
+        double all = write(system, tag + "-many", MANY_WRITERS, writeFor, acknowledged);
         double pgAll = Double.NaN;
         if (pgbench.isPresent()) {
           truncateScratchTable(db);
@@ -94,6 +102,10 @@ final class JournalScenario {
                 + "%d writers %,.0f events/s (pgbench %d clients x %d rows %,.0f rows/s)%n", round, rounds, one, pgOne,
             MANY_WRITERS, all, PGBENCH_CLIENTS, PGBENCH_ROWS, pgAll);
       }
+      audit = audit(db, run, acknowledged);
+      progress.printf(Locale.ROOT, "journal: the journal holds %,d events of %,d acknowledged: %d lost, %d extra, "
+          + "%d sequence numbers skipped%n", audit.rows(), audit.acknowledged(), audit.lost(), audit.extra(),
+          audit.gaps());
     } finally {
       cleanUp(db, run, pgbench.isPresent(), progress);
     }
@@ -103,6 +115,12 @@ final class JournalScenario {
     report.add(new Report.Row("journal", MANY_WRITERS + " writers: events/s vs pgbench, " + PGBENCH_CLIENTS
         + " clients × " + PGBENCH_ROWS + "-row inserts", many.median(), batchedAnchor, "", "≥ 0.50× pgbench",
         Double.isNaN(batchedAnchor) ? null : many.median() >= 0.5 * batchedAnchor));
+    report.add(new Report.Row("journal", "events lost (acknowledged, not in the journal)", audit.lost(), Double.NaN,
+        "", "0", audit.lost() == 0));
+    report.add(new Report.Row("journal", "events duplicated (in the journal beyond those acknowledged)",
+        audit.extra(), Double.NaN, "", "0", audit.extra() == 0));
+    report.add(new Report.Row("journal", "sequence numbers skipped", audit.gaps(), Double.NaN, "", "0",
+        audit.gaps() == 0));
     report.note("journal: 1 node in the harness JVM on PostgreSQL with the node's journal settings (Pekko "
         + "Persistence JDBC with AppendingJournalDao: one binary COPY per batch; "
         + "berth.db.pool-size 10); each writer is a minimal EventSourcedBehavior persisting, one write at a time, "
@@ -113,7 +131,9 @@ final class JournalScenario {
         + "journal row written in the warm-up) into the scratch table " + PgBench.TABLE + ", emptied before each "
         + "run. " + writeFor.toSeconds() + " s per run, " + rounds + " round(s) alternating Berth and pgbench "
         + "after a " + warmUp.toSeconds() + " s warm-up of the writers; medians. The rows written are deleted "
-        + "and the scratch table dropped at the end." + (why.isEmpty() ? "" : " Anchor skipped: " + why + "."));
+        + "and the scratch table dropped at the end, after every writer's acknowledged events were counted in the "
+        + "journal (lost, duplicated, skipped: all writers, warm-up included)."
+        + (why.isEmpty() ? "" : " Anchor skipped: " + why + "."));
   }
 
   /**
@@ -121,32 +141,79 @@ final class JournalScenario {
    * and returns events persisted per second. Each writer first writes one event unmeasured, so that
    * its recovery (a query for a history it does not have) is not measured.
    */
-  private static double write(ActorSystem<Void> system, String prefix, int writers, Duration duration)
-      throws Exception {
-    List<ActorRef<JournalWriter.Command>> refs = new ArrayList<>();
+  private static double write(ActorSystem<Void> system, String prefix, int writers, Duration duration,
+      Map<String, Long> acknowledged) throws Exception {
+    Map<String, ActorRef<JournalWriter.Command>> refs = new LinkedHashMap<>();
     for (int i = 0; i < writers; i++) {
-      refs.add(system.systemActorOf(JournalWriter.create(prefix + "-" + i), prefix + "-" + i, Props.empty()));
+      String id = prefix + "-" + i;
+      refs.put(id, system.systemActorOf(JournalWriter.create(id), id, Props.empty()));
     }
     try {
-      runAll(system, refs, System.nanoTime(), Duration.ZERO);
+      runAll(system, refs, System.nanoTime(), Duration.ZERO, acknowledged);
       long start = System.nanoTime();
-      long events = runAll(system, refs, start + duration.toNanos(), duration);
+      long events = runAll(system, refs, start + duration.toNanos(), duration, acknowledged);
       return events / ((System.nanoTime() - start) / 1e9);
     } finally {
-      refs.forEach(r -> r.tell(JournalWriter.Stop.INSTANCE));
+      refs.values().forEach(r -> r.tell(JournalWriter.Stop.INSTANCE));
     }
   }
 
-  private static long runAll(ActorSystem<Void> system, List<ActorRef<JournalWriter.Command>> refs, long untilNanos,
-      Duration duration) throws Exception {
+  /** Runs every writer until {@code untilNanos}; adds each one's persisted events to {@code acknowledged}. */
+  private static long runAll(ActorSystem<Void> system, Map<String, ActorRef<JournalWriter.Command>> refs,
+      long untilNanos, Duration duration, Map<String, Long> acknowledged) throws Exception {
     Duration timeout = duration.plus(REPLY_GRACE);
-    List<CompletableFuture<Long>> replies = new ArrayList<>();
-    for (ActorRef<JournalWriter.Command> ref : refs) {
-      replies.add(AskPattern.<JournalWriter.Command, Long>ask(ref, replyTo -> new JournalWriter.Run(untilNanos,
-          replyTo), timeout, system.scheduler()).toCompletableFuture());
+    Map<String, CompletableFuture<Long>> replies = new LinkedHashMap<>();
+    refs.forEach((id, ref) -> replies.put(id, AskPattern.<JournalWriter.Command, Long>ask(ref,
+        replyTo -> new JournalWriter.Run(untilNanos, replyTo), timeout, system.scheduler()).toCompletableFuture()));
+    CompletableFuture.allOf(replies.values().toArray(CompletableFuture[]::new))
+        .get(timeout.toSeconds() + 5, TimeUnit.SECONDS);
+    long events = 0;
+    for (Map.Entry<String, CompletableFuture<Long>> reply : replies.entrySet()) {
+      long n = reply.getValue().join();
+      acknowledged.merge(reply.getKey(), n, Long::sum);
+      events += n;
     }
-    CompletableFuture.allOf(replies.toArray(CompletableFuture[]::new)).get(timeout.toSeconds() + 5, TimeUnit.SECONDS);
-    return replies.stream().mapToLong(CompletableFuture::join).sum();
+    return events;
+  }
+
+  /**
+   * What the journal holds against what its writers were told was persisted, writer by writer:
+   * an acknowledged event missing is lost; a row beyond them, or a sequence number held twice or
+   * skipped, is a duplicate or a gap.
+   */
+  record Audit(long acknowledged, long rows, long lost, long extra, long gaps) {}
+
+  static Audit audit(DatabaseSettings db, String run, Map<String, Long> acknowledged) throws SQLException {
+    record Stored(long rows, long distinct, long highest) {}
+    Map<String, Stored> stored = new HashMap<>();
+    try (Connection c = SchemaInstaller.connect(db);
+        PreparedStatement s = c.prepareStatement("SELECT persistence_id, count(*), count(DISTINCT sequence_number), "
+            + "max(sequence_number) FROM event_journal WHERE persistence_id LIKE ? GROUP BY persistence_id")) {
+      s.setString(1, run + "-%");
+      try (ResultSet r = s.executeQuery()) {
+        while (r.next()) {
+          stored.put(r.getString(1), new Stored(r.getLong(2), r.getLong(3), r.getLong(4)));
+        }
+      }
+    }
+    long acked = 0;
+    long rows = 0;
+    long lost = 0;
+    long extra = 0;
+    long gaps = 0;
+    Set<String> ids = new HashSet<>(acknowledged.keySet());
+    ids.addAll(stored.keySet());
+    for (String id : ids) {
+      long told = acknowledged.getOrDefault(id, 0L);
+      Stored s = stored.getOrDefault(id, new Stored(0, 0, 0));
+      acked += told;
+      rows += s.rows();
+      lost += Math.max(0, told - s.rows());
+      extra += Math.max(0, s.rows() - told) + (s.rows() - s.distinct());
+      // A writer's events are 1, 2, ..., highest: every number below the highest not held is skipped.
+      gaps += s.highest() - s.distinct();
+    }
+    return new Audit(acked, rows, lost, extra, gaps);
   }
 
   /** The latest event of a writer as the journal stored it: what pgbench's rows copy. */
