@@ -5,6 +5,7 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -60,7 +61,9 @@ public final class BenchMain implements Callable<Integer> {
       return 1;
     }
     Report report = new Report();
+    long runStart = System.nanoTime();
     for (String scenario : run) {
+      long start = System.nanoTime();
       switch (scenario) {
         case "migration" -> MigrationScenario.run(report, db, quick ? 5 : 20, progress);
         case "endpoint" -> EndpointScenario.run(report, db, quick, progress);
@@ -70,6 +73,8 @@ public final class BenchMain implements Callable<Integer> {
         case "journal" -> JournalScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
         default -> throw new IllegalStateException("unhandled scenario " + scenario);
       }
+      progress.printf(Locale.ROOT, "%s: done in %d s (%d s since the start)%n", scenario, seconds(start),
+          seconds(runStart));
     }
     String machine = "Machine: " + Runtime.getRuntime().availableProcessors() + " cores, "
         + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB heap for the harness, Java "
@@ -80,6 +85,10 @@ public final class BenchMain implements Callable<Integer> {
     progress.println(report.render(machine));
     progress.println("table written to " + out);
     return 0;
+  }
+
+  private static long seconds(long sinceNanos) {
+    return Math.round((System.nanoTime() - sinceNanos) / 1e9);
   }
 
   /** An environment variable, or {@code fallback} when it is unset or blank. */

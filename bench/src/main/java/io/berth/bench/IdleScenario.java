@@ -71,12 +71,19 @@ final class IdleScenario {
    * 30 s by default, from each socket's WELCOME): the figures are those of quiet sockets.
    */
   private static final Duration SLEEP_LIMIT = Duration.ofSeconds(90);
-  private static final Duration IDLE_CPU_WINDOW = Duration.ofSeconds(10);
   private static final Duration EMPTY_SETTLE = Duration.ofSeconds(2);
-  /** Memory samples: every 10 s until the live heap falls by no more than 1 MiB, at most 5 times. */
-  private static final Duration SETTLE_SAMPLE_INTERVAL = Duration.ofSeconds(10);
   private static final int SETTLE_SAMPLES = 5;
   private static final long SETTLE_TOLERANCE = 1024 * 1024;
+
+  /**
+   * How long the idle CPU is measured over, and how far apart the memory samples are taken (each
+   * sample is repeated until the live heap falls by no more than {@link #SETTLE_TOLERANCE}, at
+   * most {@link #SETTLE_SAMPLES} times). A --quick run halves both to finish in its 5 minutes.
+   */
+  private record Pace(Duration cpuWindow, Duration sampleInterval) {}
+
+  private static final Pace FULL = new Pace(Duration.ofSeconds(10), Duration.ofSeconds(10));
+  private static final Pace QUICK = new Pace(Duration.ofSeconds(5), Duration.ofSeconds(5));
 
   private IdleScenario() {}
 
@@ -117,6 +124,7 @@ final class IdleScenario {
     int fits = (int) Math.min(limit - HEADROOM, limit - JvmProbe.openFiles(JvmProbe.selfPid()) - HEADROOM);
     int target = quick ? Math.min(QUICK_SOCKETS, fits) : fits;
     int rounds = quick ? 1 : 3;
+    Pace pace = quick ? QUICK : FULL;
     progress.printf(Locale.ROOT, "idle: open-file limit %,d per process: %,d sockets per round, %d round(s)%n", limit,
         target, rounds);
     List<Round> berth = new ArrayList<>();
@@ -124,11 +132,11 @@ final class IdleScenario {
     for (int round = 1; round <= rounds; round++) {
       progress.printf("idle: round %d/%d: starting a Berth node in its own JVM%n", round, rounds);
       try (Server node = berthNode(db, javaOptions, workDir)) {
-        berth.add(measure("Berth", node, target, progress));
+        berth.add(measure("Berth", node, target, pace, progress));
         progress.println("idle: stopping the node");
       }
       try (Server edge = rawEdge(javaOptions, workDir)) {
-        raw.add(measure("raw TCP", edge, target, progress));
+        raw.add(measure("raw TCP", edge, target, pace, progress));
       }
     }
     addRows(report, limit, target, berth, raw);
@@ -146,14 +154,14 @@ final class IdleScenario {
         + "so that the JIT has compiled the connect path and the node's shards run (their rate is the fresh "
         + "server's row). Connects/s: first connect to last WELCOME; CPU per connect: the server's and PostgreSQL's "
         + "processes' CPU time (/proc) over the opening, by the sockets opened (the server's by thread in the "
-        + "progress lines). Idle CPU: over " + IDLE_CPU_WINDOW.toSeconds()
+        + "progress lines). Idle CPU: over " + pace.cpuWindow().toSeconds()
         + " s, " + IDLE_SETTLE.toSeconds() + " s after the last WELCOME and, for the node, once its quiet sockets "
         + "sleep (berth.connection.sleep-after, 30 s by default: the entities stop, the connections stay; waited for "
         + "at most " + SLEEP_LIMIT.toSeconds() + " s, by the node's running sockets in GET /api/nodes); with no "
         + "device: over as long, after the warm-up devices left. Memory per socket: the server's growth from "
         + "a baseline taken after " + WARM_UP + " warm-up devices came and went to all devices connected, each "
         + "sampled after a full GC (jcmd GC.run, heap free ratios lowered for it; repeated every "
-        + SETTLE_SAMPLE_INTERVAL.toSeconds() + " s until the live heap falls by at most "
+        + pace.sampleInterval().toSeconds() + " s until the live heap falls by at most "
         + SETTLE_TOLERANCE / (1024 * 1024) + " MB, at most " + SETTLE_SAMPLES + " times, so that connections just "
         + "closed and timers just cancelled are not counted): live heap (GC.heap_info used), "
         + "outside the heap (RSS less the heap's resident pages in /proc/PID/smaps: metaspace, code, stacks, direct "
@@ -161,7 +169,8 @@ final class IdleScenario {
         + "1 KB = 1,024 bytes. " + rounds + " round(s), a fresh server each, medians.");
   }
 
-  private static Round measure(String system, Server server, int target, PrintStream progress) throws IOException {
+  private static Round measure(String system, Server server, int target, Pace pace, PrintStream progress)
+      throws IOException {
     String prefix = "bench-idle-" + UUID.randomUUID().toString().substring(0, 8);
     long pid = server.pid();
     int filesBefore = JvmProbe.openFiles(pid);
@@ -179,13 +188,13 @@ final class IdleScenario {
     if (room < target) {
       throw new IllegalStateException(system + " has room for " + room + " more open files, not " + target);
     }
-    JvmProbe.Sample baseline = settledSample(pid);
+    JvmProbe.Sample baseline = settledSample(pid, pace);
     // The warm-up's sockets are detached, not gone: their entities run until sharding passivates them.
     int runningAtBaseline = server.runningSockets().getAsInt();
     // What the server burns with no device at all (a node's cluster, sharding and load reporting
     // run on timers of their own), so that the idle figure can be read per socket.
     LocalCluster.pause(EMPTY_SETTLE.toMillis());
-    double emptyCpu = cpuPercent(pid);
+    double emptyCpu = cpuPercent(pid, pace.cpuWindow());
     String histogramDir = BenchMain.env("BERTH_BENCH_IDLE_HISTOGRAM", "");
     Path histograms = histogramDir.isEmpty() ? null : Path.of(histogramDir);
     JvmProbe.Histogram before = histograms == null ? null : JvmProbe.histogram(pid);
@@ -211,8 +220,8 @@ final class IdleScenario {
             + "%,d of the baseline%n", system, asleep ? "asleep" : "not all asleep",
             (System.nanoTime() - sleepStart) / 1e9, awake, runningAtBaseline);
       }
-      double idleCpu = cpuPercent(pid);
-      JvmProbe.Sample loaded = settledSample(pid);
+      double idleCpu = cpuPercent(pid, pace.cpuWindow());
+      JvmProbe.Sample loaded = settledSample(pid, pace);
       int runningAtLoaded = server.runningSockets().getAsInt();
       if (runningAtLoaded >= 0 && (runningAtLoaded < runningAtBaseline || !asleep)) {
         // Warm-up entities passivated between the samples (their memory is missing from the
@@ -244,8 +253,8 @@ final class IdleScenario {
     }
   }
 
-  private static JvmProbe.Sample settledSample(long pid) {
-    return JvmProbe.afterGcSettled(pid, SETTLE_SAMPLE_INTERVAL, SETTLE_SAMPLES, SETTLE_TOLERANCE);
+  private static JvmProbe.Sample settledSample(long pid, Pace pace) {
+    return JvmProbe.afterGcSettled(pid, pace.sampleInterval(), SETTLE_SAMPLES, SETTLE_TOLERANCE);
   }
 
   private static String firstFailure(IdleDevices.Opening opening) {
@@ -281,11 +290,11 @@ final class IdleScenario {
     }
   }
 
-  /** The server's CPU time over {@link #IDLE_CPU_WINDOW}, in % of one core. */
-  private static double cpuPercent(long pid) {
+  /** The server's CPU time over {@code window}, in % of one core. */
+  private static double cpuPercent(long pid, Duration window) {
     double before = JvmProbe.cpuSeconds(pid);
-    LocalCluster.pause(IDLE_CPU_WINDOW.toMillis());
-    return 100 * (JvmProbe.cpuSeconds(pid) - before) / (IDLE_CPU_WINDOW.toMillis() / 1000.0);
+    LocalCluster.pause(window.toMillis());
+    return 100 * (JvmProbe.cpuSeconds(pid) - before) / (window.toMillis() / 1000.0);
   }
 
   private static Server berthNode(DatabaseSettings db, String javaOptions, Path workDir) throws IOException {
