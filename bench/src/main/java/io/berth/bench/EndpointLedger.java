@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.util.Base64;
 import java.util.Map;
 import java.util.Set;
@@ -15,7 +16,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@value #FRAME_BYTES} bytes whose first eight are its number on that device (0, 1, 2, ...);
  * with no delimiter and no {@code maxBytes} a batch holds whole frames, so the webhook can split
  * a batch's {@code data} back into them and count each number per socket in a
- * {@link SequenceCheck}. A batch whose {@code batchId} was taken before is a redelivery, which the
+ * {@link SequenceCheck}, after checking that they are the frames the batch's {@code seqFrom} and
+ * {@code seqTo} name. A batch whose {@code batchId} was taken before is a redelivery, which the
  * endpoint contract says to answer without processing again (docs/ENDPOINTS.md): it is counted
  * apart and not checked again. So, per socket: a number taken from two different batches is a
  * duplicate, a number the device sent and had acknowledged but never taken here is lost.
@@ -37,27 +39,54 @@ final class EndpointLedger {
     return ByteBuffer.allocate(FRAME_BYTES).putLong(number).array();
   }
 
-  /** Takes one request body; only {@code data} events count as invocations. */
+  /**
+   * Takes one request body; only {@code data} events count as invocations. A batch must hold
+   * exactly the frames its {@code seqFrom}..{@code seqTo} name (a fresh device's frame numbered
+   * {@code n} has sequence number {@code n + 1}); one that does not is counted as malformed and its
+   * frames are not taken. A body that is not the endpoint contract's JSON throws, and its batch id
+   * is not kept: a redelivery of it is taken as new.
+   */
   void take(byte[] body) throws IOException {
     JsonNode event = JSON.readTree(body);
     if (!"data".equals(event.path("event").asText())) {
       return;
     }
+    String batchId = event.path("batchId").asText();
+    String socketId = event.path("socketId").asText();
+    long seqFrom = event.path("seqFrom").asLong(-1);
+    long seqTo = event.path("seqTo").asLong(-1);
+    byte[] data = Base64.getDecoder().decode(event.path("data").asText());
+    if (batchId.isEmpty() || socketId.isEmpty() || seqFrom < 1 || seqTo < seqFrom) {
+      throw new IOException("not a data event of the endpoint contract: " + new String(body, StandardCharsets.UTF_8));
+    }
     invocations.incrementAndGet();
-    if (!batches.add(event.path("batchId").asText())) {
+    if (!batches.add(batchId)) {
       redelivered.incrementAndGet();
       return;
     }
-    byte[] data = Base64.getDecoder().decode(event.path("data").asText());
-    if (data.length % FRAME_BYTES != 0) {
+    if (!holdsExactly(data, seqFrom, seqTo)) {
       malformed.incrementAndGet();
       return;
     }
-    SequenceCheck check = sockets.computeIfAbsent(event.path("socketId").asText(), id -> new SequenceCheck());
+    SequenceCheck check = sockets.computeIfAbsent(socketId, id -> new SequenceCheck());
     ByteBuffer frames = ByteBuffer.wrap(data);
     for (int at = 0; at < data.length; at += FRAME_BYTES) {
       check.accept(frames.getLong(at));
     }
+  }
+
+  /** Whether {@code data} is the whole frames numbered {@code seqFrom - 1} to {@code seqTo - 1}, in order. */
+  private static boolean holdsExactly(byte[] data, long seqFrom, long seqTo) {
+    if (data.length != (seqTo - seqFrom + 1) * FRAME_BYTES) {
+      return false;
+    }
+    ByteBuffer frames = ByteBuffer.wrap(data);
+    for (int i = 0; i * FRAME_BYTES < data.length; i++) {
+      if (frames.getLong(i * FRAME_BYTES) != seqFrom - 1 + i) {
+        return false;
+      }
+    }
+    return true;
   }
 
   long invocations() {
@@ -69,7 +98,10 @@ final class EndpointLedger {
     return redelivered.get();
   }
 
-  /** Batches whose data was not whole frames: a batch cut inside a frame, which the criteria rule out. */
+  /**
+   * Batches whose data was not the whole frames their sequence numbers name: a batch cut inside a
+   * frame (which the scenario's criteria rule out) or holding other bytes than the device sent.
+   */
   long malformed() {
     return malformed.get();
   }

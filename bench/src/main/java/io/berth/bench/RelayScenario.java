@@ -75,7 +75,8 @@ final class RelayScenario {
         + ", max_queued_messages " + Mosquitto.MAX_QUEUED + ", TCP_NODELAY), Eclipse Paho MqttAsyncClient 1.2.5, "
         + "MQTT 3.1.1, each client subscribed to its own topic and publishing to its peer's. 64-byte frames; every "
         + "device sends as fast as a window of " + WINDOW + " unconfirmed frames allows (Berth: acknowledged once "
-        + "the peer device acknowledged; QoS 1: PUBACK from the broker; QoS 0: written by Paho), for "
+        + "the peer device acknowledged; QoS 1: PUBACK from the broker" + (quick ? "" : "; QoS 0: written by Paho")
+        + "), for "
         + sendFor.toSeconds() + " s per round, " + rounds + " round(s) per system and pair count, medians. "
         + "frames/s: frames delivered, both directions and all pairs summed, from the first send to the last "
         + "arrival. Latency: one-way, send to arrival at the peer, under that full load (so mostly queueing: in "

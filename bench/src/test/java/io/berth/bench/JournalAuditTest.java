@@ -54,6 +54,15 @@ class JournalAuditTest {
     assertThat(audit).isEqualTo(new JournalScenario.Audit(6, 5, 2, 1, 1));
   }
 
+  @Test
+  void aRowAboveTheAcknowledgedDoesNotHideAMissingOne() throws Exception {
+    insert("above-a", 1, 2, 4);
+
+    JournalScenario.Audit audit = JournalScenario.audit(db, "above", Map.of("above-a", 3L));
+
+    assertThat(audit).isEqualTo(new JournalScenario.Audit(3, 3, 1, 1, 1));
+  }
+
   private static void insert(String persistenceId, long... seqs) throws SQLException {
     try (Connection c = SchemaInstaller.connect(db);
         PreparedStatement s = c.prepareStatement("INSERT INTO event_journal (persistence_id, sequence_number, writer, "
