@@ -17,10 +17,14 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -37,8 +41,16 @@ class ProcessClusterIT {
   Path runDir;
 
   @AfterEach
-  void down() throws Exception {
+  void down(TestInfo test) throws Exception {
     run(List.of("bash", script("cluster.sh"), "down"), Map.of());
+    // The run directory goes with the test: keep the logs that explain a failure.
+    Path kept = Path.of("target", "process-cluster-logs", test.getTestMethod().orElseThrow().getName());
+    Files.createDirectories(kept);
+    try (var logs = Files.newDirectoryStream(runDir, "*.{log,err}")) {
+      for (Path log : logs) {
+        Files.copy(log, kept.resolve(log.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      }
+    }
   }
 
   @Test
@@ -53,24 +65,10 @@ class ProcessClusterIT {
     int lines = 2_000;
     List<String> expected = IntStream.rangeClosed(1, lines).mapToObj(i -> "line-" + i).toList();
     String device = TestNodes.uniqueDevice("cli");
-    ProcessBuilder cli = new ProcessBuilder("bash", script("device.sh"), "--connect", "127.0.0.1:7002,127.0.0.1:7001",
-        "--device", device, "--mapping", "echo", "--expect", Integer.toString(lines), "--verbose")
-        .redirectError(runDir.resolve("device.err").toFile())
-        .directory(ROOT.toFile());
-    cli.environment().putAll(env());
-    Process deviceProcess = cli.start();
+    Process deviceProcess = startDevice("device.err", "--connect", "127.0.0.1:7002,127.0.0.1:7001",
+        "--device", device, "--mapping", "echo", "--expect", Integer.toString(lines), "--verbose");
     List<String> received = Collections.synchronizedList(new ArrayList<>());
-    Thread reader = new Thread(() -> {
-      try (BufferedReader r = new BufferedReader(new InputStreamReader(deviceProcess.getInputStream(), StandardCharsets.UTF_8))) {
-        String line;
-        while ((line = r.readLine()) != null) {
-          received.add(line);
-        }
-      } catch (IOException e) {
-        // The process ended.
-      }
-    });
-    reader.start();
+    Thread reader = readLines(deviceProcess, received);
     Thread writer = new Thread(() -> {
       try (OutputStream in = deviceProcess.getOutputStream()) {
         for (String line : expected) {
@@ -98,6 +96,149 @@ class ProcessClusterIT {
     assertThat(stderr).contains("reconnecting").contains("connected to /127.0.0.1:7001");
     System.out.printf("FIGURE process kill drill: node 2 killed at line %d of %d; device output exact%n",
         killedAtLine, lines);
+  }
+
+  /**
+   * A rolling restart by kill: ten times, the node holding a streaming device's connection is
+   * killed and started again at once. Each time the device gives up on nodes that cannot open
+   * its session yet (ERROR 500) and reconnects elsewhere; an open it abandoned must never take
+   * the session from the connection it is using. Every line is echoed once, in order, and the
+   * device is never closed as REPLACED.
+   */
+  @Test
+  void aDeviceSurvivesTenKillsAndRestartsOfTheNodeHoldingItsConnection() throws Exception {
+    DatabaseSettings db = TestDatabase.settings();
+    Result up = run(List.of("bash", script("cluster.sh"), "up", "-n", "3", "--db", db.url()),
+        Map.of("BERTH_DB_USER", db.user(), "BERTH_DB_PASSWORD", db.password()));
+    assertThat(up.code()).as(up.output()).isZero();
+
+    String device = TestNodes.uniqueDevice("rolling");
+    Process deviceProcess = startDevice("device.err", "--connect", "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
+        "--device", device, "--mapping", "echo", "--verbose", "--give-up-after", "300");
+    List<String> received = Collections.synchronizedList(new ArrayList<>());
+    Thread reader = readLines(deviceProcess, received);
+    // Paced lines for as long as the rounds run, so that every kill finds the device streaming.
+    OutputStream stdin = deviceProcess.getOutputStream();
+    AtomicBoolean streaming = new AtomicBoolean(true);
+    AtomicInteger written = new AtomicInteger();
+    Thread writer = new Thread(() -> {
+      try {
+        while (streaming.get() && written.get() < 1_000_000) {
+          stdin.write(("line-" + (written.get() + 1) + "\n").getBytes(StandardCharsets.UTF_8));
+          stdin.flush();
+          written.incrementAndGet();
+          Thread.sleep(3);
+        }
+      } catch (IOException | InterruptedException e) {
+        // Reported by the assertions below.
+      }
+    });
+    writer.start();
+
+    List<String> rounds = new ArrayList<>();
+    try {
+      for (int round = 1; round <= 10; round++) {
+        // The device is attached and being served: its echoes move on.
+        int before = received.size();
+        String[] edge = new String[1];
+        await().atMost(Duration.ofMinutes(3)).pollInterval(Duration.ofMillis(250)).until(() -> {
+          edge[0] = edgeOf(device);
+          return edge[0] != null && received.size() > before + 50 || !deviceProcess.isAlive();
+        });
+        assertThat(deviceProcess.isAlive()).as("round %d: the device is still running; its stderr:%n%s", round,
+            Files.readString(runDir.resolve("device.err"))).isTrue();
+        int node = Integer.parseInt(edge[0].substring(edge[0].lastIndexOf(':') + 1)) - 2550;
+        long connections = connectionsOf(runDir.resolve("device.err"));
+        long killedAt = System.nanoTime();
+        int atKill = received.size();
+        Result kill = run(List.of("bash", script("cluster.sh"), "kill", Integer.toString(node)), Map.of());
+        assertThat(kill.code()).as(kill.output()).isZero();
+        // Started again at once; the device is watched meanwhile, so the time is the kill's, not the start's.
+        CompletableFuture<Result> start = CompletableFuture.supplyAsync(() -> {
+          try {
+            return run(List.of("bash", script("cluster.sh"), "start", Integer.toString(node)), Map.of());
+          } catch (Exception e) {
+            throw new IllegalStateException(e);
+          }
+        });
+        // Served again: connected anew, and echoed on that connection.
+        int[] atReconnect = {Integer.MAX_VALUE};
+        await().atMost(Duration.ofMinutes(3)).pollInterval(Duration.ofMillis(50)).until(() -> {
+          if (atReconnect[0] == Integer.MAX_VALUE && connectionsOf(runDir.resolve("device.err")) > connections) {
+            atReconnect[0] = received.size();
+          }
+          return received.size() > atReconnect[0] || !deviceProcess.isAlive();
+        });
+        double servedAfter = (System.nanoTime() - killedAt) / 1e9;
+        assertThat(deviceProcess.isAlive()).as("round %d: the device is still running; its stderr:%n%s", round,
+            Files.readString(runDir.resolve("device.err"))).isTrue();
+        Result started = start.get(5, TimeUnit.MINUTES);
+        assertThat(started.code()).as(started.output()).isZero();
+        rounds.add(String.format("%d: node %d killed at line %d, served again %.1f s later, node back after %.1f s",
+            round, node, atKill, servedAfter, (System.nanoTime() - killedAt) / 1e9));
+      }
+    } finally {
+      streaming.set(false);
+      writer.join(10_000);
+    }
+    // Every line sent is echoed before the device ends its session (a close drops pending echoes).
+    int lines = written.get();
+    await().atMost(Duration.ofMinutes(2)).until(() -> received.size() >= lines || !deviceProcess.isAlive());
+    stdin.close();
+    assertThat(deviceProcess.waitFor(3, TimeUnit.MINUTES)).as("device finished").isTrue();
+    reader.join(10_000);
+    String stderr = Files.readString(runDir.resolve("device.err"));
+    assertThat(deviceProcess.exitValue()).as(stderr).isZero();
+    assertThat(stderr).doesNotContain("REPLACED");
+    List<String> expected = IntStream.rangeClosed(1, lines).mapToObj(i -> "line-" + i).toList();
+    assertThat(received).as("every line echoed exactly once, in order").isEqualTo(expected);
+    System.out.printf("FIGURE rolling kill and restart, 10 rounds, %d lines echoed exactly once:%n  %s%n", lines,
+        String.join("\n  ", rounds));
+  }
+
+  /** How many connections the device made so far ({@code --verbose} reports each on stderr). */
+  private static long connectionsOf(Path deviceErr) throws IOException {
+    try (var lines = Files.lines(deviceErr)) {
+      return lines.filter(l -> l.startsWith("device: connected to ")).count();
+    }
+  }
+
+  /** Starts {@code scripts/device.sh} with these arguments, its stderr going to {@code stderr} in the run directory. */
+  private Process startDevice(String stderr, String... args) throws IOException {
+    List<String> command = new ArrayList<>(List.of("bash", script("device.sh")));
+    command.addAll(List.of(args));
+    ProcessBuilder cli = new ProcessBuilder(command).redirectError(runDir.resolve(stderr).toFile())
+        .directory(ROOT.toFile());
+    cli.environment().putAll(env());
+    return cli.start();
+  }
+
+  /** Reads the device's stdout lines into {@code into} until the process ends. */
+  private static Thread readLines(Process device, List<String> into) {
+    Thread reader = new Thread(() -> {
+      try (BufferedReader r = new BufferedReader(new InputStreamReader(device.getInputStream(), StandardCharsets.UTF_8))) {
+        String line;
+        while ((line = r.readLine()) != null) {
+          into.add(line);
+        }
+      } catch (IOException e) {
+        // The process ended.
+      }
+    });
+    reader.start();
+    return reader;
+  }
+
+  /** The node holding the device's connection ({@code pekko://berth@host:port}), or null. */
+  private static String edgeOf(String socketId) {
+    for (int i = 1; i <= 3; i++) {
+      HttpProbe.Response r = HttpProbe.get("http://127.0.0.1:" + (8550 + i) + "/api/sockets/" + socketId);
+      if (r.status() == 200) {
+        String edge = r.body().replaceAll("(?s).*\"edge\":\"([^\"]*)\".*", "$1");
+        return r.body().contains("\"state\":\"open\"") && edge.startsWith("pekko://") ? edge : null;
+      }
+    }
+    return null;
   }
 
   @Test
@@ -154,24 +295,10 @@ class ProcessClusterIT {
 
     int lines = 20_000;
     List<String> expected = IntStream.rangeClosed(1, lines).mapToObj(i -> "hot-" + i).toList();
-    ProcessBuilder cli = new ProcessBuilder("bash", script("device.sh"), "--connect", "127.0.0.1:7003",
-        "--device", hot, "--mapping", "echo", "--expect", Integer.toString(lines))
-        .redirectError(runDir.resolve("hot.err").toFile())
-        .directory(ROOT.toFile());
-    cli.environment().putAll(env());
-    Process device = cli.start();
+    Process device = startDevice("hot.err", "--connect", "127.0.0.1:7003", "--device", hot, "--mapping", "echo",
+        "--expect", Integer.toString(lines));
     List<String> received = Collections.synchronizedList(new ArrayList<>());
-    Thread reader = new Thread(() -> {
-      try (BufferedReader r = new BufferedReader(new InputStreamReader(device.getInputStream(), StandardCharsets.UTF_8))) {
-        String line;
-        while ((line = r.readLine()) != null) {
-          received.add(line);
-        }
-      } catch (IOException e) {
-        // The process ended.
-      }
-    });
-    reader.start();
+    Thread reader = readLines(device, received);
     Thread writer = new Thread(() -> {
       try (OutputStream in = device.getOutputStream()) {
         for (String line : expected) {

@@ -82,15 +82,31 @@ public final class ConnectionEntity
 
   public sealed interface Command {}
 
-  /** The edge opens (or resumes) the socket for an authenticated device, with a resolved mapping. */
+  /**
+   * The edge opens (or resumes) the socket for an authenticated device, with a resolved mapping.
+   * {@code confirmed}: sent again after {@link ConfirmTakeover}, while the connection still waits
+   * for the answer, so it may take the session from the connection attached now.
+   */
   public record Open(
       String deviceId,
       Mapping mapping,
       boolean resume,
       long lastReceived,
       ActorRef<ToEdge> edge,
-      String edgeNode)
-      implements Command, CborSerializable {}
+      String edgeNode,
+      boolean confirmed)
+      implements Command, CborSerializable {
+
+    public Open(String deviceId, Mapping mapping, boolean resume, long lastReceived, ActorRef<ToEdge> edge,
+        String edgeNode) {
+      this(deviceId, mapping, resume, lastReceived, edge, edgeNode, false);
+    }
+
+    /** The same open, confirmed by its connection. */
+    public Open confirm() {
+      return new Open(deviceId, mapping, resume, lastReceived, edge, edgeNode, true);
+    }
+  }
 
   /** Uplink DATA frames read from the device, in seq order. Hot path: binary serializer. */
   public record Deliver(ActorRef<ToEdge> edge, List<Frame.Data> frames) implements Command {}
@@ -217,6 +233,17 @@ public final class ConnectionEntity
     public Delivered(long upTo, long buffered, boolean stalled) {
       this(upTo, buffered, stalled, false);
     }
+  }
+
+  /**
+   * This connection's open would take the session from another connection that is attached now.
+   * An open can outlive the connection that sent it (it waited in a shard region while the
+   * session's node was down, and its device gave up on it with ERROR 500 and connected
+   * elsewhere): only a connection still waiting for this answer sends its open again, {@link
+   * Open#confirm confirmed}. A connection the device abandoned never replaces its live one.
+   */
+  public enum ConfirmTakeover implements ToEdge, CborSerializable {
+    INSTANCE
   }
 
   /** The socket's peer-link status changed: the edge sends the device a LINK frame. */
@@ -846,6 +873,12 @@ public final class ConnectionEntity
       return Effect().noReply();
     }
     ActorRef<ToEdge> previous = state.status() == Status.OPEN ? state.edge() : null;
+    if (previous != null && !previous.equals(cmd.edge()) && !cmd.confirmed()) {
+      // Another connection is attached: this open takes the session from it only if its own
+      // connection still waits for the answer (PROTOCOL.md#takeover).
+      cmd.edge().tell(ConfirmTakeover.INSTANCE);
+      return Effect().noReply();
+    }
     long acked = cmd.resume() ? Math.max(state.downlinkAcked(), Math.min(cmd.lastReceived(), state.lastDownlinkSeq()))
         : state.downlinkAcked();
     acked = Math.max(acked, liveDownlinkAcked);

@@ -162,6 +162,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private long deadline;
   private String socketId;
   private EntityRef<ConnectionEntity.Command> entity;
+  /** The open sent to the entity, until it is answered: sent again, confirmed, when asked. */
+  private ConnectionEntity.Open opening;
 
   /**
    * The last {@link Inbound} is not answered with {@code ready} yet: held while the window is
@@ -519,8 +521,9 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       fail(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + m.name() + "'");
     } else {
       Frame.Hello hello = m.hello();
-      tellEntity(new ConnectionEntity.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),
-          self, edgeNode));
+      opening = new ConnectionEntity.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),
+          self, edgeNode);
+      tellEntity(opening);
     }
     return this;
   }
@@ -573,6 +576,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       }
     } else if (message instanceof ConnectionEntity.Welcomed w) {
       onWelcomed(w);
+    } else if (message instanceof ConnectionEntity.ConfirmTakeover) {
+      // Another connection holds the session: this one takes it only while it still waits.
+      if (phase == Phase.OPENING && opening != null) {
+        tellEntity(opening.confirm());
+      }
     } else if (message instanceof ConnectionEntity.OpenRejected r) {
       if (phase == Phase.OPENING) {
         ErrorCode code = ErrorCode.fromWire(r.errorCode());
@@ -592,6 +600,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     }
     phase = Phase.OPEN;
     welcomed = true;
+    opening = null;
     highestForwarded = w.lastAccepted();
     sentUpTo = w.lastAccepted();
     lastConfirmed = w.lastAccepted();

@@ -152,10 +152,15 @@ class ConnectionEntityTest {
   }
 
   @Test
-  void aSecondOpenTakesTheSessionOverAndTheOldEdgeIsClosed() {
+  void aSecondOpenTakesTheSessionOverOnceItsConnectionConfirmsAndTheOldEdgeIsClosed() {
     open(edge, "echo");
     TestProbe<ToEdge> newer = KIT.createTestProbe(ToEdge.class);
-    entity.runCommand(new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, newer.getRef(), "other-node"));
+    ConnectionEntity.Open second =
+        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, newer.getRef(), "other-node");
+    assertThat(entity.runCommand(second).hasNoEvents()).isTrue();
+    newer.expectMessage(ConnectionEntity.ConfirmTakeover.INSTANCE);
+    edge.expectNoMessage(Duration.ofMillis(100));
+    entity.runCommand(second.confirm());
     newer.expectMessageClass(Welcomed.class);
     assertThat(edge.expectMessageClass(SessionEnded.class).closeCode()).isEqualTo(CloseCode.REPLACED.wire);
 
@@ -165,6 +170,29 @@ class ConnectionEntityTest {
     assertThat(stale.state().edge()).isEqualTo(newer.getRef());
   }
 
+  /**
+   * An open that waited in a shard region while its device gave up on it (ERROR 500) and
+   * connected elsewhere: its connection is gone and never confirms, so the live one keeps the
+   * session (PROTOCOL.md#takeover).
+   */
+  @Test
+  void anOpenWhoseConnectionWasAbandonedNeverReplacesTheLiveOne() {
+    open(edge, "echo");
+    TestProbe<ToEdge> abandoned = KIT.createTestProbe(ToEdge.class);
+    ConnectionEntity.Open stale =
+        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, abandoned.getRef(), "other-node");
+    abandoned.stop();
+    CommandResult<Command, Event, State> result = entity.runCommand(stale);
+    assertThat(result.hasNoEvents()).isTrue();
+    assertThat(result.state().edge()).isEqualTo(edge.getRef());
+    CommandResult<Command, Event, State> still =
+        entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
+    assertThat(((Accepted) still.event()).lastAccepted()).isEqualTo(2);
+    assertThat(edge.expectMessageClass(Delivered.class)).isEqualTo(new Delivered(2, 2, false));
+    assertThat(edge.expectMessageClass(Push.class).frames()).hasSize(2);
+    edge.expectNoMessage(Duration.ofMillis(100));
+  }
+
   @Test
   void resumingDropsTheDownlinkFramesTheDeviceAlreadyHas() {
     open(edge, "echo");
@@ -172,8 +200,12 @@ class ConnectionEntityTest {
     edge.expectMessageClass(Delivered.class);
     edge.expectMessageClass(Push.class);
     TestProbe<ToEdge> again = KIT.createTestProbe(ToEdge.class);
-    CommandResult<Command, Event, State> reopened =
-        entity.runCommand(new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 2, again.getRef(), "edge-node"));
+    // The first connection is still attached: the new one confirms it wants the session.
+    ConnectionEntity.Open resume =
+        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 2, again.getRef(), "edge-node");
+    entity.runCommand(resume);
+    again.expectMessage(ConnectionEntity.ConfirmTakeover.INSTANCE);
+    CommandResult<Command, Event, State> reopened = entity.runCommand(resume.confirm());
     assertThat(reopened.state().outbox()).extracting(Frame.Data::seq).containsExactly(3L);
     Welcomed w = again.expectMessageClass(Welcomed.class);
     assertThat(w.lastAccepted()).isEqualTo(3);
@@ -351,13 +383,15 @@ class ConnectionEntityTest {
   }
 
   @Test
-  void theSocketIsDetachedWhenItsEdgeStops() {
+  void theSocketIsDetachedWhenItsEdgeStopsAndAnyOpenThenAttachesAtOnce() {
     TestProbe<ToEdge> shortLived = KIT.createTestProbe(ToEdge.class);
     open(shortLived, "echo");
     shortLived.stop();
     org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(5))
         .until(() -> entity.getState().status() == Status.DETACHED);
     assertThat(entity.getState().edge()).isNull();
+    // No live connection to protect: no confirmation asked.
+    open(edge, "echo");
   }
 
   @Test
