@@ -84,9 +84,14 @@ public final class Batcher {
     return bytes;
   }
 
+  /**
+   * Drops everything buffered (the socket closed): nothing is held any more, so frames with the
+   * same numbers that come later, from the next connection, are taken.
+   */
   public void clear() {
     segments.clear();
     bytes = 0;
+    highestSeq = 0;
   }
 
   /** When the oldest buffered byte has waited {@code maxDelayMs}, or -1. */

@@ -34,6 +34,17 @@ class BatcherTest {
   }
 
   @Test
+  void aClearedBatcherHoldsNothingSoTheSameNumbersAreTakenAgain() {
+    Batcher batcher = new Batcher(criteria(100, 0, 0, null, 0));
+    batcher.add(1, b("ab"), 0, 0);
+    batcher.add(2, b("cd"), 0, 0);
+    assertThat(batcher.highestSeq()).isEqualTo(2);
+    batcher.clear();
+    assertThat(batcher.isEmpty()).isTrue();
+    assertThat(batcher.highestSeq()).isZero();
+  }
+
+  @Test
   void aDelimiterSplitAcrossFramesCutsRightAfterIt() {
     Batcher batcher = new Batcher(criteria(0, 0, 0, "\r\n", 0));
     batcher.add(1, b("temp=21\r"), 0, 0);
