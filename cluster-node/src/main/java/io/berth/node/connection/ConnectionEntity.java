@@ -84,8 +84,9 @@ public final class ConnectionEntity
 
   /**
    * The edge opens (or resumes) the socket for an authenticated device, with a resolved mapping.
-   * {@code confirmed}: sent again after {@link ConfirmTakeover}, while the connection still waits
-   * for the answer, so it may take the session from the connection attached now.
+   * {@code replacing}: null at first; the connection attached when {@link ConfirmTakeover} asked,
+   * when the edge sends the open again because its connection still waits for the answer: it
+   * may take the session from that connection, and only from that one.
    */
   public record Open(
       String deviceId,
@@ -94,17 +95,17 @@ public final class ConnectionEntity
       long lastReceived,
       ActorRef<ToEdge> edge,
       String edgeNode,
-      boolean confirmed)
+      ActorRef<ToEdge> replacing)
       implements Command, CborSerializable {
 
     public Open(String deviceId, Mapping mapping, boolean resume, long lastReceived, ActorRef<ToEdge> edge,
         String edgeNode) {
-      this(deviceId, mapping, resume, lastReceived, edge, edgeNode, false);
+      this(deviceId, mapping, resume, lastReceived, edge, edgeNode, null);
     }
 
-    /** The same open, confirmed by its connection. */
-    public Open confirm() {
-      return new Open(deviceId, mapping, resume, lastReceived, edge, edgeNode, true);
+    /** The same open, confirmed by its connection, which may replace {@code attached}. */
+    public Open confirm(ActorRef<ToEdge> attached) {
+      return new Open(deviceId, mapping, resume, lastReceived, edge, edgeNode, attached);
     }
   }
 
@@ -240,11 +241,11 @@ public final class ConnectionEntity
    * An open can outlive the connection that sent it (it waited in a shard region while the
    * session's node was down, and its device gave up on it with ERROR 500 and connected
    * elsewhere): only a connection still waiting for this answer sends its open again, {@link
-   * Open#confirm confirmed}. A connection the device abandoned never replaces its live one.
+   * Open#confirm confirmed}, naming the connection it replaces ({@code attached}), so that a
+   * confirmation that comes late cannot replace a connection made after it. A connection the
+   * device abandoned never replaces its live one.
    */
-  public enum ConfirmTakeover implements ToEdge, CborSerializable {
-    INSTANCE
-  }
+  public record ConfirmTakeover(ActorRef<ToEdge> attached) implements ToEdge, CborSerializable {}
 
   /** The socket's peer-link status changed: the edge sends the device a LINK frame. */
   public record LinkChanged(int status, String peer, String reason) implements ToEdge, CborSerializable {}
@@ -873,10 +874,10 @@ public final class ConnectionEntity
       return Effect().noReply();
     }
     ActorRef<ToEdge> previous = state.status() == Status.OPEN ? state.edge() : null;
-    if (previous != null && !previous.equals(cmd.edge()) && !cmd.confirmed()) {
+    if (previous != null && !previous.equals(cmd.edge()) && !previous.equals(cmd.replacing())) {
       // Another connection is attached: this open takes the session from it only if its own
       // connection still waits for the answer (PROTOCOL.md#takeover).
-      cmd.edge().tell(ConfirmTakeover.INSTANCE);
+      cmd.edge().tell(new ConfirmTakeover(previous));
       return Effect().noReply();
     }
     long acked = cmd.resume() ? Math.max(state.downlinkAcked(), Math.min(cmd.lastReceived(), state.lastDownlinkSeq()))

@@ -576,10 +576,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       }
     } else if (message instanceof ConnectionEntity.Welcomed w) {
       onWelcomed(w);
-    } else if (message instanceof ConnectionEntity.ConfirmTakeover) {
+    } else if (message instanceof ConnectionEntity.ConfirmTakeover c) {
       // Another connection holds the session: this one takes it only while it still waits.
       if (phase == Phase.OPENING && opening != null) {
-        tellEntity(opening.confirm());
+        tellEntity(opening.confirm(c.attached()));
       }
     } else if (message instanceof ConnectionEntity.OpenRejected r) {
       if (phase == Phase.OPENING) {

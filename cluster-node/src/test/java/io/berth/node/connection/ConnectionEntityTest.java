@@ -158,9 +158,9 @@ class ConnectionEntityTest {
     ConnectionEntity.Open second =
         new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, newer.getRef(), "other-node");
     assertThat(entity.runCommand(second).hasNoEvents()).isTrue();
-    newer.expectMessage(ConnectionEntity.ConfirmTakeover.INSTANCE);
+    newer.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
     edge.expectNoMessage(Duration.ofMillis(100));
-    entity.runCommand(second.confirm());
+    entity.runCommand(second.confirm(edge.getRef()));
     newer.expectMessageClass(Welcomed.class);
     assertThat(edge.expectMessageClass(SessionEnded.class).closeCode()).isEqualTo(CloseCode.REPLACED.wire);
 
@@ -193,6 +193,35 @@ class ConnectionEntityTest {
     edge.expectNoMessage(Duration.ofMillis(100));
   }
 
+  /**
+   * A connection confirmed just before its edge gave up, whose confirmation arrives after the
+   * device's next connection took the session: it was confirmed against another connection, so
+   * it is asked again, and being gone, does not answer.
+   */
+  @Test
+  void aLateConfirmationCannotReplaceAConnectionMadeAfterIt() {
+    open(edge, "echo");
+    TestProbe<ToEdge> late = KIT.createTestProbe(ToEdge.class);
+    ConnectionEntity.Open lateOpen =
+        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, late.getRef(), "node-1");
+    entity.runCommand(lateOpen);
+    late.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
+    // Meanwhile the device's next connection takes the session over.
+    TestProbe<ToEdge> next = KIT.createTestProbe(ToEdge.class);
+    ConnectionEntity.Open nextOpen =
+        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, next.getRef(), "node-2");
+    entity.runCommand(nextOpen);
+    next.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
+    entity.runCommand(nextOpen.confirm(edge.getRef()));
+    next.expectMessageClass(Welcomed.class);
+    // The late confirmation names the connection it meant to replace, which is gone.
+    CommandResult<Command, Event, State> result = entity.runCommand(lateOpen.confirm(edge.getRef()));
+    assertThat(result.hasNoEvents()).isTrue();
+    assertThat(result.state().edge()).isEqualTo(next.getRef());
+    late.expectMessage(new ConnectionEntity.ConfirmTakeover(next.getRef()));
+    next.expectNoMessage(Duration.ofMillis(100));
+  }
+
   @Test
   void resumingDropsTheDownlinkFramesTheDeviceAlreadyHas() {
     open(edge, "echo");
@@ -204,8 +233,8 @@ class ConnectionEntityTest {
     ConnectionEntity.Open resume =
         new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 2, again.getRef(), "edge-node");
     entity.runCommand(resume);
-    again.expectMessage(ConnectionEntity.ConfirmTakeover.INSTANCE);
-    CommandResult<Command, Event, State> reopened = entity.runCommand(resume.confirm());
+    again.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
+    CommandResult<Command, Event, State> reopened = entity.runCommand(resume.confirm(edge.getRef()));
     assertThat(reopened.state().outbox()).extracting(Frame.Data::seq).containsExactly(3L);
     Welcomed w = again.expectMessageClass(Welcomed.class);
     assertThat(w.lastAccepted()).isEqualTo(3);
