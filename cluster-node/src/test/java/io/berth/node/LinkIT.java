@@ -107,6 +107,152 @@ class LinkIT {
     }
   }
 
+  /**
+   * The endpoint links {@code x-a-n} and {@code x-b-n} both ways, and answers A's open late: the
+   * frames A sends before that answer have no known destination yet, are held, and reach B.
+   */
+  @Test
+  void framesSentBeforeTheEndpointAnsweredOpenReachThePeerItNames() throws Exception {
+    for (String order : List.of("peer first", "peer later")) {
+      String events = order.equals("peer first") ? "[\"open\"]" : "[\"open\",\"data\"]";
+      String name = TestNodes.uniqueDevice("linkmap");
+      HttpProbe.Response put = HttpProbe.send("PUT", api + "/mappings/" + name, "{\"endpoint\":\"" + endpoint.url()
+          + "\",\"secret\":\"" + SECRET + "\",\"events\":" + events + ",\"linkWaitMs\":60000}");
+      assertThat(put.status()).as(put.body()).isEqualTo(200);
+      String n = TestNodes.uniqueDevice("early");
+      String a = "x-a-" + n;
+      String b = "x-b-" + n;
+      endpoint.answer(call -> {
+        String socket = call.body().get("socketId").asText();
+        if (!call.event().equals("open")) {
+          return TestEndpoint.Answer.ok();
+        }
+        String peer = socket.equals(a) ? b : a;
+        return new TestEndpoint.Answer(200, "{\"link\":\"" + peer + "\"}", socket.equals(a) ? 1_500 : 0);
+      });
+      try {
+        int frames = 5_000;
+        LinkPeer pb = order.equals("peer first") ? peer(b, name, 1) : null;
+        if (pb != null) {
+          pb.awaitLink(LinkStatus.PENDING, Duration.ofSeconds(20));
+        }
+        try (LinkPeer pa = peer(a, name, 0)) {
+          pa.send(frames, Duration.ZERO);
+          if (pb == null) {
+            await().atMost(Duration.ofSeconds(20)).until(() -> pa.links().stream()
+                .anyMatch(l -> l.status() == LinkStatus.PENDING));
+            pb = peer(b, name, 1);
+          }
+          LinkPeer receiver = pb;
+          await().atMost(Duration.ofMinutes(2)).pollInterval(Duration.ofMillis(200))
+              .until(() -> pa.client().lastAcked() >= frames || pa.client().terminatedCause() != null);
+          assertThat(pa.client().terminatedCause()).as(order).isNull();
+          // ACK n means the peer's device has frame n: nothing is left to arrive.
+          assertThat(receiver.received()).as("%s: every frame A sent reached B", order).isEqualTo(frames);
+          assertThat(receiver.outOfOrder()).as(order).isZero();
+          assertThat(receiver.duplicates()).as(order).isZero();
+          assertThat(endpoint.calls("data")).as("%s: A's data went to the peer, not the endpoint", order)
+              .noneMatch(c -> c.body().get("socketId").asText().equals(a));
+        } finally {
+          pb.close();
+        }
+      } finally {
+        endpoint.answer(LinkIT::linkAToB);
+      }
+    }
+  }
+
+  /**
+   * The endpoint's answer to open is lost when the socket moves before it comes: the socket
+   * asks again from its new node (same batch id), and holds its device's data meanwhile.
+   */
+  @Test
+  void anOpenWhoseAnswerWasLostWithAMoveIsAskedAgainAndItsDataWaitsForTheAnswer() throws Exception {
+    String name = TestNodes.uniqueDevice("linkmap");
+    HttpProbe.Response put = HttpProbe.send("PUT", api + "/mappings/" + name, "{\"endpoint\":\"" + endpoint.url()
+        + "\",\"secret\":\"" + SECRET + "\",\"events\":[\"open\"],\"timeoutMs\":60000,\"linkWaitMs\":60000}");
+    assertThat(put.status()).as(put.body()).isEqualTo(200);
+    String n = TestNodes.uniqueDevice("moved");
+    String a = "x-a-" + n;
+    String b = "x-b-" + n;
+    java.util.concurrent.CountDownLatch moved = new java.util.concurrent.CountDownLatch(1);
+    endpoint.answer(call -> {
+      if (call.event().equals("open") && call.body().get("socketId").asText().equals(a)) {
+        try {
+          moved.await(60, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+      return linkAToB(call);
+    });
+    try (LinkPeer pa = peer(a, name, 0)) {
+      int frames = 1_000;
+      pa.send(frames, Duration.ZERO);
+      await().atMost(Duration.ofSeconds(20)).until(() -> endpoint.calls("open").stream()
+          .anyMatch(c -> c.body().get("socketId").asText().equals(a)));
+      String from = nodes.entityNode(a);
+      TestNodes.Node target = nodes.nodes().stream().filter(node -> !node.address().toString().equals(from))
+          .findFirst().orElseThrow();
+      String to = target.address().getHost().orElseThrow() + ":" + target.address().getPort().orElseThrow();
+      assertThat(HttpProbe.send("POST", api + "/sockets/" + a + "/migrate?to=" + to, null).status()).isEqualTo(202);
+      await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(200))
+          .until(() -> nodes.entityNode(a).equals(target.address().toString()));
+      assertThat(pa.client().lastAcked()).as("nothing is acknowledged before the answer").isZero();
+      moved.countDown();
+      await().atMost(Duration.ofSeconds(30)).until(() -> pa.links().stream()
+          .anyMatch(l -> l.status() == LinkStatus.PENDING));
+      List<String> opens = endpoint.calls("open").stream()
+          .filter(c -> c.body().get("socketId").asText().equals(a)).map(TestEndpoint.Call::batchId).toList();
+      assertThat(opens).as("asked again after the move, as the same open").hasSizeGreaterThanOrEqualTo(2)
+          .containsOnly(opens.get(0));
+      try (LinkPeer pb = peer(b, name, 1)) {
+        await().atMost(Duration.ofMinutes(1)).pollInterval(Duration.ofMillis(200))
+            .until(() -> pa.client().lastAcked() >= frames || pa.client().terminatedCause() != null);
+        assertThat(pa.client().terminatedCause()).isNull();
+        assertThat(pb.received()).as("every frame A sent reached B").isEqualTo(frames);
+        assertThat(pb.duplicates()).isZero();
+        assertThat(pb.outOfOrder()).isZero();
+      }
+    } finally {
+      moved.countDown();
+      endpoint.answer(LinkIT::linkAToB);
+    }
+  }
+
+  /**
+   * Data that nothing takes is refused with ERROR 204 and never acknowledged: an open-only
+   * mapping whose endpoint links nobody, and frames held for a peer that never came.
+   */
+  @Test
+  void dataThatNothingTakesIsRefusedAndNeverAcknowledged() throws Exception {
+    String mapping = mapping(",\"linkWaitMs\":1500");
+    String lonely = "x-c-" + TestNodes.uniqueDevice("nowhere");
+    try (LinkPeer p = peer(lonely, mapping, 0)) {
+      p.client().send(new byte[] {1});
+      await().atMost(Duration.ofSeconds(20)).until(() -> p.client().terminatedCause() != null);
+      assertThat(p.client().terminatedCause()).contains("ERROR " + ErrorCode.NO_DESTINATION.wire);
+      assertThat(p.client().lastAcked()).isZero();
+      assertThat(p.client().unackedPayloads()).as("the device still has what it sent")
+          .containsExactly(new byte[] {1});
+    }
+    String socket = HttpProbe.get(api + "/sockets/" + lonely).body();
+    assertThat(socket).contains("\"lastAccepted\":0").contains("\"framesIn\":0");
+
+    String a = "x-a-" + TestNodes.uniqueDevice("waits");
+    try (LinkPeer pa = peer(a, mapping, 0)) {
+      pa.awaitLink(LinkStatus.PENDING, Duration.ofSeconds(20));
+      for (int i = 0; i < 5; i++) {
+        pa.client().send(new byte[] {(byte) i});
+      }
+      pa.awaitLink(LinkStatus.TIMEOUT, Duration.ofSeconds(20));
+      await().atMost(Duration.ofSeconds(20)).until(() -> pa.client().terminatedCause() != null);
+      assertThat(pa.client().terminatedCause()).contains("ERROR " + ErrorCode.NO_DESTINATION.wire);
+      assertThat(pa.client().lastAcked()).as("held for the peer, then refused: never acknowledged").isZero();
+      assertThat(pa.client().unackedPayloads()).hasSize(5);
+    }
+  }
+
   @Test
   void aPeerThatNeverOpensMakesTheWaitTimeOut() {
     String mapping = mapping(",\"linkWaitMs\":1500,\"onLinkTimeout\":\"close\"");

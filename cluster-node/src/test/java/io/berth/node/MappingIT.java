@@ -239,6 +239,34 @@ class MappingIT {
     }
   }
 
+  /**
+   * What a device sends before its endpoint answered open waits for the answer (which may name a
+   * peer); a CLOSE sent meanwhile still delivers it to the endpoint, then the close event.
+   */
+  @Test
+  void framesSentBeforeTheOpenIsAnsweredReachTheEndpointEvenIfTheDeviceClosesMeanwhile() throws Exception {
+    try (TestEndpoint endpoint = new TestEndpoint(SECRET)) {
+      endpoint.answer(call -> call.event().equals("open") ? new TestEndpoint.Answer(204, null, 3_000)
+          : TestEndpoint.Answer.ok());
+      String mapping = mapping(endpoint.url(), "");
+      String device = TestNodes.uniqueDevice("early");
+      DeviceClient client = device(nodes, device, mapping, TestNodes.ignore());
+      for (String line : List.of("one\n", "two\n", "three\n")) {
+        client.send(b(line));
+      }
+      assertThat(client.lastAcked()).as("held until the endpoint answered open").isZero();
+      client.close(Duration.ofSeconds(30));
+      assertThat(client.lastAcked()).isEqualTo(3);
+      List<TestEndpoint.Call> calls = endpoint.calls().stream()
+          .filter(c -> c.body().get("socketId").asText().equals(device)).toList();
+      assertThat(calls.get(0).event()).isEqualTo("open");
+      assertThat(calls.get(calls.size() - 1).event()).isEqualTo("close");
+      assertThat(calls.subList(1, calls.size() - 1)).extracting(TestEndpoint.Call::event).containsOnly("data");
+      assertThat(calls.subList(1, calls.size() - 1).stream().map(TestEndpoint.Call::text).reduce("", String::concat))
+          .isEqualTo("one\ntwo\nthree\n");
+    }
+  }
+
   // ------------------------------------------------------------------ failures
 
   @Test

@@ -190,6 +190,24 @@ public final class DeviceClient implements AutoCloseable {
     }
   }
 
+  /**
+   * The payloads sent but not acknowledged, oldest first. After the client stopped on an error
+   * (ERROR 204: nothing took them, PROTOCOL.md#error-codes) these are what did not reach a
+   * destination; a new client for the socket can send them again.
+   */
+  public List<byte[]> unackedPayloads() {
+    lock.lock();
+    try {
+      List<byte[]> out = new ArrayList<>(unacked.size());
+      for (Frame.Data d : unacked) {
+        out.add(d.payload().clone());
+      }
+      return out;
+    } finally {
+      lock.unlock();
+    }
+  }
+
   /** How many connections completed a handshake (1 + reconnects). */
   public int connectionCount() {
     lock.lock();

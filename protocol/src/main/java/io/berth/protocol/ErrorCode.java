@@ -15,6 +15,12 @@ public enum ErrorCode {
   TOKEN_EXPIRED(201, false),
   INVALID_ID(202, false),
   UNKNOWN_MAPPING(203, false),
+  /**
+   * DATA arrived that nothing would take: the socket's mapping takes no data (an HTTP mapping
+   * without the {@code data} event, {@code pair}) and the socket is not linked or waiting for a
+   * link. Nothing after the last ACK was delivered.
+   */
+  NO_DESTINATION(204, false),
   HANDSHAKE_TIMEOUT(300, true),
   IDLE_TIMEOUT(301, true),
   SLOW_CONSUMER(302, true),

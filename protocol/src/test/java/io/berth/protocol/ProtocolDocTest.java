@@ -49,6 +49,22 @@ class ProtocolDocTest {
     }
   }
 
+  /** The error code table says what {@link ErrorCode} does: every code, its name, whether retryable. */
+  @Test
+  void theErrorCodeTableMatchesTheCodes() throws IOException {
+    String doc = Files.readString(Path.of("PROTOCOL.md"));
+    Matcher row = Pattern.compile("(?m)^\\| (\\d{3}) +\\| `([A-Z_]+)` *\\|.*\\| (yes|no) \\|$").matcher(doc);
+    List<String> documented = new ArrayList<>();
+    while (row.find()) {
+      documented.add(row.group(1) + " " + row.group(2) + " " + row.group(3));
+    }
+    List<String> codes = new ArrayList<>();
+    for (ErrorCode c : ErrorCode.values()) {
+      codes.add(c.wire + " " + c.name() + " " + (c.retryable ? "yes" : "no"));
+    }
+    assertThat(documented).containsExactlyElementsOf(codes);
+  }
+
   @Test
   void theExampleHelloCarriesAValidTokenForDeviceD1() {
     Frame.Hello hello = blocks.stream()

@@ -39,11 +39,19 @@ public enum BuiltinEndpoint {
       return List.of();
     }
   },
-  /** Links sockets presenting the same pairing key (peer links); takes data like discard until linked. */
+  /**
+   * Links sockets presenting the same pairing key (peer links). Data goes to the peer: while
+   * the socket waits it is held for the peer, and when it is not linked nothing takes it.
+   */
   PAIR {
     @Override
     public List<byte[]> onData(String socketId, Frame.Data frame) {
-      return List.of();
+      throw new IllegalStateException("builtin:pair takes no data of its own");
+    }
+
+    @Override
+    public boolean takesData() {
+      return false;
     }
   };
 
@@ -51,6 +59,11 @@ public enum BuiltinEndpoint {
 
   /** What the endpoint answers to one uplink frame (downlink payloads, in order). */
   public abstract List<byte[]> onData(String socketId, Frame.Data frame);
+
+  /** Whether this endpoint is a destination for data at all (docs/delivery.md#where-data-goes). */
+  public boolean takesData() {
+    return true;
+  }
 
   public String mappingName() {
     return name().toLowerCase(Locale.ROOT);

@@ -178,6 +178,11 @@ public final class ConnectionEntity
     INSTANCE
   }
 
+  /** An offered link is still not up: ask the link entity again (see {@link #acceptOffer}). */
+  private enum AcceptAgain implements Command {
+    INSTANCE
+  }
+
   /** Writes what the relay gathered since the last write (see {@link #scheduleRelayWrite}). */
   private enum WriteRelay implements Command {
     INSTANCE
@@ -247,6 +252,12 @@ public final class ConnectionEntity
    */
   public record ConfirmTakeover(ActorRef<ToEdge> attached) implements ToEdge, CborSerializable {}
 
+  /**
+   * Uplink frames after the watermark have nowhere to go (PROTOCOL.md#error-codes, 204): the
+   * edge sends ERROR {@code errorCode} and closes; nothing after the last ACK was taken.
+   */
+  public record DataRefused(int errorCode, String reason) implements ToEdge, CborSerializable {}
+
   /** The socket's peer-link status changed: the edge sends the device a LINK frame. */
   public record LinkChanged(int status, String peer, String reason) implements ToEdge, CborSerializable {}
 
@@ -281,13 +292,19 @@ public final class ConnectionEntity
 
   public sealed interface Event extends CborSerializable {}
 
+  /**
+   * A connection opened the socket. {@code asksEndpoint}: the mapping's HTTP endpoint is asked
+   * about this open, and its answer decides where the connection's data goes (an explicit flag,
+   * so that rows written before the answer was awaited do not replay as waiting for one).
+   */
   public record Opened(
       String deviceId,
       Mapping mapping,
       ActorRef<ToEdge> edge,
       String edgeNode,
       long downlinkAcked,
-      Instant at)
+      Instant at,
+      boolean asksEndpoint)
       implements Event {}
 
   /**
@@ -313,8 +330,11 @@ public final class ConnectionEntity
   public record BatchStarted(String batchId, long seqFrom, int offsetFrom, long seqTo, int offsetTo, boolean endsFrame,
                              Instant at) implements Event {}
 
-  /** The endpoint's answer to an open or close event: downlink frames. */
-  public record Answered(String batchId, List<Frame.Data> outbound, Instant at) implements Event {}
+  /**
+   * The endpoint's answer to an open or close event: downlink frames. {@code openOf}: the
+   * connection (its number in {@code counters.connections}) whose open this answers, 0 for others.
+   */
+  public record Answered(String batchId, List<Frame.Data> outbound, Instant at, long openOf) implements Event {}
 
   /** Downlink frames sent from outside. */
   public record Injected(List<Frame.Data> outbound, Instant at) implements Event {}
@@ -417,18 +437,20 @@ public final class ConnectionEntity
       Instant updatedAt,
       String suspendedOn,
       Instant lastDeliveryAt,
-      Link link)
+      Link link,
+      long openPending)
       implements CborSerializable {
 
     static final State EMPTY = new State(Status.NEW, "", null, null, "", 0, 0, null, 0, 0, List.of(), Counters.ZERO,
-        null, null, null, null, null);
+        null, null, null, null, null, 0);
 
     /** A copy with the fields that change together most often. */
     private State copy(Status status, ActorRef<ToEdge> edge, String edgeNode, long lastAccepted, long partialOffset,
                        BatchStarted inFlight, long lastDownlinkSeq, long downlinkAcked, List<Frame.Data> outbox,
                        Counters counters, Instant updatedAt, String suspendedOn, Instant lastDeliveryAt, Link link) {
       return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
-          lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link);
+          lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
+          openPending);
     }
 
     State with(Status newStatus, ActorRef<ToEdge> newEdge, String newEdgeNode) {
@@ -443,9 +465,10 @@ public final class ConnectionEntity
 
     State opened(Opened e) {
       long acked = Math.max(downlinkAcked, e.downlinkAcked());
+      Counters c = counters.connected();
       return new State(Status.OPEN, e.deviceId(), e.mapping(), e.edge(), e.edgeNode(), lastAccepted, partialOffset,
-          inFlight, lastDownlinkSeq, acked, trim(outbox, acked), counters.connected(), e.at(), e.at(), suspendedOn,
-          lastDeliveryAt, link == null ? null : link.trimmed(acked));
+          inFlight, lastDownlinkSeq, acked, trim(outbox, acked), c, e.at(), e.at(), suspendedOn,
+          lastDeliveryAt, link == null ? null : link.trimmed(acked), e.asksEndpoint() ? c.connections() : 0);
     }
 
     State accepted(Accepted e) {
@@ -474,7 +497,20 @@ public final class ConnectionEntity
           e.peerFrom());
       return new State(s.status, deviceId, mapping, s.edge, s.edgeNode, s.lastAccepted, s.partialOffset, s.inFlight,
           s.lastDownlinkSeq, s.downlinkAcked, s.outbox, s.counters.relaying(0, e.outbound().size()), openedAt,
-          e.at(), s.suspendedOn, s.lastDeliveryAt, link.relayed(e.relayIn(), mark));
+          e.at(), s.suspendedOn, s.lastDeliveryAt, link.relayed(e.relayIn(), mark), openPending);
+    }
+
+    /** The endpoint answered: its frames go down, and an answer to the pending open settles it. */
+    State answered(Answered e) {
+      State s = answered(e.outbound(), e.at());
+      return e.openOf() != 0 && e.openOf() == openPending ? s.openSettled() : s;
+    }
+
+    /** No open waits for the endpoint's answer any more. */
+    private State openSettled() {
+      return openPending == 0 ? this : new State(status, deviceId, mapping, edge, edgeNode, lastAccepted,
+          partialOffset, inFlight, lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn,
+          lastDeliveryAt, link, 0);
     }
 
     State downlinkAcked(DownlinkAcked e) {
@@ -486,7 +522,7 @@ public final class ConnectionEntity
     State closed(Closed e) {
       // Discarded downlink frames count as acknowledged so that numbering continues past them.
       return copy(Status.CLOSED, null, "", lastAccepted, partialOffset, null, lastDownlinkSeq, lastDownlinkSeq,
-          List.of(), counters.discarding(e.discarded()), e.at(), null, lastDeliveryAt, null);
+          List.of(), counters.discarding(e.discarded()), e.at(), null, lastDeliveryAt, null).openSettled();
     }
 
     State suspended(Suspended e) {
@@ -504,10 +540,23 @@ public final class ConnectionEntity
       return mapping != null && !mapping.isBuiltin();
     }
 
-    /** Data goes to the peer (or waits for it) instead of the endpoint. */
+    /**
+     * Data goes to the peer, or waits for it, instead of the mapping: linked, waiting for a peer,
+     * or offered a link that is accepted once open (docs/delivery.md#where-data-goes).
+     */
     @JsonIgnore
     boolean relays() {
-      return link != null && (link.status().equals("linked") || link.status().equals("waiting"));
+      return link != null && (link.status().equals("linked") || link.status().equals("waiting")
+          || link.status().equals("offered"));
+    }
+
+    /**
+     * Where the device's data goes is not known yet: held, unacknowledged, until the link or the
+     * endpoint's answer to open decides.
+     */
+    @JsonIgnore
+    boolean holdsData() {
+      return relays() || openPending != 0;
     }
 
     private long lastSeq(List<Frame.Data> out) {
@@ -769,8 +818,16 @@ public final class ConnectionEntity
             armSleepCheck(settings.sleepAfter());
           }
           prepareEndpoint(state);
+          if (state.status() == Status.OPEN && state.openPending() != 0) {
+            // The endpoint's answer to open was lost with the last incarnation: ask again, same id.
+            openDue = true;
+            dispatch();
+          }
           if (state.link() != null && state.link().status().equals("waiting")) {
             armLinkDeadline(state.link());
+          }
+          if (state.status() == Status.OPEN && state.link() != null && state.link().status().equals("offered")) {
+            acceptOffer(state.link().linkId());
           }
         })
         .build();
@@ -858,6 +915,12 @@ public final class ConnectionEntity
       return onRelayAck(state, c);
     } else if (command instanceof RelayCheck) {
       return onRelayCheck(state);
+    } else if (command instanceof AcceptAgain) {
+      Link link = state.link();
+      if (state.status() == Status.OPEN && link != null && link.status().equals("offered")) {
+        acceptOffer(link.linkId());
+      }
+      return Effect().noReply();
     } else if (command instanceof WriteRelay) {
       return onWriteRelay(state);
     } else if (command instanceof Stop c) {
@@ -885,7 +948,9 @@ public final class ConnectionEntity
     acked = Math.max(acked, liveDownlinkAcked);
     Instant now = Instant.now();
     List<Event> events = new ArrayList<>();
-    events.add(new Opened(cmd.deviceId(), cmd.mapping(), cmd.edge(), cmd.edgeNode(), acked, now));
+    // An HTTP endpoint's answer to open decides where this connection's data goes.
+    boolean asksEndpoint = !cmd.mapping().isBuiltin() && cmd.mapping().receives(Mapping.Event.OPEN);
+    events.add(new Opened(cmd.deviceId(), cmd.mapping(), cmd.edge(), cmd.edgeNode(), acked, now, asksEndpoint));
     boolean pairs = state.link() == null && "pair".equals(cmd.mapping().builtinName());
     if (pairs && !pairingKey().isEmpty()) {
       // Waiting from the first moment: data sent before the pairing point answers is held for
@@ -913,7 +978,7 @@ public final class ConnectionEntity
       if (pairs) {
         joinPairing(s);
       }
-      if (s.usesHttp() && s.mapping().receives(Mapping.Event.OPEN)) {
+      if (s.openPending() != 0) {
         openDue = true;
         dispatch();
       }
@@ -924,15 +989,20 @@ public final class ConnectionEntity
     if (!state.isAttached(cmd.edge())) {
       return tellNotAttached(state, cmd.edge());
     }
-    if (state.relays()) {
+    if (state.holdsData()) {
       return bufferForRelay(state, cmd);
     }
-    if (state.usesHttp() && state.mapping().receives(Mapping.Event.DATA)) {
-      return bufferForEndpoint(state, cmd);
+    if (state.usesHttp()) {
+      return state.mapping().receives(Mapping.Event.DATA) ? bufferForEndpoint(state, cmd)
+          : refuseData(state, cmd, "mapping '" + state.mapping().name() + "' receives no data events");
     }
     Optional<BuiltinEndpoint> builtin = state.mapping() == null ? Optional.empty()
         : BuiltinEndpoint.named(state.mapping().builtinName());
-    BuiltinEndpoint endpoint = builtin.orElse(BuiltinEndpoint.DISCARD);
+    if (builtin.isEmpty() || !builtin.get().takesData()) {
+      return refuseData(state, cmd, builtin.map(b -> "builtin:" + b.mappingName() + " takes no data of its own")
+          .orElse("the socket has no endpoint"));
+    }
+    BuiltinEndpoint endpoint = builtin.get();
     long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
     int boxFrames = outboxFrames(state);
     long boxBytes = outboxBytes(state);
@@ -996,6 +1066,25 @@ public final class ConnectionEntity
       cmd.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), refused));
       pump(s);
     }).thenNoReply();
+  }
+
+  /**
+   * Data that nothing takes is refused, never acknowledged into nothing
+   * (docs/delivery.md#where-data-goes): the edge answers ERROR 204 and closes, and the device
+   * keeps its unacknowledged frames. Replays of frames taken before are confirmed as usual.
+   */
+  private ReplyEffect<Event, State> refuseData(State state, Deliver cmd, String why) {
+    boolean fresh = false;
+    for (Frame.Data frame : cmd.frames()) {
+      fresh |= frame.seq() > state.lastAccepted();
+    }
+    if (fresh) {
+      cmd.edge().tell(new DataRefused(ErrorCode.NO_DESTINATION.wire,
+          "nothing takes the data of socket " + socketId + ": " + why + " and the socket is not linked"));
+    } else {
+      cmd.edge().tell(new Delivered(state.lastAccepted(), state.lastAccepted(), false));
+    }
+    return Effect().noReply();
   }
 
   private ReplyEffect<Event, State> onDownlinkAck(State state, DownlinkAck cmd) {
@@ -1181,7 +1270,7 @@ public final class ConnectionEntity
 
   /** Nothing in flight that a stopped entity would have to pick up again. */
   private boolean restful(State s) {
-    return s.edge() != null && s.link() == null && s.inFlight() == null
+    return s.edge() != null && s.link() == null && s.openPending() == 0 && s.inFlight() == null
         && s.lastDownlinkSeq() <= liveDownlinkAcked && !edgeStalled
         && invoking == null && (batcher == null || batcher.isEmpty()) && !openDue && !dispatchScheduled
         && closeRequest == null && relayQueue.isEmpty() && relayInPending.isEmpty() && acceptPending == 0
@@ -1219,12 +1308,20 @@ public final class ConnectionEntity
   private ReplyEffect<Event, State> bufferForEndpoint(State state, Deliver cmd) {
     prepareEndpoint(state);
     long now = System.nanoTime();
-    hold(state, cmd, Math.max(state.lastAccepted(), batcher.highestSeq()), frame -> {
-      int from = frame.seq() == state.lastAccepted() + 1 ? (int) state.partialOffset() : 0;
-      batcher.add(frame.seq(), frame.payload(), from, now);
-    });
+    hold(state, cmd, Math.max(state.lastAccepted(), batcher.highestSeq()), frame -> toBatcher(state, frame, now));
     dispatch();
     return Effect().noReply();
+  }
+
+  /**
+   * Adds the frame to the batcher if it is the next one the endpoint has not had (from where an
+   * earlier batch cut it, for the first after the watermark).
+   */
+  private void toBatcher(State state, Frame.Data frame, long nowNanos) {
+    if (frame.seq() == Math.max(state.lastAccepted(), batcher.highestSeq()) + 1) {
+      int from = frame.seq() == state.lastAccepted() + 1 ? (int) state.partialOffset() : 0;
+      batcher.add(frame.seq(), frame.payload(), from, nowNanos);
+    }
   }
 
   /**
@@ -1271,9 +1368,10 @@ public final class ConnectionEntity
     prepareEndpoint(s);
     if (openDue) {
       openDue = false;
-      invoke(s, socketId + ":open:" + s.counters().connections(), Mapping.Event.OPEN, s.lastAccepted(),
-          s.lastAccepted(), null);
-      return Effect().noReply();
+      if (s.openPending() != 0) {
+        invoke(s, openBatchId(s.openPending()), Mapping.Event.OPEN, s.lastAccepted(), s.lastAccepted(), null);
+        return Effect().noReply();
+      }
     }
     if (s.inFlight() != null) {
       // A batch recorded before this incarnation: send it again, identical, once its bytes are back.
@@ -1325,10 +1423,13 @@ public final class ConnectionEntity
     invoking = null;
     EndpointCall.Answer answer = result instanceof MappingActor.Delivered d ? d.answer() : EndpointCall.Answer.NOTHING;
     String parkedId = result instanceof MappingActor.Parked p ? p.parkedId() : null;
+    List<Frame.Data> out = answer.reply() == null ? List.of() : frames(s.lastDownlinkSeq(), answer.reply());
+    if (s.openPending() != 0 && batchId.equals(openBatchId(s.openPending()))) {
+      return settleOpen(s, batchId, out, answer);
+    }
     if (answer.link() != null && !answer.link().isBlank()) {
       context.getSelf().tell(new RequestLink(answer.link()));
     }
-    List<Frame.Data> out = answer.reply() == null ? List.of() : frames(s.lastDownlinkSeq(), answer.reply());
     if (currentCut != null && s.inFlight() != null && s.inFlight().batchId().equals(batchId)) {
       Batcher.Cut c = currentCut;
       currentCut = null;
@@ -1370,8 +1471,36 @@ public final class ConnectionEntity
       afterAnswer(answer);
       return Effect().noReply();
     }
-    return Effect().persist(new Answered(batchId, out, Instant.now())).thenRun(st -> {
+    return Effect().persist(new Answered(batchId, out, Instant.now(), 0)).thenRun(st -> {
       pump(st);
+      afterAnswer(answer);
+    }).thenNoReply();
+  }
+
+  private String openBatchId(long connection) {
+    return socketId + ":open:" + connection;
+  }
+
+  /**
+   * The endpoint answered this connection's open, which decides where the data held meanwhile
+   * goes: a link it names is requested in the same write as the answer, and the held frames go
+   * to the peer; without a link they go to the mapping (or are refused if it takes no data).
+   * A parked open answers nothing: no link.
+   */
+  private ReplyEffect<Event, State> settleOpen(State s, String batchId, List<Frame.Data> out,
+      EndpointCall.Answer answer) {
+    Instant now = Instant.now();
+    List<Event> events = new ArrayList<>();
+    events.add(new Answered(batchId, out, now, s.openPending()));
+    Optional<LinkRequested> link = answer.link() == null || answer.link().isBlank() ? Optional.empty()
+        : linkRequest(s, answer.link(), now);
+    link.ifPresent(events::add);
+    return Effect().persist(events).thenRun(st -> {
+      pump(st);
+      link.ifPresent(l -> linkRequested(st, l));
+      if (answer.close() == null && !st.holdsData()) {
+        releaseHeld(st);
+      }
       afterAnswer(answer);
     }).thenNoReply();
   }
@@ -1441,13 +1570,22 @@ public final class ConnectionEntity
    * most one peer at a time: an answer naming another peer while linked or waiting is refused.
    */
   private ReplyEffect<Event, State> requestLink(State s, String peer) {
+    Optional<LinkRequested> request = linkRequest(s, peer, Instant.now());
+    if (request.isEmpty()) {
+      return Effect().noReply();
+    }
+    return Effect().persist(request.get()).thenRun(st -> linkRequested(st, request.get())).thenNoReply();
+  }
+
+  /** The event that makes this socket wait for {@code peer}, if it may link to it now. */
+  private Optional<LinkRequested> linkRequest(State s, String peer, Instant at) {
     if (!SocketId.isValid(peer) || peer.equals(socketId)) {
       context.getLog().warn("Socket {}: the endpoint answered link '{}', which is not another socket's id; ignored",
           socketId, peer);
-      return Effect().noReply();
+      return Optional.empty();
     }
     if (s.status() != Status.OPEN) {
-      return Effect().noReply();
+      return Optional.empty();
     }
     Link current = s.link();
     if (current != null && !current.peer().isEmpty()) {
@@ -1455,16 +1593,17 @@ public final class ConnectionEntity
         context.getLog().warn("Socket {} is {} with {}: link answer to {} refused", socketId, current.status(),
             current.peer(), peer);
       }
-      return Effect().noReply();
+      return Optional.empty();
     }
-    String linkId = PeerLinkEntity.idOf(socketId, peer);
     long deadline = System.currentTimeMillis() + s.mapping().linkWaitMs();
-    return Effect().persist(new LinkRequested(linkId, peer, deadline, s.mapping().closeOnLinkTimeout(), Instant.now()))
-        .thenRun(st -> {
-          linkRef(linkId).tell(new PeerLinkEntity.Request(socketId, peer, deadline));
-          tellDevice(st, LinkStatus.PENDING, peer, "waiting for " + peer);
-          armLinkDeadline(st.link());
-        }).thenNoReply();
+    return Optional.of(new LinkRequested(PeerLinkEntity.idOf(socketId, peer), peer, deadline,
+        s.mapping().closeOnLinkTimeout(), at));
+  }
+
+  private void linkRequested(State st, LinkRequested e) {
+    linkRef(e.linkId()).tell(new PeerLinkEntity.Request(socketId, e.peer(), e.deadlineMillis()));
+    tellDevice(st, LinkStatus.PENDING, e.peer(), "waiting for " + e.peer());
+    armLinkDeadline(st.link());
   }
 
   /** {@code builtin:pair} pairs sockets by their socket name: the part of the id after '/'. */
@@ -1511,9 +1650,19 @@ public final class ConnectionEntity
     }
     return Effect().persist(new LinkOffered(o.linkId(), o.from(), Instant.now())).thenRun(st -> {
       if (st.status() == Status.OPEN) {
-        linkRef(o.linkId()).tell(new PeerLinkEntity.Accept(socketId));
+        acceptOffer(o.linkId());
       }
     }).thenNoReply();
+  }
+
+  /**
+   * Takes an offered link, and asks again every {@code downlink-retry} until the link entity
+   * answers (LinkUp, or LinkDown for a link that ended): an open socket holds its device's data
+   * while offered, so a lost accept or answer must not leave it waiting.
+   */
+  private void acceptOffer(String linkId) {
+    linkRef(linkId).tell(new PeerLinkEntity.Accept(socketId));
+    timers.startSingleTimer(AcceptAgain.INSTANCE, settings.downlinkRetry());
   }
 
   private ReplyEffect<Event, State> onLinkUp(State s, LinkUp up) {
@@ -1554,9 +1703,12 @@ public final class ConnectionEntity
     return Effect().persist(events).thenRun(st -> {
       timers.cancel(LinkDeadline.INSTANCE);
       tellDevice(st, status == null ? LinkStatus.UNLINKED : status, down.peer(), down.reason());
-      endRelay(st);
       if (close) {
+        // The socket closes: what its device sent after the last ACK goes nowhere.
+        endGathering();
         context.getSelf().tell(new CloseByEndpoint("no peer within " + st.mapping().linkWaitMs() + " ms"));
+      } else {
+        releaseHeld(st);
       }
     }).thenNoReply();
   }
@@ -1595,7 +1747,7 @@ public final class ConnectionEntity
             ? "waiting for a device with the same pairing key" : "waiting for " + link.peer());
         armLinkDeadline(link);
       }
-      case "offered" -> linkRef(link.linkId()).tell(new PeerLinkEntity.Accept(socketId));
+      case "offered" -> acceptOffer(link.linkId());
       default -> { }
     }
   }
@@ -1615,13 +1767,28 @@ public final class ConnectionEntity
 
   // ------------------------------------------------------------------ relay (sending side)
 
-  /** While linked (or waiting), frames wait here for the peer; the edge may send more. */
+  /**
+   * While linked, or while the data's destination is not decided yet, frames wait here for the
+   * peer (unacknowledged); the edge may send more, within the device's window. Frames the HTTP
+   * endpoint's batcher already took stay with it.
+   */
   private ReplyEffect<Event, State> bufferForRelay(State state, Deliver cmd) {
-    long held = relayQueue.isEmpty() ? state.lastAccepted() : Math.max(state.lastAccepted(), relayQueue.peekLast().seq());
-    hold(state, cmd, held, relayQueue::addLast);
-    if (state.link().isLinked()) {
-      sendRelay(state);
+    if (state.inFlight() != null && state.usesHttp()) {
+      // A batch recorded for the endpoint (sent before this incarnation) owns its frames,
+      // whatever the data does now: they go back to the batcher, to send the batch again.
+      prepareEndpoint(state);
+      long now = System.nanoTime();
+      for (Frame.Data frame : cmd.frames()) {
+        if (frame.seq() <= state.inFlight().seqTo()) {
+          toBatcher(state, frame, now);
+        }
+      }
+      dispatch();
     }
+    long taken = Math.max(state.lastAccepted(), batcher == null ? 0 : batcher.highestSeq());
+    long held = relayQueue.isEmpty() ? taken : Math.max(taken, relayQueue.peekLast().seq());
+    hold(state, cmd, held, relayQueue::addLast);
+    sendRelay(state);
     return Effect().noReply();
   }
 
@@ -1728,7 +1895,29 @@ public final class ConnectionEntity
     timers.cancel(RelayCheck.INSTANCE);
   }
 
-  /** Unlinked: what was queued for the peer goes to the endpoint: the edge sends it again. */
+  /**
+   * Unlinked, or the open's answer named no peer: the frames held for the peer go where the
+   * socket's data goes now (docs/delivery.md#where-data-goes). An HTTP endpoint that takes data
+   * gets them here, in order after what its batcher has, so that a close the device already
+   * asked for flushes them too; otherwise the edge sends them again and they are taken (a
+   * built-in endpoint) or refused like any new data.
+   */
+  private void releaseHeld(State s) {
+    if (s.holdsData() || !s.usesHttp() || !s.mapping().receives(Mapping.Event.DATA) || relayQueue.isEmpty()) {
+      // Still undecided (the open's answer is due), or not for the batcher: through the edge.
+      endRelay(s);
+      return;
+    }
+    prepareEndpoint(s);
+    long now = System.nanoTime();
+    for (Frame.Data frame : relayQueue) {
+      toBatcher(s, frame, now);
+    }
+    endGathering();
+    dispatch();
+  }
+
+  /** What was held for the peer is forgotten: the edge sends it again, to go where data goes now. */
   private void endRelay(State s) {
     boolean had = !relayQueue.isEmpty();
     endGathering();
@@ -1964,7 +2153,7 @@ public final class ConnectionEntity
     } else if (event instanceof BatchStarted e) {
       return state.batchStarted(e);
     } else if (event instanceof Answered e) {
-      return state.answered(e.outbound(), e.at());
+      return state.answered(e);
     } else if (event instanceof Injected e) {
       return state.answered(e.outbound(), e.at());
     } else if (event instanceof Opened e) {

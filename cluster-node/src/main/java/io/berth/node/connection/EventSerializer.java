@@ -35,7 +35,9 @@ public final class EventSerializer extends SerializerWithStringManifest {
   static final String ACCEPTED = "Accepted.1";
   static final String RELAYED = "Relayed.1";
   static final String DOWNLINK_ACKED = "DownlinkAcked.1";
-  static final String OPENED = "Opened.1";
+  static final String OPENED = "Opened.2";
+  /** {@code Opened} before {@code asksEndpoint}: read as false (nothing was awaited then). */
+  static final String OPENED_1 = "Opened.1";
   private static final int INSTANT = 12;
 
   private final ExtendedActorSystem system;
@@ -109,7 +111,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
         case RELAYED -> new ConnectionEntity.Relayed(getString(b), b.getLong(), FrameLists.get(b), b.getLong(),
             getInstant(b));
         case DOWNLINK_ACKED -> new ConnectionEntity.DownlinkAcked(b.getLong(), getInstant(b));
-        case OPENED -> opened(b);
+        case OPENED -> opened(b, true);
+        case OPENED_1 -> opened(b, false);
         default -> throw new NotSerializableException("unknown event manifest '" + manifest + "'");
       };
       if (b.hasRemaining()) {
@@ -124,7 +127,7 @@ public final class EventSerializer extends SerializerWithStringManifest {
   /**
    * Layout: device id, mapping (presence byte, then name, version, endpoint, events as a bit set,
    * criteria, timeout, retry, secret, link wait, close-on-link-timeout), the edge's ref as a
-   * path, edge node, downlink acknowledged, at.
+   * path, edge node, downlink acknowledged, at, and (from Opened.2 on) asks-endpoint.
    */
   private byte[] opened(ConnectionEntity.Opened o) {
     Mapping m = o.mapping();
@@ -133,7 +136,7 @@ public final class EventSerializer extends SerializerWithStringManifest {
         m == null || m.criteria() == null ? null : m.criteria().delimiter(),
         m == null ? null : utf8(m.secret()),
         o.edge() == null ? null : utf8(resolver().toSerializationFormat(o.edge())), utf8(o.edgeNode())};
-    int size = 1 + 8 + 1 + 1 + 5 * 4 + 4 + 1 + 3 * 4 + 8 + 1 + 8 + INSTANT;
+    int size = 1 + 8 + 1 + 1 + 5 * 4 + 4 + 1 + 3 * 4 + 8 + 1 + 8 + INSTANT + 1;
     for (byte[] s : strings) {
       size += stringSize(s);
     }
@@ -169,10 +172,11 @@ public final class EventSerializer extends SerializerWithStringManifest {
     putString(b, strings[6]);
     b.putLong(o.downlinkAcked());
     putInstant(b, o.at());
+    b.put((byte) (o.asksEndpoint() ? 1 : 0));
     return Arrays.copyOf(b.array(), b.position());
   }
 
-  private ConnectionEntity.Opened opened(ByteBuffer b) {
+  private ConnectionEntity.Opened opened(ByteBuffer b, boolean withAsksEndpoint) {
     String deviceId = getString(b);
     Mapping mapping = null;
     if (b.get() != 0) {
@@ -197,7 +201,11 @@ public final class EventSerializer extends SerializerWithStringManifest {
     }
     String edgePath = getString(b);
     ActorRef<ConnectionEntity.ToEdge> edge = edgePath == null ? null : resolver().resolveActorRef(edgePath);
-    return new ConnectionEntity.Opened(deviceId, mapping, edge, getString(b), b.getLong(), getInstant(b));
+    String edgeNode = getString(b);
+    long downlinkAcked = b.getLong();
+    Instant at = getInstant(b);
+    return new ConnectionEntity.Opened(deviceId, mapping, edge, edgeNode, downlinkAcked, at,
+        withAsksEndpoint && b.get() != 0);
   }
 
   private ActorRefResolver resolver() {

@@ -581,6 +581,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       if (phase == Phase.OPENING && opening != null) {
         tellEntity(opening.confirm(c.attached()));
       }
+    } else if (message instanceof ConnectionEntity.DataRefused r) {
+      if (phase == Phase.OPEN || phase == Phase.ENDING) {
+        ErrorCode code = ErrorCode.fromWire(r.errorCode());
+        fail(code != null ? code : ErrorCode.INTERNAL, r.reason());
+      }
     } else if (message instanceof ConnectionEntity.OpenRejected r) {
       if (phase == Phase.OPENING) {
         ErrorCode code = ErrorCode.fromWire(r.errorCode());

@@ -143,13 +143,27 @@ public final class PeerLinkEntity
   }
 
   private Effect<Event, State> onAccept(State s, Accept a) {
-    if (!s.status().equals("waiting") || !a.by().equals(s.target())) {
-      if (s.status().equals("linked")) {
-        socket(a.by()).tell(new ConnectionEntity.LinkUp(linkId, other(s, a.by())));
-      }
-      return Effect().none();
+    if (s.status().equals("waiting") && a.by().equals(s.target())) {
+      return link(s);
     }
-    return link(s);
+    answerStale(s, a.by(), LinkStatus.UNLINKED);
+    return Effect().none();
+  }
+
+  /**
+   * A side asks about a link that is no longer waiting for it: it missed the news (a message
+   * lost with a node), and it holds its device's data for this link until told, so tell it
+   * again. {@code asked}: what its question ends in if the link ended without a verdict for it
+   * (an accept: unlinked; a waiter's expiry: timeout).
+   */
+  private void answerStale(State s, String by, LinkStatus asked) {
+    if (s.status().equals("linked")) {
+      socket(by).tell(new ConnectionEntity.LinkUp(linkId, other(s, by)));
+    } else if (!s.status().equals("waiting")) {
+      LinkStatus status = s.status().equals("unlinked") || s.status().equals("refused") ? LinkStatus.UNLINKED : asked;
+      socket(by).tell(new ConnectionEntity.LinkDown(linkId, s.a() == null ? "" : other(s, by), status.wire,
+          s.reason() == null ? "the link is not waiting any more" : s.reason(), 0));
+    }
   }
 
   private Effect<Event, State> link(State s) {
@@ -173,6 +187,7 @@ public final class PeerLinkEntity
 
   private Effect<Event, State> onExpire(State s, Expire e) {
     if (!s.status().equals("waiting") || !e.by().equals(s.waiter())) {
+      answerStale(s, e.by(), LinkStatus.TIMEOUT);
       return Effect().none();
     }
     String target = s.target();

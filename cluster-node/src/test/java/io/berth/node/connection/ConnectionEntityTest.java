@@ -193,6 +193,20 @@ class ConnectionEntityTest {
     edge.expectNoMessage(Duration.ofMillis(100));
   }
 
+  @Test
+  void dataOfAPairSocketThatIsNotLinkedIsRefusedNotAcknowledged() {
+    // No socket name: nothing to pair on, so the socket is told LINK timeout and is not linked.
+    open(edge, "pair");
+    edge.expectMessageClass(ConnectionEntity.LinkChanged.class);
+    CommandResult<Command, Event, State> result =
+        entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    assertThat(result.hasNoEvents()).isTrue();
+    assertThat(result.state().lastAccepted()).isZero();
+    ConnectionEntity.DataRefused refused = edge.expectMessageClass(ConnectionEntity.DataRefused.class);
+    assertThat(refused.errorCode()).isEqualTo(io.berth.protocol.ErrorCode.NO_DESTINATION.wire);
+    assertThat(refused.reason()).contains("pair").contains("not linked");
+  }
+
   /**
    * A connection confirmed just before its edge gave up, whose confirmation arrives after the
    * device's next connection took the session: it was confirmed against another connection, so
@@ -421,6 +435,34 @@ class ConnectionEntityTest {
     assertThat(entity.getState().edge()).isNull();
     // No live connection to protect: no confirmation asked.
     open(edge, "echo");
+  }
+
+  private static final Mapping HTTP_OPEN_ONLY = new Mapping("decider", 1, "http://127.0.0.1:9/hook",
+      java.util.EnumSet.of(Mapping.Event.OPEN), Mapping.Criteria.NONE, 1000, Mapping.Retry.DEFAULT, "s", 30_000, false);
+
+  /**
+   * Where an HTTP mapping's data goes is known only once its endpoint answered open: the
+   * question is part of the session, so that a new incarnation asks again.
+   */
+  @Test
+  void anOpenWaitingForItsEndpointsAnswerIsPartOfTheSessionUntilAnswered() {
+    State opened = ConnectionEntity.apply(State.EMPTY, new Opened("d", HTTP_OPEN_ONLY, edge.getRef(), "n", 0,
+        java.time.Instant.now(), true));
+    assertThat(opened.openPending()).isEqualTo(1);
+    State reopened = ConnectionEntity.apply(opened, new Opened("d", HTTP_OPEN_ONLY, edge.getRef(), "n", 0,
+        java.time.Instant.now(), true));
+    assertThat(reopened.openPending()).as("a new connection asks again").isEqualTo(2);
+    State staleAnswer = ConnectionEntity.apply(reopened, new ConnectionEntity.Answered("x:open:1", List.of(),
+        java.time.Instant.now(), 1));
+    assertThat(staleAnswer.openPending()).as("the answer to an earlier connection's open").isEqualTo(2);
+    State answered = ConnectionEntity.apply(reopened, new ConnectionEntity.Answered("x:open:2",
+        frames(1, 1), java.time.Instant.now(), 2));
+    assertThat(answered.openPending()).isZero();
+    assertThat(answered.outbox()).hasSize(1);
+    assertThat(ConnectionEntity.apply(opened, new Closed(1000, "bye", 0, java.time.Instant.now())).openPending())
+        .isZero();
+    assertThat(ConnectionEntity.apply(State.EMPTY, new Opened("d", Mapping.builtinDefault("echo"), edge.getRef(), "n",
+        0, java.time.Instant.now(), false)).openPending()).as("an open no endpoint is asked about").isZero();
   }
 
   @Test

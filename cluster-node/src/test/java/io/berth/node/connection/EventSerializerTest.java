@@ -84,7 +84,8 @@ class EventSerializerTest {
 
   private static ConnectionEntity.Opened opened(Mapping mapping) {
     ActorRef<ConnectionEntity.ToEdge> edge = testKit.<ConnectionEntity.ToEdge>createTestProbe().ref();
-    return new ConnectionEntity.Opened("dévice-1", mapping, edge, "pekko://berth@10.0.0.1:25520", 12, AT);
+    return new ConnectionEntity.Opened("dévice-1", mapping, edge, "pekko://berth@10.0.0.1:25520", 12, AT,
+        !mapping.isBuiltin() && mapping.receives(Mapping.Event.OPEN));
   }
 
   @Test
@@ -98,8 +99,29 @@ class EventSerializerTest {
     assertThat(journalTrip(builtin)).isEqualTo(builtin);
     Mapping bare = new Mapping("bare", 1, "builtin:echo", EnumSet.noneOf(Mapping.Event.class), null, 0, null, null, 0,
         false);
-    ConnectionEntity.Opened sparse = new ConnectionEntity.Opened("d", bare, null, null, 0, null);
+    ConnectionEntity.Opened sparse = new ConnectionEntity.Opened("d", bare, null, null, 0, null, false);
     assertThat(journalTrip(sparse)).isEqualTo(sparse);
+  }
+
+  /**
+   * An {@code Opened} written before the session awaited its endpoint's answer to open (layout
+   * Opened.1, which ends before the flag) replays as awaiting nothing: that open was settled
+   * long ago, and asking the endpoint again after an upgrade would hold the socket's data.
+   */
+  @Test
+  void anOpenedOfTheFirstLayoutReadsAsAwaitingNoAnswer() throws Exception {
+    Mapping webhook = new Mapping("webhook", 3, "https://example.com/hook", EnumSet.of(Mapping.Event.OPEN),
+        Mapping.Criteria.NONE, 5_000, Mapping.Retry.DEFAULT, "0123456789abcdef", 30_000, false);
+    ConnectionEntity.Opened event = opened(webhook);
+    assertThat(event.asksEndpoint()).isTrue();
+    EventSerializer serializer = (EventSerializer) serialization.findSerializerFor(event);
+    byte[] current = serializer.toBinary(event);
+    byte[] firstLayout = Arrays.copyOf(current, current.length - 1);
+    ConnectionEntity.Opened old =
+        (ConnectionEntity.Opened) serializer.fromBinary(firstLayout, EventSerializer.OPENED_1);
+    assertThat(old).usingRecursiveComparison().ignoringFields("asksEndpoint").isEqualTo(event);
+    assertThat(old.asksEndpoint()).isFalse();
+    assertThat(ConnectionEntity.apply(ConnectionEntity.State.EMPTY, old).openPending()).isZero();
   }
 
   @Test
@@ -134,6 +156,41 @@ class EventSerializerTest {
     ConnectionEntity.DownlinkAcked acked = new ConnectionEntity.DownlinkAcked(77, AT);
     assertThat(serialization.deserialize(jackson.toBinary(acked), jackson.identifier(),
         Serializers.manifestFor(jackson, acked)).get()).isEqualTo(acked);
+  }
+
+  /**
+   * Rows written before the session tracked its unanswered open: a snapshot without {@code
+   * openPending} and an answer without {@code openOf} read as "nothing pending".
+   */
+  @Test
+  void aSnapshotAndAnAnswerWrittenBeforeOpensWereTrackedStillRead() throws Exception {
+    Serializer jackson = jackson();
+    ConnectionEntity.Answered answered = new ConnectionEntity.Answered("d:open:3", SampleFrames.two(), AT, 3);
+    Object oldAnswer = withoutField(jackson, answered, "openOf");
+    assertThat(oldAnswer).usingRecursiveComparison()
+        .isEqualTo(new ConnectionEntity.Answered("d:open:3", SampleFrames.two(), AT, 0));
+
+    Mapping webhook = new Mapping("webhook", 3, "https://example.com/hook", EnumSet.of(Mapping.Event.OPEN),
+        Mapping.Criteria.NONE, 5_000, Mapping.Retry.DEFAULT, "0123456789abcdef", 30_000, false);
+    ConnectionEntity.State state = ConnectionEntity.apply(ConnectionEntity.State.EMPTY,
+        new ConnectionEntity.Opened("d", webhook, null, "n", 0, AT, true));
+    assertThat(state.openPending()).isEqualTo(1);
+    ConnectionEntity.State oldState = (ConnectionEntity.State) withoutField(jackson, state, "openPending");
+    assertThat(oldState.openPending()).isZero();
+    assertThat(oldState.counters()).isEqualTo(state.counters());
+    assertThat(oldState.mapping()).isEqualTo(webhook);
+  }
+
+  /** What Jackson reads from {@code value}'s CBOR with {@code field} taken out, as an older class wrote it. */
+  private static Object withoutField(Serializer jackson, Object value, String field) throws Exception {
+    com.fasterxml.jackson.dataformat.cbor.databind.CBORMapper cbor =
+        new com.fasterxml.jackson.dataformat.cbor.databind.CBORMapper();
+    com.fasterxml.jackson.databind.node.ObjectNode tree =
+        (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(jackson.toBinary(value));
+    assertThat(tree.has(field)).as("the current form has %s", field).isTrue();
+    tree.remove(field);
+    return serialization.deserialize(cbor.writeValueAsBytes(tree), jackson.identifier(),
+        Serializers.manifestFor(jackson, value)).get();
   }
 
   @Test
