@@ -1074,11 +1074,8 @@ public final class ConnectionEntity
    * keeps its unacknowledged frames. Replays of frames taken before are confirmed as usual.
    */
   private ReplyEffect<Event, State> refuseData(State state, Deliver cmd, String why) {
-    boolean fresh = false;
-    for (Frame.Data frame : cmd.frames()) {
-      fresh |= frame.seq() > state.lastAccepted();
-    }
-    if (fresh) {
+    // Frames come in seq order: the last one tells whether any is new.
+    if (!cmd.frames().isEmpty() && cmd.frames().get(cmd.frames().size() - 1).seq() > state.lastAccepted()) {
       cmd.edge().tell(new DataRefused(ErrorCode.NO_DESTINATION.wire,
           "nothing takes the data of socket " + socketId + ": " + why + " and the socket is not linked"));
     } else {
@@ -1311,6 +1308,21 @@ public final class ConnectionEntity
     hold(state, cmd, Math.max(state.lastAccepted(), batcher.highestSeq()), frame -> toBatcher(state, frame, now));
     dispatch();
     return Effect().noReply();
+  }
+
+  /**
+   * Hands the frames numbered up to {@code upTo} to the HTTP endpoint's batcher, in order after
+   * what it has, and looks whether a batch is due.
+   */
+  private void toBatcher(State state, Iterable<Frame.Data> frames, long upTo) {
+    prepareEndpoint(state);
+    long now = System.nanoTime();
+    for (Frame.Data frame : frames) {
+      if (frame.seq() <= upTo) {
+        toBatcher(state, frame, now);
+      }
+    }
+    dispatch();
   }
 
   /**
@@ -1776,14 +1788,7 @@ public final class ConnectionEntity
     if (state.inFlight() != null && state.usesHttp()) {
       // A batch recorded for the endpoint (sent before this incarnation) owns its frames,
       // whatever the data does now: they go back to the batcher, to send the batch again.
-      prepareEndpoint(state);
-      long now = System.nanoTime();
-      for (Frame.Data frame : cmd.frames()) {
-        if (frame.seq() <= state.inFlight().seqTo()) {
-          toBatcher(state, frame, now);
-        }
-      }
-      dispatch();
+      toBatcher(state, cmd.frames(), state.inFlight().seqTo());
     }
     long taken = Math.max(state.lastAccepted(), batcher == null ? 0 : batcher.highestSeq());
     long held = relayQueue.isEmpty() ? taken : Math.max(taken, relayQueue.peekLast().seq());
@@ -1908,13 +1913,8 @@ public final class ConnectionEntity
       endRelay(s);
       return;
     }
-    prepareEndpoint(s);
-    long now = System.nanoTime();
-    for (Frame.Data frame : relayQueue) {
-      toBatcher(s, frame, now);
-    }
+    toBatcher(s, relayQueue, Long.MAX_VALUE);
     endGathering();
-    dispatch();
   }
 
   /** What was held for the peer is forgotten: the edge sends it again, to go where data goes now. */

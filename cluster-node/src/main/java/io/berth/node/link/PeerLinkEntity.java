@@ -160,7 +160,8 @@ public final class PeerLinkEntity
     if (s.status().equals("linked")) {
       socket(by).tell(new ConnectionEntity.LinkUp(linkId, other(s, by)));
     } else if (!s.status().equals("waiting")) {
-      LinkStatus status = s.status().equals("unlinked") || s.status().equals("refused") ? LinkStatus.UNLINKED : asked;
+      boolean ended = s.status().equals("unlinked") || s.status().equals("refused");
+      LinkStatus status = ended ? LinkStatus.UNLINKED : asked;
       socket(by).tell(new ConnectionEntity.LinkDown(linkId, s.a() == null ? "" : other(s, by), status.wire,
           s.reason() == null ? "the link is not waiting any more" : s.reason(), 0));
     }

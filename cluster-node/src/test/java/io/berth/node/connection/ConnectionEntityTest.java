@@ -76,6 +76,11 @@ class ConnectionEntityTest {
     by.expectMessageClass(Welcomed.class);
   }
 
+  /** A resuming open of the echo socket from another connection, {@code by}. */
+  private ConnectionEntity.Open resumeBy(TestProbe<ToEdge> by, long lastReceived) {
+    return new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, lastReceived, by.getRef(), "n");
+  }
+
   private static List<Frame.Data> frames(long from, long to) {
     List<Frame.Data> out = new ArrayList<>();
     for (long s = from; s <= to; s++) {
@@ -155,8 +160,7 @@ class ConnectionEntityTest {
   void aSecondOpenTakesTheSessionOverOnceItsConnectionConfirmsAndTheOldEdgeIsClosed() {
     open(edge, "echo");
     TestProbe<ToEdge> newer = KIT.createTestProbe(ToEdge.class);
-    ConnectionEntity.Open second =
-        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, newer.getRef(), "other-node");
+    ConnectionEntity.Open second = resumeBy(newer, 0);
     assertThat(entity.runCommand(second).hasNoEvents()).isTrue();
     newer.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
     edge.expectNoMessage(Duration.ofMillis(100));
@@ -179,8 +183,7 @@ class ConnectionEntityTest {
   void anOpenWhoseConnectionWasAbandonedNeverReplacesTheLiveOne() {
     open(edge, "echo");
     TestProbe<ToEdge> abandoned = KIT.createTestProbe(ToEdge.class);
-    ConnectionEntity.Open stale =
-        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, abandoned.getRef(), "other-node");
+    ConnectionEntity.Open stale = resumeBy(abandoned, 0);
     abandoned.stop();
     CommandResult<Command, Event, State> result = entity.runCommand(stale);
     assertThat(result.hasNoEvents()).isTrue();
@@ -216,14 +219,12 @@ class ConnectionEntityTest {
   void aLateConfirmationCannotReplaceAConnectionMadeAfterIt() {
     open(edge, "echo");
     TestProbe<ToEdge> late = KIT.createTestProbe(ToEdge.class);
-    ConnectionEntity.Open lateOpen =
-        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, late.getRef(), "node-1");
+    ConnectionEntity.Open lateOpen = resumeBy(late, 0);
     entity.runCommand(lateOpen);
     late.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
     // Meanwhile the device's next connection takes the session over.
     TestProbe<ToEdge> next = KIT.createTestProbe(ToEdge.class);
-    ConnectionEntity.Open nextOpen =
-        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 0, next.getRef(), "node-2");
+    ConnectionEntity.Open nextOpen = resumeBy(next, 0);
     entity.runCommand(nextOpen);
     next.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
     entity.runCommand(nextOpen.confirm(edge.getRef()));
@@ -244,8 +245,7 @@ class ConnectionEntityTest {
     edge.expectMessageClass(Push.class);
     TestProbe<ToEdge> again = KIT.createTestProbe(ToEdge.class);
     // The first connection is still attached: the new one confirms it wants the session.
-    ConnectionEntity.Open resume =
-        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, 2, again.getRef(), "edge-node");
+    ConnectionEntity.Open resume = resumeBy(again, 2);
     entity.runCommand(resume);
     again.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
     CommandResult<Command, Event, State> reopened = entity.runCommand(resume.confirm(edge.getRef()));
