@@ -10,7 +10,8 @@
 #
 # Node i listens for devices on TCP 7000+i, serves management HTTP on 8550+i and cluster
 # remoting on 2550+i. Without --db the nodes share an embedded H2 server (no install needed);
-# with --db they use that database (user and password from BERTH_DB_USER / BERTH_DB_PASSWORD).
+# with --db they use that PostgreSQL database, created if missing (user and password from
+# BERTH_DB_USER / BERTH_DB_PASSWORD).
 # Options after -- go to every node. State, PIDs and logs live in $BERTH_RUN_DIR
 # (default .berth/cluster).
 set -euo pipefail
@@ -23,7 +24,7 @@ H2_PORT="${BERTH_H2_PORT:-9092}"
 UP_TIMEOUT="${BERTH_UP_TIMEOUT:-240}"
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -89,6 +90,8 @@ start_node() {
     export BERTH_EDGE_HOST=127.0.0.1 BERTH_EDGE_PORT=$((EDGE_BASE + i))
     export BERTH_MANAGEMENT_PORT=$((MGMT_BASE + i)) BERTH_REMOTE_PORT=$((REMOTE_BASE + i))
     export BERTH_SEED_NODES="$seeds" BERTH_DB_POOL_SIZE="${BERTH_DB_POOL_SIZE:-5}"
+    # A local cluster creates the --db database when it is missing (the user needs CREATEDB).
+    export BERTH_DB_CREATE="${BERTH_DB_CREATE:-true}"
     exec nohup java "${jopts[@]}" "${NODE_OPTS[@]}" -jar "$JAR" >>"$(node_log "$i")" 2>&1
   ) &
   echo $! >"$(node_pid_file "$i")"

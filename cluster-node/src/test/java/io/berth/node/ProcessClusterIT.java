@@ -271,7 +271,17 @@ class ProcessClusterIT {
 
   @Test
   void aHotDeviceMigratesInTheLaunchedCluster() throws Exception {
-    DatabaseSettings db = TestDatabase.settings();
+    // A database that does not exist yet: the launch creates it, as the README promises.
+    DatabaseSettings db = TestDatabase.settings().withDatabase("berth_launch_" + System.nanoTime());
+    try {
+      hotDeviceMigrates(db);
+    } finally {
+      run(List.of("bash", script("cluster.sh"), "down"), Map.of());
+      TestDatabase.dropDatabase(db);
+    }
+  }
+
+  private void hotDeviceMigrates(DatabaseSettings db) throws Exception {
     Result up = run(List.of("bash", script("cluster.sh"), "up", "-n", "3", "--db", db.url(), "--",
         "-Dberth.migration.socket-threshold.frames-per-second=200", "-Dberth.migration.sustain=2s",
         "-Dberth.migration.rate-window=2s", "-Dberth.migration.check-interval=1s"),

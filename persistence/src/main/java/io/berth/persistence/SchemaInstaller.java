@@ -14,6 +14,7 @@ import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -41,6 +42,9 @@ public final class SchemaInstaller {
   private SchemaInstaller() {}
 
   public static void install(DatabaseSettings db) {
+    if (db.kind() == DatabaseSettings.Kind.POSTGRES) {
+      ensureDatabase(db);
+    }
     if (db.kind() == DatabaseSettings.Kind.H2) {
       synchronized (H2_INSTALLS) {
         try (FileChannel locked = lockH2Install(db)) {
@@ -140,6 +144,47 @@ public final class SchemaInstaller {
     }
     log.info("Schema ready on {} ({} statements, {} ms)", db.url(), statements.size(),
         TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+  }
+
+  /** PostgreSQL's SQLSTATE for a database that does not exist (invalid_catalog_name). */
+  private static final String NO_SUCH_DATABASE = "3D000";
+  /** duplicate_database, and the catalog's unique index when two nodes create it at once. */
+  private static final Set<String> ALREADY_CREATED = Set.of("42P04", "23505");
+
+  /**
+   * A missing database is the first thing a new PostgreSQL user meets. With {@code
+   * createDatabase} it is created from the server's {@code postgres} database (several nodes
+   * starting at once may all try: the losers find it made); without, the error says how to
+   * create it.
+   */
+  static void ensureDatabase(DatabaseSettings db) {
+    try (Connection c = connect(db)) {
+      return;
+    } catch (SQLException e) {
+      log.debug("Closing the probe connection to {}", db.url(), e);
+      return;
+    } catch (DatabaseUnavailableException e) {
+      if (!(e.getCause() instanceof SQLException sql) || !NO_SUCH_DATABASE.equals(sql.getSQLState())) {
+        throw e;
+      }
+    }
+    String name = db.databaseName();
+    if (!db.createDatabase()) {
+      throw new DatabaseUnavailableException("database '" + name + "' does not exist on " + db.url()
+          + ". Create it (psql -U " + db.user() + " -d postgres -c 'CREATE DATABASE \"" + name + "\"'), or let the"
+          + " node create it: berth.db.create-database = on (BERTH_DB_CREATE=true; the user needs CREATEDB)", null);
+    }
+    DatabaseSettings maintenance = db.withDatabase("postgres");
+    try (Connection c = connect(maintenance); Statement s = c.createStatement()) {
+      s.execute("CREATE DATABASE \"" + name.replace("\"", "\"\"") + "\"");
+      log.info("Created database '{}' on {} (berth.db.create-database)", name, db.url());
+    } catch (SQLException e) {
+      if (!ALREADY_CREATED.contains(e.getSQLState())) {
+        throw new DatabaseUnavailableException("database '" + name + "' does not exist on " + db.url()
+            + " and user '" + db.user() + "' cannot create it: " + e.getMessage()
+            + " (create it as a user with CREATEDB, or grant it: ALTER ROLE " + db.user() + " CREATEDB)", e);
+      }
+    }
   }
 
   /** Opens a plain JDBC connection, failing within the configured connect timeout. */

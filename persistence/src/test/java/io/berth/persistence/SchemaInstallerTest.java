@@ -52,6 +52,44 @@ class SchemaInstallerTest {
   }
 
   @Test
+  void aMissingDatabaseIsRefusedSayingHowToCreateIt() {
+    DatabaseSettings base = TestDatabase.settings();
+    DatabaseSettings db = base.withDatabase("berth_missing_" + System.nanoTime());
+    assertThatThrownBy(() -> SchemaInstaller.install(db))
+        .isInstanceOf(DatabaseUnavailableException.class)
+        .hasMessageContaining("database '" + db.databaseName() + "' does not exist")
+        .hasMessageContaining("CREATE DATABASE")
+        .hasMessageContaining("berth.db.create-database");
+  }
+
+  @Test
+  void aMissingDatabaseIsCreatedWhenAskedEvenByThreeNodesAtOnce() throws Exception {
+    DatabaseSettings base = TestDatabase.settings();
+    String name = "berth_created_" + System.nanoTime();
+    DatabaseSettings named = base.withDatabase(name);
+    DatabaseSettings db = new DatabaseSettings(named.url(), base.user(), base.password(), 4,
+        base.connectTimeout(), true);
+    try {
+      installConcurrently(db, 3);
+      assertThat(tables(db)).containsAll(TABLES);
+    } finally {
+      TestDatabase.dropDatabase(db);
+    }
+  }
+
+  @Test
+  void theDatabaseNameIsReadFromTheUrlAndReplacedKeepingItsOptions() {
+    DatabaseSettings db = new DatabaseSettings("jdbc:postgresql://db.internal:5433/berth?sslmode=require", "u", "",
+        1, Duration.ofSeconds(1));
+    assertThat(db.databaseName()).isEqualTo("berth");
+    assertThat(db.withDatabase("postgres").url()).isEqualTo("jdbc:postgresql://db.internal:5433/postgres?sslmode=require");
+    assertThat(new DatabaseSettings("jdbc:postgresql://h/my%20db", "u", "", 1, Duration.ofSeconds(1)).databaseName())
+        .isEqualTo("my db");
+    assertThatThrownBy(() -> new DatabaseSettings("jdbc:postgresql://h/", "u", "", 1, Duration.ofSeconds(1))
+        .databaseName()).hasMessageContaining("jdbc:postgresql://host[:port]/database");
+  }
+
+  @Test
   void threeNodesInstallingAtOnceOnH2AllSucceed(@TempDir Path dir) throws Exception {
     DatabaseSettings db = new DatabaseSettings(
         "jdbc:h2:file:" + dir.resolve("berth") + ";AUTO_SERVER=TRUE", "sa", "", 4, Duration.ofSeconds(5));
