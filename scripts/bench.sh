@@ -3,6 +3,7 @@
 # table of figures and ratios (also written to bench/target/last-run.md).
 #   scripts/bench.sh [--quick] [SCENARIO...]
 #     scenarios: endpoint, migration, relay, uplink, idle, journal (default: all)
+#   scripts/bench.sh --help     this text
 # relay also needs mosquitto (Debian: apt-get install mosquitto; or BERTH_BENCH_MOSQUITTO=path):
 # the harness starts its own broker on a spare loopback port and stops that process at the end.
 # idle starts a Berth node (cluster-node/target/berth-node.jar, or BERTH_BENCH_NODE_JAR) and its
@@ -16,6 +17,24 @@
 # for every run. Not a test: it never fails on a missed goal, only on an error.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+
+SCENARIOS=(endpoint migration relay uplink idle journal)
+
+# The command line is checked before the database is dropped and the harness built: a typo or a
+# --help must cost nothing.
+args=("$@")
+while (($#)); do
+  case "$1" in
+    -h|--help) script_help "$0"; exit 0 ;;
+    --quick) shift ;;
+    --out) (($# >= 2)) || die "--out needs a file name"; shift 2 ;;
+    --out=*) shift ;;
+    -*) die "unknown option: $1 (scripts/bench.sh --help lists them)" ;;
+    *)
+      [[ " ${SCENARIOS[*]} " == *" $1 "* ]] || die "no such scenario: $1 (scenarios: ${SCENARIOS[*]})"
+      shift ;;
+  esac
+done
 
 require_java
 command -v mvn >/dev/null 2>&1 || die "Maven not found: install Maven 3.8+ (Debian: apt-get install maven)"
@@ -38,11 +57,10 @@ if [[ -z "${BERTH_BENCH_DB_URL:-}" ]]; then
 fi
 
 if [[ ! -f "$BENCH_JAR" || ! -f "$JAR" || -n "$(find "$ROOT" -path "$ROOT/.berth" -prune -o \( -path '*/src/main/*' -o -name pom.xml \) -newer "$BENCH_JAR" -type f -print -quit)" ]]; then
-  say "building the harness (mvn package -DskipTests) ..."
-  (cd "$ROOT" && mvn -B -q -DskipTests package) >&2 || die "build failed"
+  build "the benchmark harness is missing or older than the sources"
 fi
 
 mkdir -p "$ROOT/bench/target"
 cd "$ROOT"
 exec java ${BERTH_BENCH_JAVA_OPTS:--Xmx2g -XX:+UseG1GC} -Dlogback.configurationFile=logback-bench.xml \
-  -DBERTH_BENCH_LOG="$ROOT/bench/target/bench-nodes.log" -jar "$BENCH_JAR" "$@"
+  -DBERTH_BENCH_LOG="$ROOT/bench/target/bench-nodes.log" -jar "$BENCH_JAR" "${args[@]}"

@@ -1,19 +1,6 @@
 #!/usr/bin/env bash
-# Runs a local multi-node Berth cluster on this machine.
-#
-#   scripts/cluster.sh up [-n N] [--db JDBC_URL] [-- -Dkey=value ...]
-#   scripts/cluster.sh status
-#   scripts/cluster.sh down
-#   scripts/cluster.sh kill I      # kill -9 of node I, for fault drills
-#   scripts/cluster.sh start I     # start node I again (after kill) with the settings of `up`
-#   scripts/cluster.sh logs I      # follow node I's log
-#
-# Node i listens for devices on TCP 7000+i, serves management HTTP on 8550+i and cluster
-# remoting on 2550+i. Without --db the nodes share an embedded H2 server (no install needed);
-# with --db they use that PostgreSQL database, created if missing (user and password from
-# BERTH_DB_USER / BERTH_DB_PASSWORD).
-# Options after -- go to every node. State, PIDs and logs live in $BERTH_RUN_DIR
-# (default .berth/cluster).
+# Runs a local multi-node Berth cluster on this machine: `scripts/cluster.sh --help` lists the
+# commands, `scripts/cluster.sh COMMAND --help` explains one (the texts are in help_for below).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -22,14 +9,125 @@ MGMT_BASE=8550
 REMOTE_BASE=2550
 H2_PORT="${BERTH_H2_PORT:-9092}"
 UP_TIMEOUT="${BERTH_UP_TIMEOUT:-240}"
+COMMANDS=(up status down kill start logs)
 
-usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
-  exit "${1:-0}"
+help_all() {
+  cat <<EOF
+Runs a local multi-node Berth cluster on this machine.
+
+  scripts/cluster.sh up [-n N] [--db JDBC_URL] [-- -Dkey=value ...]
+                                start N nodes (default 3), wait until all are Up and ready
+  scripts/cluster.sh status     the nodes, their ports and state, and the cluster's members
+  scripts/cluster.sh down       stop every node (a graceful leave) and the embedded database
+  scripts/cluster.sh kill I     kill -9 node I, for fault drills
+  scripts/cluster.sh start I    start node I again (after kill) with the settings of \`up\`
+  scripts/cluster.sh logs I     follow node I's log
+
+Each command takes --help. Node i listens for devices on TCP 7000+i, serves management HTTP on
+8550+i and cluster remoting on 2550+i. State, PIDs and logs live in \$BERTH_RUN_DIR (default
+.berth/cluster; now $RUN_DIR).
+EOF
+}
+
+# The help of one command; its first line is the usage that errors repeat.
+help_for() {
+  case "$1" in
+    up) cat <<EOF ;;
+usage: scripts/cluster.sh up [-n N] [--db JDBC_URL] [-- -Dkey=value ...]
+
+Starts N nodes and waits (at most \$BERTH_UP_TIMEOUT s, now $UP_TIMEOUT) until every member is Up
+and every node answers /ready, then prints the nodes, the database and the device secret. Builds
+the node jar first when it is missing or older than the sources.
+
+  -n N           how many nodes, 1 to 9 (default 3)
+  --db JDBC_URL  the PostgreSQL database the nodes share, created if missing (the user needs
+                 CREATEDB), user and password from BERTH_DB_USER (default postgres) and
+                 BERTH_DB_PASSWORD; without it, an embedded H2 server on
+                 127.0.0.1:\$BERTH_H2_PORT (now $H2_PORT) with its files in the run directory
+  -- ...         everything after -- goes to every node's JVM, e.g. -Dberth.edge.idle-timeout=30s
+
+The device secret is \$BERTH_SECRET if set, else the one an earlier \`up\` made.
+EOF
+    status) cat <<EOF ;;
+usage: scripts/cluster.sh status
+
+Prints each node of the cluster started from $RUN_DIR (PID, ports, ready or not), the
+database and the device secret, and the members as one running node sees them.
+EOF
+    down) cat <<EOF ;;
+usage: scripts/cluster.sh down
+
+Stops every node with SIGTERM (a graceful leave: shards hand off; kill -9 after 90 s) and the
+embedded H2 server, whose data stays in $RUN_DIR/data.
+EOF
+    kill) cat <<EOF ;;
+usage: scripts/cluster.sh kill I
+
+Kills node I with SIGKILL, for fault drills: its connections and the sessions it hosted are gone
+until the cluster downs it (the Split Brain Resolver waits stable-after, 20 s by default).
+\`scripts/cluster.sh start I\` brings it back.
+EOF
+    start) cat <<EOF ;;
+usage: scripts/cluster.sh start I
+
+Starts node I again (after kill) with the settings \`up\` was given, and waits until it is Up
+and ready.
+EOF
+    logs) cat <<EOF ;;
+usage: scripts/cluster.sh logs I
+
+Follows node I's log ($RUN_DIR/node-I.log) from its last 100 lines; Ctrl-C ends it.
+EOF
+  esac
+}
+
+# A wrong command line: what was wrong, the usage it should follow, and where the help is.
+usage_error() {
+  local cmd=$1
+  say "error: $2"
+  if [[ -n "$cmd" ]]; then
+    say "$(help_for "$cmd" | sed -n 1p)"
+  else
+    say "usage: scripts/cluster.sh up|status|down|kill I|start I|logs I [--help]"
+  fi
+  say "(scripts/cluster.sh ${cmd:+$cmd }--help says more)"
+  exit 2
+}
+
+# True when the arguments before any -- ask for help.
+asks_help() {
+  local a
+  for a in "$@"; do
+    case "$a" in
+      --) return 1 ;;
+      -h|--help) return 0 ;;
+    esac
+  done
+  return 1
+}
+
+no_arguments() {
+  local cmd=$1; shift
+  (($# == 0)) || usage_error "$cmd" "$cmd takes no arguments (got: $*)"
+}
+
+# The node index that kill, start and logs take: a node of the cluster started from RUN_DIR.
+node_index() {
+  local cmd=$1; shift
+  (($# > 0)) || usage_error "$cmd" "$cmd needs the index of a node (1 for the first)"
+  (($# == 1)) || usage_error "$cmd" "$cmd takes one node index (got: $*)"
+  [[ "$1" =~ ^[0-9]+$ ]] || usage_error "$cmd" "not a node index: $1"
+  [[ -f "$RUN_DIR/settings" ]] || die "no cluster was started from $RUN_DIR (scripts/cluster.sh up starts one)"
+  local n
+  n=$(node_count)
+  ((10#$1 >= 1 && 10#$1 <= n)) || die "there is no node $1: the cluster started from $RUN_DIR has nodes 1 to $n"
+  echo $((10#$1))
 }
 
 node_pid_file() { echo "$RUN_DIR/node-$1.pid"; }
 node_log() { echo "$RUN_DIR/node-$1.log"; }
+
+nodes() { if (($1 == 1)); then echo "1 node"; else echo "$1 nodes"; fi; }
 
 node_count() { [[ -f "$RUN_DIR/nodes" ]] && cat "$RUN_DIR/nodes" || echo 0; }
 
@@ -157,14 +255,21 @@ cmd_up() {
   local n=3 db="" opts=()
   while (($#)); do
     case "$1" in
-      -n) n=${2:?-n needs a number}; shift 2 ;;
-      --db) db=${2:?--db needs a JDBC URL}; shift 2 ;;
+      -n)
+        (($# >= 2)) || usage_error up "-n needs a number of nodes, 1 to 9"
+        [[ "$2" =~ ^[1-9]$ ]] || usage_error up "-n needs a number of nodes, 1 to 9 (got: $2)"
+        n=$2; shift 2 ;;
+      --db)
+        (($# >= 2)) || usage_error up "--db needs a JDBC URL, e.g. jdbc:postgresql://127.0.0.1:5432/berth"
+        [[ "$2" == jdbc:* ]] || usage_error up "--db needs a JDBC URL, e.g. jdbc:postgresql://127.0.0.1:5432/berth (got: $2)"
+        db=$2; shift 2 ;;
       --) shift; opts=("$@"); break ;;
-      -h|--help) usage 0 ;;
-      *) say "unknown option: $1"; usage 1 ;;
+      -*) usage_error up "unknown option: $1 (options for the nodes go after --)" ;;
+      *)
+        if [[ "$1" =~ ^[0-9]+$ ]]; then usage_error up "unexpected argument: $1 (the number of nodes goes after -n: up -n $1)"; fi
+        usage_error up "unexpected argument: $1" ;;
     esac
   done
-  [[ "$n" =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 9)) || die "-n must be between 1 and 9"
   if [[ -n "$(running_nodes)" ]]; then die "a cluster is already running from $RUN_DIR: scripts/cluster.sh down first"; fi
   command -v curl >/dev/null 2>&1 || die "curl is needed to watch the nodes start (apt-get install curl)"
   mkdir -p "$RUN_DIR"
@@ -198,7 +303,7 @@ cmd_up() {
   } >"$RUN_DIR/settings"
   echo "$n" >"$RUN_DIR/nodes"
 
-  say "starting $n nodes (logs in $RUN_DIR)"
+  say "starting $(nodes "$n") (logs in $RUN_DIR)"
   local i
   for ((i = 1; i <= n; i++)); do
     : >"$(node_log "$i")"
@@ -210,7 +315,8 @@ cmd_up() {
 }
 
 cmd_status() {
-  [[ -f "$RUN_DIR/settings" ]] || die "no cluster was started from $RUN_DIR"
+  no_arguments status "$@"
+  [[ -f "$RUN_DIR/settings" ]] || die "no cluster was started from $RUN_DIR (scripts/cluster.sh up starts one)"
   print_table
   local first
   first=$(running_nodes | sed -n 1p)
@@ -223,6 +329,7 @@ cmd_status() {
 }
 
 cmd_down() {
+  no_arguments down "$@"
   local n i pid stopped=0
   n=$(node_count)
   for ((i = 1; i <= n; i++)); do
@@ -232,7 +339,7 @@ cmd_down() {
       stopped=$((stopped + 1))
     fi
   done
-  ((stopped > 0)) && say "stopping $stopped nodes (graceful leave: shards hand off)"
+  ((stopped > 0)) && say "stopping $(nodes "$stopped") (graceful leave: shards hand off)"
   local deadline=$((SECONDS + 90))
   for ((i = 1; i <= n; i++)); do
     pid=$(pid_of "$(node_pid_file "$i")")
@@ -256,19 +363,18 @@ cmd_down() {
 }
 
 cmd_kill() {
-  local i=${1:?usage: cluster.sh kill I}
-  local pid
+  local i pid
+  i=$(node_index kill "$@")
   pid=$(pid_of "$(node_pid_file "$i")")
-  alive "$pid" || die "node $i is not running"
+  alive "$pid" || die "node $i is not running (scripts/cluster.sh status shows which are)"
   kill -KILL "$pid"
   rm -f "$(node_pid_file "$i")"
   say "node $i (pid $pid) killed with SIGKILL"
 }
 
 cmd_start() {
-  local i=${1:?usage: cluster.sh start I}
-  [[ -f "$RUN_DIR/settings" ]] || die "no cluster was started from $RUN_DIR: use up first"
-  ((i >= 1 && i <= $(node_count))) || die "node $i is not part of this cluster (1..$(node_count))"
+  local i
+  i=$(node_index start "$@")
   ensure_built
   start_node "$i"
   wait_ready "$(running_nodes | wc -l | tr -d ' ')"
@@ -276,17 +382,26 @@ cmd_start() {
 }
 
 cmd_logs() {
-  local i=${1:?usage: cluster.sh logs I}
+  local i
+  i=$(node_index logs "$@")
+  [[ -f "$(node_log "$i")" ]] || die "node $i has no log yet: $(node_log "$i")"
   exec tail -n 100 -f "$(node_log "$i")"
 }
 
-case "${1:-}" in
-  up) shift; cmd_up "$@" ;;
-  status) cmd_status ;;
-  down) cmd_down ;;
-  kill) shift; cmd_kill "$@" ;;
-  start) shift; cmd_start "$@" ;;
-  logs) shift; cmd_logs "$@" ;;
-  -h|--help|help) usage 0 ;;
-  *) usage 1 ;;
+cmd=${1:-}
+(($# == 0)) || shift
+case "$cmd" in
+  up|status|down|kill|start|logs)
+    if asks_help "$@"; then help_for "$cmd"; exit 0; fi
+    "cmd_$cmd" "$@" ;;
+  -h|--help) help_all ;;
+  help)
+    if (($# == 0)); then help_all
+    elif [[ " ${COMMANDS[*]} " == *" $1 "* ]]; then help_for "$1"
+    else usage_error "" "no such command: $1"
+    fi ;;
+  "") usage_error "" "no command given" ;;
+  stop) usage_error "" "no such command: stop (down stops the whole cluster, kill I one node)" ;;
+  -*) usage_error "" "unknown option: $cmd (options go after the command, e.g. up -n 5)" ;;
+  *) usage_error "" "no such command: $cmd" ;;
 esac

@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # A command-line device built on the reference client (DeviceClient):
 #   scripts/device.sh --connect HOST:PORT[,HOST:PORT...] --device ID [--socket NAME] [--mapping M]
-#                     [--secret S | --secret-file F | --token T] [--expect N]
+#                     [--secret S | --secret-file F | --token T] [--expect N] [--verbose]
+#   scripts/device.sh --help     every option (once the node jar is built)
 # Reads lines from stdin and sends each as a DATA frame; prints each DATA received as a line.
 # Exits 0 once stdin is closed and every line is acknowledged (and N lines received with
 # --expect). The secret defaults to $BERTH_SECRET, then to the one `scripts/cluster.sh up` made.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+
+# Help reads the jar that is there, stale or not, and builds nothing.
+for a in "$@"; do
+  case "$a" in
+    -h|--help)
+      if [[ -f "$JAR" ]] && command -v java >/dev/null 2>&1; then
+        exec java -cp "$JAR" io.berth.protocol.cli.DeviceCli --help
+      fi
+      script_help "$0"
+      say "(every option is listed once the node jar is built: scripts/cluster.sh up builds it)"
+      exit 0 ;;
+  esac
+done
 
 ensure_built
 

@@ -14,7 +14,17 @@ require_java() {
   [[ -n "$v" && "$v" -ge 17 ]] || die "Java 17 or newer is required (found: $(java -version 2>&1 | head -n1))"
 }
 
-# Builds the node jar when it is missing or older than a source file or POM.
+# Maven without colour: -B turns colour off, but Maven 3.8's jansi still writes a reset
+# sequence (ESC[0m) at start and exit unless jansi.noreset is set on the JVM itself (MAVEN_OPTS;
+# -Djansi.noreset on the command line comes too late), and those escapes end up in any log
+# Maven's output is saved to.
+maven() {
+  (cd "$ROOT" && MAVEN_OPTS="${MAVEN_OPTS:+$MAVEN_OPTS }-Djansi.noreset=true" mvn -B -Dstyle.color=never "$@")
+}
+
+# Builds the node jar when it is missing or older than a source file or POM. Maven's whole
+# output goes to .berth/build.log; the terminal gets one line per module, so that a first build
+# (half a minute, longer while Maven downloads the dependencies) is not mistaken for a hang.
 ensure_built() {
   require_java
   if [[ "${BERTH_SKIP_BUILD:-}" == "1" && -f "$JAR" ]]; then
@@ -26,11 +36,31 @@ ensure_built() {
   elif [[ -n "$(find "$ROOT" -path "$ROOT/.berth" -prune -o \( -path '*/src/main/*' -o -name pom.xml \) -newer "$JAR" -type f -print -quit)" ]]; then
     stale="sources changed"
   fi
-  if [[ -n "$stale" ]]; then
-    command -v mvn >/dev/null 2>&1 || die "Maven not found: install Maven 3.8+ (Debian: apt-get install maven)"
-    say "building Berth ($stale): mvn package -DskipTests ..."
-    (cd "$ROOT" && mvn -B -q -DskipTests package) >&2 || die "build failed"
+  [[ -z "$stale" ]] || build "$stale"
+}
+
+# Runs `mvn package -DskipTests`, printing the module being built; on failure, Maven's errors.
+build() {
+  command -v mvn >/dev/null 2>&1 || die "Maven not found: install Maven 3.8+ (Debian: apt-get install maven)"
+  local log="$ROOT/.berth/build.log" started=$SECONDS
+  mkdir -p "$ROOT/.berth"
+  say "building Berth ($1): mvn package -DskipTests, usually 20 to 60 s; a first build on a new"
+  say "machine also downloads Maven's dependencies, which takes minutes. Maven's output: $log"
+  if ! maven -DskipTests package 2>&1 | tee "$log" | module_lines; then
+    grep -E '^\[ERROR\]' "$log" | head -n 40 >&2 || true
+    die "the build failed; Maven's whole output is in $log"
   fi
+  say "built in $((SECONDS - started)) s"
+}
+
+# Maven's "[INFO] Building Berth protocol 0.1.0-SNAPSHOT   [2/5]" becomes "  [2/5] Berth protocol".
+module_lines() {
+  sed -Eun 's/^\[INFO\] Building (.*) [^ ]+ +\[([0-9]+\/[0-9]+)\]$/  [\2] \1/p' >&2
+}
+
+# Prints the comment block at the top of a script (its usage), without the leading "# ".
+script_help() {
+  sed -n '2,/^[^#]/p' "$1" | sed -n 's/^# \{0,1\}//p'
 }
 
 # True when the process with this PID is alive and is one of ours (a Berth node or the embedded

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test (unit, in-JVM cluster, and the multi-process launch) against a real
 # PostgreSQL server:
-#   scripts/test.sh [extra mvn arguments]
+#   scripts/test.sh [extra mvn arguments]     e.g. -Dit.test=SmokeIT
+#   scripts/test.sh --help                    this text
 # The server is BERTH_TEST_DB_URL (with BERTH_TEST_DB_USER / BERTH_TEST_DB_PASSWORD) if set;
 # otherwise 127.0.0.1:5432 as user postgres: started if installed but stopped, installed with
 # apt-get if absent and this script runs as root on Debian/Ubuntu. The test database is created
@@ -10,6 +11,11 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 DEFAULT_URL="jdbc:postgresql://127.0.0.1:5432/berth_test"
+
+# Before anything else: help must not create databases or start Maven (whose own -h it shadows).
+for a in "$@"; do
+  case "$a" in -h|--help) script_help "$0"; exit 0 ;; esac
+done
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 -t 3 2>/dev/null; }
 
@@ -87,5 +93,5 @@ fi
 ensure_postgres
 cd "$ROOT"
 started=$SECONDS
-mvn -B verify "$@"
+maven verify "$@"
 say "all tests passed in $((SECONDS - started)) s"
