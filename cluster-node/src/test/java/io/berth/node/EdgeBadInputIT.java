@@ -183,6 +183,36 @@ class EdgeBadInputIT {
   }
 
   @Test
+  void anAckAboveWhatWasSentIsIgnoredAloneNotTheAckReadWithIt() throws Exception {
+    String device = TestNodes.uniqueDevice("overack");
+    try (RawDevice d = connect()) {
+      d.send(RawDevice.hello(device, "echo"));
+      Frame.Welcome w = (Frame.Welcome) d.read();
+      for (long seq = w.lastAccepted() + 1; seq <= w.lastAccepted() + 5; seq++) {
+        d.send(new Frame.Data(seq, new byte[] {(byte) seq}));
+      }
+      long echoed = w.lastAcked();
+      while (echoed < w.lastAcked() + 5) {
+        if (d.read() instanceof Frame.Data data) {
+          echoed = data.seq();
+        }
+      }
+      // One write, so that the node reads both ACKs in one batch (PROTOCOL.md#ack).
+      byte[] valid = FrameCodec.encode(new Frame.Ack(echoed));
+      byte[] beyond = FrameCodec.encode(new Frame.Ack(echoed + 1000));
+      byte[] both = new byte[valid.length + beyond.length];
+      System.arraycopy(valid, 0, both, 0, valid.length);
+      System.arraycopy(beyond, 0, both, valid.length, beyond.length);
+      d.write(both);
+      long expected = echoed;
+      await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
+        String body = HttpProbe.get(nodes.node(0).managementUrl() + "/api/sockets/" + device).body();
+        assertThat(Long.parseLong(body.replaceAll(".*\"downlinkAcked\":(\\d+).*", "$1"))).isEqualTo(expected);
+      });
+    }
+  }
+
+  @Test
   void aHandshakeThatNeverCompletesIsClosed() throws IOException {
     try (RawDevice d = connect()) {
       long started = System.nanoTime();

@@ -368,7 +368,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         forward.add(data);
         highestForwarded = data.seq();
       } else if (frame instanceof Frame.Ack ack) {
-        deviceAck = Math.max(deviceAck, ack.seq());
+        // Each ACK counts by itself (PROTOCOL.md#ack): one above what was sent is ignored, not
+        // merged with the valid ones read in the same batch.
+        if (ack.seq() <= highestPushed) {
+          deviceAck = Math.max(deviceAck, ack.seq());
+        }
       } else if (frame instanceof Frame.Ping ping) {
         offer(new Frame.Pong(ping.nonce()));
       } else if (frame instanceof Frame.Pong) {
