@@ -493,14 +493,19 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
           + " characters of A-Z a-z 0-9 . _ -");
       return;
     }
-    switch (DeviceToken.verify(settings.secret(), hello.deviceId(), hello.token(), Instant.now())) {
+    DeviceToken.Check token = DeviceToken.check(settings.secret(), hello.deviceId(), hello.token(), Instant.now());
+    switch (token.verdict()) {
       case VALID -> { }
       case EXPIRED -> {
         fail(ErrorCode.TOKEN_EXPIRED, "token expired");
         return;
       }
-      default -> {
-        fail(ErrorCode.AUTH_FAILED, "invalid token for device " + hello.deviceId());
+      case MALFORMED -> {
+        fail(ErrorCode.AUTH_FAILED, "malformed token for device " + hello.deviceId() + ": " + token.reason());
+        return;
+      }
+      case BAD_SIGNATURE -> {
+        fail(ErrorCode.AUTH_FAILED, "invalid token for device " + hello.deviceId() + ": " + token.reason());
         return;
       }
     }
