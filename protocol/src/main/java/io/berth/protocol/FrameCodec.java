@@ -184,13 +184,25 @@ public final class FrameCodec {
     return null;
   }
 
-  /** Decodes a body whose type byte was already read; {@code body} holds exactly the body. */
-  public static Decoded decodeBody(int typeByte, ByteBuffer body) {
-    FrameType type = FrameType.fromWire(typeByte);
-    if (type == null) {
+  /**
+   * Checks a type byte: {@code null} when it is a defined frame type, else the error to answer
+   * with. Stream readers call it as soon as the byte is in, before the body.
+   */
+  public static Decoded checkType(int typeByte) {
+    if (FrameType.fromWire(typeByte) == null) {
       return malformed(ErrorCode.UNKNOWN_FRAME_TYPE,
           String.format("unknown frame type 0x%02X (expected 0x01..0x0A)", typeByte));
     }
+    return null;
+  }
+
+  /** Decodes a body whose type byte was already read; {@code body} holds exactly the body. */
+  public static Decoded decodeBody(int typeByte, ByteBuffer body) {
+    Decoded badType = checkType(typeByte);
+    if (badType != null) {
+      return badType;
+    }
+    FrameType type = FrameType.fromWire(typeByte);
     ByteBuffer in = body.slice().order(ByteOrder.BIG_ENDIAN);
     try {
       Frame frame = switch (type) {

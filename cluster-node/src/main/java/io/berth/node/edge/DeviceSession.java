@@ -351,6 +351,13 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         continue;
       }
       if (frame instanceof Frame.Data data) {
+        if (data.seq() == 0) {
+          // Never a replay: no DATA is numbered 0. Dropping it as one would lose the frame of a
+          // device that counts from 0 without telling it (PROTOCOL.md#data).
+          flush(forward);
+          fail(ErrorCode.BAD_SEQUENCE, "DATA seq 0: sequence numbers start at 1");
+          return;
+        }
         if (data.seq() <= highestForwarded) {
           // A replay of a frame the entity has or is about to confirm: acknowledge, do not forward.
           repeatAck = true;
