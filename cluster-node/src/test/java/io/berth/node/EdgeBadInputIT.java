@@ -156,7 +156,11 @@ class EdgeBadInputIT {
     }
     try (RawDevice d = connect()) {
       d.send(RawDevice.hello(device, "no-such-mapping"));
-      assertErrorThenClosed(d.readUntilClosed(), ErrorCode.UNKNOWN_MAPPING);
+      List<Frame> frames = d.readUntilClosed();
+      assertErrorThenClosed(frames, ErrorCode.UNKNOWN_MAPPING);
+      // Says where to look and which mapping an empty name opens, without listing the registry.
+      assertThat(((Frame.Error) frames.get(frames.size() - 1)).message())
+          .contains("'no-such-mapping'", "'echo'", "GET /api/mappings").doesNotContain("discard");
     }
     try (RawDevice d = connect()) {
       d.send(new Frame.Hello(9, false, 0, device, RawDevice.token(device, Instant.now().plusSeconds(60)), "", "echo"));

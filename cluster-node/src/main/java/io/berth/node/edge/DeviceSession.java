@@ -534,7 +534,12 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       getContext().getLog().warn("Cannot read mapping '{}': {}", m.name(), m.failure().getMessage());
       fail(ErrorCode.UNAVAILABLE, "the mapping registry is not available; reconnect later");
     } else if (m.found().isEmpty()) {
-      fail(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + m.name() + "'");
+      // The known names are not listed: they are operator configuration, which a device's token
+      // does not entitle it to read (PROTOCOL.md#error-codes, 203). Where to look is said instead.
+      fail(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + m.name() + "'"
+          + (m.hello().mapping().isEmpty() ? " (this node's default mapping)"
+              : "; an empty mapping name opens the node's default, '" + settings.defaultMapping() + "'")
+          + "; operators list the mappings with GET /api/mappings on a node's management port");
     } else {
       Frame.Hello hello = m.hello();
       opening = new ConnectionEntity.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),
