@@ -1,6 +1,7 @@
 package io.berth.node;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import io.berth.protocol.CloseCode;
@@ -155,7 +156,11 @@ class EdgeBadInputIT {
     }
     try (RawDevice d = connect()) {
       d.send(RawDevice.hello(device, "no-such-mapping"));
-      assertErrorThenClosed(d.readUntilClosed(), ErrorCode.UNKNOWN_MAPPING);
+      List<Frame> frames = d.readUntilClosed();
+      assertErrorThenClosed(frames, ErrorCode.UNKNOWN_MAPPING);
+      // Says where to look and which mapping an empty name opens, without listing the registry.
+      assertThat(((Frame.Error) frames.get(frames.size() - 1)).message())
+          .contains("'no-such-mapping'", "'echo'", "GET /api/mappings").doesNotContain("discard");
     }
     try (RawDevice d = connect()) {
       d.send(new Frame.Hello(9, false, 0, device, RawDevice.token(device, Instant.now().plusSeconds(60)), "", "echo"));
@@ -179,6 +184,122 @@ class EdgeBadInputIT {
       Frame.Welcome w = (Frame.Welcome) d.read();
       d.send(new Frame.Data(w.lastAccepted() + 2, new byte[] {1}));
       assertErrorThenClosed(d.readUntilClosed(), ErrorCode.BAD_SEQUENCE);
+    }
+  }
+
+  @Test
+  void anAckAboveWhatWasSentIsIgnoredAloneNotTheAckReadWithIt() throws Exception {
+    String device = TestNodes.uniqueDevice("overack");
+    try (RawDevice d = connect()) {
+      d.send(RawDevice.hello(device, "echo"));
+      Frame.Welcome w = (Frame.Welcome) d.read();
+      for (long seq = w.lastAccepted() + 1; seq <= w.lastAccepted() + 5; seq++) {
+        d.send(new Frame.Data(seq, new byte[] {(byte) seq}));
+      }
+      long echoed = w.lastAcked();
+      while (echoed < w.lastAcked() + 5) {
+        if (d.read() instanceof Frame.Data data) {
+          echoed = data.seq();
+        }
+      }
+      // One write, so that the node reads both ACKs in one batch (PROTOCOL.md#ack).
+      byte[] valid = FrameCodec.encode(new Frame.Ack(echoed));
+      byte[] beyond = FrameCodec.encode(new Frame.Ack(echoed + 1000));
+      byte[] both = new byte[valid.length + beyond.length];
+      System.arraycopy(valid, 0, both, 0, valid.length);
+      System.arraycopy(beyond, 0, both, valid.length, beyond.length);
+      d.write(both);
+      long expected = echoed;
+      await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
+        String body = HttpProbe.get(nodes.node(0).managementUrl() + "/api/sockets/" + device).body();
+        assertThat(Long.parseLong(body.replaceAll(".*\"downlinkAcked\":(\\d+).*", "$1"))).isEqualTo(expected);
+      });
+    }
+  }
+
+  @Test
+  void aFirstFrameThatIsNeitherHelloNorWellFormedGetsTheDecodingError() throws IOException {
+    try (RawDevice d = connect()) {
+      // A DATA whose body ends inside its seq: malformed (100) wins over not-a-HELLO (103).
+      d.write(HEX.parseHex("00000004" + "03" + "000000"));
+      assertErrorThenClosed(d.readUntilClosed(), ErrorCode.MALFORMED_FRAME);
+    }
+  }
+
+  @Test
+  void theErrorIsFollowedAtOnceByAFinNotAReset() throws IOException {
+    try (RawDevice d = connect()) {
+      d.write(HEX.parseHex("000000017f"));
+      Frame error = d.read();
+      assertThat(error).isInstanceOf(Frame.Error.class);
+      // An orderly end of stream (FIN) well before close-linger (2 s here), where a reset would throw.
+      d.socket().setSoTimeout(1000);
+      assertThatThrownBy(d::read).isInstanceOf(java.io.EOFException.class);
+    }
+  }
+
+  @Test
+  void dataSeqZeroIsABadSequenceNotAReplay() throws IOException {
+    try (RawDevice d = connect()) {
+      d.send(RawDevice.hello(TestNodes.uniqueDevice("zero"), "discard"));
+      assertThat(d.read()).isInstanceOf(Frame.Welcome.class);
+      d.send(new Frame.Data(0, new byte[] {1}));
+      assertErrorThenClosed(d.readUntilClosed(), ErrorCode.BAD_SEQUENCE);
+    }
+  }
+
+  @Test
+  void aResumeClaimingDownlinkFramesNeverSentIsRefused() throws IOException {
+    String device = TestNodes.uniqueDevice("stale");
+    try (RawDevice d = connect()) {
+      d.send(new Frame.Hello(1, true, 1000, device, RawDevice.token(device, Instant.now().plusSeconds(60)), "", "echo"));
+      assertErrorThenClosed(d.readUntilClosed(), ErrorCode.BAD_SEQUENCE);
+    }
+  }
+
+  @Test
+  void aFrameCutShortByTheEndOfInputIsDroppedSilentlyAndTheFramesBeforeItCount() throws Exception {
+    String device = TestNodes.uniqueDevice("cut");
+    try (RawDevice d = connect()) {
+      d.send(RawDevice.hello(device, "discard"));
+      Frame.Welcome w = (Frame.Welcome) d.read();
+      byte[] cut = FrameCodec.encode(new Frame.Data(w.lastAccepted() + 2, new byte[] {2, 2}));
+      d.send(new Frame.Data(w.lastAccepted() + 1, new byte[] {1}));
+      d.write(java.util.Arrays.copyOf(cut, cut.length - 1));
+      d.socket().shutdownOutput();
+      assertThat(d.readUntilClosed()).noneMatch(f -> f instanceof Frame.Error);
+      long expected = w.lastAccepted() + 1;
+      await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
+        String body = HttpProbe.get(nodes.node(0).managementUrl() + "/api/sockets/" + device).body();
+        assertThat(Long.parseLong(body.replaceAll(".*\"lastAccepted\":(\\d+).*", "$1"))).isEqualTo(expected);
+      });
+    }
+  }
+
+  @Test
+  void bytesOfAnUnfinishedFrameDoNotResetTheIdleTimer() throws IOException {
+    try (RawDevice d = connect()) {
+      d.send(RawDevice.hello(TestNodes.uniqueDevice("drip"), "discard"));
+      Frame.Welcome w = (Frame.Welcome) d.read();
+      long welcomed = System.nanoTime();
+      byte[] frame = FrameCodec.encode(new Frame.Data(w.lastAccepted() + 1, new byte[200]));
+      AtomicBoolean closed = new AtomicBoolean();
+      Thread drip = new Thread(() -> {
+        for (int i = 0; i < frame.length - 1 && !closed.get(); i++) {
+          try {
+            d.write(new byte[] {frame[i]});
+            Thread.sleep(200);
+          } catch (IOException | InterruptedException e) {
+            return;
+          }
+        }
+      });
+      drip.start();
+      List<Frame> frames = d.readUntilClosed();
+      closed.set(true);
+      assertErrorThenClosed(frames, ErrorCode.IDLE_TIMEOUT);
+      // idle-timeout is 6 s here; the whole frame would have taken 40 s to arrive.
+      assertThat(Duration.ofNanos(System.nanoTime() - welcomed)).isBetween(Duration.ofMillis(5500), Duration.ofSeconds(10));
     }
   }
 

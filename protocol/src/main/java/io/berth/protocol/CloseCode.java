@@ -10,7 +10,10 @@ public enum CloseCode {
   NODE_SHUTDOWN(1002, true),
   /** An operator closed the socket. */
   CLOSED_BY_OPERATOR(1003, false),
-  /** The socket's endpoint asked for the socket to be closed. */
+  /**
+   * The socket's endpoint asked for the socket to be closed, or its link peer never came and the
+   * mapping closes on that.
+   */
   CLOSED_BY_ENDPOINT(1004, false);
 
   public final int wire;

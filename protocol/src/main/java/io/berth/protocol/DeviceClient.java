@@ -5,9 +5,12 @@ import java.io.BufferedOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.net.ConnectException;
 import java.net.InetSocketAddress;
+import java.net.NoRouteToHostException;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
+import java.net.UnknownHostException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayDeque;
@@ -38,6 +41,8 @@ import java.util.function.Supplier;
 public final class DeviceClient implements AutoCloseable {
 
   private static final int ACK_EVERY_FRAMES = 64;
+  /** The bytes "HTTP" read as a length field: an HTTP server's status line. */
+  private static final int HTTP = 0x48545450;
 
   private final Builder settings;
   private final ReentrantLock lock = new ReentrantLock();
@@ -91,7 +96,7 @@ public final class DeviceClient implements AutoCloseable {
         changed.awaitUninterruptibly();
       }
       if (terminalCause != null) {
-        throw terminal != null ? terminal : new DeviceException(0, terminalCause);
+        throw terminal != null ? terminal : new DeviceException(DeviceException.Reason.CLOSED, terminalCause);
       }
       return this;
     } finally {
@@ -311,6 +316,7 @@ public final class DeviceClient implements AutoCloseable {
     List<InetSocketAddress> addresses = settings.addresses;
     int index = 0;
     int attempt = 0;
+    int failedAttempts = 0;
     long giveUpAt = deadlineFromNow();
     while (!stopped()) {
       InetSocketAddress target = redirect != null ? redirect : addresses.get(index % addresses.size());
@@ -322,13 +328,14 @@ public final class DeviceClient implements AutoCloseable {
         attempt = 0;
         outcome = readLoop(connection);
       } catch (Fatal f) {
-        terminate(new DeviceException(f.code, f.getMessage()), f.getMessage());
+        terminate(new DeviceException(f.reason, f.code, f.getMessage()), f.getMessage());
         break;
       } catch (IOException | Retry e) {
-        outcome = Outcome.backoff(describe(e));
+        outcome = Outcome.backoff(describe(e, target));
       } catch (RuntimeException e) {
         // A listener callback threw: stop cleanly rather than leave callers blocked forever.
-        terminate(new DeviceException("listener failed: " + e, e), "listener failed");
+        terminate(new DeviceException(DeviceException.Reason.LISTENER_FAILED, "listener failed: " + e, e),
+            "listener failed");
         break;
       } finally {
         detach(connection);
@@ -337,7 +344,13 @@ public final class DeviceClient implements AutoCloseable {
         terminate(outcome.error, outcome.terminalCause);
         break;
       }
-      settings.listener.onDisconnected(target.toString(), outcome.cause);
+      boolean wasUp = connection != null && connection.welcomed;
+      if (wasUp) {
+        settings.listener.onDisconnected(target.toString(), outcome.cause);
+        failedAttempts = 0;
+      } else {
+        settings.listener.onConnectFailed(address(target), outcome.cause, ++failedAttempts);
+      }
       if (outcome.redirected) {
         giveUpAt = deadlineFromNow();
         continue;
@@ -350,8 +363,9 @@ public final class DeviceClient implements AutoCloseable {
       index++;
       attempt++;
       if (System.nanoTime() > giveUpAt) {
-        terminate(new DeviceException(ErrorCode.UNAVAILABLE.wire,
-            "no node accepted the connection within " + settings.giveUpAfter + ": " + outcome.cause),
+        terminate(new DeviceException(DeviceException.Reason.UNREACHABLE,
+            "no node accepted a connection in " + DurationText.of(settings.giveUpAfter) + " (" + failedAttempts
+                + (failedAttempts == 1 ? " attempt" : " attempts") + "); the last one: " + outcome.cause),
             "gave up reconnecting");
         break;
       }
@@ -411,7 +425,13 @@ public final class DeviceClient implements AutoCloseable {
       }
       connection.writeNow(new Frame.Hello(FrameCodec.VERSION, resume, received, settings.deviceId,
           settings.tokenSupplier.get(), settings.socketName, settings.mapping));
-      Frame first = connection.read();
+      Frame first;
+      try {
+        first = connection.readFirst();
+      } catch (SocketTimeoutException e) {
+        throw new Retry("no answer to the HELLO from " + address(target) + " within "
+            + DurationText.of(settings.handshakeTimeout));
+      }
       if (first instanceof Frame.Error e) {
         throw errorOutcome(e);
       }
@@ -452,7 +472,7 @@ public final class DeviceClient implements AutoCloseable {
         lastReceived = w.lastAcked();
       } else {
         if (w.lastAccepted() >= nextSeq) {
-          throw new Fatal(ErrorCode.BAD_SEQUENCE.wire, "the node accepted frames up to "
+          throw new Fatal(DeviceException.Reason.SESSION_CONFLICT, 0, "the node accepted frames up to "
               + w.lastAccepted() + " but this client only sent up to " + (nextSeq - 1)
               + ": another client is using this socket");
         }
@@ -525,7 +545,8 @@ public final class DeviceClient implements AutoCloseable {
           if (code != null && code.retryable) {
             return Outcome.backoff("ERROR " + e.code() + ": " + e.message());
           }
-          return Outcome.terminal(new DeviceException(e.code(), "ERROR " + e.code() + ": " + e.message()));
+          return Outcome.terminal(new DeviceException(DeviceException.Reason.NODE_ERROR, e.code(),
+              "ERROR " + e.code() + (code == null ? "" : " " + code) + ": " + e.message()));
         }
         // PONG and WELCOME after the handshake carry nothing the client needs.
         // Acknowledge once nothing more is waiting to be read (whatever frame came last), and
@@ -541,11 +562,11 @@ public final class DeviceClient implements AutoCloseable {
       if (isClosing()) {
         return Outcome.done("closed");
       }
-      return Outcome.backoff(describe(e));
+      return Outcome.backoff(describe(e, connection.address));
     } catch (Retry e) {
       return Outcome.backoff(e.getMessage());
     } catch (Fatal e) {
-      return Outcome.terminal(new DeviceException(e.code, e.getMessage()));
+      return Outcome.terminal(new DeviceException(e.reason, e.code, e.getMessage()));
     }
   }
 
@@ -582,14 +603,14 @@ public final class DeviceClient implements AutoCloseable {
     if (isClosing() && code == CloseCode.NORMAL) {
       return Outcome.done("closed");
     }
-    return Outcome.terminal(new DeviceException(c.code(),
+    return Outcome.terminal(new DeviceException(DeviceException.Reason.NODE_CLOSE, c.code(),
         "CLOSE " + c.code() + (code == null ? "" : " " + code) + ": " + c.reason()));
   }
 
   private RuntimeException closeOutcome(Frame.Close c) {
     Outcome o = closeOutcomeOf(c);
     if (o.error != null) {
-      return new Fatal(c.code(), o.error.getMessage());
+      return new Fatal(DeviceException.Reason.NODE_CLOSE, c.code(), o.error.getMessage());
     }
     return new Retry(o.cause);
   }
@@ -597,7 +618,8 @@ public final class DeviceClient implements AutoCloseable {
   private static RuntimeException errorOutcome(Frame.Error e) {
     ErrorCode code = ErrorCode.fromWire(e.code());
     String message = "ERROR " + e.code() + (code == null ? "" : " " + code) + ": " + e.message();
-    return code != null && code.retryable ? new Retry(message) : new Fatal(e.code(), message);
+    return code != null && code.retryable ? new Retry(message)
+        : new Fatal(DeviceException.Reason.NODE_ERROR, e.code(), message);
   }
 
   private boolean isClosing() {
@@ -663,7 +685,7 @@ public final class DeviceClient implements AutoCloseable {
       throw terminal;
     }
     if (terminalCause != null || closing) {
-      throw new DeviceException(0, "client is closed");
+      throw new DeviceException(DeviceException.Reason.CLOSED, "client is closed");
     }
   }
 
@@ -675,11 +697,29 @@ public final class DeviceClient implements AutoCloseable {
     }
   }
 
-  private static String describe(Exception e) {
+  /** What went wrong with {@code target}, in words a person can act on. */
+  private String describe(Exception e, InetSocketAddress target) {
+    String at = address(target);
     if (e instanceof EOFException) {
-      return "connection closed by the node";
+      return "connection to " + at + " closed by the other side";
+    } else if (e instanceof UnknownHostException || target.isUnresolved()) {
+      return "unknown host '" + target.getHostString() + "'";
+    } else if (e instanceof ConnectException && String.valueOf(e.getMessage()).contains("refused")) {
+      return "connection refused: nothing listens on " + at;
+    } else if (e instanceof SocketTimeoutException) {
+      // The handshake's read timeout becomes a Retry of its own: this one is the connect's.
+      return "no answer from " + at + " within " + DurationText.of(settings.connectTimeout) + " (connect timeout)";
+    } else if (e instanceof NoRouteToHostException) {
+      return "no route to " + at;
+    } else if (e instanceof Retry) {
+      return e.getMessage();
     }
-    return e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
+    return at + ": " + e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
+  }
+
+  /** {@code host:port} as the user wrote it, without the resolved address. */
+  static String address(InetSocketAddress a) {
+    return a.getHostString() + ":" + a.getPort();
   }
 
   private static void closeQuietly(Socket s) {
@@ -716,6 +756,24 @@ public final class DeviceClient implements AutoCloseable {
       Decoded d = reader.next();
       if (d instanceof Decoded.Malformed m) {
         throw new Retry("node sent a malformed frame: " + m.reason());
+      }
+      return ((Decoded.Ok) d).frame();
+    }
+
+    /**
+     * The answer to the HELLO. A Berth node never answers with bytes that are not a frame, so
+     * such an answer means the address is some other service: retrying it cannot help.
+     */
+    Frame readFirst() throws IOException {
+      Decoded d = reader.next();
+      if (d instanceof Decoded.Malformed m) {
+        String at = DeviceClient.address(address);
+        if (reader.lastLengthField() == HTTP) {
+          throw new Fatal(DeviceException.Reason.NOT_A_NODE, 0, at + " answers HTTP: this is probably a node's "
+              + "management port; devices connect to the edge port (berth.edge.port, 7000 by default)");
+        }
+        throw new Fatal(DeviceException.Reason.NOT_A_NODE, 0, at + " does not answer with Berth frames ("
+            + m.reason() + "): is it a Berth node's edge port?");
       }
       return ((Decoded.Ok) d).frame();
     }
@@ -818,12 +876,14 @@ public final class DeviceClient implements AutoCloseable {
     }
   }
 
-  /** The node refused the device for good. */
+  /** The node refused the device for good, or the client found it cannot go on. */
   private static final class Fatal extends RuntimeException {
+    final DeviceException.Reason reason;
     final int code;
 
-    Fatal(int code, String message) {
+    Fatal(DeviceException.Reason reason, int code, String message) {
       super(message, null, false, false);
+      this.reason = reason;
       this.code = code;
     }
   }

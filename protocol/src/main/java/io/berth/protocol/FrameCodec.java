@@ -20,6 +20,12 @@ public final class FrameCodec {
   public static final int HEADER_SIZE = 4;
   /** Default limit of the length field (type byte plus body), PROTOCOL.md#limits. */
   public static final int DEFAULT_MAX_FRAME_SIZE = 65_536;
+  /**
+   * The smallest max-frame-size a node may be configured with: the largest HELLO a valid device
+   * can send (64-character device id, socket name and mapping, a 19-digit expiry: length 295)
+   * fits with room to spare, so that no setting refuses a valid device's handshake.
+   */
+  public static final int MIN_MAX_FRAME_SIZE = 512;
   /** Bytes of a DATA frame that are not payload: type (1) and seq (8). */
   public static final int DATA_OVERHEAD = 1 + 8;
   public static final int MAX_STRING_BYTES = 65_535;
@@ -184,13 +190,25 @@ public final class FrameCodec {
     return null;
   }
 
-  /** Decodes a body whose type byte was already read; {@code body} holds exactly the body. */
-  public static Decoded decodeBody(int typeByte, ByteBuffer body) {
-    FrameType type = FrameType.fromWire(typeByte);
-    if (type == null) {
+  /**
+   * Checks a type byte: {@code null} when it is a defined frame type, else the error to answer
+   * with. Stream readers call it as soon as the byte is in, before the body.
+   */
+  public static Decoded checkType(int typeByte) {
+    if (FrameType.fromWire(typeByte) == null) {
       return malformed(ErrorCode.UNKNOWN_FRAME_TYPE,
           String.format("unknown frame type 0x%02X (expected 0x01..0x0A)", typeByte));
     }
+    return null;
+  }
+
+  /** Decodes a body whose type byte was already read; {@code body} holds exactly the body. */
+  public static Decoded decodeBody(int typeByte, ByteBuffer body) {
+    Decoded badType = checkType(typeByte);
+    if (badType != null) {
+      return badType;
+    }
+    FrameType type = FrameType.fromWire(typeByte);
     ByteBuffer in = body.slice().order(ByteOrder.BIG_ENDIAN);
     try {
       Frame frame = switch (type) {

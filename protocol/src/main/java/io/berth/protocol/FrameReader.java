@@ -14,6 +14,7 @@ public final class FrameReader {
 
   private final DataInputStream in;
   private volatile int maxFrameSize;
+  private int lastLengthField;
 
   public FrameReader(InputStream in, int maxFrameSize) {
     this.in = in instanceof DataInputStream d ? d : new DataInputStream(in);
@@ -26,7 +27,8 @@ public final class FrameReader {
    * @throws EOFException when the stream ends, cleanly or mid-frame
    */
   public Decoded next() throws IOException {
-    long declared = Integer.toUnsignedLong(in.readInt());
+    lastLengthField = in.readInt();
+    long declared = Integer.toUnsignedLong(lastLengthField);
     Decoded problem = FrameCodec.checkDeclaredLength(declared, maxFrameSize);
     if (problem != null) {
       return problem;
@@ -35,6 +37,14 @@ public final class FrameReader {
     byte[] body = new byte[(int) declared - 1];
     in.readFully(body);
     return FrameCodec.decodeBody(type, ByteBuffer.wrap(body));
+  }
+
+  /**
+   * The raw length field of the last frame {@link #next} began: lets a client recognise what
+   * answered when it is not a frame (the bytes {@code HTTP}, say).
+   */
+  public int lastLengthField() {
+    return lastLengthField;
   }
 
   /** Changes the limit, e.g. to the one the node announced in its WELCOME. */

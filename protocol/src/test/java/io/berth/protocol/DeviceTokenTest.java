@@ -65,4 +65,84 @@ class DeviceTokenTest {
       assertThat(DeviceToken.verify(SECRET, "d1", bad, NOW)).as(bad).isEqualTo(DeviceToken.Verdict.MALFORMED);
     }
   }
+
+  private static final String SIGNATURE = "f96bdf916e44957488fc61d8fcef94ae3dcf21de767ab850f85d10d97e9e8fa4";
+
+  private static void assertRefusedAsMalformed(String token, String reasonContains) {
+    DeviceToken.Check check = DeviceToken.check(SECRET, "d1", token, NOW.minusSeconds(3600));
+    assertThat(check.verdict()).as(token).isEqualTo(DeviceToken.Verdict.MALFORMED);
+    assertThat(check.reason()).as(token).contains(reasonContains);
+  }
+
+  @Test
+  void theDocumentedTokenHasTheCanonicalForm() {
+    assertThat(DeviceToken.formProblem("1767225600:" + SIGNATURE)).isNull();
+    assertThat(DeviceToken.check(SECRET, "d1", "1767225600:" + SIGNATURE, NOW.minusSeconds(1)).verdict())
+        .isEqualTo(DeviceToken.Verdict.VALID);
+  }
+
+  @Test
+  void uppercaseHexIsRefusedSoThatATokenHasOneSpelling() {
+    assertRefusedAsMalformed("1767225600:" + SIGNATURE.toUpperCase(java.util.Locale.ROOT), "lowercase hex");
+    assertRefusedAsMalformed("1767225600:F" + SIGNATURE.substring(1), "found 'F' at position 11");
+  }
+
+  @Test
+  void aSignatureOfAnotherLengthIsRefused() {
+    assertRefusedAsMalformed("1767225600:" + SIGNATURE.substring(2), "64 hex digits, found 62");
+    assertRefusedAsMalformed("1767225600:" + SIGNATURE + "00", "found 66");
+    assertRefusedAsMalformed("1767225600:" + SIGNATURE + ":", "found 65");
+  }
+
+  @Test
+  void anExpiryWithALeadingZeroSignOrSpaceIsRefused() {
+    assertRefusedAsMalformed("01767225600:" + SIGNATURE, "leading zero");
+    assertRefusedAsMalformed("+1767225600:" + SIGNATURE, "decimal digits, found '+'");
+    assertRefusedAsMalformed("-1:" + SIGNATURE, "decimal digits, found '-'");
+    assertRefusedAsMalformed(" 1767225600:" + SIGNATURE, "decimal digits, found ' '");
+    assertRefusedAsMalformed("1767225600 :" + SIGNATURE, "decimal digits, found ' '");
+    assertRefusedAsMalformed(":" + SIGNATURE, "expiry before ':' is empty");
+    assertRefusedAsMalformed("1767225600" + SIGNATURE, "no ':'");
+  }
+
+  @Test
+  void aLeadingZeroSignedOverItsLiteralTextIsStillRefused() {
+    // The message is signed over the text of the expiry; a padded expiry is not canonical however signed.
+    String padded = "0" + 1767225600L;
+    assertRefusedAsMalformed(padded + ":" + hmacHex("d1:" + padded), "leading zero");
+  }
+
+  @Test
+  void theExpiryRangeEndsAt2To63Minus1() {
+    String max = String.valueOf(Long.MAX_VALUE);
+    String token = max + ":" + hmacHex("d1:" + max);
+    assertThat(DeviceToken.check(SECRET, "d1", token, NOW).verdict()).isEqualTo(DeviceToken.Verdict.VALID);
+    assertRefusedAsMalformed("9223372036854775808:" + SIGNATURE, "above 2^63 - 1");
+    assertRefusedAsMalformed("10000000000000000000:" + SIGNATURE, "above 2^63 - 1");
+  }
+
+  @Test
+  void expiryZeroIsWellFormedAndExpired() {
+    String token = "0:" + hmacHex("d1:0");
+    assertThat(DeviceToken.formProblem(token)).isNull();
+    assertThat(DeviceToken.check(SECRET, "d1", token, NOW).verdict()).isEqualTo(DeviceToken.Verdict.EXPIRED);
+  }
+
+  @Test
+  void eachRefusalSaysWhy() {
+    String token = DeviceToken.mint(SECRET, "d1", NOW.plusSeconds(60));
+    assertThat(DeviceToken.check(SECRET, "d2", token, NOW).reason()).contains("does not match");
+    assertThat(DeviceToken.check(SECRET, "d1", token, NOW.plusSeconds(61)).reason()).contains("expired at");
+    assertThat(DeviceToken.check(SECRET, "d1", token, NOW).reason()).isEmpty();
+  }
+
+  private static String hmacHex(String message) {
+    try {
+      javax.crypto.Mac mac = javax.crypto.Mac.getInstance("HmacSHA256");
+      mac.init(new javax.crypto.spec.SecretKeySpec(SECRET, "HmacSHA256"));
+      return java.util.HexFormat.of().formatHex(mac.doFinal(message.getBytes(StandardCharsets.UTF_8)));
+    } catch (java.security.GeneralSecurityException e) {
+      throw new IllegalStateException(e);
+    }
+  }
 }

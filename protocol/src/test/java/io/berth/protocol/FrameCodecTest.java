@@ -58,6 +58,26 @@ class FrameCodecTest {
   }
 
   @Test
+  void theLargestValidHelloFitsTheSmallestAllowedMaxFrameSize() {
+    String id = "d".repeat(SocketId.MAX_ID_LENGTH);
+    String token = Long.MAX_VALUE + ":" + "f".repeat(DeviceToken.SIGNATURE_HEX_LENGTH);
+    Frame.Hello largest = new Frame.Hello(1, true, Long.MAX_VALUE, id, token, id, "m".repeat(64));
+    byte[] bytes = FrameCodec.encode(largest);
+    assertThat(bytes.length - FrameCodec.HEADER_SIZE).isEqualTo(295).isLessThanOrEqualTo(FrameCodec.MIN_MAX_FRAME_SIZE);
+    assertThat(FrameCodec.decode(ByteBuffer.wrap(bytes), FrameCodec.MIN_MAX_FRAME_SIZE)).isEqualTo(new Decoded.Ok(largest));
+  }
+
+  @Test
+  void anUndefinedTypeByteIsReportedOnItsOwn() {
+    assertThat(FrameCodec.checkType(0x01)).isNull();
+    assertThat(FrameCodec.checkType(0x0A)).isNull();
+    assertThat(FrameCodec.checkType(0x00)).isInstanceOfSatisfying(Decoded.Malformed.class,
+        m -> assertThat(m.code()).isEqualTo(ErrorCode.UNKNOWN_FRAME_TYPE));
+    assertThat(FrameCodec.checkType(0x0B)).isInstanceOfSatisfying(Decoded.Malformed.class,
+        m -> assertThat(m.reason()).contains("0x0B"));
+  }
+
+  @Test
   void roundTripsEveryFrameType() {
     List<Frame> frames = List.of(
         new Frame.Hello(1, true, Long.MAX_VALUE, "device-1", "123:abc", "telemetry", "echo"),

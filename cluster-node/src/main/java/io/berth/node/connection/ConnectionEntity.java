@@ -936,6 +936,14 @@ public final class ConnectionEntity
           "socket " + socketId + " does not belong to device " + cmd.deviceId()));
       return Effect().noReply();
     }
+    if (cmd.resume() && cmd.lastReceived() > state.lastDownlinkSeq()) {
+      // The device claims frames this socket never sent: its state is another socket's or
+      // stale. Taking the claim would drop the outbox unsent (PROTOCOL.md#resuming).
+      cmd.edge().tell(new OpenRejected(ErrorCode.BAD_SEQUENCE.wire, "HELLO lastReceived " + cmd.lastReceived()
+          + " is beyond the last downlink seq " + state.lastDownlinkSeq() + " of socket " + socketId
+          + ": the device's state is not this socket's; open it with resume = 0"));
+      return Effect().noReply();
+    }
     ActorRef<ToEdge> previous = state.status() == Status.OPEN ? state.edge() : null;
     if (previous != null && !previous.equals(cmd.edge()) && !previous.equals(cmd.replacing())) {
       // Another connection is attached: this open takes the session from it only if its own
@@ -943,8 +951,7 @@ public final class ConnectionEntity
       cmd.edge().tell(new ConfirmTakeover(previous));
       return Effect().noReply();
     }
-    long acked = cmd.resume() ? Math.max(state.downlinkAcked(), Math.min(cmd.lastReceived(), state.lastDownlinkSeq()))
-        : state.downlinkAcked();
+    long acked = cmd.resume() ? Math.max(state.downlinkAcked(), cmd.lastReceived()) : state.downlinkAcked();
     acked = Math.max(acked, liveDownlinkAcked);
     Instant now = Instant.now();
     List<Event> events = new ArrayList<>();

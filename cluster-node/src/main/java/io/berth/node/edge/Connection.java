@@ -22,8 +22,9 @@ import org.apache.pekko.actor.typed.ActorRef;
  * DeviceSession.Inbound}; one batch is with the session at a time, and reading stops while the
  * next one holds {@code max-batch-bytes}, so TCP slows the device down. A length field outside
  * 1..{@code max-frame-size} is reported as soon as its four bytes are in (before any body is
- * buffered) and, since the byte stream cannot be trusted after it, the rest of the input is read
- * and discarded: the device still gets the session's ERROR and our FIN instead of a reset.
+ * buffered), an undefined type as soon as its byte is in, and, since the byte stream cannot be
+ * trusted after them, the rest of the input is read and discarded: the device still gets the
+ * session's ERROR and our FIN instead of a reset.
  *
  * <p>Outbound: {@link #offer} queues without blocking the session; ACKs are cumulative and
  * replace each other, so a device that reads slowly never makes them pile up. Each write takes
@@ -276,6 +277,16 @@ final class Connection {
         add(badLength);
         discarding = true;
         return;
+      }
+      if (buffer.remaining() > FrameCodec.HEADER_SIZE) {
+        // The type byte is judged as soon as it is in, like the length: no body is waited for
+        // behind a type that cannot be decoded (PROTOCOL.md#frame-layout).
+        Decoded badType = FrameCodec.checkType(buffer.get(at + FrameCodec.HEADER_SIZE) & 0xFF);
+        if (badType != null) {
+          add(badType);
+          discarding = true;
+          return;
+        }
       }
       int size = FrameCodec.HEADER_SIZE + (int) declared;
       if (buffer.remaining() < size) {

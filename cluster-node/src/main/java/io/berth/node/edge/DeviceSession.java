@@ -351,6 +351,13 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         continue;
       }
       if (frame instanceof Frame.Data data) {
+        if (data.seq() == 0) {
+          // Never a replay: no DATA is numbered 0. Dropping it as one would lose the frame of a
+          // device that counts from 0 without telling it (PROTOCOL.md#data).
+          flush(forward);
+          fail(ErrorCode.BAD_SEQUENCE, "DATA seq 0: sequence numbers start at 1");
+          return;
+        }
         if (data.seq() <= highestForwarded) {
           // A replay of a frame the entity has or is about to confirm: acknowledge, do not forward.
           repeatAck = true;
@@ -368,7 +375,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         forward.add(data);
         highestForwarded = data.seq();
       } else if (frame instanceof Frame.Ack ack) {
-        deviceAck = Math.max(deviceAck, ack.seq());
+        // Each ACK counts by itself (PROTOCOL.md#ack): one above what was sent is ignored, not
+        // merged with the valid ones read in the same batch.
+        if (ack.seq() <= highestPushed) {
+          deviceAck = Math.max(deviceAck, ack.seq());
+        }
       } else if (frame instanceof Frame.Ping ping) {
         offer(new Frame.Pong(ping.nonce()));
       } else if (frame instanceof Frame.Pong) {
@@ -489,14 +500,19 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
           + " characters of A-Z a-z 0-9 . _ -");
       return;
     }
-    switch (DeviceToken.verify(settings.secret(), hello.deviceId(), hello.token(), Instant.now())) {
+    DeviceToken.Check token = DeviceToken.check(settings.secret(), hello.deviceId(), hello.token(), Instant.now());
+    switch (token.verdict()) {
       case VALID -> { }
       case EXPIRED -> {
         fail(ErrorCode.TOKEN_EXPIRED, "token expired");
         return;
       }
-      default -> {
-        fail(ErrorCode.AUTH_FAILED, "invalid token for device " + hello.deviceId());
+      case MALFORMED -> {
+        fail(ErrorCode.AUTH_FAILED, "malformed token for device " + hello.deviceId() + ": " + token.reason());
+        return;
+      }
+      case BAD_SIGNATURE -> {
+        fail(ErrorCode.AUTH_FAILED, "invalid token for device " + hello.deviceId() + ": " + token.reason());
         return;
       }
     }
@@ -518,7 +534,12 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       getContext().getLog().warn("Cannot read mapping '{}': {}", m.name(), m.failure().getMessage());
       fail(ErrorCode.UNAVAILABLE, "the mapping registry is not available; reconnect later");
     } else if (m.found().isEmpty()) {
-      fail(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + m.name() + "'");
+      // The known names are not listed: they are operator configuration, which a device's token
+      // does not entitle it to read (PROTOCOL.md#error-codes, 203). Where to look is said instead.
+      fail(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + m.name() + "'"
+          + (m.hello().mapping().isEmpty() ? " (this node's default mapping)"
+              : "; an empty mapping name opens the node's default, '" + settings.defaultMapping() + "'")
+          + "; operators list the mappings with GET /api/mappings on a node's management port");
     } else {
       Frame.Hello hello = m.hello();
       opening = new ConnectionEntity.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),

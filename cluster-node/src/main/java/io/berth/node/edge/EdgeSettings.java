@@ -40,9 +40,10 @@ public record EdgeSettings(
       throw new IllegalArgumentException("berth.edge.max-batch-bytes must be at most 192 KiB: batches cross "
           + "the network in one Artery message");
     }
-    if (maxFrameSize < 64 || maxFrameSize > maxBatchBytes) {
-      throw new IllegalArgumentException("berth.edge.max-frame-size must be between 64 B and "
-          + "berth.edge.max-batch-bytes (" + maxBatchBytes + " B)");
+    if (maxFrameSize < FrameCodec.MIN_MAX_FRAME_SIZE || maxFrameSize > maxBatchBytes) {
+      throw new IllegalArgumentException("berth.edge.max-frame-size must be between "
+          + FrameCodec.MIN_MAX_FRAME_SIZE + " B (the largest valid HELLO must fit) and berth.edge.max-batch-bytes ("
+          + maxBatchBytes + " B), got " + maxFrameSize + " B");
     }
     if (secret.length < MIN_SECRET_BYTES) {
       throw new IllegalArgumentException("berth.auth.secret (BERTH_SECRET) must be set to at least "

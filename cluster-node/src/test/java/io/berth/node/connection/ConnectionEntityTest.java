@@ -18,6 +18,7 @@ import io.berth.node.connection.ConnectionEntity.ToEdge;
 import io.berth.node.connection.ConnectionEntity.Welcomed;
 import io.berth.node.mapping.Mapping;
 import io.berth.protocol.CloseCode;
+import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -254,6 +255,21 @@ class ConnectionEntityTest {
     assertThat(w.lastAccepted()).isEqualTo(3);
     assertThat(w.downlinkAcked()).isEqualTo(2);
     assertThat(again.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(3L);
+  }
+
+  @Test
+  void aResumeClaimingDownlinkFramesNeverSentIsRefusedAndTheOutboxKept() {
+    open(edge, "echo");
+    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    edge.expectMessageClass(Delivered.class);
+    edge.expectMessageClass(Push.class);
+    TestProbe<ToEdge> stale = KIT.createTestProbe(ToEdge.class);
+    CommandResult<Command, Event, State> refused = entity.runCommand(resumeBy(stale, 4));
+    assertThat(refused.hasNoEvents()).isTrue();
+    assertThat(refused.state().outbox()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L);
+    ConnectionEntity.OpenRejected r = stale.expectMessageClass(ConnectionEntity.OpenRejected.class);
+    assertThat(r.errorCode()).isEqualTo(ErrorCode.BAD_SEQUENCE.wire);
+    assertThat(r.reason()).contains("lastReceived 4", "last downlink seq 3");
   }
 
   @Test

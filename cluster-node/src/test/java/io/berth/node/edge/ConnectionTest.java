@@ -229,6 +229,34 @@ class ConnectionTest {
   }
 
   @Test
+  void anUndefinedTypeIsReportedAsSoonAsItsByteIsInNotAfterTheBody() throws Exception {
+    Socket[] device = new Socket[1];
+    connected(device, 1024, 64);
+    // Declares 1000 bytes and sends only the type byte: the body is never waited for.
+    device[0].getOutputStream().write(new byte[] {0, 0, 0x03, (byte) 0xE8, 0x7F});
+    device[0].getOutputStream().flush();
+
+    DeviceSession.Inbound inbound = session.expectMessageClass(DeviceSession.Inbound.class, WAIT);
+    assertThat(inbound.frames()).singleElement().isInstanceOfSatisfying(Decoded.Malformed.class,
+        bad -> assertThat(bad.code()).isEqualTo(ErrorCode.UNKNOWN_FRAME_TYPE));
+  }
+
+  @Test
+  void aFrameCutShortByTheEndOfInputIsDroppedAfterTheWholeFramesBeforeIt() throws Exception {
+    Socket[] device = new Socket[1];
+    connected(device, 1024, 64);
+    Frame.Ping whole = new Frame.Ping(1);
+    byte[] cut = FrameCodec.encode(new Frame.Data(1, new byte[] {1, 2, 3}));
+    OutputStream out = device[0].getOutputStream();
+    out.write(encode(List.of(whole)));
+    out.write(cut, 0, cut.length - 1);
+    out.flush();
+    device[0].shutdownOutput();
+
+    assertThat(readAll()).singleElement().isEqualTo(new Decoded.Ok(whole));
+  }
+
+  @Test
   void aZeroLengthIsMalformed() throws Exception {
     Socket[] device = new Socket[1];
     connected(device, 1024, 64);

@@ -3,12 +3,14 @@ package io.berth.protocol.cli;
 import io.berth.protocol.DeviceClient;
 import io.berth.protocol.DeviceException;
 import io.berth.protocol.DeviceListener;
+import io.berth.protocol.DurationText;
 import io.berth.protocol.LinkStatus;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
 import io.berth.protocol.FrameCodec;
 import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
@@ -19,6 +21,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Properties;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -33,15 +36,19 @@ import picocli.CommandLine.Option;
  * (and, with {@code --expect N}, N lines were received).
  */
 @Command(name = "device", mixinStandardHelpOptions = true, sortOptions = false,
+    versionProvider = DeviceCli.Version.class,
     description = {"Connects a device to a Berth cluster: stdin lines go up as DATA frames, "
         + "DATA frames come down as stdout lines.",
-        "Exit codes: 0 done, 1 bad arguments, 2 refused by the node, 3 no node reachable, "
-        + "4 timed out waiting for acknowledgements or lines."})
+        "Exit codes: 0 done, 1 bad arguments, 2 refused by the node, 3 no node reachable (or the "
+        + "address is not a node's device port), 4 timed out waiting for acknowledgements or lines."})
 public final class DeviceCli implements Callable<Integer> {
 
   static final int REFUSED = 2;
   static final int UNREACHABLE = 3;
   static final int TIMED_OUT = 4;
+
+  /** While no connection succeeds: the first failure is explained, then one line this often. */
+  static final Duration RETRY_REPORT_EVERY = Duration.ofSeconds(30);
 
   @Option(names = "--connect", required = true, split = ",", paramLabel = "HOST:PORT",
       description = "Node addresses, tried in turn on every (re)connect.")
@@ -82,6 +89,11 @@ public final class DeviceCli implements Callable<Integer> {
 
   private final PrintStream out;
   private final PrintStream err;
+  /** Where the token came from, for the hint after a refused token. */
+  private String credentialSource;
+  /** The failing streak of connection attempts: when it started, when it was last reported. */
+  private long failingSince;
+  private long lastRetryReport;
 
   DeviceCli(PrintStream out, PrintStream err) {
     this.out = out;
@@ -124,6 +136,7 @@ public final class DeviceCli implements Callable<Integer> {
 
       @Override
       public void onConnected(Frame.Welcome welcome, String address) {
+        failingSince = 0;
         if (verbose) {
           err.println("device: connected to " + address + " as " + welcome.socketId()
               + " (last accepted " + welcome.lastAccepted() + ")");
@@ -139,6 +152,11 @@ public final class DeviceCli implements Callable<Integer> {
       @Override
       public void onDisconnected(String address, String cause) {
         err.println("device: connection to " + address + " lost (" + cause + "), reconnecting");
+      }
+
+      @Override
+      public void onConnectFailed(String address, String cause, int attempt) {
+        reportFailedAttempt(address, cause, attempt);
       }
     });
     if (expect <= 0) {
@@ -187,20 +205,64 @@ public final class DeviceCli implements Callable<Integer> {
     }
   }
 
+  /**
+   * Keeps a streak of failed attempts readable: the first is explained with what to check, then
+   * one short line every {@link #RETRY_REPORT_EVERY} (every attempt with {@code --verbose}); the
+   * client's final error sums the streak up.
+   */
+  void reportFailedAttempt(String address, String cause, int attempt) {
+    long now = System.nanoTime();
+    if (attempt == 1 || failingSince == 0) {
+      failingSince = now;
+      lastRetryReport = now;
+      err.println("device: cannot connect to " + address + ": " + cause);
+      String hint = connectHint(cause);
+      if (hint != null) {
+        err.println("device: " + hint);
+      }
+      err.println("device: retrying for up to " + DurationText.of(Duration.ofSeconds(giveUpSeconds))
+          + " (--give-up-after)" + (verbose ? "" : ", reporting every " + DurationText.of(RETRY_REPORT_EVERY)));
+      return;
+    }
+    if (verbose || now - lastRetryReport >= RETRY_REPORT_EVERY.toNanos()) {
+      lastRetryReport = now;
+      err.println("device: still no connection after " + DurationText.of(Duration.ofNanos(now - failingSince))
+          + " (" + attempt + " attempts), last: " + cause);
+    }
+  }
+
+  static String connectHint(String cause) {
+    if (cause.startsWith("connection refused")) {
+      return "is the cluster up (scripts/cluster.sh status)? Devices connect to a node's edge port: "
+          + "berth.edge.port, 7000 by default; scripts/cluster.sh up uses 7001, 7002, 7003";
+    }
+    if (cause.startsWith("unknown host")) {
+      return "check the host name in --connect";
+    }
+    if (cause.startsWith("no answer")) {
+      return "a firewall may drop the connection, or the host is down";
+    }
+    return null;
+  }
+
   private String credentials(DeviceClient.Builder builder) throws IOException {
     if (token != null) {
       builder.token(token);
+      credentialSource = "--token";
       return null;
     }
     String s = secret;
+    credentialSource = "--secret";
     if (s == null && secretFile != null) {
       if (!Files.isReadable(secretFile)) {
         return "cannot read the secret file " + secretFile;
       }
       s = Files.readString(secretFile).strip();
+      credentialSource = "--secret-file " + secretFile;
     }
     if (s == null) {
       s = System.getenv("BERTH_SECRET");
+      credentialSource = "$BERTH_SECRET";
     }
     if (s == null || s.isEmpty()) {
       return "no credentials: give --token, --secret, --secret-file or set BERTH_SECRET";
@@ -211,8 +273,52 @@ public final class DeviceCli implements Callable<Integer> {
 
   private int fail(DeviceException e) {
     err.println("device: " + e.getMessage());
-    ErrorCode code = ErrorCode.fromWire(e.code());
-    return code == ErrorCode.UNAVAILABLE ? UNREACHABLE : REFUSED;
+    String hint = e.reason() == DeviceException.Reason.NODE_ERROR ? refusalHint(ErrorCode.fromWire(e.code())) : null;
+    if (hint != null) {
+      err.println("device: " + hint);
+    }
+    return switch (e.reason()) {
+      case UNREACHABLE, NOT_A_NODE -> UNREACHABLE;
+      default -> REFUSED;
+    };
+  }
+
+  /** What the user can do about a refusal; the node's message says what was wrong. */
+  String refusalHint(ErrorCode code) {
+    if (code == null) {
+      return null;
+    }
+    return switch (code) {
+      case AUTH_FAILED -> (credentialSource.equals("--token")
+          ? "the token given with --token must be minted for device '" + device + "' with the nodes' fleet secret"
+          : "the token was minted with the secret from " + credentialSource + ", which must be the nodes' fleet "
+              + "secret")
+          + " (setting berth.auth.secret, $BERTH_SECRET on the nodes). Give it with --secret, --secret-file or "
+          + "$BERTH_SECRET; scripts/cluster.sh up writes its secret to .berth/cluster/secret, which "
+          + "scripts/device.sh uses when no secret is given";
+      case TOKEN_EXPIRED -> credentialSource.equals("--token")
+          ? "mint a fresh token, or give the secret instead (--secret, --secret-file, $BERTH_SECRET)"
+          : "the token was minted a moment ago for 24 hours: is this machine's clock far behind the node's?";
+      case UNKNOWN_MAPPING -> "operators list the mappings with GET /api/mappings on a node's management port "
+          + "(scripts/cluster.sh up: curl http://127.0.0.1:8551/api/mappings); without --mapping the socket "
+          + "opens with the node's default mapping";
+      default -> null;
+    };
+  }
+
+  /** The project version, from the resource the build fills in. */
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() throws IOException {
+      Properties p = new Properties();
+      try (InputStream in = DeviceCli.class.getResourceAsStream("/io/berth/protocol/version.properties")) {
+        if (in != null) {
+          p.load(in);
+        }
+      }
+      return new String[] {"device (Berth) " + p.getProperty("version", "unknown"),
+          "protocol version " + FrameCodec.VERSION};
+    }
   }
 
   public static void main(String[] args) {

@@ -1,0 +1,130 @@
+package io.berth.protocol.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.berth.protocol.ErrorCode;
+import io.berth.protocol.Frame;
+import io.berth.protocol.FrameCodec;
+import io.berth.protocol.FrameReader;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+/** What the command-line device tells a user who got something wrong, against stand-in servers. */
+class DeviceCliTest {
+
+  private static final String SECRET = "sixteen-bytes-or-more";
+
+  private final ByteArrayOutputStream out = new ByteArrayOutputStream();
+  private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+  private ServerSocket server;
+
+  @AfterEach
+  void closeServer() throws IOException {
+    if (server != null) {
+      server.close();
+    }
+  }
+
+  private int run(String... args) {
+    CommandLine cmd = new CommandLine(new DeviceCli(new PrintStream(out, true, StandardCharsets.UTF_8),
+        new PrintStream(err, true, StandardCharsets.UTF_8)));
+    cmd.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));
+    cmd.setErr(new PrintWriter(err, true, StandardCharsets.UTF_8));
+    return cmd.execute(args);
+  }
+
+  private String err() {
+    return err.toString(StandardCharsets.UTF_8);
+  }
+
+  /** Answers every connection with {@code answer}, after reading what the device sends first; counts them. */
+  private AtomicInteger serve(byte[] answer, boolean readHello) throws IOException {
+    server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+    AtomicInteger connections = new AtomicInteger();
+    Thread t = new Thread(() -> {
+      while (!server.isClosed()) {
+        try (Socket s = server.accept()) {
+          connections.incrementAndGet();
+          if (readHello) {
+            new FrameReader(s.getInputStream(), FrameCodec.DEFAULT_MAX_FRAME_SIZE).next();
+          } else {
+            s.getInputStream().read(new byte[64]);
+          }
+          s.getOutputStream().write(answer);
+          s.getOutputStream().flush();
+          s.shutdownOutput();
+          s.getInputStream().readAllBytes();
+        } catch (IOException e) {
+          // closed by the test, or the device hung up: next
+        }
+      }
+    });
+    t.setDaemon(true);
+    t.start();
+    return connections;
+  }
+
+  private String address() {
+    return "127.0.0.1:" + server.getLocalPort();
+  }
+
+  @Test
+  void versionPrintsTheProjectVersion() {
+    assertThat(run("--version")).isZero();
+    assertThat(out.toString(StandardCharsets.UTF_8)).containsPattern("device \\(Berth\\) \\d+\\.\\d+")
+        .contains("protocol version 1");
+  }
+
+  @Test
+  void aPortWithNothingListeningIsExplainedOnceAndSummedUpInWords() throws IOException {
+    int port;
+    try (ServerSocket free = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      port = free.getLocalPort();
+    }
+    int code = run("--connect", "127.0.0.1:" + port, "--device", "d1", "--secret", SECRET, "--give-up-after", "2");
+    assertThat(code).isEqualTo(DeviceCli.UNREACHABLE);
+    assertThat(err()).contains("connection refused: nothing listens on 127.0.0.1:" + port)
+        .contains("is the cluster up").contains("edge port")
+        .contains("no node accepted a connection in 2 seconds (")
+        .doesNotContain("PT2S");
+    assertThat(err().lines().count()).as(err()).isLessThanOrEqualTo(5);
+  }
+
+  @Test
+  void anHttpAnswerIsRecognisedAsTheManagementPortAndNotRetried() throws IOException {
+    AtomicInteger connections = serve("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+        .getBytes(StandardCharsets.US_ASCII), false);
+    int code = run("--connect", address(), "--device", "d1", "--secret", SECRET, "--give-up-after", "5");
+    assertThat(code).isEqualTo(DeviceCli.UNREACHABLE);
+    assertThat(err()).contains(address() + " answers HTTP").contains("management port")
+        .contains("edge port (berth.edge.port, 7000 by default)").doesNotContain("1213486160");
+    assertThat(connections.get()).isEqualTo(1);
+  }
+
+  @Test
+  void aRefusedTokenSaysWhereTheRightSecretComesFrom() throws IOException {
+    serve(FrameCodec.encode(new Frame.Error(ErrorCode.AUTH_FAILED, "invalid token for device d1")), true);
+    int code = run("--connect", address(), "--device", "d1", "--secret", SECRET);
+    assertThat(code).isEqualTo(DeviceCli.REFUSED);
+    assertThat(err()).contains("ERROR 200").contains("secret from --secret")
+        .contains("berth.auth.secret").contains("--secret-file").contains(".berth/cluster/secret");
+  }
+
+  @Test
+  void anUnknownMappingSaysHowToListTheMappings() throws IOException {
+    serve(FrameCodec.encode(new Frame.Error(ErrorCode.UNKNOWN_MAPPING, "no mapping named 'x'")), true);
+    int code = run("--connect", address(), "--device", "d1", "--secret", SECRET, "--mapping", "x");
+    assertThat(code).isEqualTo(DeviceCli.REFUSED);
+    assertThat(err()).contains("GET /api/mappings");
+  }
+}
