@@ -276,8 +276,10 @@ class MigrationIT {
       await().atMost(Duration.ofMinutes(1)).until(() -> streams.stream().allMatch(s -> s.distinctEchoed() >= 1_000));
       long asked = System.nanoTime();
       post(nodes.node(0).managementUrl() + "/api/nodes/" + hostPort(drained) + "/drain");
-      // Pekko Management answers a failed readiness check with 500.
+      // Pekko Management answers a failed readiness check with 500, naming the check and why.
       await().atMost(Duration.ofSeconds(30)).until(() -> HttpProbe.status(drained.managementUrl() + "/ready") == 500);
+      assertThat(HttpProbe.get(drained.managementUrl() + "/ready").body())
+          .contains("io.berth.node.ops.EdgeReadiness").contains("node is draining").doesNotContain("Lambda");
       await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(200)).until(() ->
           streams.stream().allMatch(s -> s.client().connectionCount() >= 2)
               && onDrained.stream().noneMatch(d -> nodes.entityNode(d).equals(drained.address().toString())));
