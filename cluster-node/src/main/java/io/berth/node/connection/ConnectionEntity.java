@@ -1,5 +1,6 @@
 package io.berth.node.connection;
 
+import com.fasterxml.jackson.annotation.JsonAlias;
 import com.fasterxml.jackson.annotation.JsonIgnore;
 import io.berth.node.balance.LoadRegistry;
 import io.berth.node.balance.MigrationLog;
@@ -384,11 +385,17 @@ public final class ConnectionEntity
     CLOSED
   }
 
+  /**
+   * What a socket counted over its life (docs/operator-api.md#a-socket). {@code
+   * downlinkDiscarded}: downlink frames the device had not acknowledged when the socket closed,
+   * dropped with the session (PROTOCOL.md, CLOSE); rows written before it had this name call it
+   * {@code discarded}.
+   */
   public record Counters(
-      long framesIn, long bytesIn, long duplicates, long framesOut, long bytesOut, long connections, long discarded,
-      long batches, long parked, long relayedOut, long relayedIn)
+      long framesIn, long bytesIn, long duplicates, long framesOut, long bytesOut, long connections,
+      @JsonAlias("discarded") long downlinkDiscarded, long batches, long parked, long relayedIn)
       implements CborSerializable {
-    static final Counters ZERO = new Counters(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    static final Counters ZERO = new Counters(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 
     Counters in(int frames, long bytes, int dups, List<Frame.Data> out, boolean batch, boolean wasParked) {
       long outBytes = 0;
@@ -396,13 +403,13 @@ public final class ConnectionEntity
         outBytes += d.payload().length;
       }
       return new Counters(framesIn + frames, bytesIn + bytes, duplicates + dups, framesOut + out.size(),
-          bytesOut + outBytes, connections, discarded, batches + (batch ? 1 : 0), parked + (wasParked ? 1 : 0),
-          relayedOut, relayedIn);
+          bytesOut + outBytes, connections, downlinkDiscarded, batches + (batch ? 1 : 0),
+          parked + (wasParked ? 1 : 0), relayedIn);
     }
 
-    Counters relaying(long out, long in) {
-      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, discarded, batches, parked,
-          relayedOut + out, relayedIn + in);
+    Counters relaying(long in) {
+      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, downlinkDiscarded, batches,
+          parked, relayedIn + in);
     }
 
     Counters out(List<Frame.Data> out) {
@@ -410,13 +417,13 @@ public final class ConnectionEntity
     }
 
     Counters connected() {
-      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections + 1, discarded, batches,
-          parked, relayedOut, relayedIn);
+      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections + 1, downlinkDiscarded,
+          batches, parked, relayedIn);
     }
 
     Counters discarding(long n) {
-      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, discarded + n, batches,
-          parked, relayedOut, relayedIn);
+      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, downlinkDiscarded + n,
+          batches, parked, relayedIn);
     }
   }
 
@@ -496,7 +503,7 @@ public final class ConnectionEntity
       RelayMark mark = new RelayMark(e.outbound().get(0).seq(), e.outbound().get(e.outbound().size() - 1).seq(),
           e.peerFrom());
       return new State(s.status, deviceId, mapping, s.edge, s.edgeNode, s.lastAccepted, s.partialOffset, s.inFlight,
-          s.lastDownlinkSeq, s.downlinkAcked, s.outbox, s.counters.relaying(0, e.outbound().size()), openedAt,
+          s.lastDownlinkSeq, s.downlinkAcked, s.outbox, s.counters.relaying(e.outbound().size()), openedAt,
           e.at(), s.suspendedOn, s.lastDeliveryAt, link.relayed(e.relayIn(), mark), openPending);
     }
 
