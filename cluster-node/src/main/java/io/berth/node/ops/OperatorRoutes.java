@@ -108,8 +108,10 @@ public final class OperatorRoutes implements ManagementRouteProvider {
             path(PathMatchers.segment().slash("drain"), node -> concat(
                 post(() -> mutating(readOnly, () -> drain(node, true))),
                 delete(() -> mutating(readOnly, () -> drain(node, false))))))),
-        path("migrations", () -> get(() -> parameterOptional("limit", limit ->
-            parameterOptional("socket", socket -> migrations(limit, socket)))))));
+        pathPrefix("migrations", () -> get(() -> concat(
+            pathEndOrSingleSlash(() -> parameterOptional("limit", limit -> parameterOptional("socket", socket ->
+                parameterOptional("cause", cause -> migrations(limit, socket, cause))))),
+            path(PathMatchers.segment(), this::migration))))));
   }
 
   // ------------------------------------------------------------------ sockets
@@ -153,14 +155,25 @@ public final class OperatorRoutes implements ManagementRouteProvider {
       String shard = ConnectionEntity.shardOf(system, socketId);
       MigrationRequest request = new MigrationRequest(UUID.randomUUID().toString(), socketId, shard, target,
           System.currentTimeMillis());
-      LoadView.get(system).reporter().tell(new LoadReporter.Request(request));
-      Map<String, Object> body = new LinkedHashMap<>();
-      body.put("id", request.id());
-      body.put("socketId", socketId);
-      body.put("shard", shard);
-      body.put("from", status.node());
-      body.put("to", target.isEmpty() ? "the node with the most headroom" : target);
-      return complete(StatusCodes.ACCEPTED, body, Jackson.marshaller(json));
+      // The record exists before the request travels: the id answered finds it at once.
+      CompletionStage<Void> recorded = MigrationLog.get(system).insert(new MigrationLog.Migration(request.id(),
+          socketId, shard, "manual", MigrationLog.REQUESTED, status.node(), target.isEmpty() ? null : target, null,
+          null, null, Instant.ofEpochMilli(request.requestedAtMillis()), null, null, null, null, null, null));
+      String asked = target;
+      return onComplete(recorded, r -> {
+        if (r.isFailure()) {
+          return failure(r.failed().get());
+        }
+        LoadView.get(system).reporter().tell(new LoadReporter.Request(request));
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("id", request.id());
+        body.put("socketId", socketId);
+        body.put("shard", shard);
+        body.put("from", status.node());
+        body.put("to", asked.isEmpty() ? "the node with the most headroom" : asked);
+        body.put("record", "/api/migrations/" + request.id());
+        return complete(StatusCodes.ACCEPTED, body, Jackson.marshaller(json));
+      });
     }));
   }
 
@@ -346,7 +359,8 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     return complete(StatusCodes.ACCEPTED, body, Jackson.marshaller(json));
   }
 
-  private Route migrations(Optional<String> limitParam, Optional<String> socket) {
+  /** {@code GET /api/migrations[?socket=id&cause=auto|manual|drain&limit=n]}: newest first. */
+  private Route migrations(Optional<String> limitParam, Optional<String> socket, Optional<String> cause) {
     int limit;
     try {
       limit = limitParam.map(Integer::parseInt).orElse(50);
@@ -356,9 +370,24 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     if (limit < 1 || limit > 1000) {
       return error(StatusCodes.BAD_REQUEST, "limit must be between 1 and 1000");
     }
-    return onComplete(MigrationLog.get(system).recent(limit, socket.orElse(null)), result -> result.isSuccess()
-        ? complete(StatusCodes.OK, result.get(), Jackson.marshaller(json))
-        : failure(result.failed().get()));
+    if (cause.isPresent() && !List.of("auto", "manual", "drain").contains(cause.get())) {
+      return error(StatusCodes.BAD_REQUEST, "cause must be auto, manual or drain, got '" + cause.get() + "'");
+    }
+    return onComplete(MigrationLog.get(system).recent(limit, socket.orElse(null), cause.orElse(null)),
+        result -> result.isSuccess()
+            ? complete(StatusCodes.OK, result.get(), Jackson.marshaller(json))
+            : failure(result.failed().get()));
+  }
+
+  /** {@code GET /api/migrations/{id}}: the id a migrate request was answered with, or any record's. */
+  private Route migration(String id) {
+    return onComplete(MigrationLog.get(system).find(id), result -> {
+      if (result.isFailure()) {
+        return failure(result.failed().get());
+      }
+      return result.get().isPresent() ? complete(StatusCodes.OK, result.get().get(), Jackson.marshaller(json))
+          : error(StatusCodes.NOT_FOUND, "no migration '" + id + "'");
+    });
   }
 
   /** A member by its full address or by {@code host:port}. */

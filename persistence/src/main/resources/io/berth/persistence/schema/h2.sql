@@ -124,3 +124,14 @@ CREATE TABLE IF NOT EXISTS berth_link (
 );
 
 CREATE INDEX IF NOT EXISTS berth_link_updated_idx ON berth_link (updated_at);
+
+-- What became of a migration (requested, moving, waiting-for-traffic, completed, moved-idle,
+-- not-moved), why when it is not obvious, when the shard reached its new node, and for a
+-- drain how many shards and sockets it moved (docs/migration.md#the-record).
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS status VARCHAR(24);
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS note VARCHAR(1000);
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS moved_at TIMESTAMP WITH TIME ZONE;
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS shards INTEGER;
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS sockets INTEGER;
+CREATE INDEX IF NOT EXISTS berth_migration_cause_idx ON berth_migration (cause, started_at);
+
