@@ -23,7 +23,9 @@ public final class ShardRegionReadiness extends BerthHealthCheck {
 
   public ShardRegionReadiness(ActorSystem system) {
     this.system = system;
-    this.timeout = system.settings().config().getDuration("pekko.cluster.sharding.healthcheck.timeout");
+    // Half of Management's own bound on a check, so that the region's silence is reported as such.
+    this.timeout = system.settings().config().getDuration("pekko.management.health-checks.check-timeout")
+        .dividedBy(2);
   }
 
   @Override
