@@ -3,6 +3,8 @@ package io.berth.node;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.berth.node.connection.ConnectionEntity;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -32,8 +34,10 @@ class MigrationIT {
       berth.migration.sustain = 2s
       berth.migration.check-interval = 1s
       berth.migration.cooldown = 30s
+      berth.migration.idle-grace = 2s
       """;
   private static final HttpClient HTTP = HttpClient.newHttpClient();
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   /** Device ids whose sockets live on {@code node} (asking starts their entities). */
   private static List<String> socketsOn(TestNodes nodes, String node, String prefix, int count) {
@@ -221,10 +225,63 @@ class MigrationIT {
         streamer.awaitComplete(Duration.ofMinutes(2));
         assertExact(streamer, frames);
         assertThat(streamer.client().connectionCount()).as("the device did not notice").isEqualTo(1);
-        String log = awaitCompletedMigration(nodes, device);
-        assertThat(log).contains("\"cause\":\"manual\"").contains("\"to\":\"" + target.address() + "\"");
-        System.out.printf("FIGURE manual migration: on the target %.2f s after the request; record %s%n", took, log);
+        // The id the request was answered with finds its record, completed with the pause.
+        String id = JSON.readTree(answer).get("id").asText();
+        JsonNode record = awaitRecord(nodes.node(2), id, "completed");
+        assertThat(record.get("cause").asText()).isEqualTo("manual");
+        assertThat(record.get("from").asText()).isEqualTo(from);
+        assertThat(record.get("to").asText()).isEqualTo(target.address().toString());
+        assertThat(record.get("pauseMs").asLong()).isNotNegative();
+        assertThat(record.has("framesPerSecond")).as("the rate at the decision: %s", record).isTrue();
+        assertThat(HttpProbe.get(nodes.node(0).managementUrl() + "/api/migrations?socket=" + device).body())
+            .contains("\"id\":\"" + id + "\"");
+        System.out.printf("FIGURE manual migration: on the target %.2f s after the request; record %s%n", took,
+            record);
       }
+    }
+  }
+
+  /** The record a migration id names, once it has {@code status}; fails on any other final status. */
+  private static JsonNode awaitRecord(TestNodes.Node node, String id, String status) {
+    JsonNode[] record = new JsonNode[1];
+    await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200)).until(() -> {
+      HttpProbe.Response r = HttpProbe.get(node.managementUrl() + "/api/migrations/" + id);
+      assertThat(r.status()).as(r.body()).isEqualTo(200);
+      record[0] = JSON.readTree(r.body());
+      String now = record[0].get("status").asText();
+      if (!now.equals(status)) {
+        assertThat(now).as("record %s", record[0]).isIn("requested", "moving", "waiting-for-traffic");
+      }
+      return now.equals(status);
+    });
+    return record[0];
+  }
+
+  @Test
+  void aSocketWithNoTrafficIsMovedByHandAndItsRecordSaysItMovedIdle() throws Exception {
+    try (TestNodes nodes = new TestNodes(FAST + "berth.migration.enabled = off\n").start(2)) {
+      String device = TestNodes.uniqueDevice("idle");
+      // The socket is open, its device connected and quiet: nothing streams through it.
+      RawDevice quiet = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(10));
+      quiet.send(RawDevice.hello(device, "discard"));
+      assertThat(quiet.read()).isInstanceOf(io.berth.protocol.Frame.Welcome.class);
+      String from = nodes.entityNode(device);
+      TestNodes.Node target = nodes.nodes().stream().filter(n -> !n.address().toString().equals(from))
+          .findFirst().orElseThrow();
+      String answer = post(nodes.node(0).managementUrl() + "/api/sockets/" + device + "/migrate?to="
+          + hostPort(target));
+      String id = JSON.readTree(answer).get("id").asText();
+      assertThat(HttpProbe.status(nodes.node(1).managementUrl() + "/api/migrations/" + id))
+          .as("the record exists as soon as the request is answered").isEqualTo(200);
+      JsonNode record = awaitRecord(nodes.node(1), id, "moved-idle");
+      assertThat(record.get("to").asText()).isEqualTo(target.address().toString());
+      assertThat(record.get("movedAt").isTextual()).isTrue();
+      assertThat(record.get("completedAt").isTextual()).isTrue();
+      assertThat(record.has("pauseMs")).isFalse();
+      assertThat(record.get("framesPerSecond").asDouble()).isZero();
+      assertThat(record.get("note").asText()).contains("nothing to measure");
+      assertThat(nodes.entityNode(device)).isEqualTo(target.address().toString());
+      quiet.close();
     }
   }
 
@@ -276,8 +333,10 @@ class MigrationIT {
       await().atMost(Duration.ofMinutes(1)).until(() -> streams.stream().allMatch(s -> s.distinctEchoed() >= 1_000));
       long asked = System.nanoTime();
       post(nodes.node(0).managementUrl() + "/api/nodes/" + hostPort(drained) + "/drain");
-      // Pekko Management answers a failed readiness check with 500.
+      // Pekko Management answers a failed readiness check with 500, naming the check and why.
       await().atMost(Duration.ofSeconds(30)).until(() -> HttpProbe.status(drained.managementUrl() + "/ready") == 500);
+      assertThat(HttpProbe.get(drained.managementUrl() + "/ready").body())
+          .contains("io.berth.node.ops.EdgeReadiness").contains("node is draining").doesNotContain("Lambda");
       await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(200)).until(() ->
           streams.stream().allMatch(s -> s.client().connectionCount() >= 2)
               && onDrained.stream().noneMatch(d -> nodes.entityNode(d).equals(drained.address().toString())));
@@ -288,6 +347,23 @@ class MigrationIT {
       await().atMost(Duration.ofSeconds(20)).pollInterval(Duration.ofMillis(250)).untilAsserted(() ->
           assertThat(HttpProbe.get(nodes.node(0).managementUrl() + "/api/nodes").body())
               .contains("\"draining\":true").containsPattern("\"draining\":false,[^}]*\"shards\":[1-9]"));
+      // One record for the drain, counting the shards (idle ones too) and sockets it moved.
+      await().atMost(Duration.ofSeconds(20)).pollInterval(Duration.ofMillis(250)).untilAsserted(() -> {
+        JsonNode drains = JSON.readTree(HttpProbe.get(nodes.node(0).managementUrl()
+            + "/api/migrations?cause=drain").body());
+        JsonNode record = null;
+        for (JsonNode m : drains) {
+          if (m.get("shardId").asText().equals("*")) {
+            record = m;
+          }
+        }
+        assertThat(record).as("the drain's record among %s", drains).isNotNull();
+        assertThat(record.get("from").asText()).isEqualTo(drained.address().toString());
+        assertThat(record.get("status").asText()).as("%s", record).isEqualTo("completed");
+        assertThat(record.get("shards").asInt()).isPositive();
+        assertThat(record.get("sockets").asInt()).isGreaterThanOrEqualTo(onDrained.size());
+        assertThat(record.get("to").asText()).isNotBlank();
+      });
       Cluster.get(drained.system()).manager().tell(Leave.create(drained.address()));
       await().atMost(Duration.ofMinutes(1)).until(() -> drained.system().whenTerminated().isCompleted());
       for (EchoStreamer s : streams) {

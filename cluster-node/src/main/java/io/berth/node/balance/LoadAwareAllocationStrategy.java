@@ -45,6 +45,10 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
   private final LoadView view;
   private final Map<String, String> planned = new ConcurrentHashMap<>();
   private final Map<String, Long> lastMoved = new ConcurrentHashMap<>();
+  /** Shards moving now → the id of their migration record, completed as they arrive. */
+  private final Map<String, String> records = new ConcurrentHashMap<>();
+  /** Nodes being drained → the record of their drain. */
+  private final Map<String, Drain> drains = new ConcurrentHashMap<>();
   /** When the last automatic round moved something (System.nanoTime), 0 before the first. */
   private long lastAutomaticMove;
 
@@ -60,11 +64,36 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
   public Future<ActorRef> allocateShard(ActorRef requester, String shardId, Map<ActorRef, IndexedSeq<String>> current) {
     Map<String, ActorRef> byNode = regionsByNode(current);
     String target = planned.remove(shardId);
+    ActorRef chosen;
     if (target != null && byNode.containsKey(target) && !isDraining(target)) {
-      return Futures.successful(byNode.get(target));
+      chosen = byNode.get(target);
+    } else {
+      ActorRef best = best(current, null);
+      chosen = best != null ? best : requester;
     }
-    ActorRef best = best(current, null);
-    return Futures.successful(best != null ? best : requester);
+    arrived(shardId, nodeOf(chosen));
+    return Futures.successful(chosen);
+  }
+
+  /**
+   * A moved shard is allocated again, on {@code node}: its record waits for the socket's first
+   * delivery there, for {@code idle-grace} at most, and a drain notes where its shards went.
+   */
+  private void arrived(String shardId, String node) {
+    String id = records.remove(shardId);
+    if (id != null) {
+      MigrationLog migrations = MigrationLog.get(system);
+      migrations.arrived(id, node, Instant.now());
+      system.scheduler().scheduleOnce(settings.idleGrace(), () -> migrations.idle(id, "no delivery within "
+          + settings.idleGrace().toMillis() + " ms after the shard arrived: nothing to measure a pause by"),
+          system.executionContext());
+    }
+    for (Drain d : drains.values()) {
+      if (d.shards.contains(shardId)) {
+        d.targets.add(node);
+        d.dirty = true;
+      }
+    }
   }
 
   /**
@@ -130,6 +159,7 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
 
   private void drain(Map<ActorRef, IndexedSeq<String>> current, Set<String> inProgress, Set<String> moves,
                      Map<String, NodeLoad> loads) {
+    finishDrains(current, inProgress);
     boolean anyTarget = current.keySet().stream().anyMatch(r -> !isDraining(nodeOf(r)));
     if (!anyTarget) {
       return;
@@ -140,18 +170,66 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
         continue;
       }
       NodeLoad load = loads.get(node);
+      Drain drain = drains.computeIfAbsent(node, n -> {
+        // One record per drain: how many shards it moved, and the sockets running in them.
+        Drain d = new Drain(UUID.randomUUID().toString(), load == null ? 0 : load.sockets());
+        MigrationLog.Migration m = MigrationLog.Migration.decided(d.id, "*", "*", "drain", node, null, null, null,
+            null);
+        MigrationLog.get(system).started(new MigrationLog.Migration(m.id(), m.socketId(), m.shardId(), m.cause(),
+            m.status(), m.from(), m.to(), null, null, null, m.startedAt(), null, null, null, 0, d.sockets,
+            "sockets: the socket entities running on the node when the drain began"));
+        return d;
+      });
       scala.collection.Iterator<String> it = e.getValue().iterator();
       while (it.hasNext()) {
         String shard = it.next();
         if (inProgress.contains(shard) || !moves.add(shard)) {
           continue;
         }
+        drain.shards.add(shard);
+        drain.dirty = true;
         Double rate = load == null ? null : load.shardFramesPerSecond().get(shard);
         if (rate != null) {
-          // Only shards that carry traffic are worth a line in the migration log.
-          record("*", shard, "drain", node, null, rate, null, null);
+          // A shard with traffic gets a record of its own, completed with the pause its sockets saw.
+          record(UUID.randomUUID().toString(), "*", shard, "drain", node, null, rate, null, null);
         }
       }
+    }
+    for (Drain d : drains.values()) {
+      if (d.dirty) {
+        d.dirty = false;
+        MigrationLog.get(system).drainProgress(d.id, d.shards.size(), d.sockets, String.join(", ", d.targets), false);
+      }
+    }
+  }
+
+  /** A drain is over once its node holds no shard and none is on its way, or the mark is gone. */
+  private void finishDrains(Map<ActorRef, IndexedSeq<String>> current, Set<String> inProgress) {
+    Map<String, ActorRef> byNode = regionsByNode(current);
+    for (Map.Entry<String, Drain> e : drains.entrySet()) {
+      String node = e.getKey();
+      Drain d = e.getValue();
+      ActorRef region = byNode.get(node);
+      boolean empty = region == null || current.get(region).isEmpty();
+      boolean arriving = d.shards.stream().anyMatch(inProgress::contains);
+      if ((empty && !arriving) || !isDraining(node)) {
+        drains.remove(node);
+        MigrationLog.get(system).drainProgress(d.id, d.shards.size(), d.sockets, String.join(", ", d.targets), true);
+      }
+    }
+  }
+
+  /** A drain in progress: its record's id, the shards it moved so far, where they went. */
+  private static final class Drain {
+    final String id;
+    final int sockets;
+    final Set<String> shards = ConcurrentHashMap.newKeySet();
+    final Set<String> targets = new java.util.concurrent.ConcurrentSkipListSet<>();
+    volatile boolean dirty = true;
+
+    Drain(String id, int sockets) {
+      this.id = id;
+      this.sockets = sockets;
     }
   }
 
@@ -170,24 +248,32 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
         to = byNode.containsKey(r.to()) && !isDraining(r.to()) ? r.to() : null;
       }
       forget(r.shardId());
+      MigrationLog migrations = MigrationLog.get(system);
       if (to == null) {
         log.warn("Migration request {} for socket {} dropped: no eligible target node (asked: {})", r.id(),
             r.socketId(), r.to() == null || r.to().isEmpty() ? "any" : r.to());
+        migrations.decided(r.id(), MigrationLog.NOT_MOVED, from, r.to(), null, null, "no eligible target node (asked: "
+            + (r.to() == null || r.to().isEmpty() ? "any" : r.to() + ", not a member or draining") + ")");
         continue;
       }
       if (from == null) {
         planned.put(r.shardId(), to); // not running anywhere: it starts on the target
+        migrations.decided(r.id(), MigrationLog.MOVED_IDLE, null, to, 0.0, 0.0, "the socket's shard was not running"
+            + " on any node: it starts on " + to + " when next used");
         continue;
       }
       if (from.equals(to)) {
+        migrations.decided(r.id(), MigrationLog.NOT_MOVED, from, to, null, null, "the socket is on " + to
+            + " already");
         continue;
       }
       moves.add(r.shardId());
       planned.put(r.shardId(), to);
       lastMoved.put(r.shardId(), System.nanoTime());
-      NodeLoad.HotSocket rate = rateOf(loads.get(from), r.socketId());
-      record(r.socketId(), r.shardId(), "manual", from, to, rate == null ? null : rate.framesPerSecond(),
-          rate == null ? null : rate.bytesPerSecond(), null);
+      records.put(r.shardId(), r.id());
+      double[] rate = socketRate(loads.get(from), r.socketId(), r.shardId());
+      migrations.decided(r.id(), MigrationLog.MOVING, from, to, rate == null ? null : rate[0],
+          rate == null ? null : rate[1], null);
     }
   }
 
@@ -256,8 +342,8 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
       moved++;
       log.info("Moving shard {} (socket {} at {} frames/s, {} B/s) from {} to {}", shard, c.hot.socketId(),
           Math.round(c.hot.framesPerSecond()), Math.round(c.hot.bytesPerSecond()), from, target.node());
-      record(c.hot.socketId(), shard, "auto", from, target.node(), c.hot.framesPerSecond(), c.hot.bytesPerSecond(),
-          Instant.ofEpochMilli(c.hot.hotSinceMillis()));
+      record(UUID.randomUUID().toString(), c.hot.socketId(), shard, "auto", from, target.node(),
+          c.hot.framesPerSecond(), c.hot.bytesPerSecond(), Instant.ofEpochMilli(c.hot.hotSinceMillis()));
     }
   }
 
@@ -265,10 +351,11 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
 
   // ------------------------------------------------------------------ helpers
 
-  private void record(String socketId, String shard, String cause, String from, String to, Double fps, Double bps,
-                      Instant hotSince) {
-    MigrationLog.get(system).started(new MigrationLog.Migration(UUID.randomUUID().toString(), socketId, shard, cause,
-        from, to, fps, bps, hotSince, Instant.now(), null, null));
+  private void record(String id, String socketId, String shard, String cause, String from, String to, Double fps,
+                      Double bps, Instant hotSince) {
+    records.put(shard, id);
+    MigrationLog.get(system).started(MigrationLog.Migration.decided(id, socketId, shard, cause, from, to, fps, bps,
+        hotSince));
   }
 
   private void forget(String shardId) {
@@ -278,16 +365,20 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
     }
   }
 
-  private static NodeLoad.HotSocket rateOf(NodeLoad load, String socketId) {
+  /**
+   * The socket's frames/s and bytes/s: published for hot sockets; a socket whose shard carries
+   * no published rate (under half a frame a second) is idle, 0; otherwise unknown (null).
+   */
+  private static double[] socketRate(NodeLoad load, String socketId, String shardId) {
     if (load == null) {
       return null;
     }
     for (NodeLoad.HotSocket h : load.hot()) {
       if (h.socketId().equals(socketId)) {
-        return h;
+        return new double[] {h.framesPerSecond(), h.bytesPerSecond()};
       }
     }
-    return null;
+    return load.shardFramesPerSecond().containsKey(shardId) ? null : new double[] {0, 0};
   }
 
   private boolean isDraining(String node) {

@@ -15,7 +15,8 @@ public record MigrationSettings(
     Duration checkInterval,
     Duration decisionInterval,
     double minGain,
-    int maxMovesPerCheck) {
+    int maxMovesPerCheck,
+    Duration idleGrace) {
 
   public MigrationSettings {
     if (minGain < 0 || minGain >= 1) {
@@ -39,7 +40,8 @@ public record MigrationSettings(
         m.getDuration("check-interval"),
         m.getDuration("decision-interval"),
         m.getDouble("min-gain"),
-        m.getInt("max-moves-per-check"));
+        m.getInt("max-moves-per-check"),
+        m.getDuration("idle-grace"));
   }
 
   boolean isHot(double framesPerSecond, double bytesPerSecond) {

@@ -1,5 +1,6 @@
 package io.berth.node.connection;
 
+import com.fasterxml.jackson.annotation.JsonAlias;
 import com.fasterxml.jackson.annotation.JsonIgnore;
 import io.berth.node.balance.LoadRegistry;
 import io.berth.node.balance.MigrationLog;
@@ -384,11 +385,17 @@ public final class ConnectionEntity
     CLOSED
   }
 
+  /**
+   * What a socket counted over its life (docs/operator-api.md#a-socket). {@code
+   * downlinkDiscarded}: downlink frames the device had not acknowledged when the socket closed,
+   * dropped with the session (PROTOCOL.md, CLOSE); rows written before it had this name call it
+   * {@code discarded}.
+   */
   public record Counters(
-      long framesIn, long bytesIn, long duplicates, long framesOut, long bytesOut, long connections, long discarded,
-      long batches, long parked, long relayedOut, long relayedIn)
+      long framesIn, long bytesIn, long duplicates, long framesOut, long bytesOut, long connections,
+      @JsonAlias("discarded") long downlinkDiscarded, long batches, long parked, long relayedIn)
       implements CborSerializable {
-    static final Counters ZERO = new Counters(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    static final Counters ZERO = new Counters(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 
     Counters in(int frames, long bytes, int dups, List<Frame.Data> out, boolean batch, boolean wasParked) {
       long outBytes = 0;
@@ -396,13 +403,13 @@ public final class ConnectionEntity
         outBytes += d.payload().length;
       }
       return new Counters(framesIn + frames, bytesIn + bytes, duplicates + dups, framesOut + out.size(),
-          bytesOut + outBytes, connections, discarded, batches + (batch ? 1 : 0), parked + (wasParked ? 1 : 0),
-          relayedOut, relayedIn);
+          bytesOut + outBytes, connections, downlinkDiscarded, batches + (batch ? 1 : 0),
+          parked + (wasParked ? 1 : 0), relayedIn);
     }
 
-    Counters relaying(long out, long in) {
-      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, discarded, batches, parked,
-          relayedOut + out, relayedIn + in);
+    Counters relaying(long in) {
+      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, downlinkDiscarded, batches,
+          parked, relayedIn + in);
     }
 
     Counters out(List<Frame.Data> out) {
@@ -410,13 +417,13 @@ public final class ConnectionEntity
     }
 
     Counters connected() {
-      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections + 1, discarded, batches,
-          parked, relayedOut, relayedIn);
+      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections + 1, downlinkDiscarded,
+          batches, parked, relayedIn);
     }
 
     Counters discarding(long n) {
-      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, discarded + n, batches,
-          parked, relayedOut, relayedIn);
+      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, downlinkDiscarded + n,
+          batches, parked, relayedIn);
     }
   }
 
@@ -496,7 +503,7 @@ public final class ConnectionEntity
       RelayMark mark = new RelayMark(e.outbound().get(0).seq(), e.outbound().get(e.outbound().size() - 1).seq(),
           e.peerFrom());
       return new State(s.status, deviceId, mapping, s.edge, s.edgeNode, s.lastAccepted, s.partialOffset, s.inFlight,
-          s.lastDownlinkSeq, s.downlinkAcked, s.outbox, s.counters.relaying(0, e.outbound().size()), openedAt,
+          s.lastDownlinkSeq, s.downlinkAcked, s.outbox, s.counters.relaying(e.outbound().size()), openedAt,
           e.at(), s.suspendedOn, s.lastDeliveryAt, link.relayed(e.relayIn(), mark), openPending);
     }
 
@@ -697,7 +704,7 @@ public final class ConnectionEntity
   public static void init(ActorSystem<?> system, ConnectionSettings settings,
                           ShardCoordinator.ShardAllocationStrategy allocation) {
     ClusterSharding.get(system).init(
-        Entity.of(ENTITY_KEY, ctx -> create(ctx.getEntityId(), settings, ctx.getShard()))
+        Entity.of(ENTITY_KEY, ctx -> create(ctx.getEntityId(), settings, ctx.getShard(), SocketIndex.get(system)))
             .withStopMessage(Stop.INSTANCE)
             .withAllocationStrategy(allocation));
   }
@@ -728,8 +735,14 @@ public final class ConnectionEntity
   /** An entity of {@code shard}, which it asks to passivate it when it sleeps. */
   public static Behavior<Command> create(String socketId, ConnectionSettings settings,
                                          ActorRef<ClusterSharding.ShardCommand> shard) {
+    return create(socketId, settings, shard, null);
+  }
+
+  /** As sharding runs it: its state changes recorded in {@code index} (null: not recorded). */
+  static Behavior<Command> create(String socketId, ConnectionSettings settings,
+                                  ActorRef<ClusterSharding.ShardCommand> shard, SocketIndex index) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-        new ConnectionEntity(ctx, timers, socketId, settings, shard)));
+        new ConnectionEntity(ctx, timers, socketId, settings, shard, index)));
   }
 
   private final ActorContext<Command> context;
@@ -742,6 +755,10 @@ public final class ConnectionEntity
   private final ActorRef<MappingActor.Result> endpointReplies;
   /** Null when the entity runs outside sharding: it then never sleeps. */
   private final ActorRef<ClusterSharding.ShardCommand> shard;
+  /** Where the socket's state changes are listed for operators; null outside sharding. */
+  private final SocketIndex index;
+  /** Recovery is over: events applied from now on are new, not replayed. */
+  private boolean recovered;
   /** {@code System.nanoTime()} of the last command that was not a heartbeat, query or check. */
   private long lastActivityAt = System.nanoTime();
   /** When this entity asked its shard to passivate it, or 0. */
@@ -778,7 +795,7 @@ public final class ConnectionEntity
   private boolean relayWriteScheduled;
 
   private ConnectionEntity(ActorContext<Command> context, TimerScheduler<Command> timers, String socketId,
-      ConnectionSettings settings, ActorRef<ClusterSharding.ShardCommand> shard) {
+      ConnectionSettings settings, ActorRef<ClusterSharding.ShardCommand> shard, SocketIndex index) {
     super(PersistenceId.of(ENTITY_KEY.name(), socketId),
         SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
     this.context = context;
@@ -790,6 +807,7 @@ public final class ConnectionEntity
     this.meter = LoadRegistry.get(context.getSystem()).register(socketId, shardId);
     this.endpointReplies = context.messageAdapter(MappingActor.Result.class, EndpointAnswered::new);
     this.shard = shard;
+    this.index = index;
   }
 
   @Override
@@ -808,6 +826,7 @@ public final class ConnectionEntity
     return newSignalHandlerBuilder()
         .onSignal(PostStop.instance(), state -> LoadRegistry.get(context.getSystem()).unregister(socketId, meter))
         .onSignal(RecoveryCompleted.instance(), state -> {
+          recovered = true;
           liveDownlinkAcked = state.downlinkAcked();
           sentUpTo = state.downlinkAcked();
           if (state.status() == Status.OPEN && state.edge() != null) {
@@ -2144,10 +2163,24 @@ public final class ConnectionEntity
 
   // ------------------------------------------------------------------ event handler
 
-  /** Shared by every entity: applying an event needs nothing but the state and the event. */
+  /**
+   * Applying an event needs nothing but the state and the event ({@link #apply}, shared by every
+   * entity); a new open, detach or close is also listed in the socket index.
+   */
   @Override
   public EventHandler<State, Event> eventHandler() {
-    return ConnectionEntity::apply;
+    return index == null ? ConnectionEntity::apply : this::applyAndList;
+  }
+
+  private State applyAndList(State state, Event event) {
+    State next = apply(state, event);
+    if (recovered && (event instanceof Opened || event instanceof Detached || event instanceof Closed)) {
+      index.changed(new SocketIndex.Row(socketId, shardId, next.deviceId(), next.status().name().toLowerCase(),
+          next.mapping() == null ? null : next.mapping().name(),
+          next.edgeNode() == null || next.edgeNode().isEmpty() ? null : next.edgeNode(), next.openedAt(),
+          Instant.now()));
+    }
+    return next;
   }
 
   static State apply(State state, Event event) {

@@ -5,6 +5,7 @@ import static org.apache.pekko.http.javadsl.server.Directives.concat;
 import static org.apache.pekko.http.javadsl.server.Directives.delete;
 import static org.apache.pekko.http.javadsl.server.Directives.get;
 import static org.apache.pekko.http.javadsl.server.Directives.onComplete;
+import static org.apache.pekko.http.javadsl.server.Directives.parameterMap;
 import static org.apache.pekko.http.javadsl.server.Directives.parameterOptional;
 import static org.apache.pekko.http.javadsl.server.Directives.path;
 import static org.apache.pekko.http.javadsl.server.Directives.pathEndOrSingleSlash;
@@ -21,6 +22,8 @@ import io.berth.node.balance.MigrationLog;
 import io.berth.node.balance.MigrationRequest;
 import io.berth.node.balance.NodeLoad;
 import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.connection.SocketIndex;
+import io.berth.node.mapping.MappingJson;
 import io.berth.node.link.LinkStore;
 import io.berth.node.link.PeerLinkEntity;
 import io.berth.protocol.SocketId;
@@ -31,6 +34,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -82,6 +86,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     boolean readOnly = settings.readOnly();
     return pathPrefix("api", () -> concat(
         pathPrefix("sockets", () -> concat(
+            pathEndOrSingleSlash(() -> get(() -> parameterMap(this::sockets))),
             // A socket id may hold one slash (device/name): accept it raw or as %2F.
             path(PathMatchers.segment().slash("migrate"), id -> post(() -> mutating(readOnly, () -> migrate(id)))),
             path(PathMatchers.segment().slash(PathMatchers.segment()).slash("migrate"),
@@ -108,11 +113,147 @@ public final class OperatorRoutes implements ManagementRouteProvider {
             path(PathMatchers.segment().slash("drain"), node -> concat(
                 post(() -> mutating(readOnly, () -> drain(node, true))),
                 delete(() -> mutating(readOnly, () -> drain(node, false))))))),
-        path("migrations", () -> get(() -> parameterOptional("limit", limit ->
-            parameterOptional("socket", socket -> migrations(limit, socket)))))));
+        pathPrefix("migrations", () -> get(() -> concat(
+            pathEndOrSingleSlash(() -> parameterOptional("limit", limit -> parameterOptional("socket", socket ->
+                parameterOptional("cause", cause -> migrations(limit, socket, cause))))),
+            path(PathMatchers.segment(), this::migration))))));
   }
 
   // ------------------------------------------------------------------ sockets
+
+  private static final Set<String> LIST_PARAMETERS = Set.of("state", "node", "edge", "mapping", "device", "limit",
+      "after");
+  private static final Set<String> LISTED_STATES = Set.of("open", "detached", "closed");
+
+  /**
+   * {@code GET /api/sockets[?state=&node=&edge=&mapping=&device=&limit=&after=]}: a page of the
+   * socket index in socket id order, each socket with the node its shard runs on now
+   * (docs/operator-api.md#listing-sockets).
+   */
+  private Route sockets(Map<String, String> params) {
+    for (String name : params.keySet()) {
+      if (!LIST_PARAMETERS.contains(name)) {
+        return error(StatusCodes.BAD_REQUEST, "unknown parameter '" + name + "' (expected one of state, node, edge,"
+            + " mapping, device, limit, after)");
+      }
+    }
+    SocketIndex index = SocketIndex.get(system);
+    String state = params.get("state");
+    if (state != null && !LISTED_STATES.contains(state)) {
+      return error(StatusCodes.BAD_REQUEST, "state must be open, detached or closed, got '" + state + "'");
+    }
+    String device = params.get("device");
+    if (device != null && !SocketId.isValidDeviceId(device)) {
+      return error(StatusCodes.BAD_REQUEST, "device: a device id (1 to 64 of A-Z a-z 0-9 . _ -) is expected, got '"
+          + device + "'");
+    }
+    String mapping = params.get("mapping");
+    if (mapping != null && !MappingJson.isValidName(mapping)) {
+      return error(StatusCodes.BAD_REQUEST, "mapping: a mapping name (1 to 64 of A-Z a-z 0-9 . _ -) is expected, got '"
+          + mapping + "'");
+    }
+    Optional<String> node = Optional.empty();
+    if (params.containsKey("node")) {
+      node = nodeAddress(params.get("node"));
+      if (node.isEmpty()) {
+        return error(StatusCodes.BAD_REQUEST, "node: host:port or pekko://" + system.name() + "@host:port is expected,"
+            + " got '" + params.get("node") + "'");
+      }
+    }
+    String edge = null;
+    if (params.containsKey("edge")) {
+      Optional<String> e = nodeAddress(params.get("edge"));
+      if (e.isEmpty()) {
+        return error(StatusCodes.BAD_REQUEST, "edge: host:port or pekko://" + system.name() + "@host:port is expected,"
+            + " got '" + params.get("edge") + "'");
+      }
+      edge = e.get();
+    }
+    int max = index.settings().maxPageSize();
+    int limit;
+    try {
+      limit = params.containsKey("limit") ? Integer.parseInt(params.get("limit")) : index.settings().defaultPageSize();
+    } catch (NumberFormatException e) {
+      limit = -1;
+    }
+    if (limit < 1 || limit > max) {
+      return error(StatusCodes.BAD_REQUEST, "limit must be a number between 1 and " + max + ", got '"
+          + params.get("limit") + "'");
+    }
+    String after = params.get("after");
+    if (after != null && !SocketId.isValid(after)) {
+      return error(StatusCodes.BAD_REQUEST, "after: the 'next' socket id of the previous page is expected, got '"
+          + after + "'");
+    }
+    String edgeNode = edge;
+    int pageSize = limit;
+    Optional<String> onNode = node;
+    CompletionStage<Map<String, Object>> page = shardLocations().thenCompose(located -> {
+      Set<String> shards = null;
+      if (onNode.isPresent()) {
+        shards = new java.util.HashSet<>();
+        for (Map.Entry<String, String> e : located.entrySet()) {
+          if (e.getValue().equals(onNode.get())) {
+            shards.add(e.getKey());
+          }
+        }
+      }
+      return index.list(new SocketIndex.Query(state, device, mapping, edgeNode, shards, after, pageSize))
+          .thenApply(p -> {
+            List<Map<String, Object>> rows = new ArrayList<>();
+            for (SocketIndex.Row r : p.rows()) {
+              Map<String, Object> row = new LinkedHashMap<>();
+              row.put("socketId", r.socketId());
+              row.put("deviceId", r.deviceId());
+              row.put("state", r.state());
+              row.put("mapping", r.mapping());
+              row.put("node", located.get(r.shardId()));
+              row.put("edge", r.edgeNode());
+              row.put("shard", r.shardId());
+              row.put("openedAt", r.openedAt());
+              row.put("updatedAt", r.updatedAt());
+              rows.add(row);
+            }
+            Map<String, Object> body = new LinkedHashMap<>();
+            body.put("sockets", rows);
+            body.put("next", p.next());
+            return body;
+          });
+    });
+    return onComplete(page, r -> r.isSuccess() ? complete(StatusCodes.OK, r.get(), Jackson.marshaller(json))
+        : failure(r.failed().get()));
+  }
+
+  /** Where each running shard of sockets is now: shard id to node address, from every region. */
+  private CompletionStage<Map<String, String>> shardLocations() {
+    CompletionStage<org.apache.pekko.cluster.sharding.ShardRegion.ClusterShardingStats> stats =
+        org.apache.pekko.actor.typed.javadsl.AskPattern.ask(sharding.shardState(),
+            replyTo -> new org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats(ConnectionEntity.ENTITY_KEY,
+                askTimeout, replyTo), askTimeout.multipliedBy(2), system.scheduler());
+    return stats.thenApply(s -> {
+      Map<String, String> located = new java.util.HashMap<>();
+      s.getRegions().forEach((address, region) -> {
+        for (String shard : region.getStats().keySet()) {
+          located.put(shard, address.toString());
+        }
+      });
+      return located;
+    });
+  }
+
+  /**
+   * A node's address from a filter value: a member's address or host:port, or one of a node that
+   * left (its sockets may still be listed there); empty when the value is not an address at all.
+   */
+  private Optional<String> nodeAddress(String value) {
+    Optional<String> member = resolveNode(value);
+    if (member.isPresent()) {
+      return member;
+    }
+    String prefix = "pekko://" + system.name() + "@";
+    String hostPort = value.startsWith(prefix) ? value.substring(prefix.length()) : value;
+    return hostPort.matches("[A-Za-z0-9.\\-]+:[0-9]{1,5}") ? Optional.of(prefix + hostPort) : Optional.empty();
+  }
 
   private Route socket(String socketId) {
     return withSocket(socketId, s -> complete(StatusCodes.OK, s, Jackson.marshaller(json)));
@@ -153,14 +294,25 @@ public final class OperatorRoutes implements ManagementRouteProvider {
       String shard = ConnectionEntity.shardOf(system, socketId);
       MigrationRequest request = new MigrationRequest(UUID.randomUUID().toString(), socketId, shard, target,
           System.currentTimeMillis());
-      LoadView.get(system).reporter().tell(new LoadReporter.Request(request));
-      Map<String, Object> body = new LinkedHashMap<>();
-      body.put("id", request.id());
-      body.put("socketId", socketId);
-      body.put("shard", shard);
-      body.put("from", status.node());
-      body.put("to", target.isEmpty() ? "the node with the most headroom" : target);
-      return complete(StatusCodes.ACCEPTED, body, Jackson.marshaller(json));
+      // The record exists before the request travels: the id answered finds it at once.
+      CompletionStage<Void> recorded = MigrationLog.get(system).insert(new MigrationLog.Migration(request.id(),
+          socketId, shard, "manual", MigrationLog.REQUESTED, status.node(), target.isEmpty() ? null : target, null,
+          null, null, Instant.ofEpochMilli(request.requestedAtMillis()), null, null, null, null, null, null));
+      String asked = target;
+      return onComplete(recorded, r -> {
+        if (r.isFailure()) {
+          return failure(r.failed().get());
+        }
+        LoadView.get(system).reporter().tell(new LoadReporter.Request(request));
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("id", request.id());
+        body.put("socketId", socketId);
+        body.put("shard", shard);
+        body.put("from", status.node());
+        body.put("to", asked.isEmpty() ? "the node with the most headroom" : asked);
+        body.put("record", "/api/migrations/" + request.id());
+        return complete(StatusCodes.ACCEPTED, body, Jackson.marshaller(json));
+      });
     }));
   }
 
@@ -346,7 +498,8 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     return complete(StatusCodes.ACCEPTED, body, Jackson.marshaller(json));
   }
 
-  private Route migrations(Optional<String> limitParam, Optional<String> socket) {
+  /** {@code GET /api/migrations[?socket=id&cause=auto|manual|drain&limit=n]}: newest first. */
+  private Route migrations(Optional<String> limitParam, Optional<String> socket, Optional<String> cause) {
     int limit;
     try {
       limit = limitParam.map(Integer::parseInt).orElse(50);
@@ -356,9 +509,24 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     if (limit < 1 || limit > 1000) {
       return error(StatusCodes.BAD_REQUEST, "limit must be between 1 and 1000");
     }
-    return onComplete(MigrationLog.get(system).recent(limit, socket.orElse(null)), result -> result.isSuccess()
-        ? complete(StatusCodes.OK, result.get(), Jackson.marshaller(json))
-        : failure(result.failed().get()));
+    if (cause.isPresent() && !List.of("auto", "manual", "drain").contains(cause.get())) {
+      return error(StatusCodes.BAD_REQUEST, "cause must be auto, manual or drain, got '" + cause.get() + "'");
+    }
+    return onComplete(MigrationLog.get(system).recent(limit, socket.orElse(null), cause.orElse(null)),
+        result -> result.isSuccess()
+            ? complete(StatusCodes.OK, result.get(), Jackson.marshaller(json))
+            : failure(result.failed().get()));
+  }
+
+  /** {@code GET /api/migrations/{id}}: the id a migrate request was answered with, or any record's. */
+  private Route migration(String id) {
+    return onComplete(MigrationLog.get(system).find(id), result -> {
+      if (result.isFailure()) {
+        return failure(result.failed().get());
+      }
+      return result.get().isPresent() ? complete(StatusCodes.OK, result.get().get(), Jackson.marshaller(json))
+          : error(StatusCodes.NOT_FOUND, "no migration '" + id + "'");
+    });
   }
 
   /** A member by its full address or by {@code host:port}. */

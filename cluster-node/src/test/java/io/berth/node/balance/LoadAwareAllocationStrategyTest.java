@@ -41,7 +41,8 @@ class LoadAwareAllocationStrategyTest {
   private static final String C = "pekko://berth@10.0.0.3:2551";
 
   private final MigrationSettings settings = new MigrationSettings(true, 300, 100e6, Duration.ofSeconds(2),
-      Duration.ofSeconds(2), Duration.ofSeconds(30), 10_000, Duration.ofSeconds(1), Duration.ofMillis(200), 0.2, 1);
+      Duration.ofSeconds(2), Duration.ofSeconds(30), 10_000, Duration.ofSeconds(1), Duration.ofMillis(200), 0.2, 1,
+      Duration.ofSeconds(10));
   private LoadView view;
   private LoadAwareAllocationStrategy strategy;
   private final Map<String, ActorRef> regions = new HashMap<>();
@@ -142,7 +143,8 @@ class LoadAwareAllocationStrategyTest {
     assertThat(rebalance(allocation(Map.of(A, List.of("2"), B, List.of("3"), C, List.of("4", "1"))))).isEmpty();
 
     MigrationSettings quick = new MigrationSettings(true, 300, 100e6, Duration.ofSeconds(2), Duration.ofSeconds(2),
-        Duration.ofSeconds(30), 10_000, Duration.ofMillis(300), Duration.ofMillis(100), 0.2, 1);
+        Duration.ofSeconds(30), 10_000, Duration.ofMillis(300), Duration.ofMillis(100), 0.2, 1,
+        Duration.ofSeconds(10));
     LoadAwareAllocationStrategy often = new LoadAwareAllocationStrategy(KIT.system(), quick);
     assertThat(often.rebalance(allocation(layout), Set.of()).value().get().get()).containsExactly("1");
     Map<ActorRef, IndexedSeq<String>> after = allocation(Map.of(A, List.of("2"), B, List.of("3"), C, List.of("4", "1")));

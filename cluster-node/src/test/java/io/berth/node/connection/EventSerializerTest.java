@@ -181,6 +181,31 @@ class EventSerializerTest {
     assertThat(oldState.mapping()).isEqualTo(webhook);
   }
 
+  /**
+   * A snapshot written while the counter of downlink frames dropped at close was called {@code
+   * discarded}, next to a {@code relayedOut} that was never counted, reads with its count intact.
+   */
+  @Test
+  void aSnapshotWithTheOldCounterNamesKeepsTheDiscardedCount() throws Exception {
+    Serializer jackson = jackson();
+    ConnectionEntity.State state = ConnectionEntity.apply(ConnectionEntity.State.EMPTY,
+        new ConnectionEntity.Opened("d", null, null, "n", 0, AT, false));
+    state = ConnectionEntity.apply(state, new ConnectionEntity.Closed(1000, "bye", 3, AT));
+    assertThat(state.counters().downlinkDiscarded()).isEqualTo(3);
+
+    com.fasterxml.jackson.dataformat.cbor.databind.CBORMapper cbor =
+        new com.fasterxml.jackson.dataformat.cbor.databind.CBORMapper();
+    com.fasterxml.jackson.databind.node.ObjectNode tree =
+        (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(jackson.toBinary(state));
+    com.fasterxml.jackson.databind.node.ObjectNode counters =
+        (com.fasterxml.jackson.databind.node.ObjectNode) tree.get("counters");
+    counters.set("discarded", counters.remove("downlinkDiscarded"));
+    counters.put("relayedOut", 0);
+    ConnectionEntity.State old = (ConnectionEntity.State) serialization.deserialize(cbor.writeValueAsBytes(tree),
+        jackson.identifier(), Serializers.manifestFor(jackson, state)).get();
+    assertThat(old.counters()).isEqualTo(state.counters());
+  }
+
   /** What Jackson reads from {@code value}'s CBOR with {@code field} taken out, as an older class wrote it. */
   private static Object withoutField(Serializer jackson, Object value, String field) throws Exception {
     com.fasterxml.jackson.dataformat.cbor.databind.CBORMapper cbor =

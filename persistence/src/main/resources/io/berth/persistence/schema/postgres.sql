@@ -122,3 +122,30 @@ CREATE TABLE IF NOT EXISTS berth_link (
 );
 
 CREATE INDEX IF NOT EXISTS berth_link_updated_idx ON berth_link (updated_at);
+
+-- What became of a migration (requested, moving, waiting-for-traffic, completed, moved-idle,
+-- not-moved), why when it is not obvious, when the shard reached its new node, and for a
+-- drain how many shards and sockets it moved (docs/migration.md#the-record).
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS status VARCHAR(24);
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS note VARCHAR(1000);
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS moved_at TIMESTAMP WITH TIME ZONE;
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS shards INTEGER;
+ALTER TABLE berth_migration ADD COLUMN IF NOT EXISTS sockets INTEGER;
+CREATE INDEX IF NOT EXISTS berth_migration_cause_idx ON berth_migration (cause, started_at);
+
+-- Every socket's last state change, for GET /api/sockets (the socket entities are the truth;
+-- docs/operator-api.md#listing-sockets). Ordered and paged by socket_id.
+CREATE TABLE IF NOT EXISTS berth_socket (
+  socket_id VARCHAR(160) PRIMARY KEY,
+  shard_id VARCHAR(32) NOT NULL,
+  device_id VARCHAR(64) NOT NULL,
+  state VARCHAR(16) NOT NULL,
+  mapping VARCHAR(64),
+  edge_node VARCHAR(255),
+  opened_at TIMESTAMP WITH TIME ZONE,
+  updated_at TIMESTAMP WITH TIME ZONE NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS berth_socket_state_idx ON berth_socket (state, socket_id);
+CREATE INDEX IF NOT EXISTS berth_socket_device_idx ON berth_socket (device_id, socket_id);
+CREATE INDEX IF NOT EXISTS berth_socket_shard_idx ON berth_socket (shard_id, socket_id);
