@@ -54,6 +54,12 @@ public final class DeviceClient implements AutoCloseable {
   private long nextSeq = 1;
   private long lastAcked;
   private long lastReceived;
+  /**
+   * The node refused a resume because it never sent frames up to {@link #lastReceived} (its
+   * session lost them, e.g. a database restored from an older backup): the next HELLO resumes
+   * without a downlink position and takes the WELCOME's as its own.
+   */
+  private boolean forgetDownlinkPosition;
   private boolean established;
   private boolean closing;
   private Connection current;
@@ -419,7 +425,7 @@ public final class DeviceClient implements AutoCloseable {
       lock.lock();
       try {
         resume = established;
-        received = lastReceived;
+        received = forgetDownlinkPosition ? 0 : lastReceived;
       } finally {
         lock.unlock();
       }
@@ -433,6 +439,17 @@ public final class DeviceClient implements AutoCloseable {
             + DurationText.of(settings.handshakeTimeout));
       }
       if (first instanceof Frame.Error e) {
+        if (resume && received > 0 && e.code() == ErrorCode.BAD_SEQUENCE.wire) {
+          // PROTOCOL.md#resuming: the only BAD_SEQUENCE a HELLO gets; keep the uplink state.
+          lock.lock();
+          try {
+            forgetDownlinkPosition = true;
+          } finally {
+            lock.unlock();
+          }
+          throw new Retry("the node never sent downlink frames up to " + received
+              + " (its session is older than this client's state): resuming without a downlink position");
+        }
         throw errorOutcome(e);
       }
       if (first instanceof Frame.Redirect r) {
@@ -477,6 +494,10 @@ public final class DeviceClient implements AutoCloseable {
               + ": another client is using this socket");
         }
         acknowledge(w.lastAccepted());
+        if (forgetDownlinkPosition) {
+          lastReceived = w.lastAcked();
+          forgetDownlinkPosition = false;
+        }
       }
       welcome = w;
       established = true;
