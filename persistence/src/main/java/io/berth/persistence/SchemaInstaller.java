@@ -168,12 +168,18 @@ public final class SchemaInstaller {
         throw e;
       }
     }
-    String name = db.databaseName();
     if (!db.createDatabase()) {
-      throw new DatabaseUnavailableException("database '" + name + "' does not exist on " + db.url()
-          + ". Create it (psql -U " + db.user() + " -d postgres -c 'CREATE DATABASE \"" + name + "\"'), or let the"
-          + " node create it: berth.db.create-database = on (BERTH_DB_CREATE=true; the user needs CREATEDB)", null);
+      String name;
+      try {
+        name = "\"" + db.databaseName() + "\"";
+      } catch (IllegalArgumentException e) {
+        name = "<name>"; // a URL form without a path (jdbc:postgresql:db): the user knows the name
+      }
+      throw new DatabaseUnavailableException("the database named in " + db.url() + " does not exist. Create it"
+          + " (psql -U " + db.user() + " -d postgres -c 'CREATE DATABASE " + name + "'), or let the node create"
+          + " it: berth.db.create-database = on (BERTH_DB_CREATE=true; the user needs CREATEDB)", null);
     }
+    String name = db.databaseName();
     DatabaseSettings maintenance = db.withDatabase("postgres");
     try (Connection c = connect(maintenance); Statement s = c.createStatement()) {
       s.execute("CREATE DATABASE \"" + name.replace("\"", "\"\"") + "\"");

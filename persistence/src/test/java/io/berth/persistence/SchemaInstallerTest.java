@@ -57,7 +57,7 @@ class SchemaInstallerTest {
     DatabaseSettings db = base.withDatabase("berth_missing_" + System.nanoTime());
     assertThatThrownBy(() -> SchemaInstaller.install(db))
         .isInstanceOf(DatabaseUnavailableException.class)
-        .hasMessageContaining("database '" + db.databaseName() + "' does not exist")
+        .hasMessageContaining("the database named in " + db.url() + " does not exist")
         .hasMessageContaining("CREATE DATABASE")
         .hasMessageContaining("berth.db.create-database");
   }

@@ -29,6 +29,8 @@ public final class MemberReadiness extends BerthHealthCheck {
       why = "joining, waiting for the leader to accept it";
     } else if (status == MemberStatus.removed() && !cluster.state().getMembers().iterator().hasNext()) {
       why = "it has not joined a cluster yet (are the seed nodes reachable? see the log)";
+    } else if (status == MemberStatus.down()) {
+      why = "the cluster downed it (unreachable too long, or split brain resolution); it will stop";
     } else {
       why = "it is leaving the cluster";
     }
