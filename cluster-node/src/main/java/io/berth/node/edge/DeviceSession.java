@@ -157,6 +157,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private long lastResyncAt;
   private final long startedAt = System.nanoTime();
   private long lastInboundAt = startedAt;
+  /** When the device ended its input, while deliveries were in flight; 0 before that. */
+  private long inputEndedAt;
   /** When the session last let the connection read on. */
   private long lastReleasedAt = startedAt;
   private long deadline;
@@ -272,10 +274,15 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     if (message instanceof Inbound m) {
       return retimed(onInbound(m));
     } else if (message instanceof FromEntity m) {
-      return retimed(onEntity(m.message()));
+      Behavior<Command> next = onEntity(m.message());
+      return inputEndedAt != 0 && inputAnswered() ? stop("connection closed") : retimed(next);
     } else if (message instanceof Tick) {
       if (wakeAt != TICKING) {
         wakeAt = NO_TIMER;
+      }
+      if (inputEndedAt != 0 && (inputAnswered()
+          || System.nanoTime() - inputEndedAt > settings.entityTimeout().toNanos())) {
+        return stop("connection closed");
       }
       return afterTick(onTick());
     } else if (message instanceof Attach m) {
@@ -295,7 +302,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       }
       return retimed(this);
     } else if (message instanceof StreamCompleted) {
-      return stop("connection closed");
+      return endOfInput();
     } else if (message instanceof StreamFailed m) {
       return stop("connection failed: " + m.cause().getMessage());
     }
@@ -828,6 +835,23 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     } else {
       out.abort(new IllegalStateException(why));
     }
+  }
+
+  /**
+   * The device ended its input. Frames it sent before that may still be on their way to the
+   * entity through the shard region, and the entity's death watch on this actor would overtake
+   * them and detach the session first (PROTOCOL.md: the complete frames before the end are
+   * processed). So the session stays until the entity has answered for them, at most one entity
+   * timeout; their ACKs still go out on the half of the connection that is open.
+   */
+  private Behavior<Command> endOfInput() {
+    inputEndedAt = System.nanoTime();
+    return inputAnswered() ? stop("connection closed") : retimed(this);
+  }
+
+  /** Nothing the device sent before the end of its input is still travelling to the entity. */
+  private boolean inputAnswered() {
+    return phase != Phase.OPEN || inFlight.isEmpty();
   }
 
   private Behavior<Command> stop(String why) {
