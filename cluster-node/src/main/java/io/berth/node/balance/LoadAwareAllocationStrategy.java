@@ -1,5 +1,6 @@
 package io.berth.node.balance;
 
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -45,17 +46,23 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
   private final LoadView view;
   private final Map<String, String> planned = new ConcurrentHashMap<>();
   private final Map<String, Long> lastMoved = new ConcurrentHashMap<>();
-  /** Shards moving now → the id of their migration record, completed as they arrive. */
+  /**
+   * Shards moving now → the id of their migration record, completed as they arrive or closed by
+   * the deadline set when the move was decided, whichever comes first.
+   */
   private final Map<String, String> records = new ConcurrentHashMap<>();
   /** Nodes being drained → the record of their drain. */
   private final Map<String, Drain> drains = new ConcurrentHashMap<>();
   /** When the last automatic round moved something (System.nanoTime), 0 before the first. */
   private long lastAutomaticMove;
+  /** How long a handoff may take before sharding gives up on it. */
+  private final Duration handoffTimeout;
 
   public LoadAwareAllocationStrategy(ActorSystem<?> system, MigrationSettings settings) {
     this.system = system;
     this.settings = settings;
     this.view = LoadView.get(system);
+    this.handoffTimeout = system.settings().config().getDuration("pekko.cluster.sharding.handoff-timeout");
   }
 
   // ------------------------------------------------------------------ where
@@ -235,7 +242,7 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
 
   private void requests(Map<ActorRef, IndexedSeq<String>> current, Set<String> inProgress, Set<String> moves,
                         Map<String, String> shardNode, Map<String, ActorRef> byNode, Map<String, NodeLoad> loads) {
-    for (MigrationRequest r : view.requests().values()) {
+    for (MigrationRequest r : newestPerShard(view.requests().values())) {
       if (inProgress.contains(r.shardId()) || moves.contains(r.shardId())) {
         continue;
       }
@@ -247,7 +254,7 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
       } else {
         to = byNode.containsKey(r.to()) && !isDraining(r.to()) ? r.to() : null;
       }
-      forget(r.shardId());
+      forget(r.id());
       MigrationLog migrations = MigrationLog.get(system);
       if (to == null) {
         log.warn("Migration request {} for socket {} dropped: no eligible target node (asked: {})", r.id(),
@@ -270,11 +277,39 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
       moves.add(r.shardId());
       planned.put(r.shardId(), to);
       lastMoved.put(r.shardId(), System.nanoTime());
-      records.put(r.shardId(), r.id());
       double[] rate = socketRate(loads.get(from), r.socketId(), r.shardId());
       migrations.decided(r.id(), MigrationLog.MOVING, from, to, rate == null ? null : rate[0],
           rate == null ? null : rate[1], null);
+      track(r.shardId(), r.id(), from, to);
     }
+  }
+
+  /**
+   * The newest request for each shard; older ones for the same shard are closed now, as
+   * superseded: one move carries the shard where the newest asked.
+   */
+  private List<MigrationRequest> newestPerShard(Iterable<MigrationRequest> requests) {
+    Map<String, MigrationRequest> newest = new HashMap<>();
+    List<MigrationRequest> older = new ArrayList<>();
+    Comparator<MigrationRequest> order = Comparator.comparingLong(MigrationRequest::requestedAtMillis)
+        .thenComparing(MigrationRequest::id);
+    for (MigrationRequest r : requests) {
+      MigrationRequest other = newest.get(r.shardId());
+      if (other == null) {
+        newest.put(r.shardId(), r);
+      } else if (order.compare(r, other) > 0) {
+        newest.put(r.shardId(), r);
+        older.add(other);
+      } else {
+        older.add(r);
+      }
+    }
+    for (MigrationRequest r : older) {
+      forget(r.id());
+      MigrationLog.get(system).decided(r.id(), MigrationLog.NOT_MOVED, null, r.to(), null, null,
+          "superseded by " + newest.get(r.shardId()).id());
+    }
+    return new ArrayList<>(newest.values());
   }
 
   private void automatic(Set<String> inProgress, Set<String> moves, Map<String, String> shardNode,
@@ -353,9 +388,32 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
 
   private void record(String id, String socketId, String shard, String cause, String from, String to, Double fps,
                       Double bps, Instant hotSince) {
-    records.put(shard, id);
+    track(shard, id, from, to);
     MigrationLog.get(system).started(MigrationLog.Migration.decided(id, socketId, shard, cause, from, to, fps, bps,
         hotSince));
+  }
+
+  /**
+   * The move of {@code shard} is recorded as {@code id}: a record still open for the shard is
+   * closed as superseded, and a deadline starts. Sharding allocates a handed-off shard again only
+   * at its next message, days later for a detached or sleeping socket; a shard not allocated
+   * within idle-grace plus the handoff timeout is closed as moved-idle, and its arrival, whenever
+   * it comes, finds no record to complete.
+   */
+  private void track(String shard, String id, String from, String to) {
+    MigrationLog migrations = MigrationLog.get(system);
+    String replaced = records.put(shard, id);
+    if (replaced != null && !replaced.equals(id)) {
+      migrations.superseded(replaced, id);
+    }
+    Duration deadline = settings.idleGrace().plus(handoffTimeout);
+    system.scheduler().scheduleOnce(deadline, () -> {
+      if (records.remove(shard, id)) {
+        migrations.notStarted(id, "the shard left " + from + " and was not started again within "
+            + deadline.toMillis() + " ms: it starts on " + (to == null ? "the node with the most headroom" : to)
+            + " with its next message");
+      }
+    }, system.executionContext());
   }
 
   private void forget(String shardId) {

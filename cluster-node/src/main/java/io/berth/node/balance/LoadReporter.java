@@ -61,8 +61,8 @@ public final class LoadReporter {
   /** Adds a migration request (from the operator route). */
   public record Request(MigrationRequest request) implements Command {}
 
-  /** The coordinator acted on the request for this shard: remove it. */
-  public record Forget(String shardId) implements Command {}
+  /** The coordinator acted on the request with this id: remove it. */
+  public record Forget(String requestId) implements Command {}
 
   /** Marks a node (its address) for draining, or clears the mark. */
   public record SetDraining(String node, boolean draining) implements Command {}
@@ -136,13 +136,15 @@ public final class LoadReporter {
           return Behaviors.same();
         })
         .onMessage(Request.class, m -> {
+          // Keyed by request: a second request for a socket of the same shard must not replace
+          // the first, whose record would then never be decided.
           this.<LWWMap<String, MigrationRequest>>update(LoadView.REQUESTS, LWWMap.empty(), everyNode(),
-              map -> map.put(self, m.request().shardId(), m.request()));
+              map -> map.put(self, m.request().id(), m.request()));
           return Behaviors.same();
         })
         .onMessage(Forget.class, m -> {
           this.<LWWMap<String, MigrationRequest>>update(LoadView.REQUESTS, LWWMap.empty(), Replicator.writeLocal(),
-              map -> map.remove(self, m.shardId()));
+              map -> map.remove(self, m.requestId()));
           return Behaviors.same();
         })
         .onMessage(SetDraining.class, m -> {

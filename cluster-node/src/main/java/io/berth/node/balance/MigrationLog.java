@@ -164,6 +164,31 @@ public final class MigrationLog implements Extension {
         });
   }
 
+  /** A newer decision about the same shard took the place of this record's: it is closed. */
+  public CompletionStage<Void> superseded(String id, String by) {
+    return update("close superseded migration " + id, "UPDATE berth_migration SET status = ?, note = ?,"
+        + " completed_at = ? WHERE id = ? AND completed_at IS NULL", s -> {
+          s.setString(1, NOT_MOVED);
+          s.setString(2, "superseded by " + by);
+          setInstant(s, 3, Instant.now());
+          s.setString(4, id);
+        });
+  }
+
+  /**
+   * The shard left its node and has not been started again: sharding starts it at its next
+   * message, which may be days away. A later arrival leaves the closed record alone.
+   */
+  public CompletionStage<Void> notStarted(String id, String note) {
+    return update("close unstarted migration " + id, "UPDATE berth_migration SET status = ?, completed_at = ?,"
+        + " note = ? WHERE id = ? AND status = '" + MOVING + "'", s -> {
+          s.setString(1, MOVED_IDLE);
+          setInstant(s, 2, Instant.now());
+          s.setString(3, note);
+          s.setString(4, id);
+        });
+  }
+
   /** Nothing was delivered since the shard arrived: there is no pause to measure. */
   public CompletionStage<Void> idle(String id, String note) {
     return update("complete idle migration " + id, "UPDATE berth_migration SET status = ?, completed_at = moved_at,"

@@ -46,6 +46,7 @@ import org.apache.pekko.pattern.Patterns;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandlerWithReply;
+import org.apache.pekko.persistence.typed.javadsl.EffectBuilder;
 import org.apache.pekko.persistence.typed.javadsl.EventHandler;
 import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehaviorWithEnforcedReplies;
 import org.apache.pekko.persistence.typed.javadsl.ReplyEffect;
@@ -757,8 +758,6 @@ public final class ConnectionEntity
   private final ActorRef<ClusterSharding.ShardCommand> shard;
   /** Where the socket's state changes are listed for operators; null outside sharding. */
   private final SocketIndex index;
-  /** Recovery is over: events applied from now on are new, not replayed. */
-  private boolean recovered;
   /** {@code System.nanoTime()} of the last command that was not a heartbeat, query or check. */
   private long lastActivityAt = System.nanoTime();
   /** When this entity asked its shard to passivate it, or 0. */
@@ -826,7 +825,10 @@ public final class ConnectionEntity
     return newSignalHandlerBuilder()
         .onSignal(PostStop.instance(), state -> LoadRegistry.get(context.getSystem()).unregister(socketId, meter))
         .onSignal(RecoveryCompleted.instance(), state -> {
-          recovered = true;
+          if (state.status() != Status.NEW) {
+            // A change written just before the last incarnation ended may not have been listed.
+            list(state);
+          }
           liveDownlinkAcked = state.downlinkAcked();
           sentUpTo = state.downlinkAcked();
           if (state.status() == Status.OPEN && state.edge() != null) {
@@ -984,7 +986,7 @@ public final class ConnectionEntity
       events.add(new LinkRequested("", "", System.currentTimeMillis() + cmd.mapping().linkWaitMs(),
           cmd.mapping().closeOnLinkTimeout(), now));
     }
-    return Effect().persist(events).thenRun(s -> {
+    return persistChange(events).thenRun(s -> {
       if (previous != null && !previous.equals(cmd.edge())) {
         context.unwatch(previous);
         previous.tell(new SessionEnded(CloseCode.REPLACED.wire, "socket opened by a newer connection"));
@@ -1161,7 +1163,7 @@ public final class ConnectionEntity
     }
     Closed event = new Closed(cmd.code(), cmd.reason(), outboxFrames(state), Instant.now());
     Link link = state.link();
-    return Effect().persist(event).thenRun(s -> {
+    return persistChange(event).thenRun(s -> {
       context.unwatch(cmd.edge());
       cmd.edge().tell(new SessionEnded(CloseCode.NORMAL.wire, "session closed"));
       leaveLink(link, "peer closed its session");
@@ -1180,7 +1182,7 @@ public final class ConnectionEntity
     ActorRef<ToEdge> edge = state.edge();
     Closed event = new Closed(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason(), outboxFrames(state), Instant.now());
     Link link = state.link();
-    return Effect().persist(event).thenRun(s -> {
+    return persistChange(event).thenRun(s -> {
       if (edge != null) {
         context.unwatch(edge);
         edge.tell(new SessionEnded(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason()));
@@ -1200,7 +1202,7 @@ public final class ConnectionEntity
     closeRequest = null;
     Closed event = new Closed(CloseCode.CLOSED_BY_ENDPOINT.wire, cmd.reason(), outboxFrames(state), Instant.now());
     Link link = state.link();
-    return Effect().persist(event).thenRun(s -> {
+    return persistChange(event).thenRun(s -> {
       if (edge != null) {
         context.unwatch(edge);
         edge.tell(new SessionEnded(CloseCode.CLOSED_BY_ENDPOINT.wire, cmd.reason()));
@@ -1226,7 +1228,7 @@ public final class ConnectionEntity
     if (!state.isAttached(cmd.edge())) {
       return Effect().noReply();
     }
-    return Effect().persist(new Detached(Instant.now())).thenNoReply();
+    return persistChange(new Detached(Instant.now())).thenNoReply();
   }
 
   private ReplyEffect<Event, State> onStop(State state, Stop cmd) {
@@ -1558,7 +1560,7 @@ public final class ConnectionEntity
     ActorRef<ToEdge> attached = s.edge();
     Closed event = new Closed(request.code(), request.reason(), outboxFrames(s), Instant.now());
     Link link = s.link();
-    return Effect().persist(event).thenRun(st -> {
+    return persistChange(event).thenRun(st -> {
       leaveLink(link, "peer closed its session");
       if (attached != null) {
         context.unwatch(attached);
@@ -2163,24 +2165,33 @@ public final class ConnectionEntity
 
   // ------------------------------------------------------------------ event handler
 
-  /**
-   * Applying an event needs nothing but the state and the event ({@link #apply}, shared by every
-   * entity); a new open, detach or close is also listed in the socket index.
-   */
+  /** Applying an event needs nothing but the state and the event ({@link #apply}, shared by every entity). */
   @Override
   public EventHandler<State, Event> eventHandler() {
-    return index == null ? ConnectionEntity::apply : this::applyAndList;
+    return ConnectionEntity::apply;
   }
 
-  private State applyAndList(State state, Event event) {
-    State next = apply(state, event);
-    if (recovered && (event instanceof Opened || event instanceof Detached || event instanceof Closed)) {
-      index.changed(new SocketIndex.Row(socketId, shardId, next.deviceId(), next.status().name().toLowerCase(),
-          next.mapping() == null ? null : next.mapping().name(),
-          next.edgeNode() == null || next.edgeNode().isEmpty() ? null : next.edgeNode(), next.openedAt(),
-          Instant.now()));
+  /**
+   * Persists events that open, detach or close the socket: the change is listed in the socket
+   * index once it is in the journal. (The event handler runs before the write and again on
+   * replay: a row written there could show an event that never happened.)
+   */
+  private EffectBuilder<Event, State> persistChange(Event event) {
+    return Effect().persist(event).thenRun(this::list);
+  }
+
+  private EffectBuilder<Event, State> persistChange(List<Event> events) {
+    return Effect().persist(events).thenRun(this::list);
+  }
+
+  /** The socket's state as the index lists it, ordered by the sequence number of its last event. */
+  private void list(State s) {
+    if (index != null) {
+      index.changed(new SocketIndex.Row(socketId, shardId, s.deviceId(), s.status().name().toLowerCase(),
+          s.mapping() == null ? null : s.mapping().name(),
+          s.edgeNode() == null || s.edgeNode().isEmpty() ? null : s.edgeNode(), s.openedAt(), Instant.now(),
+          lastSequenceNumber(context)));
     }
-    return next;
   }
 
   static State apply(State state, Event event) {

@@ -2,6 +2,7 @@ package io.berth.node.connection;
 
 import com.typesafe.config.Config;
 import io.berth.node.BerthTables;
+import io.berth.persistence.DatabaseSettings;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -24,21 +25,22 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The list of sockets operators page through ({@code GET /api/sockets}), in {@code berth_socket}:
- * each socket's last state change (open, detached, closed), written by its entity after the
- * event that made it. The entity is the truth ({@code GET /api/sockets/{id}} asks it); this is an
- * index that answers for every socket, asleep or closed, without waking one
- * (docs/operator-api.md#listing-sockets).
+ * each socket's last state change (open, detached, closed), written by its entity once the event
+ * that made it is in the journal, and again when the entity recovers. The entity is the truth
+ * ({@code GET /api/sockets/{id}} asks it); this is an index that answers for every socket, asleep
+ * or closed, without waking one (docs/operator-api.md#listing-sockets).
  *
  * <p>Writes are coalesced: a change waits up to {@code flush-interval} with the others of this
- * node, only the latest per socket is kept, and they go in one batch. A row only moves forward in
- * time, so a late write from the node a socket left cannot undo the newer one. Best effort: a
- * failed write is logged and the next change of the socket corrects the row.
+ * node, only the latest per socket is kept, and they go in one batched upsert, one flush at a time
+ * per node (the pool is small and shared with mappings, links and the migration log). A row only
+ * moves forward in the socket's journal sequence number, not in a node's clock: the node a socket
+ * left and the one it runs on now may disagree on the time, never on the order of its events.
+ * A failed write keeps its rows for the next flush, unless a newer change of the socket replaced
+ * them meanwhile.
  */
 public final class SocketIndex implements Extension {
 
   private static final Logger log = LoggerFactory.getLogger(SocketIndex.class);
-  /** SQLSTATE of a unique-key violation, in PostgreSQL and H2 alike. */
-  private static final String UNIQUE_VIOLATION = "23505";
 
   private static final ExtensionId<SocketIndex> ID = new ExtensionId<>() {
     @Override
@@ -55,9 +57,13 @@ public final class SocketIndex implements Extension {
     }
   }
 
-  /** A socket as last recorded. {@code edgeNode}: the node whose edge held its connection, while open. */
+  /**
+   * A socket as last recorded. {@code edgeNode}: the node whose edge held its connection, while
+   * open. {@code seqNr}: the sequence number of the socket's last event the row reflects, which
+   * orders its writes; {@code updatedAt} is for reading only.
+   */
   public record Row(String socketId, String shardId, String deviceId, String state, String mapping, String edgeNode,
-                    Instant openedAt, Instant updatedAt) {}
+                    Instant openedAt, Instant updatedAt, long seqNr) {}
 
   /**
    * What to list: null fields do not filter; {@code shards} (the shards a node hosts) filters by
@@ -69,14 +75,43 @@ public final class SocketIndex implements Extension {
   /** One page, in socket id order; {@code next}: the cursor of the following page, null on the last. */
   public record Page(List<Row> rows, String next) {}
 
-  private final ActorSystem<?> system;
+  /** Writes rows; the stage fails when they were not written. */
+  interface Store {
+    CompletionStage<?> save(List<Row> rows);
+  }
+
+  /** Runs a task once, after a delay. */
+  interface Later {
+    void run(Duration delay, Runnable task);
+  }
+
+  private final BerthTables tables;
   private final Settings settings;
+  private final Store store;
+  private final Later later;
   private final Map<String, Row> pending = new ConcurrentHashMap<>();
-  private final AtomicBoolean flushScheduled = new AtomicBoolean();
+  /** A flush is scheduled or writing: changes arriving meanwhile wait for the next one. */
+  private final AtomicBoolean flushing = new AtomicBoolean();
+  /** Flushes failed since the last one that wrote: warned about once. */
+  private int failures;
 
   private SocketIndex(ActorSystem<?> system) {
-    this.system = system;
+    this.tables = BerthTables.get(system);
     this.settings = Settings.fromConfig(system.settings().config());
+    DatabaseSettings.Kind kind = DatabaseSettings.fromConfig(system.settings().config()).kind();
+    this.store = rows -> tables.run(c -> {
+      save(c, kind, rows);
+      return null;
+    });
+    this.later = (delay, task) -> system.scheduler().scheduleOnce(delay, task, system.executionContext());
+  }
+
+  /** An index writing to {@code store}, for tests. */
+  SocketIndex(Settings settings, Store store, Later later) {
+    this.tables = null;
+    this.settings = settings;
+    this.store = store;
+    this.later = later;
   }
 
   public static SocketIndex get(ActorSystem<?> system) {
@@ -89,14 +124,21 @@ public final class SocketIndex implements Extension {
 
   /** The socket's state changed: recorded with the next flush. */
   void changed(Row row) {
-    pending.merge(row.socketId(), row, (old, now) -> now.updatedAt().isBefore(old.updatedAt()) ? old : now);
-    if (flushScheduled.compareAndSet(false, true)) {
-      system.scheduler().scheduleOnce(settings.flushInterval(), this::flush, system.executionContext());
+    pending.merge(row.socketId(), row, SocketIndex::newer);
+    scheduleFlush();
+  }
+
+  private static Row newer(Row a, Row b) {
+    return b.seqNr() >= a.seqNr() ? b : a;
+  }
+
+  private void scheduleFlush() {
+    if (!pending.isEmpty() && flushing.compareAndSet(false, true)) {
+      later.run(settings.flushInterval(), this::flush);
     }
   }
 
   private void flush() {
-    flushScheduled.set(false);
     List<Row> rows = new ArrayList<>();
     for (Map.Entry<String, Row> e : pending.entrySet()) {
       if (pending.remove(e.getKey(), e.getValue())) {
@@ -104,77 +146,79 @@ public final class SocketIndex implements Extension {
       }
     }
     if (rows.isEmpty()) {
+      done();
       return;
     }
-    BerthTables.get(system).run(c -> {
-      save(c, rows);
-      return null;
-    }).exceptionally(e -> {
-      log.warn("Cannot record the state of {} sockets: {}", rows.size(), e.getMessage());
-      return null;
+    CompletionStage<?> write;
+    try {
+      write = store.save(rows);
+    } catch (RuntimeException e) {
+      write = java.util.concurrent.CompletableFuture.failedFuture(e);
+    }
+    write.whenComplete((ok, e) -> {
+      if (e == null) {
+        if (failures > 0) {
+          log.info("Socket index written again after {} failed attempts", failures);
+        }
+        failures = 0;
+      } else {
+        for (Row r : rows) {
+          // Back for the next flush, unless the socket changed again meanwhile.
+          pending.merge(r.socketId(), r, SocketIndex::newer);
+        }
+        if (failures++ == 0) {
+          log.warn("Cannot write the socket index ({} sockets), retrying with every flush: {}", rows.size(),
+              e.getMessage());
+        }
+      }
+      done();
     });
   }
 
-  private static void save(Connection c, List<Row> rows) throws SQLException {
-    int[] updated = updateIfNewer(c, rows);
-    List<Row> missing = new ArrayList<>();
-    for (int i = 0; i < rows.size(); i++) {
-      if (updated[i] == 0) {
-        missing.add(rows.get(i));
-      }
-    }
-    for (Row r : missing) {
-      if (exists(c, r.socketId())) {
-        continue; // a newer state is recorded already
-      }
-      try (PreparedStatement s = c.prepareStatement("INSERT INTO berth_socket (shard_id, device_id, state, mapping,"
-          + " edge_node, opened_at, updated_at, socket_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")) {
-        bind(s, r);
-        s.executeUpdate();
-      } catch (SQLException e) {
-        if (!UNIQUE_VIOLATION.equals(e.getSQLState())) {
-          throw e;
-        }
-        updateIfNewer(c, List.of(r)); // another node inserted it meanwhile
-      }
-    }
+  private void done() {
+    flushing.set(false);
+    scheduleFlush();
   }
 
-  private static int[] updateIfNewer(Connection c, List<Row> rows) throws SQLException {
-    try (PreparedStatement s = c.prepareStatement("UPDATE berth_socket SET shard_id = ?, device_id = ?, state = ?,"
-        + " mapping = ?, edge_node = ?, opened_at = ?, updated_at = ? WHERE socket_id = ? AND updated_at <= ?")) {
+  /**
+   * One batched upsert: a row is inserted, or replaces the recorded one if that is not newer in
+   * the socket's journal. Rewritten by the PostgreSQL driver into multi-row statements.
+   */
+  static void save(Connection c, DatabaseSettings.Kind kind, List<Row> rows) throws SQLException {
+    String sql = kind == DatabaseSettings.Kind.POSTGRES
+        ? "INSERT INTO berth_socket (shard_id, device_id, state, mapping, edge_node, opened_at, updated_at, seq_nr,"
+            + " socket_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (socket_id) DO UPDATE SET"
+            + " shard_id = EXCLUDED.shard_id, device_id = EXCLUDED.device_id, state = EXCLUDED.state,"
+            + " mapping = EXCLUDED.mapping, edge_node = EXCLUDED.edge_node, opened_at = EXCLUDED.opened_at,"
+            + " updated_at = EXCLUDED.updated_at, seq_nr = EXCLUDED.seq_nr"
+            + " WHERE berth_socket.seq_nr <= EXCLUDED.seq_nr"
+        : "MERGE INTO berth_socket t USING (VALUES (CAST(? AS VARCHAR(32)), CAST(? AS VARCHAR(64)),"
+            + " CAST(? AS VARCHAR(16)), CAST(? AS VARCHAR(64)), CAST(? AS VARCHAR(255)),"
+            + " CAST(? AS TIMESTAMP WITH TIME ZONE), CAST(? AS TIMESTAMP WITH TIME ZONE), CAST(? AS BIGINT),"
+            + " CAST(? AS VARCHAR(160))))"
+            + " s (shard_id, device_id, state, mapping, edge_node, opened_at, updated_at, seq_nr, socket_id)"
+            + " ON t.socket_id = s.socket_id"
+            + " WHEN MATCHED AND t.seq_nr <= s.seq_nr THEN UPDATE SET shard_id = s.shard_id,"
+            + " device_id = s.device_id, state = s.state, mapping = s.mapping, edge_node = s.edge_node,"
+            + " opened_at = s.opened_at, updated_at = s.updated_at, seq_nr = s.seq_nr"
+            + " WHEN NOT MATCHED THEN INSERT (shard_id, device_id, state, mapping, edge_node, opened_at,"
+            + " updated_at, seq_nr, socket_id) VALUES (s.shard_id, s.device_id, s.state, s.mapping, s.edge_node,"
+            + " s.opened_at, s.updated_at, s.seq_nr, s.socket_id)";
+    try (PreparedStatement s = c.prepareStatement(sql)) {
       for (Row r : rows) {
-        bind(s, r);
-        s.setTimestamp(9, Timestamp.from(r.updatedAt()));
+        s.setString(1, r.shardId());
+        s.setString(2, r.deviceId());
+        s.setString(3, r.state());
+        s.setString(4, r.mapping());
+        s.setString(5, r.edgeNode());
+        s.setTimestamp(6, r.openedAt() == null ? null : Timestamp.from(r.openedAt()));
+        s.setTimestamp(7, Timestamp.from(r.updatedAt()));
+        s.setLong(8, r.seqNr());
+        s.setString(9, r.socketId());
         s.addBatch();
       }
-      int[] counts = s.executeBatch();
-      for (int i = 0; i < counts.length; i++) {
-        // A driver may answer "done, count unknown" for a batched statement.
-        counts[i] = counts[i] == java.sql.Statement.SUCCESS_NO_INFO ? 1 : counts[i];
-      }
-      return counts;
+      s.executeBatch();
     }
-  }
-
-  private static boolean exists(Connection c, String socketId) throws SQLException {
-    try (PreparedStatement s = c.prepareStatement("SELECT 1 FROM berth_socket WHERE socket_id = ?")) {
-      s.setString(1, socketId);
-      try (ResultSet rs = s.executeQuery()) {
-        return rs.next();
-      }
-    }
-  }
-
-  private static void bind(PreparedStatement s, Row r) throws SQLException {
-    s.setString(1, r.shardId());
-    s.setString(2, r.deviceId());
-    s.setString(3, r.state());
-    s.setString(4, r.mapping());
-    s.setString(5, r.edgeNode());
-    s.setTimestamp(6, r.openedAt() == null ? null : Timestamp.from(r.openedAt()));
-    s.setTimestamp(7, Timestamp.from(r.updatedAt()));
-    s.setString(8, r.socketId());
   }
 
   /**
@@ -182,7 +226,7 @@ public final class SocketIndex implements Extension {
    * costs the same wherever it starts, and sockets opened meanwhile neither repeat nor shift pages.
    */
   public CompletionStage<Page> list(Query q) {
-    return BerthTables.get(system).run(c -> {
+    return tables.run(c -> {
       List<String> where = new ArrayList<>();
       List<Object> args = new ArrayList<>();
       if (q.after() != null) {
@@ -212,7 +256,7 @@ public final class SocketIndex implements Extension {
         where.add("shard_id IN (" + String.join(", ", java.util.Collections.nCopies(q.shards().size(), "?")) + ")");
         args.addAll(q.shards());
       }
-      String sql = "SELECT socket_id, shard_id, device_id, state, mapping, edge_node, opened_at, updated_at"
+      String sql = "SELECT socket_id, shard_id, device_id, state, mapping, edge_node, opened_at, updated_at, seq_nr"
           + " FROM berth_socket" + (where.isEmpty() ? "" : " WHERE " + String.join(" AND ", where))
           + " ORDER BY socket_id LIMIT ?";
       try (PreparedStatement s = c.prepareStatement(sql)) {
@@ -225,7 +269,7 @@ public final class SocketIndex implements Extension {
         try (ResultSet rs = s.executeQuery()) {
           while (rs.next()) {
             rows.add(new Row(rs.getString(1), rs.getString(2), rs.getString(3), rs.getString(4), rs.getString(5),
-                rs.getString(6), instant(rs.getTimestamp(7)), instant(rs.getTimestamp(8))));
+                rs.getString(6), instant(rs.getTimestamp(7)), instant(rs.getTimestamp(8)), rs.getLong(9)));
           }
         }
         if (rows.size() > q.limit()) {

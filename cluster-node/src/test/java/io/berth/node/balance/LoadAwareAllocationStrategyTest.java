@@ -7,11 +7,13 @@ import com.typesafe.config.ConfigFactory;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.persistence.TestDatabase;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.UUID;
 import java.util.concurrent.atomic.AtomicReference;
 import org.apache.pekko.actor.ActorRef;
 import org.apache.pekko.actor.ExtendedActorSystem;
@@ -33,6 +35,7 @@ class LoadAwareAllocationStrategyTest {
           pekko.actor.provider = cluster
           pekko.remote.artery.canonical.hostname = 127.0.0.1
           pekko.remote.artery.canonical.port = 0
+          pekko.cluster.sharding.handoff-timeout = 300ms
           """))
       .withFallback(ConfigFactory.load()));
 
@@ -190,5 +193,75 @@ class LoadAwareAllocationStrategyTest {
     view.setRequests(Map.of("2", new MigrationRequest("r1", "dev", "2", C, System.currentTimeMillis())));
     assertThat(rebalance(allocation(layout))).containsExactly("2");
     assertThat(allocate("2", allocation(Map.of(A, List.of("1"), B, List.of("3"), C, List.of("4"))))).isEqualTo(C);
+  }
+
+  private MigrationLog.Migration requested(String socket, String shard) {
+    String id = UUID.randomUUID().toString();
+    MigrationLog.Migration m = new MigrationLog.Migration(id, socket, shard, "manual", MigrationLog.REQUESTED, "", C,
+        null, null, null, Instant.now(), null, null, null, null, null, null);
+    MigrationLog.get(KIT.system()).insert(m).toCompletableFuture().join();
+    return m;
+  }
+
+  private MigrationLog.Migration record(String id) {
+    return MigrationLog.get(KIT.system()).find(id).toCompletableFuture().join().orElseThrow();
+  }
+
+  @Test
+  void ofTwoRequestsForOneShardTheNewestMovesItAndTheOlderIsClosedAsSuperseded() {
+    view.setLoads(Map.of(A, load(A, 0), B, load(B, 100), C, load(C, 400)));
+    MigrationLog.Migration first = requested("dev-1", "2");
+    MigrationLog.Migration second = requested("dev-2", "2");
+    long now = System.currentTimeMillis();
+    view.setRequests(Map.of(
+        first.id(), new MigrationRequest(first.id(), "dev-1", "2", B, now - 50),
+        second.id(), new MigrationRequest(second.id(), "dev-2", "2", C, now)));
+    assertThat(rebalance(allocation(layout))).containsExactly("2");
+    await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> {
+      assertThat(record(first.id()).status()).isEqualTo(MigrationLog.NOT_MOVED);
+      assertThat(record(first.id()).note()).isEqualTo("superseded by " + second.id());
+      assertThat(record(second.id()).status()).isEqualTo(MigrationLog.MOVING);
+    });
+    assertThat(allocate("2", allocation(Map.of(A, List.of("1"), B, List.of("3"), C, List.of("4"))))).isEqualTo(C);
+  }
+
+  @Test
+  void aNewMoveOfAShardClosesTheRecordOfThePreviousOneStillOpen() {
+    view.setLoads(Map.of(A, load(A, 0), B, load(B, 100), C, load(C, 400)));
+    MigrationLog.Migration first = requested("dev-1", "2");
+    view.setRequests(Map.of(first.id(), new MigrationRequest(first.id(), "dev-1", "2", C, System.currentTimeMillis())));
+    assertThat(rebalance(allocation(layout))).containsExactly("2");
+    // The handoff did not happen: the shard is still on A when the next request comes.
+    MigrationLog.Migration second = requested("dev-2", "2");
+    view.setRequests(Map.of(second.id(), new MigrationRequest(second.id(), "dev-2", "2", B,
+        System.currentTimeMillis())));
+    assertThat(rebalance(allocation(layout))).containsExactly("2");
+    await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> {
+      assertThat(record(first.id()).status()).isEqualTo(MigrationLog.NOT_MOVED);
+      assertThat(record(first.id()).note()).isEqualTo("superseded by " + second.id());
+      assertThat(record(second.id()).status()).isEqualTo(MigrationLog.MOVING);
+    });
+  }
+
+  @Test
+  void aMovedShardNotStartedAgainIsClosedAsMovedIdleAndItsLateArrivalChangesNothing() {
+    strategy = new LoadAwareAllocationStrategy(KIT.system(), new MigrationSettings(true, 300, 100e6,
+        Duration.ofSeconds(2), Duration.ofSeconds(2), Duration.ofSeconds(30), 10_000, Duration.ofSeconds(1),
+        Duration.ofMillis(200), 0.2, 1, Duration.ofMillis(200)));
+    view.setLoads(Map.of(A, load(A, 0), B, load(B, 100), C, load(C, 400)));
+    MigrationLog.Migration m = requested("dev-1", "2");
+    view.setRequests(Map.of(m.id(), new MigrationRequest(m.id(), "dev-1", "2", C, System.currentTimeMillis())));
+    assertThat(rebalance(allocation(layout))).containsExactly("2");
+    await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> {
+      assertThat(record(m.id()).status()).isEqualTo(MigrationLog.MOVED_IDLE);
+      assertThat(record(m.id()).note()).contains("starts on " + C + " with its next message");
+      assertThat(record(m.id()).completedAt()).isNotNull();
+    });
+    // Days later, the socket's next message starts the shard.
+    assertThat(allocate("2", allocation(Map.of(A, List.of("1"), B, List.of("3"), C, List.of("4"))))).isEqualTo(C);
+    await().during(Duration.ofMillis(500)).atMost(Duration.ofSeconds(2)).untilAsserted(() -> {
+      assertThat(record(m.id()).status()).isEqualTo(MigrationLog.MOVED_IDLE);
+      assertThat(record(m.id()).movedAt()).isNull();
+    });
   }
 }

@@ -145,8 +145,12 @@ CREATE TABLE IF NOT EXISTS berth_socket (
   mapping VARCHAR(64),
   edge_node VARCHAR(255),
   opened_at TIMESTAMP WITH TIME ZONE,
-  updated_at TIMESTAMP WITH TIME ZONE NOT NULL
+  updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+  seq_nr BIGINT NOT NULL DEFAULT 0
 );
+
+-- Writes are ordered by the socket's journal sequence number, not by the writing node's clock.
+ALTER TABLE berth_socket ADD COLUMN IF NOT EXISTS seq_nr BIGINT NOT NULL DEFAULT 0;
 
 CREATE INDEX IF NOT EXISTS berth_socket_state_idx ON berth_socket (state, socket_id);
 CREATE INDEX IF NOT EXISTS berth_socket_device_idx ON berth_socket (device_id, socket_id);
