@@ -10,7 +10,10 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Extension;
 import org.apache.pekko.actor.typed.ExtensionId;
@@ -101,7 +104,7 @@ public final class MigrationLog implements Extension {
    * operator's request is answered only once its record exists.
    */
   public CompletionStage<Void> insert(Migration m) {
-    return tables.run(c -> {
+    return inOrder(c -> {
       try (PreparedStatement s = c.prepareStatement("INSERT INTO berth_migration (" + COLUMNS
           + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
         s.setString(1, m.id());
@@ -212,20 +215,55 @@ public final class MigrationLog implements Extension {
         });
   }
 
-  /** The socket delivered again on {@code to}: completes its latest open migration record. */
+  /**
+   * The socket delivered again on {@code to}: completes its latest open migration record. The
+   * record's decision is written by the coordinator's node and may land after this (another
+   * node, another connection): while the socket's record still reads {@code requested}, this
+   * tries again, a few times over about {@link #COMPLETION_ATTEMPTS} seconds.
+   */
   public CompletionStage<Void> completed(String socketId, String shardId, String to, long pauseMs, Instant at) {
-    return update("complete migration of " + socketId, "UPDATE berth_migration SET completed_at = ?, pause_ms = ?,"
-        + " to_node = ?, status = ?, moved_at = COALESCE(moved_at, ?) WHERE id = ("
-        + " SELECT id FROM berth_migration WHERE (socket_id = ? OR (socket_id = '*' AND shard_id = ?))"
-        + " AND completed_at IS NULL AND status <> '" + REQUESTED + "' ORDER BY started_at DESC LIMIT 1)", s -> {
-          setInstant(s, 1, at);
-          s.setLong(2, pauseMs);
-          s.setString(3, to);
-          s.setString(4, COMPLETED);
-          setInstant(s, 5, at);
-          s.setString(6, socketId);
-          s.setString(7, shardId);
-        });
+    return completed(socketId, shardId, to, pauseMs, at, 1);
+  }
+
+  private static final int COMPLETION_ATTEMPTS = 6;
+
+  private CompletionStage<Void> completed(String socketId, String shardId, String to, long pauseMs, Instant at,
+                                          int attempt) {
+    return tables.run(c -> {
+      try (PreparedStatement s = c.prepareStatement("UPDATE berth_migration SET completed_at = ?, pause_ms = ?,"
+          + " to_node = ?, status = ?, moved_at = COALESCE(moved_at, ?) WHERE id = ("
+          + " SELECT id FROM berth_migration WHERE (socket_id = ? OR (socket_id = '*' AND shard_id = ?))"
+          + " AND completed_at IS NULL AND status <> '" + REQUESTED + "' ORDER BY started_at DESC LIMIT 1)")) {
+        setInstant(s, 1, at);
+        s.setLong(2, pauseMs);
+        s.setString(3, to);
+        s.setString(4, COMPLETED);
+        setInstant(s, 5, at);
+        s.setString(6, socketId);
+        s.setString(7, shardId);
+        if (s.executeUpdate() > 0) {
+          return false;
+        }
+      }
+      try (PreparedStatement s = c.prepareStatement("SELECT 1 FROM berth_migration WHERE socket_id = ?"
+          + " AND status = '" + REQUESTED + "' AND started_at <= ?")) {
+        s.setString(1, socketId);
+        setInstant(s, 2, at);
+        try (ResultSet rs = s.executeQuery()) {
+          return rs.next();
+        }
+      }
+    }).thenCompose(undecided -> {
+      if (!undecided || attempt >= COMPLETION_ATTEMPTS) {
+        return CompletableFuture.<Void>completedFuture(null);
+      }
+      Executor later = CompletableFuture.delayedExecutor(1, TimeUnit.SECONDS, tables.blocking());
+      return CompletableFuture.supplyAsync(() -> null, later)
+          .thenCompose(x -> completed(socketId, shardId, to, pauseMs, at, attempt + 1));
+    }).exceptionally(e -> {
+      log.warn("Cannot complete migration of {}: {}", socketId, e.getMessage());
+      return null;
+    });
   }
 
   /** Newest first; {@code socketId} and {@code cause} filter when given. */
@@ -297,10 +335,25 @@ public final class MigrationLog implements Extension {
 
   /** Writes are best effort: a failure is logged and never disturbs delivery. */
   private CompletionStage<Void> run(String what, BerthTables.Work<Void> work) {
-    return tables.run(work).exceptionally(e -> {
+    return inOrder(work).exceptionally(e -> {
       log.warn("Cannot {}: {}", what, e.getMessage());
       return null;
     });
+  }
+
+  /**
+   * This node's writes, one after another in the order they were asked for: on a pool of
+   * connections a record's arrival could otherwise land before its decision, or its decision
+   * before its insert, and be lost to the status guards (a record stuck at {@code moving}).
+   * A failed write does not stop the ones after it.
+   */
+  private CompletableFuture<?> lastWrite = CompletableFuture.completedFuture(null);
+
+  private synchronized <T> CompletionStage<T> inOrder(BerthTables.Work<T> work) {
+    CompletableFuture<T> next = lastWrite.handle((done, failure) -> null)
+        .thenCompose(x -> tables.run(work)).toCompletableFuture();
+    lastWrite = next;
+    return next;
   }
 
   private static void setDouble(PreparedStatement s, int i, Double v) throws SQLException {
