@@ -57,8 +57,7 @@ class DeviceClientResumeTest {
           out.flush();
           connecting.join(10_000);
           client.send("up-1".getBytes(StandardCharsets.UTF_8));
-          awaitData(in, 1);
-          awaitAck(in, 3);
+          awaitDataAndAck(in, 1, 3);
         }
         assertThat(received).containsExactly("old-1", "old-2", "old-3");
 
@@ -87,9 +86,8 @@ class DeviceClientResumeTest {
           out.write(FrameCodec.encode(new Frame.Data(2, "new-2".getBytes(StandardCharsets.UTF_8))));
           out.write(FrameCodec.encode(new Frame.Data(3, "new-3".getBytes(StandardCharsets.UTF_8))));
           out.flush();
-          Frame.Data resent = awaitData(in, 1);
+          Frame.Data resent = awaitDataAndAck(in, 1, 3);
           assertThat(new String(resent.payload(), StandardCharsets.UTF_8)).isEqualTo("up-1");
-          awaitAck(in, 3);
         }
         assertThat(received).containsExactly("old-1", "old-2", "old-3", "new-2", "new-3");
       } finally {
@@ -111,19 +109,18 @@ class DeviceClientResumeTest {
     return ((Decoded.Ok) in.next()).frame();
   }
 
-  private static Frame.Data awaitData(FrameReader in, long seq) throws IOException {
-    while (true) {
-      if (next(in) instanceof Frame.Data d && d.seq() == seq) {
-        return d;
+  /** Reads until the client sent DATA {@code data} and an ACK of at least {@code ack}, in either order. */
+  private static Frame.Data awaitDataAndAck(FrameReader in, long data, long ack) throws IOException {
+    Frame.Data found = null;
+    boolean acked = false;
+    while (found == null || !acked) {
+      Frame f = next(in);
+      if (f instanceof Frame.Data d && d.seq() == data) {
+        found = d;
+      } else if (f instanceof Frame.Ack a && a.seq() >= ack) {
+        acked = true;
       }
     }
-  }
-
-  private static void awaitAck(FrameReader in, long seq) throws IOException {
-    while (true) {
-      if (next(in) instanceof Frame.Ack a && a.seq() >= seq) {
-        return;
-      }
-    }
+    return found;
   }
 }

@@ -416,8 +416,8 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
     }, system.executionContext());
   }
 
-  private void forget(String shardId) {
-    LoadReporter.Command forget = new LoadReporter.Forget(shardId);
+  private void forget(String requestId) {
+    LoadReporter.Command forget = new LoadReporter.Forget(requestId);
     if (view.reporter() != null) {
       view.reporter().tell(forget);
     }

@@ -143,8 +143,18 @@ public final class LoadReporter {
           return Behaviors.same();
         })
         .onMessage(Forget.class, m -> {
+          // By the request's id, whatever its key: a node of the previous version keys requests
+          // by shard, and such an entry would otherwise be carried out again every round.
           this.<LWWMap<String, MigrationRequest>>update(LoadView.REQUESTS, LWWMap.empty(), Replicator.writeLocal(),
-              map -> map.remove(self, m.requestId()));
+              map -> {
+                LWWMap<String, MigrationRequest> left = map;
+                for (Map.Entry<String, MigrationRequest> e : map.getEntries().entrySet()) {
+                  if (e.getKey().equals(m.requestId()) || e.getValue().id().equals(m.requestId())) {
+                    left = left.remove(self, e.getKey());
+                  }
+                }
+                return left;
+              });
           return Behaviors.same();
         })
         .onMessage(SetDraining.class, m -> {

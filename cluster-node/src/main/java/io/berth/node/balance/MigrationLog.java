@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -104,7 +105,7 @@ public final class MigrationLog implements Extension {
    * operator's request is answered only once its record exists.
    */
   public CompletionStage<Void> insert(Migration m) {
-    return inOrder(c -> {
+    return inOrder(m.id(), c -> {
       try (PreparedStatement s = c.prepareStatement("INSERT INTO berth_migration (" + COLUMNS
           + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
         s.setString(1, m.id());
@@ -142,7 +143,7 @@ public final class MigrationLog implements Extension {
   public CompletionStage<Void> decided(String id, String status, String from, String to, Double framesPerSecond,
                                        Double bytesPerSecond, String note) {
     boolean done = !status.equals(MOVING);
-    return update("record the decision on migration " + id, "UPDATE berth_migration SET status = ?, from_node = ?,"
+    return update(id, "record the decision on migration " + id, "UPDATE berth_migration SET status = ?, from_node = ?,"
         + " to_node = ?, frames_per_second = ?, bytes_per_second = ?, note = ?, completed_at = ? WHERE id = ?"
         + " AND status = '" + REQUESTED + "'", s -> {
           s.setString(1, status);
@@ -158,7 +159,7 @@ public final class MigrationLog implements Extension {
 
   /** The shard reached its new node: the socket's first delivery there will complete the record. */
   public CompletionStage<Void> arrived(String id, String to, Instant at) {
-    return update("record the arrival of migration " + id, "UPDATE berth_migration SET status = ?, to_node = ?,"
+    return update(id, "record the arrival of migration " + id, "UPDATE berth_migration SET status = ?, to_node = ?,"
         + " moved_at = ? WHERE id = ? AND status = '" + MOVING + "'", s -> {
           s.setString(1, WAITING_FOR_TRAFFIC);
           s.setString(2, to);
@@ -169,7 +170,7 @@ public final class MigrationLog implements Extension {
 
   /** A newer decision about the same shard took the place of this record's: it is closed. */
   public CompletionStage<Void> superseded(String id, String by) {
-    return update("close superseded migration " + id, "UPDATE berth_migration SET status = ?, note = ?,"
+    return update(id, "close superseded migration " + id, "UPDATE berth_migration SET status = ?, note = ?,"
         + " completed_at = ? WHERE id = ? AND completed_at IS NULL", s -> {
           s.setString(1, NOT_MOVED);
           s.setString(2, "superseded by " + by);
@@ -183,7 +184,7 @@ public final class MigrationLog implements Extension {
    * message, which may be days away. A later arrival leaves the closed record alone.
    */
   public CompletionStage<Void> notStarted(String id, String note) {
-    return update("close unstarted migration " + id, "UPDATE berth_migration SET status = ?, completed_at = ?,"
+    return update(id, "close unstarted migration " + id, "UPDATE berth_migration SET status = ?, completed_at = ?,"
         + " note = ? WHERE id = ? AND status = '" + MOVING + "'", s -> {
           s.setString(1, MOVED_IDLE);
           setInstant(s, 2, Instant.now());
@@ -194,7 +195,7 @@ public final class MigrationLog implements Extension {
 
   /** Nothing was delivered since the shard arrived: there is no pause to measure. */
   public CompletionStage<Void> idle(String id, String note) {
-    return update("complete idle migration " + id, "UPDATE berth_migration SET status = ?, completed_at = moved_at,"
+    return update(id, "complete idle migration " + id, "UPDATE berth_migration SET status = ?, completed_at = moved_at,"
         + " note = ? WHERE id = ? AND status = '" + WAITING_FOR_TRAFFIC + "'", s -> {
           s.setString(1, MOVED_IDLE);
           s.setString(2, note);
@@ -204,7 +205,7 @@ public final class MigrationLog implements Extension {
 
   /** A drain's progress: the shards moved so far, the sockets running in them, where they went. */
   public CompletionStage<Void> drainProgress(String id, int shards, int sockets, String to, boolean done) {
-    return update("record drain " + id, "UPDATE berth_migration SET shards = ?, sockets = ?, to_node = ?,"
+    return update(id, "record drain " + id, "UPDATE berth_migration SET shards = ?, sockets = ?, to_node = ?,"
         + " status = ?, completed_at = ? WHERE id = ? AND completed_at IS NULL", s -> {
           s.setInt(1, shards);
           s.setInt(2, sockets);
@@ -323,8 +324,8 @@ public final class MigrationLog implements Extension {
     void bind(PreparedStatement s) throws SQLException;
   }
 
-  private CompletionStage<Void> update(String what, String sql, Binder binder) {
-    return run(what, c -> {
+  private CompletionStage<Void> update(String id, String what, String sql, Binder binder) {
+    return run(id, what, c -> {
       try (PreparedStatement s = c.prepareStatement(sql)) {
         binder.bind(s);
         s.executeUpdate();
@@ -334,25 +335,36 @@ public final class MigrationLog implements Extension {
   }
 
   /** Writes are best effort: a failure is logged and never disturbs delivery. */
-  private CompletionStage<Void> run(String what, BerthTables.Work<Void> work) {
-    return inOrder(work).exceptionally(e -> {
+  private CompletionStage<Void> run(String id, String what, BerthTables.Work<Void> work) {
+    return inOrder(id, work).exceptionally(e -> {
       log.warn("Cannot {}: {}", what, e.getMessage());
       return null;
     });
   }
 
   /**
-   * This node's writes, one after another in the order they were asked for: on a pool of
-   * connections a record's arrival could otherwise land before its decision, or its decision
-   * before its insert, and be lost to the status guards (a record stuck at {@code moving}).
-   * A failed write does not stop the ones after it.
+   * The writes of one record from this node, one after another in the order they were asked
+   * for: on a pool of connections a record's arrival could otherwise land before its decision,
+   * or its decision before its insert, and be lost to the status guards (a record stuck at
+   * {@code moving}). Per record, so that a write that hangs holds up only its own record. A
+   * failed write does not stop the ones after it.
    */
-  private CompletableFuture<?> lastWrite = CompletableFuture.completedFuture(null);
+  private final ConcurrentHashMap<String, CompletableFuture<?>> lastWrite = new ConcurrentHashMap<>();
 
-  private synchronized <T> CompletionStage<T> inOrder(BerthTables.Work<T> work) {
-    CompletableFuture<T> next = lastWrite.handle((done, failure) -> null)
-        .thenCompose(x -> tables.run(work)).toCompletableFuture();
-    lastWrite = next;
+  private <T> CompletionStage<T> inOrder(String id, BerthTables.Work<T> work) {
+    CompletableFuture<T> next = new CompletableFuture<>();
+    CompletableFuture<?> before = lastWrite.put(id, next);
+    CompletableFuture<?> after = before == null ? CompletableFuture.completedFuture(null) : before;
+    after.handle((done, failure) -> null)
+        .thenCompose(x -> tables.run(work))
+        .whenComplete((value, failure) -> {
+          lastWrite.remove(id, next);
+          if (failure != null) {
+            next.completeExceptionally(failure);
+          } else {
+            next.complete(value);
+          }
+        });
     return next;
   }
 
