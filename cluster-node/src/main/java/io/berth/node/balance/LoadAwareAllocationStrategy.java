@@ -53,6 +53,11 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
   private final Map<String, String> records = new ConcurrentHashMap<>();
   /** Nodes being drained → the record of their drain. */
   private final Map<String, Drain> drains = new ConcurrentHashMap<>();
+  /**
+   * Nodes whose drain is over but which are still marked (until they leave or are unmarked): an
+   * empty node does not start a new drain, and a new record, every round.
+   */
+  private final Set<String> drained = ConcurrentHashMap.newKeySet();
   /** When the last automatic round moved something (System.nanoTime), 0 before the first. */
   private long lastAutomaticMove;
   /** How long a handoff may take before sharding gives up on it. */
@@ -167,15 +172,17 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
   private void drain(Map<ActorRef, IndexedSeq<String>> current, Set<String> inProgress, Set<String> moves,
                      Map<String, NodeLoad> loads) {
     finishDrains(current, inProgress);
+    drained.removeIf(node -> !isDraining(node));
     boolean anyTarget = current.keySet().stream().anyMatch(r -> !isDraining(nodeOf(r)));
     if (!anyTarget) {
       return;
     }
     for (Map.Entry<ActorRef, IndexedSeq<String>> e : current.entrySet()) {
       String node = nodeOf(e.getKey());
-      if (!isDraining(node)) {
+      if (!isDraining(node) || (e.getValue().isEmpty() && drained.contains(node))) {
         continue;
       }
+      drained.remove(node);
       NodeLoad load = loads.get(node);
       Drain drain = drains.computeIfAbsent(node, n -> {
         // One record per drain: how many shards it moved, and the sockets running in them.
@@ -221,6 +228,9 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
       boolean arriving = d.shards.stream().anyMatch(inProgress::contains);
       if ((empty && !arriving) || !isDraining(node)) {
         drains.remove(node);
+        if (isDraining(node)) {
+          drained.add(node);
+        }
         MigrationLog.get(system).drainProgress(d.id, d.shards.size(), d.sockets, String.join(", ", d.targets), true);
       }
     }

@@ -48,6 +48,7 @@ class LoadAwareAllocationStrategyTest {
       Duration.ofSeconds(10));
   private LoadView view;
   private LoadAwareAllocationStrategy strategy;
+  private Instant testStarted;
   private final Map<String, ActorRef> regions = new HashMap<>();
 
   @AfterAll
@@ -61,6 +62,7 @@ class LoadAwareAllocationStrategyTest {
     view.setDraining(Set.of());
     view.setRequests(Map.of());
     strategy = new LoadAwareAllocationStrategy(KIT.system(), settings);
+    testStarted = Instant.now();
     ExtendedActorSystem classic = (ExtendedActorSystem) Adapter.toClassic(KIT.system());
     for (String node : List.of(A, B, C)) {
       regions.put(node, classic.provider().resolveActorRef(node + "/system/sharding/socket"));
@@ -185,6 +187,26 @@ class LoadAwareAllocationStrategyTest {
     view.setDraining(Set.of(A));
     assertThat(rebalance(allocation(layout))).containsExactlyInAnyOrder("1", "2");
     assertThat(allocate("1", allocation(Map.of(A, List.of(), B, List.of("3"), C, List.of("4"))))).isEqualTo(B);
+  }
+
+  @Test
+  void aFinishedDrainOfANodeStillMarkedStartsNoNewDrainEveryRound() {
+    view.setLoads(Map.of(A, load(A, 0), B, load(B, 100), C, load(C, 400)));
+    view.setDraining(Set.of(A));
+    assertThat(rebalance(allocation(layout))).containsExactlyInAnyOrder("1", "2");
+    Map<ActorRef, IndexedSeq<String>> emptied = allocation(Map.of(A, List.of(), B, List.of("1", "3"),
+        C, List.of("2", "4")));
+    for (int round = 0; round < 4; round++) {
+      assertThat(rebalance(emptied)).isEmpty();
+    }
+    await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
+      List<MigrationLog.Migration> drains = MigrationLog.get(KIT.system()).recent(100, null, "drain")
+          .toCompletableFuture().join().stream().filter(m -> m.from().equals(A) && "*".equals(m.shardId())
+              && m.startedAt().isAfter(testStarted)).toList();
+      assertThat(drains).hasSize(1);
+      assertThat(drains.get(0).status()).isEqualTo(MigrationLog.COMPLETED);
+      assertThat(drains.get(0).shards()).isEqualTo(2);
+    });
   }
 
   @Test
