@@ -59,7 +59,7 @@ final class MigrationScenario {
         MigrationLog.Migration record = null;
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (System.nanoTime() < deadline) {
-          List<MigrationLog.Migration> found = log.recent(1, hot).toCompletableFuture().get(10, TimeUnit.SECONDS);
+          List<MigrationLog.Migration> found = log.recent(1, hot, null).toCompletableFuture().get(10, TimeUnit.SECONDS);
           if (!found.isEmpty() && found.get(0).completedAt() != null) {
             record = found.get(0);
             break;
