@@ -181,8 +181,9 @@ public final class SocketIndex implements Extension {
   }
 
   /**
-   * One batched upsert: a row is inserted, or replaces the recorded one if that is not newer in
-   * the socket's journal. Rewritten by the PostgreSQL driver into multi-row statements.
+   * One batched upsert: a row is inserted, or replaces the recorded one if that is older in the
+   * socket's journal. An equal one is left alone: every start of the entity (a wake-up, a move)
+   * lists the state it recovered, which the row already shows unless its write was lost. Rewritten by the PostgreSQL driver into multi-row statements.
    */
   static void save(Connection c, DatabaseSettings.Kind kind, List<Row> rows) throws SQLException {
     String sql = kind == DatabaseSettings.Kind.POSTGRES
@@ -191,14 +192,14 @@ public final class SocketIndex implements Extension {
             + " shard_id = EXCLUDED.shard_id, device_id = EXCLUDED.device_id, state = EXCLUDED.state,"
             + " mapping = EXCLUDED.mapping, edge_node = EXCLUDED.edge_node, opened_at = EXCLUDED.opened_at,"
             + " updated_at = EXCLUDED.updated_at, seq_nr = EXCLUDED.seq_nr"
-            + " WHERE berth_socket.seq_nr <= EXCLUDED.seq_nr"
+            + " WHERE berth_socket.seq_nr < EXCLUDED.seq_nr"
         : "MERGE INTO berth_socket t USING (VALUES (CAST(? AS VARCHAR(32)), CAST(? AS VARCHAR(64)),"
             + " CAST(? AS VARCHAR(16)), CAST(? AS VARCHAR(64)), CAST(? AS VARCHAR(255)),"
             + " CAST(? AS TIMESTAMP WITH TIME ZONE), CAST(? AS TIMESTAMP WITH TIME ZONE), CAST(? AS BIGINT),"
             + " CAST(? AS VARCHAR(160))))"
             + " s (shard_id, device_id, state, mapping, edge_node, opened_at, updated_at, seq_nr, socket_id)"
             + " ON t.socket_id = s.socket_id"
-            + " WHEN MATCHED AND t.seq_nr <= s.seq_nr THEN UPDATE SET shard_id = s.shard_id,"
+            + " WHEN MATCHED AND t.seq_nr < s.seq_nr THEN UPDATE SET shard_id = s.shard_id,"
             + " device_id = s.device_id, state = s.state, mapping = s.mapping, edge_node = s.edge_node,"
             + " opened_at = s.opened_at, updated_at = s.updated_at, seq_nr = s.seq_nr"
             + " WHEN NOT MATCHED THEN INSERT (shard_id, device_id, state, mapping, edge_node, opened_at,"

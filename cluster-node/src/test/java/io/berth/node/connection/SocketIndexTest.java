@@ -104,6 +104,15 @@ class SocketIndexTest {
     SocketIndex.save(c, kind, List.of(row(a, "detached", 5, now.plusSeconds(60)), row(b, "closed", 2, now)));
     assertThat(stateOf(c, a)).isEqualTo("closed/9");
     assertThat(stateOf(c, b)).isEqualTo("closed/2");
+    // An entity that starts again lists the state it recovered: the row already shows it, untouched.
+    SocketIndex.save(c, kind, List.of(row(a, "closed", 9, now.plusSeconds(120))));
+    try (PreparedStatement s = c.prepareStatement("SELECT updated_at FROM berth_socket WHERE socket_id = ?")) {
+      s.setString(1, a);
+      try (ResultSet rs = s.executeQuery()) {
+        assertThat(rs.next()).isTrue();
+        assertThat(rs.getTimestamp(1).toInstant()).isBefore(now);
+      }
+    }
   }
 
   private static String stateOf(Connection c, String socket) throws SQLException {
