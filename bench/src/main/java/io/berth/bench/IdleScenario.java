@@ -67,7 +67,7 @@ final class IdleScenario {
    */
   private static final Duration IDLE_SETTLE = Duration.ofSeconds(15);
   /**
-   * How long, after the settle, to wait for a node's sockets to sleep (berth.connection.sleep-after,
+   * How long, after the settle, to wait for a node's sockets to sleep (berth.socket.sleep-after,
    * 30 s by default, from each socket's WELCOME): the figures are those of quiet sockets.
    */
   private static final Duration SLEEP_LIMIT = Duration.ofSeconds(90);
@@ -156,7 +156,7 @@ final class IdleScenario {
         + "processes' CPU time (/proc) over the opening, by the sockets opened (the server's by thread in the "
         + "progress lines). Idle CPU: over " + pace.cpuWindow().toSeconds()
         + " s, " + IDLE_SETTLE.toSeconds() + " s after the last WELCOME and, for the node, once its quiet sockets "
-        + "sleep (berth.connection.sleep-after, 30 s by default: the entities stop, the connections stay; waited for "
+        + "sleep (berth.socket.sleep-after, 30 s by default: the entities stop, the connections stay; waited for "
         + "at most " + SLEEP_LIMIT.toSeconds() + " s, by the node's running sockets in GET /api/nodes); with no "
         + "device: over as long, after the warm-up devices left. Memory per socket: the server's growth from "
         + "a baseline taken after " + WARM_UP + " warm-up devices came and went to all devices connected, each "

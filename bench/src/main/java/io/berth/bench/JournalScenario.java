@@ -1,5 +1,6 @@
 package io.berth.bench;
 
+import io.berth.node.socket.SocketEvent;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.persistence.SchemaInstaller;
 import java.io.PrintStream;
@@ -122,7 +123,7 @@ final class JournalScenario {
     report.note("journal: 1 node in the harness JVM on PostgreSQL with the node's journal settings (Pekko "
         + "Persistence JDBC with AppendingJournalDao: one binary COPY per batch; "
         + "berth.db.pool-size 10); each writer is a minimal EventSourcedBehavior persisting, one write at a time, "
-        + "the event a socket writes for one 64-byte frame through echo (ConnectionEntity.Accepted with the "
+        + "the event a socket writes for one 64-byte frame through echo (SocketEvent.Accepted with the "
         + "echoed frame: " + eventBytes + " bytes serialized), "
         + "fresh persistence ids each round. Anchor: " + pgbench.map(p -> p.binary().toString()).orElse("pgbench")
         + " (-M prepared) inserting rows of the journal's shape (same columns, key and indexes, the payload of a "

@@ -1,6 +1,6 @@
 package io.berth.bench;
 
-import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.socket.SocketEvent;
 import io.berth.protocol.Frame;
 import java.time.Instant;
 import java.util.List;
@@ -17,11 +17,11 @@ import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
 /**
  * The least an event-sourced socket can do on the node's journal: persist, one write at a time
  * and back to back, the event a socket writes for one 64-byte DATA frame through {@code echo}
- * ({@link ConnectionEntity.Accepted} carrying the frame's answer), serialized as the node
+ * ({@link SocketEvent.Accepted} carrying the frame's answer), serialized as the node
  * serializes it. No edge, sharding, snapshots or commands from outside while it runs: what the
  * journal scenario measures is Pekko Persistence JDBC and PostgreSQL.
  */
-final class JournalWriter extends EventSourcedBehavior<JournalWriter.Command, ConnectionEntity.Event, Long> {
+final class JournalWriter extends EventSourcedBehavior<JournalWriter.Command, SocketEvent, Long> {
 
   /** The payload every event carries: a 64-byte DATA frame's worth. */
   static final int PAYLOAD_BYTES = 64;
@@ -55,8 +55,8 @@ final class JournalWriter extends EventSourcedBehavior<JournalWriter.Command, Co
   }
 
   /** The event a socket persists when one 64-byte frame reached echo: the new watermark and the echo. */
-  static ConnectionEntity.Accepted event(long seq, byte[] payload) {
-    return new ConnectionEntity.Accepted(seq, 0, 1, payload.length, 0, List.of(new Frame.Data(seq, payload)), seq - 1,
+  static SocketEvent.Accepted event(long seq, byte[] payload) {
+    return new SocketEvent.Accepted(seq, 0, 1, payload.length, 0, List.of(new Frame.Data(seq, payload)), seq - 1,
         null, null, Instant.now());
   }
 
@@ -66,7 +66,7 @@ final class JournalWriter extends EventSourcedBehavior<JournalWriter.Command, Co
   }
 
   @Override
-  public CommandHandler<Command, ConnectionEntity.Event, Long> commandHandler() {
+  public CommandHandler<Command, SocketEvent, Long> commandHandler() {
     return newCommandHandlerBuilder().forAnyState()
         .onCommand(Run.class, (state, run) -> {
           untilNanos = run.untilNanos();
@@ -85,7 +85,7 @@ final class JournalWriter extends EventSourcedBehavior<JournalWriter.Command, Co
         .build();
   }
 
-  private Effect<ConnectionEntity.Event, Long> write(long state) {
+  private Effect<SocketEvent, Long> write(long state) {
     return Effect().persist(event(state + 1, payload)).thenRun(s -> {
       written++;
       ctx.getSelf().tell(Next.INSTANCE);
@@ -93,7 +93,7 @@ final class JournalWriter extends EventSourcedBehavior<JournalWriter.Command, Co
   }
 
   @Override
-  public EventHandler<Long, ConnectionEntity.Event> eventHandler() {
+  public EventHandler<Long, SocketEvent> eventHandler() {
     return newEventHandlerBuilder().forAnyState().onAnyEvent((state, event) -> state + 1);
   }
 }

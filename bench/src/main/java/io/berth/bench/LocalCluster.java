@@ -3,7 +3,8 @@ package io.berth.bench;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.berth.node.BerthNode;
-import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.socket.api.SocketStatus;
+import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.persistence.SchemaInstaller;
 import java.io.IOException;
@@ -119,9 +120,9 @@ final class LocalCluster implements AutoCloseable {
   }
 
   /** A socket's status as its entity reports it (asking starts it): watermarks and counters. */
-  ConnectionEntity.SocketStatus status(String socketId) {
+  SocketStatus status(String socketId) {
     try {
-      return ConnectionEntity.status(nodes.get(0).system(), socketId, Duration.ofSeconds(10))
+      return Sockets.status(nodes.get(0).system(), socketId, Duration.ofSeconds(10))
           .toCompletableFuture().get(40, TimeUnit.SECONDS);
     } catch (Exception e) {
       throw new IllegalStateException("socket " + socketId + " did not answer", e);

@@ -1,6 +1,6 @@
 package io.berth.bench;
 
-import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.socket.api.SocketStatus;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.protocol.DeviceClient;
 import java.io.PrintStream;
@@ -115,7 +115,7 @@ final class UplinkScenario {
 
       @Override
       public Delivery delivered(String socketId) {
-        ConnectionEntity.SocketStatus s = cluster.status(socketId);
+        SocketStatus s = cluster.status(socketId);
         // The watermark counts each frame once; framesIn counts every hand-over to the endpoint.
         return new Delivery(s.lastAccepted(), s.counters().framesIn() - s.lastAccepted());
       }

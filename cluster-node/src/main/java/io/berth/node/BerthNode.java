@@ -3,20 +3,20 @@ package io.berth.node;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
-import io.berth.node.connection.ConnectionEntity;
-import io.berth.node.connection.ConnectionSettings;
-import io.berth.node.edge.EdgeServer;
-import io.berth.node.edge.EdgeSettings;
-import io.berth.persistence.DatabaseSettings;
-import java.util.Arrays;
-import java.util.List;
 import io.berth.node.balance.LoadAwareAllocationStrategy;
 import io.berth.node.balance.LoadReporter;
 import io.berth.node.balance.MigrationSettings;
+import io.berth.node.edge.EdgeServer;
+import io.berth.node.edge.EdgeSettings;
 import io.berth.node.link.PairingEntity;
 import io.berth.node.link.PeerLinkEntity;
 import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.mapping.MappingWatcher;
+import io.berth.node.socket.SocketEntity;
+import io.berth.node.socket.SocketSettings;
+import io.berth.persistence.DatabaseSettings;
+import java.util.Arrays;
+import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -57,12 +57,12 @@ public final class BerthNode {
   }
 
   public static Behavior<Void> guardian(Config config) {
-    ConnectionSettings connection = ConnectionSettings.fromConfig(config);
+    SocketSettings connection = SocketSettings.fromConfig(config);
     EdgeSettings edge = EdgeSettings.fromConfig(config);
     MigrationSettings migration = MigrationSettings.fromConfig(config);
     return Behaviors.setup(ctx -> {
       ActorSystem<Void> system = ctx.getSystem();
-      ConnectionEntity.init(system, connection, new LoadAwareAllocationStrategy(system, migration));
+      SocketEntity.init(system, connection, new LoadAwareAllocationStrategy(system, migration));
       PeerLinkEntity.init(system);
       PairingEntity.init(system);
       ActorRef<EdgeServer.Command> edgeServer = ctx.spawn(EdgeServer.create(edge), "edge");

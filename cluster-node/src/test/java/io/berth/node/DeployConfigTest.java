@@ -5,8 +5,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
-import io.berth.node.connection.ConnectionSettings;
 import io.berth.node.edge.EdgeSettings;
+import io.berth.node.socket.SocketSettings;
 import io.berth.persistence.AppendingJournalDao;
 import io.berth.persistence.DatabaseSettings;
 import java.nio.file.Path;
@@ -37,7 +37,7 @@ class DeployConfigTest {
 
     EdgeSettings edge = EdgeSettings.fromConfig(config);
     DatabaseSettings db = DatabaseSettings.fromConfig(config);
-    ConnectionSettings.fromConfig(config);
+    SocketSettings.fromConfig(config);
     assertThat(edge.port()).isEqualTo(7000);
     assertThat(db.kind()).isEqualTo(DatabaseSettings.Kind.POSTGRES);
     assertThat(db.jdbcUrl()).contains("reWriteBatchedInserts=true");

@@ -45,7 +45,7 @@ class EdgeBadInputIT {
         berth.edge.idle-timeout = 6s
         berth.edge.ack-timeout = 3s
         berth.edge.close-linger = 2s
-        berth.connection.max-outbox-frames = 256
+        berth.socket.max-outbox-frames = 256
         """).start(1);
     bystander = new EchoStreamer(TestNodes.device(TestNodes.uniqueDevice("bystander"), nodes.node(0).edge()),
         1_000_000, Duration.ofMillis(2)).start();

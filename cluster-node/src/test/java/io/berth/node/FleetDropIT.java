@@ -7,7 +7,8 @@ import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.classic.spi.ThrowableProxyUtil;
 import ch.qos.logback.core.read.ListAppender;
-import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.socket.api.SocketStatus;
+import io.berth.node.socket.api.Sockets;
 import io.berth.protocol.Frame;
 import java.io.IOException;
 import java.time.Duration;
@@ -36,7 +37,7 @@ class FleetDropIT {
    * departures all come at once, and none of them first needs a recovery.
    */
   private static final String AWAKE = """
-      berth.connection.sleep-after = off
+      berth.socket.sleep-after = off
       berth.edge.idle-timeout = 10m
       """;
   /** What the node logs when the journal refuses a write or its breaker is open. */
@@ -126,9 +127,9 @@ class FleetDropIT {
 
   /** Sockets of the fleet whose entity does not (yet) say "detached", or did not answer. */
   private static List<String> notYetDetached(TestNodes.Node node, String prefix) {
-    List<CompletableFuture<ConnectionEntity.SocketStatus>> asks = new ArrayList<>();
+    List<CompletableFuture<SocketStatus>> asks = new ArrayList<>();
     for (int i = 0; i < DEVICES; i++) {
-      asks.add(ConnectionEntity.status(node.system(), prefix + "-" + i, Duration.ofSeconds(10)).toCompletableFuture());
+      asks.add(Sockets.status(node.system(), prefix + "-" + i, Duration.ofSeconds(10)).toCompletableFuture());
     }
     List<String> waiting = new ArrayList<>();
     for (int i = 0; i < DEVICES; i++) {

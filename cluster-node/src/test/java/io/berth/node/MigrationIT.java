@@ -5,7 +5,7 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.socket.api.Sockets;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -111,7 +111,7 @@ class MigrationIT {
       for (String c : cold) {
         coldNodes.put(c, nodes.entityNode(c));
       }
-      String hotShard = ConnectionEntity.shardOf(nodes.node(0).system(), hot);
+      String hotShard = Sockets.shardOf(nodes.node(0).system(), hot);
 
       List<EchoStreamer> background = new ArrayList<>();
       for (String w : warm) {
@@ -139,7 +139,7 @@ class MigrationIT {
         s.close();
       }
       for (String w : warm) {
-        if (!ConnectionEntity.shardOf(nodes.node(0).system(), w).equals(hotShard)) {
+        if (!Sockets.shardOf(nodes.node(0).system(), w).equals(hotShard)) {
           assertThat(nodes.entityNode(w)).as("warm socket %s stays", w).isEqualTo(busy);
         }
       }

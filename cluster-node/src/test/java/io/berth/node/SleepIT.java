@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
 class SleepIT {
 
   private static final String QUICK_SLEEP = """
-      berth.connection.sleep-after = 1s
+      berth.socket.sleep-after = 1s
       berth.edge.entity-heartbeat = 1s
       berth.migration.check-interval = 300ms
       """;

@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.berth.node.edge.EdgeState;
+import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.persistence.SchemaInstaller;
 import io.berth.persistence.TestDatabase;
@@ -150,7 +151,7 @@ public final class TestNodes implements AutoCloseable {
     try {
       ActorSystem<Void> live = nodes.stream().map(Node::system)
           .filter(sys -> !sys.whenTerminated().isCompleted()).findFirst().orElseThrow();
-      return io.berth.node.connection.ConnectionEntity.status(live, socketId, Duration.ofSeconds(10))
+      return io.berth.node.socket.api.Sockets.status(live, socketId, Duration.ofSeconds(10))
           .toCompletableFuture().get(40, java.util.concurrent.TimeUnit.SECONDS).node();
     } catch (Exception e) {
       throw new IllegalStateException("socket " + socketId + " did not answer", e);

@@ -1,8 +1,8 @@
 package io.berth.node.balance;
 
-import io.berth.node.connection.ConnectionEntity;
 import io.berth.node.edge.EdgeServer;
 import io.berth.node.edge.EdgeState;
+import io.berth.node.socket.api.Sockets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -19,14 +19,14 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.ddata.Key;
 import org.apache.pekko.cluster.ddata.LWWMap;
-import org.apache.pekko.cluster.ddata.ReplicatedData;
 import org.apache.pekko.cluster.ddata.ORSet;
+import org.apache.pekko.cluster.ddata.ReplicatedData;
 import org.apache.pekko.cluster.ddata.SelfUniqueAddress;
 import org.apache.pekko.cluster.ddata.typed.javadsl.DistributedData;
 import org.apache.pekko.cluster.ddata.typed.javadsl.Replicator;
 import org.apache.pekko.cluster.ddata.typed.javadsl.ReplicatorMessageAdapter;
-import org.apache.pekko.cluster.sharding.ShardRegion;
 import org.apache.pekko.cluster.sharding.ClusterSharding;
+import org.apache.pekko.cluster.sharding.ShardRegion;
 import org.apache.pekko.cluster.typed.Cluster;
 
 /**
@@ -115,7 +115,7 @@ public final class LoadReporter {
     this.node = cluster.selfMember().address().toString();
     view.setReporter(ctx.getSelf());
     this.region = ClusterSharding.get(Adapter.toClassic(ctx.getSystem()))
-        .shardRegion(ConnectionEntity.ENTITY_KEY.name());
+        .shardRegion(Sockets.ENTITY_KEY.name());
     this.statsReply = ctx.messageAdapter(ShardRegion.ShardRegionStats.class, RegionStats::new);
     replicator.subscribe(untyped(LoadView.LOADS), DataChanged::new);
     replicator.subscribe(untyped(LoadView.REQUESTS), DataChanged::new);

@@ -1,8 +1,10 @@
 package io.berth.node.edge;
 
+import io.berth.node.edge.api.ToEdge;
 import io.berth.node.mapping.Mapping;
 import io.berth.node.mapping.MappingRegistry;
-import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.socket.api.SocketCommand;
+import io.berth.node.socket.api.Sockets;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.Decoded;
 import io.berth.protocol.DeviceToken;
@@ -77,7 +79,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   record StreamFailed(Throwable cause) implements Command {}
 
-  record FromEntity(ConnectionEntity.ToEdge message) implements Command {}
+  record FromEntity(ToEdge message) implements Command {}
 
   /** The node is leaving: close with a resumable code so the device reconnects elsewhere. */
   record Shutdown(CloseCode code, String reason) implements Command {}
@@ -133,7 +135,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private String abortWhenAttached;
   private final InetSocketAddress remote;
   private final String edgeNode;
-  private final ActorRef<ConnectionEntity.ToEdge> self;
+  private final ActorRef<ToEdge> self;
   private final ClusterSharding sharding;
   private final TimerScheduler<Command> timers;
   /**
@@ -148,11 +150,11 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private boolean closeSent;
   private long lastHeartbeatAt = System.nanoTime();
   /**
-   * The entity said it sleeps ({@link ConnectionEntity.Sleeping}): no heartbeats, which would
+   * The entity said it sleeps ({@link ToEdge.Sleeping}): no heartbeats, which would
    * wake it, until a message goes to it or comes from it again.
    */
   private boolean entityAsleep;
-  /** The entity attached this session ({@link ConnectionEntity.Welcomed}). */
+  /** The entity attached this session ({@link ToEdge.Welcomed}). */
   private boolean welcomed;
   private long lastResyncAt;
   private final long startedAt = System.nanoTime();
@@ -163,9 +165,9 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private long lastReleasedAt = startedAt;
   private long deadline;
   private String socketId;
-  private EntityRef<ConnectionEntity.Command> entity;
+  private EntityRef<SocketCommand> entity;
   /** The open sent to the entity, until it is answered: sent again, confirmed, when asked. */
-  private ConnectionEntity.Open opening;
+  private SocketCommand.Open opening;
 
   /**
    * The last {@link Inbound} is not answered with {@code ready} yet: held while the window is
@@ -200,7 +202,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     this.settings = settings;
     this.remote = remote;
     this.edgeNode = edgeNode;
-    this.self = context.messageAdapter(ConnectionEntity.ToEdge.class, FromEntity::new);
+    this.self = context.messageAdapter(ToEdge.class, FromEntity::new);
     this.sharding = ClusterSharding.get(context.getSystem());
     this.timers = timers;
     timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
@@ -409,7 +411,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     if (deviceAck > deviceAcked && deviceAck <= highestPushed) {
       deviceAcked = deviceAck;
       unackedSince = deviceAcked < highestPushed ? System.nanoTime() : 0;
-      tellEntity(new ConnectionEntity.DownlinkAck(self, deviceAcked));
+      tellEntity(new SocketCommand.DownlinkAck(self, deviceAcked));
     }
     if (repeatAck && lastConfirmed > 0) {
       offer(new Frame.Ack(lastConfirmed));
@@ -422,7 +424,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     if (phase == Phase.ENDING && !closeSent && (unconfirmed.isEmpty() || lastBuffered >= highestForwarded)) {
       closeSent = true;
       deadline = System.nanoTime() + settings.closeTimeout().toNanos();
-      tellEntity(new ConnectionEntity.Close(self, closeRequest.code(), closeRequest.reason()));
+      tellEntity(new SocketCommand.Close(self, closeRequest.code(), closeRequest.reason()));
     }
   }
 
@@ -474,7 +476,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       }
       sentUpTo = batch.get(batch.size() - 1).seq();
       inFlight.addLast(sentUpTo);
-      tellEntity(new ConnectionEntity.Deliver(self, List.copyOf(batch)));
+      tellEntity(new SocketCommand.Deliver(self, List.copyOf(batch)));
     }
   }
 
@@ -525,7 +527,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     }
     String mapping = hello.mapping().isEmpty() ? settings.defaultMapping() : hello.mapping();
     socketId = SocketId.of(hello.deviceId(), hello.socketName());
-    entity = sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, socketId);
+    entity = sharding.entityRefFor(Sockets.ENTITY_KEY, socketId);
     phase = Phase.OPENING;
     deadline = System.nanoTime() + settings.openTimeout().toNanos();
     getContext().pipeToSelf(MappingRegistry.get(getContext().getSystem()).find(mapping),
@@ -549,7 +551,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
           + "; operators list the mappings with GET /api/mappings on a node's management port");
     } else {
       Frame.Hello hello = m.hello();
-      opening = new ConnectionEntity.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),
+      opening = new SocketCommand.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),
           self, edgeNode);
       tellEntity(opening);
     }
@@ -559,7 +561,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   // ------------------------------------------------------------------ from the entity
 
   /** Anything for the entity but a heartbeat: it wakes the entity if it sleeps. */
-  private void tellEntity(ConnectionEntity.Command command) {
+  private void tellEntity(SocketCommand command) {
     awake();
     entity.tell(command);
   }
@@ -579,47 +581,47 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     }
   }
 
-  private Behavior<Command> onEntity(ConnectionEntity.ToEdge message) {
-    if (message instanceof ConnectionEntity.Sleeping) {
+  private Behavior<Command> onEntity(ToEdge message) {
+    if (message instanceof ToEdge.Sleeping) {
       entityAsleep = true;
       return this;
     }
     awake();
-    if (message instanceof ConnectionEntity.Delivered d) {
+    if (message instanceof ToEdge.Delivered d) {
       onDelivered(d);
-    } else if (message instanceof ConnectionEntity.Push p) {
+    } else if (message instanceof ToEdge.Push p) {
       onPush(p);
-    } else if (message instanceof ConnectionEntity.Resume) {
+    } else if (message instanceof ToEdge.Resume) {
       stalled = false;
       resendUnconfirmed();
-    } else if (message instanceof ConnectionEntity.Moving) {
+    } else if (message instanceof ToEdge.Moving) {
       // Sent after the entity stopped taking frames: whatever it did not confirm is resent now
       // instead of after entity-timeout; sharding delivers it on the new node.
       stalled = false;
       resendUnconfirmed();
-    } else if (message instanceof ConnectionEntity.LinkChanged l) {
+    } else if (message instanceof ToEdge.LinkChanged l) {
       LinkStatus status = LinkStatus.fromWire(l.status());
       if (status != null && (phase == Phase.OPEN || phase == Phase.ENDING)) {
         offer(new Frame.Link(status, l.peer(), l.reason()));
       }
-    } else if (message instanceof ConnectionEntity.Welcomed w) {
+    } else if (message instanceof ToEdge.Welcomed w) {
       onWelcomed(w);
-    } else if (message instanceof ConnectionEntity.ConfirmTakeover c) {
+    } else if (message instanceof ToEdge.ConfirmTakeover c) {
       // Another connection holds the session: this one takes it only while it still waits.
       if (phase == Phase.OPENING && opening != null) {
         tellEntity(opening.confirm(c.attached()));
       }
-    } else if (message instanceof ConnectionEntity.DataRefused r) {
+    } else if (message instanceof ToEdge.DataRefused r) {
       if (phase == Phase.OPEN || phase == Phase.ENDING) {
         ErrorCode code = ErrorCode.fromWire(r.errorCode());
         fail(code != null ? code : ErrorCode.INTERNAL, r.reason());
       }
-    } else if (message instanceof ConnectionEntity.OpenRejected r) {
+    } else if (message instanceof ToEdge.OpenRejected r) {
       if (phase == Phase.OPENING) {
         ErrorCode code = ErrorCode.fromWire(r.errorCode());
         fail(code != null ? code : ErrorCode.INTERNAL, r.reason());
       }
-    } else if (message instanceof ConnectionEntity.SessionEnded e) {
+    } else if (message instanceof ToEdge.SessionEnded e) {
       if (phase != Phase.CLOSING) {
         close(new Frame.Close(e.closeCode(), e.reason()));
       }
@@ -627,7 +629,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     return this;
   }
 
-  private void onWelcomed(ConnectionEntity.Welcomed w) {
+  private void onWelcomed(ToEdge.Welcomed w) {
     if (phase != Phase.OPENING) {
       return;
     }
@@ -649,7 +651,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     drain();
   }
 
-  private void onDelivered(ConnectionEntity.Delivered d) {
+  private void onDelivered(ToEdge.Delivered d) {
     // Frames the entity holds (buffered for its endpoint) free the pipeline; only delivered
     // frames are acknowledged to the device.
     long received = Math.max(d.upTo(), d.buffered());
@@ -683,7 +685,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     releaseStream();
   }
 
-  private void onPush(ConnectionEntity.Push p) {
+  private void onPush(ToEdge.Push p) {
     if (phase != Phase.OPEN) {
       return;
     }
@@ -708,7 +710,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     long now = System.nanoTime();
     if (now - lastResyncAt > settings.tick().toNanos()) {
       lastResyncAt = now;
-      tellEntity(new ConnectionEntity.Resync(self, highestPushed));
+      tellEntity(new SocketCommand.Resync(self, highestPushed));
     }
   }
 
@@ -765,7 +767,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         } else if (!entityAsleep && now - lastHeartbeatAt > settings.entityHeartbeat().toNanos()) {
           // Keeps an attached session from being passivated while its device is only pinging.
           lastHeartbeatAt = now;
-          entity.tell(new ConnectionEntity.Heartbeat(self));
+          entity.tell(new SocketCommand.Heartbeat(self));
         }
       }
       case ENDING -> {
@@ -862,7 +864,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       // A sleeping entity watches nothing: it learns here that its device is gone (an awake one
       // also from its death watch, and takes the second word for a no-op). Told even when the
       // session thinks the entity awake: its Sleeping may still be on the way.
-      tellEntity(new ConnectionEntity.EdgeTerminated(self));
+      tellEntity(new SocketCommand.EdgeTerminated(self));
     }
     completeOutbound();
     return Behaviors.stopped();

@@ -1,6 +1,7 @@
 package io.berth.node.edge;
 
 import com.typesafe.config.Config;
+import io.berth.node.socket.SocketSettings;
 import io.berth.protocol.FrameCodec;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -76,7 +77,7 @@ public record EdgeSettings(
         e.getDuration("close-linger"),
         e.getDuration("tick"),
         config.getString("berth.auth.secret").getBytes(StandardCharsets.UTF_8),
-        config.getString("berth.connection.default-mapping"),
+        SocketSettings.fromConfig(config).defaultMapping(),
         e.getString("advertised-host"));
   }
 

@@ -1,6 +1,7 @@
 package io.berth.node.link;
 
-import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.socket.api.SocketCommand;
+import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.CborSerializable;
 import java.time.Instant;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -64,7 +65,7 @@ public final class PairingEntity
           if (s.waiting() != null && !s.waiting().equals(j.socketId())) {
             String partner = s.waiting();
             return Effect().persist(new Cleared(Instant.now())).thenRun(st ->
-                socket(j.socketId()).tell(new ConnectionEntity.Paired(partner)));
+                socket(j.socketId()).tell(new SocketCommand.Paired(partner)));
           }
           // The socket already waits (it did from its open): nothing to tell it until a partner comes.
           return Effect().persist(new Waiting(j.socketId(), Instant.now()));
@@ -74,8 +75,8 @@ public final class PairingEntity
         .build();
   }
 
-  private EntityRef<ConnectionEntity.Command> socket(String id) {
-    return sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, id);
+  private EntityRef<SocketCommand> socket(String id) {
+    return sharding.entityRefFor(Sockets.ENTITY_KEY, id);
   }
 
   @Override

@@ -1,6 +1,7 @@
 package io.berth.node.link;
 
-import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.socket.api.SocketCommand;
+import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.CborSerializable;
 import io.berth.protocol.LinkStatus;
 import java.time.Duration;
@@ -128,7 +129,7 @@ public final class PeerLinkEntity
   private Effect<Event, State> onRequest(State s, Request r) {
     if (s.status().equals("linked")) {
       // Asked again (the requester reopened): both sides are told again, which is idempotent.
-      socket(r.from()).tell(new ConnectionEntity.LinkUp(linkId, r.to()));
+      socket(r.from()).tell(new SocketCommand.LinkUp(linkId, r.to()));
       return Effect().none();
     }
     if (s.status().equals("waiting") && r.from().equals(s.target())) {
@@ -137,7 +138,7 @@ public final class PeerLinkEntity
     }
     return Effect().persist(new Requested(r.from(), r.to(), r.deadlineMillis(), Instant.now()))
         .thenRun(st -> {
-          socket(r.to()).tell(new ConnectionEntity.LinkOffer(linkId, r.from()));
+          socket(r.to()).tell(new SocketCommand.LinkOffer(linkId, r.from()));
           record(st);
         });
   }
@@ -158,19 +159,19 @@ public final class PeerLinkEntity
    */
   private void answerStale(State s, String by, LinkStatus asked) {
     if (s.status().equals("linked")) {
-      socket(by).tell(new ConnectionEntity.LinkUp(linkId, other(s, by)));
+      socket(by).tell(new SocketCommand.LinkUp(linkId, other(s, by)));
     } else if (!s.status().equals("waiting")) {
       boolean ended = s.status().equals("unlinked") || s.status().equals("refused");
       LinkStatus status = ended ? LinkStatus.UNLINKED : asked;
-      socket(by).tell(new ConnectionEntity.LinkDown(linkId, s.a() == null ? "" : other(s, by), status.wire,
+      socket(by).tell(new SocketCommand.LinkDown(linkId, s.a() == null ? "" : other(s, by), status.wire,
           s.reason() == null ? "the link is not waiting any more" : s.reason(), 0));
     }
   }
 
   private Effect<Event, State> link(State s) {
     return Effect().persist(new Linked(Instant.now())).thenRun(st -> {
-      socket(st.a()).tell(new ConnectionEntity.LinkUp(linkId, st.b()));
-      socket(st.b()).tell(new ConnectionEntity.LinkUp(linkId, st.a()));
+      socket(st.a()).tell(new SocketCommand.LinkUp(linkId, st.b()));
+      socket(st.b()).tell(new SocketCommand.LinkUp(linkId, st.a()));
       record(st);
     });
   }
@@ -181,7 +182,7 @@ public final class PeerLinkEntity
     }
     String waiter = s.waiter();
     return Effect().persist(new Ended("refused", b.by(), b.reason(), Instant.now())).thenRun(st -> {
-      socket(waiter).tell(new ConnectionEntity.LinkDown(linkId, b.by(), LinkStatus.UNLINKED.wire, b.reason(), 0));
+      socket(waiter).tell(new SocketCommand.LinkDown(linkId, b.by(), LinkStatus.UNLINKED.wire, b.reason(), 0));
       record(st);
     });
   }
@@ -193,9 +194,9 @@ public final class PeerLinkEntity
     }
     String target = s.target();
     return Effect().persist(new Ended("timeout", e.by(), "peer never came", Instant.now())).thenRun(st -> {
-      socket(e.by()).tell(new ConnectionEntity.LinkDown(linkId, target, LinkStatus.TIMEOUT.wire,
+      socket(e.by()).tell(new SocketCommand.LinkDown(linkId, target, LinkStatus.TIMEOUT.wire,
           target + " did not open in time", 0));
-      socket(target).tell(new ConnectionEntity.LinkDown(linkId, e.by(), LinkStatus.UNLINKED.wire,
+      socket(target).tell(new SocketCommand.LinkDown(linkId, e.by(), LinkStatus.UNLINKED.wire,
           "the offer was withdrawn", 0));
       record(st);
     });
@@ -210,7 +211,7 @@ public final class PeerLinkEntity
         if (!side.equals(u.by())) {
           // The other side acknowledges what `by` took; an operator unlink tells both.
           long accepted = u.by().equals("operator") ? 0 : u.accepted();
-          socket(side).tell(new ConnectionEntity.LinkDown(linkId, other(st, side), LinkStatus.UNLINKED.wire,
+          socket(side).tell(new SocketCommand.LinkDown(linkId, other(st, side), LinkStatus.UNLINKED.wire,
               u.reason(), accepted));
         }
       }
@@ -222,8 +223,8 @@ public final class PeerLinkEntity
     return side.equals(s.a()) ? s.b() : s.a();
   }
 
-  private EntityRef<ConnectionEntity.Command> socket(String id) {
-    return sharding.entityRefFor(ConnectionEntity.ENTITY_KEY, id);
+  private EntityRef<SocketCommand> socket(String id) {
+    return sharding.entityRefFor(Sockets.ENTITY_KEY, id);
   }
 
   private void record(State st) {

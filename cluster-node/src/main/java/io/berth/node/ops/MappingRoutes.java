@@ -16,7 +16,6 @@ import static org.apache.pekko.http.javadsl.server.Directives.put;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.berth.node.connection.ConnectionEntity;
 import io.berth.node.mapping.EndpointCall;
 import io.berth.node.mapping.EndpointClient;
 import io.berth.node.mapping.EndpointPolicy;
@@ -25,6 +24,9 @@ import io.berth.node.mapping.Mapping;
 import io.berth.node.mapping.MappingJson;
 import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.mapping.ParkedStore;
+import io.berth.node.socket.api.InjectResult;
+import io.berth.node.socket.api.SocketCommand;
+import io.berth.node.socket.api.Sockets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Base64;
@@ -205,9 +207,9 @@ final class MappingRoutes {
               }
               EndpointCall.Answer answer = EndpointCall.answer(o.body());
               CompletionStage<Void> replied = answer.reply() == null ? CompletableFuture.completedFuture(null)
-                  : ClusterSharding.get(system).entityRefFor(ConnectionEntity.ENTITY_KEY, p.socketId())
-                  .ask((org.apache.pekko.actor.typed.ActorRef<ConnectionEntity.InjectResult> replyTo) ->
-                      new ConnectionEntity.Inject(answer.reply(), replyTo), Duration.ofSeconds(5))
+                  : ClusterSharding.get(system).entityRefFor(Sockets.ENTITY_KEY, p.socketId())
+                  .ask((org.apache.pekko.actor.typed.ActorRef<InjectResult> replyTo) ->
+                      new SocketCommand.Inject(answer.reply(), replyTo), Duration.ofSeconds(5))
                   .thenApply(r -> null);
               return replied.thenCompose(x -> parked.markReplayed(id, Instant.now()))
                   .thenApply(x -> Map.<String, Object>of("id", id, "replayed", true, "status", o.status()));

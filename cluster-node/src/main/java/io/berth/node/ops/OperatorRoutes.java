@@ -21,11 +21,16 @@ import io.berth.node.balance.LoadView;
 import io.berth.node.balance.MigrationLog;
 import io.berth.node.balance.MigrationRequest;
 import io.berth.node.balance.NodeLoad;
-import io.berth.node.connection.ConnectionEntity;
-import io.berth.node.connection.SocketIndex;
-import io.berth.node.mapping.MappingJson;
 import io.berth.node.link.LinkStore;
 import io.berth.node.link.PeerLinkEntity;
+import io.berth.node.mapping.MappingJson;
+import io.berth.node.socket.SocketIndex;
+import io.berth.node.socket.SocketSettings;
+import io.berth.node.socket.api.InjectResult;
+import io.berth.node.socket.api.OperatorCloseResult;
+import io.berth.node.socket.api.SocketCommand;
+import io.berth.node.socket.api.SocketStatus;
+import io.berth.node.socket.api.Sockets;
 import io.berth.protocol.SocketId;
 import java.time.Duration;
 import java.time.Instant;
@@ -76,7 +81,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
         .registerModule(new JavaTimeModule())
         .disable(SerializationFeature.WRITE_DATES_AS_TIMESTAMPS)
         .setSerializationInclusion(JsonInclude.Include.NON_NULL);
-    this.askTimeout = system.settings().config().getDuration("berth.connection.ask-timeout");
+    this.askTimeout = SocketSettings.fromConfig(system.settings().config()).askTimeout();
     this.mappings = new MappingRoutes(system, json, this);
     this.linkStore = new LinkStore(system);
   }
@@ -228,7 +233,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
   private CompletionStage<Map<String, String>> shardLocations() {
     CompletionStage<org.apache.pekko.cluster.sharding.ShardRegion.ClusterShardingStats> stats =
         org.apache.pekko.actor.typed.javadsl.AskPattern.ask(sharding.shardState(),
-            replyTo -> new org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats(ConnectionEntity.ENTITY_KEY,
+            replyTo -> new org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats(Sockets.ENTITY_KEY,
                 askTimeout, replyTo), askTimeout.multipliedBy(2), system.scheduler());
     return stats.thenApply(s -> {
       Map<String, String> located = new java.util.HashMap<>();
@@ -259,16 +264,16 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     return withSocket(socketId, s -> complete(StatusCodes.OK, s, Jackson.marshaller(json)));
   }
 
-  private Route withSocket(String socketId, Function<ConnectionEntity.SocketStatus, Route> then) {
+  private Route withSocket(String socketId, Function<SocketStatus, Route> then) {
     if (!SocketId.isValid(socketId)) {
       return error(StatusCodes.BAD_REQUEST, "invalid socket id '" + socketId + "'");
     }
-    CompletionStage<ConnectionEntity.SocketStatus> status = ConnectionEntity.status(system, socketId, askTimeout);
+    CompletionStage<SocketStatus> status = Sockets.status(system, socketId, askTimeout);
     return onComplete(status, result -> {
       if (result.isFailure()) {
         return failure(result.failed().get());
       }
-      ConnectionEntity.SocketStatus s = result.get();
+      SocketStatus s = result.get();
       if (!s.exists()) {
         return error(StatusCodes.NOT_FOUND, "no socket '" + socketId + "'");
       }
@@ -291,7 +296,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
         }
         target = node.get();
       }
-      String shard = ConnectionEntity.shardOf(system, socketId);
+      String shard = Sockets.shardOf(system, socketId);
       MigrationRequest request = new MigrationRequest(UUID.randomUUID().toString(), socketId, shard, target,
           System.currentTimeMillis());
       // The record exists before the request travels: the id answered finds it at once.
@@ -324,14 +329,14 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     return org.apache.pekko.http.javadsl.server.Directives.withSizeLimit(MAX_MESSAGE_BYTES, () ->
         org.apache.pekko.http.javadsl.server.Directives.entity(
             org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller.entityToByteString(), body -> {
-              CompletionStage<ConnectionEntity.InjectResult> result = sharding
-                  .entityRefFor(ConnectionEntity.ENTITY_KEY, socketId)
-                  .ask(replyTo -> new ConnectionEntity.Inject(body.toArray(), replyTo), askTimeout);
+              CompletionStage<InjectResult> result = sharding
+                  .entityRefFor(Sockets.ENTITY_KEY, socketId)
+                  .ask(replyTo -> new SocketCommand.Inject(body.toArray(), replyTo), askTimeout);
               return onComplete(result, r -> {
                 if (r.isFailure()) {
                   return failure(r.failed().get());
                 }
-                ConnectionEntity.InjectResult ir = r.get();
+                InjectResult ir = r.get();
                 if (!ir.accepted()) {
                   return error("socket is not open".equals(ir.problem()) ? StatusCodes.NOT_FOUND
                       : StatusCodes.SERVICE_UNAVAILABLE, ir.problem());
@@ -347,9 +352,9 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     if (!SocketId.isValid(socketId)) {
       return error(StatusCodes.BAD_REQUEST, "invalid socket id '" + socketId + "'");
     }
-    CompletionStage<ConnectionEntity.OperatorCloseResult> result = sharding
-        .entityRefFor(ConnectionEntity.ENTITY_KEY, socketId)
-        .ask(replyTo -> new ConnectionEntity.CloseByOperator("closed by an operator", replyTo),
+    CompletionStage<OperatorCloseResult> result = sharding
+        .entityRefFor(Sockets.ENTITY_KEY, socketId)
+        .ask(replyTo -> new SocketCommand.CloseByOperator("closed by an operator", replyTo),
             askTimeout.multipliedBy(6));
     return onComplete(result, r -> {
       if (r.isFailure()) {
@@ -433,8 +438,8 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     if (!state.equals("waiting") && !state.equals("linked")) {
       return CompletableFuture.completedFuture(row);
     }
-    CompletionStage<ConnectionEntity.SocketStatus> sa = ConnectionEntity.status(system, a, askTimeout);
-    CompletionStage<ConnectionEntity.SocketStatus> sb = ConnectionEntity.status(system, b, askTimeout);
+    CompletionStage<SocketStatus> sa = Sockets.status(system, a, askTimeout);
+    CompletionStage<SocketStatus> sb = Sockets.status(system, b, askTimeout);
     return sa.thenCombine(sb, (x, y) -> {
       // Counted where the frames were taken into the receiving socket.
       row.put("framesAtoB", y.linkFramesIn());

@@ -1,6 +1,6 @@
 package io.berth.node.ops;
 
-import io.berth.node.connection.ConnectionEntity;
+import io.berth.node.socket.api.Sockets;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -33,7 +33,7 @@ public final class ShardRegionReadiness extends BerthHealthCheck {
     if (registered) {
       return now(Optional.empty());
     }
-    String type = ConnectionEntity.ENTITY_KEY.name();
+    String type = Sockets.ENTITY_KEY.name();
     org.apache.pekko.actor.ActorRef region;
     try {
       region = ClusterSharding.get(system).shardRegion(type);

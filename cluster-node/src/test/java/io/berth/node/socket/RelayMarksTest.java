@@ -1,9 +1,9 @@
-package io.berth.node.connection;
+package io.berth.node.socket;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.berth.node.connection.ConnectionEntity.Link;
-import io.berth.node.connection.ConnectionEntity.RelayMark;
+import io.berth.node.link.Link;
+import io.berth.node.link.RelayMark;
 import java.time.Instant;
 import org.junit.jupiter.api.Test;
 

@@ -1,4 +1,4 @@
-package io.berth.node.connection;
+package io.berth.node.socket;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

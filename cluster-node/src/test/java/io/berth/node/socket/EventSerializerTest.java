@@ -1,13 +1,16 @@
-package io.berth.node.connection;
+package io.berth.node.socket;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.typesafe.config.ConfigFactory;
+import io.berth.node.edge.api.ToEdge;
+import io.berth.node.mapping.Mapping;
+import io.berth.node.socket.SocketEvent;
+import io.berth.node.socket.SocketState;
 import io.berth.protocol.Frame;
 import java.io.NotSerializableException;
 import java.time.Instant;
-import io.berth.node.mapping.Mapping;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
@@ -55,36 +58,36 @@ class EventSerializerTest {
 
   @Test
   void acceptedKeepsEveryField() {
-    ConnectionEntity.Accepted event = new ConnectionEntity.Accepted(42, 7, 3, 1_000, 1, SampleFrames.two(), 40,
+    SocketEvent.Accepted event = new SocketEvent.Accepted(42, 7, 3, 1_000, 1, SampleFrames.two(), 40,
         "batch-é", "parked-1", AT);
-    ConnectionEntity.Accepted back = (ConnectionEntity.Accepted) journalTrip(event);
+    SocketEvent.Accepted back = (SocketEvent.Accepted) journalTrip(event);
     assertThat(back).usingRecursiveComparison().ignoringFields("outbound").isEqualTo(event);
     SampleFrames.assertSameFrames(back.outbound(), event.outbound());
   }
 
   @Test
   void acceptedWithoutIdsOrAnswersKeepsTheNulls() {
-    ConnectionEntity.Accepted event = new ConnectionEntity.Accepted(9, 0, 9, 576, 0, List.of(), 0, null, null, null);
+    SocketEvent.Accepted event = new SocketEvent.Accepted(9, 0, 9, 576, 0, List.of(), 0, null, null, null);
     assertThat(journalTrip(event)).isEqualTo(event);
   }
 
   @Test
   void relayedKeepsEveryField() {
-    ConnectionEntity.Relayed event = new ConnectionEntity.Relayed("peer/dévice", 42, SampleFrames.two(), 41, AT);
-    ConnectionEntity.Relayed back = (ConnectionEntity.Relayed) journalTrip(event);
+    SocketEvent.Relayed event = new SocketEvent.Relayed("peer/dévice", 42, SampleFrames.two(), 41, AT);
+    SocketEvent.Relayed back = (SocketEvent.Relayed) journalTrip(event);
     assertThat(back).usingRecursiveComparison().ignoringFields("outbound").isEqualTo(event);
     SampleFrames.assertSameFrames(back.outbound(), event.outbound());
   }
 
   @Test
   void downlinkAckedKeepsEveryField() {
-    ConnectionEntity.DownlinkAcked event = new ConnectionEntity.DownlinkAcked(77, AT);
+    SocketEvent.DownlinkAcked event = new SocketEvent.DownlinkAcked(77, AT);
     assertThat(journalTrip(event)).isEqualTo(event);
   }
 
-  private static ConnectionEntity.Opened opened(Mapping mapping) {
-    ActorRef<ConnectionEntity.ToEdge> edge = testKit.<ConnectionEntity.ToEdge>createTestProbe().ref();
-    return new ConnectionEntity.Opened("dévice-1", mapping, edge, "pekko://berth@10.0.0.1:25520", 12, AT,
+  private static SocketEvent.Opened opened(Mapping mapping) {
+    ActorRef<ToEdge> edge = testKit.<ToEdge>createTestProbe().ref();
+    return new SocketEvent.Opened("dévice-1", mapping, edge, "pekko://berth@10.0.0.1:25520", 12, AT,
         !mapping.isBuiltin() && mapping.receives(Mapping.Event.OPEN));
   }
 
@@ -93,13 +96,13 @@ class EventSerializerTest {
     Mapping mapping = new Mapping("webhook", 3, "https://example.com/hook", EnumSet.of(Mapping.Event.OPEN,
         Mapping.Event.CLOSE), new Mapping.Criteria(10, 4096, 64, new byte[] {'\n'}, 250), 2_000,
         new Mapping.Retry(4, 100, 3_000), "s3cret", 15_000, true);
-    ConnectionEntity.Opened event = opened(mapping);
+    SocketEvent.Opened event = opened(mapping);
     assertThat(journalTrip(event)).isEqualTo(event);
-    ConnectionEntity.Opened builtin = opened(Mapping.builtinDefault("pair"));
+    SocketEvent.Opened builtin = opened(Mapping.builtinDefault("pair"));
     assertThat(journalTrip(builtin)).isEqualTo(builtin);
     Mapping bare = new Mapping("bare", 1, "builtin:echo", EnumSet.noneOf(Mapping.Event.class), null, 0, null, null, 0,
         false);
-    ConnectionEntity.Opened sparse = new ConnectionEntity.Opened("d", bare, null, null, 0, null, false);
+    SocketEvent.Opened sparse = new SocketEvent.Opened("d", bare, null, null, 0, null, false);
     assertThat(journalTrip(sparse)).isEqualTo(sparse);
   }
 
@@ -112,22 +115,22 @@ class EventSerializerTest {
   void anOpenedOfTheFirstLayoutReadsAsAwaitingNoAnswer() throws Exception {
     Mapping webhook = new Mapping("webhook", 3, "https://example.com/hook", EnumSet.of(Mapping.Event.OPEN),
         Mapping.Criteria.NONE, 5_000, Mapping.Retry.DEFAULT, "0123456789abcdef", 30_000, false);
-    ConnectionEntity.Opened event = opened(webhook);
+    SocketEvent.Opened event = opened(webhook);
     assertThat(event.asksEndpoint()).isTrue();
     EventSerializer serializer = (EventSerializer) serialization.findSerializerFor(event);
     byte[] current = serializer.toBinary(event);
     byte[] firstLayout = Arrays.copyOf(current, current.length - 1);
-    ConnectionEntity.Opened old =
-        (ConnectionEntity.Opened) serializer.fromBinary(firstLayout, EventSerializer.OPENED_1);
+    SocketEvent.Opened old =
+        (SocketEvent.Opened) serializer.fromBinary(firstLayout, EventSerializer.OPENED_1);
     assertThat(old).usingRecursiveComparison().ignoringFields("asksEndpoint").isEqualTo(event);
     assertThat(old.asksEndpoint()).isFalse();
-    assertThat(ConnectionEntity.apply(ConnectionEntity.State.EMPTY, old).openPending()).isZero();
+    assertThat(SocketEntity.apply(SocketState.EMPTY, old).openPending()).isZero();
   }
 
   @Test
   void openedWrittenInCborBeforeStillReads() throws Exception {
     Serializer jackson = jackson();
-    ConnectionEntity.Opened event = opened(Mapping.builtinDefault("echo"));
+    SocketEvent.Opened event = opened(Mapping.builtinDefault("echo"));
     // Jackson writes an actor ref only with the system at hand, as the journal gives it.
     byte[] cbor = org.apache.pekko.serialization.Serialization$.MODULE$.<byte[]>withTransportInformation(
         (org.apache.pekko.actor.ExtendedActorSystem) Adapter.toClassic(testKit.system()), () -> jackson.toBinary(event));
@@ -137,7 +140,7 @@ class EventSerializerTest {
 
   @Test
   void theEventOfOneSmallFrameIs140BytesWhereCborTookOver200() throws Exception {
-    ConnectionEntity.Accepted event = new ConnectionEntity.Accepted(1, 0, 1, 64, 0,
+    SocketEvent.Accepted event = new SocketEvent.Accepted(1, 0, 1, 64, 0,
         List.of(new Frame.Data(1, new byte[64])), 0, null, null, AT);
     byte[] binary = serialization.serialize(event).get();
     byte[] cbor = jackson().toBinary(event);
@@ -148,12 +151,12 @@ class EventSerializerTest {
   @Test
   void eventsWrittenInCborBeforeStillRead() throws Exception {
     Serializer jackson = jackson();
-    ConnectionEntity.Accepted accepted = new ConnectionEntity.Accepted(42, 7, 3, 1_000, 1, SampleFrames.two(), 40, null,
+    SocketEvent.Accepted accepted = new SocketEvent.Accepted(42, 7, 3, 1_000, 1, SampleFrames.two(), 40, null,
         null, AT);
     Object back = serialization.deserialize(jackson.toBinary(accepted), jackson.identifier(),
         Serializers.manifestFor(jackson, accepted)).get();
     assertThat(back).usingRecursiveComparison().ignoringFields("outbound").isEqualTo(accepted);
-    ConnectionEntity.DownlinkAcked acked = new ConnectionEntity.DownlinkAcked(77, AT);
+    SocketEvent.DownlinkAcked acked = new SocketEvent.DownlinkAcked(77, AT);
     assertThat(serialization.deserialize(jackson.toBinary(acked), jackson.identifier(),
         Serializers.manifestFor(jackson, acked)).get()).isEqualTo(acked);
   }
@@ -165,17 +168,17 @@ class EventSerializerTest {
   @Test
   void aSnapshotAndAnAnswerWrittenBeforeOpensWereTrackedStillRead() throws Exception {
     Serializer jackson = jackson();
-    ConnectionEntity.Answered answered = new ConnectionEntity.Answered("d:open:3", SampleFrames.two(), AT, 3);
+    SocketEvent.Answered answered = new SocketEvent.Answered("d:open:3", SampleFrames.two(), AT, 3);
     Object oldAnswer = withoutField(jackson, answered, "openOf");
     assertThat(oldAnswer).usingRecursiveComparison()
-        .isEqualTo(new ConnectionEntity.Answered("d:open:3", SampleFrames.two(), AT, 0));
+        .isEqualTo(new SocketEvent.Answered("d:open:3", SampleFrames.two(), AT, 0));
 
     Mapping webhook = new Mapping("webhook", 3, "https://example.com/hook", EnumSet.of(Mapping.Event.OPEN),
         Mapping.Criteria.NONE, 5_000, Mapping.Retry.DEFAULT, "0123456789abcdef", 30_000, false);
-    ConnectionEntity.State state = ConnectionEntity.apply(ConnectionEntity.State.EMPTY,
-        new ConnectionEntity.Opened("d", webhook, null, "n", 0, AT, true));
+    SocketState state = SocketEntity.apply(SocketState.EMPTY,
+        new SocketEvent.Opened("d", webhook, null, "n", 0, AT, true));
     assertThat(state.openPending()).isEqualTo(1);
-    ConnectionEntity.State oldState = (ConnectionEntity.State) withoutField(jackson, state, "openPending");
+    SocketState oldState = (SocketState) withoutField(jackson, state, "openPending");
     assertThat(oldState.openPending()).isZero();
     assertThat(oldState.counters()).isEqualTo(state.counters());
     assertThat(oldState.mapping()).isEqualTo(webhook);
@@ -188,9 +191,9 @@ class EventSerializerTest {
   @Test
   void aSnapshotWithTheOldCounterNamesKeepsTheDiscardedCount() throws Exception {
     Serializer jackson = jackson();
-    ConnectionEntity.State state = ConnectionEntity.apply(ConnectionEntity.State.EMPTY,
-        new ConnectionEntity.Opened("d", null, null, "n", 0, AT, false));
-    state = ConnectionEntity.apply(state, new ConnectionEntity.Closed(1000, "bye", 3, AT));
+    SocketState state = SocketEntity.apply(SocketState.EMPTY,
+        new SocketEvent.Opened("d", null, null, "n", 0, AT, false));
+    state = SocketEntity.apply(state, new SocketEvent.Closed(1000, "bye", 3, AT));
     assertThat(state.counters().downlinkDiscarded()).isEqualTo(3);
 
     com.fasterxml.jackson.dataformat.cbor.databind.CBORMapper cbor =
@@ -201,7 +204,7 @@ class EventSerializerTest {
         (com.fasterxml.jackson.databind.node.ObjectNode) tree.get("counters");
     counters.set("discarded", counters.remove("downlinkDiscarded"));
     counters.put("relayedOut", 0);
-    ConnectionEntity.State old = (ConnectionEntity.State) serialization.deserialize(cbor.writeValueAsBytes(tree),
+    SocketState old = (SocketState) serialization.deserialize(cbor.writeValueAsBytes(tree),
         jackson.identifier(), Serializers.manifestFor(jackson, state)).get();
     assertThat(old.counters()).isEqualTo(state.counters());
   }
@@ -220,8 +223,8 @@ class EventSerializerTest {
 
   @Test
   void aCorruptOrUnknownEventIsRefusedClearly() throws Exception {
-    EventSerializer serializer = (EventSerializer) serialization.serializerFor(ConnectionEntity.Relayed.class);
-    byte[] bytes = serializer.toBinary(new ConnectionEntity.Relayed("p", 42, SampleFrames.two(), 41, AT));
+    EventSerializer serializer = (EventSerializer) serialization.serializerFor(SocketEvent.Relayed.class);
+    byte[] bytes = serializer.toBinary(new SocketEvent.Relayed("p", 42, SampleFrames.two(), 41, AT));
     assertThatThrownBy(() -> serializer.fromBinary(Arrays.copyOf(bytes, bytes.length - 3), EventSerializer.RELAYED))
         .isInstanceOf(NotSerializableException.class).hasMessageContaining("corrupt Relayed.1");
     byte[] hugeCount = Arrays.copyOf(bytes, bytes.length);
@@ -233,6 +236,6 @@ class EventSerializerTest {
   }
 
   private static Serializer jackson() throws NotSerializableException {
-    return serialization.serializerFor(ConnectionEntity.Detached.class);
+    return serialization.serializerFor(SocketEvent.Detached.class);
   }
 }

@@ -1,22 +1,23 @@
-package io.berth.node.connection;
+package io.berth.node.socket;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
-import io.berth.node.connection.ConnectionEntity.Accepted;
-import io.berth.node.connection.ConnectionEntity.Closed;
-import io.berth.node.connection.ConnectionEntity.Command;
-import io.berth.node.connection.ConnectionEntity.Delivered;
-import io.berth.node.connection.ConnectionEntity.Event;
-import io.berth.node.connection.ConnectionEntity.Opened;
-import io.berth.node.connection.ConnectionEntity.Push;
-import io.berth.node.connection.ConnectionEntity.SessionEnded;
-import io.berth.node.connection.ConnectionEntity.State;
-import io.berth.node.connection.ConnectionEntity.Status;
-import io.berth.node.connection.ConnectionEntity.ToEdge;
-import io.berth.node.connection.ConnectionEntity.Welcomed;
+import io.berth.node.edge.api.ToEdge;
+import io.berth.node.edge.api.ToEdge.Delivered;
+import io.berth.node.edge.api.ToEdge.Push;
+import io.berth.node.edge.api.ToEdge.SessionEnded;
+import io.berth.node.edge.api.ToEdge.Welcomed;
 import io.berth.node.mapping.Mapping;
+import io.berth.node.socket.SocketEvent;
+import io.berth.node.socket.SocketEvent.Accepted;
+import io.berth.node.socket.SocketEvent.Closed;
+import io.berth.node.socket.SocketEvent.Opened;
+import io.berth.node.socket.SocketState;
+import io.berth.node.socket.SocketState.Status;
+import io.berth.node.socket.api.SocketCommand;
+import io.berth.node.socket.api.SocketStatus;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
@@ -29,15 +30,14 @@ import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
-import org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit;
-
 import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit;
 import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit.CommandResult;
+import org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-class ConnectionEntityTest {
+class SocketEntityTest {
 
   private static final Config CONFIG = ConfigFactory.parseString("""
           pekko.actor.provider = cluster
@@ -47,14 +47,14 @@ class ConnectionEntityTest {
       .withFallback(EventSourcedBehaviorTestKit.config())
       .withFallback(ConfigFactory.load());
 
-  private static final ActorTestKit KIT = ActorTestKit.create("ConnectionEntityTest", CONFIG);
+  private static final ActorTestKit KIT = ActorTestKit.create("SocketEntityTest", CONFIG);
 
-  private static final ConnectionSettings SETTINGS =
-      new ConnectionSettings("echo", 8, 1 << 20, 4, 128 * 1024, Duration.ofSeconds(30), 1000, Duration.ofSeconds(3),
+  private static final SocketSettings SETTINGS =
+      new SocketSettings("echo", 8, 1 << 20, 4, 128 * 1024, Duration.ofSeconds(30), 1000, Duration.ofSeconds(3),
           Duration.ZERO);
 
   private String socketId;
-  private EventSourcedBehaviorTestKit<Command, Event, State> entity;
+  private EventSourcedBehaviorTestKit<SocketCommand, SocketEvent, SocketState> entity;
   private TestProbe<ToEdge> edge;
   /** Stands for the shard of the entities that may sleep ({@link #openSleepy}). */
   private TestProbe<ClusterSharding.ShardCommand> shard;
@@ -67,19 +67,19 @@ class ConnectionEntityTest {
   @BeforeEach
   void setUp() {
     socketId = "dev-" + UUID.randomUUID().toString().substring(0, 8);
-    entity = EventSourcedBehaviorTestKit.create(KIT.system(), ConnectionEntity.create(socketId, SETTINGS));
+    entity = EventSourcedBehaviorTestKit.create(KIT.system(), SocketEntity.create(socketId, SETTINGS));
     edge = KIT.createTestProbe(ToEdge.class);
     shard = KIT.createTestProbe(ClusterSharding.ShardCommand.class);
   }
 
   private void open(TestProbe<ToEdge> by, String mapping) {
-    entity.runCommand(new ConnectionEntity.Open(socketId, Mapping.builtinDefault(mapping), false, 0, by.getRef(), "edge-node"));
+    entity.runCommand(new SocketCommand.Open(socketId, Mapping.builtinDefault(mapping), false, 0, by.getRef(), "edge-node"));
     by.expectMessageClass(Welcomed.class);
   }
 
   /** A resuming open of the echo socket from another connection, {@code by}. */
-  private ConnectionEntity.Open resumeBy(TestProbe<ToEdge> by, long lastReceived) {
-    return new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), true, lastReceived, by.getRef(), "n");
+  private SocketCommand.Open resumeBy(TestProbe<ToEdge> by, long lastReceived) {
+    return new SocketCommand.Open(socketId, Mapping.builtinDefault("echo"), true, lastReceived, by.getRef(), "n");
   }
 
   private static List<Frame.Data> frames(long from, long to) {
@@ -92,8 +92,8 @@ class ConnectionEntityTest {
 
   @Test
   void openPersistsTheEdgeAndWelcomesWithTheWatermarks() {
-    CommandResult<Command, Event, State> result = entity.runCommand(
-        new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), false, 0, edge.getRef(), "edge-node"));
+    CommandResult<SocketCommand, SocketEvent, SocketState> result = entity.runCommand(
+        new SocketCommand.Open(socketId, Mapping.builtinDefault("echo"), false, 0, edge.getRef(), "edge-node"));
     assertThat(result.event()).isInstanceOf(Opened.class);
     assertThat(result.state().status()).isEqualTo(Status.OPEN);
     assertThat(result.state().edge()).isEqualTo(edge.getRef());
@@ -106,7 +106,7 @@ class ConnectionEntityTest {
   @Test
   void aBatchIsOneEventThenConfirmedAndEchoed() {
     open(edge, "echo");
-    CommandResult<Command, Event, State> result = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    CommandResult<SocketCommand, SocketEvent, SocketState> result = entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 3)));
     assertThat(result.events()).hasSize(1);
     Accepted accepted = (Accepted) result.event();
     assertThat(accepted.lastAccepted()).isEqualTo(3);
@@ -118,16 +118,16 @@ class ConnectionEntityTest {
   @Test
   void replaysAtOrBelowTheWatermarkAreDroppedNotDeliveredAgain() {
     open(edge, "discard");
-    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 3)));
     edge.expectMessage(new Delivered(3, 3, false));
-    CommandResult<Command, Event, State> replay = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(2, 5)));
+    CommandResult<SocketCommand, SocketEvent, SocketState> replay = entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(2, 5)));
     Accepted accepted = (Accepted) replay.event();
     assertThat(accepted.frames()).isEqualTo(2);
     assertThat(accepted.duplicates()).isEqualTo(2);
     assertThat(replay.state().counters().framesIn()).isEqualTo(5);
     edge.expectMessage(new Delivered(5, 5, false));
 
-    CommandResult<Command, Event, State> allOld = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 5)));
+    CommandResult<SocketCommand, SocketEvent, SocketState> allOld = entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 5)));
     assertThat(allOld.hasNoEvents()).isTrue();
     edge.expectMessage(new Delivered(5, 5, false));
   }
@@ -135,7 +135,7 @@ class ConnectionEntityTest {
   @Test
   void aGapStopsAcceptanceAtTheWatermarkAndAsksTheEdgeToResend() {
     open(edge, "discard");
-    CommandResult<Command, Event, State> gap = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(2, 4)));
+    CommandResult<SocketCommand, SocketEvent, SocketState> gap = entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(2, 4)));
     assertThat(gap.hasNoEvents()).isTrue();
     edge.expectMessage(new Delivered(0, 0, false, true));
   }
@@ -144,15 +144,15 @@ class ConnectionEntityTest {
   void aFullOutboxRefusesMoreUplinkUntilTheDeviceAcknowledges() {
     open(edge, "echo");
     // max-outbox-frames is 8: the 9th echo does not fit.
-    CommandResult<Command, Event, State> result = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 12)));
+    CommandResult<SocketCommand, SocketEvent, SocketState> result = entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 12)));
     assertThat(((Accepted) result.event()).lastAccepted()).isEqualTo(8);
     edge.expectMessage(new Delivered(8, 8, true));
     // downlink-window is 4: only 4 frames are pushed before the device acknowledges.
     assertThat(edge.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L, 4L);
-    entity.runCommand(new ConnectionEntity.DownlinkAck(edge.getRef(), 4));
+    entity.runCommand(new SocketCommand.DownlinkAck(edge.getRef(), 4));
     assertThat(edge.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(5L, 6L, 7L, 8L);
-    edge.expectMessage(ConnectionEntity.Resume.INSTANCE);
-    CommandResult<Command, Event, State> resumed = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(9, 12)));
+    edge.expectMessage(ToEdge.Resume.INSTANCE);
+    CommandResult<SocketCommand, SocketEvent, SocketState> resumed = entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(9, 12)));
     assertThat(((Accepted) resumed.event()).lastAccepted()).isEqualTo(12);
     assertThat(((Accepted) resumed.event()).downlinkAcked()).isEqualTo(4);
   }
@@ -161,15 +161,15 @@ class ConnectionEntityTest {
   void aSecondOpenTakesTheSessionOverOnceItsConnectionConfirmsAndTheOldEdgeIsClosed() {
     open(edge, "echo");
     TestProbe<ToEdge> newer = KIT.createTestProbe(ToEdge.class);
-    ConnectionEntity.Open second = resumeBy(newer, 0);
+    SocketCommand.Open second = resumeBy(newer, 0);
     assertThat(entity.runCommand(second).hasNoEvents()).isTrue();
-    newer.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
+    newer.expectMessage(new ToEdge.ConfirmTakeover(edge.getRef()));
     edge.expectNoMessage(Duration.ofMillis(100));
     entity.runCommand(second.confirm(edge.getRef()));
     newer.expectMessageClass(Welcomed.class);
     assertThat(edge.expectMessageClass(SessionEnded.class).closeCode()).isEqualTo(CloseCode.REPLACED.wire);
 
-    CommandResult<Command, Event, State> stale = entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 1)));
+    CommandResult<SocketCommand, SocketEvent, SocketState> stale = entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 1)));
     assertThat(stale.hasNoEvents()).isTrue();
     assertThat(edge.expectMessageClass(SessionEnded.class).closeCode()).isEqualTo(CloseCode.REPLACED.wire);
     assertThat(stale.state().edge()).isEqualTo(newer.getRef());
@@ -184,13 +184,13 @@ class ConnectionEntityTest {
   void anOpenWhoseConnectionWasAbandonedNeverReplacesTheLiveOne() {
     open(edge, "echo");
     TestProbe<ToEdge> abandoned = KIT.createTestProbe(ToEdge.class);
-    ConnectionEntity.Open stale = resumeBy(abandoned, 0);
+    SocketCommand.Open stale = resumeBy(abandoned, 0);
     abandoned.stop();
-    CommandResult<Command, Event, State> result = entity.runCommand(stale);
+    CommandResult<SocketCommand, SocketEvent, SocketState> result = entity.runCommand(stale);
     assertThat(result.hasNoEvents()).isTrue();
     assertThat(result.state().edge()).isEqualTo(edge.getRef());
-    CommandResult<Command, Event, State> still =
-        entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
+    CommandResult<SocketCommand, SocketEvent, SocketState> still =
+        entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 2)));
     assertThat(((Accepted) still.event()).lastAccepted()).isEqualTo(2);
     assertThat(edge.expectMessageClass(Delivered.class)).isEqualTo(new Delivered(2, 2, false));
     assertThat(edge.expectMessageClass(Push.class).frames()).hasSize(2);
@@ -201,12 +201,12 @@ class ConnectionEntityTest {
   void dataOfAPairSocketThatIsNotLinkedIsRefusedNotAcknowledged() {
     // No socket name: nothing to pair on, so the socket is told LINK timeout and is not linked.
     open(edge, "pair");
-    edge.expectMessageClass(ConnectionEntity.LinkChanged.class);
-    CommandResult<Command, Event, State> result =
-        entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    edge.expectMessageClass(ToEdge.LinkChanged.class);
+    CommandResult<SocketCommand, SocketEvent, SocketState> result =
+        entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 3)));
     assertThat(result.hasNoEvents()).isTrue();
     assertThat(result.state().lastAccepted()).isZero();
-    ConnectionEntity.DataRefused refused = edge.expectMessageClass(ConnectionEntity.DataRefused.class);
+    ToEdge.DataRefused refused = edge.expectMessageClass(ToEdge.DataRefused.class);
     assertThat(refused.errorCode()).isEqualTo(io.berth.protocol.ErrorCode.NO_DESTINATION.wire);
     assertThat(refused.reason()).contains("pair").contains("not linked");
   }
@@ -220,36 +220,36 @@ class ConnectionEntityTest {
   void aLateConfirmationCannotReplaceAConnectionMadeAfterIt() {
     open(edge, "echo");
     TestProbe<ToEdge> late = KIT.createTestProbe(ToEdge.class);
-    ConnectionEntity.Open lateOpen = resumeBy(late, 0);
+    SocketCommand.Open lateOpen = resumeBy(late, 0);
     entity.runCommand(lateOpen);
-    late.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
+    late.expectMessage(new ToEdge.ConfirmTakeover(edge.getRef()));
     // Meanwhile the device's next connection takes the session over.
     TestProbe<ToEdge> next = KIT.createTestProbe(ToEdge.class);
-    ConnectionEntity.Open nextOpen = resumeBy(next, 0);
+    SocketCommand.Open nextOpen = resumeBy(next, 0);
     entity.runCommand(nextOpen);
-    next.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
+    next.expectMessage(new ToEdge.ConfirmTakeover(edge.getRef()));
     entity.runCommand(nextOpen.confirm(edge.getRef()));
     next.expectMessageClass(Welcomed.class);
     // The late confirmation names the connection it meant to replace, which is gone.
-    CommandResult<Command, Event, State> result = entity.runCommand(lateOpen.confirm(edge.getRef()));
+    CommandResult<SocketCommand, SocketEvent, SocketState> result = entity.runCommand(lateOpen.confirm(edge.getRef()));
     assertThat(result.hasNoEvents()).isTrue();
     assertThat(result.state().edge()).isEqualTo(next.getRef());
-    late.expectMessage(new ConnectionEntity.ConfirmTakeover(next.getRef()));
+    late.expectMessage(new ToEdge.ConfirmTakeover(next.getRef()));
     next.expectNoMessage(Duration.ofMillis(100));
   }
 
   @Test
   void resumingDropsTheDownlinkFramesTheDeviceAlreadyHas() {
     open(edge, "echo");
-    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 3)));
     edge.expectMessageClass(Delivered.class);
     edge.expectMessageClass(Push.class);
     TestProbe<ToEdge> again = KIT.createTestProbe(ToEdge.class);
     // The first connection is still attached: the new one confirms it wants the session.
-    ConnectionEntity.Open resume = resumeBy(again, 2);
+    SocketCommand.Open resume = resumeBy(again, 2);
     entity.runCommand(resume);
-    again.expectMessage(new ConnectionEntity.ConfirmTakeover(edge.getRef()));
-    CommandResult<Command, Event, State> reopened = entity.runCommand(resume.confirm(edge.getRef()));
+    again.expectMessage(new ToEdge.ConfirmTakeover(edge.getRef()));
+    CommandResult<SocketCommand, SocketEvent, SocketState> reopened = entity.runCommand(resume.confirm(edge.getRef()));
     assertThat(reopened.state().outbox()).extracting(Frame.Data::seq).containsExactly(3L);
     Welcomed w = again.expectMessageClass(Welcomed.class);
     assertThat(w.lastAccepted()).isEqualTo(3);
@@ -260,14 +260,14 @@ class ConnectionEntityTest {
   @Test
   void aResumeClaimingDownlinkFramesNeverSentIsRefusedAndTheOutboxKept() {
     open(edge, "echo");
-    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 3)));
     edge.expectMessageClass(Delivered.class);
     edge.expectMessageClass(Push.class);
     TestProbe<ToEdge> stale = KIT.createTestProbe(ToEdge.class);
-    CommandResult<Command, Event, State> refused = entity.runCommand(resumeBy(stale, 4));
+    CommandResult<SocketCommand, SocketEvent, SocketState> refused = entity.runCommand(resumeBy(stale, 4));
     assertThat(refused.hasNoEvents()).isTrue();
     assertThat(refused.state().outbox()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L);
-    ConnectionEntity.OpenRejected r = stale.expectMessageClass(ConnectionEntity.OpenRejected.class);
+    ToEdge.OpenRejected r = stale.expectMessageClass(ToEdge.OpenRejected.class);
     assertThat(r.errorCode()).isEqualTo(ErrorCode.BAD_SEQUENCE.wire);
     assertThat(r.reason()).contains("lastReceived 4", "last downlink seq 3");
   }
@@ -275,9 +275,9 @@ class ConnectionEntityTest {
   @Test
   void closeEndsTheSessionAndDiscardsPendingDownlink() {
     open(edge, "echo");
-    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
-    CommandResult<Command, Event, State> closed =
-        entity.runCommand(new ConnectionEntity.Close(edge.getRef(), CloseCode.NORMAL.wire, "bye"));
+    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 2)));
+    CommandResult<SocketCommand, SocketEvent, SocketState> closed =
+        entity.runCommand(new SocketCommand.Close(edge.getRef(), CloseCode.NORMAL.wire, "bye"));
     assertThat(closed.event()).isEqualTo(new Closed(CloseCode.NORMAL.wire, "bye", 2, ((Closed) closed.event()).at()));
     assertThat(closed.state().status()).isEqualTo(Status.CLOSED);
     assertThat(closed.state().outbox()).isEmpty();
@@ -287,7 +287,7 @@ class ConnectionEntityTest {
         : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
 
     TestProbe<ToEdge> reopened = KIT.createTestProbe(ToEdge.class);
-    entity.runCommand(new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), false, 0, reopened.getRef(), "edge-node"));
+    entity.runCommand(new SocketCommand.Open(socketId, Mapping.builtinDefault("echo"), false, 0, reopened.getRef(), "edge-node"));
     Welcomed w = reopened.expectMessageClass(Welcomed.class);
     assertThat(w.lastAccepted()).as("numbering continues after a close").isEqualTo(2);
     assertThat(w.downlinkAcked()).isEqualTo(2);
@@ -296,10 +296,10 @@ class ConnectionEntityTest {
   @Test
   void stateIsRecoveredAfterARestart() {
     open(edge, "echo");
-    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 5)));
-    entity.runCommand(new ConnectionEntity.DownlinkAck(edge.getRef(), 3));
-    State before = entity.getState();
-    EventSourcedBehaviorTestKit.RestartResult<State> restarted = entity.restart();
+    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 5)));
+    entity.runCommand(new SocketCommand.DownlinkAck(edge.getRef(), 3));
+    SocketState before = entity.getState();
+    EventSourcedBehaviorTestKit.RestartResult<SocketState> restarted = entity.restart();
     assertThat(restarted.state().lastAccepted()).isEqualTo(5);
     assertThat(restarted.state().lastDownlinkSeq()).isEqualTo(5);
     assertThat(restarted.state().outbox()).isEqualTo(before.outbox());
@@ -310,55 +310,55 @@ class ConnectionEntityTest {
   @Test
   void afterARestartPersistedAnswersArePushedEvenIfTheResendIsAllReplays() {
     open(edge, "echo");
-    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 3)));
     edge.expectMessageClass(Delivered.class);
     edge.expectMessageClass(Push.class);
     // The Push may have been lost with the node: the recovered entity pushes again...
     entity.restart();
     assertThat(edge.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L);
     // ...and so does an all-replay resend from the edge.
-    entity.runCommand(new ConnectionEntity.Resync(edge.getRef(), 0));
+    entity.runCommand(new SocketCommand.Resync(edge.getRef(), 0));
     assertThat(edge.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(1L, 2L, 3L);
-    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 3)));
+    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 3)));
     edge.expectMessage(new Delivered(3, 3, false));
   }
 
   @Test
   void stoppingWritesTheDownlinkAcknowledgementsNotYetDurable() {
     // A command that stops the entity cannot go through runCommand: run it as a plain actor.
-    ActorRef<Command> live = KIT.spawn(ConnectionEntity.create(socketId, SETTINGS));
-    live.tell(new ConnectionEntity.Open(socketId, Mapping.builtinDefault("echo"), false, 0, edge.getRef(), "edge-node"));
+    ActorRef<SocketCommand> live = KIT.spawn(SocketEntity.create(socketId, SETTINGS));
+    live.tell(new SocketCommand.Open(socketId, Mapping.builtinDefault("echo"), false, 0, edge.getRef(), "edge-node"));
     edge.expectMessageClass(Welcomed.class);
-    live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 4)));
+    live.tell(new SocketCommand.Deliver(edge.getRef(), frames(1, 4)));
     edge.expectMessage(new Delivered(4, 4, false));
-    live.tell(new ConnectionEntity.DownlinkAck(edge.getRef(), 4));
-    live.tell(ConnectionEntity.Stop.INSTANCE);
+    live.tell(new SocketCommand.DownlinkAck(edge.getRef(), 4));
+    live.tell(SocketCommand.Stop.INSTANCE);
     edge.expectTerminated(live);
 
-    ActorRef<Command> recovered = KIT.spawn(ConnectionEntity.create(socketId, SETTINGS));
-    TestProbe<ConnectionEntity.SocketStatus> probe = KIT.createTestProbe(ConnectionEntity.SocketStatus.class);
-    recovered.tell(new ConnectionEntity.GetStatus(probe.getRef()));
-    ConnectionEntity.SocketStatus status = probe.expectMessageClass(ConnectionEntity.SocketStatus.class);
+    ActorRef<SocketCommand> recovered = KIT.spawn(SocketEntity.create(socketId, SETTINGS));
+    TestProbe<SocketStatus> probe = KIT.createTestProbe(SocketStatus.class);
+    recovered.tell(new SocketCommand.GetStatus(probe.getRef()));
+    SocketStatus status = probe.expectMessageClass(SocketStatus.class);
     assertThat(status.downlinkAcked()).isEqualTo(4);
     assertThat(status.outboxFrames()).isZero();
   }
 
-  private static final ConnectionSettings SLEEPY = new ConnectionSettings("echo", 8, 1 << 20, 4, 128 * 1024,
+  private static final SocketSettings SLEEPY = new SocketSettings("echo", 8, 1 << 20, 4, 128 * 1024,
       Duration.ofSeconds(30), 1000, Duration.ofSeconds(3), Duration.ofSeconds(1));
 
   /** A socket entity outside sharding, with {@link #shard} for its shard; opened by {@link #edge}. */
-  private ActorRef<Command> openSleepy(String mapping) {
-    ActorRef<Command> live = KIT.spawn(ConnectionEntity.create(socketId, SLEEPY, shard.getRef()));
-    live.tell(new ConnectionEntity.Open(socketId, Mapping.builtinDefault(mapping), false, 0, edge.getRef(), "edge-node"));
+  private ActorRef<SocketCommand> openSleepy(String mapping) {
+    ActorRef<SocketCommand> live = KIT.spawn(SocketEntity.create(socketId, SLEEPY, shard.getRef()));
+    live.tell(new SocketCommand.Open(socketId, Mapping.builtinDefault(mapping), false, 0, edge.getRef(), "edge-node"));
     edge.expectMessageClass(Welcomed.class);
     return live;
   }
 
   /** The entity tells its edge it sleeps and asks its shard to passivate it; sharding then stops it. */
-  private void expectSleepThenStop(ActorRef<Command> live) {
-    edge.expectMessage(Duration.ofSeconds(5), ConnectionEntity.Sleeping.INSTANCE);
+  private void expectSleepThenStop(ActorRef<SocketCommand> live) {
+    edge.expectMessage(Duration.ofSeconds(5), ToEdge.Sleeping.INSTANCE);
     assertThat(shard.expectMessageClass(ClusterSharding.Passivate.class).entity()).isEqualTo(live);
-    live.tell(ConnectionEntity.Stop.INSTANCE);
+    live.tell(SocketCommand.Stop.INSTANCE);
     edge.expectTerminated(live);
   }
 
@@ -368,8 +368,8 @@ class ConnectionEntityTest {
 
   @Test
   void aQuietAttachedSocketSleepsWithoutWritingAndWakesAttached() {
-    ActorRef<Command> live = openSleepy("discard");
-    live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
+    ActorRef<SocketCommand> live = openSleepy("discard");
+    live.tell(new SocketCommand.Deliver(edge.getRef(), frames(1, 2)));
     edge.expectMessage(new Delivered(2, 2, false));
     int written = journal().size();
     expectSleepThenStop(live);
@@ -377,67 +377,67 @@ class ConnectionEntityTest {
     assertThat(journal()).hasSize(written);
     edge.expectNoMessage(Duration.ofMillis(200));
 
-    ActorRef<Command> woken = KIT.spawn(ConnectionEntity.create(socketId, SLEEPY, shard.getRef()));
-    woken.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(3, 3)));
+    ActorRef<SocketCommand> woken = KIT.spawn(SocketEntity.create(socketId, SLEEPY, shard.getRef()));
+    woken.tell(new SocketCommand.Deliver(edge.getRef(), frames(3, 3)));
     edge.expectMessage(new Delivered(3, 3, false));
   }
 
   @Test
   void aStopTheSocketDidNotAskForIsAHandoff() {
-    ActorRef<Command> live = openSleepy("discard");
-    live.tell(ConnectionEntity.Stop.INSTANCE);
-    edge.expectMessage(ConnectionEntity.Moving.INSTANCE);
+    ActorRef<SocketCommand> live = openSleepy("discard");
+    live.tell(SocketCommand.Stop.INSTANCE);
+    edge.expectMessage(ToEdge.Moving.INSTANCE);
     edge.expectTerminated(live);
     shard.expectNoMessage(Duration.ZERO);
-    assertThat(journal()).last().isInstanceOf(ConnectionEntity.Suspended.class);
+    assertThat(journal()).last().isInstanceOf(SocketEvent.Suspended.class);
   }
 
   @Test
   void aSocketWithDownlinkUnacknowledgedStaysAwakeUntilTheDeviceAcknowledges() {
-    ActorRef<Command> live = openSleepy("echo");
-    live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
+    ActorRef<SocketCommand> live = openSleepy("echo");
+    live.tell(new SocketCommand.Deliver(edge.getRef(), frames(1, 2)));
     edge.expectMessage(new Delivered(2, 2, false));
     edge.expectMessageClass(Push.class);
     edge.expectNoMessage(Duration.ofSeconds(2));
     shard.expectNoMessage(Duration.ZERO);
-    live.tell(new ConnectionEntity.DownlinkAck(edge.getRef(), 2));
+    live.tell(new SocketCommand.DownlinkAck(edge.getRef(), 2));
     expectSleepThenStop(live);
     // The device's acknowledgement was written on the way to sleep.
-    assertThat(journal()).last().isInstanceOf(ConnectionEntity.DownlinkAcked.class);
+    assertThat(journal()).last().isInstanceOf(SocketEvent.DownlinkAcked.class);
   }
 
   @Test
   void framesThatArriveAfterTheSocketAskedToSleepAreSentAgainAtOnce() {
-    ActorRef<Command> live = openSleepy("discard");
-    edge.expectMessage(Duration.ofSeconds(5), ConnectionEntity.Sleeping.INSTANCE);
+    ActorRef<SocketCommand> live = openSleepy("discard");
+    edge.expectMessage(Duration.ofSeconds(5), ToEdge.Sleeping.INSTANCE);
     shard.expectMessageClass(ClusterSharding.Passivate.class);
     // Between the entity's request and sharding's stop: taken, then the edge is told to resend
     // whatever may sit behind the stop (the next incarnation drops what it already has).
-    live.tell(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 1)));
-    live.tell(ConnectionEntity.Stop.INSTANCE);
+    live.tell(new SocketCommand.Deliver(edge.getRef(), frames(1, 1)));
+    live.tell(SocketCommand.Stop.INSTANCE);
     edge.expectMessage(new Delivered(1, 1, false));
-    edge.expectMessage(ConnectionEntity.Moving.INSTANCE);
+    edge.expectMessage(ToEdge.Moving.INSTANCE);
     edge.expectTerminated(live);
-    assertThat(journal()).noneMatch(e -> e instanceof ConnectionEntity.Suspended);
+    assertThat(journal()).noneMatch(e -> e instanceof SocketEvent.Suspended);
   }
 
   @Test
   void aSleepingSocketIsDetachedWhenToldItsEdgeStopped() {
     expectSleepThenStop(openSleepy("discard"));
 
-    ActorRef<Command> woken = KIT.spawn(ConnectionEntity.create(socketId, SLEEPY, shard.getRef()));
-    woken.tell(new ConnectionEntity.EdgeTerminated(edge.getRef()));
-    TestProbe<ConnectionEntity.SocketStatus> probe = KIT.createTestProbe(ConnectionEntity.SocketStatus.class);
+    ActorRef<SocketCommand> woken = KIT.spawn(SocketEntity.create(socketId, SLEEPY, shard.getRef()));
+    woken.tell(new SocketCommand.EdgeTerminated(edge.getRef()));
+    TestProbe<SocketStatus> probe = KIT.createTestProbe(SocketStatus.class);
     org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(5)).until(() -> {
-      woken.tell(new ConnectionEntity.GetStatus(probe.getRef()));
-      return probe.expectMessageClass(ConnectionEntity.SocketStatus.class).state().equals("detached");
+      woken.tell(new SocketCommand.GetStatus(probe.getRef()));
+      return probe.expectMessageClass(SocketStatus.class).state().equals("detached");
     });
   }
 
   @Test
   void aDeviceCannotOpenAnotherDevicesSocket() {
-    entity.runCommand(new ConnectionEntity.Open("intruder", Mapping.builtinDefault("echo"), false, 0, edge.getRef(), "edge-node"));
-    assertThat(edge.expectMessageClass(ConnectionEntity.OpenRejected.class).reason()).contains("does not belong");
+    entity.runCommand(new SocketCommand.Open("intruder", Mapping.builtinDefault("echo"), false, 0, edge.getRef(), "edge-node"));
+    assertThat(edge.expectMessageClass(ToEdge.OpenRejected.class).reason()).contains("does not belong");
     assertThat(entity.getState().status()).isEqualTo(Status.NEW);
   }
 
@@ -462,32 +462,32 @@ class ConnectionEntityTest {
    */
   @Test
   void anOpenWaitingForItsEndpointsAnswerIsPartOfTheSessionUntilAnswered() {
-    State opened = ConnectionEntity.apply(State.EMPTY, new Opened("d", HTTP_OPEN_ONLY, edge.getRef(), "n", 0,
+    SocketState opened = SocketEntity.apply(SocketState.EMPTY, new Opened("d", HTTP_OPEN_ONLY, edge.getRef(), "n", 0,
         java.time.Instant.now(), true));
     assertThat(opened.openPending()).isEqualTo(1);
-    State reopened = ConnectionEntity.apply(opened, new Opened("d", HTTP_OPEN_ONLY, edge.getRef(), "n", 0,
+    SocketState reopened = SocketEntity.apply(opened, new Opened("d", HTTP_OPEN_ONLY, edge.getRef(), "n", 0,
         java.time.Instant.now(), true));
     assertThat(reopened.openPending()).as("a new connection asks again").isEqualTo(2);
-    State staleAnswer = ConnectionEntity.apply(reopened, new ConnectionEntity.Answered("x:open:1", List.of(),
+    SocketState staleAnswer = SocketEntity.apply(reopened, new SocketEvent.Answered("x:open:1", List.of(),
         java.time.Instant.now(), 1));
     assertThat(staleAnswer.openPending()).as("the answer to an earlier connection's open").isEqualTo(2);
-    State answered = ConnectionEntity.apply(reopened, new ConnectionEntity.Answered("x:open:2",
+    SocketState answered = SocketEntity.apply(reopened, new SocketEvent.Answered("x:open:2",
         frames(1, 1), java.time.Instant.now(), 2));
     assertThat(answered.openPending()).isZero();
     assertThat(answered.outbox()).hasSize(1);
-    assertThat(ConnectionEntity.apply(opened, new Closed(1000, "bye", 0, java.time.Instant.now())).openPending())
+    assertThat(SocketEntity.apply(opened, new Closed(1000, "bye", 0, java.time.Instant.now())).openPending())
         .isZero();
-    assertThat(ConnectionEntity.apply(State.EMPTY, new Opened("d", Mapping.builtinDefault("echo"), edge.getRef(), "n",
+    assertThat(SocketEntity.apply(SocketState.EMPTY, new Opened("d", Mapping.builtinDefault("echo"), edge.getRef(), "n",
         0, java.time.Instant.now(), false)).openPending()).as("an open no endpoint is asked about").isZero();
   }
 
   @Test
   void statusReportsWhatOperatorsSee() {
     open(edge, "echo");
-    entity.runCommand(new ConnectionEntity.Deliver(edge.getRef(), frames(1, 2)));
-    TestProbe<ConnectionEntity.SocketStatus> probe = KIT.createTestProbe(ConnectionEntity.SocketStatus.class);
-    entity.runCommand(new ConnectionEntity.GetStatus(probe.getRef()));
-    ConnectionEntity.SocketStatus s = probe.expectMessageClass(ConnectionEntity.SocketStatus.class);
+    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(1, 2)));
+    TestProbe<SocketStatus> probe = KIT.createTestProbe(SocketStatus.class);
+    entity.runCommand(new SocketCommand.GetStatus(probe.getRef()));
+    SocketStatus s = probe.expectMessageClass(SocketStatus.class);
     assertThat(s.state()).isEqualTo("open");
     assertThat(s.deviceId()).isEqualTo(socketId);
     assertThat(s.edge()).isEqualTo("edge-node");

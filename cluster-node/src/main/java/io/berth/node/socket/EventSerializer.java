@@ -1,6 +1,8 @@
-package io.berth.node.connection;
+package io.berth.node.socket;
 
+import io.berth.node.edge.api.ToEdge;
 import io.berth.node.mapping.Mapping;
+import io.berth.node.socket.SocketEvent;
 import java.io.NotSerializableException;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
@@ -55,13 +57,13 @@ public final class EventSerializer extends SerializerWithStringManifest {
 
   @Override
   public String manifest(Object o) {
-    if (o instanceof ConnectionEntity.Accepted) {
+    if (o instanceof SocketEvent.Accepted) {
       return ACCEPTED;
-    } else if (o instanceof ConnectionEntity.Relayed) {
+    } else if (o instanceof SocketEvent.Relayed) {
       return RELAYED;
-    } else if (o instanceof ConnectionEntity.DownlinkAcked) {
+    } else if (o instanceof SocketEvent.DownlinkAcked) {
       return DOWNLINK_ACKED;
-    } else if (o instanceof ConnectionEntity.Opened) {
+    } else if (o instanceof SocketEvent.Opened) {
       return OPENED;
     }
     throw new IllegalArgumentException("cannot serialize " + o.getClass());
@@ -69,7 +71,7 @@ public final class EventSerializer extends SerializerWithStringManifest {
 
   @Override
   public byte[] toBinary(Object o) {
-    if (o instanceof ConnectionEntity.Accepted a) {
+    if (o instanceof SocketEvent.Accepted a) {
       byte[] batchId = utf8(a.batchId());
       byte[] parkedId = utf8(a.parkedId());
       ByteBuffer b = ByteBuffer.allocate(8 + 8 + 4 + 8 + 4 + FrameLists.size(a.outbound()) + 8
@@ -82,7 +84,7 @@ public final class EventSerializer extends SerializerWithStringManifest {
       putString(b, parkedId);
       putInstant(b, a.at());
       return b.array();
-    } else if (o instanceof ConnectionEntity.Relayed r) {
+    } else if (o instanceof SocketEvent.Relayed r) {
       byte[] from = utf8(r.from());
       ByteBuffer b = ByteBuffer.allocate(stringSize(from) + 8 + FrameLists.size(r.outbound()) + 8 + INSTANT);
       putString(b, from);
@@ -91,11 +93,11 @@ public final class EventSerializer extends SerializerWithStringManifest {
       b.putLong(r.peerFrom());
       putInstant(b, r.at());
       return b.array();
-    } else if (o instanceof ConnectionEntity.DownlinkAcked d) {
+    } else if (o instanceof SocketEvent.DownlinkAcked d) {
       ByteBuffer b = ByteBuffer.allocate(8 + INSTANT).putLong(d.upTo());
       putInstant(b, d.at());
       return b.array();
-    } else if (o instanceof ConnectionEntity.Opened opened) {
+    } else if (o instanceof SocketEvent.Opened opened) {
       return opened(opened);
     }
     throw new IllegalArgumentException("cannot serialize " + o.getClass());
@@ -106,11 +108,11 @@ public final class EventSerializer extends SerializerWithStringManifest {
     ByteBuffer b = ByteBuffer.wrap(bytes);
     try {
       Object event = switch (manifest) {
-        case ACCEPTED -> new ConnectionEntity.Accepted(b.getLong(), b.getLong(), b.getInt(), b.getLong(), b.getInt(),
+        case ACCEPTED -> new SocketEvent.Accepted(b.getLong(), b.getLong(), b.getInt(), b.getLong(), b.getInt(),
             FrameLists.get(b), b.getLong(), getString(b), getString(b), getInstant(b));
-        case RELAYED -> new ConnectionEntity.Relayed(getString(b), b.getLong(), FrameLists.get(b), b.getLong(),
+        case RELAYED -> new SocketEvent.Relayed(getString(b), b.getLong(), FrameLists.get(b), b.getLong(),
             getInstant(b));
-        case DOWNLINK_ACKED -> new ConnectionEntity.DownlinkAcked(b.getLong(), getInstant(b));
+        case DOWNLINK_ACKED -> new SocketEvent.DownlinkAcked(b.getLong(), getInstant(b));
         case OPENED -> opened(b, true);
         case OPENED_1 -> opened(b, false);
         default -> throw new NotSerializableException("unknown event manifest '" + manifest + "'");
@@ -129,7 +131,7 @@ public final class EventSerializer extends SerializerWithStringManifest {
    * criteria, timeout, retry, secret, link wait, close-on-link-timeout), the edge's ref as a
    * path, edge node, downlink acknowledged, at, and (from Opened.2 on) asks-endpoint.
    */
-  private byte[] opened(ConnectionEntity.Opened o) {
+  private byte[] opened(SocketEvent.Opened o) {
     Mapping m = o.mapping();
     byte[][] strings = {
         utf8(o.deviceId()), m == null ? null : utf8(m.name()), m == null ? null : utf8(m.endpoint()),
@@ -176,7 +178,7 @@ public final class EventSerializer extends SerializerWithStringManifest {
     return Arrays.copyOf(b.array(), b.position());
   }
 
-  private ConnectionEntity.Opened opened(ByteBuffer b, boolean withAsksEndpoint) {
+  private SocketEvent.Opened opened(ByteBuffer b, boolean withAsksEndpoint) {
     String deviceId = getString(b);
     Mapping mapping = null;
     if (b.get() != 0) {
@@ -200,11 +202,11 @@ public final class EventSerializer extends SerializerWithStringManifest {
           b.get() != 0);
     }
     String edgePath = getString(b);
-    ActorRef<ConnectionEntity.ToEdge> edge = edgePath == null ? null : resolver().resolveActorRef(edgePath);
+    ActorRef<ToEdge> edge = edgePath == null ? null : resolver().resolveActorRef(edgePath);
     String edgeNode = getString(b);
     long downlinkAcked = b.getLong();
     Instant at = getInstant(b);
-    return new ConnectionEntity.Opened(deviceId, mapping, edge, edgeNode, downlinkAcked, at,
+    return new SocketEvent.Opened(deviceId, mapping, edge, edgeNode, downlinkAcked, at,
         withAsksEndpoint && b.get() != 0);
   }
 

@@ -1,4 +1,4 @@
-package io.berth.node.connection;
+package io.berth.node.mapping;
 
 import io.berth.protocol.Frame;
 import java.nio.charset.StandardCharsets;

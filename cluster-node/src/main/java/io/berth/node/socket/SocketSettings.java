@@ -1,10 +1,10 @@
-package io.berth.node.connection;
+package io.berth.node.socket;
 
 import com.typesafe.config.Config;
 import java.time.Duration;
 
-/** Settings of socket entities, {@code berth.connection.*} in reference.conf. */
-public record ConnectionSettings(
+/** Settings of socket entities, {@code berth.socket.*} in reference.conf. */
+public record SocketSettings(
     String defaultMapping,
     int maxOutboxFrames,
     long maxOutboxBytes,
@@ -15,9 +15,9 @@ public record ConnectionSettings(
     Duration askTimeout,
     Duration sleepAfter) {
 
-  public ConnectionSettings {
+  public SocketSettings {
     if (maxPushBytes > 192 * 1024) {
-      throw new IllegalArgumentException("berth.connection.max-push-bytes must be at most 192 KiB: a Push "
+      throw new IllegalArgumentException("berth.socket.max-push-bytes must be at most 192 KiB: a Push "
           + "crosses the network in one Artery message");
     }
   }
@@ -27,9 +27,13 @@ public record ConnectionSettings(
     return !sleepAfter.isZero();
   }
 
-  public static ConnectionSettings fromConfig(Config config) {
-    Config c = config.getConfig("berth.connection");
-    return new ConnectionSettings(
+  public static SocketSettings fromConfig(Config config) {
+    Config c = config.getConfig("berth.socket");
+    if (config.hasPath("berth.connection")) {
+      // The section's former name (docs/packages.md#vocabulary): what a deployment set there still counts.
+      c = config.getConfig("berth.connection").withFallback(c);
+    }
+    return new SocketSettings(
         c.getString("default-mapping"),
         c.getInt("max-outbox-frames"),
         c.getBytes("max-outbox-bytes"),

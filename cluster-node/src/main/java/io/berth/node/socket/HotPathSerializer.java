@@ -1,5 +1,7 @@
-package io.berth.node.connection;
+package io.berth.node.socket;
 
+import io.berth.node.edge.api.ToEdge;
+import io.berth.node.socket.api.SocketCommand;
 import java.io.NotSerializableException;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
@@ -40,17 +42,17 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
 
   @Override
   public String manifest(Object o) {
-    if (o instanceof ConnectionEntity.Deliver) {
+    if (o instanceof SocketCommand.Deliver) {
       return DELIVER;
-    } else if (o instanceof ConnectionEntity.Delivered) {
+    } else if (o instanceof ToEdge.Delivered) {
       return DELIVERED;
-    } else if (o instanceof ConnectionEntity.Push) {
+    } else if (o instanceof ToEdge.Push) {
       return PUSH;
-    } else if (o instanceof ConnectionEntity.DownlinkAck) {
+    } else if (o instanceof SocketCommand.DownlinkAck) {
       return DOWNLINK_ACK;
-    } else if (o instanceof ConnectionEntity.Relay) {
+    } else if (o instanceof SocketCommand.Relay) {
       return RELAY;
-    } else if (o instanceof ConnectionEntity.RelayAck) {
+    } else if (o instanceof SocketCommand.RelayAck) {
       return RELAY_ACK;
     }
     throw new IllegalArgumentException("cannot serialize " + o.getClass());
@@ -58,29 +60,29 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
 
   @Override
   public byte[] toBinary(Object o) {
-    if (o instanceof ConnectionEntity.Deliver d) {
+    if (o instanceof SocketCommand.Deliver d) {
       byte[] ref = ref(d.edge());
       ByteBuffer b = ByteBuffer.allocate(2 + ref.length + FrameLists.size(d.frames()));
       b.putShort((short) ref.length).put(ref);
       FrameLists.put(b, d.frames());
       return b.array();
-    } else if (o instanceof ConnectionEntity.Delivered d) {
+    } else if (o instanceof ToEdge.Delivered d) {
       return ByteBuffer.allocate(17).putLong(d.upTo()).putLong(d.buffered())
           .put((byte) ((d.stalled() ? 1 : 0) | (d.resend() ? 2 : 0))).array();
-    } else if (o instanceof ConnectionEntity.Push p) {
+    } else if (o instanceof ToEdge.Push p) {
       ByteBuffer b = ByteBuffer.allocate(FrameLists.size(p.frames()));
       FrameLists.put(b, p.frames());
       return b.array();
-    } else if (o instanceof ConnectionEntity.DownlinkAck a) {
+    } else if (o instanceof SocketCommand.DownlinkAck a) {
       byte[] ref = ref(a.edge());
       return ByteBuffer.allocate(2 + ref.length + 8).putShort((short) ref.length).put(ref).putLong(a.upTo()).array();
-    } else if (o instanceof ConnectionEntity.Relay r) {
+    } else if (o instanceof SocketCommand.Relay r) {
       byte[] from = r.from().getBytes(StandardCharsets.UTF_8);
       ByteBuffer b = ByteBuffer.allocate(2 + from.length + 8 + FrameLists.size(r.frames()));
       b.putShort((short) from.length).put(from).putLong(r.base());
       FrameLists.put(b, r.frames());
       return b.array();
-    } else if (o instanceof ConnectionEntity.RelayAck k) {
+    } else if (o instanceof SocketCommand.RelayAck k) {
       byte[] from = k.from().getBytes(StandardCharsets.UTF_8);
       return ByteBuffer.allocate(2 + from.length + 17).putShort((short) from.length).put(from).putLong(k.accepted())
           .putLong(k.acked()).put((byte) (k.full() ? 1 : 0)).array();
@@ -93,17 +95,17 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
     ByteBuffer b = ByteBuffer.wrap(bytes);
     try {
       return switch (manifest) {
-        case DELIVER -> new ConnectionEntity.Deliver(getRef(b), FrameLists.get(b));
+        case DELIVER -> new SocketCommand.Deliver(getRef(b), FrameLists.get(b));
         case DELIVERED -> {
           long upTo = b.getLong();
           long buffered = b.getLong();
           byte flags = b.get();
-          yield new ConnectionEntity.Delivered(upTo, buffered, (flags & 1) != 0, (flags & 2) != 0);
+          yield new ToEdge.Delivered(upTo, buffered, (flags & 1) != 0, (flags & 2) != 0);
         }
-        case PUSH -> new ConnectionEntity.Push(FrameLists.get(b));
-        case DOWNLINK_ACK -> new ConnectionEntity.DownlinkAck(getRef(b), b.getLong());
-        case RELAY -> new ConnectionEntity.Relay(getString(b), b.getLong(), FrameLists.get(b));
-        case RELAY_ACK -> new ConnectionEntity.RelayAck(getString(b), b.getLong(), b.getLong(), b.get() != 0);
+        case PUSH -> new ToEdge.Push(FrameLists.get(b));
+        case DOWNLINK_ACK -> new SocketCommand.DownlinkAck(getRef(b), b.getLong());
+        case RELAY -> new SocketCommand.Relay(getString(b), b.getLong(), FrameLists.get(b));
+        case RELAY_ACK -> new SocketCommand.RelayAck(getString(b), b.getLong(), b.getLong(), b.get() != 0);
         default -> throw new NotSerializableException("unknown manifest '" + manifest + "'");
       };
     } catch (BufferUnderflowException e) {

@@ -1,8 +1,10 @@
-package io.berth.node.connection;
+package io.berth.node.socket;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.berth.node.edge.api.ToEdge;
+import io.berth.node.socket.api.SocketCommand;
 import io.berth.protocol.Frame;
 import java.io.NotSerializableException;
 import java.util.Arrays;
@@ -37,8 +39,8 @@ class HotPathSerializerTest {
 
   @Test
   void relayKeepsSenderBaseAndFrames() throws Exception {
-    ConnectionEntity.Relay back = (ConnectionEntity.Relay) roundTrip(
-        new ConnectionEntity.Relay("dévice/room-1", 40, SampleFrames.two()));
+    SocketCommand.Relay back = (SocketCommand.Relay) roundTrip(
+        new SocketCommand.Relay("dévice/room-1", 40, SampleFrames.two()));
     assertThat(back.from()).isEqualTo("dévice/room-1");
     assertThat(back.base()).isEqualTo(40);
     SampleFrames.assertSameFrames(back.frames(), SampleFrames.two());
@@ -46,21 +48,21 @@ class HotPathSerializerTest {
 
   @Test
   void relayAckKeepsEveryField() throws Exception {
-    assertThat(roundTrip(new ConnectionEntity.RelayAck("a/b", 7, 5, true)))
-        .isEqualTo(new ConnectionEntity.RelayAck("a/b", 7, 5, true));
+    assertThat(roundTrip(new SocketCommand.RelayAck("a/b", 7, 5, true)))
+        .isEqualTo(new SocketCommand.RelayAck("a/b", 7, 5, true));
   }
 
   @Test
   void pushAndDeliveredKeepEveryField() throws Exception {
-    ConnectionEntity.Push back = (ConnectionEntity.Push) roundTrip(new ConnectionEntity.Push(SampleFrames.two()));
+    ToEdge.Push back = (ToEdge.Push) roundTrip(new ToEdge.Push(SampleFrames.two()));
     SampleFrames.assertSameFrames(back.frames(), SampleFrames.two());
-    assertThat(roundTrip(new ConnectionEntity.Delivered(9, 12, false, true)))
-        .isEqualTo(new ConnectionEntity.Delivered(9, 12, false, true));
+    assertThat(roundTrip(new ToEdge.Delivered(9, 12, false, true)))
+        .isEqualTo(new ToEdge.Delivered(9, 12, false, true));
   }
 
   @Test
   void aTruncatedMessageIsRefusedNotMisread() throws Exception {
-    byte[] bytes = serializer.toBinary(new ConnectionEntity.Relay("a", 0, SampleFrames.two()));
+    byte[] bytes = serializer.toBinary(new SocketCommand.Relay("a", 0, SampleFrames.two()));
     assertThatThrownBy(() -> serializer.fromBinary(Arrays.copyOf(bytes, bytes.length - 2), "R"))
         .isInstanceOf(NotSerializableException.class);
   }

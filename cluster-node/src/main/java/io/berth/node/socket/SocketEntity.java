@@ -1,16 +1,70 @@
-package io.berth.node.connection;
+package io.berth.node.socket;
 
 import com.fasterxml.jackson.annotation.JsonAlias;
 import com.fasterxml.jackson.annotation.JsonIgnore;
 import io.berth.node.balance.LoadRegistry;
 import io.berth.node.balance.MigrationLog;
 import io.berth.node.balance.SocketMeter;
+import io.berth.node.edge.api.ToEdge;
+import io.berth.node.edge.api.ToEdge.ConfirmTakeover;
+import io.berth.node.edge.api.ToEdge.DataRefused;
+import io.berth.node.edge.api.ToEdge.Delivered;
+import io.berth.node.edge.api.ToEdge.LinkChanged;
+import io.berth.node.edge.api.ToEdge.Moving;
+import io.berth.node.edge.api.ToEdge.OpenRejected;
+import io.berth.node.edge.api.ToEdge.Push;
+import io.berth.node.edge.api.ToEdge.Resume;
+import io.berth.node.edge.api.ToEdge.SessionEnded;
+import io.berth.node.edge.api.ToEdge.Sleeping;
+import io.berth.node.edge.api.ToEdge.Welcomed;
+import io.berth.node.link.Link;
 import io.berth.node.link.PairingEntity;
 import io.berth.node.link.PeerLinkEntity;
+import io.berth.node.link.RelayMark;
 import io.berth.node.mapping.Batcher;
+import io.berth.node.mapping.BuiltinEndpoint;
 import io.berth.node.mapping.EndpointCall;
 import io.berth.node.mapping.Mapping;
 import io.berth.node.mapping.MappingActor;
+import io.berth.node.socket.SocketEvent;
+import io.berth.node.socket.SocketEvent.Accepted;
+import io.berth.node.socket.SocketEvent.Answered;
+import io.berth.node.socket.SocketEvent.BatchStarted;
+import io.berth.node.socket.SocketEvent.Closed;
+import io.berth.node.socket.SocketEvent.Detached;
+import io.berth.node.socket.SocketEvent.DownlinkAcked;
+import io.berth.node.socket.SocketEvent.Injected;
+import io.berth.node.socket.SocketEvent.LinkEnded;
+import io.berth.node.socket.SocketEvent.LinkEstablished;
+import io.berth.node.socket.SocketEvent.LinkOffered;
+import io.berth.node.socket.SocketEvent.LinkRequested;
+import io.berth.node.socket.SocketEvent.Opened;
+import io.berth.node.socket.SocketEvent.Relayed;
+import io.berth.node.socket.SocketEvent.Suspended;
+import io.berth.node.socket.SocketState;
+import io.berth.node.socket.SocketState.Status;
+import io.berth.node.socket.api.InjectResult;
+import io.berth.node.socket.api.OperatorCloseResult;
+import io.berth.node.socket.api.SocketCommand;
+import io.berth.node.socket.api.SocketCommand.Close;
+import io.berth.node.socket.api.SocketCommand.CloseByOperator;
+import io.berth.node.socket.api.SocketCommand.Deliver;
+import io.berth.node.socket.api.SocketCommand.DownlinkAck;
+import io.berth.node.socket.api.SocketCommand.EdgeTerminated;
+import io.berth.node.socket.api.SocketCommand.GetStatus;
+import io.berth.node.socket.api.SocketCommand.Heartbeat;
+import io.berth.node.socket.api.SocketCommand.Inject;
+import io.berth.node.socket.api.SocketCommand.LinkDown;
+import io.berth.node.socket.api.SocketCommand.LinkOffer;
+import io.berth.node.socket.api.SocketCommand.LinkUp;
+import io.berth.node.socket.api.SocketCommand.Open;
+import io.berth.node.socket.api.SocketCommand.Paired;
+import io.berth.node.socket.api.SocketCommand.Relay;
+import io.berth.node.socket.api.SocketCommand.RelayAck;
+import io.berth.node.socket.api.SocketCommand.Resync;
+import io.berth.node.socket.api.SocketCommand.Stop;
+import io.berth.node.socket.api.SocketStatus;
+import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.CborSerializable;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.ErrorCode;
@@ -72,629 +126,52 @@ import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
  * <p>Downlink acknowledgements are not persisted one by one: they are folded into the next event
  * (or written when the entity stops), so a crash can only cause a resend that the device drops.
  */
-public final class ConnectionEntity
-    extends EventSourcedBehaviorWithEnforcedReplies<ConnectionEntity.Command, ConnectionEntity.Event, ConnectionEntity.State> {
+public final class SocketEntity
+    extends EventSourcedBehaviorWithEnforcedReplies<SocketCommand, SocketEvent, SocketState> {
 
-  public static final EntityTypeKey<Command> ENTITY_KEY = EntityTypeKey.create(Command.class, "socket");
 
-  /** How often {@link #status} asks again after an unanswered ask: three asks in all. */
-  private static final int STATUS_RETRIES = 2;
 
-  // ------------------------------------------------------------------ commands
-
-  public sealed interface Command {}
-
-  /**
-   * The edge opens (or resumes) the socket for an authenticated device, with a resolved mapping.
-   * {@code replacing}: null at first; the connection attached when {@link ConfirmTakeover} asked,
-   * when the edge sends the open again because its connection still waits for the answer: it
-   * may take the session from that connection, and only from that one.
-   */
-  public record Open(
-      String deviceId,
-      Mapping mapping,
-      boolean resume,
-      long lastReceived,
-      ActorRef<ToEdge> edge,
-      String edgeNode,
-      ActorRef<ToEdge> replacing)
-      implements Command, CborSerializable {
-
-    public Open(String deviceId, Mapping mapping, boolean resume, long lastReceived, ActorRef<ToEdge> edge,
-        String edgeNode) {
-      this(deviceId, mapping, resume, lastReceived, edge, edgeNode, null);
-    }
-
-    /** The same open, confirmed by its connection, which may replace {@code attached}. */
-    public Open confirm(ActorRef<ToEdge> attached) {
-      return new Open(deviceId, mapping, resume, lastReceived, edge, edgeNode, attached);
-    }
-  }
-
-  /** Uplink DATA frames read from the device, in seq order. Hot path: binary serializer. */
-  public record Deliver(ActorRef<ToEdge> edge, List<Frame.Data> frames) implements Command {}
-
-  /** The device acknowledged downlink frames up to {@code upTo}. Hot path: binary serializer. */
-  public record DownlinkAck(ActorRef<ToEdge> edge, long upTo) implements Command {}
-
-  /** The device (through its edge) ends the session. */
-  public record Close(ActorRef<ToEdge> edge, int code, String reason) implements Command, CborSerializable {}
-
-  /** The edge saw a gap in the downlink: push again everything after {@code from}. */
-  public record Resync(ActorRef<ToEdge> edge, long from) implements Command, CborSerializable {}
-
-  /** The edge's connection is alive: keeps an attached session from being passivated. */
-  public record Heartbeat(ActorRef<ToEdge> edge) implements Command, CborSerializable {}
-
-  public record GetStatus(ActorRef<SocketStatus> replyTo) implements Command, CborSerializable {}
-
-  /** Sends data down the socket from outside ({@code POST /api/sockets/{id}/messages}). */
-  public record Inject(byte[] payload, ActorRef<InjectResult> replyTo) implements Command, CborSerializable {}
-
-  /** An operator closes the socket ({@code DELETE /api/sockets/{id}}). */
-  public record CloseByOperator(String reason, ActorRef<OperatorCloseResult> replyTo)
-      implements Command, CborSerializable {}
-
-  public record InjectResult(boolean accepted, long seq, String problem) implements CborSerializable {}
-
-  public record OperatorCloseResult(boolean closed, String problem) implements CborSerializable {}
-
-  /** A link entity offers this socket a link with {@code from} (PeerLinkEntity). */
-  public record LinkOffer(String linkId, String from) implements Command, CborSerializable {}
-
-  /** The link with {@code peer} is established. */
-  public record LinkUp(String linkId, String peer) implements Command, CborSerializable {}
-
-  /**
-   * The link ended ({@code status}: a LINK status wire value, unlinked or timeout); {@code
-   * peerAccepted}: the highest of this socket's frames the peer took, acknowledged as delivered.
-   */
-  public record LinkDown(String linkId, String peer, int status, String reason, long peerAccepted)
-      implements Command, CborSerializable {}
-
-  /** The pairing point found a partner for this socket: link to it. */
-  public record Paired(String partner) implements Command, CborSerializable {}
-
-  /**
-   * Frames of a linked peer, in its seq order; {@code base}: the peer's seq the sender believes
-   * was taken already (where a link that took nothing yet starts, since the peer's numbering
-   * goes on from its earlier sessions). Hot path: binary serializer.
-   */
-  public record Relay(String from, long base, List<Frame.Data> frames) implements Command {}
-
-  /**
-   * The peer took this socket's frames up to {@code accepted} into its outbox, and its device
-   * acknowledged them up to {@code acked}; {@code full}: its outbox is full, wait for the next
-   * RelayAck. Hot path: binary serializer.
-   */
-  public record RelayAck(String from, long accepted, long acked, boolean full) implements Command {}
+  // ------------------------------------------------------------------ own messages
 
   /** The endpoint answered an open with a peer to link to. */
-  private record RequestLink(String peer) implements Command {}
+  private record RequestLink(String peer) implements SocketCommand {}
 
-  private enum LinkDeadline implements Command {
+  private enum LinkDeadline implements SocketCommand {
     INSTANCE
   }
 
-  private enum RelayCheck implements Command {
+  private enum RelayCheck implements SocketCommand {
     INSTANCE
   }
 
   /** An offered link is still not up: ask the link entity again (see {@link #acceptOffer}). */
-  private enum AcceptAgain implements Command {
+  private enum AcceptAgain implements SocketCommand {
     INSTANCE
   }
 
   /** Writes what the relay gathered since the last write (see {@link #scheduleRelayWrite}). */
-  private enum WriteRelay implements Command {
+  private enum WriteRelay implements SocketCommand {
     INSTANCE
   }
 
-  /**
-   * The edge holding the device's connection stopped (connection lost, node down): from the
-   * entity's death watch, and from the session itself when its connection ends, for an entity
-   * that sleeps and watches nothing.
-   */
-  public record EdgeTerminated(ActorRef<ToEdge> edge) implements Command, CborSerializable {}
-
   /** Time to see whether an attached socket has been quiet for {@code sleep-after}. */
-  private enum SleepCheck implements Command {
+  private enum SleepCheck implements SocketCommand {
     INSTANCE
   }
 
   /** Pushed frames are still unacknowledged: push them again if nothing progressed. */
-  private enum RetryDownlink implements Command {
+  private enum RetryDownlink implements SocketCommand {
     INSTANCE
   }
 
   /** Something may be ready for the HTTP endpoint: look. */
-  private enum Dispatch implements Command {
+  private enum Dispatch implements SocketCommand {
     INSTANCE
   }
 
-  private record EndpointAnswered(MappingActor.Result result) implements Command {}
+  private record EndpointAnswered(MappingActor.Result result) implements SocketCommand {}
 
-  private record CloseByEndpoint(String reason) implements Command {}
-
-  /** Sent by sharding on passivation and handoff. */
-  public enum Stop implements Command, CborSerializable {
-    INSTANCE
-  }
-
-  // ------------------------------------------------------------------ messages to the edge
-
-  /** What a socket entity tells the edge that holds its device's connection. */
-  public sealed interface ToEdge {}
-
-  public record Welcomed(String socketId, String node, long lastAccepted, long downlinkAcked)
-      implements ToEdge, CborSerializable {}
-
-  public record OpenRejected(int errorCode, String reason) implements ToEdge, CborSerializable {}
-
-  /**
-   * Every uplink frame up to {@code upTo} reached its destination and is durable: the edge ACKs
-   * it. Frames up to {@code buffered} have reached the entity (waiting for their batch): the edge
-   * may send more. {@code stalled}: frames after the watermark were refused because the outbox is
-   * full; a {@link Resume} follows when there is room. Hot path: binary serializer.
-   */
-  public record Delivered(long upTo, long buffered, boolean stalled, boolean resend) implements ToEdge {
-    public Delivered(long upTo, long buffered, boolean stalled) {
-      this(upTo, buffered, stalled, false);
-    }
-  }
-
-  /**
-   * This connection's open would take the session from another connection that is attached now.
-   * An open can outlive the connection that sent it (it waited in a shard region while the
-   * session's node was down, and its device gave up on it with ERROR 500 and connected
-   * elsewhere): only a connection still waiting for this answer sends its open again, {@link
-   * Open#confirm confirmed}, naming the connection it replaces ({@code attached}), so that a
-   * confirmation that comes late cannot replace a connection made after it. A connection the
-   * device abandoned never replaces its live one.
-   */
-  public record ConfirmTakeover(ActorRef<ToEdge> attached) implements ToEdge, CborSerializable {}
-
-  /**
-   * Uplink frames after the watermark have nowhere to go (PROTOCOL.md#error-codes, 204): the
-   * edge sends ERROR {@code errorCode} and closes; nothing after the last ACK was taken.
-   */
-  public record DataRefused(int errorCode, String reason) implements ToEdge, CborSerializable {}
-
-  /** The socket's peer-link status changed: the edge sends the device a LINK frame. */
-  public record LinkChanged(int status, String peer, String reason) implements ToEdge, CborSerializable {}
-
-  /** Downlink frames for the device, in seq order. Hot path: binary serializer. */
-  public record Push(List<Frame.Data> frames) implements ToEdge {}
-
-  /** The outbox has room again: resend the frames that were refused. */
-  public enum Resume implements ToEdge, CborSerializable {
-    INSTANCE
-  }
-
-  /**
-   * The entity is stopping to move (handoff): frames it did not confirm are lost with it, so the
-   * edge sends them again at once; sharding buffers them until the shard runs on its new node.
-   */
-  public enum Moving implements ToEdge, CborSerializable {
-    INSTANCE
-  }
-
-  /**
-   * The entity stops until the next message wakes it (docs/sleep.md): the edge stops sending
-   * heartbeats, which would wake it, and tells it when the connection ends.
-   */
-  public enum Sleeping implements ToEdge, CborSerializable {
-    INSTANCE
-  }
-
-  /** The session ended or moved to another connection; the edge closes its connection. */
-  public record SessionEnded(int closeCode, String reason) implements ToEdge, CborSerializable {}
-
-  // ------------------------------------------------------------------ events
-
-  public sealed interface Event extends CborSerializable {}
-
-  /**
-   * A connection opened the socket. {@code asksEndpoint}: the mapping's HTTP endpoint is asked
-   * about this open, and its answer decides where the connection's data goes (an explicit flag,
-   * so that rows written before the answer was awaited do not replay as waiting for one).
-   */
-  public record Opened(
-      String deviceId,
-      Mapping mapping,
-      ActorRef<ToEdge> edge,
-      String edgeNode,
-      long downlinkAcked,
-      Instant at,
-      boolean asksEndpoint)
-      implements Event {}
-
-  /**
-   * Data reached the endpoint: the new watermark (and how far into the next frame delivery got),
-   * what it cost, and the endpoint's answers, already numbered. {@code downlinkAcked} folds in the
-   * device's acknowledgements seen so far. For an HTTP endpoint, {@code batchId} completes the
-   * batch started before, and {@code parkedId} says it was parked instead of delivered.
-   */
-  public record Accepted(
-      long lastAccepted,
-      long partialOffset,
-      int frames,
-      long bytes,
-      int duplicates,
-      List<Frame.Data> outbound,
-      long downlinkAcked,
-      String batchId,
-      String parkedId,
-      Instant at)
-      implements Event {}
-
-  /** A batch for the HTTP endpoint, recorded before it is sent: its boundaries and id. */
-  public record BatchStarted(String batchId, long seqFrom, int offsetFrom, long seqTo, int offsetTo, boolean endsFrame,
-                             Instant at) implements Event {}
-
-  /**
-   * The endpoint's answer to an open or close event: downlink frames. {@code openOf}: the
-   * connection (its number in {@code counters.connections}) whose open this answers, 0 for others.
-   */
-  public record Answered(String batchId, List<Frame.Data> outbound, Instant at, long openOf) implements Event {}
-
-  /** Downlink frames sent from outside. */
-  public record Injected(List<Frame.Data> outbound, Instant at) implements Event {}
-
-  public record DownlinkAcked(long upTo, Instant at) implements Event {}
-
-  public record Detached(Instant at) implements Event {}
-
-  /**
-   * The entity stopped while a device was attached (handoff to another node, node shutdown): where
-   * it ran and when it last delivered, so that its next incarnation can tell how long delivery
-   * paused.
-   */
-  public record Suspended(String node, Instant lastDeliveryAt, Instant at) implements Event {}
-
-  public record Closed(int code, String reason, long discarded, Instant at) implements Event {}
-
-  /** This socket waits to be linked to {@code peer} (empty: to whoever pairs with it). */
-  public record LinkRequested(String linkId, String peer, long deadlineMillis, boolean closeOnTimeout, Instant at)
-      implements Event {}
-
-  /** {@code peer} wants a link with this socket, which accepts it once open. */
-  public record LinkOffered(String linkId, String peer, Instant at) implements Event {}
-
-  public record LinkEstablished(String linkId, String peer, Instant at) implements Event {}
-
-  public record LinkEnded(String linkId, Instant at) implements Event {}
-
-  /**
-   * Frames of the peer, taken into this socket's outbox: the peer's highest seq taken, the
-   * downlink frames, and the peer's seq of the first of them (downlink and peer seqs advance
-   * together, so acknowledgements map back).
-   */
-  public record Relayed(String from, long relayIn, List<Frame.Data> outbound, long peerFrom, Instant at)
-      implements Event {}
-
-  // ------------------------------------------------------------------ state
-
-  public enum Status {
-    /** Never opened. */
-    NEW,
-    /** A device connection is attached through an edge. */
-    OPEN,
-    /** The session lives on but no connection is attached; the device may resume it. */
-    DETACHED,
-    /** The session was ended; numbering continues if the socket is opened again. */
-    CLOSED
-  }
-
-  /**
-   * What a socket counted over its life (docs/operator-api.md#a-socket). {@code
-   * downlinkDiscarded}: downlink frames the device had not acknowledged when the socket closed,
-   * dropped with the session (PROTOCOL.md, CLOSE); rows written before it had this name call it
-   * {@code discarded}.
-   */
-  public record Counters(
-      long framesIn, long bytesIn, long duplicates, long framesOut, long bytesOut, long connections,
-      @JsonAlias("discarded") long downlinkDiscarded, long batches, long parked, long relayedIn)
-      implements CborSerializable {
-    static final Counters ZERO = new Counters(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-
-    Counters in(int frames, long bytes, int dups, List<Frame.Data> out, boolean batch, boolean wasParked) {
-      long outBytes = 0;
-      for (Frame.Data d : out) {
-        outBytes += d.payload().length;
-      }
-      return new Counters(framesIn + frames, bytesIn + bytes, duplicates + dups, framesOut + out.size(),
-          bytesOut + outBytes, connections, downlinkDiscarded, batches + (batch ? 1 : 0),
-          parked + (wasParked ? 1 : 0), relayedIn);
-    }
-
-    Counters relaying(long in) {
-      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, downlinkDiscarded, batches,
-          parked, relayedIn + in);
-    }
-
-    Counters out(List<Frame.Data> out) {
-      return in(0, 0, 0, out, false, false);
-    }
-
-    Counters connected() {
-      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections + 1, downlinkDiscarded,
-          batches, parked, relayedIn);
-    }
-
-    Counters discarding(long n) {
-      return new Counters(framesIn, bytesIn, duplicates, framesOut, bytesOut, connections, downlinkDiscarded + n,
-          batches, parked, relayedIn);
-    }
-  }
-
-  public record State(
-      Status status,
-      String deviceId,
-      Mapping mapping,
-      ActorRef<ToEdge> edge,
-      String edgeNode,
-      long lastAccepted,
-      long partialOffset,
-      BatchStarted inFlight,
-      long lastDownlinkSeq,
-      long downlinkAcked,
-      List<Frame.Data> outbox,
-      Counters counters,
-      Instant openedAt,
-      Instant updatedAt,
-      String suspendedOn,
-      Instant lastDeliveryAt,
-      Link link,
-      long openPending)
-      implements CborSerializable {
-
-    static final State EMPTY = new State(Status.NEW, "", null, null, "", 0, 0, null, 0, 0, List.of(), Counters.ZERO,
-        null, null, null, null, null, 0);
-
-    /** A copy with the fields that change together most often. */
-    private State copy(Status status, ActorRef<ToEdge> edge, String edgeNode, long lastAccepted, long partialOffset,
-                       BatchStarted inFlight, long lastDownlinkSeq, long downlinkAcked, List<Frame.Data> outbox,
-                       Counters counters, Instant updatedAt, String suspendedOn, Instant lastDeliveryAt, Link link) {
-      return new State(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
-          lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
-          openPending);
-    }
-
-    State with(Status newStatus, ActorRef<ToEdge> newEdge, String newEdgeNode) {
-      return copy(newStatus, newEdge, newEdgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq,
-          downlinkAcked, outbox, counters, updatedAt, suspendedOn, lastDeliveryAt, link);
-    }
-
-    State withLink(Link newLink, Instant at) {
-      return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq, downlinkAcked,
-          outbox, counters, at, suspendedOn, lastDeliveryAt, newLink);
-    }
-
-    State opened(Opened e) {
-      long acked = Math.max(downlinkAcked, e.downlinkAcked());
-      Counters c = counters.connected();
-      return new State(Status.OPEN, e.deviceId(), e.mapping(), e.edge(), e.edgeNode(), lastAccepted, partialOffset,
-          inFlight, lastDownlinkSeq, acked, trim(outbox, acked), c, e.at(), e.at(), suspendedOn,
-          lastDeliveryAt, link == null ? null : link.trimmed(acked), e.asksEndpoint() ? c.connections() : 0);
-    }
-
-    State accepted(Accepted e) {
-      long acked = Math.max(downlinkAcked, e.downlinkAcked());
-      List<Frame.Data> box = append(trim(outbox, acked), e.outbound(), acked);
-      boolean batchDone = e.batchId() != null && inFlight != null && inFlight.batchId().equals(e.batchId());
-      return copy(status, edge, edgeNode, e.lastAccepted(), e.partialOffset(), batchDone ? null : inFlight,
-          lastSeq(e.outbound()), acked, box,
-          counters.in(e.frames(), e.bytes(), e.duplicates(), e.outbound(), e.batchId() != null, e.parkedId() != null),
-          e.at(), null, e.at(), link == null ? null : link.trimmed(acked));
-    }
-
-    State batchStarted(BatchStarted e) {
-      return copy(status, edge, edgeNode, lastAccepted, partialOffset, e, lastDownlinkSeq, downlinkAcked, outbox,
-          counters, e.at(), suspendedOn, lastDeliveryAt, link);
-    }
-
-    State answered(List<Frame.Data> out, Instant at) {
-      return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastSeq(out), downlinkAcked,
-          append(outbox, out, downlinkAcked), counters.out(out), at, suspendedOn, lastDeliveryAt, link);
-    }
-
-    State relayed(Relayed e) {
-      State s = answered(e.outbound(), e.at());
-      RelayMark mark = new RelayMark(e.outbound().get(0).seq(), e.outbound().get(e.outbound().size() - 1).seq(),
-          e.peerFrom());
-      return new State(s.status, deviceId, mapping, s.edge, s.edgeNode, s.lastAccepted, s.partialOffset, s.inFlight,
-          s.lastDownlinkSeq, s.downlinkAcked, s.outbox, s.counters.relaying(e.outbound().size()), openedAt,
-          e.at(), s.suspendedOn, s.lastDeliveryAt, link.relayed(e.relayIn(), mark), openPending);
-    }
-
-    /** The endpoint answered: its frames go down, and an answer to the pending open settles it. */
-    State answered(Answered e) {
-      State s = answered(e.outbound(), e.at());
-      return e.openOf() != 0 && e.openOf() == openPending ? s.openSettled() : s;
-    }
-
-    /** No open waits for the endpoint's answer any more. */
-    private State openSettled() {
-      return openPending == 0 ? this : new State(status, deviceId, mapping, edge, edgeNode, lastAccepted,
-          partialOffset, inFlight, lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn,
-          lastDeliveryAt, link, 0);
-    }
-
-    State downlinkAcked(DownlinkAcked e) {
-      long acked = Math.max(downlinkAcked, e.upTo());
-      return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq, acked,
-          trim(outbox, acked), counters, e.at(), suspendedOn, lastDeliveryAt, link == null ? null : link.trimmed(acked));
-    }
-
-    State closed(Closed e) {
-      // Discarded downlink frames count as acknowledged so that numbering continues past them.
-      return copy(Status.CLOSED, null, "", lastAccepted, partialOffset, null, lastDownlinkSeq, lastDownlinkSeq,
-          List.of(), counters.discarding(e.discarded()), e.at(), null, lastDeliveryAt, null).openSettled();
-    }
-
-    State suspended(Suspended e) {
-      return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq, downlinkAcked,
-          outbox, counters, updatedAt, e.node(), e.lastDeliveryAt(), link);
-    }
-
-    @JsonIgnore
-    boolean isAttached(ActorRef<ToEdge> ref) {
-      return status == Status.OPEN && edge != null && edge.equals(ref);
-    }
-
-    @JsonIgnore
-    boolean usesHttp() {
-      return mapping != null && !mapping.isBuiltin();
-    }
-
-    /**
-     * Data goes to the peer, or waits for it, instead of the mapping: linked, waiting for a peer,
-     * or offered a link that is accepted once open (docs/delivery.md#where-data-goes).
-     */
-    @JsonIgnore
-    boolean relays() {
-      return link != null && (link.status().equals("linked") || link.status().equals("waiting")
-          || link.status().equals("offered"));
-    }
-
-    /**
-     * Where the device's data goes is not known yet: held, unacknowledged, until the link or the
-     * endpoint's answer to open decides.
-     */
-    @JsonIgnore
-    boolean holdsData() {
-      return relays() || openPending != 0;
-    }
-
-    private long lastSeq(List<Frame.Data> out) {
-      return out.isEmpty() ? lastDownlinkSeq : out.get(out.size() - 1).seq();
-    }
-
-    private static List<Frame.Data> append(List<Frame.Data> box, List<Frame.Data> out, long acked) {
-      if (out.isEmpty()) {
-        return box;
-      }
-      List<Frame.Data> all = new ArrayList<>(box.size() + out.size());
-      all.addAll(box);
-      for (Frame.Data d : out) {
-        if (d.seq() > acked) {
-          all.add(d);
-        }
-      }
-      return List.copyOf(all);
-    }
-
-    private static List<Frame.Data> trim(List<Frame.Data> outbox, long acked) {
-      if (outbox.isEmpty() || outbox.get(0).seq() > acked) {
-        return outbox;
-      }
-      List<Frame.Data> out = new ArrayList<>(outbox.size());
-      for (Frame.Data d : outbox) {
-        if (d.seq() > acked) {
-          out.add(d);
-        }
-      }
-      return List.copyOf(out);
-    }
-  }
-
-  /** A run of relayed frames: downlink seqs {@code dFrom..dTo} carry the peer's seqs from {@code peerFrom}. */
-  public record RelayMark(long dFrom, long dTo, long peerFrom) implements CborSerializable {}
-
-  /**
-   * The socket's link: {@code waiting} for a peer, {@code offered} by a peer (accepted once
-   * open), or {@code linked}. {@code relayIn}: highest of the peer's seqs taken; {@code ackedBase}:
-   * highest of the peer's seqs this socket's device acknowledged, from marks already trimmed;
-   * {@code framesIn}: the peer's frames taken on this link.
-   */
-  public record Link(String linkId, String peer, String status, Instant since, long deadlineMillis,
-                     boolean closeOnTimeout, long relayIn, long ackedBase, List<RelayMark> marks, long framesIn)
-      implements CborSerializable {
-
-    /** A new link of this socket, nothing relayed on it yet. */
-    static Link fresh(String linkId, String peer, String status, Instant since, long deadlineMillis,
-        boolean closeOnTimeout) {
-      return new Link(linkId, peer, status, since, deadlineMillis, closeOnTimeout, 0, 0, List.of(), 0);
-    }
-
-    Link withStatus(String newStatus, String newLinkId, String newPeer, Instant at) {
-      return new Link(newLinkId, newPeer, newStatus, at, deadlineMillis, closeOnTimeout, relayIn, ackedBase, marks,
-          framesIn);
-    }
-
-    Link relayed(long newRelayIn, RelayMark mark) {
-      List<RelayMark> all = new ArrayList<>(marks);
-      all.add(mark);
-      return new Link(linkId, peer, status, since, deadlineMillis, closeOnTimeout, newRelayIn, ackedBase,
-          List.copyOf(all), framesIn + mark.dTo() - mark.dFrom() + 1);
-    }
-
-    /** Drops marks the device acknowledged completely, remembering how far they went. */
-    Link trimmed(long acked) {
-      if (marks.isEmpty() || marks.get(0).dTo() > acked) {
-        return this;
-      }
-      long base = ackedBase;
-      List<RelayMark> rest = new ArrayList<>();
-      for (RelayMark m : marks) {
-        if (m.dTo() <= acked) {
-          base = Math.max(base, m.peerFrom() + (m.dTo() - m.dFrom()));
-        } else {
-          rest.add(m);
-        }
-      }
-      return new Link(linkId, peer, status, since, deadlineMillis, closeOnTimeout, relayIn, base, List.copyOf(rest),
-          framesIn);
-    }
-
-    /** Highest of the peer's seqs acknowledged by this socket's device. */
-    long peerAcked(long acked) {
-      long best = ackedBase;
-      for (RelayMark m : marks) {
-        if (acked >= m.dFrom()) {
-          best = Math.max(best, m.peerFrom() + (Math.min(acked, m.dTo()) - m.dFrom()));
-        }
-      }
-      return best;
-    }
-
-    @JsonIgnore
-    boolean isLinked() {
-      return status.equals("linked");
-    }
-  }
-
-  /** What an operator sees of a socket: {@code GET /api/sockets/{id}}. */
-  public record SocketStatus(
-      String socketId,
-      String deviceId,
-      String state,
-      String mapping,
-      long mappingVersion,
-      String node,
-      String edge,
-      long lastAccepted,
-      long lastDownlinkSeq,
-      long downlinkAcked,
-      int outboxFrames,
-      String pendingBatch,
-      Counters counters,
-      long linkFramesIn,
-      Instant openedAt,
-      Instant updatedAt)
-      implements CborSerializable {
-
-    @JsonIgnore
-    public boolean exists() {
-      return !"new".equals(state);
-    }
-
-    @JsonIgnore
-    public boolean isOpen() {
-      return "open".equals(state) || "detached".equals(state);
-    }
-  }
+  private record CloseByEndpoint(String reason) implements SocketCommand {}
 
   /** A close the HTTP endpoint must see first: flush the buffer, send the close event, then end. */
   private record CloseRequest(ActorRef<ToEdge> deviceEdge, int code, String reason,
@@ -702,56 +179,38 @@ public final class ConnectionEntity
 
   // ------------------------------------------------------------------ wiring
 
-  public static void init(ActorSystem<?> system, ConnectionSettings settings,
+  public static void init(ActorSystem<?> system, SocketSettings settings,
                           ShardCoordinator.ShardAllocationStrategy allocation) {
     ClusterSharding.get(system).init(
-        Entity.of(ENTITY_KEY, ctx -> create(ctx.getEntityId(), settings, ctx.getShard(), SocketIndex.get(system)))
+        Entity.of(Sockets.ENTITY_KEY, ctx -> create(ctx.getEntityId(), settings, ctx.getShard(), SocketIndex.get(system)))
             .withStopMessage(Stop.INSTANCE)
             .withAllocationStrategy(allocation));
   }
 
-  /**
-   * Asks a socket for its status, up to three times, each attempt bounded by {@code timeout}.
-   * Sharding delivers at most once: a query that reaches the entity while it stops to hand its
-   * shard off is stashed behind the stop and dropped with it, while the next one waits in the
-   * region and reaches the entity on its new node. The query changes nothing, so asking again is safe.
-   */
-  public static CompletionStage<SocketStatus> status(ActorSystem<?> system, String socketId, Duration timeout) {
-    EntityRef<Command> entity = ClusterSharding.get(system).entityRefFor(ENTITY_KEY, socketId);
-    // Patterns.retry's count is of retries: the first ask is not counted.
-    return Patterns.retry(() -> entity.ask(GetStatus::new, timeout), STATUS_RETRIES, Duration.ZERO, system);
-  }
-
-  /** The shard a socket belongs to: what sharding computes with its default extractor. */
-  public static String shardOf(ActorSystem<?> system, String socketId) {
-    int shards = system.settings().config().getInt("pekko.cluster.sharding.number-of-shards");
-    return new HashCodeMessageExtractor<Command>(shards).shardId(socketId);
-  }
-
   /** An entity that never sleeps: there is no shard to ask for its passivation. */
-  public static Behavior<Command> create(String socketId, ConnectionSettings settings) {
+  public static Behavior<SocketCommand> create(String socketId, SocketSettings settings) {
     return create(socketId, settings, null);
   }
 
   /** An entity of {@code shard}, which it asks to passivate it when it sleeps. */
-  public static Behavior<Command> create(String socketId, ConnectionSettings settings,
+  public static Behavior<SocketCommand> create(String socketId, SocketSettings settings,
                                          ActorRef<ClusterSharding.ShardCommand> shard) {
     return create(socketId, settings, shard, null);
   }
 
   /** As sharding runs it: its state changes recorded in {@code index} (null: not recorded). */
-  static Behavior<Command> create(String socketId, ConnectionSettings settings,
+  static Behavior<SocketCommand> create(String socketId, SocketSettings settings,
                                   ActorRef<ClusterSharding.ShardCommand> shard, SocketIndex index) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-        new ConnectionEntity(ctx, timers, socketId, settings, shard, index)));
+        new SocketEntity(ctx, timers, socketId, settings, shard, index)));
   }
 
-  private final ActorContext<Command> context;
-  private final TimerScheduler<Command> timers;
+  private final ActorContext<SocketCommand> context;
+  private final TimerScheduler<SocketCommand> timers;
   private final String socketId;
   private final String shardId;
   private final SocketMeter meter;
-  private final ConnectionSettings settings;
+  private final SocketSettings settings;
   private final String node;
   private final ActorRef<MappingActor.Result> endpointReplies;
   /** Null when the entity runs outside sharding: it then never sleeps. */
@@ -793,16 +252,16 @@ public final class ConnectionEntity
   private long acceptPending;
   private boolean relayWriteScheduled;
 
-  private ConnectionEntity(ActorContext<Command> context, TimerScheduler<Command> timers, String socketId,
-      ConnectionSettings settings, ActorRef<ClusterSharding.ShardCommand> shard, SocketIndex index) {
-    super(PersistenceId.of(ENTITY_KEY.name(), socketId),
+  private SocketEntity(ActorContext<SocketCommand> context, TimerScheduler<SocketCommand> timers, String socketId,
+      SocketSettings settings, ActorRef<ClusterSharding.ShardCommand> shard, SocketIndex index) {
+    super(PersistenceId.of(Sockets.ENTITY_KEY.name(), socketId),
         SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
     this.context = context;
     this.timers = timers;
     this.socketId = socketId;
     this.settings = settings;
     this.node = Cluster.get(context.getSystem()).selfMember().address().toString();
-    this.shardId = shardOf(context.getSystem(), socketId);
+    this.shardId = Sockets.shardOf(context.getSystem(), socketId);
     this.meter = LoadRegistry.get(context.getSystem()).register(socketId, shardId);
     this.endpointReplies = context.messageAdapter(MappingActor.Result.class, EndpointAnswered::new);
     this.shard = shard;
@@ -810,8 +269,8 @@ public final class ConnectionEntity
   }
 
   @Override
-  public State emptyState() {
-    return State.EMPTY;
+  public SocketState emptyState() {
+    return SocketState.EMPTY;
   }
 
   @Override
@@ -821,7 +280,7 @@ public final class ConnectionEntity
   }
 
   @Override
-  public SignalHandler<State> signalHandler() {
+  public SignalHandler<SocketState> signalHandler() {
     return newSignalHandlerBuilder()
         .onSignal(PostStop.instance(), state -> LoadRegistry.get(context.getSystem()).unregister(socketId, meter))
         .onSignal(RecoveryCompleted.instance(), state -> {
@@ -863,11 +322,11 @@ public final class ConnectionEntity
    * entity but the one method reference.
    */
   @Override
-  public CommandHandlerWithReply<Command, Event, State> commandHandler() {
+  public CommandHandlerWithReply<SocketCommand, SocketEvent, SocketState> commandHandler() {
     return this::handle;
   }
 
-  private ReplyEffect<Event, State> handle(State state, Command command) {
+  private ReplyEffect<SocketEvent, SocketState> handle(SocketState state, SocketCommand command) {
     if (!(command instanceof Heartbeat || command instanceof SleepCheck || command instanceof GetStatus
         || command instanceof Stop)) {
       lastActivityAt = System.nanoTime();
@@ -950,7 +409,7 @@ public final class ConnectionEntity
     throw new IllegalArgumentException("unexpected command " + command.getClass().getName());
   }
 
-  private ReplyEffect<Event, State> onOpen(State state, Open cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onOpen(SocketState state, Open cmd) {
     if (!SocketId.deviceOf(socketId).equals(cmd.deviceId())) {
       // The edge derives socket ids from the authenticated device; this is a second line of defence.
       cmd.edge().tell(new OpenRejected(ErrorCode.AUTH_FAILED.wire,
@@ -975,7 +434,7 @@ public final class ConnectionEntity
     long acked = cmd.resume() ? Math.max(state.downlinkAcked(), cmd.lastReceived()) : state.downlinkAcked();
     acked = Math.max(acked, liveDownlinkAcked);
     Instant now = Instant.now();
-    List<Event> events = new ArrayList<>();
+    List<SocketEvent> events = new ArrayList<>();
     // An HTTP endpoint's answer to open decides where this connection's data goes.
     boolean asksEndpoint = !cmd.mapping().isBuiltin() && cmd.mapping().receives(Mapping.Event.OPEN);
     events.add(new Opened(cmd.deviceId(), cmd.mapping(), cmd.edge(), cmd.edgeNode(), acked, now, asksEndpoint));
@@ -1013,7 +472,7 @@ public final class ConnectionEntity
     }).thenNoReply();
   }
 
-  private ReplyEffect<Event, State> onDeliver(State state, Deliver cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onDeliver(SocketState state, Deliver cmd) {
     if (!state.isAttached(cmd.edge())) {
       return tellNotAttached(state, cmd.edge());
     }
@@ -1101,7 +560,7 @@ public final class ConnectionEntity
    * (docs/delivery.md#where-data-goes): the edge answers ERROR 204 and closes, and the device
    * keeps its unacknowledged frames. Replays of frames taken before are confirmed as usual.
    */
-  private ReplyEffect<Event, State> refuseData(State state, Deliver cmd, String why) {
+  private ReplyEffect<SocketEvent, SocketState> refuseData(SocketState state, Deliver cmd, String why) {
     // Frames come in seq order: the last one tells whether any is new.
     if (!cmd.frames().isEmpty() && cmd.frames().get(cmd.frames().size() - 1).seq() > state.lastAccepted()) {
       cmd.edge().tell(new DataRefused(ErrorCode.NO_DESTINATION.wire,
@@ -1112,7 +571,7 @@ public final class ConnectionEntity
     return Effect().noReply();
   }
 
-  private ReplyEffect<Event, State> onDownlinkAck(State state, DownlinkAck cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onDownlinkAck(SocketState state, DownlinkAck cmd) {
     if (state.isAttached(cmd.edge()) && cmd.upTo() > liveDownlinkAcked) {
       liveDownlinkAcked = Math.min(cmd.upTo(), state.lastDownlinkSeq());
       pump(state);
@@ -1126,7 +585,7 @@ public final class ConnectionEntity
     return Effect().noReply();
   }
 
-  private ReplyEffect<Event, State> onResync(State state, Resync cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onResync(SocketState state, Resync cmd) {
     if (state.isAttached(cmd.edge())) {
       sentUpTo = Math.max(Math.max(state.downlinkAcked(), liveDownlinkAcked), Math.min(cmd.from(), sentUpTo));
       pump(state);
@@ -1138,7 +597,7 @@ public final class ConnectionEntity
    * A Push can be lost on its way (node trouble): when pushed frames stay unacknowledged for a
    * retry interval, push them again from the acknowledged point; the edge drops what it has.
    */
-  private ReplyEffect<Event, State> onRetryDownlink(State state, RetryDownlink cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onRetryDownlink(SocketState state, RetryDownlink cmd) {
     long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
     if (sentUpTo > acked) {
       if (acked == ackedAtLastRetry) {
@@ -1151,7 +610,7 @@ public final class ConnectionEntity
     return Effect().noReply();
   }
 
-  private ReplyEffect<Event, State> onClose(State state, Close cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onClose(SocketState state, Close cmd) {
     if (!state.isAttached(cmd.edge())) {
       return tellNotAttached(state, cmd.edge());
     }
@@ -1170,7 +629,7 @@ public final class ConnectionEntity
     }).thenNoReply();
   }
 
-  private ReplyEffect<Event, State> onCloseByOperator(State state, CloseByOperator cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onCloseByOperator(SocketState state, CloseByOperator cmd) {
     if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
       return Effect().reply(cmd.replyTo(), new OperatorCloseResult(false, "socket is not open"));
     }
@@ -1191,7 +650,7 @@ public final class ConnectionEntity
     }).thenReply(cmd.replyTo(), s -> new OperatorCloseResult(true, null));
   }
 
-  private ReplyEffect<Event, State> onCloseByEndpoint(State state, CloseByEndpoint cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onCloseByEndpoint(SocketState state, CloseByEndpoint cmd) {
     if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
       return Effect().noReply();
     }
@@ -1211,7 +670,7 @@ public final class ConnectionEntity
     }).thenNoReply();
   }
 
-  private ReplyEffect<Event, State> onInject(State state, Inject cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onInject(SocketState state, Inject cmd) {
     if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
       return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "socket is not open"));
     }
@@ -1224,16 +683,16 @@ public final class ConnectionEntity
         .thenReply(cmd.replyTo(), s -> new InjectResult(true, s.lastDownlinkSeq(), null));
   }
 
-  private ReplyEffect<Event, State> onEdgeTerminated(State state, EdgeTerminated cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onEdgeTerminated(SocketState state, EdgeTerminated cmd) {
     if (!state.isAttached(cmd.edge())) {
       return Effect().noReply();
     }
     return persistChange(new Detached(Instant.now())).thenNoReply();
   }
 
-  private ReplyEffect<Event, State> onStop(State state, Stop cmd) {
+  private ReplyEffect<SocketEvent, SocketState> onStop(SocketState state, Stop cmd) {
     // Write what is not yet durable of the session before handing it off or going to sleep.
-    List<Event> events = new ArrayList<>();
+    List<SocketEvent> events = new ArrayList<>();
     Instant now = Instant.now();
     if (liveDownlinkAcked > state.downlinkAcked()) {
       events.add(new DownlinkAcked(liveDownlinkAcked, now));
@@ -1274,7 +733,7 @@ public final class ConnectionEntity
    * message for it (a frame, an injected message, a peer, an operator) starts it again, and
    * recovery re-watches the edge.
    */
-  private ReplyEffect<Event, State> onSleepCheck(State state) {
+  private ReplyEffect<SocketEvent, SocketState> onSleepCheck(SocketState state) {
     // Still running a sleep-after after asking to sleep: the request was lost (its shard was
     // handing off, say). Start over; a stop that comes now is taken for a handoff's.
     sleepingSince = 0;
@@ -1294,7 +753,7 @@ public final class ConnectionEntity
   }
 
   /** Nothing in flight that a stopped entity would have to pick up again. */
-  private boolean restful(State s) {
+  private boolean restful(SocketState s) {
     return s.edge() != null && s.link() == null && s.openPending() == 0 && s.inFlight() == null
         && s.lastDownlinkSeq() <= liveDownlinkAcked && !edgeStalled
         && invoking == null && (batcher == null || batcher.isEmpty()) && !openDue && !dispatchScheduled
@@ -1303,7 +762,7 @@ public final class ConnectionEntity
   }
 
   /** First delivery on this node after the socket moved here: complete the migration record. */
-  private void reportMoveCompleted(State before, Instant at) {
+  private void reportMoveCompleted(SocketState before, Instant at) {
     long pauseMs = Math.max(0, at.toEpochMilli() - before.lastDeliveryAt().toEpochMilli());
     context.getLog().info("Socket {} delivers again on {} after moving from {}: delivery paused {} ms", socketId,
         node, before.suspendedOn(), pauseMs);
@@ -1313,7 +772,7 @@ public final class ConnectionEntity
   // ------------------------------------------------------------------ HTTP endpoint
 
   /** Makes sure the endpoint child and the batcher match the socket's mapping. */
-  private void prepareEndpoint(State s) {
+  private void prepareEndpoint(SocketState s) {
     if (!s.usesHttp()) {
       return;
     }
@@ -1330,7 +789,7 @@ public final class ConnectionEntity
   }
 
   /** Frames for an HTTP endpoint wait in the batcher; the edge may send more, ACKs come later. */
-  private ReplyEffect<Event, State> bufferForEndpoint(State state, Deliver cmd) {
+  private ReplyEffect<SocketEvent, SocketState> bufferForEndpoint(SocketState state, Deliver cmd) {
     prepareEndpoint(state);
     long now = System.nanoTime();
     hold(state, cmd, Math.max(state.lastAccepted(), batcher.highestSeq()), frame -> toBatcher(state, frame, now));
@@ -1342,7 +801,7 @@ public final class ConnectionEntity
    * Hands the frames numbered up to {@code upTo} to the HTTP endpoint's batcher, in order after
    * what it has, and looks whether a batch is due.
    */
-  private void toBatcher(State state, Iterable<Frame.Data> frames, long upTo) {
+  private void toBatcher(SocketState state, Iterable<Frame.Data> frames, long upTo) {
     prepareEndpoint(state);
     long now = System.nanoTime();
     for (Frame.Data frame : frames) {
@@ -1357,7 +816,7 @@ public final class ConnectionEntity
    * Adds the frame to the batcher if it is the next one the endpoint has not had (from where an
    * earlier batch cut it, for the first after the watermark).
    */
-  private void toBatcher(State state, Frame.Data frame, long nowNanos) {
+  private void toBatcher(SocketState state, Frame.Data frame, long nowNanos) {
     if (frame.seq() == Math.max(state.lastAccepted(), batcher.highestSeq()) + 1) {
       int from = frame.seq() == state.lastAccepted() + 1 ? (int) state.partialOffset() : 0;
       batcher.add(frame.seq(), frame.payload(), from, nowNanos);
@@ -1369,7 +828,7 @@ public final class ConnectionEntity
    * tells the edge how far the entity now holds them (not yet acknowledged): the edge's pipeline
    * moves on, and a gap (frames lost while this entity restarted) makes it send again.
    */
-  private void hold(State state, Deliver cmd, long held, Consumer<Frame.Data> holder) {
+  private void hold(SocketState state, Deliver cmd, long held, Consumer<Frame.Data> holder) {
     long next = held;
     int frames = 0;
     long bytes = 0;
@@ -1399,7 +858,7 @@ public final class ConnectionEntity
   }
 
   /** Sends the next thing the endpoint should see, if the endpoint is free: one at a time. */
-  private ReplyEffect<Event, State> onDispatch(State s) {
+  private ReplyEffect<SocketEvent, SocketState> onDispatch(SocketState s) {
     dispatchScheduled = false;
     boolean live = s.status() == Status.OPEN || s.status() == Status.DETACHED;
     if (!s.usesHttp() || invoking != null || !live) {
@@ -1449,12 +908,12 @@ public final class ConnectionEntity
     return Effect().noReply();
   }
 
-  private void invoke(State s, String batchId, Mapping.Event event, long seqFrom, long seqTo, byte[] data) {
+  private void invoke(SocketState s, String batchId, Mapping.Event event, long seqFrom, long seqTo, byte[] data) {
     invoking = batchId;
     endpoint.tell(new MappingActor.Invoke(batchId, event, seqFrom, seqTo, data, endpointReplies));
   }
 
-  private ReplyEffect<Event, State> onEndpointAnswered(State s, EndpointAnswered m) {
+  private ReplyEffect<SocketEvent, SocketState> onEndpointAnswered(SocketState s, EndpointAnswered m) {
     MappingActor.Result result = m.result();
     String batchId = result instanceof MappingActor.Delivered d ? d.batchId() : ((MappingActor.Parked) result).batchId();
     if (!batchId.equals(invoking)) {
@@ -1483,7 +942,7 @@ public final class ConnectionEntity
       // result: one write per batch instead of two.
       Optional<Batcher.Cut> next = answer.close() == null && closeRequest == null
           ? batcher.ready(System.nanoTime(), false) : Optional.empty();
-      List<Event> events = new ArrayList<>();
+      List<SocketEvent> events = new ArrayList<>();
       events.add(event);
       next.ifPresent(n -> {
         currentCut = n;
@@ -1527,10 +986,10 @@ public final class ConnectionEntity
    * to the peer; without a link they go to the mapping (or are refused if it takes no data).
    * A parked open answers nothing: no link.
    */
-  private ReplyEffect<Event, State> settleOpen(State s, String batchId, List<Frame.Data> out,
+  private ReplyEffect<SocketEvent, SocketState> settleOpen(SocketState s, String batchId, List<Frame.Data> out,
       EndpointCall.Answer answer) {
     Instant now = Instant.now();
-    List<Event> events = new ArrayList<>();
+    List<SocketEvent> events = new ArrayList<>();
     events.add(new Answered(batchId, out, now, s.openPending()));
     Optional<LinkRequested> link = answer.link() == null || answer.link().isBlank() ? Optional.empty()
         : linkRequest(s, answer.link(), now);
@@ -1553,7 +1012,7 @@ public final class ConnectionEntity
     }
   }
 
-  private ReplyEffect<Event, State> finishClose(State s) {
+  private ReplyEffect<SocketEvent, SocketState> finishClose(SocketState s) {
     CloseRequest request = closeRequest;
     closeRequest = null;
     closeEventDone = false;
@@ -1595,11 +1054,11 @@ public final class ConnectionEntity
     return ClusterSharding.get(context.getSystem()).entityRefFor(PeerLinkEntity.ENTITY_KEY, linkId);
   }
 
-  private EntityRef<Command> peerRef(String peer) {
-    return ClusterSharding.get(context.getSystem()).entityRefFor(ENTITY_KEY, peer);
+  private EntityRef<SocketCommand> peerRef(String peer) {
+    return ClusterSharding.get(context.getSystem()).entityRefFor(Sockets.ENTITY_KEY, peer);
   }
 
-  private void tellDevice(State s, LinkStatus status, String peer, String reason) {
+  private void tellDevice(SocketState s, LinkStatus status, String peer, String reason) {
     if (s.status() == Status.OPEN && s.edge() != null) {
       s.edge().tell(new LinkChanged(status.wire, peer, reason));
     }
@@ -1609,7 +1068,7 @@ public final class ConnectionEntity
    * The endpoint (or the pairing point) links this socket to {@code peer}. A socket links to at
    * most one peer at a time: an answer naming another peer while linked or waiting is refused.
    */
-  private ReplyEffect<Event, State> requestLink(State s, String peer) {
+  private ReplyEffect<SocketEvent, SocketState> requestLink(SocketState s, String peer) {
     Optional<LinkRequested> request = linkRequest(s, peer, Instant.now());
     if (request.isEmpty()) {
       return Effect().noReply();
@@ -1618,7 +1077,7 @@ public final class ConnectionEntity
   }
 
   /** The event that makes this socket wait for {@code peer}, if it may link to it now. */
-  private Optional<LinkRequested> linkRequest(State s, String peer, Instant at) {
+  private Optional<LinkRequested> linkRequest(SocketState s, String peer, Instant at) {
     if (!SocketId.isValid(peer) || peer.equals(socketId)) {
       context.getLog().warn("Socket {}: the endpoint answered link '{}', which is not another socket's id; ignored",
           socketId, peer);
@@ -1640,7 +1099,7 @@ public final class ConnectionEntity
         s.mapping().closeOnLinkTimeout(), at));
   }
 
-  private void linkRequested(State st, LinkRequested e) {
+  private void linkRequested(SocketState st, LinkRequested e) {
     linkRef(e.linkId()).tell(new PeerLinkEntity.Request(socketId, e.peer(), e.deadlineMillis()));
     tellDevice(st, LinkStatus.PENDING, e.peer(), "waiting for " + e.peer());
     armLinkDeadline(st.link());
@@ -1655,7 +1114,7 @@ public final class ConnectionEntity
    * Joins the pairing point of this socket's name; the socket is already waiting (its device was
    * told so by {@link #resumeLink}).
    */
-  private void joinPairing(State s) {
+  private void joinPairing(SocketState s) {
     String key = pairingKey();
     if (key.isEmpty()) {
       context.getLog().warn("Socket {} uses builtin:pair without a socket name: no pairing key", socketId);
@@ -1667,7 +1126,7 @@ public final class ConnectionEntity
   }
 
   /** The pairing point found a partner; a socket no longer waiting there ignores it. */
-  private ReplyEffect<Event, State> onPaired(State s, Paired p) {
+  private ReplyEffect<SocketEvent, SocketState> onPaired(SocketState s, Paired p) {
     boolean atPairingPoint = s.link() != null && s.link().linkId().isEmpty() && s.link().status().equals("waiting");
     if (s.status() != Status.OPEN || !atPairingPoint || p.partner().isEmpty()) {
       return Effect().noReply();
@@ -1676,7 +1135,7 @@ public final class ConnectionEntity
   }
 
   /** A peer wants a link: taken when this socket is free (or waits for just this peer). */
-  private ReplyEffect<Event, State> onLinkOffer(State s, LinkOffer o) {
+  private ReplyEffect<SocketEvent, SocketState> onLinkOffer(SocketState s, LinkOffer o) {
     Link current = s.link();
     boolean free = current == null || current.peer().isEmpty() || current.peer().equals(o.from());
     if (!free) {
@@ -1705,7 +1164,7 @@ public final class ConnectionEntity
     timers.startSingleTimer(AcceptAgain.INSTANCE, settings.downlinkRetry());
   }
 
-  private ReplyEffect<Event, State> onLinkUp(State s, LinkUp up) {
+  private ReplyEffect<SocketEvent, SocketState> onLinkUp(SocketState s, LinkUp up) {
     Link current = s.link();
     boolean expected = current != null && (current.linkId().equals(up.linkId()) || current.peer().isEmpty());
     if (!expected || (s.status() != Status.OPEN && s.status() != Status.DETACHED)) {
@@ -1726,12 +1185,12 @@ public final class ConnectionEntity
   }
 
   /** The link ended: frames the peer took are acknowledged; the rest goes to the endpoint again. */
-  private ReplyEffect<Event, State> onLinkDown(State s, LinkDown down) {
+  private ReplyEffect<SocketEvent, SocketState> onLinkDown(SocketState s, LinkDown down) {
     Link current = s.link();
     if (current == null || !(current.linkId().equals(down.linkId()) || current.peer().isEmpty())) {
       return Effect().noReply();
     }
-    List<Event> events = new ArrayList<>();
+    List<SocketEvent> events = new ArrayList<>();
     Instant now = Instant.now();
     long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
     if (down.peerAccepted() > s.lastAccepted()) {
@@ -1753,7 +1212,7 @@ public final class ConnectionEntity
     }).thenNoReply();
   }
 
-  private ReplyEffect<Event, State> onLinkDeadline(State s) {
+  private ReplyEffect<SocketEvent, SocketState> onLinkDeadline(SocketState s) {
     Link current = s.link();
     if (current == null || !current.status().equals("waiting")) {
       return Effect().noReply();
@@ -1775,7 +1234,7 @@ public final class ConnectionEntity
   }
 
   /** A reconnecting device learns its link status; an offer waiting for this socket is taken. */
-  private void resumeLink(State s, ActorRef<ToEdge> edge) {
+  private void resumeLink(SocketState s, ActorRef<ToEdge> edge) {
     Link link = s.link();
     if (link == null) {
       return;
@@ -1812,7 +1271,7 @@ public final class ConnectionEntity
    * peer (unacknowledged); the edge may send more, within the device's window. Frames the HTTP
    * endpoint's batcher already took stay with it.
    */
-  private ReplyEffect<Event, State> bufferForRelay(State state, Deliver cmd) {
+  private ReplyEffect<SocketEvent, SocketState> bufferForRelay(SocketState state, Deliver cmd) {
     if (state.inFlight() != null && state.usesHttp()) {
       // A batch recorded for the endpoint (sent before this incarnation) owns its frames,
       // whatever the data does now: they go back to the batcher, to send the batch again.
@@ -1826,7 +1285,7 @@ public final class ConnectionEntity
   }
 
   /** Sends queued frames to the peer's entity, within the relay window and message size. */
-  private void sendRelay(State s) {
+  private void sendRelay(SocketState s) {
     if (s.link() == null || !s.link().isLinked() || peerFull) {
       return;
     }
@@ -1836,7 +1295,7 @@ public final class ConnectionEntity
     if (relayAccepted < s.lastAccepted()) {
       relayAccepted = s.lastAccepted();
     }
-    EntityRef<Command> peer = peerRef(s.link().peer());
+    EntityRef<SocketCommand> peer = peerRef(s.link().peer());
     long before = relaySent;
     relaySent = sendInMessages(relayQueue, relaySent, relayAccepted + settings.downlinkWindow(),
         frames -> peer.tell(new Relay(socketId, relayAccepted, frames)));
@@ -1849,7 +1308,7 @@ public final class ConnectionEntity
   }
 
   /** The peer took frames and its device acknowledged some: those are delivered, ACK them. */
-  private ReplyEffect<Event, State> onRelayAck(State s, RelayAck ack) {
+  private ReplyEffect<SocketEvent, SocketState> onRelayAck(SocketState s, RelayAck ack) {
     Link link = s.link();
     if (link == null || !link.isLinked() || !link.peer().equals(ack.from())) {
       return Effect().noReply();
@@ -1877,7 +1336,7 @@ public final class ConnectionEntity
   }
 
   /** The watermark advanced over frames the peer's device acknowledged (or the peer took). */
-  private Accepted acceptRelayed(State s, long upTo, long downlinkAcked, Instant at) {
+  private Accepted acceptRelayed(SocketState s, long upTo, long downlinkAcked, Instant at) {
     int frames = 0;
     long bytes = 0;
     for (Frame.Data d : relayQueue) {
@@ -1890,7 +1349,7 @@ public final class ConnectionEntity
         null, null, at);
   }
 
-  private ReplyEffect<Event, State> onRelayCheck(State s) {
+  private ReplyEffect<SocketEvent, SocketState> onRelayCheck(SocketState s) {
     if (relayQueue.isEmpty() || s.link() == null || !s.link().isLinked()) {
       timers.cancel(RelayCheck.INSTANCE);
       return Effect().noReply();
@@ -1935,7 +1394,7 @@ public final class ConnectionEntity
    * asked for flushes them too; otherwise the edge sends them again and they are taken (a
    * built-in endpoint) or refused like any new data.
    */
-  private void releaseHeld(State s) {
+  private void releaseHeld(SocketState s) {
     if (s.holdsData() || !s.usesHttp() || !s.mapping().receives(Mapping.Event.DATA) || relayQueue.isEmpty()) {
       // Still undecided (the open's answer is due), or not for the batcher: through the edge.
       endRelay(s);
@@ -1946,7 +1405,7 @@ public final class ConnectionEntity
   }
 
   /** What was held for the peer is forgotten: the edge sends it again, to go where data goes now. */
-  private void endRelay(State s) {
+  private void endRelay(SocketState s) {
     boolean had = !relayQueue.isEmpty();
     endGathering();
     if (had && s.edge() != null && s.status() == Status.OPEN) {
@@ -1957,7 +1416,7 @@ public final class ConnectionEntity
   // ------------------------------------------------------------------ relay (receiving side)
 
   /** Frames of the linked peer go into this socket's outbox, in order, once each. */
-  private ReplyEffect<Event, State> onRelay(State s, Relay r) {
+  private ReplyEffect<SocketEvent, SocketState> onRelay(SocketState s, Relay r) {
     Link link = s.link();
     if (link == null || !link.isLinked() || !link.peer().equals(r.from())) {
       String linkId = PeerLinkEntity.idOf(socketId, r.from());
@@ -2015,11 +1474,11 @@ public final class ConnectionEntity
   }
 
   /** Writes the gathered relay: the peer's frames into the outbox, own frames the peer has. */
-  private ReplyEffect<Event, State> onWriteRelay(State s) {
+  private ReplyEffect<SocketEvent, SocketState> onWriteRelay(SocketState s) {
     relayWriteScheduled = false;
     Link link = s.link();
     Instant now = Instant.now();
-    List<Event> events = new ArrayList<>();
+    List<SocketEvent> events = new ArrayList<>();
     boolean refused = relayInRefused;
     if (!relayInPending.isEmpty() && link != null && link.isLinked()) {
       long seq = s.lastDownlinkSeq();
@@ -2066,7 +1525,7 @@ public final class ConnectionEntity
   }
 
   /** The device acknowledged relayed frames: tell the peer, whose device gets its ACK. */
-  private void reportPeerAcks(State s) {
+  private void reportPeerAcks(SocketState s) {
     Link link = s.link();
     if (link == null || !link.isLinked()) {
       return;
@@ -2082,7 +1541,7 @@ public final class ConnectionEntity
   // ------------------------------------------------------------------ downlink
 
   /** Sends outbox frames the edge has not been sent yet, within the downlink window. */
-  private void pump(State state) {
+  private void pump(SocketState state) {
     if (state.status() != Status.OPEN || state.edge() == null) {
       return;
     }
@@ -2131,7 +1590,7 @@ public final class ConnectionEntity
     return last;
   }
 
-  private long outboxBytes(State state) {
+  private long outboxBytes(SocketState state) {
     long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
     long bytes = 0;
     for (Frame.Data d : state.outbox()) {
@@ -2142,20 +1601,20 @@ public final class ConnectionEntity
     return bytes;
   }
 
-  private int outboxFrames(State state) {
+  private int outboxFrames(SocketState state) {
     long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
     return (int) Math.max(0, state.lastDownlinkSeq() - acked);
   }
 
   /** An edge that is not (or no longer) the socket's connection learns that its session ended. */
-  private ReplyEffect<Event, State> tellNotAttached(State state, ActorRef<ToEdge> edge) {
+  private ReplyEffect<SocketEvent, SocketState> tellNotAttached(SocketState state, ActorRef<ToEdge> edge) {
     edge.tell(state.status() == Status.OPEN
         ? new SessionEnded(CloseCode.REPLACED.wire, "socket opened by a newer connection")
         : new SessionEnded(CloseCode.NORMAL.wire, "socket is not open"));
     return Effect().noReply();
   }
 
-  private SocketStatus status(State s) {
+  private SocketStatus status(SocketState s) {
     return new SocketStatus(socketId, s.deviceId(), s.status().name().toLowerCase(),
         s.mapping() == null ? "" : s.mapping().name(), s.mapping() == null ? 0 : s.mapping().version(), node,
         s.edgeNode(), s.lastAccepted(), s.lastDownlinkSeq(), Math.max(s.downlinkAcked(), liveDownlinkAcked),
@@ -2167,8 +1626,8 @@ public final class ConnectionEntity
 
   /** Applying an event needs nothing but the state and the event ({@link #apply}, shared by every entity). */
   @Override
-  public EventHandler<State, Event> eventHandler() {
-    return ConnectionEntity::apply;
+  public EventHandler<SocketState, SocketEvent> eventHandler() {
+    return SocketEntity::apply;
   }
 
   /**
@@ -2176,16 +1635,16 @@ public final class ConnectionEntity
    * index once it is in the journal. (The event handler runs before the write and again on
    * replay: a row written there could show an event that never happened.)
    */
-  private EffectBuilder<Event, State> persistChange(Event event) {
+  private EffectBuilder<SocketEvent, SocketState> persistChange(SocketEvent event) {
     return Effect().persist(event).thenRun(this::list);
   }
 
-  private EffectBuilder<Event, State> persistChange(List<Event> events) {
+  private EffectBuilder<SocketEvent, SocketState> persistChange(List<SocketEvent> events) {
     return Effect().persist(events).thenRun(this::list);
   }
 
   /** The socket's state as the index lists it, ordered by the sequence number of its last event. */
-  private void list(State s) {
+  private void list(SocketState s) {
     if (index != null) {
       index.changed(new SocketIndex.Row(socketId, shardId, s.deviceId(), s.status().name().toLowerCase(),
           s.mapping() == null ? null : s.mapping().name(),
@@ -2194,7 +1653,7 @@ public final class ConnectionEntity
     }
   }
 
-  static State apply(State state, Event event) {
+  static SocketState apply(SocketState state, SocketEvent event) {
     if (event instanceof Accepted e) {
       return state.accepted(e);
     } else if (event instanceof Relayed e) {

@@ -1,4 +1,4 @@
-package io.berth.node.connection;
+package io.berth.node.socket;
 
 import com.typesafe.config.Config;
 import io.berth.node.BerthTables;

@@ -1,0 +1,74 @@
+package io.berth.node.edge.api;
+
+import io.berth.persistence.CborSerializable;
+import io.berth.protocol.Frame;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/** What a socket session tells the edge that holds its device's connection. */
+public sealed interface ToEdge {
+  
+  public record Welcomed(String socketId, String node, long lastAccepted, long downlinkAcked)
+      implements ToEdge, CborSerializable {}
+
+  public record OpenRejected(int errorCode, String reason) implements ToEdge, CborSerializable {}
+
+  /**
+   * Every uplink frame up to {@code upTo} reached its destination and is durable: the edge ACKs
+   * it. Frames up to {@code buffered} have reached the entity (waiting for their batch): the edge
+   * may send more. {@code stalled}: frames after the watermark were refused because the outbox is
+   * full; a {@link Resume} follows when there is room. Hot path: binary serializer.
+   */
+  public record Delivered(long upTo, long buffered, boolean stalled, boolean resend) implements ToEdge {
+    public Delivered(long upTo, long buffered, boolean stalled) {
+      this(upTo, buffered, stalled, false);
+    }
+  }
+
+  /**
+   * This connection's open would take the session from another connection that is attached now.
+   * An open can outlive the connection that sent it (it waited in a shard region while the
+   * session's node was down, and its device gave up on it with ERROR 500 and connected
+   * elsewhere): only a connection still waiting for this answer sends its open again, {@link
+   * Open#confirm confirmed}, naming the connection it replaces ({@code attached}), so that a
+   * confirmation that comes late cannot replace a connection made after it. A connection the
+   * device abandoned never replaces its live one.
+   */
+  public record ConfirmTakeover(ActorRef<ToEdge> attached) implements ToEdge, CborSerializable {}
+
+  /**
+   * Uplink frames after the watermark have nowhere to go (PROTOCOL.md#error-codes, 204): the
+   * edge sends ERROR {@code errorCode} and closes; nothing after the last ACK was taken.
+   */
+  public record DataRefused(int errorCode, String reason) implements ToEdge, CborSerializable {}
+
+  /** The socket's peer-link status changed: the edge sends the device a LINK frame. */
+  public record LinkChanged(int status, String peer, String reason) implements ToEdge, CborSerializable {}
+
+  /** Downlink frames for the device, in seq order. Hot path: binary serializer. */
+  public record Push(List<Frame.Data> frames) implements ToEdge {}
+
+  /** The outbox has room again: resend the frames that were refused. */
+  public enum Resume implements ToEdge, CborSerializable {
+    INSTANCE
+  }
+
+  /**
+   * The entity is stopping to move (handoff): frames it did not confirm are lost with it, so the
+   * edge sends them again at once; sharding buffers them until the shard runs on its new node.
+   */
+  public enum Moving implements ToEdge, CborSerializable {
+    INSTANCE
+  }
+
+  /**
+   * The entity stops until the next message wakes it (docs/sleep.md): the edge stops sending
+   * heartbeats, which would wake it, and tells it when the connection ends.
+   */
+  public enum Sleeping implements ToEdge, CborSerializable {
+    INSTANCE
+  }
+
+  /** The session ended or moved to another connection; the edge closes its connection. */
+  public record SessionEnded(int closeCode, String reason) implements ToEdge, CborSerializable {}
+}

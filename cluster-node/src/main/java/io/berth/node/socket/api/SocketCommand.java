@@ -1,0 +1,109 @@
+package io.berth.node.socket.api;
+
+import io.berth.node.edge.api.ToEdge;
+import io.berth.node.mapping.Mapping;
+import io.berth.persistence.CborSerializable;
+import io.berth.protocol.Frame;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/**
+ * What a socket session (entity type {@code socket}, {@link Sockets#ENTITY_KEY}) receives:
+ * from the edge holding its device's connection, from operators, from its link and its peer.
+ * Its own timers and self-messages implement this interface inside the entity.
+ */
+public interface SocketCommand {
+
+  /**
+   * The edge opens (or resumes) the socket for an authenticated device, with a resolved mapping.
+   * {@code replacing}: null at first; the connection attached when {@link ConfirmTakeover} asked,
+   * when the edge sends the open again because its connection still waits for the answer: it
+   * may take the session from that connection, and only from that one.
+   */
+  public record Open(
+      String deviceId,
+      Mapping mapping,
+      boolean resume,
+      long lastReceived,
+      ActorRef<ToEdge> edge,
+      String edgeNode,
+      ActorRef<ToEdge> replacing)
+      implements SocketCommand, CborSerializable {
+
+    public Open(String deviceId, Mapping mapping, boolean resume, long lastReceived, ActorRef<ToEdge> edge,
+        String edgeNode) {
+      this(deviceId, mapping, resume, lastReceived, edge, edgeNode, null);
+    }
+
+    /** The same open, confirmed by its connection, which may replace {@code attached}. */
+    public Open confirm(ActorRef<ToEdge> attached) {
+      return new Open(deviceId, mapping, resume, lastReceived, edge, edgeNode, attached);
+    }
+  }
+
+  /** Uplink DATA frames read from the device, in seq order. Hot path: binary serializer. */
+  public record Deliver(ActorRef<ToEdge> edge, List<Frame.Data> frames) implements SocketCommand {}
+
+  /** The device acknowledged downlink frames up to {@code upTo}. Hot path: binary serializer. */
+  public record DownlinkAck(ActorRef<ToEdge> edge, long upTo) implements SocketCommand {}
+
+  /** The device (through its edge) ends the session. */
+  public record Close(ActorRef<ToEdge> edge, int code, String reason) implements SocketCommand, CborSerializable {}
+
+  /** The edge saw a gap in the downlink: push again everything after {@code from}. */
+  public record Resync(ActorRef<ToEdge> edge, long from) implements SocketCommand, CborSerializable {}
+
+  /** The edge's connection is alive: keeps an attached session from being passivated. */
+  public record Heartbeat(ActorRef<ToEdge> edge) implements SocketCommand, CborSerializable {}
+
+  public record GetStatus(ActorRef<SocketStatus> replyTo) implements SocketCommand, CborSerializable {}
+
+  /** Sends data down the socket from outside ({@code POST /api/sockets/{id}/messages}). */
+  public record Inject(byte[] payload, ActorRef<InjectResult> replyTo) implements SocketCommand, CborSerializable {}
+
+  /** An operator closes the socket ({@code DELETE /api/sockets/{id}}). */
+  public record CloseByOperator(String reason, ActorRef<OperatorCloseResult> replyTo)
+      implements SocketCommand, CborSerializable {}
+
+  /** A link entity offers this socket a link with {@code from} (PeerLinkEntity). */
+  public record LinkOffer(String linkId, String from) implements SocketCommand, CborSerializable {}
+
+  /** The link with {@code peer} is established. */
+  public record LinkUp(String linkId, String peer) implements SocketCommand, CborSerializable {}
+
+  /**
+   * The link ended ({@code status}: a LINK status wire value, unlinked or timeout); {@code
+   * peerAccepted}: the highest of this socket's frames the peer took, acknowledged as delivered.
+   */
+  public record LinkDown(String linkId, String peer, int status, String reason, long peerAccepted)
+      implements SocketCommand, CborSerializable {}
+
+  /** The pairing point found a partner for this socket: link to it. */
+  public record Paired(String partner) implements SocketCommand, CborSerializable {}
+
+  /**
+   * Frames of a linked peer, in its seq order; {@code base}: the peer's seq the sender believes
+   * was taken already (where a link that took nothing yet starts, since the peer's numbering
+   * goes on from its earlier sessions). Hot path: binary serializer.
+   */
+  public record Relay(String from, long base, List<Frame.Data> frames) implements SocketCommand {}
+
+  /**
+   * The peer took this socket's frames up to {@code accepted} into its outbox, and its device
+   * acknowledged them up to {@code acked}; {@code full}: its outbox is full, wait for the next
+   * RelayAck. Hot path: binary serializer.
+   */
+  public record RelayAck(String from, long accepted, long acked, boolean full) implements SocketCommand {}
+
+  /**
+   * The edge holding the device's connection stopped (connection lost, node down): from the
+   * entity's death watch, and from the session itself when its connection ends, for an entity
+   * that sleeps and watches nothing.
+   */
+  public record EdgeTerminated(ActorRef<ToEdge> edge) implements SocketCommand, CborSerializable {}
+
+  /** Sent by sharding on passivation and handoff. */
+  public enum Stop implements SocketCommand, CborSerializable {
+    INSTANCE
+  }
+}
