@@ -1,28 +1,59 @@
 package io.berth.node.link;
 
+import com.fasterxml.jackson.annotation.JsonCreator;
 import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.annotation.JsonValue;
 import io.berth.persistence.CborSerializable;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 
 /**
- * The socket's link: {@code waiting} for a peer, {@code offered} by a peer (accepted once
- * open), or {@code linked}. {@code relayIn}: highest of the peer's seqs taken; {@code ackedBase}:
- * highest of the peer's seqs this socket's device acknowledged, from marks already trimmed;
- * {@code framesIn}: the peer's frames taken on this link.
+ * The socket's link: {@link Status#WAITING waiting} for a peer, {@link Status#OFFERED offered} by
+ * a peer (accepted once open), or {@link Status#LINKED linked}. {@code relayIn}: highest of the
+ * peer's seqs taken; {@code ackedBase}: highest of the peer's seqs this socket's device
+ * acknowledged, from marks already trimmed; {@code framesIn}: the peer's frames taken on this link.
  */
-public record Link(String linkId, String peer, String status, Instant since, long deadlineMillis,
+public record Link(String linkId, String peer, Status status, Instant since, long deadlineMillis,
                    boolean closeOnTimeout, long relayIn, long ackedBase, List<RelayMark> marks, long framesIn)
     implements CborSerializable {
 
+  /**
+   * Where the socket's link stands. Snapshots hold it as the lowercase word ({@code "linked"}),
+   * as they did when it was a string: {@link #json()} and {@link #fromJson} keep that form.
+   */
+  public enum Status {
+    /** Waiting for a peer (a link answer, or at the pairing point). */
+    WAITING,
+    /** Offered by a peer: accepted once the socket is open. */
+    OFFERED,
+    /** Linked: data goes to the peer. */
+    LINKED;
+
+    @JsonValue
+    public String json() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+
+    @JsonCreator
+    public static Status fromJson(String value) {
+      for (Status s : values()) {
+        if (s.json().equals(value)) {
+          return s;
+        }
+      }
+      throw new IllegalArgumentException("unknown link status '" + value + "': expected waiting, offered or linked");
+    }
+  }
+
   /** A new link of this socket, nothing relayed on it yet. */
-  public static Link fresh(String linkId, String peer, String status, Instant since, long deadlineMillis,
+  public static Link fresh(String linkId, String peer, Status status, Instant since, long deadlineMillis,
       boolean closeOnTimeout) {
     return new Link(linkId, peer, status, since, deadlineMillis, closeOnTimeout, 0, 0, List.of(), 0);
   }
 
-  public Link withStatus(String newStatus, String newLinkId, String newPeer, Instant at) {
+  public Link withStatus(Status newStatus, String newLinkId, String newPeer, Instant at) {
     return new Link(newLinkId, newPeer, newStatus, at, deadlineMillis, closeOnTimeout, relayIn, ackedBase, marks,
         framesIn);
   }
@@ -65,6 +96,6 @@ public record Link(String linkId, String peer, String status, Instant since, lon
 
   @JsonIgnore
   public boolean isLinked() {
-    return status.equals("linked");
+    return status == Status.LINKED;
   }
 }

@@ -303,10 +303,10 @@ public final class SocketEntity
             openDue = true;
             dispatch();
           }
-          if (state.link() != null && state.link().status().equals("waiting")) {
+          if (state.link() != null && state.link().status() == Link.Status.WAITING) {
             armLinkDeadline(state.link());
           }
-          if (state.status() == Status.OPEN && state.link() != null && state.link().status().equals("offered")) {
+          if (state.status() == Status.OPEN && state.link() != null && state.link().status() == Link.Status.OFFERED) {
             acceptOffer(state.link().linkId());
           }
         })
@@ -397,7 +397,7 @@ public final class SocketEntity
       return onRelayCheck(state);
     } else if (command instanceof AcceptAgain) {
       Link link = state.link();
-      if (state.status() == Status.OPEN && link != null && link.status().equals("offered")) {
+      if (state.status() == Status.OPEN && link != null && link.status() == Link.Status.OFFERED) {
         acceptOffer(link.linkId());
       }
       return Effect().noReply();
@@ -1127,7 +1127,7 @@ public final class SocketEntity
 
   /** The pairing point found a partner; a socket no longer waiting there ignores it. */
   private ReplyEffect<SocketEvent, SocketState> onPaired(SocketState s, Paired p) {
-    boolean atPairingPoint = s.link() != null && s.link().linkId().isEmpty() && s.link().status().equals("waiting");
+    boolean atPairingPoint = s.link() != null && s.link().linkId().isEmpty() && s.link().status() == Link.Status.WAITING;
     if (s.status() != Status.OPEN || !atPairingPoint || p.partner().isEmpty()) {
       return Effect().noReply();
     }
@@ -1214,7 +1214,7 @@ public final class SocketEntity
 
   private ReplyEffect<SocketEvent, SocketState> onLinkDeadline(SocketState s) {
     Link current = s.link();
-    if (current == null || !current.status().equals("waiting")) {
+    if (current == null || current.status() != Link.Status.WAITING) {
       return Effect().noReply();
     }
     if (current.linkId().isEmpty()) {
@@ -1240,14 +1240,13 @@ public final class SocketEntity
       return;
     }
     switch (link.status()) {
-      case "linked" -> tellDevice(s, LinkStatus.LINKED, link.peer(), "");
-      case "waiting" -> {
+      case LINKED -> tellDevice(s, LinkStatus.LINKED, link.peer(), "");
+      case WAITING -> {
         tellDevice(s, LinkStatus.PENDING, link.peer(), link.peer().isEmpty()
             ? "waiting for a device with the same pairing key" : "waiting for " + link.peer());
         armLinkDeadline(link);
       }
-      case "offered" -> acceptOffer(link.linkId());
-      default -> { }
+      case OFFERED -> acceptOffer(link.linkId());
     }
   }
 
@@ -1675,14 +1674,14 @@ public final class SocketEntity
     } else if (event instanceof Closed e) {
       return state.closed(e);
     } else if (event instanceof LinkRequested e) {
-      return state.withLink(Link.fresh(e.linkId(), e.peer(), "waiting", e.at(), e.deadlineMillis(),
+      return state.withLink(Link.fresh(e.linkId(), e.peer(), Link.Status.WAITING, e.at(), e.deadlineMillis(),
           e.closeOnTimeout()), e.at());
     } else if (event instanceof LinkOffered e) {
-      return state.withLink(Link.fresh(e.linkId(), e.peer(), "offered", e.at(), 0, false), e.at());
+      return state.withLink(Link.fresh(e.linkId(), e.peer(), Link.Status.OFFERED, e.at(), 0, false), e.at());
     } else if (event instanceof LinkEstablished e) {
       return state.withLink(state.link() == null
-          ? Link.fresh(e.linkId(), e.peer(), "linked", e.at(), 0, false)
-          : state.link().withStatus("linked", e.linkId(), e.peer(), e.at()), e.at());
+          ? Link.fresh(e.linkId(), e.peer(), Link.Status.LINKED, e.at(), 0, false)
+          : state.link().withStatus(Link.Status.LINKED, e.linkId(), e.peer(), e.at()), e.at());
     } else if (event instanceof LinkEnded e) {
       return state.withLink(null, e.at());
     }

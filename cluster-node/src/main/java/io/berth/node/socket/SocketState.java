@@ -161,8 +161,7 @@ public record SocketState(
    */
   @JsonIgnore
   boolean relays() {
-    return link != null && (link.status().equals("linked") || link.status().equals("waiting")
-        || link.status().equals("offered"));
+    return link != null;
   }
 
   /**

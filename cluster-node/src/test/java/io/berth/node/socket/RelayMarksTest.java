@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
 class RelayMarksTest {
 
   private static Link linked() {
-    return Link.fresh("a+b", "b", "linked", Instant.EPOCH, 0, false);
+    return Link.fresh("a+b", "b", Link.Status.LINKED, Instant.EPOCH, 0, false);
   }
 
   @Test
