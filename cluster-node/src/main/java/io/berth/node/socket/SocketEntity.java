@@ -1668,22 +1668,22 @@ public final class SocketEntity
     } else if (event instanceof Opened e) {
       return state.opened(e);
     } else if (event instanceof Detached) {
-      return state.with(Status.DETACHED, null, "");
+      return state.detached();
     } else if (event instanceof Suspended e) {
       return state.suspended(e);
     } else if (event instanceof Closed e) {
       return state.closed(e);
     } else if (event instanceof LinkRequested e) {
-      return state.withLink(Link.fresh(e.linkId(), e.peer(), Link.Status.WAITING, e.at(), e.deadlineMillis(),
+      return state.linkChanged(Link.fresh(e.linkId(), e.peer(), Link.Status.WAITING, e.at(), e.deadlineMillis(),
           e.closeOnTimeout()), e.at());
     } else if (event instanceof LinkOffered e) {
-      return state.withLink(Link.fresh(e.linkId(), e.peer(), Link.Status.OFFERED, e.at(), 0, false), e.at());
+      return state.linkChanged(Link.fresh(e.linkId(), e.peer(), Link.Status.OFFERED, e.at(), 0, false), e.at());
     } else if (event instanceof LinkEstablished e) {
-      return state.withLink(state.link() == null
+      return state.linkChanged(state.link() == null
           ? Link.fresh(e.linkId(), e.peer(), Link.Status.LINKED, e.at(), 0, false)
           : state.link().withStatus(Link.Status.LINKED, e.linkId(), e.peer(), e.at()), e.at());
     } else if (event instanceof LinkEnded e) {
-      return state.withLink(null, e.at());
+      return state.linkChanged(null, e.at());
     }
     throw new IllegalArgumentException("unexpected event " + event.getClass().getName());
   }

@@ -54,29 +54,10 @@ public record SocketState(
     CLOSED
   }
 
-
-
   static final SocketState EMPTY = new SocketState(Status.NEW, "", null, null, "", 0, 0, null, 0, 0, List.of(), Counters.ZERO,
       null, null, null, null, null, 0);
 
-  /** A copy with the fields that change together most often. */
-  private SocketState copy(Status status, ActorRef<ToEdge> edge, String edgeNode, long lastAccepted, long partialOffset,
-                     BatchStarted inFlight, long lastDownlinkSeq, long downlinkAcked, List<Frame.Data> outbox,
-                     Counters counters, Instant updatedAt, String suspendedOn, Instant lastDeliveryAt, Link link) {
-    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
-        lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
-        openPending);
-  }
-
-  SocketState with(Status newStatus, ActorRef<ToEdge> newEdge, String newEdgeNode) {
-    return copy(newStatus, newEdge, newEdgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq,
-        downlinkAcked, outbox, counters, updatedAt, suspendedOn, lastDeliveryAt, link);
-  }
-
-  SocketState withLink(Link newLink, Instant at) {
-    return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq, downlinkAcked,
-        outbox, counters, at, suspendedOn, lastDeliveryAt, newLink);
-  }
+  // ------------------------------------------------------------------ what each event changes
 
   SocketState opened(Opened e) {
     long acked = Math.max(downlinkAcked, e.downlinkAcked());
@@ -86,33 +67,38 @@ public record SocketState(
         lastDeliveryAt, link == null ? null : link.trimmed(acked), e.asksEndpoint() ? c.connections() : 0);
   }
 
+  SocketState detached() {
+    return withConnection(Status.DETACHED, null, "");
+  }
+
   SocketState accepted(Accepted e) {
     long acked = Math.max(downlinkAcked, e.downlinkAcked());
-    List<Frame.Data> box = append(trim(outbox, acked), e.outbound(), acked);
     boolean batchDone = e.batchId() != null && inFlight != null && inFlight.batchId().equals(e.batchId());
-    return copy(status, edge, edgeNode, e.lastAccepted(), e.partialOffset(), batchDone ? null : inFlight,
-        lastSeq(e.outbound()), acked, box,
-        counters.in(e.frames(), e.bytes(), e.duplicates(), e.outbound(), e.batchId() != null, e.parkedId() != null),
-        e.at(), null, e.at(), link == null ? null : link.trimmed(acked));
+    return withUplink(e.lastAccepted(), e.partialOffset(), batchDone ? null : inFlight)
+        .withDownlink(lastSeq(e.outbound()), acked, append(trim(outbox, acked), e.outbound(), acked))
+        .withCounters(
+            counters.in(e.frames(), e.bytes(), e.duplicates(), e.outbound(), e.batchId() != null, e.parkedId() != null))
+        .withMove(null, e.at())
+        .withLink(link == null ? null : link.trimmed(acked))
+        .withUpdatedAt(e.at());
   }
 
   SocketState batchStarted(BatchStarted e) {
-    return copy(status, edge, edgeNode, lastAccepted, partialOffset, e, lastDownlinkSeq, downlinkAcked, outbox,
-        counters, e.at(), suspendedOn, lastDeliveryAt, link);
+    return withUplink(lastAccepted, partialOffset, e).withUpdatedAt(e.at());
   }
 
+  /** Downlink frames the socket sends (answers, injected messages): appended to the outbox. */
   SocketState answered(List<Frame.Data> out, Instant at) {
-    return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastSeq(out), downlinkAcked,
-        append(outbox, out, downlinkAcked), counters.out(out), at, suspendedOn, lastDeliveryAt, link);
+    return withDownlink(lastSeq(out), downlinkAcked, append(outbox, out, downlinkAcked))
+        .withCounters(counters.out(out))
+        .withUpdatedAt(at);
   }
 
   SocketState relayed(Relayed e) {
     SocketState s = answered(e.outbound(), e.at());
     RelayMark mark = new RelayMark(e.outbound().get(0).seq(), e.outbound().get(e.outbound().size() - 1).seq(),
         e.peerFrom());
-    return new SocketState(s.status, deviceId, mapping, s.edge, s.edgeNode, s.lastAccepted, s.partialOffset, s.inFlight,
-        s.lastDownlinkSeq, s.downlinkAcked, s.outbox, s.counters.relaying(e.outbound().size()), openedAt,
-        e.at(), s.suspendedOn, s.lastDeliveryAt, link.relayed(e.relayIn(), mark), openPending);
+    return s.withCounters(s.counters.relaying(e.outbound().size())).withLink(link.relayed(e.relayIn(), mark));
   }
 
   /** The endpoint answered: its frames go down, and an answer to the pending open settles it. */
@@ -123,27 +109,90 @@ public record SocketState(
 
   /** No open waits for the endpoint's answer any more. */
   private SocketState openSettled() {
-    return openPending == 0 ? this : new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted,
-        partialOffset, inFlight, lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn,
-        lastDeliveryAt, link, 0);
+    return openPending == 0 ? this : withOpenPending(0);
   }
 
   SocketState downlinkAcked(DownlinkAcked e) {
     long acked = Math.max(downlinkAcked, e.upTo());
-    return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq, acked,
-        trim(outbox, acked), counters, e.at(), suspendedOn, lastDeliveryAt, link == null ? null : link.trimmed(acked));
+    return withDownlink(lastDownlinkSeq, acked, trim(outbox, acked))
+        .withLink(link == null ? null : link.trimmed(acked))
+        .withUpdatedAt(e.at());
   }
 
   SocketState closed(Closed e) {
     // Discarded downlink frames count as acknowledged so that numbering continues past them.
-    return copy(Status.CLOSED, null, "", lastAccepted, partialOffset, null, lastDownlinkSeq, lastDownlinkSeq,
-        List.of(), counters.discarding(e.discarded()), e.at(), null, lastDeliveryAt, null).openSettled();
+    return withConnection(Status.CLOSED, null, "")
+        .withUplink(lastAccepted, partialOffset, null)
+        .withDownlink(lastDownlinkSeq, lastDownlinkSeq, List.of())
+        .withCounters(counters.discarding(e.discarded()))
+        .withMove(null, lastDeliveryAt)
+        .withLink(null)
+        .withUpdatedAt(e.at())
+        .openSettled();
   }
 
   SocketState suspended(Suspended e) {
-    return copy(status, edge, edgeNode, lastAccepted, partialOffset, inFlight, lastDownlinkSeq, downlinkAcked,
-        outbox, counters, updatedAt, e.node(), e.lastDeliveryAt(), link);
+    return withMove(e.node(), e.lastDeliveryAt());
   }
+
+  SocketState linkChanged(Link newLink, Instant at) {
+    return withLink(newLink).withUpdatedAt(at);
+  }
+
+  // ------------------------------------------------------------------ withers: one concern each
+
+  private SocketState withConnection(Status newStatus, ActorRef<ToEdge> newEdge, String newEdgeNode) {
+    return new SocketState(newStatus, deviceId, mapping, newEdge, newEdgeNode, lastAccepted, partialOffset, inFlight,
+        lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
+        openPending);
+  }
+
+  /** The uplink: the watermark, how far into the next frame, the batch sent to the endpoint. */
+  private SocketState withUplink(long newLastAccepted, long newPartialOffset, BatchStarted newInFlight) {
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, newLastAccepted, newPartialOffset, newInFlight,
+        lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
+        openPending);
+  }
+
+  /** The downlink: the last frame numbered, the device's acknowledgement, the frames it lacks. */
+  private SocketState withDownlink(long newLastDownlinkSeq, long newDownlinkAcked, List<Frame.Data> newOutbox) {
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+        newLastDownlinkSeq, newDownlinkAcked, newOutbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt,
+        link, openPending);
+  }
+
+  private SocketState withCounters(Counters newCounters) {
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+        lastDownlinkSeq, downlinkAcked, outbox, newCounters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
+        openPending);
+  }
+
+  /** Where the socket last ran before a move ({@code null}: not moving) and when it last delivered. */
+  private SocketState withMove(String newSuspendedOn, Instant newLastDeliveryAt) {
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+        lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, newSuspendedOn, newLastDeliveryAt, link,
+        openPending);
+  }
+
+  private SocketState withLink(Link newLink) {
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+        lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, newLink,
+        openPending);
+  }
+
+  private SocketState withUpdatedAt(Instant at) {
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+        lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, at, suspendedOn, lastDeliveryAt, link,
+        openPending);
+  }
+
+  private SocketState withOpenPending(long newOpenPending) {
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+        lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
+        newOpenPending);
+  }
+
+  // ------------------------------------------------------------------ queries
 
   @JsonIgnore
   boolean isAttached(ActorRef<ToEdge> ref) {
