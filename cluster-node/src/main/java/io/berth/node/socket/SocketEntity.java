@@ -223,10 +223,7 @@ public final class SocketEntity
   private long sleepingSince;
 
   // Per-incarnation cursors and buffers: deliberately not persisted (see class comment).
-  private long liveDownlinkAcked;
-  private long sentUpTo;
-  private boolean edgeStalled;
-  private long ackedAtLastRetry = -1;
+  private final DownlinkWindow window;
   private Batcher batcher;
   private ActorRef<MappingActor.Command> endpoint;
   private long endpointVersion = -1;
@@ -266,6 +263,7 @@ public final class SocketEntity
     this.endpointReplies = context.messageAdapter(MappingActor.Result.class, EndpointAnswered::new);
     this.shard = shard;
     this.index = index;
+    this.window = new DownlinkWindow(settings);
   }
 
   @Override
@@ -288,8 +286,7 @@ public final class SocketEntity
             // A change written just before the last incarnation ended may not have been listed.
             list(state);
           }
-          liveDownlinkAcked = state.downlinkAcked();
-          sentUpTo = state.downlinkAcked();
+          window.restart(state.downlinkAcked());
           if (state.status() == Status.OPEN && state.edge() != null) {
             // If the edge died while this entity was not running, the watch fires at once.
             context.watchWith(state.edge(), new EdgeTerminated(state.edge()));
@@ -432,7 +429,7 @@ public final class SocketEntity
       return Effect().noReply();
     }
     long acked = cmd.resume() ? Math.max(state.downlinkAcked(), cmd.lastReceived()) : state.downlinkAcked();
-    acked = Math.max(acked, liveDownlinkAcked);
+    acked = Math.max(acked, window.liveAcked());
     Instant now = Instant.now();
     List<SocketEvent> events = new ArrayList<>();
     // An HTTP endpoint's answer to open decides where this connection's data goes.
@@ -451,9 +448,7 @@ public final class SocketEntity
         previous.tell(new SessionEnded(CloseCode.REPLACED.wire, "socket opened by a newer connection"));
       }
       context.watchWith(cmd.edge(), new EdgeTerminated(cmd.edge()));
-      liveDownlinkAcked = s.downlinkAcked();
-      sentUpTo = s.downlinkAcked();
-      edgeStalled = false;
+      window.restart(s.downlinkAcked());
       cmd.edge().tell(new Welcomed(socketId, node, s.lastAccepted(), s.downlinkAcked()));
       armSleepCheck(settings.sleepAfter());
       pump(s);
@@ -490,9 +485,9 @@ public final class SocketEntity
           .orElse("the socket has no endpoint"));
     }
     BuiltinEndpoint endpoint = builtin.get();
-    long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
-    int boxFrames = outboxFrames(state);
-    long boxBytes = outboxBytes(state);
+    long acked = window.acked(state);
+    int boxFrames = window.outboxFrames(state);
+    long boxBytes = window.outboxBytes(state);
     long watermark = state.lastAccepted();
     long nextOut = state.lastDownlinkSeq();
     int frames = 0;
@@ -515,8 +510,7 @@ public final class SocketEntity
       for (byte[] a : answers) {
         answerBytes += a.length;
       }
-      boolean full = boxFrames + answers.size() > settings.maxOutboxFrames()
-          || boxBytes + answerBytes > settings.maxOutboxBytes();
+      boolean full = window.overflows(boxFrames + answers.size(), boxBytes + answerBytes);
       if (!answers.isEmpty() && full && boxFrames > 0) {
         stalled = true;
         break;
@@ -533,7 +527,7 @@ public final class SocketEntity
     boolean refused = stalled;
     if (frames == 0) {
       if (refused) {
-        edgeStalled = true;
+        window.stall();
       }
       cmd.edge().tell(new Delivered(watermark, watermark, refused, gap));
       // All replays, typically resent after this entity restarted: its answers may still be due.
@@ -548,7 +542,7 @@ public final class SocketEntity
         reportMoveCompleted(state, event.at());
       }
       if (refused) {
-        edgeStalled = true;
+        window.stall();
       }
       cmd.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), refused));
       pump(s);
@@ -572,13 +566,10 @@ public final class SocketEntity
   }
 
   private ReplyEffect<SocketEvent, SocketState> onDownlinkAck(SocketState state, DownlinkAck cmd) {
-    if (state.isAttached(cmd.edge()) && cmd.upTo() > liveDownlinkAcked) {
-      liveDownlinkAcked = Math.min(cmd.upTo(), state.lastDownlinkSeq());
+    if (state.isAttached(cmd.edge()) && window.deviceAcked(state, cmd.upTo())) {
       pump(state);
       reportPeerAcks(state);
-      if (edgeStalled && outboxFrames(state) <= settings.maxOutboxFrames() / 2
-          && outboxBytes(state) <= settings.maxOutboxBytes() / 2) {
-        edgeStalled = false;
+      if (window.resumes(state)) {
         state.edge().tell(Resume.INSTANCE);
       }
     }
@@ -587,7 +578,7 @@ public final class SocketEntity
 
   private ReplyEffect<SocketEvent, SocketState> onResync(SocketState state, Resync cmd) {
     if (state.isAttached(cmd.edge())) {
-      sentUpTo = Math.max(Math.max(state.downlinkAcked(), liveDownlinkAcked), Math.min(cmd.from(), sentUpTo));
+      window.resync(state, cmd.from());
       pump(state);
     }
     return Effect().noReply();
@@ -598,13 +589,11 @@ public final class SocketEntity
    * retry interval, push them again from the acknowledged point; the edge drops what it has.
    */
   private ReplyEffect<SocketEvent, SocketState> onRetryDownlink(SocketState state, RetryDownlink cmd) {
-    long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
-    if (sentUpTo > acked) {
-      if (acked == ackedAtLastRetry) {
-        sentUpTo = acked;
-        pump(state);
-      }
-      ackedAtLastRetry = acked;
+    DownlinkWindow.Retry retry = window.retry(state);
+    if (retry == DownlinkWindow.Retry.PUSH_AGAIN) {
+      pump(state);
+    }
+    if (retry != DownlinkWindow.Retry.IDLE) {
       timers.startSingleTimer(RetryDownlink.INSTANCE, settings.downlinkRetry());
     }
     return Effect().noReply();
@@ -620,7 +609,7 @@ public final class SocketEntity
       dispatch();
       return Effect().noReply();
     }
-    Closed event = new Closed(cmd.code(), cmd.reason(), outboxFrames(state), Instant.now());
+    Closed event = new Closed(cmd.code(), cmd.reason(), window.outboxFrames(state), Instant.now());
     Link link = state.link();
     return persistChange(event).thenRun(s -> {
       context.unwatch(cmd.edge());
@@ -639,7 +628,7 @@ public final class SocketEntity
       return Effect().noReply();
     }
     ActorRef<ToEdge> edge = state.edge();
-    Closed event = new Closed(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason(), outboxFrames(state), Instant.now());
+    Closed event = new Closed(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason(), window.outboxFrames(state), Instant.now());
     Link link = state.link();
     return persistChange(event).thenRun(s -> {
       if (edge != null) {
@@ -659,7 +648,7 @@ public final class SocketEntity
       batcher.clear();
     }
     closeRequest = null;
-    Closed event = new Closed(CloseCode.CLOSED_BY_ENDPOINT.wire, cmd.reason(), outboxFrames(state), Instant.now());
+    Closed event = new Closed(CloseCode.CLOSED_BY_ENDPOINT.wire, cmd.reason(), window.outboxFrames(state), Instant.now());
     Link link = state.link();
     return persistChange(event).thenRun(s -> {
       if (edge != null) {
@@ -675,8 +664,8 @@ public final class SocketEntity
       return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "socket is not open"));
     }
     List<Frame.Data> frames = frames(state.lastDownlinkSeq(), cmd.payload());
-    if (outboxFrames(state) + frames.size() > settings.maxOutboxFrames()
-        || outboxBytes(state) + cmd.payload().length > settings.maxOutboxBytes()) {
+    if (window.overflows(window.outboxFrames(state) + frames.size(),
+        window.outboxBytes(state) + cmd.payload().length)) {
       return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "the socket's outbox is full"));
     }
     return Effect().persist(new Injected(frames, Instant.now())).thenRun(this::pump)
@@ -694,8 +683,8 @@ public final class SocketEntity
     // Write what is not yet durable of the session before handing it off or going to sleep.
     List<SocketEvent> events = new ArrayList<>();
     Instant now = Instant.now();
-    if (liveDownlinkAcked > state.downlinkAcked()) {
-      events.add(new DownlinkAcked(liveDownlinkAcked, now));
+    if (window.liveAcked() > state.downlinkAcked()) {
+      events.add(new DownlinkAcked(window.liveAcked(), now));
     }
     boolean asleep = sleepingSince != 0;
     if (state.status() == Status.OPEN && !asleep) {
@@ -755,7 +744,7 @@ public final class SocketEntity
   /** Nothing in flight that a stopped entity would have to pick up again. */
   private boolean restful(SocketState s) {
     return s.edge() != null && s.link() == null && s.openPending() == 0 && s.inFlight() == null
-        && s.lastDownlinkSeq() <= liveDownlinkAcked && !edgeStalled
+        && s.lastDownlinkSeq() <= window.liveAcked() && !window.isStalled()
         && invoking == null && (batcher == null || batcher.isEmpty()) && !openDue && !dispatchScheduled
         && closeRequest == null && relayQueue.isEmpty() && relayInPending.isEmpty() && acceptPending == 0
         && !relayWriteScheduled;
@@ -934,7 +923,7 @@ public final class SocketEntity
       currentCut = null;
       long watermark = c.endsFrame() ? c.seqTo() : c.seqTo() - 1;
       long partial = c.endsFrame() ? 0 : c.offsetTo();
-      long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
+      long acked = window.acked(s);
       Accepted event = new Accepted(watermark, partial, (int) (watermark - s.lastAccepted()), c.data().length, 0, out,
           acked, batchId, parkedId, Instant.now());
       boolean resumedAfterMove = s.suspendedOn() != null && !s.suspendedOn().equals(node);
@@ -1017,7 +1006,7 @@ public final class SocketEntity
     closeRequest = null;
     closeEventDone = false;
     ActorRef<ToEdge> attached = s.edge();
-    Closed event = new Closed(request.code(), request.reason(), outboxFrames(s), Instant.now());
+    Closed event = new Closed(request.code(), request.reason(), window.outboxFrames(s), Instant.now());
     Link link = s.link();
     return persistChange(event).thenRun(st -> {
       leaveLink(link, "peer closed its session");
@@ -1192,7 +1181,7 @@ public final class SocketEntity
     }
     List<SocketEvent> events = new ArrayList<>();
     Instant now = Instant.now();
-    long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
+    long acked = window.acked(s);
     if (down.peerAccepted() > s.lastAccepted()) {
       events.add(acceptRelayed(s, down.peerAccepted(), acked, now));
     }
@@ -1296,8 +1285,12 @@ public final class SocketEntity
     }
     EntityRef<SocketCommand> peer = peerRef(s.link().peer());
     long before = relaySent;
-    relaySent = sendInMessages(relayQueue, relaySent, relayAccepted + settings.downlinkWindow(),
-        frames -> peer.tell(new Relay(socketId, relayAccepted, frames)));
+    FrameMessages next = FrameMessages.cut(relayQueue, relaySent, relayAccepted + settings.downlinkWindow(),
+        settings.maxPushBytes());
+    for (List<Frame.Data> frames : next.messages()) {
+      peer.tell(new Relay(socketId, relayAccepted, frames));
+    }
+    relaySent = next.last();
     if (relaySent > before && lastRelayProgress == 0) {
       lastRelayProgress = System.nanoTime();
     }
@@ -1423,8 +1416,8 @@ public final class SocketEntity
           socketId + " is not linked to " + r.from(), 0));
       return Effect().noReply();
     }
-    int boxFrames = outboxFrames(s) + relayInPending.size();
-    long boxBytes = outboxBytes(s) + relayInPendingBytes;
+    int boxFrames = window.outboxFrames(s) + relayInPending.size();
+    long boxBytes = window.outboxBytes(s) + relayInPendingBytes;
     // Nothing taken on this link yet: start where the peer's numbering stands.
     long durableIn = link.relayIn() == 0 ? r.base() : link.relayIn();
     long in = relayInPending.isEmpty() ? durableIn : relayInPending.get(relayInPending.size() - 1).seq();
@@ -1437,7 +1430,7 @@ public final class SocketEntity
       if (d.seq() != in + 1) {
         break;
       }
-      if (boxFrames + 1 > settings.maxOutboxFrames() || boxBytes + d.payload().length > settings.maxOutboxBytes()) {
+      if (window.overflows(boxFrames + 1, boxBytes + d.payload().length)) {
         full = true;
         break;
       }
@@ -1452,7 +1445,7 @@ public final class SocketEntity
     if (taken > 0 || !relayInPending.isEmpty()) {
       scheduleRelayWrite(); // its write answers the peer
     } else {
-      long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
+      long acked = window.acked(s);
       peerRef(r.from()).tell(new RelayAck(socketId, durableIn, link.peerAcked(acked), full));
     }
     return Effect().noReply();
@@ -1492,7 +1485,7 @@ public final class SocketEntity
     relayInPending.clear();
     relayInPendingBytes = 0;
     relayInRefused = false;
-    long acked = Math.max(s.downlinkAcked(), liveDownlinkAcked);
+    long acked = window.acked(s);
     boolean accepting = acceptPending > s.lastAccepted() && link != null && link.isLinked();
     if (accepting) {
       events.add(acceptRelayed(s, acceptPending, acked, now));
@@ -1504,10 +1497,10 @@ public final class SocketEntity
     return Effect().persist(events).thenRun(st -> {
       if (taken) {
         pump(st);
-        long peerAcked = st.link().peerAcked(Math.max(st.downlinkAcked(), liveDownlinkAcked));
+        long peerAcked = st.link().peerAcked(window.acked(st));
         peerRef(st.link().peer()).tell(new RelayAck(socketId, st.link().relayIn(), peerAcked, refused));
         if (refused) {
-          edgeStalled = true; // reused: report room when the device acknowledges
+          window.stall(); // reused: report room when the device acknowledges
         }
       }
       if (accepting) {
@@ -1529,9 +1522,9 @@ public final class SocketEntity
     if (link == null || !link.isLinked()) {
       return;
     }
-    long peerAcked = link.peerAcked(liveDownlinkAcked);
-    boolean room = outboxFrames(s) <= settings.maxOutboxFrames() / 2 && outboxBytes(s) <= settings.maxOutboxBytes() / 2;
-    if (peerAcked > peerAckReported || (edgeStalled && room)) {
+    long peerAcked = link.peerAcked(window.liveAcked());
+    boolean room = window.hasRoom(s);
+    if (peerAcked > peerAckReported || (window.isStalled() && room)) {
       peerAckReported = Math.max(peerAckReported, peerAcked);
       peerRef(link.peer()).tell(new RelayAck(socketId, link.relayIn(), peerAcked, !room));
     }
@@ -1544,65 +1537,13 @@ public final class SocketEntity
     if (state.status() != Status.OPEN || state.edge() == null) {
       return;
     }
-    long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
-    if (sentUpTo < acked) {
-      sentUpTo = acked;
+    for (List<Frame.Data> frames : window.nextPushes(state)) {
+      state.edge().tell(new Push(frames));
     }
-    ActorRef<ToEdge> edge = state.edge();
-    sentUpTo = sendInMessages(state.outbox(), sentUpTo, acked + settings.downlinkWindow(),
-        frames -> edge.tell(new Push(frames)));
-    if (sentUpTo > acked && !timers.isTimerActive(RetryDownlink.INSTANCE)) {
-      ackedAtLastRetry = acked;
+    if (window.awaitsAck(state) && !timers.isTimerActive(RetryDownlink.INSTANCE)) {
+      window.retryArmed(state);
       timers.startSingleTimer(RetryDownlink.INSTANCE, settings.downlinkRetry());
     }
-  }
-
-  /**
-   * Sends the frames numbered after {@code after} up to {@code limit} (in ascending order in
-   * {@code frames}) in messages of at most {@code maxPushBytes} each, so that every message fits
-   * one Artery frame; returns the number of the last frame sent.
-   */
-  private long sendInMessages(Iterable<Frame.Data> frames, long after, long limit,
-      Consumer<List<Frame.Data>> send) {
-    List<Frame.Data> batch = new ArrayList<>();
-    long bytes = 0;
-    long last = after;
-    for (Frame.Data d : frames) {
-      if (d.seq() <= after) {
-        continue;
-      }
-      if (d.seq() > limit) {
-        break;
-      }
-      if (!batch.isEmpty() && bytes + d.payload().length > settings.maxPushBytes()) {
-        send.accept(List.copyOf(batch));
-        batch.clear();
-        bytes = 0;
-      }
-      batch.add(d);
-      bytes += d.payload().length;
-      last = d.seq();
-    }
-    if (!batch.isEmpty()) {
-      send.accept(List.copyOf(batch));
-    }
-    return last;
-  }
-
-  private long outboxBytes(SocketState state) {
-    long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
-    long bytes = 0;
-    for (Frame.Data d : state.outbox()) {
-      if (d.seq() > acked) {
-        bytes += d.payload().length;
-      }
-    }
-    return bytes;
-  }
-
-  private int outboxFrames(SocketState state) {
-    long acked = Math.max(state.downlinkAcked(), liveDownlinkAcked);
-    return (int) Math.max(0, state.lastDownlinkSeq() - acked);
   }
 
   /** An edge that is not (or no longer) the socket's connection learns that its session ended. */
@@ -1616,8 +1557,8 @@ public final class SocketEntity
   private SocketStatus status(SocketState s) {
     return new SocketStatus(socketId, s.deviceId(), s.status().name().toLowerCase(),
         s.mapping() == null ? "" : s.mapping().name(), s.mapping() == null ? 0 : s.mapping().version(), node,
-        s.edgeNode(), s.lastAccepted(), s.lastDownlinkSeq(), Math.max(s.downlinkAcked(), liveDownlinkAcked),
-        outboxFrames(s), s.inFlight() == null ? null : s.inFlight().batchId(), s.counters(),
+        s.edgeNode(), s.lastAccepted(), s.lastDownlinkSeq(), window.acked(s),
+        window.outboxFrames(s), s.inFlight() == null ? null : s.inFlight().batchId(), s.counters(),
         s.link() == null ? 0 : s.link().framesIn(), s.openedAt(), s.updatedAt());
   }
 
