@@ -485,66 +485,28 @@ public final class SocketEntity
           .orElse("the socket has no endpoint"));
     }
     BuiltinEndpoint endpoint = builtin.get();
-    long acked = window.acked(state);
-    int boxFrames = window.outboxFrames(state);
-    long boxBytes = window.outboxBytes(state);
-    long watermark = state.lastAccepted();
-    long nextOut = state.lastDownlinkSeq();
-    int frames = 0;
-    long bytes = 0;
-    int duplicates = 0;
-    boolean stalled = false;
-    boolean gap = false;
-    List<Frame.Data> outbound = new ArrayList<>();
-    for (Frame.Data frame : cmd.frames()) {
-      if (frame.seq() <= watermark) {
-        duplicates++;
-        continue;
-      }
-      if (frame.seq() != watermark + 1) {
-        gap = true; // frames before these were lost (this entity restarted): the edge resends
-        break;
-      }
-      List<byte[]> answers = endpoint.onData(socketId, frame);
-      long answerBytes = 0;
-      for (byte[] a : answers) {
-        answerBytes += a.length;
-      }
-      boolean full = window.overflows(boxFrames + answers.size(), boxBytes + answerBytes);
-      if (!answers.isEmpty() && full && boxFrames > 0) {
-        stalled = true;
-        break;
-      }
-      for (byte[] a : answers) {
-        outbound.add(new Frame.Data(++nextOut, a));
-      }
-      boxFrames += answers.size();
-      boxBytes += answerBytes;
-      watermark = frame.seq();
-      frames++;
-      bytes += frame.payload().length;
-    }
-    boolean refused = stalled;
-    if (frames == 0) {
-      if (refused) {
+    Uplink.Delivery d = Uplink.toBuiltin(state, window, cmd.frames(), frame -> endpoint.onData(socketId, frame));
+    if (d.frames() == 0) {
+      if (d.stalled()) {
         window.stall();
       }
-      cmd.edge().tell(new Delivered(watermark, watermark, refused, gap));
+      cmd.edge().tell(new Delivered(d.watermark(), d.watermark(), d.stalled(), d.gap()));
       // All replays, typically resent after this entity restarted: its answers may still be due.
       pump(state);
       return Effect().noReply();
     }
-    Accepted event = new Accepted(watermark, 0, frames, bytes, duplicates, outbound, acked, null, null, Instant.now());
-    meter.record(frames, bytes);
+    Accepted event = new Accepted(d.watermark(), 0, d.frames(), d.bytes(), d.duplicates(), d.outbound(),
+        window.acked(state), null, null, Instant.now());
+    meter.record(d.frames(), d.bytes());
     boolean resumedAfterMove = state.suspendedOn() != null && !state.suspendedOn().equals(node);
     return Effect().persist(event).thenRun(s -> {
       if (resumedAfterMove) {
         reportMoveCompleted(state, event.at());
       }
-      if (refused) {
+      if (d.stalled()) {
         window.stall();
       }
-      cmd.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), refused));
+      cmd.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), d.stalled()));
       pump(s);
     }).thenNoReply();
   }
@@ -555,8 +517,7 @@ public final class SocketEntity
    * keeps its unacknowledged frames. Replays of frames taken before are confirmed as usual.
    */
   private ReplyEffect<SocketEvent, SocketState> refuseData(SocketState state, Deliver cmd, String why) {
-    // Frames come in seq order: the last one tells whether any is new.
-    if (!cmd.frames().isEmpty() && cmd.frames().get(cmd.frames().size() - 1).seq() > state.lastAccepted()) {
+    if (Uplink.anyNew(cmd.frames(), state.lastAccepted())) {
       cmd.edge().tell(new DataRefused(ErrorCode.NO_DESTINATION.wire,
           "nothing takes the data of socket " + socketId + ": " + why + " and the socket is not linked"));
     } else {
@@ -818,25 +779,9 @@ public final class SocketEntity
    * moves on, and a gap (frames lost while this entity restarted) makes it send again.
    */
   private void hold(SocketState state, Deliver cmd, long held, Consumer<Frame.Data> holder) {
-    long next = held;
-    int frames = 0;
-    long bytes = 0;
-    boolean gap = false;
-    for (Frame.Data frame : cmd.frames()) {
-      if (frame.seq() <= next) {
-        continue;
-      }
-      if (frame.seq() != next + 1) {
-        gap = true;
-        break;
-      }
-      holder.accept(frame);
-      next = frame.seq();
-      frames++;
-      bytes += frame.payload().length;
-    }
-    meter.record(frames, bytes);
-    cmd.edge().tell(new Delivered(state.lastAccepted(), next, false, gap));
+    Uplink.Held h = Uplink.hold(cmd.frames(), held, holder);
+    meter.record(h.frames(), h.bytes());
+    cmd.edge().tell(new Delivered(state.lastAccepted(), h.upTo(), false, h.gap()));
   }
 
   private void dispatch() {
