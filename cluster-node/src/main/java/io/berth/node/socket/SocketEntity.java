@@ -173,10 +173,6 @@ public final class SocketEntity
 
   private record CloseByEndpoint(String reason) implements SocketCommand {}
 
-  /** A close the HTTP endpoint must see first: flush the buffer, send the close event, then end. */
-  private record CloseRequest(ActorRef<ToEdge> deviceEdge, int code, String reason,
-                              ActorRef<OperatorCloseResult> operator) {}
-
   // ------------------------------------------------------------------ wiring
 
   public static void init(ActorSystem<?> system, SocketSettings settings,
@@ -212,7 +208,6 @@ public final class SocketEntity
   private final SocketMeter meter;
   private final SocketSettings settings;
   private final String node;
-  private final ActorRef<MappingActor.Result> endpointReplies;
   /** Null when the entity runs outside sharding: it then never sleeps. */
   private final ActorRef<ClusterSharding.ShardCommand> shard;
   /** Where the socket's state changes are listed for operators; null outside sharding. */
@@ -224,15 +219,11 @@ public final class SocketEntity
 
   // Per-incarnation cursors and buffers: deliberately not persisted (see class comment).
   private final DownlinkWindow window;
-  private Batcher batcher;
+  // An HTTP mapping's endpoint: what to send it, its actor and where it answers. Null for a
+  // built-in mapping.
+  private EndpointDispatch dispatch;
   private ActorRef<MappingActor.Command> endpoint;
-  private long endpointVersion = -1;
-  private String invoking;
-  private Batcher.Cut currentCut;
-  private boolean openDue;
-  private boolean dispatchScheduled;
-  private CloseRequest closeRequest;
-  private boolean closeEventDone;
+  private ActorRef<MappingActor.Result> endpointReplies;
   // Relay to a linked peer (sending side): frames read and not yet acknowledged by the peer's device.
   private final ArrayDeque<Frame.Data> relayQueue = new ArrayDeque<>();
   private long relaySent;
@@ -260,7 +251,6 @@ public final class SocketEntity
     this.node = Cluster.get(context.getSystem()).selfMember().address().toString();
     this.shardId = Sockets.shardOf(context.getSystem(), socketId);
     this.meter = LoadRegistry.get(context.getSystem()).register(socketId, shardId);
-    this.endpointReplies = context.messageAdapter(MappingActor.Result.class, EndpointAnswered::new);
     this.shard = shard;
     this.index = index;
     this.window = new DownlinkWindow(settings);
@@ -297,7 +287,7 @@ public final class SocketEntity
           prepareEndpoint(state);
           if (state.status() == Status.OPEN && state.openPending() != 0) {
             // The endpoint's answer to open was lost with the last incarnation: ask again, same id.
-            openDue = true;
+            dispatch.openDue();
             dispatch();
           }
           if (state.link() != null && state.link().status() == Link.Status.WAITING) {
@@ -461,7 +451,7 @@ public final class SocketEntity
         joinPairing(s);
       }
       if (s.openPending() != 0) {
-        openDue = true;
+        dispatch.openDue();
         dispatch();
       }
     }).thenNoReply();
@@ -566,58 +556,54 @@ public final class SocketEntity
     }
     if (state.usesHttp()) {
       // The endpoint sees the rest of the data and the close event before the session ends.
-      closeRequest = new CloseRequest(cmd.edge(), CloseCode.NORMAL.wire, cmd.reason(), null);
+      dispatch.close(Ending.byDevice(CloseCode.NORMAL.wire, cmd.reason()));
       dispatch();
       return Effect().noReply();
     }
-    Closed event = new Closed(cmd.code(), cmd.reason(), window.outboxFrames(state), Instant.now());
-    Link link = state.link();
-    return persistChange(event).thenRun(s -> {
-      context.unwatch(cmd.edge());
-      cmd.edge().tell(new SessionEnded(CloseCode.NORMAL.wire, "session closed"));
-      leaveLink(link, "peer closed its session");
-    }).thenNoReply();
+    return close(state, Ending.byDevice(cmd.code(), cmd.reason()));
   }
 
   private ReplyEffect<SocketEvent, SocketState> onCloseByOperator(SocketState state, CloseByOperator cmd) {
     if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
       return Effect().reply(cmd.replyTo(), new OperatorCloseResult(false, "socket is not open"));
     }
-    if (state.usesHttp() && closeRequest == null) {
-      closeRequest = new CloseRequest(null, CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason(), cmd.replyTo());
+    Ending ending = Ending.byOperator(cmd.reason(), cmd.replyTo());
+    if (state.usesHttp() && !dispatch.isClosing()) {
+      // Through the endpoint, as a device's close: the peer hears that its peer closed.
+      dispatch.close(ending.toPeer("peer closed its session"));
       dispatch();
       return Effect().noReply();
     }
-    ActorRef<ToEdge> edge = state.edge();
-    Closed event = new Closed(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason(), window.outboxFrames(state), Instant.now());
-    Link link = state.link();
-    return persistChange(event).thenRun(s -> {
-      if (edge != null) {
-        context.unwatch(edge);
-        edge.tell(new SessionEnded(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason()));
-      }
-      leaveLink(link, "peer was closed by an operator");
-    }).thenReply(cmd.replyTo(), s -> new OperatorCloseResult(true, null));
+    return close(state, ending);
   }
 
   private ReplyEffect<SocketEvent, SocketState> onCloseByEndpoint(SocketState state, CloseByEndpoint cmd) {
     if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
       return Effect().noReply();
     }
-    ActorRef<ToEdge> edge = state.edge();
-    if (batcher != null) {
-      batcher.clear();
+    if (dispatch != null) {
+      dispatch.closedByEndpoint();
     }
-    closeRequest = null;
-    Closed event = new Closed(CloseCode.CLOSED_BY_ENDPOINT.wire, cmd.reason(), window.outboxFrames(state), Instant.now());
+    return close(state, Ending.byEndpoint(cmd.reason()));
+  }
+
+  /**
+   * Ends the session, whoever closes it: the close is written, then the edge is told (and no
+   * longer watched), the link is left, and the operator who asked is answered.
+   */
+  private ReplyEffect<SocketEvent, SocketState> close(SocketState state, Ending ending) {
+    ActorRef<ToEdge> edge = state.edge();
     Link link = state.link();
-    return persistChange(event).thenRun(s -> {
-      if (edge != null) {
-        context.unwatch(edge);
-        edge.tell(new SessionEnded(CloseCode.CLOSED_BY_ENDPOINT.wire, cmd.reason()));
-      }
-      leaveLink(link, "peer was closed: " + cmd.reason());
-    }).thenNoReply();
+    EffectBuilder<SocketEvent, SocketState> closed = persistChange(
+        new Closed(ending.code(), ending.reason(), window.outboxFrames(state), Instant.now())).thenRun(s -> {
+          if (edge != null) {
+            context.unwatch(edge);
+            edge.tell(ending.toEdge());
+          }
+          leaveLink(link, ending.toPeer());
+        });
+    return ending.operator() == null ? closed.thenNoReply()
+        : closed.thenReply(ending.operator(), s -> new OperatorCloseResult(true, null));
   }
 
   private ReplyEffect<SocketEvent, SocketState> onInject(SocketState state, Inject cmd) {
@@ -706,8 +692,7 @@ public final class SocketEntity
   private boolean restful(SocketState s) {
     return s.edge() != null && s.link() == null && s.openPending() == 0 && s.inFlight() == null
         && s.lastDownlinkSeq() <= window.liveAcked() && !window.isStalled()
-        && invoking == null && (batcher == null || batcher.isEmpty()) && !openDue && !dispatchScheduled
-        && closeRequest == null && relayQueue.isEmpty() && relayInPending.isEmpty() && acceptPending == 0
+        && (dispatch == null || dispatch.isQuiet()) && relayQueue.isEmpty() && relayInPending.isEmpty() && acceptPending == 0
         && !relayWriteScheduled;
   }
 
@@ -721,28 +706,38 @@ public final class SocketEntity
 
   // ------------------------------------------------------------------ HTTP endpoint
 
-  /** Makes sure the endpoint child and the batcher match the socket's mapping. */
+  /**
+   * Makes sure an HTTP mapping's endpoint actor and dispatch match the socket's mapping; a
+   * mapping that is no longer HTTP lets them go once nothing of theirs is left.
+   */
   private void prepareEndpoint(SocketState s) {
     if (!s.usesHttp()) {
+      if (dispatch != null && dispatch.isSpent()) {
+        context.stop(endpoint);
+        dispatch = null;
+        endpoint = null;
+      }
       return;
     }
-    if (endpoint == null || endpointVersion != s.mapping().version()) {
-      if (endpoint != null) {
-        context.stop(endpoint);
-        invoking = null;
-        currentCut = null;
-      }
-      endpoint = context.spawnAnonymous(MappingActor.create(s.mapping(), socketId, s.deviceId()));
-      endpointVersion = s.mapping().version();
-      batcher = new Batcher(s.mapping().criteria());
+    if (dispatch == null) {
+      dispatch = new EndpointDispatch(socketId, s.mapping());
+    } else if (dispatch.needsEndpoint(s.mapping())) {
+      context.stop(endpoint);
+      dispatch.newEndpoint(s.mapping());
+    } else {
+      return;
     }
+    if (endpointReplies == null) {
+      endpointReplies = context.messageAdapter(MappingActor.Result.class, EndpointAnswered::new);
+    }
+    endpoint = context.spawnAnonymous(MappingActor.create(s.mapping(), socketId, s.deviceId()));
   }
 
   /** Frames for an HTTP endpoint wait in the batcher; the edge may send more, ACKs come later. */
   private ReplyEffect<SocketEvent, SocketState> bufferForEndpoint(SocketState state, Deliver cmd) {
     prepareEndpoint(state);
     long now = System.nanoTime();
-    hold(state, cmd, Math.max(state.lastAccepted(), batcher.highestSeq()), frame -> toBatcher(state, frame, now));
+    hold(state, cmd, dispatch.taken(state), frame -> dispatch.offer(state, frame, now));
     dispatch();
     return Effect().noReply();
   }
@@ -753,24 +748,8 @@ public final class SocketEntity
    */
   private void toBatcher(SocketState state, Iterable<Frame.Data> frames, long upTo) {
     prepareEndpoint(state);
-    long now = System.nanoTime();
-    for (Frame.Data frame : frames) {
-      if (frame.seq() <= upTo) {
-        toBatcher(state, frame, now);
-      }
-    }
+    dispatch.offerAll(state, frames, upTo, System.nanoTime());
     dispatch();
-  }
-
-  /**
-   * Adds the frame to the batcher if it is the next one the endpoint has not had (from where an
-   * earlier batch cut it, for the first after the watermark).
-   */
-  private void toBatcher(SocketState state, Frame.Data frame, long nowNanos) {
-    if (frame.seq() == Math.max(state.lastAccepted(), batcher.highestSeq()) + 1) {
-      int from = frame.seq() == state.lastAccepted() + 1 ? (int) state.partialOffset() : 0;
-      batcher.add(frame.seq(), frame.payload(), from, nowNanos);
-    }
   }
 
   /**
@@ -785,116 +764,71 @@ public final class SocketEntity
   }
 
   private void dispatch() {
-    if (!dispatchScheduled) {
-      dispatchScheduled = true;
+    if (dispatch.schedule()) {
       context.getSelf().tell(Dispatch.INSTANCE);
     }
   }
 
   /** Sends the next thing the endpoint should see, if the endpoint is free: one at a time. */
   private ReplyEffect<SocketEvent, SocketState> onDispatch(SocketState s) {
-    dispatchScheduled = false;
-    boolean live = s.status() == Status.OPEN || s.status() == Status.DETACHED;
-    if (!s.usesHttp() || invoking != null || !live) {
-      return Effect().noReply();
-    }
-    prepareEndpoint(s);
-    if (openDue) {
-      openDue = false;
-      if (s.openPending() != 0) {
-        invoke(s, openBatchId(s.openPending()), Mapping.Event.OPEN, s.lastAccepted(), s.lastAccepted(), null);
-        return Effect().noReply();
-      }
-    }
-    if (s.inFlight() != null) {
-      // A batch recorded before this incarnation: send it again, identical, once its bytes are back.
-      Optional<Batcher.Cut> again = batcher.readyUpTo(s.inFlight().seqTo(), s.inFlight().offsetTo());
-      if (again.isPresent()) {
-        currentCut = again.get();
-        invoke(s, s.inFlight().batchId(), Mapping.Event.DATA, currentCut.seqFrom(), currentCut.seqTo(),
-            currentCut.data());
-      }
-      return Effect().noReply();
-    }
-    Optional<Batcher.Cut> cut = batcher.ready(System.nanoTime(), closeRequest != null);
-    if (cut.isPresent()) {
-      Batcher.Cut c = cut.get();
-      currentCut = c;
-      String id = c.batchId(socketId);
-      invoking = id;
-      return Effect().persist(new BatchStarted(id, c.seqFrom(), c.offsetFrom(), c.seqTo(), c.offsetTo(), c.endsFrame(),
-          Instant.now())).thenRun(st -> invoke(st, id, Mapping.Event.DATA, c.seqFrom(), c.seqTo(), c.data()))
-          .thenNoReply();
-    }
-    long due = batcher.dueAtNanos();
-    if (due > 0) {
-      timers.startSingleTimer(Dispatch.INSTANCE, Duration.ofNanos(Math.max(1_000_000, due - System.nanoTime())));
-    }
-    if (closeRequest != null && batcher.isEmpty()) {
-      if (s.mapping().receives(Mapping.Event.CLOSE) && !closeEventDone) {
-        closeEventDone = true;
-        invoke(s, socketId + ":close:" + s.lastAccepted(), Mapping.Event.CLOSE, s.lastAccepted(), s.lastAccepted(),
-            null);
-        return Effect().noReply();
-      }
-      return finishClose(s);
+    EndpointDispatch.Step step = dispatch == null ? EndpointDispatch.Idle.INSTANCE
+        : dispatch.next(s, System.nanoTime());
+    if (step instanceof EndpointDispatch.Call call) {
+      invoke(call);
+    } else if (step instanceof EndpointDispatch.StartBatch batch) {
+      return Effect().persist(batchStarted(batch.cut(), batch.call().batchId(), Instant.now()))
+          .thenRun(st -> invoke(batch.call())).thenNoReply();
+    } else if (step instanceof EndpointDispatch.Wait wait) {
+      timers.startSingleTimer(Dispatch.INSTANCE, Duration.ofNanos(wait.nanos()));
+    } else if (step instanceof EndpointDispatch.Finish finish) {
+      return close(s, finish.ending());
     }
     return Effect().noReply();
   }
 
-  private void invoke(SocketState s, String batchId, Mapping.Event event, long seqFrom, long seqTo, byte[] data) {
-    invoking = batchId;
-    endpoint.tell(new MappingActor.Invoke(batchId, event, seqFrom, seqTo, data, endpointReplies));
+  private static BatchStarted batchStarted(Batcher.Cut c, String batchId, Instant at) {
+    return new BatchStarted(batchId, c.seqFrom(), c.offsetFrom(), c.seqTo(), c.offsetTo(), c.endsFrame(), at);
+  }
+
+  private void invoke(EndpointDispatch.Call call) {
+    endpoint.tell(new MappingActor.Invoke(call.batchId(), call.event(), call.seqFrom(), call.seqTo(), call.data(),
+        endpointReplies));
   }
 
   private ReplyEffect<SocketEvent, SocketState> onEndpointAnswered(SocketState s, EndpointAnswered m) {
     MappingActor.Result result = m.result();
     String batchId = result instanceof MappingActor.Delivered d ? d.batchId() : ((MappingActor.Parked) result).batchId();
-    if (!batchId.equals(invoking)) {
+    if (dispatch == null || !dispatch.answered(batchId)) {
       return Effect().noReply(); // from a replaced endpoint actor
     }
-    invoking = null;
     EndpointCall.Answer answer = result instanceof MappingActor.Delivered d ? d.answer() : EndpointCall.Answer.NOTHING;
     String parkedId = result instanceof MappingActor.Parked p ? p.parkedId() : null;
     List<Frame.Data> out = answer.reply() == null ? List.of() : frames(s.lastDownlinkSeq(), answer.reply());
-    if (s.openPending() != 0 && batchId.equals(openBatchId(s.openPending()))) {
+    if (s.openPending() != 0 && batchId.equals(dispatch.openBatchId(s.openPending()))) {
       return settleOpen(s, batchId, out, answer);
     }
     if (answer.link() != null && !answer.link().isBlank()) {
       context.getSelf().tell(new RequestLink(answer.link()));
     }
-    if (currentCut != null && s.inFlight() != null && s.inFlight().batchId().equals(batchId)) {
-      Batcher.Cut c = currentCut;
-      currentCut = null;
-      long watermark = c.endsFrame() ? c.seqTo() : c.seqTo() - 1;
-      long partial = c.endsFrame() ? 0 : c.offsetTo();
-      long acked = window.acked(s);
-      Accepted event = new Accepted(watermark, partial, (int) (watermark - s.lastAccepted()), c.data().length, 0, out,
-          acked, batchId, parkedId, Instant.now());
+    Batcher.Cut done = dispatch.completes(s, batchId);
+    if (done != null) {
+      Accepted event = EndpointDispatch.accepted(s, done, out, window.acked(s), batchId, parkedId, Instant.now());
       boolean resumedAfterMove = s.suspendedOn() != null && !s.suspendedOn().equals(node);
       // The next batch, if one is due, is recorded in the same journal write as this one's
       // result: one write per batch instead of two.
-      Optional<Batcher.Cut> next = answer.close() == null && closeRequest == null
-          ? batcher.ready(System.nanoTime(), false) : Optional.empty();
-      List<SocketEvent> events = new ArrayList<>();
-      events.add(event);
-      next.ifPresent(n -> {
-        currentCut = n;
-        invoking = n.batchId(socketId);
-        events.add(new BatchStarted(invoking, n.seqFrom(), n.offsetFrom(), n.seqTo(), n.offsetTo(), n.endsFrame(),
-            event.at()));
-      });
+      EndpointDispatch.StartBatch next = dispatch.nextBatch(System.nanoTime(), answer.close() != null);
+      List<SocketEvent> events = next == null ? List.of(event)
+          : List.of(event, batchStarted(next.cut(), next.call().batchId(), event.at()));
       return Effect().persist(events).thenRun(st -> {
         if (resumedAfterMove) {
           reportMoveCompleted(s, event.at());
         }
         if (st.edge() != null && st.status() == Status.OPEN) {
-          st.edge().tell(new Delivered(st.lastAccepted(), Math.max(st.lastAccepted(), batcher.highestSeq()), false));
+          st.edge().tell(new Delivered(st.lastAccepted(), dispatch.taken(st), false));
         }
         pump(st);
-        if (next.isPresent()) {
-          Batcher.Cut n = next.get();
-          invoke(st, n.batchId(socketId), Mapping.Event.DATA, n.seqFrom(), n.seqTo(), n.data());
+        if (next != null) {
+          invoke(next.call());
         } else {
           afterAnswer(answer);
         }
@@ -908,10 +842,6 @@ public final class SocketEntity
       pump(st);
       afterAnswer(answer);
     }).thenNoReply();
-  }
-
-  private String openBatchId(long connection) {
-    return socketId + ":open:" + connection;
   }
 
   /**
@@ -944,27 +874,6 @@ public final class SocketEntity
     } else {
       dispatch();
     }
-  }
-
-  private ReplyEffect<SocketEvent, SocketState> finishClose(SocketState s) {
-    CloseRequest request = closeRequest;
-    closeRequest = null;
-    closeEventDone = false;
-    ActorRef<ToEdge> attached = s.edge();
-    Closed event = new Closed(request.code(), request.reason(), window.outboxFrames(s), Instant.now());
-    Link link = s.link();
-    return persistChange(event).thenRun(st -> {
-      leaveLink(link, "peer closed its session");
-      if (attached != null) {
-        context.unwatch(attached);
-        attached.tell(request.code() == CloseCode.NORMAL.wire
-            ? new SessionEnded(CloseCode.NORMAL.wire, "session closed")
-            : new SessionEnded(request.code(), request.reason()));
-      }
-      if (request.operator() != null) {
-        request.operator().tell(new OperatorCloseResult(true, null));
-      }
-    }).thenNoReply();
   }
 
   /** Downlink frames for a payload, split to fit the largest DATA frame. */
@@ -1210,7 +1119,7 @@ public final class SocketEntity
       // whatever the data does now: they go back to the batcher, to send the batch again.
       toBatcher(state, cmd.frames(), state.inFlight().seqTo());
     }
-    long taken = Math.max(state.lastAccepted(), batcher == null ? 0 : batcher.highestSeq());
+    long taken = dispatch == null ? state.lastAccepted() : dispatch.taken(state);
     long held = relayQueue.isEmpty() ? taken : Math.max(taken, relayQueue.peekLast().seq());
     hold(state, cmd, held, relayQueue::addLast);
     sendRelay(state);
