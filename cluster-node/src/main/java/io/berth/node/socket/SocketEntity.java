@@ -224,20 +224,10 @@ public final class SocketEntity
   private EndpointDispatch dispatch;
   private ActorRef<MappingActor.Command> endpoint;
   private ActorRef<MappingActor.Result> endpointReplies;
-  // Relay to a linked peer (sending side): frames read and not yet acknowledged by the peer's device.
-  private final ArrayDeque<Frame.Data> relayQueue = new ArrayDeque<>();
-  private long relaySent;
-  private long relayAccepted;
-  private boolean peerFull;
-  private long lastRelayProgress;
-  // Receiving side: highest of the peer's seqs whose acknowledgement was reported to it.
-  private long peerAckReported;
-  // Gathered for the next journal write: the peer's frames taken (receiving side) and the
-  // highest own frame the peer's device acknowledged (sending side). Not durable until written.
-  private final List<Frame.Data> relayInPending = new ArrayList<>();
-  private long relayInPendingBytes;
-  private boolean relayInRefused;
-  private long acceptPending;
+  // The two sides of the relay to a peer: null while they hold nothing (an unlinked socket).
+  private RelayOut relayOut;
+  private RelayIn relayIn;
+  /** A {@code WriteRelay} is on its way: what the relay gathered goes in its write. */
   private boolean relayWriteScheduled;
 
   private SocketEntity(ActorContext<SocketCommand> context, TimerScheduler<SocketCommand> timers, String socketId,
@@ -692,8 +682,8 @@ public final class SocketEntity
   private boolean restful(SocketState s) {
     return s.edge() != null && s.link() == null && s.openPending() == 0 && s.inFlight() == null
         && s.lastDownlinkSeq() <= window.liveAcked() && !window.isStalled()
-        && (dispatch == null || dispatch.isQuiet()) && relayQueue.isEmpty() && relayInPending.isEmpty() && acceptPending == 0
-        && !relayWriteScheduled;
+        && (dispatch == null || dispatch.isQuiet()) && (relayOut == null || relayOut.isQuiet())
+        && (relayIn == null || relayIn.isQuiet()) && !relayWriteScheduled;
   }
 
   /** First delivery on this node after the socket moved here: complete the migration record. */
@@ -1037,7 +1027,7 @@ public final class SocketEntity
     Instant now = Instant.now();
     long acked = window.acked(s);
     if (down.peerAccepted() > s.lastAccepted()) {
-      events.add(acceptRelayed(s, down.peerAccepted(), acked, now));
+      events.add(RelayOut.accepted(s, relayOut == null ? List.of() : relayOut.held(), down.peerAccepted(), acked, now));
     }
     events.add(new LinkEnded(current.linkId(), now));
     LinkStatus status = LinkStatus.fromWire(down.status());
@@ -1119,36 +1109,30 @@ public final class SocketEntity
       // whatever the data does now: they go back to the batcher, to send the batch again.
       toBatcher(state, cmd.frames(), state.inFlight().seqTo());
     }
-    long taken = dispatch == null ? state.lastAccepted() : dispatch.taken(state);
-    long held = relayQueue.isEmpty() ? taken : Math.max(taken, relayQueue.peekLast().seq());
-    hold(state, cmd, held, relayQueue::addLast);
+    RelayOut out = relayOut();
+    hold(state, cmd, out.heldUpTo(dispatch == null ? state.lastAccepted() : dispatch.taken(state)), out::hold);
     sendRelay(state);
     return Effect().noReply();
   }
 
+  private RelayOut relayOut() {
+    if (relayOut == null) {
+      relayOut = new RelayOut();
+    }
+    return relayOut;
+  }
+
   /** Sends queued frames to the peer's entity, within the relay window and message size. */
   private void sendRelay(SocketState s) {
-    if (s.link() == null || !s.link().isLinked() || peerFull) {
+    if (s.link() == null || !s.link().isLinked() || (relayOut != null && relayOut.isPeerFull())) {
       return;
     }
-    if (relaySent < s.lastAccepted()) {
-      relaySent = s.lastAccepted();
+    RelayOut out = relayOut();
+    for (List<Frame.Data> frames : out.nextRelays(s.lastAccepted(), settings.downlinkWindow(), settings.maxPushBytes(),
+        System.nanoTime())) {
+      peerRef(s.link().peer()).tell(new Relay(socketId, out.accepted(), frames));
     }
-    if (relayAccepted < s.lastAccepted()) {
-      relayAccepted = s.lastAccepted();
-    }
-    EntityRef<SocketCommand> peer = peerRef(s.link().peer());
-    long before = relaySent;
-    FrameMessages next = FrameMessages.cut(relayQueue, relaySent, relayAccepted + settings.downlinkWindow(),
-        settings.maxPushBytes());
-    for (List<Frame.Data> frames : next.messages()) {
-      peer.tell(new Relay(socketId, relayAccepted, frames));
-    }
-    relaySent = next.last();
-    if (relaySent > before && lastRelayProgress == 0) {
-      lastRelayProgress = System.nanoTime();
-    }
-    if (!relayQueue.isEmpty() && !timers.isTimerActive(RelayCheck.INSTANCE)) {
+    if (out.holdsFrames() && !timers.isTimerActive(RelayCheck.INSTANCE)) {
       timers.startTimerWithFixedDelay(RelayCheck.INSTANCE, Duration.ofSeconds(1));
     }
   }
@@ -1159,52 +1143,20 @@ public final class SocketEntity
     if (link == null || !link.isLinked() || !link.peer().equals(ack.from())) {
       return Effect().noReply();
     }
-    long before = relayAccepted;
-    relayAccepted = Math.max(relayAccepted, ack.accepted());
-    if (ack.full()) {
-      // The peer's outbox is full: go back to what it took; it says when it has room.
-      peerFull = true;
-      relaySent = relayAccepted;
-    } else {
-      peerFull = false;
-    }
-    if (relayAccepted > before) {
-      lastRelayProgress = System.nanoTime();
-    }
-    long upTo = Math.min(ack.acked(), relayQueue.isEmpty() ? s.lastAccepted() : relayQueue.peekLast().seq());
-    if (upTo > Math.max(s.lastAccepted(), acceptPending)) {
-      lastRelayProgress = System.nanoTime();
-      acceptPending = upTo;
+    if (relayOut().peerAcked(ack.accepted(), ack.acked(), ack.full(), s.lastAccepted(), System.nanoTime())) {
       scheduleRelayWrite();
     }
     sendRelay(s);
     return Effect().noReply();
   }
 
-  /** The watermark advanced over frames the peer's device acknowledged (or the peer took). */
-  private Accepted acceptRelayed(SocketState s, long upTo, long downlinkAcked, Instant at) {
-    int frames = 0;
-    long bytes = 0;
-    for (Frame.Data d : relayQueue) {
-      if (d.seq() > s.lastAccepted() && d.seq() <= upTo) {
-        frames++;
-        bytes += d.payload().length;
-      }
-    }
-    return new Accepted(upTo, 0, (int) Math.max(frames, upTo - s.lastAccepted()), bytes, 0, List.of(), downlinkAcked,
-        null, null, at);
-  }
-
   private ReplyEffect<SocketEvent, SocketState> onRelayCheck(SocketState s) {
-    if (relayQueue.isEmpty() || s.link() == null || !s.link().isLinked()) {
+    if (relayOut == null || !relayOut.holdsFrames() || s.link() == null || !s.link().isLinked()) {
       timers.cancel(RelayCheck.INSTANCE);
       return Effect().noReply();
     }
-    if (System.nanoTime() - lastRelayProgress > settings.downlinkRetry().toNanos()) {
+    if (relayOut.sendAgain(System.nanoTime(), settings.downlinkRetry().toNanos())) {
       // Nothing from the peer for a while (it moved, or its node died): send again from what it took.
-      relaySent = relayAccepted;
-      peerFull = false;
-      lastRelayProgress = System.nanoTime();
       sendRelay(s);
     }
     return Effect().noReply();
@@ -1212,11 +1164,9 @@ public final class SocketEntity
 
   /** The link ended: nothing gathered for it may be written any more. */
   private void endGathering() {
-    relayInPending.clear();
-    relayInPendingBytes = 0;
-    relayInRefused = false;
-    acceptPending = 0;
-    clearRelay();
+    relayOut = null;
+    relayIn = null;
+    timers.cancel(RelayCheck.INSTANCE);
   }
 
   /**
@@ -1224,12 +1174,12 @@ public final class SocketEntity
    * what was gathered for the next write stays: it does not depend on the connection.
    */
   private void clearRelay() {
-    relayQueue.clear();
-    relaySent = 0;
-    relayAccepted = 0;
-    peerFull = false;
-    lastRelayProgress = 0;
-    peerAckReported = 0;
+    if (relayOut != null && relayOut.forgetHeld()) {
+      relayOut = null;
+    }
+    if (relayIn != null && relayIn.forgetReported()) {
+      relayIn = null;
+    }
     timers.cancel(RelayCheck.INSTANCE);
   }
 
@@ -1241,18 +1191,19 @@ public final class SocketEntity
    * built-in endpoint) or refused like any new data.
    */
   private void releaseHeld(SocketState s) {
-    if (s.holdsData() || !s.usesHttp() || !s.mapping().receives(Mapping.Event.DATA) || relayQueue.isEmpty()) {
+    boolean holds = relayOut != null && relayOut.holdsFrames();
+    if (s.holdsData() || !s.usesHttp() || !s.mapping().receives(Mapping.Event.DATA) || !holds) {
       // Still undecided (the open's answer is due), or not for the batcher: through the edge.
       endRelay(s);
       return;
     }
-    toBatcher(s, relayQueue, Long.MAX_VALUE);
+    toBatcher(s, relayOut.held(), Long.MAX_VALUE);
     endGathering();
   }
 
   /** What was held for the peer is forgotten: the edge sends it again, to go where data goes now. */
   private void endRelay(SocketState s) {
-    boolean had = !relayQueue.isEmpty();
+    boolean had = relayOut != null && relayOut.holdsFrames();
     endGathering();
     if (had && s.edge() != null && s.status() == Status.OPEN) {
       s.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), false, true));
@@ -1270,37 +1221,15 @@ public final class SocketEntity
           socketId + " is not linked to " + r.from(), 0));
       return Effect().noReply();
     }
-    int boxFrames = window.outboxFrames(s) + relayInPending.size();
-    long boxBytes = window.outboxBytes(s) + relayInPendingBytes;
-    // Nothing taken on this link yet: start where the peer's numbering stands.
-    long durableIn = link.relayIn() == 0 ? r.base() : link.relayIn();
-    long in = relayInPending.isEmpty() ? durableIn : relayInPending.get(relayInPending.size() - 1).seq();
-    boolean full = false;
-    int taken = 0;
-    for (Frame.Data d : r.frames()) {
-      if (d.seq() <= in) {
-        continue;
-      }
-      if (d.seq() != in + 1) {
-        break;
-      }
-      if (window.overflows(boxFrames + 1, boxBytes + d.payload().length)) {
-        full = true;
-        break;
-      }
-      relayInPending.add(d);
-      relayInPendingBytes += d.payload().length;
-      in = d.seq();
-      boxFrames++;
-      boxBytes += d.payload().length;
-      taken++;
+    if (relayIn == null) {
+      relayIn = new RelayIn();
     }
-    relayInRefused |= full;
-    if (taken > 0 || !relayInPending.isEmpty()) {
+    RelayIn.Offered offered = relayIn.offer(s, window, r.base(), r.frames());
+    if (offered.writeDue()) {
       scheduleRelayWrite(); // its write answers the peer
     } else {
-      long acked = window.acked(s);
-      peerRef(r.from()).tell(new RelayAck(socketId, durableIn, link.peerAcked(acked), full));
+      peerRef(r.from()).tell(new RelayAck(socketId, offered.durableIn(), link.peerAcked(window.acked(s)),
+          offered.full()));
     }
     return Effect().noReply();
   }
@@ -1324,46 +1253,32 @@ public final class SocketEntity
     relayWriteScheduled = false;
     Link link = s.link();
     Instant now = Instant.now();
-    List<SocketEvent> events = new ArrayList<>();
-    boolean refused = relayInRefused;
-    if (!relayInPending.isEmpty() && link != null && link.isLinked()) {
-      long seq = s.lastDownlinkSeq();
-      List<Frame.Data> out = new ArrayList<>(relayInPending.size());
-      for (Frame.Data d : relayInPending) {
-        out.add(new Frame.Data(++seq, d.payload()));
-      }
-      long peerTo = relayInPending.get(relayInPending.size() - 1).seq();
-      events.add(new Relayed(link.peer(), peerTo, out, relayInPending.get(0).seq(), now));
+    List<SocketEvent> events = new ArrayList<>(2);
+    RelayIn.Taken in = relayIn == null ? RelayIn.Taken.NOTHING : relayIn.take(s, now);
+    if (in.event() != null) {
+      events.add(in.event());
     }
-    boolean taken = !events.isEmpty();
-    relayInPending.clear();
-    relayInPendingBytes = 0;
-    relayInRefused = false;
-    long acked = window.acked(s);
-    boolean accepting = acceptPending > s.lastAccepted() && link != null && link.isLinked();
+    long acceptUpTo = relayOut == null ? 0 : relayOut.takeAcceptPending();
+    boolean accepting = acceptUpTo > s.lastAccepted() && link != null && link.isLinked();
     if (accepting) {
-      events.add(acceptRelayed(s, acceptPending, acked, now));
+      events.add(RelayOut.accepted(s, relayOut.held(), acceptUpTo, window.acked(s), now));
     }
-    acceptPending = 0;
     if (events.isEmpty()) {
       return Effect().noReply();
     }
     return Effect().persist(events).thenRun(st -> {
-      if (taken) {
+      if (in.event() != null) {
         pump(st);
         long peerAcked = st.link().peerAcked(window.acked(st));
-        peerRef(st.link().peer()).tell(new RelayAck(socketId, st.link().relayIn(), peerAcked, refused));
-        if (refused) {
+        peerRef(st.link().peer()).tell(new RelayAck(socketId, st.link().relayIn(), peerAcked, in.refused()));
+        if (in.refused()) {
           window.stall(); // reused: report room when the device acknowledges
         }
       }
       if (accepting) {
-        while (!relayQueue.isEmpty() && relayQueue.peekFirst().seq() <= st.lastAccepted()) {
-          relayQueue.pollFirst();
-        }
+        relayOut.delivered(st.lastAccepted());
         if (st.edge() != null && st.status() == Status.OPEN) {
-          long buffered = relayQueue.isEmpty() ? st.lastAccepted() : relayQueue.peekLast().seq();
-          st.edge().tell(new Delivered(st.lastAccepted(), buffered, false));
+          st.edge().tell(new Delivered(st.lastAccepted(), relayOut.heldUpTo(st.lastAccepted()), false));
         }
       }
       sendRelay(st);
@@ -1378,8 +1293,10 @@ public final class SocketEntity
     }
     long peerAcked = link.peerAcked(window.liveAcked());
     boolean room = window.hasRoom(s);
-    if (peerAcked > peerAckReported || (window.isStalled() && room)) {
-      peerAckReported = Math.max(peerAckReported, peerAcked);
+    if (relayIn == null) {
+      relayIn = new RelayIn();
+    }
+    if (relayIn.reports(peerAcked, window.isStalled(), room)) {
       peerRef(link.peer()).tell(new RelayAck(socketId, link.relayIn(), peerAcked, !room));
     }
   }
