@@ -36,6 +36,12 @@ public record Link(String linkId, String peer, Status status, Instant since, lon
       return name().toLowerCase(Locale.ROOT);
     }
 
+    /** The word, as messages and logs said it when the status was a string ("b is linked with ..."). */
+    @Override
+    public String toString() {
+      return json();
+    }
+
     @JsonCreator
     public static Status fromJson(String value) {
       for (Status s : values()) {

@@ -73,6 +73,13 @@ class LinkStatusFormTest {
     assertThat(Link.Status.fromJson("linked")).isEqualTo(Link.Status.LINKED);
   }
 
+  /** Messages and logs that name the status say the word, as they did when it was a string. */
+  @Test
+  void theStatusReadsAsTheWordInText() {
+    assertThat("b is " + Link.Status.LINKED + " with another socket").isEqualTo("b is linked with another socket");
+    assertThat(Link.Status.WAITING).hasToString("waiting");
+  }
+
   @Test
   void anUnknownStatusWordIsRefusedNamingWhatIsExpected() {
     assertThatThrownBy(() -> Link.Status.fromJson("ended"))
