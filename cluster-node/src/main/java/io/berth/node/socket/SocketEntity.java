@@ -283,7 +283,7 @@ public final class SocketEntity
           if (state.link() != null && state.link().status() == Link.Status.WAITING) {
             armLinkDeadline(state.link());
           }
-          if (state.status() == Status.OPEN && state.link() != null && state.link().status() == Link.Status.OFFERED) {
+          if (LinkSide.acceptsOffer(state)) {
             acceptOffer(state.link().linkId());
           }
         })
@@ -373,9 +373,8 @@ public final class SocketEntity
     } else if (command instanceof RelayCheck) {
       return onRelayCheck(state);
     } else if (command instanceof AcceptAgain) {
-      Link link = state.link();
-      if (state.status() == Status.OPEN && link != null && link.status() == Link.Status.OFFERED) {
-        acceptOffer(link.linkId());
+      if (LinkSide.acceptsOffer(state)) {
+        acceptOffer(state.link().linkId());
       }
       return Effect().noReply();
     } else if (command instanceof WriteRelay) {
@@ -416,7 +415,7 @@ public final class SocketEntity
     boolean asksEndpoint = !cmd.mapping().isBuiltin() && cmd.mapping().receives(Mapping.Event.OPEN);
     events.add(new Opened(cmd.deviceId(), cmd.mapping(), cmd.edge(), cmd.edgeNode(), acked, now, asksEndpoint));
     boolean pairs = state.link() == null && "pair".equals(cmd.mapping().builtinName());
-    if (pairs && !pairingKey().isEmpty()) {
+    if (pairs && !LinkSide.pairingKey(socketId).isEmpty()) {
       // Waiting from the first moment: data sent before the pairing point answers is held for
       // the peer, not taken by the mapping.
       events.add(new LinkRequested("", "", System.currentTimeMillis() + cmd.mapping().linkWaitMs(),
@@ -434,7 +433,7 @@ public final class SocketEntity
       pump(s);
       prepareEndpoint(s);
       clearRelay();
-      resumeLink(s, cmd.edge());
+      resumeLink(s);
       // A resuming device may have acknowledged relayed frames only by its HELLO: tell the peer.
       reportPeerAcks(s);
       if (pairs) {
@@ -882,9 +881,13 @@ public final class SocketEntity
 
   // ------------------------------------------------------------------ peer links
 
-  private EntityRef<PeerLinkEntity.Command> linkRef(
-      String linkId) {
+  private EntityRef<PeerLinkEntity.Command> linkRef(String linkId) {
     return ClusterSharding.get(context.getSystem()).entityRefFor(PeerLinkEntity.ENTITY_KEY, linkId);
+  }
+
+  private EntityRef<PairingEntity.Command> pairingRef() {
+    return ClusterSharding.get(context.getSystem()).entityRefFor(PairingEntity.ENTITY_KEY,
+        LinkSide.pairingKey(socketId));
   }
 
   private EntityRef<SocketCommand> peerRef(String peer) {
@@ -911,25 +914,17 @@ public final class SocketEntity
 
   /** The event that makes this socket wait for {@code peer}, if it may link to it now. */
   private Optional<LinkRequested> linkRequest(SocketState s, String peer, Instant at) {
-    if (!SocketId.isValid(peer) || peer.equals(socketId)) {
-      context.getLog().warn("Socket {}: the endpoint answered link '{}', which is not another socket's id; ignored",
-          socketId, peer);
-      return Optional.empty();
-    }
-    if (s.status() != Status.OPEN) {
-      return Optional.empty();
-    }
-    Link current = s.link();
-    if (current != null && !current.peer().isEmpty()) {
-      if (!current.peer().equals(peer)) {
-        context.getLog().warn("Socket {} is {} with {}: link answer to {} refused", socketId, current.status(),
-            current.peer(), peer);
+    switch (LinkSide.request(socketId, s, peer)) {
+      case REQUEST -> {
+        return Optional.of(LinkSide.requested(socketId, s, peer, System.currentTimeMillis(), at));
       }
-      return Optional.empty();
+      case NOT_A_PEER -> context.getLog().warn(
+          "Socket {}: the endpoint answered link '{}', which is not another socket's id; ignored", socketId, peer);
+      case REFUSED -> context.getLog().warn("Socket {} is {} with {}: link answer to {} refused", socketId,
+          s.link().status(), s.link().peer(), peer);
+      case NOT_OPEN, ALREADY -> { }
     }
-    long deadline = System.currentTimeMillis() + s.mapping().linkWaitMs();
-    return Optional.of(new LinkRequested(PeerLinkEntity.idOf(socketId, peer), peer, deadline,
-        s.mapping().closeOnLinkTimeout(), at));
+    return Optional.empty();
   }
 
   private void linkRequested(SocketState st, LinkRequested e) {
@@ -938,53 +933,40 @@ public final class SocketEntity
     armLinkDeadline(st.link());
   }
 
-  /** {@code builtin:pair} pairs sockets by their socket name: the part of the id after '/'. */
-  private String pairingKey() {
-    return socketId.contains("/") ? socketId.substring(socketId.indexOf('/') + 1) : "";
-  }
-
   /**
    * Joins the pairing point of this socket's name; the socket is already waiting (its device was
    * told so by {@link #resumeLink}).
    */
   private void joinPairing(SocketState s) {
-    String key = pairingKey();
+    String key = LinkSide.pairingKey(socketId);
     if (key.isEmpty()) {
       context.getLog().warn("Socket {} uses builtin:pair without a socket name: no pairing key", socketId);
       tellDevice(s, LinkStatus.TIMEOUT, "", "builtin:pair pairs sockets by their socket name");
       return;
     }
-    ClusterSharding.get(context.getSystem()).entityRefFor(PairingEntity.ENTITY_KEY, key)
-        .tell(new PairingEntity.Join(socketId));
+    pairingRef().tell(new PairingEntity.Join(socketId));
   }
 
   /** The pairing point found a partner; a socket no longer waiting there ignores it. */
   private ReplyEffect<SocketEvent, SocketState> onPaired(SocketState s, Paired p) {
-    boolean atPairingPoint = s.link() != null && s.link().linkId().isEmpty() && s.link().status() == Link.Status.WAITING;
-    if (s.status() != Status.OPEN || !atPairingPoint || p.partner().isEmpty()) {
-      return Effect().noReply();
-    }
-    return requestLink(s, p.partner());
+    return LinkSide.takesPartner(s) && !p.partner().isEmpty() ? requestLink(s, p.partner()) : Effect().noReply();
   }
 
   /** A peer wants a link: taken when this socket is free (or waits for just this peer). */
   private ReplyEffect<SocketEvent, SocketState> onLinkOffer(SocketState s, LinkOffer o) {
-    Link current = s.link();
-    boolean free = current == null || current.peer().isEmpty() || current.peer().equals(o.from());
-    if (!free) {
-      linkRef(o.linkId()).tell(new PeerLinkEntity.Busy(socketId,
-          socketId + " is " + current.status() + " with another socket"));
-      return Effect().noReply();
-    }
-    if (current != null && current.isLinked() && current.linkId().equals(o.linkId())) {
-      linkRef(o.linkId()).tell(new PeerLinkEntity.Accept(socketId));
-      return Effect().noReply();
-    }
-    return Effect().persist(new LinkOffered(o.linkId(), o.from(), Instant.now())).thenRun(st -> {
-      if (st.status() == Status.OPEN) {
-        acceptOffer(o.linkId());
+    switch (LinkSide.offer(s.link(), o.linkId(), o.from())) {
+      case BUSY -> linkRef(o.linkId()).tell(new PeerLinkEntity.Busy(socketId,
+          socketId + " is " + s.link().status() + " with another socket"));
+      case ACCEPT_AGAIN -> linkRef(o.linkId()).tell(new PeerLinkEntity.Accept(socketId));
+      case RECORD -> {
+        return Effect().persist(new LinkOffered(o.linkId(), o.from(), Instant.now())).thenRun(st -> {
+          if (st.status() == Status.OPEN) {
+            acceptOffer(o.linkId());
+          }
+        }).thenNoReply();
       }
-    }).thenNoReply();
+    }
+    return Effect().noReply();
   }
 
   /**
@@ -998,43 +980,37 @@ public final class SocketEntity
   }
 
   private ReplyEffect<SocketEvent, SocketState> onLinkUp(SocketState s, LinkUp up) {
-    Link current = s.link();
-    boolean expected = current != null && (current.linkId().equals(up.linkId()) || current.peer().isEmpty());
-    if (!expected || (s.status() != Status.OPEN && s.status() != Status.DETACHED)) {
-      // This socket moved on (closed, or linked elsewhere): end that link.
-      linkRef(up.linkId()).tell(new PeerLinkEntity.Unlink(socketId, socketId + " is not open", 0));
-      return Effect().noReply();
+    switch (LinkSide.up(s, up.linkId())) {
+      case UNLINK -> linkRef(up.linkId()).tell(new PeerLinkEntity.Unlink(socketId, socketId + " is not open", 0));
+      case TELL -> tellDevice(s, LinkStatus.LINKED, up.peer(), "");
+      case ESTABLISH -> {
+        return Effect().persist(new LinkEstablished(up.linkId(), up.peer(), Instant.now())).thenRun(st -> {
+          timers.cancel(LinkDeadline.INSTANCE);
+          tellDevice(st, LinkStatus.LINKED, up.peer(), "");
+          context.getLog().info("Socket {} linked to {}", socketId, up.peer());
+          sendRelay(st);
+        }).thenNoReply();
+      }
     }
-    if (current.isLinked()) {
-      tellDevice(s, LinkStatus.LINKED, up.peer(), "");
-      return Effect().noReply();
-    }
-    return Effect().persist(new LinkEstablished(up.linkId(), up.peer(), Instant.now())).thenRun(st -> {
-      timers.cancel(LinkDeadline.INSTANCE);
-      tellDevice(st, LinkStatus.LINKED, up.peer(), "");
-      context.getLog().info("Socket {} linked to {}", socketId, up.peer());
-      sendRelay(st);
-    }).thenNoReply();
+    return Effect().noReply();
   }
 
   /** The link ended: frames the peer took are acknowledged; the rest goes to the endpoint again. */
   private ReplyEffect<SocketEvent, SocketState> onLinkDown(SocketState s, LinkDown down) {
     Link current = s.link();
-    if (current == null || !(current.linkId().equals(down.linkId()) || current.peer().isEmpty())) {
+    if (!LinkSide.isCurrent(current, down.linkId())) {
       return Effect().noReply();
     }
-    List<SocketEvent> events = new ArrayList<>();
     Instant now = Instant.now();
-    long acked = window.acked(s);
-    if (down.peerAccepted() > s.lastAccepted()) {
-      events.add(RelayOut.accepted(s, relayOut == null ? List.of() : relayOut.held(), down.peerAccepted(), acked, now));
-    }
-    events.add(new LinkEnded(current.linkId(), now));
+    LinkEnded ended = new LinkEnded(current.linkId(), now);
+    List<SocketEvent> events = down.peerAccepted() <= s.lastAccepted() ? List.of(ended) : List.of(
+        RelayOut.accepted(s, relayOut == null ? List.of() : relayOut.held(), down.peerAccepted(), window.acked(s), now),
+        ended);
     LinkStatus status = LinkStatus.fromWire(down.status());
-    boolean close = status == LinkStatus.TIMEOUT && current.closeOnTimeout();
+    boolean close = LinkSide.closes(current, status);
     return Effect().persist(events).thenRun(st -> {
       timers.cancel(LinkDeadline.INSTANCE);
-      tellDevice(st, status == null ? LinkStatus.UNLINKED : status, down.peer(), down.reason());
+      tellDevice(st, LinkSide.ended(status), down.peer(), down.reason());
       if (close) {
         // The socket closes: what its device sent after the last ACK goes nowhere.
         endGathering();
@@ -1046,28 +1022,26 @@ public final class SocketEntity
   }
 
   private ReplyEffect<SocketEvent, SocketState> onLinkDeadline(SocketState s) {
-    Link current = s.link();
-    if (current == null || current.status() != Link.Status.WAITING) {
-      return Effect().noReply();
+    switch (LinkSide.deadline(s.link())) {
+      case LEAVE_PAIRING -> {
+        // Waiting at the pairing point: nobody came.
+        pairingRef().tell(new PairingEntity.Leave(socketId));
+        return onLinkDown(s, new LinkDown("", "", LinkStatus.TIMEOUT.wire,
+            "no device with the same pairing key came", 0));
+      }
+      case EXPIRE -> linkRef(s.link().linkId()).tell(new PeerLinkEntity.Expire(socketId));
+      case NONE -> { }
     }
-    if (current.linkId().isEmpty()) {
-      // Waiting at the pairing point: nobody came.
-      ClusterSharding.get(context.getSystem()).entityRefFor(PairingEntity.ENTITY_KEY, pairingKey())
-          .tell(new PairingEntity.Leave(socketId));
-      return onLinkDown(s, new LinkDown("", "", LinkStatus.TIMEOUT.wire,
-          "no device with the same pairing key came", 0));
-    }
-    linkRef(current.linkId()).tell(new PeerLinkEntity.Expire(socketId));
     return Effect().noReply();
   }
 
   private void armLinkDeadline(Link link) {
-    long left = Math.max(0, link.deadlineMillis() - System.currentTimeMillis());
-    timers.startSingleTimer(LinkDeadline.INSTANCE, Duration.ofMillis(left));
+    timers.startSingleTimer(LinkDeadline.INSTANCE,
+        Duration.ofMillis(LinkSide.millisLeft(link, System.currentTimeMillis())));
   }
 
   /** A reconnecting device learns its link status; an offer waiting for this socket is taken. */
-  private void resumeLink(SocketState s, ActorRef<ToEdge> edge) {
+  private void resumeLink(SocketState s) {
     Link link = s.link();
     if (link == null) {
       return;
@@ -1075,8 +1049,7 @@ public final class SocketEntity
     switch (link.status()) {
       case LINKED -> tellDevice(s, LinkStatus.LINKED, link.peer(), "");
       case WAITING -> {
-        tellDevice(s, LinkStatus.PENDING, link.peer(), link.peer().isEmpty()
-            ? "waiting for a device with the same pairing key" : "waiting for " + link.peer());
+        tellDevice(s, LinkStatus.PENDING, link.peer(), LinkSide.waitingFor(link));
         armLinkDeadline(link);
       }
       case OFFERED -> acceptOffer(link.linkId());
@@ -1088,9 +1061,8 @@ public final class SocketEntity
     if (link == null) {
       return;
     }
-    if (link.linkId().isEmpty()) {
-      ClusterSharding.get(context.getSystem()).entityRefFor(PairingEntity.ENTITY_KEY, pairingKey())
-          .tell(new PairingEntity.Leave(socketId));
+    if (LinkSide.atPairingPoint(link)) {
+      pairingRef().tell(new PairingEntity.Leave(socketId));
     } else {
       linkRef(link.linkId()).tell(new PeerLinkEntity.Unlink(socketId, reason, link.relayIn()));
     }
@@ -1124,7 +1096,7 @@ public final class SocketEntity
 
   /** Sends queued frames to the peer's entity, within the relay window and message size. */
   private void sendRelay(SocketState s) {
-    if (s.link() == null || !s.link().isLinked() || (relayOut != null && relayOut.isPeerFull())) {
+    if (!LinkSide.isLinked(s) || (relayOut != null && relayOut.isPeerFull())) {
       return;
     }
     RelayOut out = relayOut();
@@ -1139,8 +1111,7 @@ public final class SocketEntity
 
   /** The peer took frames and its device acknowledged some: those are delivered, ACK them. */
   private ReplyEffect<SocketEvent, SocketState> onRelayAck(SocketState s, RelayAck ack) {
-    Link link = s.link();
-    if (link == null || !link.isLinked() || !link.peer().equals(ack.from())) {
+    if (!LinkSide.isLinkedTo(s, ack.from())) {
       return Effect().noReply();
     }
     if (relayOut().peerAcked(ack.accepted(), ack.acked(), ack.full(), s.lastAccepted(), System.nanoTime())) {
@@ -1151,7 +1122,7 @@ public final class SocketEntity
   }
 
   private ReplyEffect<SocketEvent, SocketState> onRelayCheck(SocketState s) {
-    if (relayOut == null || !relayOut.holdsFrames() || s.link() == null || !s.link().isLinked()) {
+    if (relayOut == null || !relayOut.holdsFrames() || !LinkSide.isLinked(s)) {
       timers.cancel(RelayCheck.INSTANCE);
       return Effect().noReply();
     }
@@ -1215,7 +1186,7 @@ public final class SocketEntity
   /** Frames of the linked peer go into this socket's outbox, in order, once each. */
   private ReplyEffect<SocketEvent, SocketState> onRelay(SocketState s, Relay r) {
     Link link = s.link();
-    if (link == null || !link.isLinked() || !link.peer().equals(r.from())) {
+    if (!LinkSide.isLinkedTo(s, r.from())) {
       String linkId = PeerLinkEntity.idOf(socketId, r.from());
       peerRef(r.from()).tell(new LinkDown(linkId, socketId, LinkStatus.UNLINKED.wire,
           socketId + " is not linked to " + r.from(), 0));
@@ -1251,7 +1222,6 @@ public final class SocketEntity
   /** Writes the gathered relay: the peer's frames into the outbox, own frames the peer has. */
   private ReplyEffect<SocketEvent, SocketState> onWriteRelay(SocketState s) {
     relayWriteScheduled = false;
-    Link link = s.link();
     Instant now = Instant.now();
     List<SocketEvent> events = new ArrayList<>(2);
     RelayIn.Taken in = relayIn == null ? RelayIn.Taken.NOTHING : relayIn.take(s, now);
@@ -1259,7 +1229,7 @@ public final class SocketEntity
       events.add(in.event());
     }
     long acceptUpTo = relayOut == null ? 0 : relayOut.takeAcceptPending();
-    boolean accepting = acceptUpTo > s.lastAccepted() && link != null && link.isLinked();
+    boolean accepting = acceptUpTo > s.lastAccepted() && LinkSide.isLinked(s);
     if (accepting) {
       events.add(RelayOut.accepted(s, relayOut.held(), acceptUpTo, window.acked(s), now));
     }
@@ -1287,10 +1257,10 @@ public final class SocketEntity
 
   /** The device acknowledged relayed frames: tell the peer, whose device gets its ACK. */
   private void reportPeerAcks(SocketState s) {
-    Link link = s.link();
-    if (link == null || !link.isLinked()) {
+    if (!LinkSide.isLinked(s)) {
       return;
     }
+    Link link = s.link();
     long peerAcked = link.peerAcked(window.liveAcked());
     boolean room = window.hasRoom(s);
     if (relayIn == null) {
