@@ -137,8 +137,7 @@ public final class DeviceClient implements AutoCloseable {
     private String mapping = "";
     private int window = 256;
     private int maxFrameSize = FrameCodec.DEFAULT_MAX_FRAME_SIZE;
-    private Duration minBackoff = Duration.ofMillis(100);
-    private Duration maxBackoff = Duration.ofSeconds(5);
+    private Backoff backoff = reconnects(Duration.ofMillis(100), Duration.ofSeconds(5));
     private Duration giveUpAfter = Duration.ofMinutes(5);
     private Duration connectTimeout = Duration.ofSeconds(5);
     private Duration handshakeTimeout = Duration.ofSeconds(15);
@@ -201,10 +200,17 @@ public final class DeviceClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * The pause before reconnecting after the n-th failed attempt in a row: {@code min} doubled
+     * n − 1 times, at most {@code max}, of which a random half is waited (docs/retry.md).
+     */
     public Builder reconnectBackoff(Duration min, Duration max) {
-      this.minBackoff = min;
-      this.maxBackoff = max;
+      this.backoff = reconnects(min, max);
       return this;
+    }
+
+    private static Backoff reconnects(Duration min, Duration max) {
+      return Backoff.doubling(min, max, 0.5);
     }
 
     /** Stop reconnecting when no connection could be established for this long. */
@@ -230,7 +236,7 @@ public final class DeviceClient implements AutoCloseable {
 
     public DeviceClient build() {
       return new DeviceClient(new ClientSettings(addresses, deviceId, tokens, socketName, mapping, window,
-          maxFrameSize, minBackoff, maxBackoff, giveUpAfter, connectTimeout, handshakeTimeout, listener));
+          maxFrameSize, backoff, giveUpAfter, connectTimeout, handshakeTimeout, listener));
     }
   }
 }

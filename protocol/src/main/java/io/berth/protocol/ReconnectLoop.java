@@ -3,7 +3,6 @@ package io.berth.protocol;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.List;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * A {@link DeviceClient}'s supervisor: connects, reads until the connection ends, and connects
@@ -28,6 +27,9 @@ final class ReconnectLoop implements Runnable {
   public void run() {
     List<InetSocketAddress> addresses = settings.addresses();
     int index = 0;
+    // Failures in a row since the last handshake, counted before each pause: the first pause
+    // (after a drop, or after a first connect that failed) is the backoff's first, 50-100 ms by
+    // default. A REDIRECT reconnects without a pause.
     int attempt = 0;
     int failedAttempts = 0;
     long giveUpAt = deadlineFromNow();
@@ -87,7 +89,7 @@ final class ReconnectLoop implements Runnable {
             "gave up reconnecting");
         break;
       }
-      if (!state.pause(backoffMillis(attempt))) {
+      if (!state.pause(settings.backoff().delayMillis(attempt))) {
         break;
       }
     }
@@ -95,11 +97,5 @@ final class ReconnectLoop implements Runnable {
 
   private long deadlineFromNow() {
     return System.nanoTime() + settings.giveUpAfter().toNanos();
-  }
-
-  private long backoffMillis(int attempt) {
-    long max = settings.maxBackoff().toMillis();
-    long base = Math.min(max, settings.minBackoff().toMillis() << Math.min(attempt - 1, 20));
-    return base / 2 + ThreadLocalRandom.current().nextLong(base / 2 + 1);
   }
 }
