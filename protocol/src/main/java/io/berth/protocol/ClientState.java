@@ -303,9 +303,9 @@ final class ClientState {
         lastReceived = w.lastAcked();
       } else {
         if (w.lastAccepted() >= nextSeq) {
-          throw new DeviceConnection.Fatal(DeviceException.Reason.SESSION_CONFLICT, 0, "the node accepted frames up to "
-              + w.lastAccepted() + " but this client only sent up to " + (nextSeq - 1)
-              + ": another client is using this socket");
+          throw new DeviceConnection.Fatal(DeviceException.Reason.SESSION_CONFLICT, 0,
+              "the node accepted frames up to " + w.lastAccepted() + " but this client only sent up to "
+                  + (nextSeq - 1) + ": another client is using this socket");
         }
         acknowledgeLocked(w.lastAccepted());
         if (forgetDownlinkPosition) {
