@@ -1,5 +1,6 @@
 package io.berth.persistence;
 
+import io.berth.protocol.Backoff;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.channels.FileChannel;
@@ -11,11 +12,11 @@ import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
 import java.util.Set;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -38,6 +39,10 @@ public final class SchemaInstaller {
    * growing to 1 s this rides out about 5 s of contention on a busy machine.
    */
   private static final int H2_ATTEMPTS = 10;
+  /** The pause after the n-th failed try on H2: 20 to 100 ms times n. */
+  private static final Backoff H2_RETRY = Backoff.linear(Duration.ofMillis(100), Duration.ofSeconds(1), 0.8);
+  /** The pause while another process holds the install lock: as {@link #H2_RETRY}, at most 0.5 s. */
+  private static final Backoff H2_LOCK_POLL = Backoff.linear(Duration.ofMillis(100), Duration.ofMillis(500), 0.8);
 
   private SchemaInstaller() {}
 
@@ -88,7 +93,7 @@ public final class SchemaInstaller {
             locked = true;
             return channel;
           }
-          pause(Math.min(attempt, 5));
+          pause(H2_LOCK_POLL, attempt);
         }
       } finally {
         if (!locked) {
@@ -139,7 +144,7 @@ public final class SchemaInstaller {
         if (db.kind() != DatabaseSettings.Kind.H2 || attempt >= H2_ATTEMPTS) {
           throw e;
         }
-        pause(attempt);
+        pause(H2_RETRY, attempt);
       }
     }
     log.info("Schema ready on {} ({} statements, {} ms)", db.url(), statements.size(),
@@ -243,16 +248,16 @@ public final class SchemaInstaller {
               throw e;
             }
             log.debug("Retrying schema statement after {}", e.getMessage());
-            pause(attempt);
+            pause(H2_RETRY, attempt);
           }
         }
       }
     }
   }
 
-  private static void pause(int attempt) {
+  private static void pause(Backoff backoff, int attempt) {
     try {
-      Thread.sleep(ThreadLocalRandom.current().nextLong(20, 100) * attempt);
+      Thread.sleep(backoff.delayMillis(attempt));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted during schema install", e);

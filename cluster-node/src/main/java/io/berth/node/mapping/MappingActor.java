@@ -1,9 +1,9 @@
 package io.berth.node.mapping;
 
+import io.berth.protocol.Backoff;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.UUID;
-import java.util.concurrent.ThreadLocalRandom;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -94,8 +94,8 @@ public final class MappingActor {
     }
     Mapping.Retry retry = mapping.retry();
     if (o.retryable() && m.attempt() < retry.maxAttempts()) {
-      long base = Math.min(retry.backoffMaxMs(), (long) retry.backoffBaseMs() << Math.min(m.attempt() - 1, 20));
-      long delay = base / 2 + ThreadLocalRandom.current().nextLong(base / 2 + 1);
+      long delay = Backoff.doubling(Duration.ofMillis(retry.backoffBaseMs()),
+          Duration.ofMillis(retry.backoffMaxMs()), 0.5).delayMillis(m.attempt());
       ctx.getLog().info("Socket {}: batch {} attempt {}/{} failed ({}), retrying in {} ms", socketId,
           m.invoke().batchId(), m.attempt(), retry.maxAttempts(), o.describe(), delay);
       timers.startSingleTimer(new Again(m.invoke(), m.attempt() + 1), Duration.ofMillis(delay));

@@ -1,0 +1,48 @@
+package io.berth.protocol;
+
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * What a {@link DeviceClient.Builder} collected, checked and fixed when the client is built. It
+ * never changes afterwards, so every thread of the client reads it without a lock.
+ *
+ * @param tokens the token to present in a HELLO, given the device id: a fixed token, or one minted
+ *     with the fleet secret on every connection attempt
+ */
+record ClientSettings(
+    List<InetSocketAddress> addresses,
+    String deviceId,
+    Function<String, String> tokens,
+    String socketName,
+    String mapping,
+    int window,
+    int maxFrameSize,
+    Backoff backoff,
+    Duration giveUpAfter,
+    Duration connectTimeout,
+    Duration handshakeTimeout,
+    DeviceListener listener) {
+
+  ClientSettings {
+    if (addresses.isEmpty()) {
+      throw new IllegalArgumentException("at least one node address is required");
+    }
+    if (deviceId == null || !SocketId.isValidDeviceId(deviceId)) {
+      throw new IllegalArgumentException("invalid device id: " + deviceId);
+    }
+    if (!SocketId.isValidSocketName(socketName)) {
+      throw new IllegalArgumentException("invalid socket name: " + socketName);
+    }
+    if (tokens == null) {
+      throw new IllegalArgumentException("a token or a secret is required");
+    }
+  }
+
+  /** The token for the next HELLO (PROTOCOL.md#authentication). */
+  String token() {
+    return tokens.apply(deviceId);
+  }
+}
