@@ -282,8 +282,8 @@ class JournalFixtureTest {
     assertThat(state.lastDeliveryAt()).isEqualTo(((Accepted) events.get(2)).at());
     assertThat(state.openPending()).isZero();
     Link link = state.link();
-    assertThat(link).isEqualTo(new Link("fx-link-a+fx-link-b", "fx-link-a", "linked", link.since(), 0, false, 3, 0,
-        List.of(new RelayMark(2, 4, 1)), 3));
+    assertThat(link).isEqualTo(new Link("fx-link-a+fx-link-b", "fx-link-a", Link.Status.LINKED, link.since(), 0,
+        false, 3, 0, List.of(new RelayMark(2, 4, 1)), 3));
     assertThat(link.since()).isEqualTo(((LinkEstablished) events.get(5)).at());
   }
 
