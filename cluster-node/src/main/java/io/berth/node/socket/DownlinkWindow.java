@@ -1,6 +1,9 @@
 package io.berth.node.socket;
 
 import io.berth.protocol.Frame;
+import io.berth.protocol.FrameCodec;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -152,5 +155,19 @@ final class DownlinkWindow {
     }
     ackedAtLastRetry = acked;
     return again ? Retry.PUSH_AGAIN : Retry.WAIT;
+  }
+
+  /** Downlink frames numbered after {@code lastSeq} for a payload, split to fit the largest DATA frame. */
+  static List<Frame.Data> frames(long lastSeq, byte[] payload) {
+    int max = FrameCodec.DEFAULT_MAX_FRAME_SIZE - FrameCodec.DATA_OVERHEAD;
+    List<Frame.Data> out = new ArrayList<>();
+    long seq = lastSeq;
+    int offset = 0;
+    do {
+      int end = Math.min(payload.length, offset + max);
+      out.add(new Frame.Data(++seq, Arrays.copyOfRange(payload, offset, end)));
+      offset = end;
+    } while (offset < payload.length);
+    return out;
   }
 }

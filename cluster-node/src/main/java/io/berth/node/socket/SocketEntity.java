@@ -1,7 +1,5 @@
 package io.berth.node.socket;
 
-import com.fasterxml.jackson.annotation.JsonAlias;
-import com.fasterxml.jackson.annotation.JsonIgnore;
 import io.berth.node.balance.LoadRegistry;
 import io.berth.node.balance.MigrationLog;
 import io.berth.node.balance.SocketMeter;
@@ -20,13 +18,11 @@ import io.berth.node.edge.api.ToEdge.Welcomed;
 import io.berth.node.link.Link;
 import io.berth.node.link.PairingEntity;
 import io.berth.node.link.PeerLinkEntity;
-import io.berth.node.link.RelayMark;
 import io.berth.node.mapping.Batcher;
 import io.berth.node.mapping.BuiltinEndpoint;
 import io.berth.node.mapping.EndpointCall;
 import io.berth.node.mapping.Mapping;
 import io.berth.node.mapping.MappingActor;
-import io.berth.node.socket.SocketEvent;
 import io.berth.node.socket.SocketEvent.Accepted;
 import io.berth.node.socket.SocketEvent.Answered;
 import io.berth.node.socket.SocketEvent.BatchStarted;
@@ -39,9 +35,7 @@ import io.berth.node.socket.SocketEvent.LinkEstablished;
 import io.berth.node.socket.SocketEvent.LinkOffered;
 import io.berth.node.socket.SocketEvent.LinkRequested;
 import io.berth.node.socket.SocketEvent.Opened;
-import io.berth.node.socket.SocketEvent.Relayed;
 import io.berth.node.socket.SocketEvent.Suspended;
-import io.berth.node.socket.SocketState;
 import io.berth.node.socket.SocketState.Status;
 import io.berth.node.socket.api.InjectResult;
 import io.berth.node.socket.api.OperatorCloseResult;
@@ -65,21 +59,16 @@ import io.berth.node.socket.api.SocketCommand.Resync;
 import io.berth.node.socket.api.SocketCommand.Stop;
 import io.berth.node.socket.api.SocketStatus;
 import io.berth.node.socket.api.Sockets;
-import io.berth.persistence.CborSerializable;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
-import io.berth.protocol.FrameCodec;
 import io.berth.protocol.LinkStatus;
 import io.berth.protocol.SocketId;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.CompletionStage;
 import java.util.function.Consumer;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -90,13 +79,10 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.cluster.sharding.ShardCoordinator;
-import org.apache.pekko.cluster.sharding.typed.HashCodeMessageExtractor;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
-import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.cluster.typed.Cluster;
-import org.apache.pekko.pattern.Patterns;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandlerWithReply;
@@ -111,63 +97,51 @@ import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
  * One device socket (entity type {@code socket}, id = socket id): the session that outlives TCP
  * connections. It keeps the uplink watermark (highest DATA seq that reached the endpoint), the
  * downlink outbox (frames the device has not acknowledged yet), the mapping the socket opened
- * with, the edge currently holding the device's connection, and counters.
+ * with, the edge currently holding the device's connection, its link, and counters.
  *
  * <p>Delivery contract (PROTOCOL.md#delivery-contract): data reaches the endpoint, the new
  * watermark and the endpoint's answers are persisted as one event, and only then is the edge told
  * to ACK. Frames at or below the watermark are dropped as replays.
  *
- * <p>Built-in endpoints run here, frame by frame, in the same event. HTTP endpoints are called by
- * a child {@link MappingActor}: frames are buffered (in memory: the device keeps them until they
- * are acknowledged) and cut into batches by the mapping's criteria; a batch's boundaries are
- * persisted before it is sent, so that after a crash or a move the same batch, with the same id,
- * is sent again (docs/ENDPOINTS.md#delivery). One batch at a time, in order.
- *
- * <p>Downlink acknowledgements are not persisted one by one: they are folded into the next event
- * (or written when the entity stops), so a crash can only cause a resend that the device drops.
+ * <p>This class is the shell: every side effect (a write, a message, a timer, a child actor) and
+ * the order of them is here; what to do is decided by one machine per concern, each tested on
+ * its own: {@link Uplink} (taking frames, a built-in endpoint's delivery), {@link DownlinkWindow}
+ * (what to push, the outbox bound, retries), {@link EndpointDispatch} (an HTTP endpoint's calls,
+ * one at a time, batches recorded before they are sent: docs/ENDPOINTS.md#delivery), {@link
+ * LinkSide} (docs/links.md), {@link RelayOut} and {@link RelayIn} (the two sides of the relay).
+ * What the machines hold is per incarnation and not persisted: downlink acknowledgements are
+ * folded into the next event (or written when the entity stops), so a crash can only cause a
+ * resend that the device drops; held frames are sent again by the device. A socket allocates the
+ * machines it uses only: no dispatch for a built-in mapping, no relay for an unlinked socket.
  */
 public final class SocketEntity
     extends EventSourcedBehaviorWithEnforcedReplies<SocketCommand, SocketEvent, SocketState> {
 
-
-
   // ------------------------------------------------------------------ own messages
 
-  /** The endpoint answered an open with a peer to link to. */
+  /** The endpoint answered with a peer to link to. */
   private record RequestLink(String peer) implements SocketCommand {}
 
-  private enum LinkDeadline implements SocketCommand {
-    INSTANCE
-  }
+  /** The link wait ends. */
+  private enum LinkDeadline implements SocketCommand { INSTANCE }
 
-  private enum RelayCheck implements SocketCommand {
-    INSTANCE
-  }
+  /** Has the peer made progress? If not, send the relay again. */
+  private enum RelayCheck implements SocketCommand { INSTANCE }
 
   /** An offered link is still not up: ask the link entity again (see {@link #acceptOffer}). */
-  private enum AcceptAgain implements SocketCommand {
-    INSTANCE
-  }
+  private enum AcceptAgain implements SocketCommand { INSTANCE }
 
   /** Writes what the relay gathered since the last write (see {@link #scheduleRelayWrite}). */
-  private enum WriteRelay implements SocketCommand {
-    INSTANCE
-  }
+  private enum WriteRelay implements SocketCommand { INSTANCE }
 
   /** Time to see whether an attached socket has been quiet for {@code sleep-after}. */
-  private enum SleepCheck implements SocketCommand {
-    INSTANCE
-  }
+  private enum SleepCheck implements SocketCommand { INSTANCE }
 
   /** Pushed frames are still unacknowledged: push them again if nothing progressed. */
-  private enum RetryDownlink implements SocketCommand {
-    INSTANCE
-  }
+  private enum RetryDownlink implements SocketCommand { INSTANCE }
 
   /** Something may be ready for the HTTP endpoint: look. */
-  private enum Dispatch implements SocketCommand {
-    INSTANCE
-  }
+  private enum Dispatch implements SocketCommand { INSTANCE }
 
   private record EndpointAnswered(MappingActor.Result result) implements SocketCommand {}
 
@@ -217,14 +191,12 @@ public final class SocketEntity
   /** When this entity asked its shard to passivate it, or 0. */
   private long sleepingSince;
 
-  // Per-incarnation cursors and buffers: deliberately not persisted (see class comment).
+  // The machines (see the class comment). Null: not used now.
   private final DownlinkWindow window;
-  // An HTTP mapping's endpoint: what to send it, its actor and where it answers. Null for a
-  // built-in mapping.
+  /** What an HTTP mapping's endpoint gets next; with its actor and the adapter of its answers. */
   private EndpointDispatch dispatch;
   private ActorRef<MappingActor.Command> endpoint;
   private ActorRef<MappingActor.Result> endpointReplies;
-  // The two sides of the relay to a peer: null while they hold nothing (an unlinked socket).
   private RelayOut relayOut;
   private RelayIn relayIn;
   /** A {@code WriteRelay} is on its way: what the relay gathered goes in its write. */
@@ -261,33 +233,35 @@ public final class SocketEntity
   public SignalHandler<SocketState> signalHandler() {
     return newSignalHandlerBuilder()
         .onSignal(PostStop.instance(), state -> LoadRegistry.get(context.getSystem()).unregister(socketId, meter))
-        .onSignal(RecoveryCompleted.instance(), state -> {
-          if (state.status() != Status.NEW) {
-            // A change written just before the last incarnation ended may not have been listed.
-            list(state);
-          }
-          window.restart(state.downlinkAcked());
-          if (state.status() == Status.OPEN && state.edge() != null) {
-            // If the edge died while this entity was not running, the watch fires at once.
-            context.watchWith(state.edge(), new EdgeTerminated(state.edge()));
-            // Frames persisted before a crash may never have reached the edge.
-            pump(state);
-            armSleepCheck(settings.sleepAfter());
-          }
-          prepareEndpoint(state);
-          if (state.status() == Status.OPEN && state.openPending() != 0) {
-            // The endpoint's answer to open was lost with the last incarnation: ask again, same id.
-            dispatch.openDue();
-            dispatch();
-          }
-          if (state.link() != null && state.link().status() == Link.Status.WAITING) {
-            armLinkDeadline(state.link());
-          }
-          if (LinkSide.acceptsOffer(state)) {
-            acceptOffer(state.link().linkId());
-          }
-        })
+        .onSignal(RecoveryCompleted.instance(), this::recovered)
         .build();
+  }
+
+  private void recovered(SocketState state) {
+    if (state.status() != Status.NEW) {
+      // A change written just before the last incarnation ended may not have been listed.
+      list(state);
+    }
+    window.restart(state.downlinkAcked());
+    if (state.status() == Status.OPEN && state.edge() != null) {
+      // If the edge died while this entity was not running, the watch fires at once.
+      context.watchWith(state.edge(), new EdgeTerminated(state.edge()));
+      // Frames persisted before a crash may never have reached the edge.
+      pump(state);
+      armSleepCheck(settings.sleepAfter());
+    }
+    prepareEndpoint(state);
+    if (state.status() == Status.OPEN && state.openPending() != 0) {
+      // The endpoint's answer to open was lost with the last incarnation: ask again, same id.
+      dispatch.openDue();
+      dispatch();
+    }
+    if (state.link() != null && state.link().status() == Link.Status.WAITING) {
+      armLinkDeadline(state.link());
+    }
+    if (LinkSide.acceptsOffer(state)) {
+      acceptOffer(state.link().linkId());
+    }
   }
 
   // ------------------------------------------------------------------ command handlers
@@ -308,38 +282,53 @@ public final class SocketEntity
         || command instanceof Stop)) {
       lastActivityAt = System.nanoTime();
     }
-    if (state.status() == Status.OPEN) {
-      // A device connection is attached: data flows.
-      if (command instanceof Deliver c) {
-        return onDeliver(state, c);
-      } else if (command instanceof DownlinkAck c) {
-        return onDownlinkAck(state, c);
-      } else if (command instanceof Close c) {
-        return onClose(state, c);
-      } else if (command instanceof Resync c) {
-        return onResync(state, c);
-      } else if (command instanceof Heartbeat c) {
-        return state.isAttached(c.edge()) ? Effect().noReply() : tellNotAttached(state, c.edge());
-      } else if (command instanceof RetryDownlink c) {
-        return onRetryDownlink(state, c);
-      } else if (command instanceof EdgeTerminated c) {
-        return onEdgeTerminated(state, c);
-      } else if (command instanceof SleepCheck) {
-        return onSleepCheck(state);
-      }
-    } else {
-      // New, detached or closed: only an Open brings the socket back; stale edges are told so.
-      if (command instanceof Deliver c) {
-        return tellNotAttached(state, c.edge());
-      } else if (command instanceof Close c) {
-        return tellNotAttached(state, c.edge());
-      } else if (command instanceof Heartbeat c) {
-        return tellNotAttached(state, c.edge());
-      } else if (command instanceof DownlinkAck || command instanceof Resync || command instanceof RetryDownlink
-          || command instanceof EdgeTerminated || command instanceof SleepCheck) {
-        return Effect().noReply();
-      }
+    ReplyEffect<SocketEvent, SocketState> effect = state.status() == Status.OPEN
+        ? handleOpen(state, command) : handleNotOpen(state, command);
+    return effect != null ? effect : handleAny(state, command);
+  }
+
+  /** A device connection is attached: data flows. Null for a command handled in any status. */
+  private ReplyEffect<SocketEvent, SocketState> handleOpen(SocketState state, SocketCommand command) {
+    if (command instanceof Deliver c) {
+      return onDeliver(state, c);
+    } else if (command instanceof DownlinkAck c) {
+      return onDownlinkAck(state, c);
+    } else if (command instanceof Close c) {
+      return onClose(state, c);
+    } else if (command instanceof Resync c) {
+      return onResync(state, c);
+    } else if (command instanceof Heartbeat c) {
+      return state.isAttached(c.edge()) ? Effect().noReply() : tellNotAttached(state, c.edge());
+    } else if (command instanceof RetryDownlink) {
+      return onRetryDownlink(state);
+    } else if (command instanceof EdgeTerminated c) {
+      return state.isAttached(c.edge()) ? persistChange(new Detached(Instant.now())).thenNoReply()
+          : Effect().noReply();
+    } else if (command instanceof SleepCheck) {
+      return onSleepCheck(state);
     }
+    return null;
+  }
+
+  /**
+   * New, detached or closed: only an Open brings the socket back; stale edges are told so. Null
+   * for a command handled in any status.
+   */
+  private ReplyEffect<SocketEvent, SocketState> handleNotOpen(SocketState state, SocketCommand command) {
+    if (command instanceof Deliver c) {
+      return tellNotAttached(state, c.edge());
+    } else if (command instanceof Close c) {
+      return tellNotAttached(state, c.edge());
+    } else if (command instanceof Heartbeat c) {
+      return tellNotAttached(state, c.edge());
+    } else if (command instanceof DownlinkAck || command instanceof Resync || command instanceof RetryDownlink
+        || command instanceof EdgeTerminated || command instanceof SleepCheck) {
+      return Effect().noReply();
+    }
+    return null;
+  }
+
+  private ReplyEffect<SocketEvent, SocketState> handleAny(SocketState state, SocketCommand command) {
     if (command instanceof Open c) {
       return onOpen(state, c);
     } else if (command instanceof GetStatus c) {
@@ -351,13 +340,14 @@ public final class SocketEntity
     } else if (command instanceof Dispatch) {
       return onDispatch(state);
     } else if (command instanceof EndpointAnswered c) {
-      return onEndpointAnswered(state, c);
+      return onEndpointAnswered(state, c.result());
     } else if (command instanceof CloseByEndpoint c) {
       return onCloseByEndpoint(state, c);
     } else if (command instanceof RequestLink c) {
       return requestLink(state, c.peer());
     } else if (command instanceof Paired c) {
-      return onPaired(state, c);
+      return LinkSide.takesPartner(state) && !c.partner().isEmpty() ? requestLink(state, c.partner())
+          : Effect().noReply();
     } else if (command instanceof LinkOffer c) {
       return onLinkOffer(state, c);
     } else if (command instanceof LinkUp c) {
@@ -379,11 +369,13 @@ public final class SocketEntity
       return Effect().noReply();
     } else if (command instanceof WriteRelay) {
       return onWriteRelay(state);
-    } else if (command instanceof Stop c) {
-      return onStop(state, c);
+    } else if (command instanceof Stop) {
+      return onStop(state);
     }
     throw new IllegalArgumentException("unexpected command " + command.getClass().getName());
   }
+
+  // ------------------------------------------------------------------ connections
 
   private ReplyEffect<SocketEvent, SocketState> onOpen(SocketState state, Open cmd) {
     if (!SocketId.deviceOf(socketId).equals(cmd.deviceId())) {
@@ -446,98 +438,44 @@ public final class SocketEntity
     }).thenNoReply();
   }
 
-  private ReplyEffect<SocketEvent, SocketState> onDeliver(SocketState state, Deliver cmd) {
-    if (!state.isAttached(cmd.edge())) {
-      return tellNotAttached(state, cmd.edge());
-    }
-    if (state.holdsData()) {
-      return bufferForRelay(state, cmd);
-    }
-    if (state.usesHttp()) {
-      return state.mapping().receives(Mapping.Event.DATA) ? bufferForEndpoint(state, cmd)
-          : refuseData(state, cmd, "mapping '" + state.mapping().name() + "' receives no data events");
-    }
-    Optional<BuiltinEndpoint> builtin = state.mapping() == null ? Optional.empty()
-        : BuiltinEndpoint.named(state.mapping().builtinName());
-    if (builtin.isEmpty() || !builtin.get().takesData()) {
-      return refuseData(state, cmd, builtin.map(b -> "builtin:" + b.mappingName() + " takes no data of its own")
-          .orElse("the socket has no endpoint"));
-    }
-    BuiltinEndpoint endpoint = builtin.get();
-    Uplink.Delivery d = Uplink.toBuiltin(state, window, cmd.frames(), frame -> endpoint.onData(socketId, frame));
-    if (d.frames() == 0) {
-      if (d.stalled()) {
-        window.stall();
-      }
-      cmd.edge().tell(new Delivered(d.watermark(), d.watermark(), d.stalled(), d.gap()));
-      // All replays, typically resent after this entity restarted: its answers may still be due.
-      pump(state);
-      return Effect().noReply();
-    }
-    Accepted event = new Accepted(d.watermark(), 0, d.frames(), d.bytes(), d.duplicates(), d.outbound(),
-        window.acked(state), null, null, Instant.now());
-    meter.record(d.frames(), d.bytes());
-    boolean resumedAfterMove = state.suspendedOn() != null && !state.suspendedOn().equals(node);
-    return Effect().persist(event).thenRun(s -> {
-      if (resumedAfterMove) {
-        reportMoveCompleted(state, event.at());
-      }
-      if (d.stalled()) {
-        window.stall();
-      }
-      cmd.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), d.stalled()));
-      pump(s);
-    }).thenNoReply();
-  }
-
-  /**
-   * Data that nothing takes is refused, never acknowledged into nothing
-   * (docs/delivery.md#where-data-goes): the edge answers ERROR 204 and closes, and the device
-   * keeps its unacknowledged frames. Replays of frames taken before are confirmed as usual.
-   */
-  private ReplyEffect<SocketEvent, SocketState> refuseData(SocketState state, Deliver cmd, String why) {
-    if (Uplink.anyNew(cmd.frames(), state.lastAccepted())) {
-      cmd.edge().tell(new DataRefused(ErrorCode.NO_DESTINATION.wire,
-          "nothing takes the data of socket " + socketId + ": " + why + " and the socket is not linked"));
-    } else {
-      cmd.edge().tell(new Delivered(state.lastAccepted(), state.lastAccepted(), false));
-    }
+  /** An edge that is not (or no longer) the socket's connection learns that its session ended. */
+  private ReplyEffect<SocketEvent, SocketState> tellNotAttached(SocketState state, ActorRef<ToEdge> edge) {
+    edge.tell(state.status() == Status.OPEN
+        ? new SessionEnded(CloseCode.REPLACED.wire, "socket opened by a newer connection")
+        : new SessionEnded(CloseCode.NORMAL.wire, "socket is not open"));
     return Effect().noReply();
   }
 
-  private ReplyEffect<SocketEvent, SocketState> onDownlinkAck(SocketState state, DownlinkAck cmd) {
-    if (state.isAttached(cmd.edge()) && window.deviceAcked(state, cmd.upTo())) {
-      pump(state);
-      reportPeerAcks(state);
-      if (window.resumes(state)) {
-        state.edge().tell(Resume.INSTANCE);
+  private ReplyEffect<SocketEvent, SocketState> onStop(SocketState state) {
+    // Write what is not yet durable of the session before handing it off or going to sleep.
+    List<SocketEvent> events = new ArrayList<>(2);
+    Instant now = Instant.now();
+    if (window.liveAcked() > state.downlinkAcked()) {
+      events.add(new DownlinkAcked(window.liveAcked(), now));
+    }
+    boolean asleep = sleepingSince != 0;
+    if (state.status() == Status.OPEN && !asleep) {
+      // A handoff: the next incarnation runs elsewhere and reports the move.
+      events.add(new Suspended(node, state.lastDeliveryAt() != null ? state.lastDeliveryAt() : now, now));
+    }
+    // Frames in the mailbox behind this stop are lost with it: the edge sends them again at once.
+    // Going to sleep, there are none, unless something arrived after the entity asked to sleep.
+    ActorRef<ToEdge> edge = state.status() == Status.OPEN && (!asleep || lastActivityAt > sleepingSince)
+        ? state.edge() : null;
+    if (events.isEmpty()) {
+      if (edge != null) {
+        edge.tell(Moving.INSTANCE);
       }
+      return Effect().stop().thenNoReply();
     }
-    return Effect().noReply();
+    return Effect().persist(events).thenRun(s -> {
+      if (edge != null) {
+        edge.tell(Moving.INSTANCE);
+      }
+    }).thenStop().thenNoReply();
   }
 
-  private ReplyEffect<SocketEvent, SocketState> onResync(SocketState state, Resync cmd) {
-    if (state.isAttached(cmd.edge())) {
-      window.resync(state, cmd.from());
-      pump(state);
-    }
-    return Effect().noReply();
-  }
-
-  /**
-   * A Push can be lost on its way (node trouble): when pushed frames stay unacknowledged for a
-   * retry interval, push them again from the acknowledged point; the edge drops what it has.
-   */
-  private ReplyEffect<SocketEvent, SocketState> onRetryDownlink(SocketState state, RetryDownlink cmd) {
-    DownlinkWindow.Retry retry = window.retry(state);
-    if (retry == DownlinkWindow.Retry.PUSH_AGAIN) {
-      pump(state);
-    }
-    if (retry != DownlinkWindow.Retry.IDLE) {
-      timers.startSingleTimer(RetryDownlink.INSTANCE, settings.downlinkRetry());
-    }
-    return Effect().noReply();
-  }
+  // ------------------------------------------------------------------ closing
 
   private ReplyEffect<SocketEvent, SocketState> onClose(SocketState state, Close cmd) {
     if (!state.isAttached(cmd.edge())) {
@@ -595,55 +533,6 @@ public final class SocketEntity
         : closed.thenReply(ending.operator(), s -> new OperatorCloseResult(true, null));
   }
 
-  private ReplyEffect<SocketEvent, SocketState> onInject(SocketState state, Inject cmd) {
-    if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
-      return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "socket is not open"));
-    }
-    List<Frame.Data> frames = frames(state.lastDownlinkSeq(), cmd.payload());
-    if (window.overflows(window.outboxFrames(state) + frames.size(),
-        window.outboxBytes(state) + cmd.payload().length)) {
-      return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "the socket's outbox is full"));
-    }
-    return Effect().persist(new Injected(frames, Instant.now())).thenRun(this::pump)
-        .thenReply(cmd.replyTo(), s -> new InjectResult(true, s.lastDownlinkSeq(), null));
-  }
-
-  private ReplyEffect<SocketEvent, SocketState> onEdgeTerminated(SocketState state, EdgeTerminated cmd) {
-    if (!state.isAttached(cmd.edge())) {
-      return Effect().noReply();
-    }
-    return persistChange(new Detached(Instant.now())).thenNoReply();
-  }
-
-  private ReplyEffect<SocketEvent, SocketState> onStop(SocketState state, Stop cmd) {
-    // Write what is not yet durable of the session before handing it off or going to sleep.
-    List<SocketEvent> events = new ArrayList<>();
-    Instant now = Instant.now();
-    if (window.liveAcked() > state.downlinkAcked()) {
-      events.add(new DownlinkAcked(window.liveAcked(), now));
-    }
-    boolean asleep = sleepingSince != 0;
-    if (state.status() == Status.OPEN && !asleep) {
-      // A handoff: the next incarnation runs elsewhere and reports the move.
-      events.add(new Suspended(node, state.lastDeliveryAt() != null ? state.lastDeliveryAt() : now, now));
-    }
-    // Frames in the mailbox behind this stop are lost with it: the edge sends them again at once.
-    // Going to sleep, there are none, unless something arrived after the entity asked to sleep.
-    ActorRef<ToEdge> edge = state.status() == Status.OPEN && (!asleep || lastActivityAt > sleepingSince)
-        ? state.edge() : null;
-    if (events.isEmpty()) {
-      if (edge != null) {
-        edge.tell(Moving.INSTANCE);
-      }
-      return Effect().stop().thenNoReply();
-    }
-    return Effect().persist(events).thenRun(s -> {
-      if (edge != null) {
-        edge.tell(Moving.INSTANCE);
-      }
-    }).thenStop().thenNoReply();
-  }
-
   // ------------------------------------------------------------------ sleeping
 
   private void armSleepCheck(Duration after) {
@@ -685,12 +574,152 @@ public final class SocketEntity
         && (relayIn == null || relayIn.isQuiet()) && !relayWriteScheduled;
   }
 
+  // ------------------------------------------------------------------ uplink
+
+  private ReplyEffect<SocketEvent, SocketState> onDeliver(SocketState state, Deliver cmd) {
+    if (!state.isAttached(cmd.edge())) {
+      return tellNotAttached(state, cmd.edge());
+    }
+    if (state.holdsData()) {
+      return bufferForRelay(state, cmd);
+    }
+    if (state.usesHttp()) {
+      return state.mapping().receives(Mapping.Event.DATA) ? bufferForEndpoint(state, cmd)
+          : refuseData(state, cmd, "mapping '" + state.mapping().name() + "' receives no data events");
+    }
+    Optional<BuiltinEndpoint> builtin = state.mapping() == null ? Optional.empty()
+        : BuiltinEndpoint.named(state.mapping().builtinName());
+    if (builtin.isEmpty() || !builtin.get().takesData()) {
+      return refuseData(state, cmd, builtin.map(b -> "builtin:" + b.mappingName() + " takes no data of its own")
+          .orElse("the socket has no endpoint"));
+    }
+    BuiltinEndpoint endpoint = builtin.get();
+    Uplink.Delivery d = Uplink.toBuiltin(state, window, cmd.frames(), frame -> endpoint.onData(socketId, frame));
+    if (d.frames() == 0) {
+      if (d.stalled()) {
+        window.stall();
+      }
+      cmd.edge().tell(new Delivered(d.watermark(), d.watermark(), d.stalled(), d.gap()));
+      // All replays, typically resent after this entity restarted: its answers may still be due.
+      pump(state);
+      return Effect().noReply();
+    }
+    Accepted event = new Accepted(d.watermark(), 0, d.frames(), d.bytes(), d.duplicates(), d.outbound(),
+        window.acked(state), null, null, Instant.now());
+    meter.record(d.frames(), d.bytes());
+    boolean resumedAfterMove = resumedAfterMove(state);
+    return Effect().persist(event).thenRun(s -> {
+      if (resumedAfterMove) {
+        reportMoveCompleted(state, event.at());
+      }
+      if (d.stalled()) {
+        window.stall();
+      }
+      cmd.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), d.stalled()));
+      pump(s);
+    }).thenNoReply();
+  }
+
+  /**
+   * Data that nothing takes is refused, never acknowledged into nothing
+   * (docs/delivery.md#where-data-goes): the edge answers ERROR 204 and closes, and the device
+   * keeps its unacknowledged frames. Replays of frames taken before are confirmed as usual.
+   */
+  private ReplyEffect<SocketEvent, SocketState> refuseData(SocketState state, Deliver cmd, String why) {
+    if (Uplink.anyNew(cmd.frames(), state.lastAccepted())) {
+      cmd.edge().tell(new DataRefused(ErrorCode.NO_DESTINATION.wire,
+          "nothing takes the data of socket " + socketId + ": " + why + " and the socket is not linked"));
+    } else {
+      cmd.edge().tell(new Delivered(state.lastAccepted(), state.lastAccepted(), false));
+    }
+    return Effect().noReply();
+  }
+
+  /**
+   * Takes the delivered frames that follow {@code held} without a gap into {@code holder}, and
+   * tells the edge how far the entity now holds them (not yet acknowledged): the edge's pipeline
+   * moves on, and a gap (frames lost while this entity restarted) makes it send again.
+   */
+  private void hold(SocketState state, Deliver cmd, long held, Consumer<Frame.Data> holder) {
+    Uplink.Held h = Uplink.hold(cmd.frames(), held, holder);
+    meter.record(h.frames(), h.bytes());
+    cmd.edge().tell(new Delivered(state.lastAccepted(), h.upTo(), false, h.gap()));
+  }
+
+  /** Whether this delivery is the first on this node after the socket moved here. */
+  private boolean resumedAfterMove(SocketState before) {
+    return before.suspendedOn() != null && !before.suspendedOn().equals(node);
+  }
+
   /** First delivery on this node after the socket moved here: complete the migration record. */
   private void reportMoveCompleted(SocketState before, Instant at) {
     long pauseMs = Math.max(0, at.toEpochMilli() - before.lastDeliveryAt().toEpochMilli());
     context.getLog().info("Socket {} delivers again on {} after moving from {}: delivery paused {} ms", socketId,
         node, before.suspendedOn(), pauseMs);
     MigrationLog.get(context.getSystem()).completed(socketId, shardId, node, pauseMs, at);
+  }
+
+  // ------------------------------------------------------------------ downlink
+
+  /** Sends outbox frames the edge has not been sent yet, within the downlink window. */
+  private void pump(SocketState state) {
+    if (state.status() != Status.OPEN || state.edge() == null) {
+      return;
+    }
+    for (List<Frame.Data> frames : window.nextPushes(state)) {
+      state.edge().tell(new Push(frames));
+    }
+    if (window.awaitsAck(state) && !timers.isTimerActive(RetryDownlink.INSTANCE)) {
+      window.retryArmed(state);
+      timers.startSingleTimer(RetryDownlink.INSTANCE, settings.downlinkRetry());
+    }
+  }
+
+  private ReplyEffect<SocketEvent, SocketState> onDownlinkAck(SocketState state, DownlinkAck cmd) {
+    if (state.isAttached(cmd.edge()) && window.deviceAcked(state, cmd.upTo())) {
+      pump(state);
+      reportPeerAcks(state);
+      if (window.resumes(state)) {
+        state.edge().tell(Resume.INSTANCE);
+      }
+    }
+    return Effect().noReply();
+  }
+
+  private ReplyEffect<SocketEvent, SocketState> onResync(SocketState state, Resync cmd) {
+    if (state.isAttached(cmd.edge())) {
+      window.resync(state, cmd.from());
+      pump(state);
+    }
+    return Effect().noReply();
+  }
+
+  /**
+   * A Push can be lost on its way (node trouble): when pushed frames stay unacknowledged for a
+   * retry interval, push them again from the acknowledged point; the edge drops what it has.
+   */
+  private ReplyEffect<SocketEvent, SocketState> onRetryDownlink(SocketState state) {
+    DownlinkWindow.Retry retry = window.retry(state);
+    if (retry == DownlinkWindow.Retry.PUSH_AGAIN) {
+      pump(state);
+    }
+    if (retry != DownlinkWindow.Retry.IDLE) {
+      timers.startSingleTimer(RetryDownlink.INSTANCE, settings.downlinkRetry());
+    }
+    return Effect().noReply();
+  }
+
+  private ReplyEffect<SocketEvent, SocketState> onInject(SocketState state, Inject cmd) {
+    if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
+      return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "socket is not open"));
+    }
+    List<Frame.Data> frames = DownlinkWindow.frames(state.lastDownlinkSeq(), cmd.payload());
+    if (window.overflows(window.outboxFrames(state) + frames.size(),
+        window.outboxBytes(state) + cmd.payload().length)) {
+      return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "the socket's outbox is full"));
+    }
+    return Effect().persist(new Injected(frames, Instant.now())).thenRun(this::pump)
+        .thenReply(cmd.replyTo(), s -> new InjectResult(true, s.lastDownlinkSeq(), null));
   }
 
   // ------------------------------------------------------------------ HTTP endpoint
@@ -741,17 +770,6 @@ public final class SocketEntity
     dispatch();
   }
 
-  /**
-   * Takes the delivered frames that follow {@code held} without a gap into {@code holder}, and
-   * tells the edge how far the entity now holds them (not yet acknowledged): the edge's pipeline
-   * moves on, and a gap (frames lost while this entity restarted) makes it send again.
-   */
-  private void hold(SocketState state, Deliver cmd, long held, Consumer<Frame.Data> holder) {
-    Uplink.Held h = Uplink.hold(cmd.frames(), held, holder);
-    meter.record(h.frames(), h.bytes());
-    cmd.edge().tell(new Delivered(state.lastAccepted(), h.upTo(), false, h.gap()));
-  }
-
   private void dispatch() {
     if (dispatch.schedule()) {
       context.getSelf().tell(Dispatch.INSTANCE);
@@ -765,8 +783,7 @@ public final class SocketEntity
     if (step instanceof EndpointDispatch.Call call) {
       invoke(call);
     } else if (step instanceof EndpointDispatch.StartBatch batch) {
-      return Effect().persist(batchStarted(batch.cut(), batch.call().batchId(), Instant.now()))
-          .thenRun(st -> invoke(batch.call())).thenNoReply();
+      return Effect().persist(batchStarted(batch, Instant.now())).thenRun(st -> invoke(batch.call())).thenNoReply();
     } else if (step instanceof EndpointDispatch.Wait wait) {
       timers.startSingleTimer(Dispatch.INSTANCE, Duration.ofNanos(wait.nanos()));
     } else if (step instanceof EndpointDispatch.Finish finish) {
@@ -775,8 +792,10 @@ public final class SocketEntity
     return Effect().noReply();
   }
 
-  private static BatchStarted batchStarted(Batcher.Cut c, String batchId, Instant at) {
-    return new BatchStarted(batchId, c.seqFrom(), c.offsetFrom(), c.seqTo(), c.offsetTo(), c.endsFrame(), at);
+  private static BatchStarted batchStarted(EndpointDispatch.StartBatch batch, Instant at) {
+    Batcher.Cut c = batch.cut();
+    return new BatchStarted(batch.call().batchId(), c.seqFrom(), c.offsetFrom(), c.seqTo(), c.offsetTo(),
+        c.endsFrame(), at);
   }
 
   private void invoke(EndpointDispatch.Call call) {
@@ -784,15 +803,15 @@ public final class SocketEntity
         endpointReplies));
   }
 
-  private ReplyEffect<SocketEvent, SocketState> onEndpointAnswered(SocketState s, EndpointAnswered m) {
-    MappingActor.Result result = m.result();
+  private ReplyEffect<SocketEvent, SocketState> onEndpointAnswered(SocketState s, MappingActor.Result result) {
     String batchId = result instanceof MappingActor.Delivered d ? d.batchId() : ((MappingActor.Parked) result).batchId();
     if (dispatch == null || !dispatch.answered(batchId)) {
       return Effect().noReply(); // from a replaced endpoint actor
     }
     EndpointCall.Answer answer = result instanceof MappingActor.Delivered d ? d.answer() : EndpointCall.Answer.NOTHING;
     String parkedId = result instanceof MappingActor.Parked p ? p.parkedId() : null;
-    List<Frame.Data> out = answer.reply() == null ? List.of() : frames(s.lastDownlinkSeq(), answer.reply());
+    List<Frame.Data> out = answer.reply() == null ? List.of()
+        : DownlinkWindow.frames(s.lastDownlinkSeq(), answer.reply());
     if (s.openPending() != 0 && batchId.equals(dispatch.openBatchId(s.openPending()))) {
       return settleOpen(s, batchId, out, answer);
     }
@@ -800,36 +819,33 @@ public final class SocketEntity
       context.getSelf().tell(new RequestLink(answer.link()));
     }
     Batcher.Cut done = dispatch.completes(s, batchId);
-    if (done != null) {
-      Accepted event = EndpointDispatch.accepted(s, done, out, window.acked(s), batchId, parkedId, Instant.now());
-      boolean resumedAfterMove = s.suspendedOn() != null && !s.suspendedOn().equals(node);
-      // The next batch, if one is due, is recorded in the same journal write as this one's
-      // result: one write per batch instead of two.
-      EndpointDispatch.StartBatch next = dispatch.nextBatch(System.nanoTime(), answer.close() != null);
-      List<SocketEvent> events = next == null ? List.of(event)
-          : List.of(event, batchStarted(next.cut(), next.call().batchId(), event.at()));
-      return Effect().persist(events).thenRun(st -> {
-        if (resumedAfterMove) {
-          reportMoveCompleted(s, event.at());
-        }
-        if (st.edge() != null && st.status() == Status.OPEN) {
-          st.edge().tell(new Delivered(st.lastAccepted(), dispatch.taken(st), false));
-        }
-        pump(st);
-        if (next != null) {
-          invoke(next.call());
-        } else {
-          afterAnswer(answer);
-        }
-      }).thenNoReply();
+    if (done == null) {
+      // An answer that completes no batch (the close event's, an earlier connection's open).
+      return out.isEmpty() ? afterAnswer(answer) : Effect().persist(new Answered(batchId, out, Instant.now(), 0))
+          .thenRun(st -> {
+            pump(st);
+            afterAnswer(answer);
+          }).thenNoReply();
     }
-    if (out.isEmpty()) {
-      afterAnswer(answer);
-      return Effect().noReply();
-    }
-    return Effect().persist(new Answered(batchId, out, Instant.now(), 0)).thenRun(st -> {
+    Accepted event = EndpointDispatch.accepted(s, done, out, window.acked(s), batchId, parkedId, Instant.now());
+    boolean resumedAfterMove = resumedAfterMove(s);
+    // The next batch, if one is due, is recorded in the same journal write as this one's result:
+    // one write per batch instead of two.
+    EndpointDispatch.StartBatch next = dispatch.nextBatch(System.nanoTime(), answer.close() != null);
+    List<SocketEvent> events = next == null ? List.of(event) : List.of(event, batchStarted(next, event.at()));
+    return Effect().persist(events).thenRun(st -> {
+      if (resumedAfterMove) {
+        reportMoveCompleted(s, event.at());
+      }
+      if (st.edge() != null && st.status() == Status.OPEN) {
+        st.edge().tell(new Delivered(st.lastAccepted(), dispatch.taken(st), false));
+      }
       pump(st);
-      afterAnswer(answer);
+      if (next != null) {
+        invoke(next.call());
+      } else {
+        afterAnswer(answer);
+      }
     }).thenNoReply();
   }
 
@@ -842,12 +858,10 @@ public final class SocketEntity
   private ReplyEffect<SocketEvent, SocketState> settleOpen(SocketState s, String batchId, List<Frame.Data> out,
       EndpointCall.Answer answer) {
     Instant now = Instant.now();
-    List<SocketEvent> events = new ArrayList<>();
-    events.add(new Answered(batchId, out, now, s.openPending()));
+    Answered answered = new Answered(batchId, out, now, s.openPending());
     Optional<LinkRequested> link = answer.link() == null || answer.link().isBlank() ? Optional.empty()
         : linkRequest(s, answer.link(), now);
-    link.ifPresent(events::add);
-    return Effect().persist(events).thenRun(st -> {
+    return Effect().persist(link.isEmpty() ? List.of(answered) : List.of(answered, link.get())).thenRun(st -> {
       pump(st);
       link.ifPresent(l -> linkRequested(st, l));
       if (answer.close() == null && !st.holdsData()) {
@@ -857,26 +871,13 @@ public final class SocketEntity
     }).thenNoReply();
   }
 
-  private void afterAnswer(EndpointCall.Answer answer) {
+  private ReplyEffect<SocketEvent, SocketState> afterAnswer(EndpointCall.Answer answer) {
     if (answer.close() != null) {
       context.getSelf().tell(new CloseByEndpoint(answer.close().isBlank() ? "closed by the endpoint" : answer.close()));
     } else {
       dispatch();
     }
-  }
-
-  /** Downlink frames for a payload, split to fit the largest DATA frame. */
-  private static List<Frame.Data> frames(long lastSeq, byte[] payload) {
-    int max = FrameCodec.DEFAULT_MAX_FRAME_SIZE - FrameCodec.DATA_OVERHEAD;
-    List<Frame.Data> out = new ArrayList<>();
-    long seq = lastSeq;
-    int offset = 0;
-    do {
-      int end = Math.min(payload.length, offset + max);
-      out.add(new Frame.Data(++seq, Arrays.copyOfRange(payload, offset, end)));
-      offset = end;
-    } while (offset < payload.length);
-    return out;
+    return Effect().noReply();
   }
 
   // ------------------------------------------------------------------ peer links
@@ -938,18 +939,12 @@ public final class SocketEntity
    * told so by {@link #resumeLink}).
    */
   private void joinPairing(SocketState s) {
-    String key = LinkSide.pairingKey(socketId);
-    if (key.isEmpty()) {
+    if (LinkSide.pairingKey(socketId).isEmpty()) {
       context.getLog().warn("Socket {} uses builtin:pair without a socket name: no pairing key", socketId);
       tellDevice(s, LinkStatus.TIMEOUT, "", "builtin:pair pairs sockets by their socket name");
       return;
     }
     pairingRef().tell(new PairingEntity.Join(socketId));
-  }
-
-  /** The pairing point found a partner; a socket no longer waiting there ignores it. */
-  private ReplyEffect<SocketEvent, SocketState> onPaired(SocketState s, Paired p) {
-    return LinkSide.takesPartner(s) && !p.partner().isEmpty() ? requestLink(s, p.partner()) : Effect().noReply();
   }
 
   /** A peer wants a link: taken when this socket is free (or waits for just this peer). */
@@ -1024,7 +1019,6 @@ public final class SocketEntity
   private ReplyEffect<SocketEvent, SocketState> onLinkDeadline(SocketState s) {
     switch (LinkSide.deadline(s.link())) {
       case LEAVE_PAIRING -> {
-        // Waiting at the pairing point: nobody came.
         pairingRef().tell(new PairingEntity.Leave(socketId));
         return onLinkDown(s, new LinkDown("", "", LinkStatus.TIMEOUT.wire,
             "no device with the same pairing key came", 0));
@@ -1124,9 +1118,7 @@ public final class SocketEntity
   private ReplyEffect<SocketEvent, SocketState> onRelayCheck(SocketState s) {
     if (relayOut == null || !relayOut.holdsFrames() || !LinkSide.isLinked(s)) {
       timers.cancel(RelayCheck.INSTANCE);
-      return Effect().noReply();
-    }
-    if (relayOut.sendAgain(System.nanoTime(), settings.downlinkRetry().toNanos())) {
+    } else if (relayOut.sendAgain(System.nanoTime(), settings.downlinkRetry().toNanos())) {
       // Nothing from the peer for a while (it moved, or its node died): send again from what it took.
       sendRelay(s);
     }
@@ -1162,21 +1154,15 @@ public final class SocketEntity
    * built-in endpoint) or refused like any new data.
    */
   private void releaseHeld(SocketState s) {
-    boolean holds = relayOut != null && relayOut.holdsFrames();
-    if (s.holdsData() || !s.usesHttp() || !s.mapping().receives(Mapping.Event.DATA) || !holds) {
-      // Still undecided (the open's answer is due), or not for the batcher: through the edge.
-      endRelay(s);
+    boolean held = relayOut != null && relayOut.holdsFrames();
+    if (held && !s.holdsData() && s.usesHttp() && s.mapping().receives(Mapping.Event.DATA)) {
+      toBatcher(s, relayOut.held(), Long.MAX_VALUE);
+      endGathering();
       return;
     }
-    toBatcher(s, relayOut.held(), Long.MAX_VALUE);
+    // Still undecided (the open's answer is due), or not for the batcher: through the edge.
     endGathering();
-  }
-
-  /** What was held for the peer is forgotten: the edge sends it again, to go where data goes now. */
-  private void endRelay(SocketState s) {
-    boolean had = relayOut != null && relayOut.holdsFrames();
-    endGathering();
-    if (had && s.edge() != null && s.status() == Status.OPEN) {
+    if (held && s.edge() != null && s.status() == Status.OPEN) {
       s.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), false, true));
     }
   }
@@ -1185,11 +1171,9 @@ public final class SocketEntity
 
   /** Frames of the linked peer go into this socket's outbox, in order, once each. */
   private ReplyEffect<SocketEvent, SocketState> onRelay(SocketState s, Relay r) {
-    Link link = s.link();
     if (!LinkSide.isLinkedTo(s, r.from())) {
-      String linkId = PeerLinkEntity.idOf(socketId, r.from());
-      peerRef(r.from()).tell(new LinkDown(linkId, socketId, LinkStatus.UNLINKED.wire,
-          socketId + " is not linked to " + r.from(), 0));
+      peerRef(r.from()).tell(new LinkDown(PeerLinkEntity.idOf(socketId, r.from()), socketId,
+          LinkStatus.UNLINKED.wire, socketId + " is not linked to " + r.from(), 0));
       return Effect().noReply();
     }
     if (relayIn == null) {
@@ -1199,7 +1183,7 @@ public final class SocketEntity
     if (offered.writeDue()) {
       scheduleRelayWrite(); // its write answers the peer
     } else {
-      peerRef(r.from()).tell(new RelayAck(socketId, offered.durableIn(), link.peerAcked(window.acked(s)),
+      peerRef(r.from()).tell(new RelayAck(socketId, offered.durableIn(), s.link().peerAcked(window.acked(s)),
           offered.full()));
     }
     return Effect().noReply();
@@ -1260,40 +1244,17 @@ public final class SocketEntity
     if (!LinkSide.isLinked(s)) {
       return;
     }
-    Link link = s.link();
-    long peerAcked = link.peerAcked(window.liveAcked());
+    long peerAcked = s.link().peerAcked(window.liveAcked());
     boolean room = window.hasRoom(s);
     if (relayIn == null) {
       relayIn = new RelayIn();
     }
     if (relayIn.reports(peerAcked, window.isStalled(), room)) {
-      peerRef(link.peer()).tell(new RelayAck(socketId, link.relayIn(), peerAcked, !room));
+      peerRef(s.link().peer()).tell(new RelayAck(socketId, s.link().relayIn(), peerAcked, !room));
     }
   }
 
-  // ------------------------------------------------------------------ downlink
-
-  /** Sends outbox frames the edge has not been sent yet, within the downlink window. */
-  private void pump(SocketState state) {
-    if (state.status() != Status.OPEN || state.edge() == null) {
-      return;
-    }
-    for (List<Frame.Data> frames : window.nextPushes(state)) {
-      state.edge().tell(new Push(frames));
-    }
-    if (window.awaitsAck(state) && !timers.isTimerActive(RetryDownlink.INSTANCE)) {
-      window.retryArmed(state);
-      timers.startSingleTimer(RetryDownlink.INSTANCE, settings.downlinkRetry());
-    }
-  }
-
-  /** An edge that is not (or no longer) the socket's connection learns that its session ended. */
-  private ReplyEffect<SocketEvent, SocketState> tellNotAttached(SocketState state, ActorRef<ToEdge> edge) {
-    edge.tell(state.status() == Status.OPEN
-        ? new SessionEnded(CloseCode.REPLACED.wire, "socket opened by a newer connection")
-        : new SessionEnded(CloseCode.NORMAL.wire, "socket is not open"));
-    return Effect().noReply();
-  }
+  // ------------------------------------------------------------------ status, index, events
 
   private SocketStatus status(SocketState s) {
     return new SocketStatus(socketId, s.deviceId(), s.status().name().toLowerCase(),
@@ -1301,14 +1262,6 @@ public final class SocketEntity
         s.edgeNode(), s.lastAccepted(), s.lastDownlinkSeq(), window.acked(s),
         window.outboxFrames(s), s.inFlight() == null ? null : s.inFlight().batchId(), s.counters(),
         s.link() == null ? 0 : s.link().framesIn(), s.openedAt(), s.updatedAt());
-  }
-
-  // ------------------------------------------------------------------ event handler
-
-  /** Applying an event needs nothing but the state and the event ({@link #apply}, shared by every entity). */
-  @Override
-  public EventHandler<SocketState, SocketEvent> eventHandler() {
-    return SocketEntity::apply;
   }
 
   /**
@@ -1334,39 +1287,13 @@ public final class SocketEntity
     }
   }
 
+  /** Applying an event needs nothing but the state and the event ({@link SocketState#apply}). */
+  @Override
+  public EventHandler<SocketState, SocketEvent> eventHandler() {
+    return SocketEntity::apply;
+  }
+
   static SocketState apply(SocketState state, SocketEvent event) {
-    if (event instanceof Accepted e) {
-      return state.accepted(e);
-    } else if (event instanceof Relayed e) {
-      return state.relayed(e);
-    } else if (event instanceof DownlinkAcked e) {
-      return state.downlinkAcked(e);
-    } else if (event instanceof BatchStarted e) {
-      return state.batchStarted(e);
-    } else if (event instanceof Answered e) {
-      return state.answered(e);
-    } else if (event instanceof Injected e) {
-      return state.answered(e.outbound(), e.at());
-    } else if (event instanceof Opened e) {
-      return state.opened(e);
-    } else if (event instanceof Detached) {
-      return state.detached();
-    } else if (event instanceof Suspended e) {
-      return state.suspended(e);
-    } else if (event instanceof Closed e) {
-      return state.closed(e);
-    } else if (event instanceof LinkRequested e) {
-      return state.linkChanged(Link.fresh(e.linkId(), e.peer(), Link.Status.WAITING, e.at(), e.deadlineMillis(),
-          e.closeOnTimeout()), e.at());
-    } else if (event instanceof LinkOffered e) {
-      return state.linkChanged(Link.fresh(e.linkId(), e.peer(), Link.Status.OFFERED, e.at(), 0, false), e.at());
-    } else if (event instanceof LinkEstablished e) {
-      return state.linkChanged(state.link() == null
-          ? Link.fresh(e.linkId(), e.peer(), Link.Status.LINKED, e.at(), 0, false)
-          : state.link().withStatus(Link.Status.LINKED, e.linkId(), e.peer(), e.at()), e.at());
-    } else if (event instanceof LinkEnded e) {
-      return state.linkChanged(null, e.at());
-    }
-    throw new IllegalArgumentException("unexpected event " + event.getClass().getName());
+    return state.apply(event);
   }
 }

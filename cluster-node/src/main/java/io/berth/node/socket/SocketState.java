@@ -59,7 +59,43 @@ public record SocketState(
 
   // ------------------------------------------------------------------ what each event changes
 
-  SocketState opened(Opened e) {
+  /** The state after {@code event}: needs nothing but the two (the entity's event handler). */
+  SocketState apply(SocketEvent event) {
+    if (event instanceof Accepted e) {
+      return accepted(e);
+    } else if (event instanceof Relayed e) {
+      return relayed(e);
+    } else if (event instanceof DownlinkAcked e) {
+      return downlinkAcked(e);
+    } else if (event instanceof BatchStarted e) {
+      return batchStarted(e);
+    } else if (event instanceof Answered e) {
+      return answered(e);
+    } else if (event instanceof SocketEvent.Injected e) {
+      return answered(e.outbound(), e.at());
+    } else if (event instanceof Opened e) {
+      return opened(e);
+    } else if (event instanceof SocketEvent.Detached) {
+      return withConnection(Status.DETACHED, null, "");
+    } else if (event instanceof Suspended e) {
+      return withMove(e.node(), e.lastDeliveryAt());
+    } else if (event instanceof Closed e) {
+      return closed(e);
+    } else if (event instanceof SocketEvent.LinkRequested e) {
+      return linkChanged(Link.fresh(e.linkId(), e.peer(), Link.Status.WAITING, e.at(), e.deadlineMillis(),
+          e.closeOnTimeout()), e.at());
+    } else if (event instanceof SocketEvent.LinkOffered e) {
+      return linkChanged(Link.fresh(e.linkId(), e.peer(), Link.Status.OFFERED, e.at(), 0, false), e.at());
+    } else if (event instanceof SocketEvent.LinkEstablished e) {
+      return linkChanged(link == null ? Link.fresh(e.linkId(), e.peer(), Link.Status.LINKED, e.at(), 0, false)
+          : link.withStatus(Link.Status.LINKED, e.linkId(), e.peer(), e.at()), e.at());
+    } else if (event instanceof SocketEvent.LinkEnded e) {
+      return linkChanged(null, e.at());
+    }
+    throw new IllegalArgumentException("unexpected event " + event.getClass().getName());
+  }
+
+  private SocketState opened(Opened e) {
     long acked = Math.max(downlinkAcked, e.downlinkAcked());
     Counters c = counters.connected();
     return new SocketState(Status.OPEN, e.deviceId(), e.mapping(), e.edge(), e.edgeNode(), lastAccepted, partialOffset,
@@ -67,11 +103,7 @@ public record SocketState(
         lastDeliveryAt, link == null ? null : link.trimmed(acked), e.asksEndpoint() ? c.connections() : 0);
   }
 
-  SocketState detached() {
-    return withConnection(Status.DETACHED, null, "");
-  }
-
-  SocketState accepted(Accepted e) {
+  private SocketState accepted(Accepted e) {
     long acked = Math.max(downlinkAcked, e.downlinkAcked());
     boolean batchDone = e.batchId() != null && inFlight != null && inFlight.batchId().equals(e.batchId());
     return withUplink(e.lastAccepted(), e.partialOffset(), batchDone ? null : inFlight)
@@ -83,18 +115,18 @@ public record SocketState(
         .withUpdatedAt(e.at());
   }
 
-  SocketState batchStarted(BatchStarted e) {
+  private SocketState batchStarted(BatchStarted e) {
     return withUplink(lastAccepted, partialOffset, e).withUpdatedAt(e.at());
   }
 
   /** Downlink frames the socket sends (answers, injected messages): appended to the outbox. */
-  SocketState answered(List<Frame.Data> out, Instant at) {
+  private SocketState answered(List<Frame.Data> out, Instant at) {
     return withDownlink(lastSeq(out), downlinkAcked, append(outbox, out, downlinkAcked))
         .withCounters(counters.out(out))
         .withUpdatedAt(at);
   }
 
-  SocketState relayed(Relayed e) {
+  private SocketState relayed(Relayed e) {
     SocketState s = answered(e.outbound(), e.at());
     RelayMark mark = new RelayMark(e.outbound().get(0).seq(), e.outbound().get(e.outbound().size() - 1).seq(),
         e.peerFrom());
@@ -102,7 +134,7 @@ public record SocketState(
   }
 
   /** The endpoint answered: its frames go down, and an answer to the pending open settles it. */
-  SocketState answered(Answered e) {
+  private SocketState answered(Answered e) {
     SocketState s = answered(e.outbound(), e.at());
     return e.openOf() != 0 && e.openOf() == openPending ? s.openSettled() : s;
   }
@@ -112,14 +144,14 @@ public record SocketState(
     return openPending == 0 ? this : withOpenPending(0);
   }
 
-  SocketState downlinkAcked(DownlinkAcked e) {
+  private SocketState downlinkAcked(DownlinkAcked e) {
     long acked = Math.max(downlinkAcked, e.upTo());
     return withDownlink(lastDownlinkSeq, acked, trim(outbox, acked))
         .withLink(link == null ? null : link.trimmed(acked))
         .withUpdatedAt(e.at());
   }
 
-  SocketState closed(Closed e) {
+  private SocketState closed(Closed e) {
     // Discarded downlink frames count as acknowledged so that numbering continues past them.
     return withConnection(Status.CLOSED, null, "")
         .withUplink(lastAccepted, partialOffset, null)
@@ -131,11 +163,7 @@ public record SocketState(
         .openSettled();
   }
 
-  SocketState suspended(Suspended e) {
-    return withMove(e.node(), e.lastDeliveryAt());
-  }
-
-  SocketState linkChanged(Link newLink, Instant at) {
+  private SocketState linkChanged(Link newLink, Instant at) {
     return withLink(newLink).withUpdatedAt(at);
   }
 
