@@ -28,14 +28,11 @@ import io.berth.node.socket.SocketEvent.Answered;
 import io.berth.node.socket.SocketEvent.BatchStarted;
 import io.berth.node.socket.SocketEvent.Closed;
 import io.berth.node.socket.SocketEvent.Detached;
-import io.berth.node.socket.SocketEvent.DownlinkAcked;
 import io.berth.node.socket.SocketEvent.Injected;
 import io.berth.node.socket.SocketEvent.LinkEnded;
 import io.berth.node.socket.SocketEvent.LinkEstablished;
 import io.berth.node.socket.SocketEvent.LinkOffered;
 import io.berth.node.socket.SocketEvent.LinkRequested;
-import io.berth.node.socket.SocketEvent.Opened;
-import io.berth.node.socket.SocketEvent.Suspended;
 import io.berth.node.socket.SocketState.Status;
 import io.berth.node.socket.api.InjectResult;
 import io.berth.node.socket.api.OperatorCloseResult;
@@ -63,7 +60,6 @@ import io.berth.protocol.CloseCode;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
 import io.berth.protocol.LinkStatus;
-import io.berth.protocol.SocketId;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -378,45 +374,20 @@ public final class SocketEntity
   // ------------------------------------------------------------------ connections
 
   private ReplyEffect<SocketEvent, SocketState> onOpen(SocketState state, Open cmd) {
-    if (!SocketId.deviceOf(socketId).equals(cmd.deviceId())) {
-      // The edge derives socket ids from the authenticated device; this is a second line of defence.
-      cmd.edge().tell(new OpenRejected(ErrorCode.AUTH_FAILED.wire,
-          "socket " + socketId + " does not belong to device " + cmd.deviceId()));
+    Opening.Decision decision = Opening.decide(socketId, state, cmd, window.liveAcked(), System.currentTimeMillis(),
+        Instant.now());
+    if (decision instanceof Opening.Rejected r) {
+      cmd.edge().tell(new OpenRejected(r.errorCode(), r.reason()));
+      return Effect().noReply();
+    } else if (decision instanceof Opening.Confirm c) {
+      cmd.edge().tell(new ConfirmTakeover(c.attached()));
       return Effect().noReply();
     }
-    if (cmd.resume() && cmd.lastReceived() > state.lastDownlinkSeq()) {
-      // The device claims frames this socket never sent: its state is another socket's or
-      // stale. Taking the claim would drop the outbox unsent (PROTOCOL.md#resuming).
-      cmd.edge().tell(new OpenRejected(ErrorCode.BAD_SEQUENCE.wire, "HELLO lastReceived " + cmd.lastReceived()
-          + " is beyond the last downlink seq " + state.lastDownlinkSeq() + " of socket " + socketId
-          + ": the device's state is not this socket's; open it with resume = 0"));
-      return Effect().noReply();
-    }
-    ActorRef<ToEdge> previous = state.status() == Status.OPEN ? state.edge() : null;
-    if (previous != null && !previous.equals(cmd.edge()) && !previous.equals(cmd.replacing())) {
-      // Another connection is attached: this open takes the session from it only if its own
-      // connection still waits for the answer (PROTOCOL.md#takeover).
-      cmd.edge().tell(new ConfirmTakeover(previous));
-      return Effect().noReply();
-    }
-    long acked = cmd.resume() ? Math.max(state.downlinkAcked(), cmd.lastReceived()) : state.downlinkAcked();
-    acked = Math.max(acked, window.liveAcked());
-    Instant now = Instant.now();
-    List<SocketEvent> events = new ArrayList<>();
-    // An HTTP endpoint's answer to open decides where this connection's data goes.
-    boolean asksEndpoint = !cmd.mapping().isBuiltin() && cmd.mapping().receives(Mapping.Event.OPEN);
-    events.add(new Opened(cmd.deviceId(), cmd.mapping(), cmd.edge(), cmd.edgeNode(), acked, now, asksEndpoint));
-    boolean pairs = state.link() == null && "pair".equals(cmd.mapping().builtinName());
-    if (pairs && !LinkSide.pairingKey(socketId).isEmpty()) {
-      // Waiting from the first moment: data sent before the pairing point answers is held for
-      // the peer, not taken by the mapping.
-      events.add(new LinkRequested("", "", System.currentTimeMillis() + cmd.mapping().linkWaitMs(),
-          cmd.mapping().closeOnLinkTimeout(), now));
-    }
-    return persistChange(events).thenRun(s -> {
-      if (previous != null && !previous.equals(cmd.edge())) {
-        context.unwatch(previous);
-        previous.tell(new SessionEnded(CloseCode.REPLACED.wire, "socket opened by a newer connection"));
+    Opening.Opens opens = (Opening.Opens) decision;
+    return persistChange(opens.events()).thenRun(s -> {
+      if (opens.replaced() != null) {
+        context.unwatch(opens.replaced());
+        opens.replaced().tell(new SessionEnded(CloseCode.REPLACED.wire, "socket opened by a newer connection"));
       }
       context.watchWith(cmd.edge(), new EdgeTerminated(cmd.edge()));
       window.restart(s.downlinkAcked());
@@ -428,7 +399,7 @@ public final class SocketEntity
       resumeLink(s);
       // A resuming device may have acknowledged relayed frames only by its HELLO: tell the peer.
       reportPeerAcks(s);
-      if (pairs) {
+      if (opens.pairs()) {
         joinPairing(s);
       }
       if (s.openPending() != 0) {
@@ -447,21 +418,8 @@ public final class SocketEntity
   }
 
   private ReplyEffect<SocketEvent, SocketState> onStop(SocketState state) {
-    // Write what is not yet durable of the session before handing it off or going to sleep.
-    List<SocketEvent> events = new ArrayList<>(2);
-    Instant now = Instant.now();
-    if (window.liveAcked() > state.downlinkAcked()) {
-      events.add(new DownlinkAcked(window.liveAcked(), now));
-    }
-    boolean asleep = sleepingSince != 0;
-    if (state.status() == Status.OPEN && !asleep) {
-      // A handoff: the next incarnation runs elsewhere and reports the move.
-      events.add(new Suspended(node, state.lastDeliveryAt() != null ? state.lastDeliveryAt() : now, now));
-    }
-    // Frames in the mailbox behind this stop are lost with it: the edge sends them again at once.
-    // Going to sleep, there are none, unless something arrived after the entity asked to sleep.
-    ActorRef<ToEdge> edge = state.status() == Status.OPEN && (!asleep || lastActivityAt > sleepingSince)
-        ? state.edge() : null;
+    List<SocketEvent> events = Sleep.whenStopping(state, window.liveAcked(), sleepingSince != 0, node, Instant.now());
+    ActorRef<ToEdge> edge = Sleep.tellsMoving(state, lastActivityAt, sleepingSince) ? state.edge() : null;
     if (events.isEmpty()) {
       if (edge != null) {
         edge.tell(Moving.INSTANCE);
@@ -551,27 +509,15 @@ public final class SocketEntity
     // Still running a sleep-after after asking to sleep: the request was lost (its shard was
     // handing off, say). Start over; a stop that comes now is taken for a handoff's.
     sleepingSince = 0;
-    long quietFor = System.nanoTime() - lastActivityAt;
-    long after = settings.sleepAfter().toNanos();
-    if (quietFor < after) {
-      armSleepCheck(Duration.ofNanos(after - quietFor));
-    } else if (!restful(state)) {
-      armSleepCheck(settings.sleepAfter());
-    } else {
+    Sleep.Check check = Sleep.check(System.nanoTime(), lastActivityAt, settings.sleepAfter().toNanos(),
+        Sleep.restful(state, window, dispatch, relayOut, relayIn, relayWriteScheduled));
+    if (check.sleeps()) {
       sleepingSince = System.nanoTime();
       state.edge().tell(Sleeping.INSTANCE);
       shard.tell(new ClusterSharding.Passivate<>(context.getSelf()));
-      armSleepCheck(settings.sleepAfter());
     }
+    armSleepCheck(Duration.ofNanos(check.nextInNanos()));
     return Effect().noReply();
-  }
-
-  /** Nothing in flight that a stopped entity would have to pick up again. */
-  private boolean restful(SocketState s) {
-    return s.edge() != null && s.link() == null && s.openPending() == 0 && s.inFlight() == null
-        && s.lastDownlinkSeq() <= window.liveAcked() && !window.isStalled()
-        && (dispatch == null || dispatch.isQuiet()) && (relayOut == null || relayOut.isQuiet())
-        && (relayIn == null || relayIn.isQuiet()) && !relayWriteScheduled;
   }
 
   // ------------------------------------------------------------------ uplink
@@ -580,20 +526,17 @@ public final class SocketEntity
     if (!state.isAttached(cmd.edge())) {
       return tellNotAttached(state, cmd.edge());
     }
-    if (state.holdsData()) {
-      return bufferForRelay(state, cmd);
-    }
-    if (state.usesHttp()) {
-      return state.mapping().receives(Mapping.Event.DATA) ? bufferForEndpoint(state, cmd)
-          : refuseData(state, cmd, "mapping '" + state.mapping().name() + "' receives no data events");
-    }
-    Optional<BuiltinEndpoint> builtin = state.mapping() == null ? Optional.empty()
-        : BuiltinEndpoint.named(state.mapping().builtinName());
-    if (builtin.isEmpty() || !builtin.get().takesData()) {
-      return refuseData(state, cmd, builtin.map(b -> "builtin:" + b.mappingName() + " takes no data of its own")
-          .orElse("the socket has no endpoint"));
-    }
-    BuiltinEndpoint endpoint = builtin.get();
+    Uplink.Route route = Uplink.route(state);
+    return switch (route.to()) {
+      case HOLD -> bufferForRelay(state, cmd);
+      case ENDPOINT -> bufferForEndpoint(state, cmd);
+      case BUILTIN -> toBuiltin(state, cmd, route.builtin());
+      case REFUSED -> refuseData(state, cmd, route.refusal());
+    };
+  }
+
+  /** A built-in endpoint takes the frames, answers go in the outbox, all in one event. */
+  private ReplyEffect<SocketEvent, SocketState> toBuiltin(SocketState state, Deliver cmd, BuiltinEndpoint endpoint) {
     Uplink.Delivery d = Uplink.toBuiltin(state, window, cmd.frames(), frame -> endpoint.onData(socketId, frame));
     if (d.frames() == 0) {
       if (d.stalled()) {

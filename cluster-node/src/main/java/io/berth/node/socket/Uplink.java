@@ -1,8 +1,11 @@
 package io.berth.node.socket;
 
+import io.berth.node.mapping.BuiltinEndpoint;
+import io.berth.node.mapping.Mapping;
 import io.berth.protocol.Frame;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.function.Function;
 
@@ -14,6 +17,41 @@ import java.util.function.Function;
 final class Uplink {
 
   private Uplink() {}
+
+  /** Where a socket's data goes now (docs/delivery.md#where-data-goes). */
+  enum Destination {
+    /** Held for the peer, or until the link or the endpoint's answer to open decides. */
+    HOLD,
+    /** The HTTP endpoint's batcher. */
+    ENDPOINT,
+    /** A built-in endpoint, frame by frame. */
+    BUILTIN,
+    /** Nothing takes it: refused, never acknowledged. */
+    REFUSED
+  }
+
+  /** The destination, the built-in endpoint that takes the data, or why nothing does. */
+  record Route(Destination to, BuiltinEndpoint builtin, String refusal) {}
+
+  private static final Route HOLD = new Route(Destination.HOLD, null, null);
+  private static final Route ENDPOINT = new Route(Destination.ENDPOINT, null, null);
+
+  static Route route(SocketState s) {
+    if (s.holdsData()) {
+      return HOLD;
+    }
+    if (s.usesHttp()) {
+      return s.mapping().receives(Mapping.Event.DATA) ? ENDPOINT
+          : new Route(Destination.REFUSED, null, "mapping '" + s.mapping().name() + "' receives no data events");
+    }
+    Optional<BuiltinEndpoint> builtin = s.mapping() == null ? Optional.empty()
+        : BuiltinEndpoint.named(s.mapping().builtinName());
+    if (builtin.isEmpty() || !builtin.get().takesData()) {
+      return new Route(Destination.REFUSED, null,
+          builtin.map(b -> "builtin:" + b.mappingName() + " takes no data of its own").orElse("the socket has no endpoint"));
+    }
+    return new Route(Destination.BUILTIN, builtin.get(), null);
+  }
 
   /** Frames taken to hold (for the peer, or the HTTP endpoint's batcher): up to {@code upTo}. */
   record Held(long upTo, int frames, long bytes, boolean gap) {}

@@ -111,4 +111,24 @@ class UplinkTest {
     assertThat(Uplink.anyNew(frames(1, 4), 3)).isTrue();
     assertThat(Uplink.anyNew(List.of(), 0)).isFalse();
   }
+
+  @Test
+  void dataGoesToThePeerToTheMappingOrIsRefused() {
+    assertThat(Uplink.route(open()).to()).isEqualTo(Uplink.Destination.BUILTIN);
+    assertThat(Uplink.route(open()).builtin()).isEqualTo(io.berth.node.mapping.BuiltinEndpoint.ECHO);
+    SocketState waiting = SocketEntity.apply(open(), new SocketEvent.LinkRequested("a+b", "b", 0, false, AT));
+    assertThat(Uplink.route(waiting).to()).isEqualTo(Uplink.Destination.HOLD);
+    SocketState pair = SocketEntity.apply(SocketState.EMPTY,
+        new SocketEvent.Opened("d", Mapping.builtinDefault("pair"), null, "e", 0, AT, false));
+    assertThat(Uplink.route(pair).refusal()).isEqualTo("builtin:pair takes no data of its own");
+    Mapping openOnly = new Mapping("decider", 1, "http://127.0.0.1:9/hook", java.util.EnumSet.of(Mapping.Event.OPEN),
+        Mapping.Criteria.NONE, 1000, Mapping.Retry.DEFAULT, "s", 5_000, false);
+    SocketState http = SocketEntity.apply(SocketState.EMPTY, new SocketEvent.Opened("d", openOnly, null, "e", 0, AT,
+        true));
+    assertThat(Uplink.route(http).to()).as("until the open is answered").isEqualTo(Uplink.Destination.HOLD);
+    SocketState answered = SocketEntity.apply(http, new SocketEvent.Answered("d:open:1", List.of(), AT, 1));
+    assertThat(Uplink.route(answered).to()).isEqualTo(Uplink.Destination.REFUSED);
+    assertThat(Uplink.route(answered).refusal()).isEqualTo("mapping 'decider' receives no data events");
+    assertThat(Uplink.route(SocketState.EMPTY).refusal()).isEqualTo("the socket has no endpoint");
+  }
 }
