@@ -14,10 +14,25 @@ public sealed interface ToEdge {
   public record OpenRejected(int errorCode, String reason) implements ToEdge, CborSerializable {}
 
   /**
-   * Every uplink frame up to {@code upTo} reached its destination and is durable: the edge ACKs
-   * it. Frames up to {@code buffered} have reached the entity (waiting for their batch): the edge
-   * may send more. {@code stalled}: frames after the watermark were refused because the outbox is
-   * full; a {@link Resume} follows when there is room. Hot path: binary serializer.
+   * How far the socket session has the device's uplink frames. It says two things, which the edge
+   * treats apart:
+   *
+   * <ul>
+   *   <li>{@code upTo}, <em>acknowledged</em>: every frame up to it reached its destination and
+   *       is durable (PROTOCOL.md#delivery-contract). The edge sends the device {@code ACK upTo}
+   *       and forgets those frames.
+   *   <li>{@code buffered}, <em>held</em>: frames up to it reached the entity and wait there, not
+   *       yet acknowledged (for their batch to the HTTP endpoint, for the peer of a link, for the
+   *       endpoint's answer to open). The edge's pipeline moves on and it may send more, but it
+   *       keeps these frames until {@code upTo} covers them. Equal to {@code upTo} when the
+   *       entity holds nothing beyond it.
+   * </ul>
+   *
+   * {@code stalled}: frames after {@code upTo} were refused because the outbox is full; the edge
+   * sends them again after the {@link Resume} that follows when there is room. {@code resend}:
+   * the entity does not have frames after {@code buffered} (it restarted, or let held frames go
+   * to where the data goes now): the edge sends again from there. Hot path: binary serializer,
+   * whose layout is (upTo, buffered, flags).
    */
   public record Delivered(long upTo, long buffered, boolean stalled, boolean resend) implements ToEdge {
     public Delivered(long upTo, long buffered, boolean stalled) {
