@@ -1,7 +1,9 @@
 package io.berth.node.socket;
 
 import io.berth.node.mapping.Batcher;
+import io.berth.node.mapping.EndpointCall;
 import io.berth.node.mapping.Mapping;
+import io.berth.node.mapping.MappingActor;
 import io.berth.node.socket.SocketEvent.Accepted;
 import io.berth.protocol.Frame;
 import java.time.Instant;
@@ -35,6 +37,29 @@ final class EndpointDispatch {
 
   /** The endpoint has seen everything, the close event included: end the session. */
   record Finish(Ending ending) implements Step {}
+
+  /** What an answer of the endpoint comes to. */
+  sealed interface Outcome {}
+
+  /** An answer from a replaced endpoint actor: nothing. */
+  enum Stale implements Outcome {
+    INSTANCE
+  }
+
+  /**
+   * The answer to this connection's open, which decides where the data held meanwhile goes;
+   * {@code out}: its reply as downlink frames.
+   */
+  record OpenAnswered(String batchId, List<Frame.Data> out, EndpointCall.Answer answer) implements Outcome {}
+
+  /**
+   * The endpoint took (or the mapping parked) a batch: the event that moves the watermark, and
+   * the next batch to record in the same write (null: none).
+   */
+  record BatchDone(Accepted event, StartBatch next, EndpointCall.Answer answer) implements Outcome {}
+
+  /** Any other answer (the close event's, an earlier connection's open): its reply goes down. */
+  record Replied(String batchId, List<Frame.Data> out, EndpointCall.Answer answer) implements Outcome {}
 
   private final String socketId;
   private long version;
@@ -175,33 +200,32 @@ final class EndpointDispatch {
   }
 
   /**
-   * Whether an answer is for the call that is out (an answer from a replaced endpoint actor is
-   * not); the endpoint is free again if it is.
+   * What the endpoint's answer (or the mapping's parking of a call) comes to. An answer for the
+   * call that is out frees the endpoint; one that completes the recorded batch moves the
+   * watermark, and the next batch, if one is due, is recorded in the same journal write as its
+   * result (one write per batch instead of two), unless the session is to close.
    */
-  boolean answered(String batchId) {
+  Outcome answered(SocketState s, MappingActor.Result result, long downlinkAcked, long nowNanos, Instant at) {
+    String batchId = result instanceof MappingActor.Delivered d ? d.batchId() : ((MappingActor.Parked) result).batchId();
     if (!batchId.equals(invoking)) {
-      return false;
+      return Stale.INSTANCE;
     }
     invoking = null;
-    return true;
-  }
-
-  /** The batch that the answer to {@code batchId} completes, or null (an open's or close event's answer). */
-  Batcher.Cut completes(SocketState s, String batchId) {
+    EndpointCall.Answer answer = result instanceof MappingActor.Delivered d ? d.answer() : EndpointCall.Answer.NOTHING;
+    List<Frame.Data> out = answer.reply() == null ? List.of()
+        : DownlinkWindow.frames(s.lastDownlinkSeq(), answer.reply());
+    if (s.openPending() != 0 && batchId.equals(openBatchId(s.openPending()))) {
+      return new OpenAnswered(batchId, out, answer);
+    }
     if (currentCut == null || s.inFlight() == null || !s.inFlight().batchId().equals(batchId)) {
-      return null;
+      return new Replied(batchId, out, answer);
     }
     Batcher.Cut done = currentCut;
     currentCut = null;
-    return done;
-  }
-
-  /**
-   * The batch that follows a completed one, recorded in the same journal write as its result
-   * (one write per batch instead of two); none once the session is to close.
-   */
-  StartBatch nextBatch(long nowNanos, boolean endpointCloses) {
-    return endpointCloses || closing != null ? null : startBatch(nowNanos, false);
+    String parkedId = result instanceof MappingActor.Parked p ? p.parkedId() : null;
+    Accepted event = accepted(s, done, out, downlinkAcked, batchId, parkedId, at);
+    StartBatch next = answer.close() != null || closing != null ? null : startBatch(nowNanos, false);
+    return new BatchDone(event, next, answer);
   }
 
   /** The watermark event for a batch the endpoint took (or parked), with the endpoint's answer. */

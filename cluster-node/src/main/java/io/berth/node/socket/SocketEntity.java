@@ -747,49 +747,47 @@ public final class SocketEntity
   }
 
   private ReplyEffect<SocketEvent, SocketState> onEndpointAnswered(SocketState s, MappingActor.Result result) {
-    String batchId = result instanceof MappingActor.Delivered d ? d.batchId() : ((MappingActor.Parked) result).batchId();
-    if (dispatch == null || !dispatch.answered(batchId)) {
+    EndpointDispatch.Outcome outcome = dispatch == null ? EndpointDispatch.Stale.INSTANCE
+        : dispatch.answered(s, result, window.acked(s), System.nanoTime(), Instant.now());
+    if (outcome instanceof EndpointDispatch.OpenAnswered open) {
+      return settleOpen(s, open.batchId(), open.out(), open.answer());
+    }
+    if (outcome instanceof EndpointDispatch.Replied replied) {
+      requestLinkIfNamed(replied.answer());
+      return replied.out().isEmpty() ? afterAnswer(replied.answer())
+          : Effect().persist(new Answered(replied.batchId(), replied.out(), Instant.now(), 0)).thenRun(st -> {
+            pump(st);
+            afterAnswer(replied.answer());
+          }).thenNoReply();
+    }
+    if (!(outcome instanceof EndpointDispatch.BatchDone done)) {
       return Effect().noReply(); // from a replaced endpoint actor
     }
-    EndpointCall.Answer answer = result instanceof MappingActor.Delivered d ? d.answer() : EndpointCall.Answer.NOTHING;
-    String parkedId = result instanceof MappingActor.Parked p ? p.parkedId() : null;
-    List<Frame.Data> out = answer.reply() == null ? List.of()
-        : DownlinkWindow.frames(s.lastDownlinkSeq(), answer.reply());
-    if (s.openPending() != 0 && batchId.equals(dispatch.openBatchId(s.openPending()))) {
-      return settleOpen(s, batchId, out, answer);
-    }
+    requestLinkIfNamed(done.answer());
+    boolean resumedAfterMove = resumedAfterMove(s);
+    Accepted event = done.event();
+    EndpointDispatch.StartBatch next = done.next();
+    return Effect().persist(next == null ? List.of(event) : List.of(event, batchStarted(next, event.at())))
+        .thenRun(st -> {
+          if (resumedAfterMove) {
+            reportMoveCompleted(s, event.at());
+          }
+          if (st.edge() != null && st.status() == Status.OPEN) {
+            st.edge().tell(new Delivered(st.lastAccepted(), dispatch.taken(st), false));
+          }
+          pump(st);
+          if (next != null) {
+            invoke(next.call());
+          } else {
+            afterAnswer(done.answer());
+          }
+        }).thenNoReply();
+  }
+
+  private void requestLinkIfNamed(EndpointCall.Answer answer) {
     if (answer.link() != null && !answer.link().isBlank()) {
       context.getSelf().tell(new RequestLink(answer.link()));
     }
-    Batcher.Cut done = dispatch.completes(s, batchId);
-    if (done == null) {
-      // An answer that completes no batch (the close event's, an earlier connection's open).
-      return out.isEmpty() ? afterAnswer(answer) : Effect().persist(new Answered(batchId, out, Instant.now(), 0))
-          .thenRun(st -> {
-            pump(st);
-            afterAnswer(answer);
-          }).thenNoReply();
-    }
-    Accepted event = EndpointDispatch.accepted(s, done, out, window.acked(s), batchId, parkedId, Instant.now());
-    boolean resumedAfterMove = resumedAfterMove(s);
-    // The next batch, if one is due, is recorded in the same journal write as this one's result:
-    // one write per batch instead of two.
-    EndpointDispatch.StartBatch next = dispatch.nextBatch(System.nanoTime(), answer.close() != null);
-    List<SocketEvent> events = next == null ? List.of(event) : List.of(event, batchStarted(next, event.at()));
-    return Effect().persist(events).thenRun(st -> {
-      if (resumedAfterMove) {
-        reportMoveCompleted(s, event.at());
-      }
-      if (st.edge() != null && st.status() == Status.OPEN) {
-        st.edge().tell(new Delivered(st.lastAccepted(), dispatch.taken(st), false));
-      }
-      pump(st);
-      if (next != null) {
-        invoke(next.call());
-      } else {
-        afterAnswer(answer);
-      }
-    }).thenNoReply();
   }
 
   /**

@@ -3,7 +3,9 @@ package io.berth.node.socket;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.berth.node.mapping.Batcher;
+import io.berth.node.mapping.EndpointCall;
 import io.berth.node.mapping.Mapping;
+import io.berth.node.mapping.MappingActor;
 import io.berth.node.socket.SocketEvent.Accepted;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.Frame;
@@ -39,6 +41,16 @@ class EndpointDispatchTest {
         .mapToObj(s -> new Frame.Data(s, ("f" + s).getBytes(StandardCharsets.UTF_8))).toList();
   }
 
+  /** The endpoint's answer to {@code batchId}: nothing to say. */
+  private static MappingActor.Result ok(String batchId) {
+    return new MappingActor.Delivered(batchId, EndpointCall.Answer.NOTHING);
+  }
+
+  private static MappingActor.Result replying(String batchId, String reply, String link, String close) {
+    return new MappingActor.Delivered(batchId, new EndpointCall.Answer(
+        reply == null ? null : reply.getBytes(StandardCharsets.UTF_8), link, close, null));
+  }
+
   private static String text(byte[] data) {
     return new String(data, StandardCharsets.UTF_8);
   }
@@ -53,7 +65,10 @@ class EndpointDispatchTest {
     assertThat(open.event()).isEqualTo(Mapping.Event.OPEN);
     assertThat(open.batchId()).isEqualTo("sock:open:1").isEqualTo(d.openBatchId(1));
     assertThat(d.next(s, 0)).as("one call at a time").isEqualTo(EndpointDispatch.Idle.INSTANCE);
-    assertThat(d.answered("sock:open:1")).isTrue();
+    EndpointDispatch.OpenAnswered answered = (EndpointDispatch.OpenAnswered) d.answered(s,
+        replying("sock:open:1", "hi", "other/sock", null), 0, 0, AT);
+    assertThat(answered.answer().link()).isEqualTo("other/sock");
+    assertThat(answered.out()).extracting(Frame.Data::seq).as("numbered after the outbox").containsExactly(1L);
     assertThat(d.next(s, 0)).isInstanceOf(EndpointDispatch.StartBatch.class);
   }
 
@@ -105,17 +120,46 @@ class EndpointDispatchTest {
     EndpointDispatch.StartBatch first = (EndpointDispatch.StartBatch) d.next(s, 0);
     s = SocketEntity.apply(s, new SocketEvent.BatchStarted(first.call().batchId(), 1, 0, 2, 2, true, AT));
     d.offerAll(s, frames(3, 3), Long.MAX_VALUE, 0);
-    assertThat(d.answered("someone-else:1.0")).as("an answer from a replaced endpoint actor").isFalse();
-    assertThat(d.answered("sock:1.0")).isTrue();
-    Batcher.Cut done = d.completes(s, "sock:1.0");
-    assertThat(done).isEqualTo(first.cut());
-    Accepted accepted = EndpointDispatch.accepted(s, done, List.of(), 0, "sock:1.0", null, AT);
+    assertThat(d.answered(s, ok("someone-else:1.0"), 0, 0, AT)).as("an answer from a replaced endpoint actor")
+        .isEqualTo(EndpointDispatch.Stale.INSTANCE);
+    EndpointDispatch.BatchDone done = (EndpointDispatch.BatchDone) d.answered(s,
+        replying("sock:1.0", "ok", null, null), 7, 0, AT);
+    Accepted accepted = done.event();
     assertThat(accepted.lastAccepted()).isEqualTo(2);
     assertThat(accepted.frames()).isEqualTo(2);
     assertThat(accepted.bytes()).isEqualTo(4);
-    EndpointDispatch.StartBatch next = d.nextBatch(0, false);
-    assertThat(next.call().batchId()).isEqualTo("sock:3.0");
-    assertThat(d.nextBatch(0, false)).as("one call at a time: nothing more is buffered").isNull();
+    assertThat(accepted.batchId()).isEqualTo("sock:1.0");
+    assertThat(accepted.downlinkAcked()).isEqualTo(7);
+    assertThat(accepted.outbound()).hasSize(1);
+    assertThat(done.next().call().batchId()).isEqualTo("sock:3.0");
+    assertThat(d.next(s, 0)).as("one call at a time").isEqualTo(EndpointDispatch.Idle.INSTANCE);
+  }
+
+  @Test
+  void anEndpointThatClosesGetsNoNextBatch() {
+    SocketState s = opened(DATA_ONLY, false);
+    EndpointDispatch d = new EndpointDispatch("sock", DATA_ONLY);
+    d.offerAll(s, frames(1, 1), Long.MAX_VALUE, 0);
+    EndpointDispatch.StartBatch first = (EndpointDispatch.StartBatch) d.next(s, 0);
+    s = SocketEntity.apply(s, new SocketEvent.BatchStarted(first.call().batchId(), 1, 0, 1, 2, true, AT));
+    d.offerAll(s, frames(2, 2), Long.MAX_VALUE, 0);
+    EndpointDispatch.BatchDone done = (EndpointDispatch.BatchDone) d.answered(s,
+        replying("sock:1.0", null, null, "enough"), 0, 0, AT);
+    assertThat(done.next()).isNull();
+    assertThat(done.answer().close()).isEqualTo("enough");
+  }
+
+  @Test
+  void aParkedBatchCompletesLikeADeliveredOneWithItsParkedId() {
+    SocketState s = opened(DATA_ONLY, false);
+    EndpointDispatch d = new EndpointDispatch("sock", DATA_ONLY);
+    d.offerAll(s, frames(1, 1), Long.MAX_VALUE, 0);
+    EndpointDispatch.StartBatch first = (EndpointDispatch.StartBatch) d.next(s, 0);
+    s = SocketEntity.apply(s, new SocketEvent.BatchStarted(first.call().batchId(), 1, 0, 1, 2, true, AT));
+    EndpointDispatch.BatchDone done = (EndpointDispatch.BatchDone) d.answered(s,
+        new MappingActor.Parked("sock:1.0", "parked-9", "503"), 0, 0, AT);
+    assertThat(done.event().parkedId()).isEqualTo("parked-9");
+    assertThat(done.event().lastAccepted()).isEqualTo(1);
   }
 
   @Test
@@ -148,14 +192,17 @@ class EndpointDispatchTest {
     d.close(ending);
     assertThat(d.isClosing()).isTrue();
     EndpointDispatch.StartBatch flush = (EndpointDispatch.StartBatch) d.next(s, 0);
-    assertThat(d.answered(flush.call().batchId())).isTrue();
-    d.completes(SocketEntity.apply(s, new SocketEvent.BatchStarted(flush.call().batchId(), 1, 0, 1, 2, true, AT)),
-        flush.call().batchId());
-    assertThat(d.nextBatch(0, false)).as("closing: no next batch in the same write").isNull();
+    SocketState flushing = SocketEntity.apply(s,
+        new SocketEvent.BatchStarted(flush.call().batchId(), 1, 0, 1, 2, true, AT));
+    EndpointDispatch.BatchDone flushed = (EndpointDispatch.BatchDone) d.answered(flushing,
+        ok(flush.call().batchId()), 0, 0, AT);
+    assertThat(flushed.next()).as("closing: no next batch in the same write").isNull();
     EndpointDispatch.Call closeEvent = (EndpointDispatch.Call) d.next(s, 0);
     assertThat(closeEvent.event()).isEqualTo(Mapping.Event.CLOSE);
     assertThat(closeEvent.batchId()).isEqualTo("sock:close:0");
-    assertThat(d.answered(closeEvent.batchId())).isTrue();
+    EndpointDispatch.Replied replied = (EndpointDispatch.Replied) d.answered(s,
+        replying(closeEvent.batchId(), "bye", null, null), 0, 0, AT);
+    assertThat(replied.out()).hasSize(1);
     assertThat(d.next(s, 0)).isEqualTo(new EndpointDispatch.Finish(ending));
     assertThat(d.isClosing()).isFalse();
     assertThat(d.isSpent()).isTrue();
@@ -214,7 +261,7 @@ class EndpointDispatchTest {
     assertThat(d.needsEndpoint(DATA_ONLY)).isFalse();
     assertThat(d.needsEndpoint(v2)).isTrue();
     d.newEndpoint(v2);
-    assertThat(d.answered(out.call().batchId())).isFalse();
+    assertThat(d.answered(s, ok(out.call().batchId()), 0, 0, AT)).isEqualTo(EndpointDispatch.Stale.INSTANCE);
     assertThat(d.isSpent()).isTrue();
   }
 }
