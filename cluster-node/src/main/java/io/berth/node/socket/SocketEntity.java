@@ -100,15 +100,18 @@ import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
  * to ACK. Frames at or below the watermark are dropped as replays.
  *
  * <p>This class is the shell: every side effect (a write, a message, a timer, a child actor) and
- * the order of them is here; what to do is decided by one machine per concern, each tested on
- * its own: {@link Uplink} (taking frames, a built-in endpoint's delivery), {@link DownlinkWindow}
- * (what to push, the outbox bound, retries), {@link EndpointDispatch} (an HTTP endpoint's calls,
- * one at a time, batches recorded before they are sent: docs/ENDPOINTS.md#delivery), {@link
- * LinkSide} (docs/links.md), {@link RelayOut} and {@link RelayIn} (the two sides of the relay).
- * What the machines hold is per incarnation and not persisted: downlink acknowledgements are
+ * their order is here; what to do is decided apart, one concern each, tested on its own:
+ * {@link Opening} (refusals and takeovers: docs/takeover.md), {@link Uplink} (where data goes,
+ * taking frames, a built-in endpoint's delivery), {@link DownlinkWindow} (what to push, the
+ * outbox bound, retries), {@link EndpointDispatch} (an HTTP endpoint's calls, one at a time,
+ * each batch recorded before it is sent: docs/ENDPOINTS.md#delivery), {@link LinkSide}
+ * (docs/links.md), {@link RelayOut} and {@link RelayIn} (the two sides of the relay), {@link
+ * Sleep} (docs/sleep.md); {@link Ending} says how a session ends, and {@link #close} ends it.
+ *
+ * <p>What the machines hold is per incarnation and not persisted: downlink acknowledgements are
  * folded into the next event (or written when the entity stops), so a crash can only cause a
- * resend that the device drops; held frames are sent again by the device. A socket allocates the
- * machines it uses only: no dispatch for a built-in mapping, no relay for an unlinked socket.
+ * resend that the device drops; held frames are sent again by the device. A socket allocates
+ * only the machines it uses: no dispatch for a built-in mapping, no relay for an unlinked socket.
  */
 public final class SocketEntity
     extends EventSourcedBehaviorWithEnforcedReplies<SocketCommand, SocketEvent, SocketState> {
