@@ -195,17 +195,16 @@ final class MappingRoutes {
         if (mapping.isEmpty() || mapping.get().isBuiltin()) {
           throw new Conflict("mapping '" + p.mapping() + "' no longer has an HTTP endpoint");
         }
-        Mapping m = mapping.get();
-        Mapping asParked = new Mapping(m.name(), p.mappingVersion(), m.endpoint(), m.events(), m.criteria(),
-            m.timeoutMs(), m.retry(), m.secret(), m.linkWaitMs(), m.closeOnLinkTimeout());
-        byte[] body = EndpointCall.body(Mapping.Event.valueOf(p.event().toUpperCase(Locale.ROOT)), p.socketId(),
-            p.deviceId(), asParked, p.batchId(), p.seqFrom(), p.seqTo(), p.data());
-        return EndpointClient.post(system, m.endpoint(), body, m.secret(), p.batchId(), Duration.ofMillis(m.timeoutMs()))
+        Mapping asParked = mapping.get().withVersion(p.mappingVersion());
+        EndpointCall.Request request = new EndpointCall.Request(
+            Mapping.Event.valueOf(p.event().toUpperCase(Locale.ROOT)), p.socketId(), p.deviceId(), p.batchId(),
+            p.seqFrom(), p.seqTo(), p.data());
+        return EndpointClient.call(system, asParked, request)
             .thenCompose(o -> {
               if (!o.delivered()) {
                 throw new Conflict("the endpoint did not take the batch: " + o.describe());
               }
-              EndpointCall.Answer answer = EndpointCall.answer(o.body());
+              EndpointCall.Answer answer = o.answer();
               CompletionStage<Void> replied = answer.reply() == null ? CompletableFuture.completedFuture(null)
                   : ClusterSharding.get(system).entityRefFor(Sockets.ENTITY_KEY, p.socketId())
                   .ask((org.apache.pekko.actor.typed.ActorRef<InjectResult> replyTo) ->
