@@ -17,10 +17,10 @@ import org.apache.pekko.pattern.CircuitBreakerOpenException;
 
 /**
  * Where Berth calls HTTP endpoints, for a socket's batches and events ({@link MappingActor}) and
- * for an operator's replay of a parked batch alike: one signed POST through Pekko HTTP's
- * pooled client (connections per host are bounded by {@code pekko.http.host-connection-pool}),
- * guarded by the host's circuit breaker. The response body is always read (a pooled connection
- * stalls otherwise) within the timeout.
+ * for an operator's replay of a parked batch ({@link ParkedReplay}) alike: one signed POST
+ * through Pekko HTTP's pooled client (connections per host are bounded by {@code
+ * pekko.http.host-connection-pool}), guarded by the host's circuit breaker. The response body is
+ * always read (a pooled connection stalls otherwise) within the timeout.
  */
 public final class EndpointClient {
 

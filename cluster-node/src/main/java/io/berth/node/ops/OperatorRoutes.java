@@ -24,6 +24,7 @@ import io.berth.node.balance.NodeLoad;
 import io.berth.node.link.LinkStore;
 import io.berth.node.link.PeerLinkEntity;
 import io.berth.node.mapping.MappingJson;
+import io.berth.node.mapping.ParkedReplay;
 import io.berth.node.socket.SocketIndex;
 import io.berth.node.socket.SocketSettings;
 import io.berth.node.socket.api.InjectResult;
@@ -584,6 +585,15 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     return switch (refusal) {
       case NOT_OPEN -> error(StatusCodes.NOT_FOUND, "socket '" + socketId + "' is not open");
     };
+  }
+
+  /** {@code POST /api/parked/{id}/replay} refused, with the reason's own words. */
+  Route refused(ParkedReplay.Refused refused) {
+    StatusCode code = switch (refused.refusal()) {
+      case NO_SUCH_BATCH -> StatusCodes.NOT_FOUND;
+      case NO_HTTP_ENDPOINT, NOT_TAKEN -> StatusCodes.BAD_GATEWAY;
+    };
+    return error(code, refused.message());
   }
 
   Route error(StatusCode code, String message) {
