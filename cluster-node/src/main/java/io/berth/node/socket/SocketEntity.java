@@ -631,7 +631,7 @@ public final class SocketEntity
 
   private ReplyEffect<SocketEvent, SocketState> onCloseByOperator(SocketState state, CloseByOperator cmd) {
     if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
-      return Effect().reply(cmd.replyTo(), new OperatorCloseResult(false, "socket is not open"));
+      return Effect().reply(cmd.replyTo(), new OperatorCloseResult.Refused(OperatorCloseResult.Refusal.NOT_OPEN));
     }
     if (state.usesHttp() && closeRequest == null) {
       closeRequest = new CloseRequest(null, CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason(), cmd.replyTo());
@@ -647,7 +647,7 @@ public final class SocketEntity
         edge.tell(new SessionEnded(CloseCode.CLOSED_BY_OPERATOR.wire, cmd.reason()));
       }
       leaveLink(link, "peer was closed by an operator");
-    }).thenReply(cmd.replyTo(), s -> new OperatorCloseResult(true, null));
+    }).thenReply(cmd.replyTo(), s -> new OperatorCloseResult.Closed());
   }
 
   private ReplyEffect<SocketEvent, SocketState> onCloseByEndpoint(SocketState state, CloseByEndpoint cmd) {
@@ -672,15 +672,15 @@ public final class SocketEntity
 
   private ReplyEffect<SocketEvent, SocketState> onInject(SocketState state, Inject cmd) {
     if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
-      return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "socket is not open"));
+      return Effect().reply(cmd.replyTo(), new InjectResult.Refused(InjectResult.Refusal.NOT_OPEN));
     }
     List<Frame.Data> frames = frames(state.lastDownlinkSeq(), cmd.payload());
     if (outboxFrames(state) + frames.size() > settings.maxOutboxFrames()
         || outboxBytes(state) + cmd.payload().length > settings.maxOutboxBytes()) {
-      return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "the socket's outbox is full"));
+      return Effect().reply(cmd.replyTo(), new InjectResult.Refused(InjectResult.Refusal.OUTBOX_FULL));
     }
     return Effect().persist(new Injected(frames, Instant.now())).thenRun(this::pump)
-        .thenReply(cmd.replyTo(), s -> new InjectResult(true, s.lastDownlinkSeq(), null));
+        .thenReply(cmd.replyTo(), s -> new InjectResult.Injected(s.lastDownlinkSeq()));
   }
 
   private ReplyEffect<SocketEvent, SocketState> onEdgeTerminated(SocketState state, EdgeTerminated cmd) {
@@ -1028,7 +1028,7 @@ public final class SocketEntity
             : new SessionEnded(request.code(), request.reason()));
       }
       if (request.operator() != null) {
-        request.operator().tell(new OperatorCloseResult(true, null));
+        request.operator().tell(new OperatorCloseResult.Closed());
       }
     }).thenNoReply();
   }
