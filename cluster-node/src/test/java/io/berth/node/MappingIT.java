@@ -3,6 +3,8 @@ package io.berth.node;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.DeviceClient;
 import io.berth.protocol.DeviceListener;
@@ -28,6 +30,7 @@ import org.junit.jupiter.api.TestInstance;
 class MappingIT {
 
   private static final String SECRET = "endpoint-secret-0123456789";
+  private static final ObjectMapper JSON = new ObjectMapper();
   private TestNodes nodes;
   private String api;
 
@@ -61,6 +64,10 @@ class MappingIT {
 
   private static byte[] b(String s) {
     return s.getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static JsonNode json(HttpProbe.Response r) throws Exception {
+    return JSON.readTree(r.body());
   }
 
   // ------------------------------------------------------------------ registry
@@ -316,6 +323,51 @@ class MappingIT {
   }
 
   @Test
+  void aReplaySendsTheEndpointsReplyDownTheSocketAndSaysWhyWhenItCannotBeDone() throws Exception {
+    String unknown = java.util.UUID.randomUUID().toString();
+    HttpProbe.Response none = HttpProbe.send("POST", api + "/parked/" + unknown + "/replay", null);
+    assertThat(none.status()).isEqualTo(404);
+    assertThat(json(none)).isEqualTo(JSON.readTree("{\"error\":\"no parked batch '" + unknown + "'\"}"));
+    try (TestEndpoint endpoint = new TestEndpoint(SECRET)) {
+      endpoint.answer(call -> TestEndpoint.Answer.status(422));
+      String mapping = mapping(endpoint.url(), "\"events\":[\"data\"]");
+      ConcurrentLinkedQueue<String> got = new ConcurrentLinkedQueue<>();
+      DeviceClient client = device(nodes, TestNodes.uniqueDevice("replayed"), mapping, new DeviceListener() {
+        @Override
+        public void onData(long seq, byte[] payload) {
+          got.add(new String(payload, StandardCharsets.UTF_8));
+        }
+      });
+      client.send(b("twice"));
+      assertThat(client.awaitAllAcked(Duration.ofSeconds(20))).isTrue();
+      String parked = HttpProbe.get(api + "/parked?socket=" + client.welcome().socketId()).body();
+      String id = parked.replaceAll(".*?\"id\":\"([^\"]+)\".*", "$1");
+
+      HttpProbe.Response refused = HttpProbe.send("POST", api + "/parked/" + id + "/replay", null);
+      assertThat(refused.status()).isEqualTo(502);
+      assertThat(json(refused)).isEqualTo(JSON.readTree(
+          "{\"error\":\"the endpoint did not take the batch: HTTP 422: {\\\"error\\\":\\\"test\\\"}\"}"));
+      assertThat(HttpProbe.get(api + "/parked/" + id).body()).doesNotContain("replayedAt");
+
+      endpoint.answer(call -> TestEndpoint.Answer.json(
+          "{\"reply\":\"" + Base64.getEncoder().encodeToString(b("re:" + call.text())) + "\"}"));
+      HttpProbe.Response replayed = HttpProbe.send("POST", api + "/parked/" + id + "/replay", null);
+      assertThat(replayed.status()).as(replayed.body()).isEqualTo(200);
+      assertThat(json(replayed)).isEqualTo(JSON.readTree(
+          "{\"id\":\"" + id + "\",\"replayed\":true,\"status\":200}"));
+      await().atMost(Duration.ofSeconds(20)).until(() -> got.contains("re:twice"));
+      assertThat(HttpProbe.get(api + "/parked/" + id).body()).contains("replayedAt");
+
+      assertThat(HttpProbe.send("DELETE", api + "/mappings/" + mapping, null).status()).isEqualTo(204);
+      HttpProbe.Response gone = HttpProbe.send("POST", api + "/parked/" + id + "/replay", null);
+      assertThat(gone.status()).isEqualTo(502);
+      assertThat(json(gone)).isEqualTo(JSON.readTree(
+          "{\"error\":\"mapping '" + mapping + "' no longer has an HTTP endpoint\"}"));
+      client.close();
+    }
+  }
+
+  @Test
   void aRefusalIsParkedAtOnce() throws Exception {
     try (TestEndpoint endpoint = new TestEndpoint(SECRET)) {
       endpoint.answer(call -> TestEndpoint.Answer.status(422));
@@ -388,16 +440,23 @@ class MappingIT {
     });
     HttpProbe.Response pushed = HttpProbe.send("POST", api + "/sockets/" + device + "/messages", "firmware-update");
     assertThat(pushed.status()).as(pushed.body()).isEqualTo(202);
+    assertThat(json(pushed)).isEqualTo(JSON.readTree("{\"socketId\":\"" + device + "\",\"seq\":1}"));
     await().atMost(Duration.ofSeconds(20)).until(() -> got.contains("firmware-update"));
-    assertThat(HttpProbe.send("POST", api + "/sockets/" + TestNodes.uniqueDevice("absent") + "/messages", "x").status())
-        .isEqualTo(404);
+    HttpProbe.Response absent = HttpProbe.send("POST", api + "/sockets/" + TestNodes.uniqueDevice("absent")
+        + "/messages", "x");
+    assertThat(absent.status()).isEqualTo(404);
+    assertThat(json(absent)).isEqualTo(JSON.readTree("{\"error\":\"socket is not open\"}"));
 
-    assertThat(HttpProbe.send("DELETE", api + "/sockets/" + device, null).status()).isEqualTo(200);
+    HttpProbe.Response closed = HttpProbe.send("DELETE", api + "/sockets/" + device, null);
+    assertThat(closed.status()).isEqualTo(200);
+    assertThat(json(closed)).isEqualTo(JSON.readTree("{\"socketId\":\"" + device + "\",\"closed\":true}"));
     await().atMost(Duration.ofSeconds(20)).until(() -> client.terminatedCause() != null);
     assertThat(client.terminatedCause()).contains(Integer.toString(CloseCode.CLOSED_BY_OPERATOR.wire));
     assertThat(HttpProbe.get(api + "/sockets/" + device).body()).contains("\"state\":\"closed\"");
     assertThat(HttpProbe.send("POST", api + "/sockets/" + device + "/messages", "late").status()).isEqualTo(404);
-    assertThat(HttpProbe.send("DELETE", api + "/sockets/" + device, null).status()).isEqualTo(404);
+    HttpProbe.Response again = HttpProbe.send("DELETE", api + "/sockets/" + device, null);
+    assertThat(again.status()).isEqualTo(404);
+    assertThat(json(again)).isEqualTo(JSON.readTree("{\"error\":\"socket '" + device + "' is not open\"}"));
   }
 
   @Test

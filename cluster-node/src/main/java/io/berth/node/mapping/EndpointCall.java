@@ -13,11 +13,19 @@ import javax.crypto.spec.SecretKeySpec;
 
 /**
  * The HTTP contract with an endpoint (docs/ENDPOINTS.md#contract): the request body, its
- * signature, and what a 2xx answer may carry.
+ * signature, and what a 2xx answer may carry. {@link EndpointClient#call} is what sends one.
  */
 public final class EndpointCall {
 
   private static final ObjectMapper JSON = new ObjectMapper();
+
+  /**
+   * What one call tells the endpoint about a socket: an event, and for {@code data} the batch
+   * ({@code batchId}, the frames {@code seqFrom..seqTo} and their bytes); open and close carry
+   * no data.
+   */
+  public record Request(Mapping.Event event, String socketId, String deviceId, String batchId, long seqFrom,
+                        long seqTo, byte[] data) {}
 
   /** What the endpoint asked for; every field optional. */
   public record Answer(byte[] reply, String link, String close, String problem) {
@@ -26,19 +34,19 @@ public final class EndpointCall {
 
   private EndpointCall() {}
 
-  public static byte[] body(Mapping.Event event, String socketId, String deviceId, Mapping mapping, String batchId,
-                            long seqFrom, long seqTo, byte[] data) {
+  /** The JSON body; {@code mapping} gives its name and version. */
+  static byte[] body(Mapping mapping, Request request) {
     ObjectNode n = JSON.createObjectNode();
-    n.put("event", event.wire());
-    n.put("socketId", socketId);
-    n.put("deviceId", deviceId);
+    n.put("event", request.event().wire());
+    n.put("socketId", request.socketId());
+    n.put("deviceId", request.deviceId());
     n.put("mapping", mapping.name());
     n.put("mappingVersion", mapping.version());
-    n.put("batchId", batchId);
-    n.put("seqFrom", seqFrom);
-    n.put("seqTo", seqTo);
-    if (data != null) {
-      n.put("data", Base64.getEncoder().encodeToString(data));
+    n.put("batchId", request.batchId());
+    n.put("seqFrom", request.seqFrom());
+    n.put("seqTo", request.seqTo());
+    if (request.data() != null) {
+      n.put("data", Base64.getEncoder().encodeToString(request.data()));
     }
     try {
       return JSON.writeValueAsBytes(n);
@@ -62,7 +70,7 @@ public final class EndpointCall {
    * Reads a 2xx body. An empty body (204) asks for nothing; a body that is not the documented
    * JSON is delivered anyway (the endpoint took the batch) and the problem is reported.
    */
-  public static Answer answer(byte[] body) {
+  static Answer answer(byte[] body) {
     if (body == null || body.length == 0) {
       return Answer.NOTHING;
     }

@@ -16,14 +16,30 @@ import org.apache.pekko.pattern.CircuitBreaker;
 import org.apache.pekko.pattern.CircuitBreakerOpenException;
 
 /**
- * One signed POST to an HTTP endpoint through Pekko HTTP's pooled client (connections per host
- * are bounded by {@code pekko.http.host-connection-pool}), guarded by the host's circuit breaker.
- * The response body is always read (a pooled connection stalls otherwise) within the timeout.
+ * Where Berth calls HTTP endpoints, for a socket's batches and events ({@link MappingActor}) and
+ * for an operator's replay of a parked batch ({@link ParkedReplay}) alike: one signed POST
+ * through Pekko HTTP's pooled client (connections per host are bounded by {@code
+ * pekko.http.host-connection-pool}), guarded by the host's circuit breaker. The response body is
+ * always read (a pooled connection stalls otherwise) within the timeout.
  */
 public final class EndpointClient {
 
-  /** What came back: a status and body, or an error (timeout, connection, open breaker). */
-  public record Outcome(int status, byte[] body, String error) {
+  /**
+   * What came back: a status and body, or an error (timeout, connection, open breaker); {@code
+   * answer}: what a 2xx body asks for, {@link EndpointCall.Answer#NOTHING} for any other outcome.
+   */
+  public record Outcome(int status, byte[] body, String error, EndpointCall.Answer answer) {
+
+    /** A call that got no HTTP answer at all. */
+    public static Outcome failed(String error) {
+      return new Outcome(0, null, error, EndpointCall.Answer.NOTHING);
+    }
+
+    static Outcome answered(int status, byte[] body) {
+      boolean taken = status >= 200 && status < 300;
+      return new Outcome(status, body, null, taken ? EndpointCall.answer(body) : EndpointCall.Answer.NOTHING);
+    }
+
     public boolean delivered() {
       return error == null && status >= 200 && status < 300;
     }
@@ -45,8 +61,19 @@ public final class EndpointClient {
 
   private EndpointClient() {}
 
-  public static CompletionStage<Outcome> post(ActorSystem<?> system, String url, byte[] body, String secret,
-                                              String batchId, Duration timeout) {
+  /**
+   * Tells {@code mapping}'s HTTP endpoint about a socket (docs/ENDPOINTS.md#contract): the body
+   * names the mapping and its version, is signed with its secret, and waits at most its {@code
+   * timeoutMs} for the answer. Never fails: what went wrong is the outcome's error.
+   */
+  public static CompletionStage<Outcome> call(ActorSystem<?> system, Mapping mapping, EndpointCall.Request request) {
+    byte[] body = EndpointCall.body(mapping, request);
+    return post(system, mapping.endpoint(), body, mapping.secret(), request.batchId(),
+        Duration.ofMillis(mapping.timeoutMs()));
+  }
+
+  private static CompletionStage<Outcome> post(ActorSystem<?> system, String url, byte[] body, String secret,
+                                               String batchId, Duration timeout) {
     URI uri = URI.create(url);
     int port = uri.getPort() > 0 ? uri.getPort() : ("https".equalsIgnoreCase(uri.getScheme()) ? 443 : 80);
     CircuitBreaker breaker = EndpointBreakers.get(system).forHost(uri.getHost() + ":" + port);
@@ -58,7 +85,7 @@ public final class EndpointClient {
     try {
       call = breaker.callWithCircuitBreakerCS(() -> Http.get(system).singleRequest(request)
               .thenCompose(response -> response.entity().toStrict(timeout.toMillis(), system)
-                  .thenApply(strict -> new Outcome(response.status().intValue(), strict.getData().toArray(), null)))
+                  .thenApply(strict -> Outcome.answered(response.status().intValue(), strict.getData().toArray())))
               .toCompletableFuture()
               .orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS),
           (Optional<Outcome> result, Optional<Throwable> failure) ->
@@ -73,13 +100,13 @@ public final class EndpointClient {
       Throwable cause = failure instanceof java.util.concurrent.CompletionException && failure.getCause() != null
           ? failure.getCause() : failure;
       if (cause instanceof CircuitBreakerOpenException) {
-        return new Outcome(0, null, "circuit breaker open for " + uri.getHost() + ":" + port
+        return Outcome.failed("circuit breaker open for " + uri.getHost() + ":" + port
             + " (the endpoint kept failing)");
       }
       if (cause instanceof java.util.concurrent.TimeoutException) {
-        return new Outcome(0, null, "no answer within " + timeout.toMillis() + " ms");
+        return Outcome.failed("no answer within " + timeout.toMillis() + " ms");
       }
-      return new Outcome(0, null, cause.getClass().getSimpleName() + ": " + cause.getMessage());
+      return Outcome.failed(cause.getClass().getSimpleName() + ": " + cause.getMessage());
     });
   }
 }

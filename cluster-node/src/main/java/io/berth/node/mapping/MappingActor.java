@@ -72,19 +72,18 @@ public final class MappingActor {
   }
 
   private Behavior<Command> attempt(Invoke m, int attempt) {
-    byte[] body = EndpointCall.body(m.event(), socketId, deviceId, mapping, m.batchId(), m.seqFrom(), m.seqTo(),
-        m.data());
-    ctx.pipeToSelf(EndpointClient.post(ctx.getSystem(), mapping.endpoint(), body, mapping.secret(), m.batchId(),
-            Duration.ofMillis(mapping.timeoutMs())),
+    EndpointCall.Request request = new EndpointCall.Request(m.event(), socketId, deviceId, m.batchId(), m.seqFrom(),
+        m.seqTo(), m.data());
+    ctx.pipeToSelf(EndpointClient.call(ctx.getSystem(), mapping, request),
         (outcome, failure) -> new Attempted(m, attempt, failure == null ? outcome
-            : new EndpointClient.Outcome(0, null, String.valueOf(failure))));
+            : EndpointClient.Outcome.failed(String.valueOf(failure))));
     return Behaviors.same();
   }
 
   private Behavior<Command> onAttempted(Attempted m) {
     EndpointClient.Outcome o = m.outcome();
     if (o.delivered()) {
-      EndpointCall.Answer answer = EndpointCall.answer(o.body());
+      EndpointCall.Answer answer = o.answer();
       if (answer.problem() != null) {
         ctx.getLog().warn("Socket {}: endpoint {} took batch {} but its answer was ignored: {}", socketId,
             mapping.endpoint(), m.invoke().batchId(), answer.problem());

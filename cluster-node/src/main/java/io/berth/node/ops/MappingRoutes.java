@@ -16,28 +16,24 @@ import static org.apache.pekko.http.javadsl.server.Directives.put;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.berth.node.mapping.EndpointCall;
-import io.berth.node.mapping.EndpointClient;
 import io.berth.node.mapping.EndpointPolicy;
 import io.berth.node.mapping.InvalidMapping;
 import io.berth.node.mapping.Mapping;
 import io.berth.node.mapping.MappingJson;
 import io.berth.node.mapping.MappingRegistry;
+import io.berth.node.mapping.ParkedReplay;
+import io.berth.node.mapping.ParkedReplaySettings;
 import io.berth.node.mapping.ParkedStore;
 import io.berth.node.socket.api.InjectResult;
 import io.berth.node.socket.api.SocketCommand;
 import io.berth.node.socket.api.Sockets;
-import java.time.Duration;
-import java.time.Instant;
 import java.util.Base64;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.http.javadsl.marshallers.jackson.Jackson;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
 import org.apache.pekko.http.javadsl.server.PathMatchers;
@@ -57,6 +53,7 @@ final class MappingRoutes {
   private final MappingRegistry registry;
   private final ParkedStore parked;
   private final EndpointPolicy policy;
+  private final ParkedReplay replay;
 
   MappingRoutes(ActorSystem<?> system, ObjectMapper json, OperatorRoutes common) {
     this.system = system;
@@ -65,6 +62,10 @@ final class MappingRoutes {
     this.registry = MappingRegistry.get(system);
     this.parked = new ParkedStore(system);
     this.policy = EndpointPolicy.fromConfig(system.settings().config());
+    this.replay = new ParkedReplay(system, registry, parked,
+        ParkedReplaySettings.fromConfig(system.settings().config()),
+        (socketId, payload, timeout) -> Sockets.ref(system, socketId)
+            .<InjectResult>ask(replyTo -> new SocketCommand.Inject(payload, replyTo), timeout));
   }
 
   Route routes(boolean readOnly) {
@@ -180,55 +181,18 @@ final class MappingRoutes {
     });
   }
 
-  /**
-   * Sends a parked batch to its mapping's endpoint again, as it was (same batch id, so that the
-   * endpoint can tell a replay from a new batch). On success the record is marked replayed, and a
-   * reply the endpoint gives goes down the socket if it is still open.
-   */
+  /** {@code POST /api/parked/{id}/replay} ({@link ParkedReplay}). */
   private Route replay(String id) {
-    CompletionStage<Map<String, Object>> outcome = parked.get(id).thenCompose(found -> {
-      if (found.isEmpty()) {
-        throw new NotFound("no parked batch '" + id + "'");
+    return onComplete(replay.replay(id), r -> {
+      if (r.isFailure()) {
+        Throwable t = r.failed().get();
+        return common.failure(t instanceof CompletionException && t.getCause() != null ? t.getCause() : t);
       }
-      ParkedStore.Parked p = found.get();
-      return registry.find(p.mapping()).thenCompose(mapping -> {
-        if (mapping.isEmpty() || mapping.get().isBuiltin()) {
-          throw new Conflict("mapping '" + p.mapping() + "' no longer has an HTTP endpoint");
-        }
-        Mapping m = mapping.get();
-        Mapping asParked = new Mapping(m.name(), p.mappingVersion(), m.endpoint(), m.events(), m.criteria(),
-            m.timeoutMs(), m.retry(), m.secret(), m.linkWaitMs(), m.closeOnLinkTimeout());
-        byte[] body = EndpointCall.body(Mapping.Event.valueOf(p.event().toUpperCase(Locale.ROOT)), p.socketId(),
-            p.deviceId(), asParked, p.batchId(), p.seqFrom(), p.seqTo(), p.data());
-        return EndpointClient.post(system, m.endpoint(), body, m.secret(), p.batchId(), Duration.ofMillis(m.timeoutMs()))
-            .thenCompose(o -> {
-              if (!o.delivered()) {
-                throw new Conflict("the endpoint did not take the batch: " + o.describe());
-              }
-              EndpointCall.Answer answer = EndpointCall.answer(o.body());
-              CompletionStage<Void> replied = answer.reply() == null ? CompletableFuture.completedFuture(null)
-                  : ClusterSharding.get(system).entityRefFor(Sockets.ENTITY_KEY, p.socketId())
-                  .ask((org.apache.pekko.actor.typed.ActorRef<InjectResult> replyTo) ->
-                      new SocketCommand.Inject(answer.reply(), replyTo), Duration.ofSeconds(5))
-                  .thenApply(r -> null);
-              return replied.thenCompose(x -> parked.markReplayed(id, Instant.now()))
-                  .thenApply(x -> Map.<String, Object>of("id", id, "replayed", true, "status", o.status()));
-            });
-      });
-    });
-    return onComplete(outcome, r -> {
-      if (r.isSuccess()) {
-        return complete(StatusCodes.OK, r.get(), Jackson.marshaller(json));
+      if (r.get() instanceof ParkedReplay.Replayed replayed) {
+        return complete(StatusCodes.OK, Map.<String, Object>of("id", id, "replayed", true, "status",
+            replayed.status()), Jackson.marshaller(json));
       }
-      Throwable t = r.failed().get();
-      Throwable cause = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
-      if (cause instanceof NotFound) {
-        return common.error(StatusCodes.NOT_FOUND, cause.getMessage());
-      }
-      if (cause instanceof Conflict) {
-        return common.error(StatusCodes.BAD_GATEWAY, cause.getMessage());
-      }
-      return common.failure(cause);
+      return common.refused((ParkedReplay.Refused) r.get());
     });
   }
 
@@ -254,17 +218,5 @@ final class MappingRoutes {
       n.put("replayedAt", p.replayedAt().toString());
     }
     return n;
-  }
-
-  private static final class NotFound extends RuntimeException {
-    NotFound(String message) {
-      super(message, null, false, false);
-    }
-  }
-
-  private static final class Conflict extends RuntimeException {
-    Conflict(String message) {
-      super(message, null, false, false);
-    }
   }
 }

@@ -24,6 +24,7 @@ import io.berth.node.balance.NodeLoad;
 import io.berth.node.link.LinkStore;
 import io.berth.node.link.PeerLinkEntity;
 import io.berth.node.mapping.MappingJson;
+import io.berth.node.mapping.ParkedReplay;
 import io.berth.node.socket.SocketIndex;
 import io.berth.node.socket.SocketSettings;
 import io.berth.node.socket.api.InjectResult;
@@ -336,13 +337,11 @@ public final class OperatorRoutes implements ManagementRouteProvider {
                 if (r.isFailure()) {
                   return failure(r.failed().get());
                 }
-                InjectResult ir = r.get();
-                if (!ir.accepted()) {
-                  return error("socket is not open".equals(ir.problem()) ? StatusCodes.NOT_FOUND
-                      : StatusCodes.SERVICE_UNAVAILABLE, ir.problem());
+                if (r.get() instanceof InjectResult.Injected injected) {
+                  return complete(StatusCodes.ACCEPTED, Map.of("socketId", socketId, "seq", injected.seq()),
+                      Jackson.marshaller(json));
                 }
-                return complete(StatusCodes.ACCEPTED, Map.of("socketId", socketId, "seq", ir.seq()),
-                    Jackson.marshaller(json));
+                return refused(((InjectResult.Refused) r.get()).refusal());
               });
             }));
   }
@@ -360,9 +359,10 @@ public final class OperatorRoutes implements ManagementRouteProvider {
       if (r.isFailure()) {
         return failure(r.failed().get());
       }
-      return r.get().closed()
-          ? complete(StatusCodes.OK, Map.of("socketId", socketId, "closed", true), Jackson.marshaller(json))
-          : error(StatusCodes.NOT_FOUND, "socket '" + socketId + "' is not open");
+      if (r.get() instanceof OperatorCloseResult.Closed) {
+        return complete(StatusCodes.OK, Map.of("socketId", socketId, "closed", true), Jackson.marshaller(json));
+      }
+      return refused(socketId, ((OperatorCloseResult.Refused) r.get()).refusal());
     });
   }
 
@@ -558,7 +558,11 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     return route.get();
   }
 
-  /** The one place where failures become HTTP answers. */
+  /**
+   * The one place where failures and refusals become HTTP answers: this method for what failed
+   * (no answer in time, an error), the {@code refused} methods below it for what was refused,
+   * one exhaustive switch per kind of refusal.
+   */
   Route failure(Throwable t) {
     if (t instanceof TimeoutException || t.getCause() instanceof TimeoutException) {
       return error(StatusCodes.SERVICE_UNAVAILABLE, "the cluster did not answer within " + askTimeout.toMillis()
@@ -566,6 +570,30 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     }
     system.log().warn("Operator request failed", t);
     return error(StatusCodes.INTERNAL_SERVER_ERROR, t.getClass().getSimpleName() + ": " + t.getMessage());
+  }
+
+  /** {@code POST /api/sockets/{id}/messages} refused by the socket. */
+  Route refused(InjectResult.Refusal refusal) {
+    return switch (refusal) {
+      case NOT_OPEN -> error(StatusCodes.NOT_FOUND, "socket is not open");
+      case OUTBOX_FULL -> error(StatusCodes.SERVICE_UNAVAILABLE, "the socket's outbox is full");
+    };
+  }
+
+  /** {@code DELETE /api/sockets/{id}} refused by the socket. */
+  Route refused(String socketId, OperatorCloseResult.Refusal refusal) {
+    return switch (refusal) {
+      case NOT_OPEN -> error(StatusCodes.NOT_FOUND, "socket '" + socketId + "' is not open");
+    };
+  }
+
+  /** {@code POST /api/parked/{id}/replay} refused, with the reason's own words. */
+  Route refused(ParkedReplay.Refused refused) {
+    StatusCode code = switch (refused.refusal()) {
+      case NO_SUCH_BATCH -> StatusCodes.NOT_FOUND;
+      case NO_HTTP_ENDPOINT, NOT_TAKEN -> StatusCodes.BAD_GATEWAY;
+    };
+    return error(code, refused.message());
   }
 
   Route error(StatusCode code, String message) {

@@ -10,7 +10,8 @@ import org.apache.pekko.serialization.jackson.JacksonMigration;
  * session's types moved out of {@code io.berth.node.connection.ConnectionEntity} name the old
  * classes, and so do messages from a node that runs the earlier code. serialization.conf binds
  * this migration to each old name; the content is unchanged, only the name is. A class that
- * moves again gets its new name here, and its former name a line of its own.
+ * moves again gets its new name here, and its former name a line of its own. The operator
+ * replies changed their content too: {@link EarlierOperatorReplies} reads them.
  */
 public final class MovedClasses extends JacksonMigration {
 
@@ -50,8 +51,6 @@ public final class MovedClasses extends JacksonMigration {
       Map.entry(OLD + "Paired", "io.berth.node.socket.api.SocketCommand$Paired"),
       Map.entry(OLD + "EdgeTerminated", "io.berth.node.socket.api.SocketCommand$EdgeTerminated"),
       Map.entry(OLD + "Stop", "io.berth.node.socket.api.SocketCommand$Stop"),
-      Map.entry(OLD + "InjectResult", "io.berth.node.socket.api.InjectResult"),
-      Map.entry(OLD + "OperatorCloseResult", "io.berth.node.socket.api.OperatorCloseResult"),
       Map.entry(OLD + "SocketStatus", "io.berth.node.socket.api.SocketStatus"),
       Map.entry(OLD + "Welcomed", "io.berth.node.edge.api.ToEdge$Welcomed"),
       Map.entry(OLD + "OpenRejected", "io.berth.node.edge.api.ToEdge$OpenRejected"),

@@ -453,7 +453,7 @@ public final class SocketEntity
 
   private ReplyEffect<SocketEvent, SocketState> onCloseByOperator(SocketState state, CloseByOperator cmd) {
     if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
-      return Effect().reply(cmd.replyTo(), new OperatorCloseResult(false, "socket is not open"));
+      return Effect().reply(cmd.replyTo(), new OperatorCloseResult.Refused(OperatorCloseResult.Refusal.NOT_OPEN));
     }
     Ending ending = Ending.byOperator(cmd.reason(), cmd.replyTo());
     if (state.usesHttp() && !dispatch.isClosing()) {
@@ -491,7 +491,7 @@ public final class SocketEntity
           leaveLink(link, ending.toPeer());
         });
     return ending.operator() == null ? closed.thenNoReply()
-        : closed.thenReply(ending.operator(), s -> new OperatorCloseResult(true, null));
+        : closed.thenReply(ending.operator(), s -> new OperatorCloseResult.Closed());
   }
 
   // ------------------------------------------------------------------ sleeping
@@ -657,15 +657,15 @@ public final class SocketEntity
 
   private ReplyEffect<SocketEvent, SocketState> onInject(SocketState state, Inject cmd) {
     if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
-      return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "socket is not open"));
+      return Effect().reply(cmd.replyTo(), new InjectResult.Refused(InjectResult.Refusal.NOT_OPEN));
     }
     List<Frame.Data> frames = DownlinkWindow.frames(state.lastDownlinkSeq(), cmd.payload());
     if (window.overflows(window.outboxFrames(state) + frames.size(),
         window.outboxBytes(state) + cmd.payload().length)) {
-      return Effect().reply(cmd.replyTo(), new InjectResult(false, 0, "the socket's outbox is full"));
+      return Effect().reply(cmd.replyTo(), new InjectResult.Refused(InjectResult.Refusal.OUTBOX_FULL));
     }
     return Effect().persist(new Injected(frames, Instant.now())).thenRun(this::pump)
-        .thenReply(cmd.replyTo(), s -> new InjectResult(true, s.lastDownlinkSeq(), null));
+        .thenReply(cmd.replyTo(), s -> new InjectResult.Injected(s.lastDownlinkSeq()));
   }
 
   // ------------------------------------------------------------------ HTTP endpoint

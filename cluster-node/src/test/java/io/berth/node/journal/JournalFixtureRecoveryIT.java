@@ -198,7 +198,7 @@ class JournalFixtureRecoveryIT {
     TestProbe<InjectResult> operator = kit.createTestProbe(InjectResult.class);
     socket("fx-parked").tell(new Inject("late".getBytes(StandardCharsets.UTF_8), operator.getRef()));
     assertThat(operator.expectMessageClass(InjectResult.class, WAIT))
-        .isEqualTo(new InjectResult(false, 0, "socket is not open"));
+        .isEqualTo(new InjectResult.Refused(InjectResult.Refusal.NOT_OPEN));
   }
 
   @Test

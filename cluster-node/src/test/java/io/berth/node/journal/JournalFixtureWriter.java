@@ -210,7 +210,7 @@ public final class JournalFixtureWriter {
       expect(edge, Push.class);
       TestProbe<InjectResult> operator = kit.createTestProbe(InjectResult.class);
       socket(id).tell(new Inject("injected".getBytes(StandardCharsets.UTF_8), operator.getRef()));
-      assertThat(operator.expectMessageClass(InjectResult.class, WAIT).seq()).isEqualTo(4);
+      assertThat(operator.expectMessageClass(InjectResult.class, WAIT)).isEqualTo(new InjectResult.Injected(4));
       expect(edge, Push.class, p -> p.frames().get(0).seq() == 4);
       socket(id).tell(new DownlinkAck(edge.getRef(), 2));
       socket(id).tell(Stop.INSTANCE);
@@ -262,7 +262,7 @@ public final class JournalFixtureWriter {
       expect(edge, Delivered.class, d -> d.upTo() == 2);
       TestProbe<OperatorCloseResult> operator = kit.createTestProbe(OperatorCloseResult.class);
       socket(id).tell(new CloseByOperator("maintenance", operator.getRef()));
-      assertThat(operator.expectMessageClass(OperatorCloseResult.class, WAIT).closed()).isTrue();
+      assertThat(operator.expectMessageClass(OperatorCloseResult.class, WAIT)).isInstanceOf(OperatorCloseResult.Closed.class);
       expect(edge, SessionEnded.class);
     }
 

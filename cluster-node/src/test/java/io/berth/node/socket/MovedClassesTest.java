@@ -9,8 +9,10 @@ import io.berth.node.mapping.Mapping;
 import io.berth.node.socket.api.SocketCommand;
 import io.berth.persistence.CborSerializable;
 import java.time.Instant;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.serialization.Serialization;
@@ -60,7 +62,13 @@ class MovedClassesTest {
       assertThat(CborSerializable.class.isAssignableFrom(Class.forName(moved.getValue())) || Class.forName(
           moved.getValue()).isEnum()).as(moved.getValue()).isTrue();
     }
-    assertThat(migrations.root().keySet()).hasSameSizeAs(MovedClasses.MOVED.keySet());
+    Set<String> bound = new HashSet<>();
+    migrations.root().forEach((name, migration) -> {
+      if (MovedClasses.class.getName().equals(migration.unwrapped())) {
+        bound.add(name);
+      }
+    });
+    assertThat(bound).isEqualTo(MovedClasses.MOVED.keySet());
   }
 
   @Test

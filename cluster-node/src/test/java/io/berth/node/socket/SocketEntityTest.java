@@ -895,7 +895,7 @@ class SocketEntityTest {
     link();
     EventSourcedBehaviorTestKit.CommandResultWithReply<SocketCommand, SocketEvent, SocketState, OperatorCloseResult> closed =
         entity.runCommand(replyTo -> new SocketCommand.CloseByOperator("maintenance", replyTo));
-    assertThat(closed.reply()).isEqualTo(new OperatorCloseResult(true, null));
+    assertThat(closed.reply()).isEqualTo(new OperatorCloseResult.Closed());
     assertThat(closed.event()).isEqualTo(new Closed(CloseCode.CLOSED_BY_OPERATOR.wire, "maintenance", 0,
         ((Closed) closed.event()).at()));
     assertThat(closed.state().status()).isEqualTo(Status.CLOSED);
