@@ -1,5 +1,6 @@
 package io.berth.node.edge;
 
+import io.berth.node.edge.api.EdgeControl;
 import io.berth.protocol.CloseCode;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -42,11 +43,11 @@ public final class EdgeServer {
   private record CloseSessions(ActorRef<Done> replyTo) implements Command {}
 
   /** The node is being drained: redirect every device, and every new one, to other nodes. */
-  public enum Drain implements Command {
+  private enum Drain implements Command {
     INSTANCE
   }
 
-  public enum Undrain implements Command {
+  private enum Undrain implements Command {
     INSTANCE
   }
 
@@ -60,6 +61,25 @@ public final class EdgeServer {
 
   public static Behavior<Command> create(EdgeSettings settings) {
     return Behaviors.setup(ctx -> new EdgeServer(ctx, settings).binding());
+  }
+
+  /** What load balancing reads of this edge and tells it; the drain mark reaches it as a message. */
+  public static EdgeControl control(ActorSystem<?> system, ActorRef<Command> edge) {
+    return new Control(EdgeState.get(system), edge);
+  }
+
+  private record Control(EdgeState state, ActorRef<Command> edge) implements EdgeControl {
+    @Override
+    public int connections() {
+      return state.connections();
+    }
+
+    @Override
+    public void setDraining(boolean draining) {
+      // Set here rather than when the edge takes the message: readiness reports the mark at once.
+      state.setDraining(draining);
+      edge.tell(draining ? Drain.INSTANCE : Undrain.INSTANCE);
+    }
   }
 
   private final ActorContext<Command> ctx;
