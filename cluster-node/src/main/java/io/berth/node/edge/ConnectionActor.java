@@ -35,19 +35,20 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One device connection on this node's edge: the handshake, then the bridge between the TCP
- * stream and the socket's entity (which may live on any node).
+ * The actor of one device connection on this node's edge: the handshake, then the bridge between
+ * the TCP stream ({@link Connection}) and the socket session, the sharded entity that may live on
+ * any node (docs/packages.md#vocabulary).
  *
- * <p>Uplink: frames arrive in batches from the connection ({@link Connection}); DATA is
- * forwarded to the entity and kept until the entity confirms it ({@code Delivered}), then the
- * device gets a cumulative ACK. While more than {@code window} frames (or {@code window-bytes})
- * are unconfirmed the session does not ask for the next batch, so TCP stops reading from the
- * device: a fast device is slowed down, never dropped. If the entity does not answer (node
+ * <p>Uplink: frames arrive in batches from the connection; DATA is forwarded to the entity and
+ * kept until the entity confirms it ({@code Delivered}), then the device gets a cumulative ACK.
+ * While more than {@code window} frames (or {@code window-bytes}) are unconfirmed the actor does
+ * not ask for the next batch, so TCP stops reading from the device: a fast device is slowed down,
+ * never dropped. If the entity does not answer (node
  * crash, rebalance) the unconfirmed frames are sent again; the entity drops what it already has.
  *
  * <p>Downlink: the entity pushes DATA within its downlink window; the device's ACKs go back to it.
  */
-final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
+final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
 
   /**
    * Asked whether debug lines are wanted before the actor context's logger is, for the lines
@@ -56,14 +57,14 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
    * while devices connected). The lines themselves go through the context's logger, which adds the
    * node's address.
    */
-  private static final Logger classLog = LoggerFactory.getLogger(DeviceSession.class);
+  private static final Logger classLog = LoggerFactory.getLogger(ConnectionActor.class);
 
   sealed interface Command {}
 
   /**
-   * The connection, sent by the edge right after it materialized the connection's stream (which
-   * needs this session's ref first), so that the session can write before the device sent
-   * anything (a redirect while draining).
+   * The connection, sent by the edge right after it made the connection (which needs this actor's
+   * ref first), so that the actor can write before the device sent anything (a redirect while
+   * draining).
    */
   record Attach(Connection connection) implements Command {}
 
@@ -99,7 +100,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     /** HELLO accepted, waiting for the entity's WELCOME. */
     OPENING,
     OPEN,
-    /** The device sent CLOSE; waiting for the entity to end the session. */
+    /** The device sent CLOSE; waiting for the entity to end the socket session. */
     ENDING,
     /** The last frame is written; waiting for TCP to close. */
     CLOSING
@@ -108,7 +109,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   static Behavior<Command> create(
       EdgeSettings settings, InetSocketAddress remote, String edgeNode) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-        new DeviceSession(ctx, timers, settings, remote, edgeNode)));
+        new ConnectionActor(ctx, timers, settings, remote, edgeNode)));
   }
 
   /** Values of {@code wakeAt} besides a due time. */
@@ -116,22 +117,23 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private static final long NO_TIMER = -1;
 
   /**
-   * How many ticks a session must have been quiet, its device silent, before it sleeps: a device
-   * that talks every few seconds keeps ticking (its traffic costs more than the tick), so that
-   * timers are not rescheduled on every frame.
+   * How many ticks a connection must have been quiet, its device silent, before its actor sleeps:
+   * a device that talks every few seconds keeps ticking (its traffic costs more than the tick), so
+   * that timers are not rescheduled on every frame.
    */
   private static final int TICKS_BEFORE_SLEEP = 10;
 
   /**
-   * What the queues below start with: an idle connection's stay empty, and the default (16 slots)
-   * cost 64 bytes more each on every socket; a busy session's grow a few times and stay grown.
+   * What the connection's queues start with: an idle connection's stay empty, and the default (16
+   * slots) cost 64 bytes more each on every socket; a busy connection's grow a few times and stay
+   * grown.
    */
   static final int EMPTY_QUEUE = 1;
 
   private final EdgeSettings settings;
   /** Null until {@link Attach} or the first {@link Inbound}. */
   private Connection out;
-  /** Set when the connection had to be aborted before the session had it. */
+  /** Set when the connection had to be aborted before the actor had it. */
   private String abortWhenAttached;
   private final InetSocketAddress remote;
   private final String edgeNode;
@@ -140,7 +142,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private final TimerScheduler<Command> timers;
   /**
    * {@link #TICKING}: the tick runs every {@code berth.edge.tick}; {@link #NO_TIMER}: a quiet
-   * session's single wake-up fired; otherwise the {@code System.nanoTime()} it is due at.
+   * connection's single wake-up fired; otherwise the {@code System.nanoTime()} it is due at.
    */
   private long wakeAt = TICKING;
 
@@ -154,14 +156,14 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
    * wake it, until a message goes to it or comes from it again.
    */
   private boolean entityAsleep;
-  /** The entity attached this session ({@link ToEdge.Welcomed}). */
+  /** The entity attached this connection to the socket session ({@link ToEdge.Welcomed}). */
   private boolean welcomed;
   private long lastResyncAt;
   private final long startedAt = System.nanoTime();
   private long lastInboundAt = startedAt;
   /** When the device ended its input, while deliveries were in flight; 0 before that. */
   private long inputEndedAt;
-  /** When the session last let the connection read on. */
+  /** When the actor last let the connection read on. */
   private long lastReleasedAt = startedAt;
   private long deadline;
   private String socketId;
@@ -195,7 +197,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private long deviceAcked;
   private long unackedSince;
 
-  private DeviceSession(
+  private ConnectionActor(
       ActorContext<Command> context, TimerScheduler<Command> timers, EdgeSettings settings,
       InetSocketAddress remote, String edgeNode) {
     super(context);
@@ -213,9 +215,9 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   }
 
   /**
-   * After a message: a sleeping session that has something in flight again ticks at once.
+   * After a message: a sleeping actor that has something in flight again ticks at once.
    *
-   * <p>A quiet open session (nothing unconfirmed by the entity, nothing unacknowledged by the
+   * <p>A quiet open connection (nothing unconfirmed by the entity, nothing unacknowledged by the
    * device) has only two deadlines, the idle timeout and the entity heartbeat, both seconds away.
    * Once its device has been silent for {@link #TICKS_BEFORE_SLEEP} ticks it sleeps until the
    * nearer deadline instead of waking every tick ({@link #afterTick}): at 19,000 silent sockets
@@ -255,7 +257,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   /**
    * One dispatching method instead of a receive builder, whose cases and lambdas would be built
-   * again for every session: one per connection.
+   * again for every actor: one per connection.
    */
   @Override
   public Receive<Command> createReceive() {
@@ -571,7 +573,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       entityAsleep = false;
       long now = System.nanoTime();
       lastHeartbeatAt = now;
-      // A quiet session planned its wake-up for the idle timeout alone: the heartbeat is due first
+      // A quiet connection planned its wake-up for the idle timeout alone: the heartbeat is due first
       // now, or sharding's own idle passivation could stop the entity, taking it for a handoff.
       long due = now + settings.entityHeartbeat().toNanos();
       if (wakeAt > due) {
@@ -765,7 +767,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
           }
           resendUnconfirmed();
         } else if (!entityAsleep && now - lastHeartbeatAt > settings.entityHeartbeat().toNanos()) {
-          // Keeps an attached session from being passivated while its device is only pinging.
+          // Keeps an attached socket session from being passivated while its device is only pinging.
           lastHeartbeatAt = now;
           entity.tell(new SocketCommand.Heartbeat(self));
         }
@@ -820,7 +822,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       return;
     }
     if (out == null) {
-      // Only a session stalled for seconds before its Attach arrived gets here (a handshake
+      // Only an actor stalled for seconds before its Attach arrived gets here (a handshake
       // timeout): nothing was read yet, so there is nobody to answer.
       abort("connection not attached in time");
       return;
@@ -842,8 +844,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   /**
    * The device ended its input. Frames it sent before that may still be on their way to the
    * entity through the shard region, and the entity's death watch on this actor would overtake
-   * them and detach the session first (PROTOCOL.md: the complete frames before the end are
-   * processed). So the session stays until the entity has answered for them, at most one entity
+   * them and detach the connection first (PROTOCOL.md: the complete frames before the end are
+   * processed). So the actor stays until the entity has answered for them, at most one entity
    * timeout; their ACKs still go out on the half of the connection that is open.
    */
   private Behavior<Command> endOfInput() {
@@ -863,7 +865,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     if (welcomed && !closeSent) {
       // A sleeping entity watches nothing: it learns here that its device is gone (an awake one
       // also from its death watch, and takes the second word for a no-op). Told even when the
-      // session thinks the entity awake: its Sleeping may still be on the way.
+      // actor thinks the entity awake: its Sleeping may still be on the way.
       tellEntity(new SocketCommand.EdgeTerminated(self));
     }
     completeOutbound();
