@@ -66,7 +66,8 @@ public final class BerthNode {
       PeerLinkEntity.init(system);
       PairingEntity.init(system);
       ActorRef<EdgeServer.Command> edgeServer = ctx.spawn(EdgeServer.create(edge), "edge");
-      ctx.spawn(LoadReporter.create(migration, edge.advertisedHost(system), edge.port(), edgeServer), "load-reporter");
+      ctx.spawn(LoadReporter.create(migration, edge.advertisedHost(system), edge.port(),
+          EdgeServer.control(system, edgeServer)), "load-reporter");
       ctx.spawn(MappingWatcher.create(), "mapping-watcher");
       MappingRegistry.get(system).ensureDefaults().whenComplete((ok, failure) -> {
         if (failure != null) {

@@ -1,7 +1,6 @@
 package io.berth.node.balance;
 
-import io.berth.node.edge.EdgeServer;
-import io.berth.node.edge.EdgeState;
+import io.berth.node.edge.api.EdgeControl;
 import io.berth.node.socket.api.Sockets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -68,7 +67,7 @@ public final class LoadReporter {
   public record SetDraining(String node, boolean draining) implements Command {}
 
   public static Behavior<Command> create(MigrationSettings settings, String edgeHost, int edgePort,
-                                         ActorRef<EdgeServer.Command> edge) {
+                                         EdgeControl edge) {
     return Behaviors.setup(ctx ->
         DistributedData.<Command, ReplicatedData>withReplicatorMessageAdapter(replicator ->
             Behaviors.withTimers(timers -> {
@@ -81,11 +80,10 @@ public final class LoadReporter {
   private final MigrationSettings settings;
   private final String edgeHost;
   private final int edgePort;
-  private final ActorRef<EdgeServer.Command> edge;
+  private final EdgeControl edge;
   private final ReplicatorMessageAdapter<Command, ReplicatedData> replicator;
   private final LoadRegistry registry;
   private final LoadView view;
-  private final EdgeState edgeState;
   private final Cluster cluster;
   private final SelfUniqueAddress self;
   private final String node;
@@ -99,7 +97,7 @@ public final class LoadReporter {
   private final ActorRef<ShardRegion.ShardRegionStats> statsReply;
 
   private LoadReporter(ActorContext<Command> ctx, MigrationSettings settings, String edgeHost, int edgePort,
-                       ActorRef<EdgeServer.Command> edge,
+                       EdgeControl edge,
                        ReplicatorMessageAdapter<Command, ReplicatedData> replicator) {
     this.ctx = ctx;
     this.settings = settings;
@@ -109,7 +107,6 @@ public final class LoadReporter {
     this.replicator = replicator;
     this.registry = LoadRegistry.get(ctx.getSystem());
     this.view = LoadView.get(ctx.getSystem());
-    this.edgeState = EdgeState.get(ctx.getSystem());
     this.cluster = Cluster.get(ctx.getSystem());
     this.self = DistributedData.get(ctx.getSystem()).selfUniqueAddress();
     this.node = cluster.selfMember().address().toString();
@@ -200,7 +197,7 @@ public final class LoadReporter {
         meter.hotSince = 0;
       }
     }
-    NodeLoad load = new NodeLoad(node, settings.nodeCapacity(), fps, bps, sockets, edgeState.connections(), shards,
+    NodeLoad load = new NodeLoad(node, settings.nodeCapacity(), fps, bps, sockets, edge.connections(), shards,
         edgeHost, edgePort, draining, perShard, hot, nowMillis);
     Replicator.WriteConsistency consistency =
         lastHot.containsAll(hotIds) ? Replicator.writeLocal() : everyNode();
@@ -272,10 +269,9 @@ public final class LoadReporter {
     boolean nowDraining = marked.contains(node);
     if (nowDraining != draining) {
       draining = nowDraining;
-      edgeState.setDraining(nowDraining);
+      edge.setDraining(nowDraining);
       ctx.getLog().info(nowDraining ? "Node marked for draining: redirecting devices, moving shards away"
           : "Drain mark cleared: accepting devices again");
-      edge.tell(nowDraining ? EdgeServer.Drain.INSTANCE : EdgeServer.Undrain.INSTANCE);
     }
   }
 }

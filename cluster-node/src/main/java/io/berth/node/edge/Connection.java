@@ -15,36 +15,36 @@ import org.apache.pekko.actor.typed.ActorRef;
 
 /**
  * A device's TCP connection, between its channel, served by the {@link EdgeSockets} thread, and
- * its {@link DeviceSession}: bytes in are cut into frames, decoded and handed to the session in
- * batches; frames the session offers are encoded and written out.
+ * its {@link ConnectionActor}: bytes in are cut into frames, decoded and handed to the actor in
+ * batches; frames the actor offers are encoded and written out.
  *
- * <p>Inbound: whatever was read while the session was busy goes in the next {@link
- * DeviceSession.Inbound}; one batch is with the session at a time, and reading stops while the
+ * <p>Inbound: whatever was read while the actor was busy goes in the next {@link
+ * ConnectionActor.Inbound}; one batch is with the actor at a time, and reading stops while the
  * next one holds {@code max-batch-bytes}, so TCP slows the device down. A length field outside
  * 1..{@code max-frame-size} is reported as soon as its four bytes are in (before any body is
  * buffered), an undefined type as soon as its byte is in, and, since the byte stream cannot be
  * trusted after them, the rest of the input is read and discarded: the device still gets the
- * session's ERROR and our FIN instead of a reset.
+ * actor's ERROR and our FIN instead of a reset.
  *
- * <p>Outbound: {@link #offer} queues without blocking the session; ACKs are cumulative and
+ * <p>Outbound: {@link #offer} queues without blocking the actor; ACKs are cumulative and
  * replace each other, so a device that reads slowly never makes them pile up. Each write takes
  * what waits, up to {@code max-batch-bytes}. {@link #complete} writes what is queued and then a
  * FIN, while the input is still read (half-close); the channel closes once both directions ended.
  *
- * <p>The session's methods may be called from any thread; the rest runs on the sockets' thread.
+ * <p>The actor's side may be called from any thread; the rest runs on the sockets' thread.
  * An idle connection holds no buffer: a partial frame is kept only between two reads.
  */
 final class Connection {
 
   private final EdgeSockets sockets;
   private final SocketChannel channel;
-  private final ActorRef<DeviceSession.Command> session;
+  private final ActorRef<ConnectionActor.Command> actor;
   private final int maxFrameSize;
   private final long maxBatchBytes;
   private final int capacity;
 
-  // Shared with the session: guarded by this.
-  private final ArrayDeque<Frame> queue = new ArrayDeque<>(DeviceSession.EMPTY_QUEUE);
+  // Shared with the actor: guarded by this.
+  private final ArrayDeque<Frame> queue = new ArrayDeque<>(ConnectionActor.EMPTY_QUEUE);
   /** The newest ACK not yet written, and how many queued frames go before it. */
   private Frame.Ack ack;
   private int framesBeforeAck;
@@ -60,25 +60,25 @@ final class Connection {
   private int interest = -1;
   /** Bytes read and not yet a whole frame. */
   private byte[] partial;
-  /** Frames read and not yet handed to the session; null when none. */
+  /** Frames read and not yet handed to the actor; null when none. */
   private List<Decoded> batch;
   private long batchWeight;
-  /** A batch is with the session, which has not called {@link #ready} yet. */
-  private boolean withSession;
+  /** A batch is with the actor, which has not called {@link #ready} yet. */
+  private boolean withActor;
   /** A bad length field: the input is read and discarded from here on. */
   private boolean discarding;
   private boolean inputEnded;
   private boolean outputEnded;
-  /** The session was told that the input ended. */
+  /** The actor was told that the input ended. */
   private boolean endTold;
   private ByteBuffer unwritten;
   private boolean closed;
 
-  Connection(EdgeSockets sockets, SocketChannel channel, ActorRef<DeviceSession.Command> session,
+  Connection(EdgeSockets sockets, SocketChannel channel, ActorRef<ConnectionActor.Command> actor,
       int maxFrameSize, long maxBatchBytes, int outboundBuffer) {
     this.sockets = sockets;
     this.channel = channel;
-    this.session = session;
+    this.actor = actor;
     this.maxFrameSize = maxFrameSize;
     this.maxBatchBytes = maxBatchBytes;
     this.capacity = outboundBuffer;
@@ -88,7 +88,7 @@ final class Connection {
     return channel;
   }
 
-  // ------------------------------------------------------------------ the session's side
+  // ------------------------------------------------------------------ the actor's side
 
   /**
    * Queues a frame for the device. False when {@code outbound-buffer} frames already wait: the
@@ -137,10 +137,10 @@ final class Connection {
     }
   }
 
-  /** The session took the last {@link DeviceSession.Inbound}: the next one may come. */
+  /** The actor took the last {@link ConnectionActor.Inbound}: the next one may come. */
   void ready() {
     if (!isStopped()) {
-      sockets.execute(this::sessionReady);
+      sockets.execute(this::actorReady);
     }
   }
 
@@ -157,14 +157,14 @@ final class Connection {
     sockets.execute(() -> close(cause, true));
   }
 
-  /** The session is gone: abort, unless it completed the outbound side first (then it flushes). */
+  /** The actor is gone: abort, unless it completed the outbound side first (then it flushes). */
   void ownerStopped() {
     synchronized (this) {
       if (completed) {
         return;
       }
     }
-    abort(new IllegalStateException("the connection's session stopped"));
+    abort(new IllegalStateException("the connection's actor stopped"));
   }
 
   private synchronized boolean isStopped() {
@@ -212,7 +212,7 @@ final class Connection {
   void started(SelectionKey key) {
     this.key = key;
     interest = SelectionKey.OP_READ;
-    write(); // what the session offered before (a redirect while draining)
+    write(); // what the actor offered before (a redirect while draining)
   }
 
   /** The selector found the channel ready for {@code ops}. */
@@ -225,7 +225,7 @@ final class Connection {
     }
   }
 
-  /** The channel broke, or the edge stopped: close it and tell the session. */
+  /** The channel broke, or the edge stopped: close it and tell the actor. */
   void failed(IOException cause) {
     close(cause, false);
   }
@@ -309,24 +309,24 @@ final class Connection {
     batchWeight += weight(decoded);
   }
 
-  /** Hands the batch to the session if it has none; tells it the input ended once all is handed. */
+  /** Hands the batch to the actor if it has none; tells it the input ended once all is handed. */
   private void dispatch() {
-    if (!withSession && batch != null) {
-      session.tell(new DeviceSession.Inbound(this, batch));
+    if (!withActor && batch != null) {
+      actor.tell(new ConnectionActor.Inbound(this, batch));
       batch = null;
       batchWeight = 0;
-      withSession = true;
+      withActor = true;
     }
     if (batch == null && inputEnded) {
       tellEnd(null);
     }
   }
 
-  private void sessionReady() {
+  private void actorReady() {
     if (closed) {
       return;
     }
-    withSession = false;
+    withActor = false;
     dispatch();
     updateInterest();
   }
@@ -409,7 +409,7 @@ final class Connection {
   private void tellEnd(Throwable cause) {
     if (!endTold) {
       endTold = true;
-      session.tell(cause == null ? DeviceSession.StreamCompleted.INSTANCE : new DeviceSession.StreamFailed(cause));
+      actor.tell(cause == null ? ConnectionActor.StreamCompleted.INSTANCE : new ConnectionActor.StreamFailed(cause));
     }
   }
 

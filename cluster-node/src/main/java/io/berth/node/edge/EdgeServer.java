@@ -1,5 +1,6 @@
 package io.berth.node.edge;
 
+import io.berth.node.edge.api.EdgeControl;
 import io.berth.protocol.CloseCode;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -22,9 +23,9 @@ import org.apache.pekko.cluster.typed.Cluster;
 
 /**
  * The TCP edge of a node: gives each device connection that its {@link EdgeSockets} accept a
- * {@link DeviceSession} and a {@link Connection} between the two. Accepting is backpressured
+ * {@link ConnectionActor} and a {@link Connection} between the two. Accepting is backpressured
  * too: past {@code max-connections} the sockets stop accepting until a connection ends. On
- * shutdown it unbinds, then closes every session with a resumable close code so that devices
+ * shutdown it unbinds, then closes every connection with a resumable close code so that devices
  * reconnect to another node while this one hands its shards off.
  */
 public final class EdgeServer {
@@ -35,18 +36,18 @@ public final class EdgeServer {
 
   private record SocketsFailed(Throwable cause) implements Command {}
 
-  private record SessionStopped(ActorRef<DeviceSession.Command> session) implements Command {}
+  private record ActorStopped(ActorRef<ConnectionActor.Command> actor) implements Command {}
 
   private record Unbind(ActorRef<Done> replyTo) implements Command {}
 
-  private record CloseSessions(ActorRef<Done> replyTo) implements Command {}
+  private record CloseConnections(ActorRef<Done> replyTo) implements Command {}
 
   /** The node is being drained: redirect every device, and every new one, to other nodes. */
-  public enum Drain implements Command {
+  private enum Drain implements Command {
     INSTANCE
   }
 
-  public enum Undrain implements Command {
+  private enum Undrain implements Command {
     INSTANCE
   }
 
@@ -62,12 +63,32 @@ public final class EdgeServer {
     return Behaviors.setup(ctx -> new EdgeServer(ctx, settings).binding());
   }
 
+  /** What load balancing reads of this edge and tells it; the drain mark reaches it as a message. */
+  public static EdgeControl control(ActorSystem<?> system, ActorRef<Command> edge) {
+    return new Control(EdgeState.get(system), edge);
+  }
+
+  private record Control(EdgeState state, ActorRef<Command> edge) implements EdgeControl {
+    @Override
+    public int connections() {
+      return state.connections();
+    }
+
+    @Override
+    public void setDraining(boolean draining) {
+      // Set here rather than when the edge takes the message: readiness reports the mark at once.
+      state.setDraining(draining);
+      edge.tell(draining ? Drain.INSTANCE : Undrain.INSTANCE);
+    }
+  }
+
   private final ActorContext<Command> ctx;
   private final EdgeSettings settings;
   private final String edgeNode;
   private final EdgeState state;
-  private final Map<ActorRef<DeviceSession.Command>, Connection> sessions = new HashMap<>();
-  private final List<ActorRef<Done>> waitingForSessions = new ArrayList<>();
+  /** Each connection's actor, and its connection. */
+  private final Map<ActorRef<ConnectionActor.Command>, Connection> connections = new HashMap<>();
+  private final List<ActorRef<Done>> waitingForConnections = new ArrayList<>();
   private EdgeSockets sockets;
   private long counter;
   private boolean draining;
@@ -98,33 +119,33 @@ public final class EdgeServer {
     Duration ask = Duration.ofSeconds(4);
     shutdown.addTask(CoordinatedShutdown.PhaseServiceUnbind(), "berth-edge-unbind",
         () -> AskPattern.ask(ctx.getSelf(), Unbind::new, ask, system.scheduler()));
-    shutdown.addTask(CoordinatedShutdown.PhaseServiceRequestsDone(), "berth-edge-close-sessions",
-        () -> AskPattern.ask(ctx.getSelf(), CloseSessions::new, ask, system.scheduler()));
+    shutdown.addTask(CoordinatedShutdown.PhaseServiceRequestsDone(), "berth-edge-close-connections",
+        () -> AskPattern.ask(ctx.getSelf(), CloseConnections::new, ask, system.scheduler()));
 
     return Behaviors.receive(Command.class)
         .onMessage(Accepted.class, this::onAccepted)
         .onMessage(SocketsFailed.class, m -> {
-          // Every connection was closed and its session told; the node no longer serves devices.
+          // Every connection was closed and its actor told; the node no longer serves devices.
           ctx.getLog().error("Edge stopped serving devices: its socket thread failed", m.cause());
           state.setAccepting(false);
           return Behaviors.same();
         })
-        .onMessage(SessionStopped.class, m -> {
-          // A session that failed did not complete its outbound side: abort now. One that ended
+        .onMessage(ActorStopped.class, m -> {
+          // An actor that failed did not complete its outbound side: abort now. One that ended
           // normally did, and its last frames are flushing; if the device does not read them,
           // the connection is aborted after close-linger. This is the only backstop: TCP's own
           // idle timeout would be a periodic timer on every connection (docs/edge.md).
-          Connection connection = sessions.remove(m.session());
+          Connection connection = connections.remove(m.actor());
           if (connection != null) {
             connection.ownerStopped();
             system.scheduler().scheduleOnce(settings.closeLinger(),
                 () -> connection.abort(new IllegalStateException("not closed within close-linger")),
                 ctx.getExecutionContext());
           }
-          state.setConnections(sessions.size());
-          if (sessions.isEmpty()) {
-            waitingForSessions.forEach(r -> r.tell(Done.getInstance()));
-            waitingForSessions.clear();
+          state.setConnections(connections.size());
+          if (connections.isEmpty()) {
+            waitingForConnections.forEach(r -> r.tell(Done.getInstance()));
+            waitingForConnections.clear();
           }
           return Behaviors.same();
         })
@@ -133,10 +154,10 @@ public final class EdgeServer {
           List<LoadViewTargets.Target> targets = LoadViewTargets.of(system);
           if (targets.isEmpty()) {
             ctx.getLog().warn("Draining, but no other node publishes an edge: {} devices stay connected",
-                sessions.size());
+                connections.size());
           } else {
-            ctx.getLog().info("Draining: redirecting {} devices to {}", sessions.size(), targets);
-            sessions.keySet().forEach(s -> redirect(s, targets));
+            ctx.getLog().info("Draining: redirecting {} devices to {}", connections.size(), targets);
+            connections.keySet().forEach(a -> redirect(a, targets));
           }
           return Behaviors.same();
         })
@@ -154,14 +175,14 @@ public final class EdgeServer {
           m.replyTo().tell(Done.getInstance());
           return Behaviors.same();
         })
-        .onMessage(CloseSessions.class, m -> {
+        .onMessage(CloseConnections.class, m -> {
           state.setAccepting(false);
-          if (sessions.isEmpty()) {
+          if (connections.isEmpty()) {
             m.replyTo().tell(Done.getInstance());
           } else {
-            ctx.getLog().info("Closing {} device connections: node shutting down", sessions.size());
-            waitingForSessions.add(m.replyTo());
-            sessions.keySet().forEach(s -> s.tell(new DeviceSession.Shutdown(CloseCode.NODE_SHUTDOWN,
+            ctx.getLog().info("Closing {} device connections: node shutting down", connections.size());
+            waitingForConnections.add(m.replyTo());
+            connections.keySet().forEach(a -> a.tell(new ConnectionActor.Shutdown(CloseCode.NODE_SHUTDOWN,
                 "node is shutting down; reconnect to another node")));
           }
           return Behaviors.same();
@@ -192,34 +213,34 @@ public final class EdgeServer {
       sockets.reject(channel); // the device left already
       return Behaviors.same();
     }
-    ActorRef<DeviceSession.Command> session;
+    ActorRef<ConnectionActor.Command> actor;
     try {
-      session = ctx.spawn(DeviceSession.create(settings, remote, edgeNode), "connection-" + ++counter);
+      actor = ctx.spawn(ConnectionActor.create(settings, remote, edgeNode), "connection-" + ++counter);
     } catch (RuntimeException e) {
-      ctx.getLog().error("Cannot start a session for the device at {}", remote, e);
+      ctx.getLog().error("Cannot start an actor for the device connection from {}", remote, e);
       sockets.reject(channel);
       return Behaviors.same();
     }
-    ctx.watchWith(session, new SessionStopped(session));
-    Connection connection = new Connection(sockets, channel, session, settings.maxFrameSize(),
+    ctx.watchWith(actor, new ActorStopped(actor));
+    Connection connection = new Connection(sockets, channel, actor, settings.maxFrameSize(),
         settings.maxBatchBytes(), settings.outboundBuffer());
-    sessions.put(session, connection);
-    state.setConnections(sessions.size());
-    session.tell(new DeviceSession.Attach(connection));
+    connections.put(actor, connection);
+    state.setConnections(connections.size());
+    actor.tell(new ConnectionActor.Attach(connection));
     sockets.register(connection);
     if (draining) {
       List<LoadViewTargets.Target> targets = LoadViewTargets.of(ctx.getSystem());
       if (!targets.isEmpty()) {
-        redirect(session, targets);
+        redirect(actor, targets);
       }
     }
     return Behaviors.same();
   }
 
   /** Spreads redirected devices over the other nodes in turn. */
-  private void redirect(ActorRef<DeviceSession.Command> session, List<LoadViewTargets.Target> targets) {
+  private void redirect(ActorRef<ConnectionActor.Command> actor, List<LoadViewTargets.Target> targets) {
     LoadViewTargets.Target t = targets.get(Math.floorMod(nextTarget++, targets.size()));
-    session.tell(new DeviceSession.Redirect(t.host(), t.port(), "node is draining; resume on " + t.host() + ":"
+    actor.tell(new ConnectionActor.Redirect(t.host(), t.port(), "node is draining; resume on " + t.host() + ":"
         + t.port()));
   }
 }

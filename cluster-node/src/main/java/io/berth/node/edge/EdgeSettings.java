@@ -99,9 +99,9 @@ public record EdgeSettings(
   private static final String IDLE_TIMEOUT = PASSIVATION + ".default-idle-strategy.idle-entity.timeout";
 
   /**
-   * An attached session's entity must hear from its edge more often than sharding passivates
-   * idle entities: a passivation stop looks like a handoff to the entity, which would tell its
-   * device to resend and record a move that did not happen.
+   * An attached socket session (its entity) must hear from its edge more often than sharding
+   * passivates idle entities: a passivation stop looks like a handoff to the entity, which would
+   * tell its device to resend and record a move that did not happen.
    */
   static void requireHeartbeatBelowPassivation(Duration heartbeat, Config config) {
     if (!config.hasPath(IDLE_TIMEOUT) || !config.hasPath(PASSIVATION + ".strategy")

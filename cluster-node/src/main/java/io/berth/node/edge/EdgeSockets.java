@@ -128,7 +128,7 @@ final class EdgeSockets implements AutoCloseable {
     });
   }
 
-  /** An accepted channel that gets no connection after all (its session could not start). */
+  /** An accepted channel that gets no connection after all (its actor could not start). */
   void reject(SocketChannel channel) {
     execute(() -> {
       closeQuietly(channel);

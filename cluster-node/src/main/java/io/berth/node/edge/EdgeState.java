@@ -34,7 +34,7 @@ public final class EdgeState implements Extension {
     return draining.get();
   }
 
-  public void setDraining(boolean value) {
+  void setDraining(boolean value) {
     draining.set(value);
   }
 

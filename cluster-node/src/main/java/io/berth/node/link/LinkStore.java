@@ -1,6 +1,6 @@
 package io.berth.node.link;
 
-import io.berth.node.BerthTables;
+import io.berth.persistence.BerthTables;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;

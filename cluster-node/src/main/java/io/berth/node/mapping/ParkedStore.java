@@ -1,6 +1,6 @@
 package io.berth.node.mapping;
 
-import io.berth.node.BerthTables;
+import io.berth.persistence.BerthTables;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;

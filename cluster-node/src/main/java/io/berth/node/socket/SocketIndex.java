@@ -1,7 +1,7 @@
 package io.berth.node.socket;
 
 import com.typesafe.config.Config;
-import io.berth.node.BerthTables;
+import io.berth.persistence.BerthTables;
 import io.berth.persistence.DatabaseSettings;
 import java.sql.Connection;
 import java.sql.PreparedStatement;

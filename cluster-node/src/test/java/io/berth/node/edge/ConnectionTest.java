@@ -33,7 +33,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The edge's sockets and a connection on their own, over real loopback TCP: a test probe stands
- * in for the session, a blocking {@link Socket} for the device.
+ * in for the connection's actor, a blocking {@link Socket} for the device.
  */
 class ConnectionTest {
 
@@ -52,7 +52,7 @@ class ConnectionTest {
     testKit.shutdownTestKit();
   }
 
-  private final TestProbe<DeviceSession.Command> session = testKit.createTestProbe();
+  private final TestProbe<ConnectionActor.Command> actor = testKit.createTestProbe();
   private final BlockingQueue<Connection> accepted = new LinkedBlockingQueue<>();
   private final List<Socket> devices = new ArrayList<>();
   private EdgeSockets sockets;
@@ -67,11 +67,11 @@ class ConnectionTest {
     }
   }
 
-  /** Listens on a free loopback port; each accepted connection's session is the probe. */
+  /** Listens on a free loopback port; each accepted connection's actor is the probe. */
   private void listen(long maxBatchBytes, int outboundBuffer, int maxConnections) throws IOException {
     EdgeSockets[] holder = new EdgeSockets[1];
     sockets = EdgeSockets.bind("127.0.0.1", 0, 16, maxConnections, MAX_FRAME, channel -> {
-      Connection connection = new Connection(holder[0], channel, session.ref(), MAX_FRAME, maxBatchBytes,
+      Connection connection = new Connection(holder[0], channel, actor.ref(), MAX_FRAME, maxBatchBytes,
           outboundBuffer);
       holder[0].register(connection);
       accepted.add(connection);
@@ -113,15 +113,15 @@ class ConnectionTest {
     return OutboundBatchTest.decode(device.getInputStream().readAllBytes());
   }
 
-  /** Takes batches as a session does, until the input ends; returns what they held. */
+  /** Takes batches as the actor does, until the input ends; returns what they held. */
   private List<Decoded> readAll() {
     List<Decoded> read = new ArrayList<>();
     while (true) {
-      DeviceSession.Command m = session.receiveMessage(WAIT);
-      if (m instanceof DeviceSession.StreamCompleted) {
+      ConnectionActor.Command m = actor.receiveMessage(WAIT);
+      if (m instanceof ConnectionActor.StreamCompleted) {
         return read;
       }
-      DeviceSession.Inbound inbound = (DeviceSession.Inbound) m;
+      ConnectionActor.Inbound inbound = (ConnectionActor.Inbound) m;
       read.addAll(inbound.frames());
       inbound.connection().ready();
     }
@@ -162,7 +162,7 @@ class ConnectionTest {
   }
 
   @Test
-  void readingStopsWhileTheSessionHoldsABatchAndTheNextIsFull() throws Exception {
+  void readingStopsWhileTheActorHoldsABatchAndTheNextIsFull() throws Exception {
     Socket[] device = new Socket[1];
     connected(device, 4096, 64);
     // Far more than loopback's socket buffers hold, so that the writer blocks once we stop reading.
@@ -185,15 +185,15 @@ class ConnectionTest {
     });
     writer.start();
 
-    DeviceSession.Inbound first = session.expectMessageClass(DeviceSession.Inbound.class, WAIT);
-    session.expectNoMessage(Duration.ofMillis(300));
+    ConnectionActor.Inbound first = actor.expectMessageClass(ConnectionActor.Inbound.class, WAIT);
+    actor.expectNoMessage(Duration.ofMillis(300));
     // The writer fills loopback's buffers, then blocks: wait until it stops making progress.
     await().atMost(Duration.ofSeconds(20)).until(() -> {
       long before = written.get();
       Thread.sleep(300);
       return written.get() == before;
     });
-    assertThat(written.get()).as("written while one batch is with the session").isLessThan(bytes.length);
+    assertThat(written.get()).as("written while one batch is with the actor").isLessThan(bytes.length);
 
     first.connection().ready();
     List<Decoded> all = new ArrayList<>(first.frames());
@@ -236,7 +236,7 @@ class ConnectionTest {
     device[0].getOutputStream().write(new byte[] {0, 0, 0x03, (byte) 0xE8, 0x7F});
     device[0].getOutputStream().flush();
 
-    DeviceSession.Inbound inbound = session.expectMessageClass(DeviceSession.Inbound.class, WAIT);
+    ConnectionActor.Inbound inbound = actor.expectMessageClass(ConnectionActor.Inbound.class, WAIT);
     assertThat(inbound.frames()).singleElement().isInstanceOfSatisfying(Decoded.Malformed.class,
         bad -> assertThat(bad.code()).isEqualTo(ErrorCode.UNKNOWN_FRAME_TYPE));
   }
@@ -290,15 +290,15 @@ class ConnectionTest {
 
     // The newest ACK only, where the first was queued: never before the frame ahead of it.
     assertThat(readUntilFin(device[0])).containsExactly(first, new Frame.Ack(3), data, close);
-    session.expectNoMessage(Duration.ofMillis(200));
+    actor.expectNoMessage(Duration.ofMillis(200));
 
     Frame.Ping late = new Frame.Ping(6);
     device[0].getOutputStream().write(FrameCodec.encode(late));
-    DeviceSession.Inbound inbound = session.expectMessageClass(DeviceSession.Inbound.class, WAIT);
+    ConnectionActor.Inbound inbound = actor.expectMessageClass(ConnectionActor.Inbound.class, WAIT);
     assertThat(framesOf(inbound.frames())).containsExactly(late);
     inbound.connection().ready();
     device[0].shutdownOutput();
-    session.expectMessage(WAIT, DeviceSession.StreamCompleted.INSTANCE);
+    actor.expectMessage(WAIT, ConnectionActor.StreamCompleted.INSTANCE);
   }
 
   @Test
@@ -376,24 +376,24 @@ class ConnectionTest {
   }
 
   @Test
-  void abortResetsTheConnectionAndTellsTheSessionOnce() throws Exception {
+  void abortResetsTheConnectionAndTellsTheActorOnce() throws Exception {
     Socket[] device = new Socket[1];
     Connection connection = connected(device, 1024, 64);
 
     connection.abort(new IllegalStateException("outbound buffer full"));
 
-    assertThat(session.expectMessageClass(DeviceSession.StreamFailed.class, WAIT).cause())
+    assertThat(actor.expectMessageClass(ConnectionActor.StreamFailed.class, WAIT).cause())
         .hasMessage("outbound buffer full");
     assertThatThrownBy(() -> device[0].getInputStream().read()).isInstanceOf(SocketException.class)
         .hasMessageContaining("reset");
     // Later calls are ignored: no second abort, no second end.
     assertThat(connection.offer(new Frame.Ping(1))).isTrue();
     connection.abort(new IllegalStateException("again"));
-    session.expectNoMessage(Duration.ofMillis(300));
+    actor.expectNoMessage(Duration.ofMillis(300));
   }
 
   @Test
-  void aSessionThatStopsAfterCompletingLetsTheLastFramesOut() throws Exception {
+  void anActorThatStopsAfterCompletingLetsTheLastFramesOut() throws Exception {
     Socket[] device = new Socket[1];
     Connection connection = connected(device, 1024, 64);
     Frame.Error error = new Frame.Error(ErrorCode.IDLE_TIMEOUT, "no frame for 60 s");
@@ -406,15 +406,15 @@ class ConnectionTest {
   }
 
   @Test
-  void aSessionThatStopsWithoutCompletingAbortsTheConnection() throws Exception {
+  void anActorThatStopsWithoutCompletingAbortsTheConnection() throws Exception {
     Socket[] device = new Socket[1];
     Connection connection = connected(device, 1024, 64);
 
     connection.ownerStopped();
 
     assertThatThrownBy(() -> device[0].getInputStream().read()).isInstanceOf(SocketException.class);
-    assertThat(session.expectMessageClass(DeviceSession.StreamFailed.class, WAIT).cause())
-        .hasMessageContaining("session stopped");
+    assertThat(actor.expectMessageClass(ConnectionActor.StreamFailed.class, WAIT).cause())
+        .hasMessageContaining("actor stopped");
   }
 
   @Test
@@ -442,8 +442,8 @@ class ConnectionTest {
 
     sockets.close();
 
-    assertThat(session.expectMessageClass(DeviceSession.StreamFailed.class, WAIT).cause()).hasMessageContaining("edge stopped");
-    assertThat(session.expectMessageClass(DeviceSession.StreamFailed.class, WAIT).cause()).hasMessageContaining("edge stopped");
+    assertThat(actor.expectMessageClass(ConnectionActor.StreamFailed.class, WAIT).cause()).hasMessageContaining("edge stopped");
+    assertThat(actor.expectMessageClass(ConnectionActor.StreamFailed.class, WAIT).cause()).hasMessageContaining("edge stopped");
     assertThat(first.getInputStream().read()).isEqualTo(-1);
     assertThat(second.getInputStream().read()).isEqualTo(-1);
   }
@@ -471,7 +471,7 @@ class ConnectionTest {
 
     sockets.close();
 
-    assertThat(session.expectMessageClass(DeviceSession.StreamFailed.class, WAIT).cause())
+    assertThat(actor.expectMessageClass(ConnectionActor.StreamFailed.class, WAIT).cause())
         .hasMessageContaining("edge stopped");
     assertThat(device[0].getInputStream().read()).as("closed").isEqualTo(-1);
   }

@@ -97,8 +97,8 @@ public interface SocketCommand {
 
   /**
    * The edge holding the device's connection stopped (connection lost, node down): from the
-   * entity's death watch, and from the session itself when its connection ends, for an entity
-   * that sleeps and watches nothing.
+   * entity's death watch, and from the connection's actor on the edge when its connection ends,
+   * for an entity that sleeps and watches nothing.
    */
   public record EdgeTerminated(ActorRef<ToEdge> edge) implements SocketCommand, CborSerializable {}
 

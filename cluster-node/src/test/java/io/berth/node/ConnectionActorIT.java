@@ -13,9 +13,12 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 
-/** Sessions as a device sees them: resume after drops, takeover, the operator view. */
+/**
+ * A device's connections as the device sees them: resumed after drops, taken over, large frames
+ * to a remote socket session, frames just before a CLOSE, the operator view.
+ */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class DeviceSessionIT {
+class ConnectionActorIT {
 
   private TestNodes nodes;
 

@@ -7,14 +7,11 @@ import io.berth.node.socket.api.SocketCommand;
 import io.berth.node.socket.api.Sockets;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.Decoded;
-import io.berth.protocol.DeviceToken;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
-import io.berth.protocol.FrameCodec;
 import io.berth.protocol.LinkStatus;
 import io.berth.protocol.SocketId;
 import java.net.InetSocketAddress;
-import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -35,19 +32,21 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One device connection on this node's edge: the handshake, then the bridge between the TCP
- * stream and the socket's entity (which may live on any node).
+ * The actor of one device connection on this node's edge: the handshake, then the bridge between
+ * the TCP stream ({@link Connection}) and the socket session, the sharded entity that may live on
+ * any node (docs/packages.md#vocabulary).
  *
- * <p>Uplink: frames arrive in batches from the connection ({@link Connection}); DATA is
- * forwarded to the entity and kept until the entity confirms it ({@code Delivered}), then the
- * device gets a cumulative ACK. While more than {@code window} frames (or {@code window-bytes})
- * are unconfirmed the session does not ask for the next batch, so TCP stops reading from the
- * device: a fast device is slowed down, never dropped. If the entity does not answer (node
- * crash, rebalance) the unconfirmed frames are sent again; the entity drops what it already has.
+ * <p>Uplink ({@link Uplink}): frames arrive in batches from the connection; DATA is forwarded to
+ * the entity and kept until the entity confirms it ({@code Delivered}), then the device gets a
+ * cumulative ACK. While more than {@code window} frames (or {@code window-bytes}) are unconfirmed
+ * the actor does not ask for the next batch, so TCP stops reading from the device: a fast device
+ * is slowed down, never dropped. If the entity does not answer (node crash, rebalance) the
+ * unconfirmed frames are sent again; the entity drops what it already has.
  *
- * <p>Downlink: the entity pushes DATA within its downlink window; the device's ACKs go back to it.
+ * <p>Downlink ({@link Downlink}): the entity pushes DATA within its downlink window; the device's
+ * ACKs go back to it.
  */
-final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
+final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
 
   /**
    * Asked whether debug lines are wanted before the actor context's logger is, for the lines
@@ -56,14 +55,14 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
    * while devices connected). The lines themselves go through the context's logger, which adds the
    * node's address.
    */
-  private static final Logger classLog = LoggerFactory.getLogger(DeviceSession.class);
+  private static final Logger classLog = LoggerFactory.getLogger(ConnectionActor.class);
 
   sealed interface Command {}
 
   /**
-   * The connection, sent by the edge right after it materialized the connection's stream (which
-   * needs this session's ref first), so that the session can write before the device sent
-   * anything (a redirect while draining).
+   * The connection, sent by the edge right after it made the connection (which needs this actor's
+   * ref first), so that the actor can write before the device sent anything (a redirect while
+   * draining).
    */
   record Attach(Connection connection) implements Command {}
 
@@ -99,7 +98,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     /** HELLO accepted, waiting for the entity's WELCOME. */
     OPENING,
     OPEN,
-    /** The device sent CLOSE; waiting for the entity to end the session. */
+    /** The device sent CLOSE; waiting for the entity to end the socket session. */
     ENDING,
     /** The last frame is written; waiting for TCP to close. */
     CLOSING
@@ -108,44 +107,26 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   static Behavior<Command> create(
       EdgeSettings settings, InetSocketAddress remote, String edgeNode) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-        new DeviceSession(ctx, timers, settings, remote, edgeNode)));
+        new ConnectionActor(ctx, timers, settings, remote, edgeNode)));
   }
 
-  /** Values of {@code wakeAt} besides a due time. */
-  private static final long TICKING = 0;
-  private static final long NO_TIMER = -1;
-
   /**
-   * How many ticks a session must have been quiet, its device silent, before it sleeps: a device
-   * that talks every few seconds keeps ticking (its traffic costs more than the tick), so that
-   * timers are not rescheduled on every frame.
-   */
-  private static final int TICKS_BEFORE_SLEEP = 10;
-
-  /**
-   * What the queues below start with: an idle connection's stay empty, and the default (16 slots)
-   * cost 64 bytes more each on every socket; a busy session's grow a few times and stay grown.
+   * What the connection's queues start with: an idle connection's stay empty, and the default (16
+   * slots) cost 64 bytes more each on every socket; a busy connection's grow a few times and stay
+   * grown.
    */
   static final int EMPTY_QUEUE = 1;
 
   private final EdgeSettings settings;
-  /** Null until {@link Attach} or the first {@link Inbound}. */
-  private Connection out;
-  /** Set when the connection had to be aborted before the session had it. */
-  private String abortWhenAttached;
+  /** Filled by {@link Attach} or the first {@link Inbound}. */
+  private final ConnectionSlot out = new ConnectionSlot();
   private final InetSocketAddress remote;
   private final String edgeNode;
   private final ActorRef<ToEdge> self;
   private final ClusterSharding sharding;
-  private final TimerScheduler<Command> timers;
-  /**
-   * {@link #TICKING}: the tick runs every {@code berth.edge.tick}; {@link #NO_TIMER}: a quiet
-   * session's single wake-up fired; otherwise the {@code System.nanoTime()} it is due at.
-   */
-  private long wakeAt = TICKING;
+  private final TickSchedule<Command> ticks;
 
   private Phase phase = Phase.AWAITING_HELLO;
-  private boolean outboundCompleted;
   private Frame.Close closeRequest;
   private boolean closeSent;
   private long lastHeartbeatAt = System.nanoTime();
@@ -154,14 +135,14 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
    * wake it, until a message goes to it or comes from it again.
    */
   private boolean entityAsleep;
-  /** The entity attached this session ({@link ToEdge.Welcomed}). */
+  /** The entity attached this connection to the socket session ({@link ToEdge.Welcomed}). */
   private boolean welcomed;
   private long lastResyncAt;
   private final long startedAt = System.nanoTime();
   private long lastInboundAt = startedAt;
   /** When the device ended its input, while deliveries were in flight; 0 before that. */
   private long inputEndedAt;
-  /** When the session last let the connection read on. */
+  /** When the actor last let the connection read on. */
   private long lastReleasedAt = startedAt;
   private long deadline;
   private String socketId;
@@ -176,26 +157,12 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private boolean readHeld;
   private final ArrayDeque<Decoded> pending = new ArrayDeque<>(EMPTY_QUEUE);
 
-  // Uplink: frames sent to the entity and not yet confirmed durable.
-  private final ArrayDeque<Frame.Data> unconfirmed = new ArrayDeque<>(EMPTY_QUEUE);
-  private long unconfirmedBytes;
-  private long highestForwarded;
-  /** Highest seq sent to the entity (a frame above it waits in {@code unconfirmed}). */
-  private long sentUpTo;
-  /** Last seq of each Deliver not yet answered. */
-  private final ArrayDeque<Long> inFlight = new ArrayDeque<>(EMPTY_QUEUE);
-  private long lastConfirmed;
-  /** Highest seq the entity has received (delivered or waiting in its batcher). */
-  private long lastBuffered;
-  private long lastProgressAt;
-  private boolean stalled;
+  /** Frames sent to the entity and not yet confirmed durable. */
+  private final Uplink uplink;
+  /** Frames written to the device and not yet acknowledged by it. */
+  private final Downlink downlink = new Downlink();
 
-  // Downlink: frames written to the device and not yet acknowledged by it.
-  private long highestPushed;
-  private long deviceAcked;
-  private long unackedSince;
-
-  private DeviceSession(
+  private ConnectionActor(
       ActorContext<Command> context, TimerScheduler<Command> timers, EdgeSettings settings,
       InetSocketAddress remote, String edgeNode) {
     super(context);
@@ -204,58 +171,33 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     this.edgeNode = edgeNode;
     this.self = context.messageAdapter(ToEdge.class, FromEntity::new);
     this.sharding = ClusterSharding.get(context.getSystem());
-    this.timers = timers;
-    timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
+    this.ticks = new TickSchedule<>(timers, Tick.INSTANCE, settings.tick());
+    this.uplink = new Uplink(settings);
   }
 
   private boolean isQuiet() {
-    return phase == Phase.OPEN && unconfirmed.isEmpty() && unackedSince == 0;
+    return phase == Phase.OPEN && uplink.allConfirmed() && downlink.allAcked();
   }
 
-  /**
-   * After a message: a sleeping session that has something in flight again ticks at once.
-   *
-   * <p>A quiet open session (nothing unconfirmed by the entity, nothing unacknowledged by the
-   * device) has only two deadlines, the idle timeout and the entity heartbeat, both seconds away.
-   * Once its device has been silent for {@link #TICKS_BEFORE_SLEEP} ticks it sleeps until the
-   * nearer deadline instead of waking every tick ({@link #afterTick}): at 19,000 silent sockets
-   * the tick kept a fifth of a core busy. Anything else — a handshake, frames in flight, a
-   * close — ticks at {@code berth.edge.tick}.
-   */
+  /** After a message: a sleeping actor that has something in flight again ticks at once. */
   private Behavior<Command> retimed(Behavior<Command> next) {
-    if (wakeAt != TICKING && !isQuiet()) {
-      timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
-      wakeAt = TICKING;
-    }
+    ticks.afterMessage(isQuiet());
     return next;
   }
 
-  /** After a tick: sleep if quiet long enough; after a wake-up that finds activity, tick again. */
+  /** After a tick: a quiet connection's actor sleeps until the nearer of its two deadlines. */
   private Behavior<Command> afterTick(Behavior<Command> next) {
-    long now = System.nanoTime();
-    boolean silent = now - lastInboundAt >= TICKS_BEFORE_SLEEP * settings.tick().toNanos();
-    if (isQuiet() && silent) {
-      if (wakeAt == TICKING || wakeAt == NO_TIMER) {
-        // While quiet both deadlines only move later, so a wake-up already set stays early enough
-        // (an entity that wakes brings the heartbeat forward, and awake() re-arms for it).
-        long due = lastInboundAt + settings.idleTimeout().toNanos();
-        if (!entityAsleep) {
-          due = Math.min(due, lastHeartbeatAt + settings.entityHeartbeat().toNanos());
-        }
-        long delay = Math.max(settings.tick().toNanos(), due - now);
-        timers.startSingleTimer(Tick.INSTANCE, Duration.ofNanos(delay));
-        wakeAt = now + delay;
-      }
-    } else if (wakeAt != TICKING) {
-      timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
-      wakeAt = TICKING;
+    long due = lastInboundAt + settings.idleTimeout().toNanos();
+    if (!entityAsleep) {
+      due = Math.min(due, lastHeartbeatAt + settings.entityHeartbeat().toNanos());
     }
+    ticks.afterTick(System.nanoTime(), isQuiet(), lastInboundAt, due);
     return next;
   }
 
   /**
    * One dispatching method instead of a receive builder, whose cases and lambdas would be built
-   * again for every session: one per connection.
+   * again for every actor: one per connection.
    */
   @Override
   public Receive<Command> createReceive() {
@@ -279,16 +221,14 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       Behavior<Command> next = onEntity(m.message());
       return inputEndedAt != 0 && inputAnswered() ? stop("connection closed") : retimed(next);
     } else if (message instanceof Tick) {
-      if (wakeAt != TICKING) {
-        wakeAt = NO_TIMER;
-      }
+      ticks.ticked();
       if (inputEndedAt != 0 && (inputAnswered()
           || System.nanoTime() - inputEndedAt > settings.entityTimeout().toNanos())) {
         return stop("connection closed");
       }
       return afterTick(onTick());
     } else if (message instanceof Attach m) {
-      attach(m.connection());
+      out.attach(m.connection());
       return this;
     } else if (message instanceof MappingResolved m) {
       return retimed(onMappingResolved(m));
@@ -313,20 +253,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   // ------------------------------------------------------------------ uplink
 
-  private void attach(Connection connection) {
-    if (out != null) {
-      return;
-    }
-    out = connection;
-    if (abortWhenAttached != null) {
-      out.abort(new IllegalStateException(abortWhenAttached));
-    } else if (outboundCompleted) {
-      out.complete();
-    }
-  }
-
   private Behavior<Command> onInbound(Inbound m) {
-    attach(m.connection());
+    out.attach(m.connection());
     if (phase == Phase.CLOSING) {
       out.ready();
       return this;
@@ -360,33 +288,33 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         continue;
       }
       if (frame instanceof Frame.Data data) {
-        if (data.seq() == 0) {
-          // Never a replay: no DATA is numbered 0. Dropping it as one would lose the frame of a
-          // device that counts from 0 without telling it (PROTOCOL.md#data).
-          flush(forward);
-          fail(ErrorCode.BAD_SEQUENCE, "DATA seq 0: sequence numbers start at 1");
-          return;
+        switch (uplink.take(data.seq())) {
+          case ZERO -> {
+            // Never a replay: no DATA is numbered 0. Dropping it as one would lose the frame of a
+            // device that counts from 0 without telling it (PROTOCOL.md#data).
+            flush(forward);
+            fail(ErrorCode.BAD_SEQUENCE, "DATA seq 0: sequence numbers start at 1");
+            return;
+          }
+          case REPLAY -> {
+            // A replay of a frame the entity has or is about to confirm: acknowledge, do not forward.
+            repeatAck = true;
+          }
+          case GAP -> {
+            flush(forward);
+            fail(ErrorCode.BAD_SEQUENCE, "DATA seq " + data.seq() + " after " + uplink.highestForwarded()
+                + ": sequence numbers must increase by one");
+            return;
+          }
+          case NEXT -> {
+            if (forward == null) {
+              forward = new ArrayList<>();
+            }
+            forward.add(data);
+          }
         }
-        if (data.seq() <= highestForwarded) {
-          // A replay of a frame the entity has or is about to confirm: acknowledge, do not forward.
-          repeatAck = true;
-          continue;
-        }
-        if (data.seq() != highestForwarded + 1) {
-          flush(forward);
-          fail(ErrorCode.BAD_SEQUENCE, "DATA seq " + data.seq() + " after " + highestForwarded
-              + ": sequence numbers must increase by one");
-          return;
-        }
-        if (forward == null) {
-          forward = new ArrayList<>();
-        }
-        forward.add(data);
-        highestForwarded = data.seq();
       } else if (frame instanceof Frame.Ack ack) {
-        // Each ACK counts by itself (PROTOCOL.md#ack): one above what was sent is ignored, not
-        // merged with the valid ones read in the same batch.
-        if (ack.seq() <= highestPushed) {
+        if (downlink.isWritten(ack.seq())) {
           deviceAck = Math.max(deviceAck, ack.seq());
         }
       } else if (frame instanceof Frame.Ping ping) {
@@ -399,7 +327,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         forward = null;
         phase = Phase.ENDING;
         closeRequest = close;
-        lastProgressAt = System.nanoTime();
+        uplink.progressed(System.nanoTime());
         maybeSendClose();
       } else {
         flush(forward);
@@ -408,20 +336,18 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       }
     }
     flush(forward);
-    if (deviceAck > deviceAcked && deviceAck <= highestPushed) {
-      deviceAcked = deviceAck;
-      unackedSince = deviceAcked < highestPushed ? System.nanoTime() : 0;
-      tellEntity(new SocketCommand.DownlinkAck(self, deviceAcked));
+    if (deviceAck >= 0 && downlink.acked(deviceAck, System.nanoTime())) {
+      tellEntity(new SocketCommand.DownlinkAck(self, downlink.deviceAcked()));
     }
-    if (repeatAck && lastConfirmed > 0) {
-      offer(new Frame.Ack(lastConfirmed));
+    if (repeatAck && uplink.lastConfirmed() > 0) {
+      offer(new Frame.Ack(uplink.lastConfirmed()));
     }
     releaseStream();
   }
 
   /** The entity gets the CLOSE once it has every frame read before it (it flushes them itself). */
   private void maybeSendClose() {
-    if (phase == Phase.ENDING && !closeSent && (unconfirmed.isEmpty() || lastBuffered >= highestForwarded)) {
+    if (phase == Phase.ENDING && !closeSent && uplink.sessionHasAllTaken()) {
       closeSent = true;
       deadline = System.nanoTime() + settings.closeTimeout().toNanos();
       tellEntity(new SocketCommand.Close(self, closeRequest.code(), closeRequest.reason()));
@@ -433,50 +359,17 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     if (forward == null || forward.isEmpty()) {
       return;
     }
-    if (unconfirmed.isEmpty()) {
-      lastProgressAt = System.nanoTime();
-    }
-    for (Frame.Data d : forward) {
-      unconfirmed.addLast(d);
-      unconfirmedBytes += d.payload().length;
-    }
+    uplink.forward(forward, System.nanoTime());
     sendDeliveries();
   }
 
-  /**
-   * At most {@code max-deliveries-in-flight} Deliver messages are outstanding; frames read
-   * meanwhile wait and travel together in the next one. One persisted event per message, so this
-   * is what turns a stream of small reads into few, large journal writes.
-   */
+  /** Sends the Deliver messages the uplink allows ({@link Uplink#nextDelivery}). */
   private void sendDeliveries() {
-    if (stalled || entity == null) {
+    if (entity == null) {
       return;
     }
-    while (inFlight.size() < settings.maxDeliveriesInFlight()) {
-      List<Frame.Data> batch = null;
-      long bytes = 0;
-      for (Frame.Data d : unconfirmed) {
-        if (d.seq() <= sentUpTo) {
-          continue;
-        }
-        if (batch != null && bytes + d.payload().length > settings.maxBatchBytes()) {
-          break; // the message must fit Artery's frame: cap by bytes too
-        }
-        if (batch == null) {
-          batch = new ArrayList<>();
-        }
-        batch.add(d);
-        bytes += d.payload().length;
-        if (batch.size() == settings.maxBatchFrames()) {
-          break;
-        }
-      }
-      if (batch == null) {
-        return;
-      }
-      sentUpTo = batch.get(batch.size() - 1).seq();
-      inFlight.addLast(sentUpTo);
-      tellEntity(new SocketCommand.Deliver(self, List.copyOf(batch)));
+    for (List<Frame.Data> batch = uplink.nextDelivery(); batch != null; batch = uplink.nextDelivery()) {
+      tellEntity(new SocketCommand.Deliver(self, batch));
     }
   }
 
@@ -489,9 +382,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private void releaseStream() {
     if (readHeld && pending.isEmpty()
         && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)
-        && unconfirmed.size() <= settings.window()
-        // One frame is always allowed when nothing else is unacknowledged, however large.
-        && (unconfirmedBytes <= settings.windowBytes() || unconfirmed.size() <= 1)) {
+        && uplink.windowOpen()) {
       readHeld = false;
       lastReleasedAt = System.nanoTime();
       out.ready();
@@ -499,33 +390,12 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   }
 
   private void onHello(Frame.Hello hello) {
-    if (hello.version() != FrameCodec.VERSION) {
-      fail(ErrorCode.UNSUPPORTED_VERSION, "protocol version " + hello.version() + " is not supported, this node speaks "
-          + FrameCodec.VERSION);
+    Handshake.Refusal refusal = Handshake.check(hello, settings.secret(), Instant.now());
+    if (refusal != null) {
+      fail(refusal.code(), refusal.message());
       return;
     }
-    if (!SocketId.isValidDeviceId(hello.deviceId()) || !SocketId.isValidSocketName(hello.socketName())) {
-      fail(ErrorCode.INVALID_ID, "device ids and socket names are 1 to " + SocketId.MAX_ID_LENGTH
-          + " characters of A-Z a-z 0-9 . _ -");
-      return;
-    }
-    DeviceToken.Check token = DeviceToken.check(settings.secret(), hello.deviceId(), hello.token(), Instant.now());
-    switch (token.verdict()) {
-      case VALID -> { }
-      case EXPIRED -> {
-        fail(ErrorCode.TOKEN_EXPIRED, "token expired");
-        return;
-      }
-      case MALFORMED -> {
-        fail(ErrorCode.AUTH_FAILED, "malformed token for device " + hello.deviceId() + ": " + token.reason());
-        return;
-      }
-      case BAD_SIGNATURE -> {
-        fail(ErrorCode.AUTH_FAILED, "invalid token for device " + hello.deviceId() + ": " + token.reason());
-        return;
-      }
-    }
-    String mapping = hello.mapping().isEmpty() ? settings.defaultMapping() : hello.mapping();
+    String mapping = Handshake.mapping(hello, settings.defaultMapping());
     socketId = SocketId.of(hello.deviceId(), hello.socketName());
     entity = sharding.entityRefFor(Sockets.ENTITY_KEY, socketId);
     phase = Phase.OPENING;
@@ -543,12 +413,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       getContext().getLog().warn("Cannot read mapping '{}': {}", m.name(), m.failure().getMessage());
       fail(ErrorCode.UNAVAILABLE, "the mapping registry is not available; reconnect later");
     } else if (m.found().isEmpty()) {
-      // The known names are not listed: they are operator configuration, which a device's token
-      // does not entitle it to read (PROTOCOL.md#error-codes, 203). Where to look is said instead.
-      fail(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + m.name() + "'"
-          + (m.hello().mapping().isEmpty() ? " (this node's default mapping)"
-              : "; an empty mapping name opens the node's default, '" + settings.defaultMapping() + "'")
-          + "; operators list the mappings with GET /api/mappings on a node's management port");
+      Handshake.Refusal unknown = Handshake.unknownMapping(m.hello(), m.name(), settings.defaultMapping());
+      fail(unknown.code(), unknown.message());
     } else {
       Frame.Hello hello = m.hello();
       opening = new SocketCommand.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),
@@ -571,13 +437,9 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       entityAsleep = false;
       long now = System.nanoTime();
       lastHeartbeatAt = now;
-      // A quiet session planned its wake-up for the idle timeout alone: the heartbeat is due first
+      // A quiet connection planned its wake-up for the idle timeout alone: the heartbeat is due first
       // now, or sharding's own idle passivation could stop the entity, taking it for a handoff.
-      long due = now + settings.entityHeartbeat().toNanos();
-      if (wakeAt > due) {
-        timers.startSingleTimer(Tick.INSTANCE, settings.entityHeartbeat());
-        wakeAt = due;
-      }
+      ticks.wakeWithin(now, settings.entityHeartbeat());
     }
   }
 
@@ -592,12 +454,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     } else if (message instanceof ToEdge.Push p) {
       onPush(p);
     } else if (message instanceof ToEdge.Resume) {
-      stalled = false;
       resendUnconfirmed();
     } else if (message instanceof ToEdge.Moving) {
       // Sent after the entity stopped taking frames: whatever it did not confirm is resent now
       // instead of after entity-timeout; sharding delivers it on the new node.
-      stalled = false;
       resendUnconfirmed();
     } else if (message instanceof ToEdge.LinkChanged l) {
       LinkStatus status = LinkStatus.fromWire(l.status());
@@ -636,15 +496,9 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     phase = Phase.OPEN;
     welcomed = true;
     opening = null;
-    highestForwarded = w.lastAccepted();
-    sentUpTo = w.lastAccepted();
-    lastConfirmed = w.lastAccepted();
-    lastBuffered = w.lastAccepted();
-    highestPushed = w.downlinkAcked();
-    deviceAcked = w.downlinkAcked();
-    offer(new Frame.Welcome(FrameCodec.VERSION, w.socketId(), edgeNode, w.lastAccepted(), w.downlinkAcked(),
-        settings.maxFrameSize(), Math.min(settings.window(), 0xFFFF), settings.windowBytes(),
-        (int) Math.min(0xFFFF, settings.idleTimeout().toSeconds())));
+    uplink.start(w.lastAccepted());
+    downlink.start(w.downlinkAcked());
+    offer(Handshake.welcome(w, edgeNode, settings));
     if (classLog.isDebugEnabled()) {
       getContext().getLog().debug("Socket {} opened from {}", socketId, remote);
     }
@@ -652,33 +506,8 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   }
 
   private void onDelivered(ToEdge.Delivered d) {
-    // Frames the entity holds (buffered for its endpoint) free the pipeline; only delivered
-    // frames are acknowledged to the device.
-    long received = Math.max(d.upTo(), d.buffered());
-    while (!inFlight.isEmpty() && inFlight.peekFirst() <= received) {
-      inFlight.pollFirst();
-    }
-    lastBuffered = Math.max(lastBuffered, received);
-    // Any answer shows the entity is alive: resend only after silence (entity lost or moving).
-    lastProgressAt = System.nanoTime();
-    if (d.upTo() > lastConfirmed) {
-      lastConfirmed = d.upTo();
-      while (!unconfirmed.isEmpty() && unconfirmed.peekFirst().seq() <= d.upTo()) {
-        unconfirmedBytes -= unconfirmed.pollFirst().payload().length;
-      }
-      if (phase == Phase.OPEN || phase == Phase.ENDING) {
-        offer(new Frame.Ack(d.upTo()));
-      }
-    }
-    if (d.stalled()) {
-      // The entity refused what follows the watermark; it sends Resume when it has room.
-      stalled = true;
-      inFlight.clear();
-      sentUpTo = lastConfirmed;
-    } else if (d.resend()) {
-      // The entity lost frames it had (it restarted): go back to what it holds and send again.
-      inFlight.clear();
-      sentUpTo = Math.max(lastConfirmed, Math.min(sentUpTo, d.buffered()));
+    if (uplink.delivered(d, System.nanoTime()) && (phase == Phase.OPEN || phase == Phase.ENDING)) {
+      offer(new Frame.Ack(d.upTo()));
     }
     sendDeliveries();
     maybeSendClose();
@@ -690,19 +519,15 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
       return;
     }
     for (Frame.Data d : p.frames()) {
-      if (d.seq() <= highestPushed) {
-        continue; // sent again by the entity after a retry: the device has it or will get it
+      switch (downlink.push(d.seq(), System.nanoTime())) {
+        case WRITTEN -> { } // sent again by the entity after a retry: the device has it or will get it
+        case GAP -> {
+          // A Push was lost between nodes: never let the device see a gap, ask from where we are.
+          resync();
+          return;
+        }
+        case NEXT -> offer(d);
       }
-      if (d.seq() != highestPushed + 1) {
-        // A Push was lost between nodes: never let the device see a gap, ask from where we are.
-        resync();
-        return;
-      }
-      if (highestPushed == deviceAcked) {
-        unackedSince = System.nanoTime();
-      }
-      highestPushed = d.seq();
-      offer(d);
     }
   }
 
@@ -710,15 +535,13 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     long now = System.nanoTime();
     if (now - lastResyncAt > settings.tick().toNanos()) {
       lastResyncAt = now;
-      tellEntity(new SocketCommand.Resync(self, highestPushed));
+      tellEntity(new SocketCommand.Resync(self, downlink.highestPushed()));
     }
   }
 
   /** Go-back-N: everything not confirmed is sent again; the entity drops what it has. */
   private void resendUnconfirmed() {
-    inFlight.clear();
-    sentUpTo = lastConfirmed;
-    lastProgressAt = System.nanoTime();
+    uplink.rewind(System.nanoTime());
     sendDeliveries();
   }
 
@@ -738,7 +561,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         }
       }
       case OPEN -> {
-        if (readHeld && !unconfirmed.isEmpty() && now - lastReleasedAt < settings.idleTimeout().toNanos()) {
+        if (readHeld && !uplink.allConfirmed() && now - lastReleasedAt < settings.idleTimeout().toNanos()) {
           // We are not reading: the device is blocked by us, not idle. It exceeded its window,
           // so the ack timeout still runs (PROTOCOL.md#backpressure): a device that neither
           // reads nor keeps to its window would otherwise hold the connection forever. And the
@@ -748,41 +571,38 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
         }
         if (now - lastInboundAt > settings.idleTimeout().toNanos()) {
           fail(ErrorCode.IDLE_TIMEOUT, "no frame for " + settings.idleTimeout().toSeconds() + " s");
-        } else if (unackedSince != 0 && now - unackedSince > settings.ackTimeout().toNanos()) {
+        } else if (downlink.overdue(now, settings.ackTimeout().toNanos())) {
           fail(ErrorCode.SLOW_CONSUMER, "downlink frames unacknowledged for "
               + settings.ackTimeout().toSeconds() + " s");
-        } else if (!unconfirmed.isEmpty() && now - lastProgressAt > settings.entityTimeout().toNanos()) {
-          stalled = false;
+        } else if (!uplink.allConfirmed() && uplink.sinceProgress(now) > settings.entityTimeout().toNanos()) {
           // Frames the entity said it holds (waiting for an endpoint or a linked peer) are sent
           // again only in case it restarted and lost them: expected, so not worth an INFO line.
-          boolean held = unconfirmed.peekLast().seq() <= lastBuffered;
           String message = "Socket {}: no confirmation for {} frames in {} ms, sending them again";
-          long silentMs = TimeUnit.NANOSECONDS.toMillis(now - lastProgressAt);
-          if (held) {
-            getContext().getLog().debug(message, socketId, unconfirmed.size(), silentMs);
+          long silentMs = TimeUnit.NANOSECONDS.toMillis(uplink.sinceProgress(now));
+          if (uplink.sessionHoldsAllUnconfirmed()) {
+            getContext().getLog().debug(message, socketId, uplink.unconfirmedCount(), silentMs);
           } else {
-            getContext().getLog().info(message, socketId, unconfirmed.size(), silentMs);
+            getContext().getLog().info(message, socketId, uplink.unconfirmedCount(), silentMs);
           }
           resendUnconfirmed();
         } else if (!entityAsleep && now - lastHeartbeatAt > settings.entityHeartbeat().toNanos()) {
-          // Keeps an attached session from being passivated while its device is only pinging.
+          // Keeps an attached socket session from being passivated while its device is only pinging.
           lastHeartbeatAt = now;
           entity.tell(new SocketCommand.Heartbeat(self));
         }
       }
       case ENDING -> {
-        if (!unconfirmed.isEmpty() && now - lastProgressAt > settings.entityTimeout().toNanos()) {
-          stalled = false;
+        if (!uplink.allConfirmed() && uplink.sinceProgress(now) > settings.entityTimeout().toNanos()) {
           resendUnconfirmed();
         }
-        if (closeSent ? now > deadline : now - lastProgressAt > settings.openTimeout().toNanos()) {
+        if (closeSent ? now > deadline : uplink.sinceProgress(now) > settings.openTimeout().toNanos()) {
           fail(ErrorCode.UNAVAILABLE, "the socket's session did not confirm the close in time");
         }
       }
       case CLOSING -> {
         if (now > deadline) {
           // The device does not read what we write: stop waiting for the flush.
-          abort("close did not complete in time");
+          out.abort("close did not complete in time");
         }
       }
     }
@@ -805,7 +625,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   private void close(Frame last) {
     pending.clear();
     offer(last);
-    completeOutbound();
+    out.complete();
     phase = Phase.CLOSING;
     deadline = System.nanoTime() + settings.closeLinger().toNanos();
     if (readHeld) {
@@ -816,34 +636,17 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
   }
 
   private void offer(Frame frame) {
-    if (outboundCompleted) {
-      return;
-    }
-    if (out == null) {
-      // Only a session stalled for seconds before its Attach arrived gets here (a handshake
-      // timeout): nothing was read yet, so there is nobody to answer.
-      abort("connection not attached in time");
-      return;
-    }
     if (!out.offer(frame)) {
       getContext().getLog().info("Connection from {} ({}) does not read its frames: aborting", remote, socketId);
-      abort("outbound buffer full");
-    }
-  }
-
-  private void abort(String why) {
-    if (out == null) {
-      abortWhenAttached = why;
-    } else {
-      out.abort(new IllegalStateException(why));
+      out.abort("outbound buffer full");
     }
   }
 
   /**
    * The device ended its input. Frames it sent before that may still be on their way to the
    * entity through the shard region, and the entity's death watch on this actor would overtake
-   * them and detach the session first (PROTOCOL.md: the complete frames before the end are
-   * processed). So the session stays until the entity has answered for them, at most one entity
+   * them and detach the connection first (PROTOCOL.md: the complete frames before the end are
+   * processed). So the actor stays until the entity has answered for them, at most one entity
    * timeout; their ACKs still go out on the half of the connection that is open.
    */
   private Behavior<Command> endOfInput() {
@@ -853,7 +656,7 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
 
   /** Nothing the device sent before the end of its input is still travelling to the entity. */
   private boolean inputAnswered() {
-    return phase != Phase.OPEN || inFlight.isEmpty();
+    return phase != Phase.OPEN || uplink.nothingInFlight();
   }
 
   private Behavior<Command> stop(String why) {
@@ -863,19 +666,10 @@ final class DeviceSession extends AbstractBehavior<DeviceSession.Command> {
     if (welcomed && !closeSent) {
       // A sleeping entity watches nothing: it learns here that its device is gone (an awake one
       // also from its death watch, and takes the second word for a no-op). Told even when the
-      // session thinks the entity awake: its Sleeping may still be on the way.
+      // actor thinks the entity awake: its Sleeping may still be on the way.
       tellEntity(new SocketCommand.EdgeTerminated(self));
     }
-    completeOutbound();
+    out.complete();
     return Behaviors.stopped();
-  }
-
-  private void completeOutbound() {
-    if (!outboundCompleted) {
-      outboundCompleted = true;
-      if (out != null) {
-        out.complete();
-      }
-    }
   }
 }

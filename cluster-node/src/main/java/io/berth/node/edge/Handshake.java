@@ -1,0 +1,67 @@
+package io.berth.node.edge;
+
+import io.berth.node.edge.api.ToEdge;
+import io.berth.protocol.DeviceToken;
+import io.berth.protocol.ErrorCode;
+import io.berth.protocol.Frame;
+import io.berth.protocol.FrameCodec;
+import io.berth.protocol.SocketId;
+import java.time.Instant;
+
+/**
+ * What the edge answers in the handshake (PROTOCOL.md#handshake): which HELLO it refuses and
+ * why, which mapping a HELLO opens, and the WELCOME. The {@link ConnectionActor} asks the socket
+ * session to open, and writes the frames.
+ */
+final class Handshake {
+
+  /** A HELLO refused: the device gets ERROR {@code code} and the connection closes. */
+  record Refusal(ErrorCode code, String message) {}
+
+  private Handshake() {}
+
+  /** Null when the HELLO may open its socket: the version is ours, the ids valid, the token too. */
+  static Refusal check(Frame.Hello hello, byte[] secret, Instant now) {
+    if (hello.version() != FrameCodec.VERSION) {
+      return new Refusal(ErrorCode.UNSUPPORTED_VERSION, "protocol version " + hello.version()
+          + " is not supported, this node speaks " + FrameCodec.VERSION);
+    }
+    if (!SocketId.isValidDeviceId(hello.deviceId()) || !SocketId.isValidSocketName(hello.socketName())) {
+      return new Refusal(ErrorCode.INVALID_ID, "device ids and socket names are 1 to " + SocketId.MAX_ID_LENGTH
+          + " characters of A-Z a-z 0-9 . _ -");
+    }
+    DeviceToken.Check token = DeviceToken.check(secret, hello.deviceId(), hello.token(), now);
+    return switch (token.verdict()) {
+      case VALID -> null;
+      case EXPIRED -> new Refusal(ErrorCode.TOKEN_EXPIRED, "token expired");
+      case MALFORMED -> new Refusal(ErrorCode.AUTH_FAILED,
+          "malformed token for device " + hello.deviceId() + ": " + token.reason());
+      case BAD_SIGNATURE -> new Refusal(ErrorCode.AUTH_FAILED,
+          "invalid token for device " + hello.deviceId() + ": " + token.reason());
+    };
+  }
+
+  /** The mapping the HELLO names, or the node's default when it names none. */
+  static String mapping(Frame.Hello hello, String defaultMapping) {
+    return hello.mapping().isEmpty() ? defaultMapping : hello.mapping();
+  }
+
+  /**
+   * No mapping has the name. The known names are not listed: they are operator configuration,
+   * which a device's token does not entitle it to read (PROTOCOL.md#error-codes, 203). Where to
+   * look is said instead.
+   */
+  static Refusal unknownMapping(Frame.Hello hello, String name, String defaultMapping) {
+    return new Refusal(ErrorCode.UNKNOWN_MAPPING, "no mapping named '" + name + "'"
+        + (hello.mapping().isEmpty() ? " (this node's default mapping)"
+            : "; an empty mapping name opens the node's default, '" + defaultMapping + "'")
+        + "; operators list the mappings with GET /api/mappings on a node's management port");
+  }
+
+  /** The socket session attached the connection: what the device is told of it and of our limits. */
+  static Frame.Welcome welcome(ToEdge.Welcomed w, String edgeNode, EdgeSettings settings) {
+    return new Frame.Welcome(FrameCodec.VERSION, w.socketId(), edgeNode, w.lastAccepted(), w.downlinkAcked(),
+        settings.maxFrameSize(), Math.min(settings.window(), 0xFFFF), settings.windowBytes(),
+        (int) Math.min(0xFFFF, settings.idleTimeout().toSeconds()));
+  }
+}

@@ -1,0 +1,218 @@
+package io.berth.node.edge;
+
+import io.berth.node.edge.api.ToEdge;
+import io.berth.protocol.Frame;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The uplink of one connection: DATA the device sent, on its way to the socket session and kept
+ * until the session confirms it durable (PROTOCOL.md#data, #ack, #backpressure). Decisions only:
+ * the {@link ConnectionActor} sends what this class hands it, writes the ACKs, and passes the
+ * clock in ({@code System.nanoTime()}).
+ *
+ * <p>Frames go to the session in Deliver messages, at most {@code max-deliveries-in-flight} at a
+ * time; frames read meanwhile wait and travel together in the next one. The device's window is
+ * open while at most {@code window} frames and {@code window-bytes} are unconfirmed. If the
+ * session does not answer, everything unconfirmed is sent again (go-back-N): the session drops
+ * what it already has.
+ */
+final class Uplink {
+
+  /** What a DATA frame's sequence number makes of it. */
+  enum Seq {
+    /** The next frame: it goes to the session. */
+    NEXT,
+    /** A replay of a frame the session has or is about to confirm: acknowledged, not forwarded. */
+    REPLAY,
+    /** Numbered 0: never a replay, since no DATA is numbered 0 (PROTOCOL.md#data). */
+    ZERO,
+    /** Not the next number: the device skipped frames. */
+    GAP
+  }
+
+  /** The limits: a reference, not copies, since every connection has an uplink. */
+  private final EdgeSettings settings;
+
+  /** Frames sent to the session, or waiting to be, and not yet confirmed durable. */
+  private final ArrayDeque<Frame.Data> unconfirmed = new ArrayDeque<>(ConnectionActor.EMPTY_QUEUE);
+  private long unconfirmedBytes;
+  /** Highest seq taken from the device. */
+  private long highestForwarded;
+  /** Highest seq sent to the session (a frame above it waits in {@code unconfirmed}). */
+  private long sentUpTo;
+  /** Last seq of each Deliver not yet answered. */
+  private final ArrayDeque<Long> inFlight = new ArrayDeque<>(ConnectionActor.EMPTY_QUEUE);
+  private long lastConfirmed;
+  /** Highest seq the session has received (delivered or waiting in its batcher). */
+  private long lastBuffered;
+  private long lastProgressAt;
+  /** The session refused what follows the watermark; nothing is sent until {@link #rewind}. */
+  private boolean stalled;
+
+  Uplink(EdgeSettings settings) {
+    this.settings = settings;
+  }
+
+  /** The session welcomed the connection: it holds every frame up to {@code lastAccepted}. */
+  void start(long lastAccepted) {
+    highestForwarded = lastAccepted;
+    sentUpTo = lastAccepted;
+    lastConfirmed = lastAccepted;
+    lastBuffered = lastAccepted;
+  }
+
+  /** Judges a DATA frame the device sent; the {@link Seq#NEXT} one counts as taken. */
+  Seq take(long seq) {
+    if (seq == 0) {
+      return Seq.ZERO;
+    }
+    if (seq <= highestForwarded) {
+      return Seq.REPLAY;
+    }
+    if (seq != highestForwarded + 1) {
+      return Seq.GAP;
+    }
+    highestForwarded = seq;
+    return Seq.NEXT;
+  }
+
+  long highestForwarded() {
+    return highestForwarded;
+  }
+
+  /** Queues frames {@link #take taken} for the session; {@link #nextDelivery} sends them. */
+  void forward(List<Frame.Data> frames, long now) {
+    if (unconfirmed.isEmpty()) {
+      lastProgressAt = now;
+    }
+    for (Frame.Data d : frames) {
+      unconfirmed.addLast(d);
+      unconfirmedBytes += d.payload().length;
+    }
+  }
+
+  /**
+   * The frames of the next Deliver, or null while {@code max-deliveries-in-flight} are unanswered,
+   * the session refuses more, or nothing waits. One persisted event per message, so this is what
+   * turns a stream of small reads into few, large journal writes.
+   */
+  List<Frame.Data> nextDelivery() {
+    if (stalled || inFlight.size() >= settings.maxDeliveriesInFlight()) {
+      return null;
+    }
+    List<Frame.Data> batch = null;
+    long bytes = 0;
+    for (Frame.Data d : unconfirmed) {
+      if (d.seq() <= sentUpTo) {
+        continue;
+      }
+      if (batch != null && bytes + d.payload().length > settings.maxBatchBytes()) {
+        break; // the message must fit Artery's frame: cap by bytes too
+      }
+      if (batch == null) {
+        batch = new ArrayList<>();
+      }
+      batch.add(d);
+      bytes += d.payload().length;
+      if (batch.size() == settings.maxBatchFrames()) {
+        break;
+      }
+    }
+    if (batch == null) {
+      return null;
+    }
+    sentUpTo = batch.get(batch.size() - 1).seq();
+    inFlight.addLast(sentUpTo);
+    return List.copyOf(batch);
+  }
+
+  /**
+   * The session's answer. True when it confirmed frames not confirmed before: the device gets
+   * ACK {@link #lastConfirmed}.
+   */
+  boolean delivered(ToEdge.Delivered d, long now) {
+    // Frames the session holds (buffered for its endpoint) free the pipeline; only delivered
+    // frames are acknowledged to the device.
+    long received = Math.max(d.upTo(), d.buffered());
+    while (!inFlight.isEmpty() && inFlight.peekFirst() <= received) {
+      inFlight.pollFirst();
+    }
+    lastBuffered = Math.max(lastBuffered, received);
+    // Any answer shows the session is alive: resend only after silence (session lost or moving).
+    lastProgressAt = now;
+    boolean confirmed = false;
+    if (d.upTo() > lastConfirmed) {
+      lastConfirmed = d.upTo();
+      while (!unconfirmed.isEmpty() && unconfirmed.peekFirst().seq() <= d.upTo()) {
+        unconfirmedBytes -= unconfirmed.pollFirst().payload().length;
+      }
+      confirmed = true;
+    }
+    if (d.stalled()) {
+      // The session refused what follows the watermark; it sends Resume when it has room.
+      stalled = true;
+      inFlight.clear();
+      sentUpTo = lastConfirmed;
+    } else if (d.resend()) {
+      // The session lost frames it had (it restarted): go back to what it holds and send again.
+      inFlight.clear();
+      sentUpTo = Math.max(lastConfirmed, Math.min(sentUpTo, d.buffered()));
+    }
+    return confirmed;
+  }
+
+  /** Go-back-N: everything not confirmed is to be sent again; the session drops what it has. */
+  void rewind(long now) {
+    stalled = false;
+    inFlight.clear();
+    sentUpTo = lastConfirmed;
+    lastProgressAt = now;
+  }
+
+  /**
+   * The device keeps to the window it was given in WELCOME. One frame is always allowed when
+   * nothing else is unacknowledged, however large.
+   */
+  boolean windowOpen() {
+    return unconfirmed.size() <= settings.window()
+        && (unconfirmedBytes <= settings.windowBytes() || unconfirmed.size() <= 1);
+  }
+
+  long lastConfirmed() {
+    return lastConfirmed;
+  }
+
+  boolean allConfirmed() {
+    return unconfirmed.isEmpty();
+  }
+
+  int unconfirmedCount() {
+    return unconfirmed.size();
+  }
+
+  /** No Deliver is unanswered: nothing the device sent is still travelling to the session. */
+  boolean nothingInFlight() {
+    return inFlight.isEmpty();
+  }
+
+  /** The session has received every frame taken from the device (some may wait in its batcher). */
+  boolean sessionHasAllTaken() {
+    return unconfirmed.isEmpty() || lastBuffered >= highestForwarded;
+  }
+
+  /** Every unconfirmed frame waits in the session (for an endpoint or a linked peer). */
+  boolean sessionHoldsAllUnconfirmed() {
+    return unconfirmed.isEmpty() || unconfirmed.peekLast().seq() <= lastBuffered;
+  }
+
+  /** Counts the session's silence from {@code now}: the device's CLOSE starts a wait for it. */
+  void progressed(long now) {
+    lastProgressAt = now;
+  }
+
+  long sinceProgress(long now) {
+    return now - lastProgressAt;
+  }
+}
