@@ -29,7 +29,8 @@ final class ReconnectLoop implements Runnable {
     int index = 0;
     // Failures in a row since the last handshake, counted before each pause: the first pause
     // (after a drop, or after a first connect that failed) is the backoff's first, 50-100 ms by
-    // default. A REDIRECT reconnects without a pause.
+    // default. A REDIRECT after the WELCOME reconnects without a pause; one answering the HELLO
+    // (a draining node's) is a failed attempt.
     int attempt = 0;
     int failedAttempts = 0;
     long giveUpAt = deadlineFromNow();
