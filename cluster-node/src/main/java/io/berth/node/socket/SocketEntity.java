@@ -7,7 +7,6 @@ import io.berth.node.edge.api.ToEdge;
 import io.berth.node.edge.api.ToEdge.ConfirmTakeover;
 import io.berth.node.edge.api.ToEdge.DataRefused;
 import io.berth.node.edge.api.ToEdge.Delivered;
-import io.berth.node.edge.api.ToEdge.LinkChanged;
 import io.berth.node.edge.api.ToEdge.Moving;
 import io.berth.node.edge.api.ToEdge.OpenRejected;
 import io.berth.node.edge.api.ToEdge.Push;
@@ -16,23 +15,12 @@ import io.berth.node.edge.api.ToEdge.SessionEnded;
 import io.berth.node.edge.api.ToEdge.Sleeping;
 import io.berth.node.edge.api.ToEdge.Welcomed;
 import io.berth.node.link.Link;
-import io.berth.node.link.PairingEntity;
-import io.berth.node.link.PeerLinkEntity;
-import io.berth.node.mapping.Batcher;
 import io.berth.node.mapping.BuiltinEndpoint;
-import io.berth.node.mapping.EndpointCall;
-import io.berth.node.mapping.Mapping;
 import io.berth.node.mapping.MappingActor;
 import io.berth.node.socket.SocketEvent.Accepted;
-import io.berth.node.socket.SocketEvent.Answered;
-import io.berth.node.socket.SocketEvent.BatchStarted;
 import io.berth.node.socket.SocketEvent.Closed;
 import io.berth.node.socket.SocketEvent.Detached;
 import io.berth.node.socket.SocketEvent.Injected;
-import io.berth.node.socket.SocketEvent.LinkEnded;
-import io.berth.node.socket.SocketEvent.LinkEstablished;
-import io.berth.node.socket.SocketEvent.LinkOffered;
-import io.berth.node.socket.SocketEvent.LinkRequested;
 import io.berth.node.socket.SocketState.Status;
 import io.berth.node.socket.api.InjectResult;
 import io.berth.node.socket.api.OperatorCloseResult;
@@ -59,12 +47,9 @@ import io.berth.node.socket.api.Sockets;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
-import io.berth.protocol.LinkStatus;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Optional;
 import java.util.function.Consumer;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -77,7 +62,6 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.cluster.sharding.ShardCoordinator;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
-import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
@@ -99,8 +83,9 @@ import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
  * watermark and the endpoint's answers are persisted as one event, and only then is the edge told
  * to ACK. Frames at or below the watermark are dropped as replays.
  *
- * <p>This class is the shell: every side effect (a write, a message, a timer, a child actor) and
- * their order is here; what to do is decided apart, one concern each, tested on its own:
+ * <p>This class and its two parts are the shell: every side effect (a write, a message, a timer, a
+ * child actor) and their order is in them; what to do is decided apart, one concern each, tested
+ * on its own:
  * {@link Opening} (refusals and takeovers: docs/takeover.md), {@link Uplink} (where data goes,
  * taking frames, a built-in endpoint's delivery), {@link DownlinkWindow} (what to push, the
  * outbox bound, retries), {@link EndpointDispatch} (an HTTP endpoint's calls, one at a time,
@@ -108,10 +93,16 @@ import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
  * (docs/links.md), {@link RelayOut} and {@link RelayIn} (the two sides of the relay), {@link
  * Sleep} (docs/sleep.md); {@link Ending} says how a session ends, and {@link #close} ends it.
  *
+ * <p>The parts run effects on the entity's behalf: {@link SessionEndpoint} those of the HTTP
+ * endpoint and {@link SessionLinks} those of the link and the relay, so that each file reads as
+ * one concern; a handler stays whole in one method of the entity or of a part, so the order of
+ * its effects is visible in one place. The commands are dispatched here, in {@link #handle}.
+ *
  * <p>What the machines hold is per incarnation and not persisted: downlink acknowledgements are
  * folded into the next event (or written when the entity stops), so a crash can only cause a
  * resend that the device drops; held frames are sent again by the device. A socket allocates
- * only the machines it uses: no dispatch for a built-in mapping, no relay for an unlinked socket.
+ * only the machines and parts it uses: no dispatch (or endpoint part) for a built-in mapping, no
+ * relay (or links part) for an unlinked socket.
  */
 public final class SocketEntity
     extends EventSourcedBehaviorWithEnforcedReplies<SocketCommand, SocketEvent, SocketState> {
@@ -119,19 +110,19 @@ public final class SocketEntity
   // ------------------------------------------------------------------ own messages
 
   /** The endpoint answered with a peer to link to. */
-  private record RequestLink(String peer) implements SocketCommand {}
+  record RequestLink(String peer) implements SocketCommand {}
 
   /** The link wait ends. */
-  private enum LinkDeadline implements SocketCommand { INSTANCE }
+  enum LinkDeadline implements SocketCommand { INSTANCE }
 
   /** Has the peer made progress? If not, send the relay again. */
-  private enum RelayCheck implements SocketCommand { INSTANCE }
+  enum RelayCheck implements SocketCommand { INSTANCE }
 
-  /** An offered link is still not up: ask the link entity again (see {@link #acceptOffer}). */
-  private enum AcceptAgain implements SocketCommand { INSTANCE }
+  /** An offered link is still not up: ask the link entity again (see {@link SessionLinks#acceptOffer}). */
+  enum AcceptAgain implements SocketCommand { INSTANCE }
 
-  /** Writes what the relay gathered since the last write (see {@link #scheduleRelayWrite}). */
-  private enum WriteRelay implements SocketCommand { INSTANCE }
+  /** Writes what the relay gathered since the last write (see {@link SessionLinks#scheduleRelayWrite}). */
+  enum WriteRelay implements SocketCommand { INSTANCE }
 
   /** Time to see whether an attached socket has been quiet for {@code sleep-after}. */
   private enum SleepCheck implements SocketCommand { INSTANCE }
@@ -140,11 +131,11 @@ public final class SocketEntity
   private enum RetryDownlink implements SocketCommand { INSTANCE }
 
   /** Something may be ready for the HTTP endpoint: look. */
-  private enum Dispatch implements SocketCommand { INSTANCE }
+  enum Dispatch implements SocketCommand { INSTANCE }
 
-  private record EndpointAnswered(MappingActor.Result result) implements SocketCommand {}
+  record EndpointAnswered(MappingActor.Result result) implements SocketCommand {}
 
-  private record CloseByEndpoint(String reason) implements SocketCommand {}
+  record CloseByEndpoint(String reason) implements SocketCommand {}
 
   // ------------------------------------------------------------------ wiring
 
@@ -174,12 +165,12 @@ public final class SocketEntity
         new SocketEntity(ctx, timers, socketId, settings, shard, index)));
   }
 
-  private final ActorContext<SocketCommand> context;
-  private final TimerScheduler<SocketCommand> timers;
-  private final String socketId;
+  final ActorContext<SocketCommand> context;
+  final TimerScheduler<SocketCommand> timers;
+  final String socketId;
   private final String shardId;
   private final SocketMeter meter;
-  private final SocketSettings settings;
+  final SocketSettings settings;
   private final String node;
   /** Null when the entity runs outside sharding: it then never sleeps. */
   private final ActorRef<ClusterSharding.ShardCommand> shard;
@@ -190,16 +181,12 @@ public final class SocketEntity
   /** When this entity asked its shard to passivate it, or 0. */
   private long sleepingSince;
 
-  // The machines (see the class comment). Null: not used now.
-  private final DownlinkWindow window;
-  /** What an HTTP mapping's endpoint gets next; with its actor and the adapter of its answers. */
-  private EndpointDispatch dispatch;
-  private ActorRef<MappingActor.Command> endpoint;
-  private ActorRef<MappingActor.Result> endpointReplies;
-  private RelayOut relayOut;
-  private RelayIn relayIn;
-  /** A {@code WriteRelay} is on its way: what the relay gathered goes in its write. */
-  private boolean relayWriteScheduled;
+  // The machines and parts (see the class comment). Null: not used now.
+  final DownlinkWindow window;
+  /** The HTTP endpoint's part, with its dispatch: only for a mapping that uses one. */
+  SessionEndpoint endpointPart;
+  /** The link's and relay's part: from the first time the socket deals with a link. */
+  private SessionLinks linksPart;
 
   private SocketEntity(ActorContext<SocketCommand> context, TimerScheduler<SocketCommand> timers, String socketId,
       SocketSettings settings, ActorRef<ClusterSharding.ShardCommand> shard, SocketIndex index) {
@@ -252,14 +239,14 @@ public final class SocketEntity
     prepareEndpoint(state);
     if (state.status() == Status.OPEN && state.openPending() != 0) {
       // The endpoint's answer to open was lost with the last incarnation: ask again, same id.
-      dispatch.openDue();
-      dispatch();
+      endpointPart.dispatch.openDue();
+      endpointPart.dispatch();
     }
     if (state.link() != null && state.link().status() == Link.Status.WAITING) {
-      armLinkDeadline(state.link());
+      links().armLinkDeadline(state.link());
     }
     if (LinkSide.acceptsOffer(state)) {
-      acceptOffer(state.link().linkId());
+      links().acceptOffer(state.link().linkId());
     }
   }
 
@@ -337,37 +324,37 @@ public final class SocketEntity
     } else if (command instanceof CloseByOperator c) {
       return onCloseByOperator(state, c);
     } else if (command instanceof Dispatch) {
-      return onDispatch(state);
+      return endpointPart == null ? Effect().noReply() : endpointPart.onDispatch(state);
     } else if (command instanceof EndpointAnswered c) {
-      return onEndpointAnswered(state, c.result());
+      return endpointPart == null ? Effect().noReply() : endpointPart.onEndpointAnswered(state, c.result());
     } else if (command instanceof CloseByEndpoint c) {
       return onCloseByEndpoint(state, c);
     } else if (command instanceof RequestLink c) {
-      return requestLink(state, c.peer());
+      return links().requestLink(state, c.peer());
     } else if (command instanceof Paired c) {
-      return LinkSide.takesPartner(state) && !c.partner().isEmpty() ? requestLink(state, c.partner())
+      return LinkSide.takesPartner(state) && !c.partner().isEmpty() ? links().requestLink(state, c.partner())
           : Effect().noReply();
     } else if (command instanceof LinkOffer c) {
-      return onLinkOffer(state, c);
+      return links().onLinkOffer(state, c);
     } else if (command instanceof LinkUp c) {
-      return onLinkUp(state, c);
+      return links().onLinkUp(state, c);
     } else if (command instanceof LinkDown c) {
-      return onLinkDown(state, c);
+      return links().onLinkDown(state, c);
     } else if (command instanceof LinkDeadline) {
-      return onLinkDeadline(state);
+      return links().onLinkDeadline(state);
     } else if (command instanceof Relay c) {
-      return onRelay(state, c);
+      return links().onRelay(state, c);
     } else if (command instanceof RelayAck c) {
-      return onRelayAck(state, c);
+      return links().onRelayAck(state, c);
     } else if (command instanceof RelayCheck) {
-      return onRelayCheck(state);
+      return links().onRelayCheck(state);
     } else if (command instanceof AcceptAgain) {
       if (LinkSide.acceptsOffer(state)) {
-        acceptOffer(state.link().linkId());
+        links().acceptOffer(state.link().linkId());
       }
       return Effect().noReply();
     } else if (command instanceof WriteRelay) {
-      return onWriteRelay(state);
+      return links().onWriteRelay(state);
     } else if (command instanceof Stop) {
       return onStop(state);
     }
@@ -398,16 +385,22 @@ public final class SocketEntity
       armSleepCheck(settings.sleepAfter());
       pump(s);
       prepareEndpoint(s);
-      clearRelay();
-      resumeLink(s);
+      if (linksPart != null) {
+        linksPart.clearRelay();
+      }
+      if (s.link() != null) {
+        links().resumeLink(s);
+      }
       // A resuming device may have acknowledged relayed frames only by its HELLO: tell the peer.
-      reportPeerAcks(s);
+      if (LinkSide.isLinked(s)) {
+        links().reportPeerAcks(s);
+      }
       if (opens.pairs()) {
-        joinPairing(s);
+        links().joinPairing(s);
       }
       if (s.openPending() != 0) {
-        dispatch.openDue();
-        dispatch();
+        endpointPart.dispatch.openDue();
+        endpointPart.dispatch();
       }
     }).thenNoReply();
   }
@@ -444,8 +437,8 @@ public final class SocketEntity
     }
     if (state.usesHttp()) {
       // The endpoint sees the rest of the data and the close event before the session ends.
-      dispatch.close(Ending.byDevice(CloseCode.NORMAL.wire, cmd.reason()));
-      dispatch();
+      endpointPart.dispatch.close(Ending.byDevice(CloseCode.NORMAL.wire, cmd.reason()));
+      endpointPart.dispatch();
       return Effect().noReply();
     }
     return close(state, Ending.byDevice(cmd.code(), cmd.reason()));
@@ -456,10 +449,10 @@ public final class SocketEntity
       return Effect().reply(cmd.replyTo(), new OperatorCloseResult.Refused(OperatorCloseResult.Refusal.NOT_OPEN));
     }
     Ending ending = Ending.byOperator(cmd.reason(), cmd.replyTo());
-    if (state.usesHttp() && !dispatch.isClosing()) {
+    if (state.usesHttp() && !endpointPart.dispatch.isClosing()) {
       // Through the endpoint, as a device's close: the peer hears that its peer closed.
-      dispatch.close(ending.toPeer("peer closed its session"));
-      dispatch();
+      endpointPart.dispatch.close(ending.toPeer("peer closed its session"));
+      endpointPart.dispatch();
       return Effect().noReply();
     }
     return close(state, ending);
@@ -469,8 +462,8 @@ public final class SocketEntity
     if (state.status() != Status.OPEN && state.status() != Status.DETACHED) {
       return Effect().noReply();
     }
-    if (dispatch != null) {
-      dispatch.closedByEndpoint();
+    if (endpointPart != null) {
+      endpointPart.dispatch.closedByEndpoint();
     }
     return close(state, Ending.byEndpoint(cmd.reason()));
   }
@@ -479,7 +472,7 @@ public final class SocketEntity
    * Ends the session, whoever closes it: the close is written, then the edge is told (and no
    * longer watched), the link is left, and the operator who asked is answered.
    */
-  private ReplyEffect<SocketEvent, SocketState> close(SocketState state, Ending ending) {
+  ReplyEffect<SocketEvent, SocketState> close(SocketState state, Ending ending) {
     ActorRef<ToEdge> edge = state.edge();
     Link link = state.link();
     EffectBuilder<SocketEvent, SocketState> closed = persistChange(
@@ -488,7 +481,9 @@ public final class SocketEntity
             context.unwatch(edge);
             edge.tell(ending.toEdge());
           }
-          leaveLink(link, ending.toPeer());
+          if (link != null || linksPart != null) {
+            links().leaveLink(link, ending.toPeer());
+          }
         });
     return ending.operator() == null ? closed.thenNoReply()
         : closed.thenReply(ending.operator(), s -> new OperatorCloseResult.Closed());
@@ -513,7 +508,9 @@ public final class SocketEntity
     // handing off, say). Start over; a stop that comes now is taken for a handoff's.
     sleepingSince = 0;
     Sleep.Check check = Sleep.check(System.nanoTime(), lastActivityAt, settings.sleepAfter().toNanos(),
-        Sleep.restful(state, window, dispatch, relayOut, relayIn, relayWriteScheduled));
+        Sleep.restful(state, window, endpointPart == null ? null : endpointPart.dispatch,
+            linksPart == null ? null : linksPart.relayOut, linksPart == null ? null : linksPart.relayIn,
+            linksPart != null && linksPart.relayWriteScheduled));
     if (check.sleeps()) {
       sleepingSince = System.nanoTime();
       state.edge().tell(Sleeping.INSTANCE);
@@ -531,8 +528,8 @@ public final class SocketEntity
     }
     Uplink.Route route = Uplink.route(state);
     return switch (route.to()) {
-      case HOLD -> bufferForRelay(state, cmd);
-      case ENDPOINT -> bufferForEndpoint(state, cmd);
+      case HOLD -> links().bufferForRelay(state, cmd);
+      case ENDPOINT -> prepareEndpoint(state).bufferForEndpoint(state, cmd);
       case BUILTIN -> toBuiltin(state, cmd, route.builtin());
       case REFUSED -> refuseData(state, cmd, route.refusal());
     };
@@ -586,19 +583,19 @@ public final class SocketEntity
    * tells the edge how far the entity now holds them (not yet acknowledged): the edge's pipeline
    * moves on, and a gap (frames lost while this entity restarted) makes it send again.
    */
-  private void hold(SocketState state, Deliver cmd, long held, Consumer<Frame.Data> holder) {
+  void hold(SocketState state, Deliver cmd, long held, Consumer<Frame.Data> holder) {
     Uplink.Held h = Uplink.hold(cmd.frames(), held, holder);
     meter.record(h.frames(), h.bytes());
     cmd.edge().tell(new Delivered(state.lastAccepted(), h.upTo(), false, h.gap()));
   }
 
   /** Whether this delivery is the first on this node after the socket moved here. */
-  private boolean resumedAfterMove(SocketState before) {
+  boolean resumedAfterMove(SocketState before) {
     return before.suspendedOn() != null && !before.suspendedOn().equals(node);
   }
 
   /** First delivery on this node after the socket moved here: complete the migration record. */
-  private void reportMoveCompleted(SocketState before, Instant at) {
+  void reportMoveCompleted(SocketState before, Instant at) {
     long pauseMs = Math.max(0, at.toEpochMilli() - before.lastDeliveryAt().toEpochMilli());
     context.getLog().info("Socket {} delivers again on {} after moving from {}: delivery paused {} ms", socketId,
         node, before.suspendedOn(), pauseMs);
@@ -608,7 +605,7 @@ public final class SocketEntity
   // ------------------------------------------------------------------ downlink
 
   /** Sends outbox frames the edge has not been sent yet, within the downlink window. */
-  private void pump(SocketState state) {
+  void pump(SocketState state) {
     if (state.status() != Status.OPEN || state.edge() == null) {
       return;
     }
@@ -624,7 +621,9 @@ public final class SocketEntity
   private ReplyEffect<SocketEvent, SocketState> onDownlinkAck(SocketState state, DownlinkAck cmd) {
     if (state.isAttached(cmd.edge()) && window.deviceAcked(state, cmd.upTo())) {
       pump(state);
-      reportPeerAcks(state);
+      if (LinkSide.isLinked(state)) {
+        links().reportPeerAcks(state);
+      }
       if (window.resumes(state)) {
         state.edge().tell(Resume.INSTANCE);
       }
@@ -668,533 +667,39 @@ public final class SocketEntity
         .thenReply(cmd.replyTo(), s -> new InjectResult.Injected(s.lastDownlinkSeq()));
   }
 
-  // ------------------------------------------------------------------ HTTP endpoint
+
+  // ------------------------------------------------------------------ the parts
 
   /**
-   * Makes sure an HTTP mapping's endpoint actor and dispatch match the socket's mapping; a
-   * mapping that is no longer HTTP lets them go once nothing of theirs is left.
+   * Makes sure the HTTP endpoint's part matches the socket's mapping
+   * ({@link SessionEndpoint#prepareEndpoint}): made for a mapping that uses HTTP, let go with its
+   * dispatch. Null when the socket has no HTTP endpoint.
    */
-  private void prepareEndpoint(SocketState s) {
-    if (!s.usesHttp()) {
-      if (dispatch != null && dispatch.isSpent()) {
-        context.stop(endpoint);
-        dispatch = null;
-        endpoint = null;
-      }
-      return;
+  SessionEndpoint prepareEndpoint(SocketState s) {
+    if (endpointPart == null && s.usesHttp()) {
+      endpointPart = new SessionEndpoint(this);
     }
-    if (dispatch == null) {
-      dispatch = new EndpointDispatch(socketId, s.mapping());
-    } else if (dispatch.needsEndpoint(s.mapping())) {
-      context.stop(endpoint);
-      dispatch.newEndpoint(s.mapping());
-    } else {
-      return;
-    }
-    if (endpointReplies == null) {
-      endpointReplies = context.messageAdapter(MappingActor.Result.class, EndpointAnswered::new);
-    }
-    endpoint = context.spawnAnonymous(MappingActor.create(s.mapping(), socketId, s.deviceId()));
-  }
-
-  /** Frames for an HTTP endpoint wait in the batcher; the edge may send more, ACKs come later. */
-  private ReplyEffect<SocketEvent, SocketState> bufferForEndpoint(SocketState state, Deliver cmd) {
-    prepareEndpoint(state);
-    long now = System.nanoTime();
-    hold(state, cmd, dispatch.taken(state), frame -> dispatch.offer(state, frame, now));
-    dispatch();
-    return Effect().noReply();
-  }
-
-  /**
-   * Hands the frames numbered up to {@code upTo} to the HTTP endpoint's batcher, in order after
-   * what it has, and looks whether a batch is due.
-   */
-  private void toBatcher(SocketState state, Iterable<Frame.Data> frames, long upTo) {
-    prepareEndpoint(state);
-    dispatch.offerAll(state, frames, upTo, System.nanoTime());
-    dispatch();
-  }
-
-  private void dispatch() {
-    if (dispatch.schedule()) {
-      context.getSelf().tell(Dispatch.INSTANCE);
-    }
-  }
-
-  /** Sends the next thing the endpoint should see, if the endpoint is free: one at a time. */
-  private ReplyEffect<SocketEvent, SocketState> onDispatch(SocketState s) {
-    EndpointDispatch.Step step = dispatch == null ? EndpointDispatch.Idle.INSTANCE
-        : dispatch.next(s, System.nanoTime());
-    if (step instanceof EndpointDispatch.Call call) {
-      invoke(call);
-    } else if (step instanceof EndpointDispatch.StartBatch batch) {
-      return Effect().persist(batchStarted(batch, Instant.now())).thenRun(st -> invoke(batch.call())).thenNoReply();
-    } else if (step instanceof EndpointDispatch.Wait wait) {
-      timers.startSingleTimer(Dispatch.INSTANCE, Duration.ofNanos(wait.nanos()));
-    } else if (step instanceof EndpointDispatch.Finish finish) {
-      return close(s, finish.ending());
-    }
-    return Effect().noReply();
-  }
-
-  private static BatchStarted batchStarted(EndpointDispatch.StartBatch batch, Instant at) {
-    Batcher.Cut c = batch.cut();
-    return new BatchStarted(batch.call().batchId(), c.seqFrom(), c.offsetFrom(), c.seqTo(), c.offsetTo(),
-        c.endsFrame(), at);
-  }
-
-  private void invoke(EndpointDispatch.Call call) {
-    endpoint.tell(new MappingActor.Invoke(call.batchId(), call.event(), call.seqFrom(), call.seqTo(), call.data(),
-        endpointReplies));
-  }
-
-  private ReplyEffect<SocketEvent, SocketState> onEndpointAnswered(SocketState s, MappingActor.Result result) {
-    EndpointDispatch.Outcome outcome = dispatch == null ? EndpointDispatch.Stale.INSTANCE
-        : dispatch.answered(s, result, window.acked(s), System.nanoTime(), Instant.now());
-    if (outcome instanceof EndpointDispatch.OpenAnswered open) {
-      return settleOpen(s, open.batchId(), open.out(), open.answer());
-    }
-    if (outcome instanceof EndpointDispatch.Replied replied) {
-      requestLinkIfNamed(replied.answer());
-      return replied.out().isEmpty() ? afterAnswer(replied.answer())
-          : Effect().persist(new Answered(replied.batchId(), replied.out(), Instant.now(), 0)).thenRun(st -> {
-            pump(st);
-            afterAnswer(replied.answer());
-          }).thenNoReply();
-    }
-    if (!(outcome instanceof EndpointDispatch.BatchDone done)) {
-      return Effect().noReply(); // from a replaced endpoint actor
-    }
-    requestLinkIfNamed(done.answer());
-    boolean resumedAfterMove = resumedAfterMove(s);
-    Accepted event = done.event();
-    EndpointDispatch.StartBatch next = done.next();
-    return Effect().persist(next == null ? List.of(event) : List.of(event, batchStarted(next, event.at())))
-        .thenRun(st -> {
-          if (resumedAfterMove) {
-            reportMoveCompleted(s, event.at());
-          }
-          if (st.edge() != null && st.status() == Status.OPEN) {
-            st.edge().tell(new Delivered(st.lastAccepted(), dispatch.taken(st), false));
-          }
-          pump(st);
-          if (next != null) {
-            invoke(next.call());
-          } else {
-            afterAnswer(done.answer());
-          }
-        }).thenNoReply();
-  }
-
-  private void requestLinkIfNamed(EndpointCall.Answer answer) {
-    if (answer.link() != null && !answer.link().isBlank()) {
-      context.getSelf().tell(new RequestLink(answer.link()));
-    }
-  }
-
-  /**
-   * The endpoint answered this connection's open, which decides where the data held meanwhile
-   * goes: a link it names is requested in the same write as the answer, and the held frames go
-   * to the peer; without a link they go to the mapping (or are refused if it takes no data).
-   * A parked open answers nothing: no link.
-   */
-  private ReplyEffect<SocketEvent, SocketState> settleOpen(SocketState s, String batchId, List<Frame.Data> out,
-      EndpointCall.Answer answer) {
-    Instant now = Instant.now();
-    Answered answered = new Answered(batchId, out, now, s.openPending());
-    Optional<LinkRequested> link = answer.link() == null || answer.link().isBlank() ? Optional.empty()
-        : linkRequest(s, answer.link(), now);
-    return Effect().persist(link.isEmpty() ? List.of(answered) : List.of(answered, link.get())).thenRun(st -> {
-      pump(st);
-      link.ifPresent(l -> linkRequested(st, l));
-      if (answer.close() == null && !st.holdsData()) {
-        releaseHeld(st);
-      }
-      afterAnswer(answer);
-    }).thenNoReply();
-  }
-
-  private ReplyEffect<SocketEvent, SocketState> afterAnswer(EndpointCall.Answer answer) {
-    if (answer.close() != null) {
-      context.getSelf().tell(new CloseByEndpoint(answer.close().isBlank() ? "closed by the endpoint" : answer.close()));
-    } else {
-      dispatch();
-    }
-    return Effect().noReply();
-  }
-
-  // ------------------------------------------------------------------ peer links
-
-  private EntityRef<PeerLinkEntity.Command> linkRef(String linkId) {
-    return ClusterSharding.get(context.getSystem()).entityRefFor(PeerLinkEntity.ENTITY_KEY, linkId);
-  }
-
-  private EntityRef<PairingEntity.Command> pairingRef() {
-    return ClusterSharding.get(context.getSystem()).entityRefFor(PairingEntity.ENTITY_KEY,
-        LinkSide.pairingKey(socketId));
-  }
-
-  private EntityRef<SocketCommand> peerRef(String peer) {
-    return ClusterSharding.get(context.getSystem()).entityRefFor(Sockets.ENTITY_KEY, peer);
-  }
-
-  private void tellDevice(SocketState s, LinkStatus status, String peer, String reason) {
-    if (s.status() == Status.OPEN && s.edge() != null) {
-      s.edge().tell(new LinkChanged(status.wire, peer, reason));
-    }
-  }
-
-  /**
-   * The endpoint (or the pairing point) links this socket to {@code peer}. A socket links to at
-   * most one peer at a time: an answer naming another peer while linked or waiting is refused.
-   */
-  private ReplyEffect<SocketEvent, SocketState> requestLink(SocketState s, String peer) {
-    Optional<LinkRequested> request = linkRequest(s, peer, Instant.now());
-    if (request.isEmpty()) {
-      return Effect().noReply();
-    }
-    return Effect().persist(request.get()).thenRun(st -> linkRequested(st, request.get())).thenNoReply();
-  }
-
-  /** The event that makes this socket wait for {@code peer}, if it may link to it now. */
-  private Optional<LinkRequested> linkRequest(SocketState s, String peer, Instant at) {
-    switch (LinkSide.request(socketId, s, peer)) {
-      case REQUEST -> {
-        return Optional.of(LinkSide.requested(socketId, s, peer, System.currentTimeMillis(), at));
-      }
-      case NOT_A_PEER -> context.getLog().warn(
-          "Socket {}: the endpoint answered link '{}', which is not another socket's id; ignored", socketId, peer);
-      case REFUSED -> context.getLog().warn("Socket {} is {} with {}: link answer to {} refused", socketId,
-          s.link().status(), s.link().peer(), peer);
-      case NOT_OPEN, ALREADY -> { }
-    }
-    return Optional.empty();
-  }
-
-  private void linkRequested(SocketState st, LinkRequested e) {
-    linkRef(e.linkId()).tell(new PeerLinkEntity.Request(socketId, e.peer(), e.deadlineMillis()));
-    tellDevice(st, LinkStatus.PENDING, e.peer(), "waiting for " + e.peer());
-    armLinkDeadline(st.link());
-  }
-
-  /**
-   * Joins the pairing point of this socket's name; the socket is already waiting (its device was
-   * told so by {@link #resumeLink}).
-   */
-  private void joinPairing(SocketState s) {
-    if (LinkSide.pairingKey(socketId).isEmpty()) {
-      context.getLog().warn("Socket {} uses builtin:pair without a socket name: no pairing key", socketId);
-      tellDevice(s, LinkStatus.TIMEOUT, "", "builtin:pair pairs sockets by their socket name");
-      return;
-    }
-    pairingRef().tell(new PairingEntity.Join(socketId));
-  }
-
-  /** A peer wants a link: taken when this socket is free (or waits for just this peer). */
-  private ReplyEffect<SocketEvent, SocketState> onLinkOffer(SocketState s, LinkOffer o) {
-    switch (LinkSide.offer(s.link(), o.linkId(), o.from())) {
-      case BUSY -> linkRef(o.linkId()).tell(new PeerLinkEntity.Busy(socketId,
-          socketId + " is " + s.link().status() + " with another socket"));
-      case ACCEPT_AGAIN -> linkRef(o.linkId()).tell(new PeerLinkEntity.Accept(socketId));
-      case RECORD -> {
-        return Effect().persist(new LinkOffered(o.linkId(), o.from(), Instant.now())).thenRun(st -> {
-          if (st.status() == Status.OPEN) {
-            acceptOffer(o.linkId());
-          }
-        }).thenNoReply();
+    if (endpointPart != null) {
+      endpointPart.prepareEndpoint(s);
+      if (endpointPart.dispatch == null) {
+        endpointPart = null;
       }
     }
-    return Effect().noReply();
+    return endpointPart;
   }
 
-  /**
-   * Takes an offered link, and asks again every {@code downlink-retry} until the link entity
-   * answers (LinkUp, or LinkDown for a link that ended): an open socket holds its device's data
-   * while offered, so a lost accept or answer must not leave it waiting.
-   */
-  private void acceptOffer(String linkId) {
-    linkRef(linkId).tell(new PeerLinkEntity.Accept(socketId));
-    timers.startSingleTimer(AcceptAgain.INSTANCE, settings.downlinkRetry());
+  /** The link's and relay's part, made the first time the socket deals with a link. */
+  SessionLinks links() {
+    if (linksPart == null) {
+      linksPart = new SessionLinks(this);
+    }
+    return linksPart;
   }
 
-  private ReplyEffect<SocketEvent, SocketState> onLinkUp(SocketState s, LinkUp up) {
-    switch (LinkSide.up(s, up.linkId())) {
-      case UNLINK -> linkRef(up.linkId()).tell(new PeerLinkEntity.Unlink(socketId, socketId + " is not open", 0));
-      case TELL -> tellDevice(s, LinkStatus.LINKED, up.peer(), "");
-      case ESTABLISH -> {
-        return Effect().persist(new LinkEstablished(up.linkId(), up.peer(), Instant.now())).thenRun(st -> {
-          timers.cancel(LinkDeadline.INSTANCE);
-          tellDevice(st, LinkStatus.LINKED, up.peer(), "");
-          context.getLog().info("Socket {} linked to {}", socketId, up.peer());
-          sendRelay(st);
-        }).thenNoReply();
-      }
-    }
-    return Effect().noReply();
-  }
-
-  /** The link ended: frames the peer took are acknowledged; the rest goes to the endpoint again. */
-  private ReplyEffect<SocketEvent, SocketState> onLinkDown(SocketState s, LinkDown down) {
-    Link current = s.link();
-    if (!LinkSide.isCurrent(current, down.linkId())) {
-      return Effect().noReply();
-    }
-    Instant now = Instant.now();
-    LinkEnded ended = new LinkEnded(current.linkId(), now);
-    List<SocketEvent> events = down.peerAccepted() <= s.lastAccepted() ? List.of(ended) : List.of(
-        RelayOut.accepted(s, relayOut == null ? List.of() : relayOut.held(), down.peerAccepted(), window.acked(s), now),
-        ended);
-    LinkStatus status = LinkStatus.fromWire(down.status());
-    boolean close = LinkSide.closes(current, status);
-    return Effect().persist(events).thenRun(st -> {
-      timers.cancel(LinkDeadline.INSTANCE);
-      tellDevice(st, LinkSide.ended(status), down.peer(), down.reason());
-      if (close) {
-        // The socket closes: what its device sent after the last ACK goes nowhere.
-        endGathering();
-        context.getSelf().tell(new CloseByEndpoint("no peer within " + st.mapping().linkWaitMs() + " ms"));
-      } else {
-        releaseHeld(st);
-      }
-    }).thenNoReply();
-  }
-
-  private ReplyEffect<SocketEvent, SocketState> onLinkDeadline(SocketState s) {
-    switch (LinkSide.deadline(s.link())) {
-      case LEAVE_PAIRING -> {
-        pairingRef().tell(new PairingEntity.Leave(socketId));
-        return onLinkDown(s, new LinkDown("", "", LinkStatus.TIMEOUT.wire,
-            "no device with the same pairing key came", 0));
-      }
-      case EXPIRE -> linkRef(s.link().linkId()).tell(new PeerLinkEntity.Expire(socketId));
-      case NONE -> { }
-    }
-    return Effect().noReply();
-  }
-
-  private void armLinkDeadline(Link link) {
-    timers.startSingleTimer(LinkDeadline.INSTANCE,
-        Duration.ofMillis(LinkSide.millisLeft(link, System.currentTimeMillis())));
-  }
-
-  /** A reconnecting device learns its link status; an offer waiting for this socket is taken. */
-  private void resumeLink(SocketState s) {
-    Link link = s.link();
-    if (link == null) {
-      return;
-    }
-    switch (link.status()) {
-      case LINKED -> tellDevice(s, LinkStatus.LINKED, link.peer(), "");
-      case WAITING -> {
-        tellDevice(s, LinkStatus.PENDING, link.peer(), LinkSide.waitingFor(link));
-        armLinkDeadline(link);
-      }
-      case OFFERED -> acceptOffer(link.linkId());
-    }
-  }
-
-  private void leaveLink(Link link, String reason) {
-    endGathering();
-    if (link == null) {
-      return;
-    }
-    if (LinkSide.atPairingPoint(link)) {
-      pairingRef().tell(new PairingEntity.Leave(socketId));
-    } else {
-      linkRef(link.linkId()).tell(new PeerLinkEntity.Unlink(socketId, reason, link.relayIn()));
-    }
-  }
-
-  // ------------------------------------------------------------------ relay (sending side)
-
-  /**
-   * While linked, or while the data's destination is not decided yet, frames wait here for the
-   * peer (unacknowledged); the edge may send more, within the device's window. Frames the HTTP
-   * endpoint's batcher already took stay with it.
-   */
-  private ReplyEffect<SocketEvent, SocketState> bufferForRelay(SocketState state, Deliver cmd) {
-    if (state.inFlight() != null && state.usesHttp()) {
-      // A batch recorded for the endpoint (sent before this incarnation) owns its frames,
-      // whatever the data does now: they go back to the batcher, to send the batch again.
-      toBatcher(state, cmd.frames(), state.inFlight().seqTo());
-    }
-    RelayOut out = relayOut();
-    hold(state, cmd, out.heldUpTo(dispatch == null ? state.lastAccepted() : dispatch.taken(state)), out::hold);
-    sendRelay(state);
-    return Effect().noReply();
-  }
-
-  private RelayOut relayOut() {
-    if (relayOut == null) {
-      relayOut = new RelayOut();
-    }
-    return relayOut;
-  }
-
-  /** Sends queued frames to the peer's entity, within the relay window and message size. */
-  private void sendRelay(SocketState s) {
-    if (!LinkSide.isLinked(s) || (relayOut != null && relayOut.isPeerFull())) {
-      return;
-    }
-    RelayOut out = relayOut();
-    for (List<Frame.Data> frames : out.nextRelays(s.lastAccepted(), settings.downlinkWindow(), settings.maxPushBytes(),
-        System.nanoTime())) {
-      peerRef(s.link().peer()).tell(new Relay(socketId, out.accepted(), frames));
-    }
-    if (out.holdsFrames() && !timers.isTimerActive(RelayCheck.INSTANCE)) {
-      timers.startTimerWithFixedDelay(RelayCheck.INSTANCE, Duration.ofSeconds(1));
-    }
-  }
-
-  /** The peer took frames and its device acknowledged some: those are delivered, ACK them. */
-  private ReplyEffect<SocketEvent, SocketState> onRelayAck(SocketState s, RelayAck ack) {
-    if (!LinkSide.isLinkedTo(s, ack.from())) {
-      return Effect().noReply();
-    }
-    if (relayOut().peerAcked(ack.accepted(), ack.acked(), ack.full(), s.lastAccepted(), System.nanoTime())) {
-      scheduleRelayWrite();
-    }
-    sendRelay(s);
-    return Effect().noReply();
-  }
-
-  private ReplyEffect<SocketEvent, SocketState> onRelayCheck(SocketState s) {
-    if (relayOut == null || !relayOut.holdsFrames() || !LinkSide.isLinked(s)) {
-      timers.cancel(RelayCheck.INSTANCE);
-    } else if (relayOut.sendAgain(System.nanoTime(), settings.downlinkRetry().toNanos())) {
-      // Nothing from the peer for a while (it moved, or its node died): send again from what it took.
-      sendRelay(s);
-    }
-    return Effect().noReply();
-  }
-
-  /** The link ended: nothing gathered for it may be written any more. */
-  private void endGathering() {
-    relayOut = null;
-    relayIn = null;
-    timers.cancel(RelayCheck.INSTANCE);
-  }
-
-  /**
-   * Forgets the frames held for the peer (the device sends them again after it reconnects);
-   * what was gathered for the next write stays: it does not depend on the connection.
-   */
-  private void clearRelay() {
-    if (relayOut != null && relayOut.forgetHeld()) {
-      relayOut = null;
-    }
-    if (relayIn != null && relayIn.forgetReported()) {
-      relayIn = null;
-    }
-    timers.cancel(RelayCheck.INSTANCE);
-  }
-
-  /**
-   * Unlinked, or the open's answer named no peer: the frames held for the peer go where the
-   * socket's data goes now (docs/delivery.md#where-data-goes). An HTTP endpoint that takes data
-   * gets them here, in order after what its batcher has, so that a close the device already
-   * asked for flushes them too; otherwise the edge sends them again and they are taken (a
-   * built-in endpoint) or refused like any new data.
-   */
-  private void releaseHeld(SocketState s) {
-    boolean held = relayOut != null && relayOut.holdsFrames();
-    if (held && !s.holdsData() && s.usesHttp() && s.mapping().receives(Mapping.Event.DATA)) {
-      toBatcher(s, relayOut.held(), Long.MAX_VALUE);
-      endGathering();
-      return;
-    }
-    // Still undecided (the open's answer is due), or not for the batcher: through the edge.
-    endGathering();
-    if (held && s.edge() != null && s.status() == Status.OPEN) {
-      s.edge().tell(new Delivered(s.lastAccepted(), s.lastAccepted(), false, true));
-    }
-  }
-
-  // ------------------------------------------------------------------ relay (receiving side)
-
-  /** Frames of the linked peer go into this socket's outbox, in order, once each. */
-  private ReplyEffect<SocketEvent, SocketState> onRelay(SocketState s, Relay r) {
-    if (!LinkSide.isLinkedTo(s, r.from())) {
-      peerRef(r.from()).tell(new LinkDown(PeerLinkEntity.idOf(socketId, r.from()), socketId,
-          LinkStatus.UNLINKED.wire, socketId + " is not linked to " + r.from(), 0));
-      return Effect().noReply();
-    }
-    if (relayIn == null) {
-      relayIn = new RelayIn();
-    }
-    RelayIn.Offered offered = relayIn.offer(s, window, r.base(), r.frames());
-    if (offered.writeDue()) {
-      scheduleRelayWrite(); // its write answers the peer
-    } else {
-      peerRef(r.from()).tell(new RelayAck(socketId, offered.durableIn(), s.link().peerAcked(window.acked(s)),
-          offered.full()));
-    }
-    return Effect().noReply();
-  }
-
-  /**
-   * Relay traffic is written in one journal write per round trip, not one per message: what
-   * arrives while a write is in flight waits in the stash, is gathered when it is unstashed, and
-   * goes in the next write, which this self-message (behind the stash) triggers. Each socket has
-   * one write in flight at a time, so this is what lets a busy link carry more than one
-   * message's worth of frames per commit.
-   */
-  private void scheduleRelayWrite() {
-    if (!relayWriteScheduled) {
-      relayWriteScheduled = true;
-      context.getSelf().tell(WriteRelay.INSTANCE);
-    }
-  }
-
-  /** Writes the gathered relay: the peer's frames into the outbox, own frames the peer has. */
-  private ReplyEffect<SocketEvent, SocketState> onWriteRelay(SocketState s) {
-    relayWriteScheduled = false;
-    Instant now = Instant.now();
-    List<SocketEvent> events = new ArrayList<>(2);
-    RelayIn.Taken in = relayIn == null ? RelayIn.Taken.NOTHING : relayIn.take(s, now);
-    if (in.event() != null) {
-      events.add(in.event());
-    }
-    long acceptUpTo = relayOut == null ? 0 : relayOut.takeAcceptPending();
-    boolean accepting = acceptUpTo > s.lastAccepted() && LinkSide.isLinked(s);
-    if (accepting) {
-      events.add(RelayOut.accepted(s, relayOut.held(), acceptUpTo, window.acked(s), now));
-    }
-    if (events.isEmpty()) {
-      return Effect().noReply();
-    }
-    return Effect().persist(events).thenRun(st -> {
-      if (in.event() != null) {
-        pump(st);
-        long peerAcked = st.link().peerAcked(window.acked(st));
-        peerRef(st.link().peer()).tell(new RelayAck(socketId, st.link().relayIn(), peerAcked, in.refused()));
-        if (in.refused()) {
-          window.stall(); // reused: report room when the device acknowledges
-        }
-      }
-      if (accepting) {
-        relayOut.delivered(st.lastAccepted());
-        if (st.edge() != null && st.status() == Status.OPEN) {
-          st.edge().tell(new Delivered(st.lastAccepted(), relayOut.heldUpTo(st.lastAccepted()), false));
-        }
-      }
-      sendRelay(st);
-    }).thenNoReply();
-  }
-
-  /** The device acknowledged relayed frames: tell the peer, whose device gets its ACK. */
-  private void reportPeerAcks(SocketState s) {
-    if (!LinkSide.isLinked(s)) {
-      return;
-    }
-    long peerAcked = s.link().peerAcked(window.liveAcked());
-    boolean room = window.hasRoom(s);
-    if (relayIn == null) {
-      relayIn = new RelayIn();
-    }
-    if (relayIn.reports(peerAcked, window.isStalled(), room)) {
-      peerRef(s.link().peer()).tell(new RelayAck(socketId, s.link().relayIn(), peerAcked, !room));
+  /** Lets the links part go when it holds nothing a new one would not (as its machines go). */
+  void dropLinksIfIdle() {
+    if (linksPart != null && linksPart.isIdle()) {
+      linksPart = null;
     }
   }
 
