@@ -86,7 +86,7 @@ import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
  * <p>This class and its two parts are the shell: every side effect (a write, a message, a timer, a
  * child actor) and their order is in them; what to do is decided apart, one concern each, tested
  * on its own:
- * {@link Opening} (refusals and takeovers: docs/takeover.md), {@link Uplink} (where data goes,
+ * {@link Opening} (refusals and takeovers: docs/takeover.md), {@link Intake} (where data goes,
  * taking frames, a built-in endpoint's delivery), {@link DownlinkWindow} (what to push, the
  * outbox bound, retries), {@link EndpointDispatch} (an HTTP endpoint's calls, one at a time,
  * each batch recorded before it is sent: docs/ENDPOINTS.md#delivery), {@link LinkSide}
@@ -526,7 +526,7 @@ public final class SocketEntity
     if (!state.isAttached(cmd.edge())) {
       return tellNotAttached(state, cmd.edge());
     }
-    Uplink.Route route = Uplink.route(state);
+    Intake.Route route = Intake.route(state);
     return switch (route.to()) {
       case HOLD -> links().bufferForRelay(state, cmd);
       case ENDPOINT -> prepareEndpoint(state).bufferForEndpoint(state, cmd);
@@ -537,7 +537,7 @@ public final class SocketEntity
 
   /** A built-in endpoint takes the frames, answers go in the outbox, all in one event. */
   private ReplyEffect<SocketEvent, SocketState> toBuiltin(SocketState state, Deliver cmd, BuiltinEndpoint endpoint) {
-    Uplink.Delivery d = Uplink.toBuiltin(state, window, cmd.frames(), frame -> endpoint.onData(socketId, frame));
+    Intake.Delivery d = Intake.toBuiltin(state, window, cmd.frames(), frame -> endpoint.onData(socketId, frame));
     if (d.frames() == 0) {
       if (d.stalled()) {
         window.stall();
@@ -569,7 +569,7 @@ public final class SocketEntity
    * keeps its unacknowledged frames. Replays of frames taken before are confirmed as usual.
    */
   private ReplyEffect<SocketEvent, SocketState> refuseData(SocketState state, Deliver cmd, String why) {
-    if (Uplink.anyNew(cmd.frames(), state.lastAccepted())) {
+    if (Intake.anyNew(cmd.frames(), state.lastAccepted())) {
       cmd.edge().tell(new DataRefused(ErrorCode.NO_DESTINATION.wire,
           "nothing takes the data of socket " + socketId + ": " + why + " and the socket is not linked"));
     } else {
@@ -584,7 +584,7 @@ public final class SocketEntity
    * moves on, and a gap (frames lost while this entity restarted) makes it send again.
    */
   void hold(SocketState state, Deliver cmd, long held, Consumer<Frame.Data> holder) {
-    Uplink.Held h = Uplink.hold(cmd.frames(), held, holder);
+    Intake.Held h = Intake.hold(cmd.frames(), held, holder);
     meter.record(h.frames(), h.bytes());
     cmd.edge().tell(new Delivered(state.lastAccepted(), h.upTo(), false, h.gap()));
   }

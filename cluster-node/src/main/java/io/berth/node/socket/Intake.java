@@ -14,9 +14,9 @@ import java.util.function.Function;
  * once each, frames at or below what it has dropped as replays, and a gap (frames lost while the
  * entity restarted) ending what is taken, so that the edge sends them again.
  */
-final class Uplink {
+final class Intake {
 
-  private Uplink() {}
+  private Intake() {}
 
   /** Where a socket's data goes now (docs/delivery.md#where-data-goes). */
   enum Destination {
