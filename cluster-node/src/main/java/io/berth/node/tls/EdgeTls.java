@@ -1,0 +1,369 @@
+package io.berth.node.tls;
+
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.OpenSsl;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslProvider;
+import io.netty.handler.ssl.SupportedCipherSuiteFilter;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.security.PrivateKey;
+import java.security.cert.Certificate;
+import java.security.cert.X509Certificate;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The edge's server-side TLS (docs/tls.md): the node's key and certificate, the CAs whose device
+ * certificates it accepts, and the protocol settings, as a Netty {@link SslContext} from which each
+ * connection gets its {@link SslHandler}. The files are read again when they change, without a
+ * restart: a connection's handshake uses the context current at its start, so connections already
+ * open keep theirs, and files that cannot be used leave the previous context in place.
+ *
+ * <p>Client-initiated renegotiation is refused. TLS 1.3 has none; BoringSSL never renegotiates as
+ * a server; the JDK's TLS does unless {@value #REJECT_CLIENT_RENEGOTIATION} is true, which loading
+ * this class sets when nothing set it before (docs/tls.md#renegotiation).
+ */
+public final class EdgeTls implements AutoCloseable {
+
+  private static final Logger log = LoggerFactory.getLogger(EdgeTls.class);
+
+  static final String REJECT_CLIENT_RENEGOTIATION = "jdk.tls.rejectClientInitiatedRenegotiation";
+
+  static {
+    // Read once, when the JDK's server handshake code first loads: set it before any handshake.
+    if (System.getProperty(REJECT_CLIENT_RENEGOTIATION) == null) {
+      System.setProperty(REJECT_CLIENT_RENEGOTIATION, "true");
+    }
+  }
+
+  /** A certificate this close to its end is warned about at each load. */
+  static final Duration EXPIRY_WARNING = Duration.ofDays(30);
+
+  /** What {@link #reloadIfChanged} did. */
+  public enum Reload {
+    /** The files are those in use (or, after a failure, still the same unusable ones). */
+    UNCHANGED,
+    /** New handshakes use the new files. */
+    RELOADED,
+    /** The files changed but cannot be used: the context in use stays, and an error was logged. */
+    FAILED
+  }
+
+  private final EdgeTlsSettings settings;
+  private final long handshakeTimeoutMillis;
+  private final DenyList denyList;
+  private final SslProvider sslProvider;
+  private final ScheduledExecutorService reloader;
+  /** The context new handshakes use; replaced whole by a reload. */
+  private volatile Loaded current;
+  /** The error last logged by a reload, so that files left broken are reported once. Guarded by this. */
+  private String lastFailure;
+
+  /** A context and what it was built from. */
+  private record Loaded(SslContext context, KeyAndChain identity, byte[] digest) {}
+
+  private EdgeTls(EdgeTlsSettings settings, Duration handshakeTimeout, DenyList denyList, SslProvider sslProvider) {
+    if (handshakeTimeout.isNegative() || handshakeTimeout.isZero()) {
+      throw new IllegalArgumentException("the TLS handshake timeout must be positive, got " + handshakeTimeout);
+    }
+    this.settings = settings;
+    this.handshakeTimeoutMillis = handshakeTimeout.toMillis();
+    this.denyList = denyList;
+    this.sslProvider = sslProvider;
+    this.current = load(Material.read(settings));
+    if (settings.reloadCheckInterval().isZero()) {
+      this.reloader = null;
+    } else {
+      this.reloader = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "berth-edge-tls-reload");
+        t.setDaemon(true);
+        return t;
+      });
+      long every = settings.reloadCheckInterval().toMillis();
+      reloader.scheduleWithFixedDelay(this::reloadQuietly, every, every, TimeUnit.MILLISECONDS);
+    }
+  }
+
+  /**
+   * Reads the files, checks them and builds the context; from then on, checks them every
+   * {@code reload-check-interval}. Any problem is an {@link IllegalArgumentException} that names the
+   * setting and the file.
+   *
+   * @param handshakeTimeout a connection that has not completed its TLS handshake within this time
+   *     is closed ({@code berth.edge.handshake-timeout})
+   * @param denyList certificates refused in the handshake although their CA is trusted
+   */
+  public static EdgeTls start(EdgeTlsSettings settings, Duration handshakeTimeout, DenyList denyList) {
+    if (!settings.enabled()) {
+      throw new IllegalArgumentException(EdgeTlsSettings.PREFIX + "enabled is off: the edge serves plain TCP");
+    }
+    EdgeTls tls = new EdgeTls(settings, handshakeTimeout, denyList, chooseProvider(settings.provider()));
+    if (tls.sslProvider == SslProvider.JDK && !Boolean.getBoolean(REJECT_CLIENT_RENEGOTIATION)) {
+      log.warn("Edge TLS: {} is not true, so the JDK's TLS accepts TLS 1.2 renegotiation a client asks for",
+          REJECT_CLIENT_RENEGOTIATION);
+    }
+    log.info("Edge TLS with {}: protocols {}, client certificates {}{}, {}; files checked for changes {}",
+        tls.providerDescription(), String.join(", ", settings.protocols()),
+        EdgeTlsSettings.configValue(settings.clientAuth()),
+        settings.clientAuth() == ClientAuth.NONE ? "" : " (device id from " + settings.identity().configValue() + ")",
+        describe(tls.certificate()),
+        settings.reloadCheckInterval().isZero() ? "never" : "every " + settings.reloadCheckInterval().toMillis() + " ms");
+    return tls;
+  }
+
+  /** The TLS implementation in use: {@code openssl} (BoringSSL) or {@code jdk}. */
+  public String provider() {
+    return sslProvider == SslProvider.JDK ? "jdk" : "openssl";
+  }
+
+  public EdgeTlsSettings settings() {
+    return settings;
+  }
+
+  /** The certificate new handshakes present. */
+  public X509Certificate certificate() {
+    return current.identity().certificate();
+  }
+
+  /** A handler for one new connection, from the current context, with the handshake timeout set. */
+  public SslHandler newHandler(ByteBufAllocator allocator) {
+    SslHandler handler = current.context().newHandler(allocator);
+    handler.setHandshakeTimeoutMillis(handshakeTimeoutMillis);
+    return handler;
+  }
+
+  /**
+   * Reads the files again and, if their content changed, builds a new context for the handshakes
+   * to come. Called every {@code reload-check-interval} by a thread of its own; callable any time.
+   */
+  public synchronized Reload reloadIfChanged() {
+    Material material;
+    try {
+      material = Material.read(settings);
+    } catch (IllegalArgumentException e) {
+      return failed(e.getMessage());
+    }
+    if (Arrays.equals(material.digest(), current.digest())) {
+      lastFailure = null;
+      return Reload.UNCHANGED;
+    }
+    Loaded next;
+    try {
+      next = load(material);
+    } catch (IllegalArgumentException e) {
+      return failed(e.getMessage());
+    }
+    current = next;
+    lastFailure = null;
+    log.info("Edge TLS reloaded: new handshakes present {}", describe(next.identity().certificate()));
+    return Reload.RELOADED;
+  }
+
+  /** Stops checking the files; connections and their handlers are not affected. */
+  @Override
+  public void close() {
+    if (reloader != null) {
+      reloader.shutdownNow();
+    }
+  }
+
+  private void reloadQuietly() {
+    try {
+      reloadIfChanged();
+    } catch (RuntimeException e) {
+      // A scheduled task that throws is never run again: keep checking.
+      log.error("Edge TLS: checking the certificate files failed", e);
+    }
+  }
+
+  private Reload failed(String message) {
+    if (message.equals(lastFailure)) {
+      return Reload.FAILED;
+    }
+    lastFailure = message;
+    log.error("Edge TLS: the changed files cannot be used, new handshakes keep presenting {}: {}",
+        describe(certificate()), message);
+    return Reload.FAILED;
+  }
+
+  private Loaded load(Material material) {
+    KeyAndChain identity = material.identity(settings);
+    warnIfExpiring(identity.certificate());
+    SslContextBuilder builder = SslContextBuilder.forServer(identity.privateKey(), identity.chain())
+        .sslProvider(sslProvider)
+        .protocols(settings.protocols())
+        .clientAuth(settings.clientAuth());
+    if (!settings.ciphers().isEmpty()) {
+      builder.ciphers(settings.ciphers(), SupportedCipherSuiteFilter.INSTANCE);
+    }
+    if (settings.clientAuth() != ClientAuth.NONE) {
+      Path trust = settings.trust().orElseThrow();
+      List<X509Certificate> cas = Pem.certificates(material.trust(), EdgeTlsSettings.PREFIX + "trust " + trust);
+      builder.trustManager(new DenyingTrustManager(cas, denyList));
+    }
+    SslContext context;
+    try {
+      context = builder.build();
+    } catch (SSLException | RuntimeException e) {
+      throw new IllegalArgumentException("cannot build the edge's TLS context with " + provider() + ": "
+          + e.getMessage(), e);
+    }
+    requireCiphers(context);
+    return new Loaded(context, identity, material.digest());
+  }
+
+  private void requireCiphers(SslContext context) {
+    if (settings.ciphers().isEmpty()) {
+      return;
+    }
+    List<String> unsupported = new ArrayList<>(settings.ciphers());
+    unsupported.removeAll(context.cipherSuites());
+    if (unsupported.size() == settings.ciphers().size()) {
+      throw new IllegalArgumentException(EdgeTlsSettings.PREFIX + "ciphers: " + provider()
+          + " supports none of " + settings.ciphers());
+    }
+    if (!unsupported.isEmpty()) {
+      log.warn("Edge TLS: {} does not support ciphers {}; using {}", provider(), unsupported, context.cipherSuites());
+    }
+  }
+
+  private static SslProvider chooseProvider(EdgeTlsSettings.Provider setting) {
+    return switch (setting) {
+      case JDK -> SslProvider.JDK;
+      case AUTO -> OpenSsl.isAvailable() ? SslProvider.OPENSSL : SslProvider.JDK;
+      case OPENSSL -> {
+        if (!OpenSsl.isAvailable()) {
+          throw new IllegalArgumentException(EdgeTlsSettings.PREFIX + "provider = openssl, but BoringSSL does not "
+              + "load on this machine (" + OpenSsl.unavailabilityCause() + "); use auto or jdk");
+        }
+        yield SslProvider.OPENSSL;
+      }
+    };
+  }
+
+  private String providerDescription() {
+    return sslProvider == SslProvider.JDK
+        ? "the JDK's TLS (" + System.getProperty("java.vendor") + " " + System.getProperty("java.version") + ")"
+        : OpenSsl.versionString() + " (openssl)";
+  }
+
+  private static void warnIfExpiring(X509Certificate certificate) {
+    Instant end = certificate.getNotAfter().toInstant();
+    if (end.isBefore(Instant.now())) {
+      log.warn("Edge TLS: the node's certificate {} expired at {}: devices will refuse it", describe(certificate), end);
+    } else if (end.isBefore(Instant.now().plus(EXPIRY_WARNING))) {
+      log.warn("Edge TLS: the node's certificate {} expires at {}", describe(certificate), end);
+    }
+  }
+
+  private static String describe(X509Certificate certificate) {
+    return "certificate " + certificate.getSubjectX500Principal().getName() + " (serial "
+        + CertificateIdentity.serial(certificate) + ", valid until " + certificate.getNotAfter().toInstant() + ")";
+  }
+
+  /**
+   * The bytes of every file the context is built from, read once: what is hashed to notice a
+   * change is what is parsed, even if a file is replaced in between.
+   */
+  private record Material(Map<String, byte[]> files, byte[] digest) {
+
+    static Material read(EdgeTlsSettings settings) {
+      Map<String, byte[]> files = new LinkedHashMap<>();
+      settings.certificate().ifPresent(p -> files.put("certificate", Pem.read(p, EdgeTlsSettings.PREFIX + "certificate")));
+      settings.privateKey().ifPresent(p -> files.put("private-key", Pem.read(p, EdgeTlsSettings.PREFIX + "private-key")));
+      settings.keyStore().ifPresent(p -> files.put("key-store", Pem.read(p, EdgeTlsSettings.PREFIX + "key-store")));
+      if (settings.clientAuth() != ClientAuth.NONE) {
+        settings.trust().ifPresent(p -> files.put("trust", Pem.read(p, EdgeTlsSettings.PREFIX + "trust")));
+      }
+      return new Material(Collections.unmodifiableMap(files), digest(files));
+    }
+
+    byte[] trust() {
+      return files.get("trust");
+    }
+
+    KeyAndChain identity(EdgeTlsSettings settings) {
+      if (settings.keyStore().isPresent()) {
+        return fromKeyStore(files.get("key-store"), settings);
+      }
+      String certificateFile = EdgeTlsSettings.PREFIX + "certificate " + settings.certificate().orElseThrow();
+      String keyFile = EdgeTlsSettings.PREFIX + "private-key " + settings.privateKey().orElseThrow();
+      List<X509Certificate> chain = Pem.certificates(files.get("certificate"), certificateFile);
+      PrivateKey key = Pem.privateKey(files.get("private-key"), keyFile);
+      try {
+        return new KeyAndChain(key, chain);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException(keyFile + ": " + e.getMessage() + " (the first in " + certificateFile
+            + "; the node's own certificate comes first, its CA after it)", e);
+      }
+    }
+
+    private static KeyAndChain fromKeyStore(byte[] bytes, EdgeTlsSettings settings) {
+      String source = EdgeTlsSettings.PREFIX + "key-store " + settings.keyStore().orElseThrow();
+      char[] password = settings.keyStorePassword().toCharArray();
+      try {
+        KeyStore store = KeyStore.getInstance("PKCS12");
+        store.load(new ByteArrayInputStream(bytes), password);
+        List<String> keys = new ArrayList<>();
+        for (String alias : Collections.list(store.aliases())) {
+          if (store.isKeyEntry(alias)) {
+            keys.add(alias);
+          }
+        }
+        if (keys.size() != 1) {
+          throw new IllegalArgumentException("it holds " + keys.size() + " private keys, not one");
+        }
+        PrivateKey key = (PrivateKey) store.getKey(keys.get(0), password);
+        Certificate[] chain = Optional.ofNullable(store.getCertificateChain(keys.get(0))).orElse(new Certificate[0]);
+        List<X509Certificate> x509 = new ArrayList<>();
+        for (Certificate c : chain) {
+          x509.add((X509Certificate) c);
+        }
+        return new KeyAndChain(key, x509);
+      } catch (IOException | GeneralSecurityException e) {
+        throw new IllegalArgumentException(source + " cannot be read as PKCS#12 with "
+            + EdgeTlsSettings.PREFIX + "key-store-password: " + e.getMessage(), e);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
+      }
+    }
+
+    private static byte[] digest(Map<String, byte[]> files) {
+      try {
+        MessageDigest sha = MessageDigest.getInstance("SHA-256");
+        for (Map.Entry<String, byte[]> f : files.entrySet()) {
+          sha.update(f.getKey().getBytes(StandardCharsets.US_ASCII));
+          sha.update(ByteBuffer.allocate(Integer.BYTES).putInt(f.getValue().length).array());
+          sha.update(f.getValue());
+        }
+        return sha.digest();
+      } catch (NoSuchAlgorithmException e) {
+        throw new IllegalStateException(e);
+      }
+    }
+  }
+}
