@@ -4,6 +4,7 @@ import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
 
+import com.tngtech.archunit.base.DescribedPredicate;
 import com.tngtech.archunit.core.domain.Dependency;
 import com.tngtech.archunit.core.domain.JavaClass;
 import com.tngtech.archunit.core.importer.ImportOption;
@@ -51,6 +52,21 @@ class PackageRulesTest {
   static final ArchRule nothingDependsOnTheOperatorRoutes = noClasses()
       .that().resideOutsideOfPackage("io.berth.node.ops..")
       .should().dependOnClassesThat().resideInAPackage("io.berth.node.ops..");
+
+  /**
+   * TLS material and the edge's TLS context stand alone (docs/tls.md): the edge uses them, and the
+   * command line that makes certificates runs without the rest of the node.
+   */
+  @ArchTest
+  static final ArchRule theTlsPackageUsesNoOtherNodePackage = noClasses()
+      .that().resideInAPackage("io.berth.node.tls..")
+      .should().dependOnClassesThat(resideInNodePackageOtherThanTls());
+
+  private static DescribedPredicate<JavaClass> resideInNodePackageOtherThanTls() {
+    return JavaClass.Predicates.resideInAPackage("io.berth.node..")
+        .and(DescribedPredicate.not(JavaClass.Predicates.resideInAPackage("io.berth.node.tls..")))
+        .as("reside in a node package other than tls");
+  }
 
   private static ArchCondition<JavaClass> notDependOnThePackageTheyAreTheApiOf() {
     return new ArchCondition<>("not depend on the package they are the api of") {

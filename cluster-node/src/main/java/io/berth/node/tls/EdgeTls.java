@@ -126,12 +126,13 @@ public final class EdgeTls implements AutoCloseable {
       log.warn("Edge TLS: {} is not true, so the JDK's TLS accepts TLS 1.2 renegotiation a client asks for",
           REJECT_CLIENT_RENEGOTIATION);
     }
-    log.info("Edge TLS with {}: protocols {}, client certificates {}{}, {}; files checked for changes {}",
+    log.info("Edge TLS with {}: protocols {}, client certificates {}{}, {}; {}",
         tls.providerDescription(), String.join(", ", settings.protocols()),
         EdgeTlsSettings.configValue(settings.clientAuth()),
         settings.clientAuth() == ClientAuth.NONE ? "" : " (device id from " + settings.identity().configValue() + ")",
         describe(tls.certificate()),
-        settings.reloadCheckInterval().isZero() ? "never" : "every " + settings.reloadCheckInterval().toMillis() + " ms");
+        settings.reloadCheckInterval().isZero() ? "files not checked for changes"
+            : "files checked for changes every " + settings.reloadCheckInterval().toMillis() + " ms");
     return tls;
   }
 

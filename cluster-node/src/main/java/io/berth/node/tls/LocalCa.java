@@ -178,7 +178,7 @@ public final class LocalCa {
       builder.addExtension(Extension.subjectAlternativeName, false,
           new GeneralNames(names.toArray(GeneralName[]::new)));
       builder.addExtension(Extension.subjectKeyIdentifier, false, utils.createSubjectKeyIdentifier(pair.getPublic()));
-      builder.addExtension(Extension.authorityKeyIdentifier, false, utils.createAuthorityKeyIdentifier(issuer));
+      builder.addExtension(Extension.authorityKeyIdentifier, false, utils.createAuthorityKeyIdentifier(issuer.getPublicKey()));
     } catch (CertIOException | GeneralSecurityException e) {
       throw new IllegalStateException("cannot build the certificate of " + commonName, e);
     }
