@@ -61,6 +61,15 @@ public record EdgeTlsSettings(
     }
   }
 
+  /** Everything but the key store's password. */
+  @Override
+  public String toString() {
+    return "EdgeTlsSettings[enabled=" + enabled + ", certificate=" + certificate + ", privateKey=" + privateKey
+        + ", keyStore=" + keyStore + ", keyStorePassword=" + (keyStorePassword.isEmpty() ? "" : "***")
+        + ", trust=" + trust + ", clientAuth=" + clientAuth + ", identity=" + identity + ", protocols=" + protocols
+        + ", ciphers=" + ciphers + ", provider=" + provider + ", reloadCheckInterval=" + reloadCheckInterval + "]";
+  }
+
   public static EdgeTlsSettings fromConfig(Config config) {
     Config t = config.getConfig("berth.edge.tls");
     return new EdgeTlsSettings(

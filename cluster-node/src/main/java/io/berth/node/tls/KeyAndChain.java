@@ -32,6 +32,12 @@ public record KeyAndChain(PrivateKey privateKey, List<X509Certificate> chain) {
     requireMatch(privateKey, chain.get(0).getPublicKey(), chain.get(0));
   }
 
+  /** Names the certificates only: some JDK keys print their private parts. */
+  @Override
+  public String toString() {
+    return "KeyAndChain" + chain.stream().map(c -> c.getSubjectX500Principal().getName()).toList();
+  }
+
   /** The leaf: the certificate of this key. */
   public X509Certificate certificate() {
     return chain.get(0);

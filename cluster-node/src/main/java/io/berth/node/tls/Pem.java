@@ -6,6 +6,7 @@ import java.io.InputStreamReader;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.PrivateKey;
 import java.security.cert.CertificateException;
@@ -119,7 +120,7 @@ public final class Pem {
   public static byte[] read(Path file, String what) {
     try {
       return Files.readAllBytes(file);
-    } catch (java.nio.file.NoSuchFileException e) {
+    } catch (NoSuchFileException e) {
       throw new IllegalArgumentException(what + ": file " + file + " does not exist", e);
     } catch (IOException e) {
       throw new IllegalArgumentException(what + ": cannot read " + file + " (" + e + ")", e);

@@ -96,14 +96,7 @@ class EdgeTlsSettingsTest {
 
   @Test
   void startRefusesAKeyStoreWithTheWrongPassword() {
-    TlsFixture fixture = new TlsFixture(dir);
-    Path keyStore = dir.resolve("node-1.p12");
-    fixture.node.writePkcs12(keyStore, "right".toCharArray(), "node-1");
-    Map<String, Object> settings = fixture.settings("auto");
-    settings.remove("certificate");
-    settings.remove("private-key");
-    settings.put("key-store", keyStore.toString());
-    settings.put("key-store-password", "wrong");
+    Map<String, Object> settings = new TlsFixture(dir).keyStoreSettings("right", "wrong");
 
     assertThatThrownBy(() -> start(settings)).hasMessageContaining("cannot be read as PKCS#12");
   }
@@ -115,6 +108,13 @@ class EdgeTlsSettingsTest {
     settings.put("ciphers", List.of("TLS_MADE_UP_WITH_NOTHING"));
 
     assertThatThrownBy(() -> start(settings)).hasMessageContaining("supports none of [TLS_MADE_UP_WITH_NOTHING]");
+  }
+
+  @Test
+  void printedSettingsHideTheKeyStorePassword() {
+    EdgeTlsSettings s = TlsFixture.edgeSettings(new TlsFixture(dir).keyStoreSettings("store-secret", "store-secret"));
+
+    assertThat(s.toString()).contains("keyStorePassword=***").doesNotContain("store-secret");
   }
 
   @Test

@@ -281,14 +281,7 @@ class EdgeTlsTest {
 
   @Test
   void servesAKeyAndChainFromAPkcs12KeyStore() throws Exception {
-    Path keyStore = dir.resolve("node-1.p12");
-    fixture.node.writePkcs12(keyStore, "store-secret".toCharArray(), "node-1");
-    Map<String, Object> settings = fixture.settings("auto");
-    settings.remove("certificate");
-    settings.remove("private-key");
-    settings.put("key-store", keyStore.toString());
-    settings.put("key-store-password", "store-secret");
-    start(settings, HANDSHAKE_TIMEOUT);
+    start(fixture.keyStoreSettings("store-secret", "store-secret"), HANDSHAKE_TIMEOUT);
 
     assertServes(CertificateIdentity.serial(fixture.node.certificate()));
   }

@@ -154,6 +154,13 @@ class LocalCaTest {
   }
 
   @Test
+  void printedKeyAndChainNamesTheCertificatesOnly() {
+    KeyAndChain node = LocalCa.create("Berth test CA").issueNode("node-1", List.of("localhost"));
+
+    assertThat(node).hasToString("KeyAndChain[CN=node-1, CN=Berth test CA]");
+  }
+
+  @Test
   void refusesAKeyThatIsNotTheCertificates() {
     LocalCa ca = LocalCa.create("Berth test CA");
     KeyAndChain a = ca.issueDevice("a");

@@ -39,6 +39,21 @@ final class TlsFixture {
     return s;
   }
 
+  /**
+   * This node's key and chain in a PKCS#12 key store written with {@code storePassword}, read
+   * with {@code configuredPassword}, instead of the PEM files.
+   */
+  Map<String, Object> keyStoreSettings(String storePassword, String configuredPassword) {
+    Path keyStore = dir.resolve("node-1.p12");
+    node.writePkcs12(keyStore, storePassword.toCharArray(), "node-1");
+    Map<String, Object> s = settings("auto");
+    s.remove("certificate");
+    s.remove("private-key");
+    s.put("key-store", keyStore.toString());
+    s.put("key-store-password", configuredPassword);
+    return s;
+  }
+
   /** Client certificates required, issued by this CA. */
   Map<String, Object> requiringClientCertificates(String provider) {
     Map<String, Object> s = settings(provider);
