@@ -1,5 +1,6 @@
 package io.berth.node.edge;
 
+import io.berth.protocol.FrameCodec;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.Channel;
@@ -9,6 +10,7 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.FixedRecvByteBufAllocator;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
@@ -52,6 +54,8 @@ import org.slf4j.LoggerFactory;
 final class EdgeSockets implements AutoCloseable {
 
   private static final Logger log = LoggerFactory.getLogger(EdgeSockets.class);
+  /** Read room beyond the largest frame: what one read can take of a busy device's bytes. */
+  private static final int READ_ROOM = 64 * 1024;
 
   /**
    * What the sockets need to know.
@@ -71,6 +75,7 @@ final class EdgeSockets implements AutoCloseable {
   private final EdgeOutcome.Counts outcomes = new EdgeOutcome.Counts();
   private final AcceptGate gate;
   private final String transport;
+  private final FixedRecvByteBufAllocator readBuffers;
   private Channel server;
   private volatile boolean stopping;
 
@@ -84,6 +89,7 @@ final class EdgeSockets implements AutoCloseable {
     this.group = new MultiThreadIoEventLoopGroup(threads, new DefaultThreadFactory("berth-edge-io", true), io);
     this.transport = (epoll ? "epoll" : "NIO (" + Epoll.unavailabilityCause() + ")") + ", " + threads
         + " I/O thread" + (threads == 1 ? "" : "s");
+    this.readBuffers = new FixedRecvByteBufAllocator(FrameCodec.HEADER_SIZE + options.maxFrameSize() + READ_ROOM);
     this.gate = new AcceptGate(options.maxConnections(), options.connectsPerSecond(), options.connectBurst());
   }
 
@@ -114,6 +120,10 @@ final class EdgeSockets implements AutoCloseable {
         .option(ChannelOption.RCVBUF_ALLOCATOR, new ServerChannelRecvByteBufAllocator().maxMessagesPerRead(1))
         .handler(gate)
         .childOption(ChannelOption.TCP_NODELAY, true)
+        // One allocator for every connection: the default is a new adaptive one per channel,
+        // with a calculator of its own (about 70 bytes on each idle socket). Each read takes a
+        // buffer of a frame and 64 KiB from the pool and gives it back once cut into frames.
+        .childOption(ChannelOption.RCVBUF_ALLOCATOR, readBuffers)
         .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
         .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
             new WriteBufferWaterMark((int) options.maxBatchBytes(), 2 * (int) options.maxBatchBytes()))
