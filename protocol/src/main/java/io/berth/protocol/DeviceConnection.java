@@ -241,6 +241,10 @@ final class DeviceConnection {
       if (state.isClosing()) {
         return Outcome.done("closed");
       }
+      if (e instanceof SSLException) {
+        // Past the handshake: no certificate to blame, the JDK's words are all there is.
+        return Outcome.backoff("TLS failed on the connection to " + address(address) + ": " + e.getMessage());
+      }
       return Outcome.backoff(describe(e, address, settings));
     } catch (Retry e) {
       return Outcome.backoff(e.getMessage());

@@ -85,6 +85,26 @@ class DeviceClientTlsTest {
   }
 
   @Test
+  void aDroppedTlsConnectionIsResumedOverANewOne() throws Exception {
+    try (TlsNode n = TlsNode.start(ca.serverContext(node, null), false)) {
+      DeviceClient c = client(n, ClientTls.trusting(ca.caPem())).secret(SECRET, Duration.ofMinutes(5))
+          .giveUpAfter(Duration.ofSeconds(10)).build().connect();
+      try {
+        c.send("before".getBytes(StandardCharsets.UTF_8));
+        assertThat(c.awaitAllAcked(Duration.ofSeconds(10))).isTrue();
+        c.dropConnection();
+        c.send("after".getBytes(StandardCharsets.UTF_8));
+        assertThat(c.awaitAllAcked(Duration.ofSeconds(10))).isTrue();
+        assertThat(c.connectionCount()).isEqualTo(2);
+      } finally {
+        c.close();
+      }
+      assertThat(n.hellos()).hasSize(2);
+      assertThat(n.hellos().get(1).resume()).isTrue();
+    }
+  }
+
+  @Test
   void aHostNameIsSentAsTheServerNameAndCheckedAgainstTheCertificate() throws Exception {
     try (TlsNode n = TlsNode.start(ca.serverContext(node, null), false)) {
       sendOneFrame(client(n, ClientTls.trusting(ca.caPem())).address("localhost", n.port())
