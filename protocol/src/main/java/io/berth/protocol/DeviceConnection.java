@@ -105,7 +105,7 @@ final class DeviceConnection {
             + DurationText.of(settings.handshakeTimeout()));
       } catch (EOFException e) {
         throw new Retry(address(target) + " closed the connection without answering the HELLO"
-            + (settings.tls().config().enabled() ? "" : " (as an edge that requires TLS does with a plaintext client)"));
+            + (settings.tls().config().enabled() ? "" : " (as an edge requiring TLS does with a plaintext client)"));
       }
       if (first instanceof Frame.Error e) {
         if (resume.resume() && received > 0 && e.code() == ErrorCode.BAD_SEQUENCE.wire) {
