@@ -1,5 +1,6 @@
 package io.berth.bench;
 
+import io.berth.protocol.ClientTls;
 import io.berth.protocol.DeviceClient;
 import io.berth.protocol.DeviceListener;
 import io.berth.protocol.LinkStatus;
@@ -64,6 +65,7 @@ final class BerthRelay implements RelayTransport {
 
     Side(List<InetSocketAddress> edges, String deviceId, String room, int window) {
       this.client = DeviceClient.builder().addresses(edges).deviceId(deviceId).socketName(room).mapping("pair")
+          .tls(ClientTls.PLAINTEXT)
           .window(window).secret(LocalCluster.SECRET.getBytes(StandardCharsets.UTF_8), Duration.ofHours(1))
           .listener(new DeviceListener() {
             @Override

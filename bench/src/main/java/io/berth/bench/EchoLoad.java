@@ -1,5 +1,6 @@
 package io.berth.bench;
 
+import io.berth.protocol.ClientTls;
 import io.berth.protocol.DeviceClient;
 import io.berth.protocol.DeviceListener;
 import java.net.InetSocketAddress;
@@ -42,6 +43,7 @@ final class EchoLoad implements AutoCloseable {
     this.payloadSize = Math.max(8, payloadSize);
     this.pauseNanos = pauseNanos;
     this.client = DeviceClient.builder().addresses(edges).deviceId(deviceId).mapping("echo")
+        .tls(ClientTls.PLAINTEXT)
         .secret(LocalCluster.SECRET.getBytes(StandardCharsets.UTF_8), Duration.ofHours(1))
         .reconnectBackoff(Duration.ofMillis(50), Duration.ofSeconds(1))
         .listener(new DeviceListener() {

@@ -2,6 +2,7 @@ package io.berth.bench;
 
 import com.sun.net.httpserver.HttpServer;
 import io.berth.persistence.DatabaseSettings;
+import io.berth.protocol.ClientTls;
 import io.berth.protocol.DeviceClient;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -172,7 +173,7 @@ final class EndpointScenario {
   }
 
   private static DeviceClient device(LocalCluster cluster, String mapping, int window) {
-    return DeviceClient.builder().addresses(cluster.edges())
+    return DeviceClient.builder().addresses(cluster.edges()).tls(ClientTls.PLAINTEXT)
         .deviceId("bench-ep-" + UUID.randomUUID().toString().substring(0, 8)).mapping(mapping).window(window)
         .secret(LocalCluster.SECRET.getBytes(StandardCharsets.UTF_8), Duration.ofHours(1)).build().connect();
   }

@@ -2,6 +2,7 @@ package io.berth.bench;
 
 import io.berth.node.socket.api.SocketStatus;
 import io.berth.persistence.DatabaseSettings;
+import io.berth.protocol.ClientTls;
 import io.berth.protocol.DeviceClient;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
@@ -152,6 +153,7 @@ final class UplinkScenario {
     Device(Destination to, String id) {
       this.id = id;
       this.client = DeviceClient.builder().addresses(to.edges()).deviceId(id).mapping("discard").window(WINDOW)
+          .tls(ClientTls.PLAINTEXT)
           .secret(LocalCluster.SECRET.getBytes(StandardCharsets.UTF_8), Duration.ofHours(1)).build();
     }
 

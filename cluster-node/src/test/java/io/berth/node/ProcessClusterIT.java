@@ -205,7 +205,7 @@ class ProcessClusterIT {
 
   /** Starts {@code scripts/device.sh} with these arguments, its stderr going to {@code stderr} in the run directory. */
   private Process startDevice(String stderr, String... args) throws IOException {
-    List<String> command = new ArrayList<>(List.of("bash", script("device.sh")));
+    List<String> command = new ArrayList<>(List.of("bash", script("device.sh"), "--insecure-plaintext"));
     command.addAll(List.of(args));
     ProcessBuilder cli = new ProcessBuilder(command).redirectError(runDir.resolve(stderr).toFile())
         .directory(ROOT.toFile());
@@ -248,8 +248,8 @@ class ProcessClusterIT {
     assertThat(up.output()).contains("jdbc:h2:tcp://127.0.0.1:");
 
     String device = TestNodes.uniqueDevice("embedded");
-    ProcessBuilder cli = new ProcessBuilder("bash", script("device.sh"), "--connect", "127.0.0.1:7002",
-        "--device", device, "--mapping", "echo", "--expect", "100")
+    ProcessBuilder cli = new ProcessBuilder("bash", script("device.sh"), "--insecure-plaintext",
+        "--connect", "127.0.0.1:7002", "--device", device, "--mapping", "echo", "--expect", "100")
         .redirectInput(writeLines(100).toFile())
         .redirectErrorStream(true)
         .directory(ROOT.toFile());
@@ -298,6 +298,7 @@ class ProcessClusterIT {
       String candidate = TestNodes.uniqueDevice("warm");
       if (nodeOf(candidate, secret, edges).equals(busy)) {
         warm.add(new EchoStreamer(io.berth.protocol.DeviceClient.builder().addresses(edges).deviceId(candidate)
+            .tls(io.berth.protocol.ClientTls.PLAINTEXT)
             .secret(secret, Duration.ofHours(1)), 2_000, Duration.ofMillis(10)).start());
       }
     }
@@ -345,6 +346,7 @@ class ProcessClusterIT {
   /** Opens the socket once (so that it exists) and returns the node hosting its entity. */
   private static String nodeOf(String device, byte[] secret, List<java.net.InetSocketAddress> edges) throws Exception {
     io.berth.protocol.DeviceClient c = io.berth.protocol.DeviceClient.builder().addresses(edges).deviceId(device)
+        .tls(io.berth.protocol.ClientTls.PLAINTEXT)
         .secret(secret, Duration.ofHours(1)).mapping("discard").build().connect();
     c.send(new byte[] {0});
     c.awaitAllAcked(Duration.ofSeconds(30));

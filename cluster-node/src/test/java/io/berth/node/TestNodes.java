@@ -9,6 +9,7 @@ import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.persistence.SchemaInstaller;
 import io.berth.persistence.TestDatabase;
+import io.berth.protocol.ClientTls;
 import io.berth.protocol.DeviceClient;
 import io.berth.protocol.DeviceListener;
 import java.io.IOException;
@@ -203,6 +204,7 @@ public final class TestNodes implements AutoCloseable {
     return DeviceClient.builder()
         .addresses(List.of(addresses))
         .deviceId(deviceId)
+        .tls(ClientTls.PLAINTEXT)
         .secret(SECRET.getBytes(StandardCharsets.UTF_8), Duration.ofHours(1))
         .reconnectBackoff(Duration.ofMillis(100), Duration.ofSeconds(1))
         .giveUpAfter(Duration.ofSeconds(90));

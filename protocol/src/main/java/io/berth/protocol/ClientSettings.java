@@ -10,7 +10,9 @@ import java.util.function.Function;
  * never changes afterwards, so every thread of the client reads it without a lock.
  *
  * @param tokens the token to present in a HELLO, given the device id: a fixed token, or one minted
- *     with the fleet secret on every connection attempt
+ *     with the fleet secret on every connection attempt; {@code null} with a client certificate,
+ *     which then is the credential and the HELLO carries an empty token
+ * @param tls TLS or plaintext, with the CA files and the client certificate already read
  */
 record ClientSettings(
     List<InetSocketAddress> addresses,
@@ -24,6 +26,7 @@ record ClientSettings(
     Duration giveUpAfter,
     Duration connectTimeout,
     Duration handshakeTimeout,
+    TlsConnector tls,
     DeviceListener listener) {
 
   ClientSettings {
@@ -37,7 +40,10 @@ record ClientSettings(
       throw new IllegalArgumentException("invalid socket name: " + socketName);
     }
     if (tokens == null) {
-      throw new IllegalArgumentException("a token or a secret is required");
+      if (!tls.config().presentsCertificate()) {
+        throw new IllegalArgumentException("a token, a secret or a client certificate is required");
+      }
+      tokens = id -> "";
     }
   }
 

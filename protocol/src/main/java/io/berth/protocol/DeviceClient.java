@@ -15,6 +15,8 @@ import java.util.function.Function;
  * than it. When a connection drops, the client reconnects to its addresses in turn with
  * exponential backoff, resumes the session and resends every unacknowledged frame; the node drops
  * the ones it already had. Downlink frames are handed to the listener once per sequence number.
+ * Connections use TLS unless {@link ClientTls#PLAINTEXT} is chosen ({@link Builder#tls}); a failed
+ * TLS handshake is a failed connection attempt like any other, retried with the same backoff.
  *
  * <p>Threads: one supervisor thread per client (connects and reads) and one writer thread per
  * connection. Listener callbacks run on the supervisor thread: a callback that calls {@link #send}
@@ -24,8 +26,8 @@ import java.util.function.Function;
  *
  * <p>Inside: {@link ClientState} holds the session under one lock (the application's threads and
  * the supervisor meet there), {@link ReconnectLoop} is the supervisor thread's body, {@link
- * DeviceConnection} is one TCP connection with its writer thread, and {@link ClientSettings} is
- * what the {@link Builder} fixed.
+ * DeviceConnection} is one connection with its writer thread, {@link TlsConnector} wraps it in
+ * TLS, and {@link ClientSettings} is what the {@link Builder} fixed.
  */
 public final class DeviceClient implements AutoCloseable {
 
@@ -141,6 +143,7 @@ public final class DeviceClient implements AutoCloseable {
     private Duration giveUpAfter = Duration.ofMinutes(5);
     private Duration connectTimeout = Duration.ofSeconds(5);
     private Duration handshakeTimeout = Duration.ofSeconds(15);
+    private ClientTls tls = ClientTls.jdkTrust();
     private DeviceListener listener = new DeviceListener() {};
 
     private Builder() {}
@@ -161,7 +164,10 @@ public final class DeviceClient implements AutoCloseable {
       return this;
     }
 
-    /** A fixed token (PROTOCOL.md#authentication). */
+    /**
+     * A fixed token (PROTOCOL.md#authentication). Without a token or a secret the client needs a
+     * certificate ({@link ClientTls#withClientCertificate}) and its HELLO carries an empty token.
+     */
     public Builder token(String token) {
       this.tokens = id -> token;
       return this;
@@ -219,11 +225,22 @@ public final class DeviceClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * TLS settings; by default TLS with the JDK's trust store. {@link ClientTls#PLAINTEXT} turns
+     * TLS off, and must be asked for: the token would cross the network readable.
+     */
+    public Builder tls(ClientTls tls) {
+      this.tls = tls;
+      return this;
+    }
+
+    /** How long the TCP connect and the TLS handshake together may take. */
     public Builder connectTimeout(Duration connectTimeout) {
       this.connectTimeout = connectTimeout;
       return this;
     }
 
+    /** How long the node may take to answer the HELLO. */
     public Builder handshakeTimeout(Duration handshakeTimeout) {
       this.handshakeTimeout = handshakeTimeout;
       return this;
@@ -234,9 +251,14 @@ public final class DeviceClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Checks the settings and reads the TLS files.
+     *
+     * @throws IllegalArgumentException when a setting is invalid or a TLS file cannot be used
+     */
     public DeviceClient build() {
       return new DeviceClient(new ClientSettings(addresses, deviceId, tokens, socketName, mapping, window,
-          maxFrameSize, backoff, giveUpAfter, connectTimeout, handshakeTimeout, listener));
+          maxFrameSize, backoff, giveUpAfter, connectTimeout, handshakeTimeout, TlsConnector.of(tls), listener));
     }
   }
 }

@@ -18,10 +18,12 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
+import javax.net.ssl.SSLException;
 
 /**
- * One TCP connection of a {@link DeviceClient}: the HELLO/WELCOME handshake (PROTOCOL.md#resuming),
- * then the frames both ways until the connection ends, and how it ended ({@link Outcome}).
+ * One connection of a {@link DeviceClient}, TLS over TCP or plain TCP: the HELLO/WELCOME handshake
+ * (PROTOCOL.md#resuming), then the frames both ways until the connection ends, and how it ended
+ * ({@link Outcome}).
  *
  * <p>Threads: {@link #open} and {@link #readLoop} run on the client's supervisor thread, which
  * also makes every listener callback. Frames go out on this connection's own writer thread; any
@@ -33,9 +35,17 @@ final class DeviceConnection {
   private static final int ACK_EVERY_FRAMES = 64;
   /** The bytes "HTTP" read as a length field: an HTTP server's status line. */
   private static final int HTTP = 0x48545450;
+  /** The first two bytes of a TLS alert record (content type 21, version 3.x) read as a length field. */
+  private static final int TLS_ALERT = 0x1503;
 
   private final ClientState state;
   private final ClientSettings settings;
+  /**
+   * The TCP socket. {@link #shutdown} closes it rather than {@link #socket}: closing a TLS socket
+   * first sends a close_notify, which waits for a writer blocked on a node that stopped reading.
+   */
+  private final Socket tcp;
+  /** What the frames travel over: {@code tcp} itself, or the TLS socket layered on it. */
   private final Socket socket;
   private final InetSocketAddress address;
   private final FrameReader reader;
@@ -48,10 +58,11 @@ final class DeviceConnection {
   boolean welcomed;
   private Thread writer;
 
-  private DeviceConnection(ClientState state, ClientSettings settings, Socket socket, InetSocketAddress address)
-      throws IOException {
+  private DeviceConnection(ClientState state, ClientSettings settings, Socket tcp, Socket socket,
+      InetSocketAddress address) throws IOException {
     this.state = state;
     this.settings = settings;
+    this.tcp = tcp;
     this.socket = socket;
     this.address = address;
     this.reader = new FrameReader(new BufferedInputStream(socket.getInputStream(), 64 * 1024),
@@ -62,26 +73,29 @@ final class DeviceConnection {
   // ------------------------------------------------------------------ handshake
 
   /**
-   * Connects to {@code target}, sends the HELLO and takes the WELCOME: the session is attached to
-   * the new connection and its writer runs.
+   * Connects to {@code target} (with TLS, the TLS handshake is part of connecting and shares its
+   * timeout), sends the HELLO and takes the WELCOME: the session is attached to the new connection
+   * and its writer runs.
    *
-   * @throws IOException when the connection failed
+   * @throws IOException when the connection failed, the TLS handshake included
    * @throws Retry when another attempt may succeed (with {@link Retry#redirectTo} after a REDIRECT)
    * @throws Fatal when the node refused the device for good, or {@code target} is not a node
    */
   static DeviceConnection open(ClientState state, ClientSettings settings, InetSocketAddress target)
       throws IOException {
-    Socket socket = new Socket();
+    Socket tcp = new Socket();
     DeviceConnection connection = null;
     try {
-      socket.setTcpNoDelay(true);
-      socket.setKeepAlive(true);
-      socket.connect(target, (int) settings.connectTimeout().toMillis());
+      tcp.setTcpNoDelay(true);
+      tcp.setKeepAlive(true);
+      long deadline = System.nanoTime() + settings.connectTimeout().toNanos();
+      tcp.connect(target, (int) settings.connectTimeout().toMillis());
+      Socket socket = settings.tls().handshake(tcp, target, deadline, settings.connectTimeout());
       socket.setSoTimeout((int) settings.handshakeTimeout().toMillis());
-      connection = new DeviceConnection(state, settings, socket, target);
+      connection = new DeviceConnection(state, settings, tcp, socket, target);
       ClientState.Resume resume = state.resume();
       long received = resume.lastReceived();
-      connection.writeNow(new Frame.Hello(FrameCodec.VERSION, resume.resume(), received, settings.deviceId(),
+      connection.writeHello(new Frame.Hello(FrameCodec.VERSION, resume.resume(), received, settings.deviceId(),
           settings.token(), settings.socketName(), settings.mapping()));
       Frame first;
       try {
@@ -89,6 +103,9 @@ final class DeviceConnection {
       } catch (SocketTimeoutException e) {
         throw new Retry("no answer to the HELLO from " + address(target) + " within "
             + DurationText.of(settings.handshakeTimeout()));
+      } catch (EOFException e) {
+        throw new Retry(address(target) + " closed the connection without answering the HELLO"
+            + (settings.tls().config().enabled() ? "" : " (as an edge requiring TLS does with a plaintext client)"));
       }
       if (first instanceof Frame.Error e) {
         if (resume.resume() && received > 0 && e.code() == ErrorCode.BAD_SEQUENCE.wire) {
@@ -120,7 +137,29 @@ final class DeviceConnection {
       if (connection != null) {
         connection.shutdown();
       } else {
-        closeQuietly(socket);
+        closeQuietly(tcp);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Sends the HELLO. In TLS 1.3 a node that refuses the client's certificate says so after the
+   * client's handshake completed, in an alert, and closes: the HELLO then meets a closed
+   * connection, and the alert, still waiting to be read, is the failure worth reporting.
+   */
+  private void writeHello(Frame.Hello hello) throws IOException {
+    try {
+      writeNow(hello);
+    } catch (IOException e) {
+      if (socket != tcp && !(e instanceof SSLException)) {
+        try {
+          reader.next();
+        } catch (SSLException alert) {
+          throw alert;
+        } catch (IOException ignored) {
+          // No alert: the write's failure is the one to report.
+        }
       }
       throw e;
     }
@@ -137,6 +176,10 @@ final class DeviceConnection {
       if (reader.lastLengthField() == HTTP) {
         throw new Fatal(DeviceException.Reason.NOT_A_NODE, 0, at + " answers HTTP: this is probably a node's "
             + "management port; devices connect to the edge port (berth.edge.port, 7000 by default)");
+      }
+      if (reader.lastLengthField() >>> 16 == TLS_ALERT && !settings.tls().config().enabled()) {
+        throw new Fatal(DeviceException.Reason.NOT_A_NODE, 0, at + " answers with a TLS alert: its edge "
+            + "requires TLS, and this client is set to plaintext");
       }
       throw new Fatal(DeviceException.Reason.NOT_A_NODE, 0, at + " does not answer with Berth frames ("
           + m.reason() + "): is it a Berth node's edge port?");
@@ -197,6 +240,10 @@ final class DeviceConnection {
     } catch (IOException e) {
       if (state.isClosing()) {
         return Outcome.done("closed");
+      }
+      if (e instanceof SSLException) {
+        // Past the handshake: no certificate to blame, the JDK's words are all there is.
+        return Outcome.backoff("TLS failed on the connection to " + address(address) + ": " + e.getMessage());
       }
       return Outcome.backoff(describe(e, address, settings));
     } catch (Retry e) {
@@ -302,7 +349,7 @@ final class DeviceConnection {
   /** Closes the socket and stops the writer; any thread, any number of times. */
   void shutdown() {
     closed = true;
-    closeQuietly(socket);
+    closeQuietly(tcp);
     Thread w = writer;
     if (w != null && w != Thread.currentThread()) {
       w.interrupt();
@@ -330,6 +377,8 @@ final class DeviceConnection {
       return "no answer from " + at + " within " + DurationText.of(settings.connectTimeout()) + " (connect timeout)";
     } else if (e instanceof NoRouteToHostException) {
       return "no route to " + at;
+    } else if (e instanceof SSLException ssl) {
+      return TlsConnector.describe(ssl, target, settings.tls().config());
     } else if (e instanceof Retry) {
       return e.getMessage();
     }

@@ -30,6 +30,7 @@ class DeviceClientAckTest {
       DeviceClient client = DeviceClient.builder()
           .address("127.0.0.1", server.getLocalPort())
           .deviceId("ack-test")
+          .tls(ClientTls.PLAINTEXT)
           .secret("a-secret-of-16-bytes-or-more".getBytes(StandardCharsets.UTF_8), Duration.ofMinutes(5))
           .giveUpAfter(Duration.ofSeconds(10))
           .build();

@@ -32,6 +32,7 @@ class DeviceClientResumeTest {
       DeviceClient client = DeviceClient.builder()
           .address("127.0.0.1", server.getLocalPort())
           .deviceId("resume-test")
+          .tls(ClientTls.PLAINTEXT)
           .secret(SECRET, Duration.ofMinutes(5))
           .giveUpAfter(Duration.ofSeconds(20))
           .listener(new DeviceListener() {

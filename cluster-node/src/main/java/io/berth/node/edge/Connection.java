@@ -3,61 +3,90 @@ package io.berth.node.edge;
 import io.berth.protocol.Decoded;
 import io.berth.protocol.Frame;
 import io.berth.protocol.FrameCodec;
-import java.io.IOException;
-import java.net.StandardSocketOptions;
-import java.nio.ByteBuffer;
-import java.nio.channels.SelectionKey;
-import java.nio.channels.SocketChannel;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.channel.socket.DuplexChannel;
+import io.netty.handler.ssl.SslCloseCompletionEvent;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslHandshakeCompletionEvent;
+import java.net.InetSocketAddress;
+import java.security.cert.Certificate;
+import java.security.cert.X509Certificate;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import org.apache.pekko.actor.typed.ActorRef;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * A device's TCP connection, between its channel, served by the {@link EdgeSockets} thread, and
- * its {@link ConnectionActor}: bytes in are cut into frames, decoded and handed to the actor in
- * batches; frames the actor offers are encoded and written out.
+ * A device's connection, between its Netty channel and its {@link ConnectionActor}: the last
+ * handler of the channel's pipeline (after the PROXY header and TLS, when configured). Bytes in
+ * are cut into frames, decoded and handed to the actor in batches; frames the actor offers are
+ * encoded and written out.
+ *
+ * <p>Setup: the connection is announced to the edge ({@link EdgeSockets}' acceptor) once it is
+ * ready to carry frames: at once on a plain port, after the PROXY header and the TLS handshake
+ * where those are on, which must both be done within {@code handshake-timeout}. The edge gives
+ * it its actor with {@link #start}; frames read before that wait in the first batch.
  *
  * <p>Inbound: whatever was read while the actor was busy goes in the next {@link
- * ConnectionActor.Inbound}; one batch is with the actor at a time, and reading stops while the
- * next one holds {@code max-batch-bytes}, so TCP slows the device down. A length field outside
- * 1..{@code max-frame-size} is reported as soon as its four bytes are in (before any body is
- * buffered), an undefined type as soon as its byte is in, and, since the byte stream cannot be
- * trusted after them, the rest of the input is read and discarded: the device still gets the
- * actor's ERROR and our FIN instead of a reset.
+ * ConnectionActor.Inbound}; one batch is with the actor at a time, and reading stops ({@code
+ * autoRead} off) while the next one holds {@code max-batch-bytes}, so TCP slows the device down.
+ * A length field outside 1..{@code max-frame-size} is reported as soon as its four bytes are in
+ * (before any body is buffered), an undefined type as soon as its byte is in, and, since the
+ * byte stream cannot be trusted after them, the rest of the input is read and discarded: the
+ * device still gets the actor's ERROR and our FIN instead of a reset.
  *
  * <p>Outbound: {@link #offer} queues without blocking the actor; ACKs are cumulative and
  * replace each other, so a device that reads slowly never makes them pile up. Each write takes
- * what waits, up to {@code max-batch-bytes}. {@link #complete} writes what is queued and then a
- * FIN, while the input is still read (half-close); the channel closes once both directions ended.
+ * what waits, up to {@code max-batch-bytes}, while the channel is writable. {@link #complete}
+ * writes what is queued and then ends the output (TLS close_notify, then a FIN), while the
+ * input is still read (half-close); the channel closes once both directions ended.
  *
- * <p>The actor's side may be called from any thread; the rest runs on the sockets' thread.
+ * <p>The actor's side may be called from any thread; the rest runs on the channel's event loop.
  * An idle connection holds no buffer: a partial frame is kept only between two reads.
  */
-final class Connection {
+final class Connection extends ChannelInboundHandlerAdapter {
 
+  private static final Logger log = LoggerFactory.getLogger(Connection.class);
+
+  private final Channel channel;
   private final EdgeSockets sockets;
-  private final SocketChannel channel;
-  private final ActorRef<ConnectionActor.Command> actor;
-  private final int maxFrameSize;
-  private final long maxBatchBytes;
-  private final int capacity;
+  private final EdgeSockets.Options options;
 
   // Shared with the actor: guarded by this.
-  private final ArrayDeque<Frame> queue = new ArrayDeque<>(ConnectionActor.EMPTY_QUEUE);
+  /**
+   * Frames waiting to be written; null while none wait, which is most of an idle connection's
+   * life: the empty deque cost 48 bytes on every one of them.
+   */
+  private ArrayDeque<Frame> queue;
   /** The newest ACK not yet written, and how many queued frames go before it. */
   private Frame.Ack ack;
   private int framesBeforeAck;
   private boolean completed;
   /** Aborted: what is offered or asked from now on is ignored. */
   private boolean aborted;
-  /** The sockets' thread found nothing to write: the next offer must wake it. */
+  /** The event loop found nothing to write: the next offer must wake it. */
   private boolean waiting = true;
   private boolean stopped;
+  /** Null until {@link #start}. */
+  private volatile ActorRef<ConnectionActor.Command> actor;
 
-  // The sockets' thread's own.
-  private SelectionKey key;
-  private int interest = -1;
+  // The event loop's own.
+  /** The device's address: the peer's, or the PROXY header's source. */
+  private InetSocketAddress remote;
+  private X509Certificate clientCertificate;
+  /** Announced to the edge: the PROXY header and the TLS handshake are behind it. */
+  private boolean announced;
   /** Bytes read and not yet a whole frame. */
   private byte[] partial;
   /** Frames read and not yet handed to the actor; null when none. */
@@ -71,24 +100,39 @@ final class Connection {
   private boolean outputEnded;
   /** The actor was told that the input ended. */
   private boolean endTold;
-  private ByteBuffer unwritten;
   private boolean closed;
 
-  Connection(EdgeSockets sockets, SocketChannel channel, ActorRef<ConnectionActor.Command> actor,
-      int maxFrameSize, long maxBatchBytes, int outboundBuffer) {
-    this.sockets = sockets;
+  Connection(Channel channel, EdgeSockets sockets) {
     this.channel = channel;
-    this.actor = actor;
-    this.maxFrameSize = maxFrameSize;
-    this.maxBatchBytes = maxBatchBytes;
-    this.capacity = outboundBuffer;
+    this.sockets = sockets;
+    this.options = sockets.options();
   }
 
-  SocketChannel channel() {
-    return channel;
+  /** The device's address: the TCP peer's, or the one a PROXY header gave. */
+  InetSocketAddress remote() {
+    return remote;
+  }
+
+  /** The certificate the device presented in the TLS handshake, verified; null without one. */
+  X509Certificate clientCertificate() {
+    return clientCertificate;
   }
 
   // ------------------------------------------------------------------ the actor's side
+
+  /** The connection's actor: frames read go to it from now on. */
+  void start(ActorRef<ConnectionActor.Command> owner) {
+    actor = owner;
+    channel.eventLoop().execute(() -> {
+      if (closed) {
+        tellEnd(new IllegalStateException("the connection closed before its actor started"));
+        return;
+      }
+      dispatch();
+      updateRead();
+      write(); // what the actor offered before (a redirect while draining)
+    });
+  }
 
   /**
    * Queues a frame for the device. False when {@code outbound-buffer} frames already wait: the
@@ -103,20 +147,23 @@ final class Connection {
       if (frame instanceof Frame.Ack a) {
         if (ack == null) {
           ack = a;
-          framesBeforeAck = queue.size();
+          framesBeforeAck = queued();
         } else if (a.seq() > ack.seq()) {
           ack = a;
         }
-      } else if (queue.size() >= capacity) {
+      } else if (queued() >= options.outboundBuffer()) {
         return false;
       } else {
+        if (queue == null) {
+          queue = new ArrayDeque<>(ConnectionActor.EMPTY_QUEUE);
+        }
         queue.add(frame);
       }
       wake = waiting;
       waiting = false;
     }
     if (wake) {
-      sockets.execute(this::write);
+      channel.eventLoop().execute(this::write);
     }
     return true;
   }
@@ -133,14 +180,14 @@ final class Connection {
       waiting = false;
     }
     if (wake) {
-      sockets.execute(this::write);
+      channel.eventLoop().execute(this::write);
     }
   }
 
   /** The actor took the last {@link ConnectionActor.Inbound}: the next one may come. */
   void ready() {
     if (!isStopped()) {
-      sockets.execute(this::actorReady);
+      channel.eventLoop().execute(this::actorReady);
     }
   }
 
@@ -151,10 +198,10 @@ final class Connection {
         return;
       }
       aborted = true;
-      queue.clear();
+      queue = null;
       ack = null;
     }
-    sockets.execute(() -> close(cause, true));
+    channel.eventLoop().execute(() -> close(cause, true));
   }
 
   /** The actor is gone: abort, unless it completed the outbound side first (then it flushes). */
@@ -167,121 +214,202 @@ final class Connection {
     abort(new IllegalStateException("the connection's actor stopped"));
   }
 
+  /** The edge stopped: close the connection (a FIN) and tell the actor. */
+  void edgeStopped() {
+    channel.eventLoop().execute(() -> close(new IllegalStateException("the node's edge stopped"), false));
+  }
+
   private synchronized boolean isStopped() {
     return stopped;
   }
 
   private synchronized void stop() {
     stopped = true;
-    queue.clear();
+    queue = null;
+  }
+
+  private int queued() {
+    return queue == null ? 0 : queue.size();
   }
 
   /**
    * What waits, in order, up to about {@code maxBytes}; null if nothing does (the next offer then
-   * wakes the sockets' thread, unless the outbound side is complete).
+   * wakes the event loop, unless the outbound side is complete).
    */
   private synchronized OutboundBatch take(long maxBytes) {
-    if (queue.isEmpty() && ack == null) {
+    if (queued() == 0 && ack == null) {
+      queue = null;
       waiting = !completed;
       return null;
     }
-    OutboundBatch batch = new OutboundBatch();
+    OutboundBatch next = new OutboundBatch();
     long bytes = 0;
     while (true) {
       if (ack != null && framesBeforeAck == 0) {
-        batch.add(ack);
+        next.add(ack);
         ack = null;
       }
-      if (queue.isEmpty() || bytes >= maxBytes) {
-        return batch;
+      if (queued() == 0 || bytes >= maxBytes) {
+        return next;
       }
-      Frame next = queue.poll();
-      batch.add(next);
-      bytes += OutboundBatch.weight(next);
+      Frame frame = queue.poll();
+      next.add(frame);
+      bytes += OutboundBatch.weight(frame);
       framesBeforeAck--;
     }
   }
 
   private synchronized boolean isDone() {
-    return completed && queue.isEmpty() && ack == null;
+    return completed && queued() == 0 && ack == null;
   }
 
-  // ------------------------------------------------------------------ the sockets' thread
+  // ------------------------------------------------------------------ the event loop
 
-  /** Registered with the selector: reading starts. */
-  void started(SelectionKey key) {
-    this.key = key;
-    interest = SelectionKey.OP_READ;
-    write(); // what the actor offered before (a redirect while draining)
+  @Override
+  public void channelActive(ChannelHandlerContext ctx) {
+    if (remote == null) {
+      remote = (InetSocketAddress) channel.remoteAddress();
+    }
+    if (options.tls() == null && !options.proxyProtocol()) {
+      announce();
+    } else {
+      channel.eventLoop().schedule(this::setupTimedOut, options.setupTimeout().toMillis(), TimeUnit.MILLISECONDS);
+    }
+    ctx.fireChannelActive();
   }
 
-  /** The selector found the channel ready for {@code ops}. */
-  void onSelected(int ops) {
-    if ((ops & SelectionKey.OP_WRITE) != 0) {
+  /** The PROXY header named the device's address. */
+  void proxied(InetSocketAddress source) {
+    if (source != null) {
+      remote = source;
+    }
+    if (options.tls() == null) {
+      announce();
+    }
+  }
+
+  private void setupTimedOut() {
+    if (!announced && !closed) {
+      sockets.outcomes().count(EdgeOutcome.SETUP_TIMEOUT);
+      log.info("Connection from {} closed: no {} within {} ms", remote,
+          options.tls() != null ? "TLS handshake" : "PROXY header", options.setupTimeout().toMillis());
+      close(null, false);
+    }
+  }
+
+  private void announce() {
+    if (announced || closed) {
+      return;
+    }
+    announced = true;
+    sockets.announce(this);
+  }
+
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object event) {
+    if (event instanceof SslHandshakeCompletionEvent handshake) {
+      if (handshake.isSuccess()) {
+        clientCertificate = peerCertificate(ctx);
+        announce();
+      } else {
+        refused(handshake.cause());
+      }
+    } else if (event instanceof ChannelInputShutdownEvent || event instanceof SslCloseCompletionEvent) {
+      inputEnded();
+    }
+    ctx.fireUserEventTriggered(event);
+  }
+
+  private static X509Certificate peerCertificate(ChannelHandlerContext ctx) {
+    SslHandler ssl = ctx.pipeline().get(SslHandler.class);
+    try {
+      Certificate[] chain = ssl.engine().getSession().getPeerCertificates();
+      return chain.length > 0 && chain[0] instanceof X509Certificate x ? x : null;
+    } catch (SSLPeerUnverifiedException e) {
+      return null; // client-auth optional, and the device presented none
+    }
+  }
+
+  @Override
+  public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    ByteBuf in = (ByteBuf) msg;
+    try {
+      if (!discarding && !inputEnded && !closed) {
+        if (partial != null) {
+          ByteBuf joined = Unpooled.buffer(partial.length + in.readableBytes());
+          joined.writeBytes(partial).writeBytes(in);
+          partial = null;
+          cutFrames(joined);
+        } else {
+          cutFrames(in);
+        }
+      }
+    } finally {
+      in.release();
+    }
+  }
+
+  @Override
+  public void channelReadComplete(ChannelHandlerContext ctx) {
+    dispatch();
+    updateRead();
+    ctx.fireChannelReadComplete();
+  }
+
+  @Override
+  public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+    if (channel.isWritable()) {
       write();
     }
-    if (!closed && (ops & SelectionKey.OP_READ) != 0) {
-      read();
+    ctx.fireChannelWritabilityChanged();
+  }
+
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) {
+    close(null, false);
+    sockets.closed();
+    ctx.fireChannelInactive();
+  }
+
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    if (!announced) {
+      refused(cause);
+    } else {
+      close(cause, false);
     }
   }
 
-  /** The channel broke, or the edge stopped: close it and tell the actor. */
-  void failed(IOException cause) {
-    close(cause, false);
-  }
-
-  private void read() {
-    ByteBuffer buffer = sockets.readBuffer;
-    buffer.clear();
-    if (partial != null) {
-      buffer.put(partial);
-      partial = null;
-    }
-    // Drains what the socket holds, up to a buffer: the more each batch carries, the fewer
-    // messages and journal writes a frame costs.
-    int n;
-    try {
-      while ((n = channel.read(buffer)) > 0 && buffer.hasRemaining()) {
-        // each read adds to the buffer; stop when the socket is empty or the buffer full
-      }
-    } catch (IOException e) {
-      failed(e);
+  /**
+   * The PROXY header or the TLS handshake failed: counted by outcome, logged in one line, closed.
+   * Netty reports a failed handshake twice (an exception and an event): the first one counts.
+   */
+  private void refused(Throwable cause) {
+    if (closed) {
       return;
     }
-    buffer.flip();
-    if (!discarding) {
-      cutFrames(buffer);
-    }
-    if (n < 0) {
-      // A frame cut short by the end of the input is dropped: nobody is left to answer.
-      inputEnded = true;
-      partial = null;
-      dispatch();
-      if (outputEnded) {
-        close(null, false);
-      } else {
-        updateInterest();
-      }
-      return;
-    }
-    dispatch();
-    updateInterest();
+    EdgeOutcome outcome = EdgeOutcome.ofSetupFailure(cause);
+    sockets.outcomes().count(outcome);
+    log.info("Connection from {} refused before its first frame ({}): {}", remote, outcome.label(),
+        EdgeOutcome.rootMessage(cause));
+    close(null, false);
   }
 
-  private void cutFrames(ByteBuffer buffer) {
-    while (buffer.remaining() >= FrameCodec.HEADER_SIZE) {
-      int at = buffer.position();
-      long declared = Integer.toUnsignedLong(buffer.getInt(at));
+  private void cutFrames(ByteBuf buffer) {
+    int maxFrameSize = options.maxFrameSize();
+    while (buffer.readableBytes() >= FrameCodec.HEADER_SIZE) {
+      int at = buffer.readerIndex();
+      long declared = buffer.getUnsignedInt(at);
       Decoded badLength = FrameCodec.checkDeclaredLength(declared, maxFrameSize);
       if (badLength != null) {
         add(badLength);
         discarding = true;
         return;
       }
-      if (buffer.remaining() > FrameCodec.HEADER_SIZE) {
+      if (buffer.readableBytes() > FrameCodec.HEADER_SIZE) {
         // The type byte is judged as soon as it is in, like the length: no body is waited for
         // behind a type that cannot be decoded (PROTOCOL.md#frame-layout).
-        Decoded badType = FrameCodec.checkType(buffer.get(at + FrameCodec.HEADER_SIZE) & 0xFF);
+        Decoded badType = FrameCodec.checkType(buffer.getUnsignedByte(at + FrameCodec.HEADER_SIZE));
         if (badType != null) {
           add(badType);
           discarding = true;
@@ -289,15 +417,15 @@ final class Connection {
         }
       }
       int size = FrameCodec.HEADER_SIZE + (int) declared;
-      if (buffer.remaining() < size) {
+      if (buffer.readableBytes() < size) {
         break;
       }
-      add(FrameCodec.decode(buffer.slice(at, size), maxFrameSize));
-      buffer.position(at + size);
+      add(FrameCodec.decode(buffer.nioBuffer(at, size), maxFrameSize));
+      buffer.readerIndex(at + size);
     }
-    if (buffer.hasRemaining()) {
-      partial = new byte[buffer.remaining()];
-      buffer.get(partial);
+    if (buffer.isReadable()) {
+      partial = new byte[buffer.readableBytes()];
+      buffer.readBytes(partial);
     }
   }
 
@@ -309,10 +437,29 @@ final class Connection {
     batchWeight += weight(decoded);
   }
 
+  private void inputEnded() {
+    if (inputEnded) {
+      return;
+    }
+    // A frame cut short by the end of the input is dropped: nobody is left to answer.
+    inputEnded = true;
+    partial = null;
+    dispatch();
+    if (outputEnded) {
+      close(null, false);
+    } else {
+      updateRead();
+    }
+  }
+
   /** Hands the batch to the actor if it has none; tells it the input ended once all is handed. */
   private void dispatch() {
+    ActorRef<ConnectionActor.Command> owner = actor;
+    if (owner == null || closed) {
+      return;
+    }
     if (!withActor && batch != null) {
-      actor.tell(new ConnectionActor.Inbound(this, batch));
+      owner.tell(new ConnectionActor.Inbound(this, batch));
       batch = null;
       batchWeight = 0;
       withActor = true;
@@ -328,57 +475,64 @@ final class Connection {
     }
     withActor = false;
     dispatch();
-    updateInterest();
+    updateRead();
   }
 
   private void write() {
-    if (closed || key == null) {
-      return; // not registered yet: started() writes
+    if (closed || actor == null) {
+      return; // not started yet: start() writes
     }
-    try {
-      while (true) {
-        if (unwritten == null) {
-          OutboundBatch next = take(maxBatchBytes);
-          if (next == null) {
-            if (!outputEnded && isDone()) {
-              outputEnded = true;
-              channel.shutdownOutput();
-              if (inputEnded) {
-                close(null, false);
-                return;
-              }
-            }
-            break;
-          }
-          unwritten = ByteBuffer.wrap(next.encode());
+    boolean wrote = false;
+    while (channel.isWritable()) {
+      OutboundBatch next = take(options.maxBatchBytes());
+      if (next == null) {
+        if (!outputEnded && isDone()) {
+          endOutput();
         }
-        channel.write(unwritten);
-        if (unwritten.hasRemaining()) {
-          break; // the socket's buffer is full: on with OP_WRITE
-        }
-        unwritten = null;
+        break;
       }
-    } catch (IOException e) {
-      failed(e);
-      return;
+      channel.write(Unpooled.wrappedBuffer(next.encode()), channel.voidPromise());
+      wrote = true;
     }
-    updateInterest();
+    if (wrote) {
+      channel.flush();
+    }
   }
 
-  private void updateInterest() {
+  /** Once what was written is out: TLS close_notify where TLS is on, then our FIN. */
+  private void endOutput() {
+    outputEnded = true;
+    channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(written -> {
+      SslHandler ssl = channel.pipeline().get(SslHandler.class);
+      if (ssl != null && !written.isSuccess()) {
+        close(written.cause(), false);
+      } else if (ssl != null) {
+        ssl.closeOutbound().addListener(notified -> shutdownOutput());
+      } else {
+        shutdownOutput();
+      }
+    });
+  }
+
+  private void shutdownOutput() {
     if (closed) {
       return;
     }
-    int ops = 0;
-    if (!inputEnded && (discarding || batchWeight < maxBatchBytes)) {
-      ops |= SelectionKey.OP_READ;
+    ChannelFuture shut = ((DuplexChannel) channel).shutdownOutput();
+    shut.addListener(f -> {
+      if (inputEnded) {
+        close(null, false);
+      }
+    });
+  }
+
+  private void updateRead() {
+    if (closed) {
+      return;
     }
-    if (unwritten != null) {
-      ops |= SelectionKey.OP_WRITE;
-    }
-    if (ops != interest) {
-      interest = ops;
-      key.interestOps(ops);
+    boolean read = !inputEnded && (discarding || batchWeight < options.maxBatchBytes());
+    if (channel.config().isAutoRead() != read) {
+      channel.config().setAutoRead(read);
     }
   }
 
@@ -387,29 +541,30 @@ final class Connection {
       return;
     }
     closed = true;
+    if (cause == null && sockets.stopping()) {
+      cause = new IllegalStateException("the node's edge stopped");
+    }
     stop();
     batch = null;
     partial = null;
-    unwritten = null;
-    if (key != null) {
-      key.cancel();
-    }
-    if (reset) {
+    if (reset && channel.isOpen()) {
       try {
-        channel.setOption(StandardSocketOptions.SO_LINGER, 0);
-      } catch (IOException e) {
+        channel.config().setOption(ChannelOption.SO_LINGER, 0);
+      } catch (RuntimeException e) {
         // Closed already: nothing to reset.
       }
     }
-    EdgeSockets.closeQuietly(channel);
-    tellEnd(cause);
-    sockets.closed();
+    channel.close();
+    if (announced) {
+      tellEnd(cause);
+    }
   }
 
   private void tellEnd(Throwable cause) {
-    if (!endTold) {
+    ActorRef<ConnectionActor.Command> owner = actor;
+    if (!endTold && owner != null) {
       endTold = true;
-      actor.tell(cause == null ? ConnectionActor.StreamCompleted.INSTANCE : new ConnectionActor.StreamFailed(cause));
+      owner.tell(cause == null ? ConnectionActor.StreamCompleted.INSTANCE : new ConnectionActor.StreamFailed(cause));
     }
   }
 

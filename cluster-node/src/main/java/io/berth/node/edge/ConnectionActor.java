@@ -106,8 +106,17 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
 
   static Behavior<Command> create(
       EdgeSettings settings, InetSocketAddress remote, String edgeNode) {
+    return create(settings, remote, edgeNode, null);
+  }
+
+  /**
+   * @param certifiedDevice the device id the connection's client certificate names (null without
+   *     one, empty when it names no valid id): the only device its HELLO may open, token optional
+   */
+  static Behavior<Command> create(
+      EdgeSettings settings, InetSocketAddress remote, String edgeNode, String certifiedDevice) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-        new ConnectionActor(ctx, timers, settings, remote, edgeNode)));
+        new ConnectionActor(ctx, timers, settings, remote, edgeNode, certifiedDevice)));
   }
 
   /**
@@ -122,6 +131,8 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
   private final ConnectionSlot out = new ConnectionSlot();
   private final InetSocketAddress remote;
   private final String edgeNode;
+  /** See {@link #create(EdgeSettings, InetSocketAddress, String, String)}. */
+  private final String certifiedDevice;
   private final ActorRef<ToEdge> self;
   private final ClusterSharding sharding;
   private final TickSchedule<Command> ticks;
@@ -164,11 +175,12 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
 
   private ConnectionActor(
       ActorContext<Command> context, TimerScheduler<Command> timers, EdgeSettings settings,
-      InetSocketAddress remote, String edgeNode) {
+      InetSocketAddress remote, String edgeNode, String certifiedDevice) {
     super(context);
     this.settings = settings;
     this.remote = remote;
     this.edgeNode = edgeNode;
+    this.certifiedDevice = certifiedDevice;
     this.self = context.messageAdapter(ToEdge.class, FromEntity::new);
     this.sharding = ClusterSharding.get(context.getSystem());
     this.ticks = new TickSchedule<>(timers, Tick.INSTANCE, settings.tick());
@@ -390,7 +402,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
   }
 
   private void onHello(Frame.Hello hello) {
-    Handshake.Refusal refusal = Handshake.check(hello, settings.secret(), Instant.now());
+    Handshake.Refusal refusal = Handshake.check(hello, settings.secret(), certifiedDevice, Instant.now());
     if (refusal != null) {
       fail(refusal.code(), refusal.message());
       return;

@@ -4,7 +4,6 @@ import io.berth.node.edge.api.EdgeControl;
 import io.berth.protocol.CloseCode;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.nio.channels.SocketChannel;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -32,9 +31,7 @@ public final class EdgeServer {
 
   public sealed interface Command {}
 
-  private record Accepted(SocketChannel channel) implements Command {}
-
-  private record SocketsFailed(Throwable cause) implements Command {}
+  private record Accepted(Connection connection) implements Command {}
 
   private record ActorStopped(ActorRef<ConnectionActor.Command> actor) implements Command {}
 
@@ -105,15 +102,14 @@ public final class EdgeServer {
     ActorSystem<Void> system = ctx.getSystem();
     ActorRef<Command> self = ctx.getSelf();
     try {
-      sockets = EdgeSockets.bind(settings.host(), settings.port(), settings.backlog(), settings.maxConnections(),
-          settings.maxFrameSize(), channel -> self.tell(new Accepted(channel)), e -> self.tell(new SocketsFailed(e)));
+      sockets = EdgeSockets.bind(settings.socketOptions(null), connection -> self.tell(new Accepted(connection)));
     } catch (IOException | RuntimeException e) {
       ctx.getLog().error("Cannot listen for devices on {}:{}: {}", settings.host(), settings.port(), e.toString());
       CoordinatedShutdown.get(system).run(BIND_FAILED);
       return Behaviors.stopped();
     }
     state.setAccepting(true);
-    ctx.getLog().info("Edge listening for devices on {}", localAddress());
+    ctx.getLog().info("Edge listening for devices on {} ({})", localAddress(), sockets.transport());
 
     CoordinatedShutdown shutdown = CoordinatedShutdown.get(system);
     Duration ask = Duration.ofSeconds(4);
@@ -124,12 +120,6 @@ public final class EdgeServer {
 
     return Behaviors.receive(Command.class)
         .onMessage(Accepted.class, this::onAccepted)
-        .onMessage(SocketsFailed.class, m -> {
-          // Every connection was closed and its actor told; the node no longer serves devices.
-          ctx.getLog().error("Edge stopped serving devices: its socket thread failed", m.cause());
-          state.setAccepting(false);
-          return Behaviors.same();
-        })
         .onMessage(ActorStopped.class, m -> {
           // An actor that failed did not complete its outbound side: abort now. One that ended
           // normally did, and its last frames are flushing; if the device does not read them,
@@ -195,39 +185,27 @@ public final class EdgeServer {
   }
 
   private String localAddress() {
-    try {
-      return sockets.localAddress().toString();
-    } catch (IOException e) {
-      return settings.host() + ":" + settings.port();
-    }
+    return sockets.localAddress().toString();
   }
 
   private record Unbound(ActorRef<Done> replyTo) implements Command {}
 
   private Behavior<Command> onAccepted(Accepted m) {
-    SocketChannel channel = m.channel();
-    InetSocketAddress remote;
-    try {
-      remote = (InetSocketAddress) channel.getRemoteAddress();
-    } catch (IOException e) {
-      sockets.reject(channel); // the device left already
-      return Behaviors.same();
-    }
+    Connection connection = m.connection();
+    InetSocketAddress remote = connection.remote();
     ActorRef<ConnectionActor.Command> actor;
     try {
       actor = ctx.spawn(ConnectionActor.create(settings, remote, edgeNode), "connection-" + ++counter);
     } catch (RuntimeException e) {
       ctx.getLog().error("Cannot start an actor for the device connection from {}", remote, e);
-      sockets.reject(channel);
+      connection.abort(e);
       return Behaviors.same();
     }
     ctx.watchWith(actor, new ActorStopped(actor));
-    Connection connection = new Connection(sockets, channel, actor, settings.maxFrameSize(),
-        settings.maxBatchBytes(), settings.outboundBuffer());
     connections.put(actor, connection);
     state.setConnections(connections.size());
     actor.tell(new ConnectionActor.Attach(connection));
-    sockets.register(connection);
+    connection.start(actor);
     if (draining) {
       List<LoadViewTargets.Target> targets = LoadViewTargets.of(ctx.getSystem());
       if (!targets.isEmpty()) {

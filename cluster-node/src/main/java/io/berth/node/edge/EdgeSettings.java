@@ -30,7 +30,11 @@ public record EdgeSettings(
     Duration tick,
     byte[] secret,
     String defaultMapping,
-    String advertisedHostSetting) {
+    String advertisedHostSetting,
+    int ioThreads,
+    boolean proxyProtocol,
+    double connectsPerSecond,
+    int connectBurst) {
 
   static final int MIN_SECRET_BYTES = 16;
   /** Messages between nodes must fit Artery's default frame (256 KiB) with room for the envelope. */
@@ -78,7 +82,11 @@ public record EdgeSettings(
         e.getDuration("tick"),
         config.getString("berth.auth.secret").getBytes(StandardCharsets.UTF_8),
         SocketSettings.fromConfig(config).defaultMapping(),
-        e.getString("advertised-host"));
+        e.getString("advertised-host"),
+        e.getInt("io-threads"),
+        e.getBoolean("proxy-protocol"),
+        e.getDouble("connect-rate.per-second"),
+        e.getInt("connect-rate.burst"));
   }
 
   /**
@@ -118,6 +126,13 @@ public record EdgeSettings(
           + "below " + IDLE_TIMEOUT + " (" + passivation.toSeconds() + " s): sharding would passivate the "
           + "entities of connected devices");
     }
+  }
+
+  /** What the edge's sockets are given; {@code tls} makes a TLS handler, null on a plaintext port. */
+  EdgeSockets.Options socketOptions(
+      java.util.function.Function<io.netty.buffer.ByteBufAllocator, io.netty.handler.ssl.SslHandler> tls) {
+    return new EdgeSockets.Options(host, port, backlog, maxConnections, maxFrameSize, maxBatchBytes, outboundBuffer,
+        ioThreads, handshakeTimeout, proxyProtocol, tls, connectsPerSecond, connectBurst);
   }
 
   /** Largest DATA payload a device may send. */

@@ -1,311 +1,312 @@
 package io.berth.node.edge;
 
+import io.berth.protocol.FrameCodec;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.FixedRecvByteBufAllocator;
+import io.netty.channel.IoHandlerFactory;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.ServerChannel;
+import io.netty.channel.ServerChannelRecvByteBufAllocator;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.epoll.EpollServerSocketChannel;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.handler.codec.haproxy.HAProxyCommand;
+import io.netty.handler.codec.haproxy.HAProxyMessage;
+import io.netty.handler.codec.haproxy.HAProxyMessageDecoder;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.StandardSocketOptions;
-import java.nio.ByteBuffer;
-import java.nio.channels.ClosedChannelException;
-import java.nio.channels.SelectionKey;
-import java.nio.channels.Selector;
-import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
-import java.util.Iterator;
-import java.util.Queue;
+import java.net.UnknownHostException;
+import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
-import io.berth.protocol.FrameCodec;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The edge's sockets: one thread and one selector accept every device connection and do all of
- * their reading and writing (docs/edge.md). A connection costs its channel and a {@link
- * Connection}; there is no actor, stream or timer per connection on this side.
+ * The edge's sockets on Netty (docs/edge.md): event loops accept every device connection and do
+ * its reading, writing and TLS; each connection's pipeline is the PROXY header decoder (when
+ * {@code proxy-protocol} is on), the {@link SslHandler} (when TLS is on) and its {@link
+ * Connection}. A connection is handed to {@code acceptor} once it is ready to carry frames.
  *
- * <p>Everything else talks to the thread through {@link #execute}: a task queue and a selector
- * wake-up, skipped while a wake-up is already pending, so a burst of frames offered to busy
- * connections costs one wake-up, not one each.
- *
- * <p>At {@code max-connections} open connections the thread stops accepting (the kernel's backlog
- * holds the next ones) and starts again when one closes; when accepting fails, typically for want
- * of file descriptors, it pauses for {@link #ACCEPT_PAUSE_MS} instead of spinning on the error.
+ * <p>Accepting is backpressured: at {@code max-connections} open connections, or when the
+ * connect-rate bucket is empty, the server channel stops reading, so new connections wait in the
+ * kernel's accept backlog (instead of being refused) until one closes or a token is due. One
+ * connection is accepted per read for the count to be exact. When accepting fails (out of file
+ * descriptors) Netty pauses accepts for a second instead of spinning on the error.
  */
 final class EdgeSockets implements AutoCloseable {
 
   private static final Logger log = LoggerFactory.getLogger(EdgeSockets.class);
-
-  static final long ACCEPT_PAUSE_MS = 100;
-  /** Read room beyond the largest partial frame a connection can carry over to its next read. */
+  /** Read room beyond the largest frame: what one read can take of a busy device's bytes. */
   private static final int READ_ROOM = 64 * 1024;
 
-  private final ServerSocketChannel server;
-  private final Selector selector;
-  private final SelectionKey acceptKey;
-  private final Consumer<SocketChannel> acceptor;
-  private final Consumer<Throwable> onFailure;
-  private final int maxConnections;
-  private final Thread thread;
-  private final Queue<Runnable> tasks = new ConcurrentLinkedQueue<>();
-  /** A wake-up is pending or the thread is awake: {@link #execute} need not wake it. */
-  private final AtomicBoolean awake = new AtomicBoolean(true);
-  private final CompletableFuture<Void> terminated = new CompletableFuture<>();
-  private volatile boolean closing;
+  /**
+   * What the sockets need to know.
+   *
+   * @param ioThreads event loops; 0 for half the processors, at least one
+   * @param setupTimeout bound on the PROXY header and TLS handshake together
+   * @param tls a new TLS handler for each connection; null on a plaintext port
+   * @param connectsPerSecond new connections accepted per second past the burst; 0 for no limit
+   */
+  record Options(String host, int port, int backlog, int maxConnections, int maxFrameSize, long maxBatchBytes,
+      int outboundBuffer, int ioThreads, Duration setupTimeout, boolean proxyProtocol,
+      Function<ByteBufAllocator, SslHandler> tls, double connectsPerSecond, int connectBurst) {}
 
-  // The thread's own.
-  /** One read buffer for every connection: only a partial frame stays with its connection. */
-  final ByteBuffer readBuffer;
-  private int open;
-  private boolean unbound;
-  private boolean atLimit;
-  /** {@code System.nanoTime()} when accepting resumes after a failure; 0 when not paused. */
-  private long acceptPausedUntil;
+  private final Options options;
+  private final Consumer<Connection> acceptor;
+  private final EventLoopGroup group;
+  private final EdgeOutcome.Counts outcomes = new EdgeOutcome.Counts();
+  private final AcceptGate gate;
+  private final String transport;
+  private final FixedRecvByteBufAllocator readBuffers;
+  private Channel server;
+  private volatile boolean stopping;
 
-  private EdgeSockets(ServerSocketChannel server, Selector selector, Consumer<SocketChannel> acceptor,
-      Consumer<Throwable> onFailure, int maxConnections, int maxFrameSize) throws IOException {
-    this.server = server;
-    this.selector = selector;
+  private EdgeSockets(Options options, Consumer<Connection> acceptor) {
+    this.options = options;
     this.acceptor = acceptor;
-    this.onFailure = onFailure;
-    this.maxConnections = maxConnections;
-    this.readBuffer = ByteBuffer.allocateDirect(FrameCodec.HEADER_SIZE + maxFrameSize + READ_ROOM);
-    this.acceptKey = server.register(selector, SelectionKey.OP_ACCEPT);
-    this.thread = new Thread(this::run, "berth-edge-io");
-    this.thread.setDaemon(true);
+    boolean epoll = Epoll.isAvailable();
+    IoHandlerFactory io = epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory();
+    int threads = options.ioThreads() > 0 ? options.ioThreads()
+        : Math.max(1, Runtime.getRuntime().availableProcessors() / 2);
+    this.group = new MultiThreadIoEventLoopGroup(threads, new DefaultThreadFactory("berth-edge-io", true), io);
+    this.transport = (epoll ? "epoll" : "NIO (" + Epoll.unavailabilityCause() + ")") + ", " + threads
+        + " I/O thread" + (threads == 1 ? "" : "s");
+    this.readBuffers = new FixedRecvByteBufAllocator(FrameCodec.HEADER_SIZE + options.maxFrameSize() + READ_ROOM);
+    this.gate = new AcceptGate(options.maxConnections(), options.connectsPerSecond(), options.connectBurst());
   }
 
   /**
-   * Listens on {@code host:port} and hands each accepted connection, non-blocking and with
-   * {@code TCP_NODELAY}, to {@code acceptor}, on the sockets' thread; the acceptor must {@link
-   * #register} it (or {@link #reject} it). Should the thread fail, every connection is closed
-   * and {@code onFailure} is told.
+   * Listens on {@code host:port} and hands each connection, once ready (after its PROXY header
+   * and TLS handshake), to {@code acceptor}, which must {@link Connection#start} it or abort it.
    */
-  static EdgeSockets bind(String host, int port, int backlog, int maxConnections, int maxFrameSize,
-      Consumer<SocketChannel> acceptor, Consumer<Throwable> onFailure) throws IOException {
-    Selector selector = Selector.open();
-    ServerSocketChannel server = ServerSocketChannel.open();
+  static EdgeSockets bind(Options options, Consumer<Connection> acceptor) throws IOException {
+    EdgeSockets sockets = new EdgeSockets(options, acceptor);
     try {
-      server.setOption(StandardSocketOptions.SO_REUSEADDR, true);
-      server.bind(new InetSocketAddress(host, port), backlog);
-      server.configureBlocking(false);
-      EdgeSockets sockets = new EdgeSockets(server, selector, acceptor, onFailure, maxConnections, maxFrameSize);
-      sockets.thread.start();
+      sockets.server = sockets.bootstrap().bind(options.host(), options.port()).sync().channel();
       return sockets;
-    } catch (IOException | RuntimeException e) {
-      server.close();
-      selector.close();
-      throw e;
+    } catch (Exception e) {
+      sockets.group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+      throw e instanceof IOException io ? io : new IOException("cannot listen on " + options.host() + ":"
+          + options.port() + ": " + e.getMessage(), e);
     }
   }
 
-  InetSocketAddress localAddress() throws IOException {
-    return (InetSocketAddress) server.getLocalAddress();
+  private ServerBootstrap bootstrap() {
+    Class<? extends ServerChannel> serverClass = Epoll.isAvailable() ? EpollServerSocketChannel.class
+        : NioServerSocketChannel.class;
+    return new ServerBootstrap()
+        .group(group)
+        .channel(serverClass)
+        .option(ChannelOption.SO_BACKLOG, options.backlog())
+        .option(ChannelOption.SO_REUSEADDR, true)
+        .option(ChannelOption.RCVBUF_ALLOCATOR, new ServerChannelRecvByteBufAllocator().maxMessagesPerRead(1))
+        .handler(gate)
+        .childOption(ChannelOption.TCP_NODELAY, true)
+        // One allocator for every connection: the default is a new adaptive one per channel,
+        // with a calculator of its own (about 70 bytes on each idle socket). Each read takes a
+        // buffer of a frame and 64 KiB from the pool and gives it back once cut into frames.
+        .childOption(ChannelOption.RCVBUF_ALLOCATOR, readBuffers)
+        .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
+        .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
+            new WriteBufferWaterMark((int) options.maxBatchBytes(), 2 * (int) options.maxBatchBytes()))
+        .childHandler(new ChannelInitializer<>() {
+          @Override
+          protected void initChannel(Channel channel) {
+            if (options.proxyProtocol()) {
+              channel.pipeline().addLast(new HAProxyMessageDecoder(), ProxyHeader.INSTANCE);
+            }
+            if (options.tls() != null) {
+              channel.pipeline().addLast(options.tls().apply(channel.alloc()));
+            }
+            channel.pipeline().addLast(new Connection(channel, EdgeSockets.this));
+          }
+        });
   }
 
-  /** Runs {@code task} on the sockets' thread, soon; dropped once the sockets are closed. */
-  void execute(Runnable task) {
-    tasks.add(task);
-    if (!awake.get() && awake.compareAndSet(false, true)) {
-      selector.wakeup();
+  Options options() {
+    return options;
+  }
+
+  /** Why connections ended before their first frame, counted. */
+  EdgeOutcome.Counts outcomes() {
+    return outcomes;
+  }
+
+  /** Which transport serves the sockets (epoll or NIO) and on how many threads. */
+  String transport() {
+    return transport;
+  }
+
+  InetSocketAddress localAddress() {
+    return (InetSocketAddress) server.localAddress();
+  }
+
+  /** A connection is ready to carry frames; called on its event loop. */
+  void announce(Connection connection) {
+    if (stopping) {
+      connection.edgeStopped();
+      return;
     }
+    acceptor.accept(connection);
   }
 
-  /** Starts serving an accepted connection: reading from it, writing what is offered to it. */
-  void register(Connection connection) {
-    execute(() -> {
-      if (closing) {
-        connection.failed(new IOException("the node's edge stopped"));
-        return;
-      }
-      try {
-        connection.started(connection.channel().register(selector, SelectionKey.OP_READ, connection));
-      } catch (ClosedChannelException e) {
-        connection.failed(e);
-      }
-    });
+  /** A connection's channel closed; called on its event loop. */
+  void closed() {
+    gate.childClosed();
   }
 
-  /** An accepted channel that gets no connection after all (its actor could not start). */
-  void reject(SocketChannel channel) {
-    execute(() -> {
-      closeQuietly(channel);
-      closed();
-    });
+  /** True once {@link #close} began: connections closing now close because the edge stopped. */
+  boolean stopping() {
+    return stopping;
   }
 
   /** Stops accepting; connections already open are served on. */
   CompletionStage<Void> unbind() {
     CompletableFuture<Void> done = new CompletableFuture<>();
-    if (terminated.isDone()) {
-      done.complete(null);
-      return done;
-    }
-    execute(() -> {
-      unbound = true;
-      acceptKey.cancel();
-      try {
-        server.close();
-        // A channel registered with a selector closes when its key is flushed, at the next select.
-        selector.selectNow();
-        done.complete(null);
-      } catch (IOException e) {
-        done.completeExceptionally(e);
-      }
-    });
+    server.close().addListener(f -> done.complete(null));
     return done;
   }
 
-  /** Stops accepting, resets every connection and ends the thread; waits for it a little. */
+  /** Stops accepting, closes every connection (each actor is told) and ends the event loops. */
   @Override
   public void close() {
-    closing = true;
-    selector.wakeup();
-    if (Thread.currentThread() != thread) {
-      try {
-        terminated.get(5, TimeUnit.SECONDS);
-      } catch (Exception e) {
-        log.warn("The edge's socket thread did not end within 5 s");
-      }
+    stopping = true;
+    server.close();
+    if (!group.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(5, TimeUnit.SECONDS)) {
+      log.warn("The edge's event loops did not end within 5 s");
     }
   }
 
-  /** Called by a connection, on the sockets' thread, once its channel is closed. */
-  void closed() {
-    open--;
-    if (closing) {
-      return; // the accept key is gone with the server channel
-    }
-    if (atLimit && open < maxConnections && !unbound) {
-      atLimit = false;
-      if (acceptPausedUntil == 0) {
-        acceptKey.interestOps(SelectionKey.OP_ACCEPT);
-      }
-    }
-  }
+  /**
+   * On the server channel: counts open connections and spends connect-rate tokens, and stops
+   * reading accepts (autoRead off) while either says no.
+   */
+  private static final class AcceptGate extends ChannelInboundHandlerAdapter {
+    private final int maxConnections;
+    private final double perNano;
+    private final double burst;
+    // The server channel's event loop's own.
+    private ChannelHandlerContext ctx;
+    private int open;
+    private double tokens;
+    private long refilledAt = System.nanoTime();
+    private boolean atLimit;
+    private boolean waitingForToken;
 
-  private void run() {
-    try {
-      while (!closing) {
-        awake.set(false);
-        long timeout = acceptPausedUntil == 0 ? 0
-            : Math.max(1, TimeUnit.NANOSECONDS.toMillis(acceptPausedUntil - System.nanoTime()));
-        if (tasks.isEmpty()) {
-          selector.select(timeout);
-        } else {
-          selector.selectNow();
-        }
-        awake.set(true);
-        resumeAcceptingIfDue();
-        Iterator<SelectionKey> keys = selector.selectedKeys().iterator();
-        while (keys.hasNext()) {
-          SelectionKey key = keys.next();
-          keys.remove();
-          if (!key.isValid()) {
-            continue;
-          }
-          if (key == acceptKey) {
-            acceptAll();
-          } else {
-            Connection connection = (Connection) key.attachment();
-            try {
-              connection.onSelected(key.readyOps());
-            } catch (RuntimeException e) {
-              log.error("Serving a device connection failed: closing it", e);
-              connection.failed(new IOException("the edge failed to serve the connection", e));
-            }
-          }
-        }
-        runTasks();
-      }
-    } catch (Throwable e) {
-      log.error("The edge's socket thread failed: closing every device connection", e);
-      shutdown();
-      onFailure.accept(e);
-      return;
+    AcceptGate(int maxConnections, double connectsPerSecond, int burst) {
+      this.maxConnections = maxConnections;
+      this.perNano = connectsPerSecond / 1e9;
+      this.burst = Math.max(1, burst);
+      this.tokens = this.burst;
     }
-    shutdown();
-  }
 
-  /** Runs what {@link #execute} queued; one task failing does not stop the others. */
-  private void runTasks() {
-    Runnable task;
-    while ((task = tasks.poll()) != null) {
-      try {
-        task.run();
-      } catch (RuntimeException e) {
-        log.error("A task of the edge's socket thread failed", e);
-      }
+    @Override
+    public boolean isSharable() {
+      return false;
     }
-  }
 
-  private void acceptAll() {
-    while (open < maxConnections) {
-      SocketChannel channel;
-      try {
-        channel = server.accept();
-      } catch (IOException e) {
-        log.warn("Cannot accept a device connection ({}): pausing accepts for {} ms", e.getMessage(), ACCEPT_PAUSE_MS);
-        acceptPausedUntil = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ACCEPT_PAUSE_MS);
-        acceptKey.interestOps(0);
-        return;
-      }
-      if (channel == null) {
-        return;
-      }
-      try {
-        channel.configureBlocking(false);
-        channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
-      } catch (IOException e) {
-        closeQuietly(channel);
-        continue;
-      }
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) {
+      this.ctx = ctx;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object child) {
       open++;
-      acceptor.accept(channel);
-    }
-    atLimit = true;
-    acceptKey.interestOps(0);
-    log.warn("Edge at its limit of {} connections: not accepting until one ends", maxConnections);
-  }
-
-  private void resumeAcceptingIfDue() {
-    if (acceptPausedUntil != 0 && System.nanoTime() - acceptPausedUntil >= 0) {
-      acceptPausedUntil = 0;
-      if (!atLimit && !unbound) {
-        acceptKey.interestOps(SelectionKey.OP_ACCEPT);
+      if (open >= maxConnections && !atLimit) {
+        atLimit = true;
+        log.warn("Edge at its limit of {} connections: not accepting until one ends", maxConnections);
       }
-    }
-  }
-
-  private void shutdown() {
-    closing = true;
-    closeQuietly(server);
-    // Connections accepted but not registered yet are failed by their registration task.
-    runTasks();
-    for (SelectionKey key : selector.keys()) {
-      if (key.attachment() instanceof Connection connection) {
-        try {
-          connection.failed(new IOException("the node's edge stopped"));
-        } catch (RuntimeException e) {
-          log.debug("Closing a device connection while the edge stopped", e);
+      if (perNano > 0) {
+        refill();
+        tokens -= 1;
+        if (tokens < 1) {
+          waitingForToken = true;
+          long nanos = (long) Math.ceil((1 - tokens) / perNano);
+          ctx.executor().schedule(() -> {
+            waitingForToken = false;
+            refill();
+            updateAccepting();
+          }, nanos, TimeUnit.NANOSECONDS);
         }
       }
+      updateAccepting();
+      ctx.fireChannelRead(child);
     }
-    try {
-      selector.close();
-    } catch (IOException e) {
-      log.debug("Closing the edge's selector", e);
+
+    private void refill() {
+      long now = System.nanoTime();
+      tokens = Math.min(burst, tokens + (now - refilledAt) * perNano);
+      refilledAt = now;
     }
-    terminated.complete(null);
+
+    void childClosed() {
+      ChannelHandlerContext c = ctx;
+      if (c == null) {
+        return;
+      }
+      c.executor().execute(() -> {
+        open--;
+        if (atLimit && open < maxConnections) {
+          atLimit = false;
+        }
+        updateAccepting();
+      });
+    }
+
+    private void updateAccepting() {
+      boolean accept = !atLimit && !waitingForToken;
+      if (ctx.channel().config().isAutoRead() != accept) {
+        ctx.channel().config().setAutoRead(accept);
+      }
+    }
   }
 
-  static void closeQuietly(java.io.Closeable closeable) {
-    try {
-      closeable.close();
-    } catch (IOException e) {
-      log.debug("Closing {}", closeable, e);
+  /** Reads the PROXY protocol header (v1 or v2) and gives the connection the device's address. */
+  @ChannelHandler.Sharable
+  private static final class ProxyHeader extends ChannelInboundHandlerAdapter {
+    static final ProxyHeader INSTANCE = new ProxyHeader();
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      if (!(msg instanceof HAProxyMessage header)) {
+        ctx.fireChannelRead(msg);
+        return;
+      }
+      try {
+        ctx.pipeline().remove(this);
+        Connection connection = ctx.pipeline().get(Connection.class);
+        InetSocketAddress source = null;
+        // LOCAL is the balancer's own health check: the peer's address is the right one.
+        if (header.command() == HAProxyCommand.PROXY && header.sourceAddress() != null) {
+          try {
+            source = new InetSocketAddress(InetAddress.getByName(header.sourceAddress()), header.sourcePort());
+          } catch (UnknownHostException e) {
+            // The decoder checked the address literal; not reached.
+          }
+        }
+        connection.proxied(source);
+      } finally {
+        header.release();
+      }
     }
   }
 }

@@ -22,6 +22,16 @@ final class Handshake {
 
   /** Null when the HELLO may open its socket: the version is ours, the ids valid, the token too. */
   static Refusal check(Frame.Hello hello, byte[] secret, Instant now) {
+    return check(hello, secret, null, now);
+  }
+
+  /**
+   * As {@link #check(Frame.Hello, byte[], Instant)}, on a connection whose device presented a
+   * client certificate naming {@code certifiedDevice} (null without a certificate, empty when
+   * the certificate names no valid device id): the HELLO must name that device, and its token
+   * becomes optional; a token it does carry must still be valid (PROTOCOL.md#tls).
+   */
+  static Refusal check(Frame.Hello hello, byte[] secret, String certifiedDevice, Instant now) {
     if (hello.version() != FrameCodec.VERSION) {
       return new Refusal(ErrorCode.UNSUPPORTED_VERSION, "protocol version " + hello.version()
           + " is not supported, this node speaks " + FrameCodec.VERSION);
@@ -29,6 +39,18 @@ final class Handshake {
     if (!SocketId.isValidDeviceId(hello.deviceId()) || !SocketId.isValidSocketName(hello.socketName())) {
       return new Refusal(ErrorCode.INVALID_ID, "device ids and socket names are 1 to " + SocketId.MAX_ID_LENGTH
           + " characters of A-Z a-z 0-9 . _ -");
+    }
+    if (certifiedDevice != null) {
+      if (certifiedDevice.isEmpty()) {
+        return new Refusal(ErrorCode.AUTH_FAILED, "the client certificate names no valid device id");
+      }
+      if (!certifiedDevice.equals(hello.deviceId())) {
+        return new Refusal(ErrorCode.AUTH_FAILED, "the client certificate is for device " + certifiedDevice
+            + ", not " + hello.deviceId());
+      }
+      if (hello.token().isEmpty()) {
+        return null;
+      }
     }
     DeviceToken.Check token = DeviceToken.check(secret, hello.deviceId(), hello.token(), now);
     return switch (token.verdict()) {

@@ -32,7 +32,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * The edge's sockets and a connection on their own, over real loopback TCP: a test probe stands
+ * The edge's sockets (on Netty) and a connection on their own, over real loopback TCP: a test probe stands
  * in for the connection's actor, a blocking {@link Socket} for the device.
  */
 class ConnectionTest {
@@ -69,14 +69,15 @@ class ConnectionTest {
 
   /** Listens on a free loopback port; each accepted connection's actor is the probe. */
   private void listen(long maxBatchBytes, int outboundBuffer, int maxConnections) throws IOException {
-    EdgeSockets[] holder = new EdgeSockets[1];
-    sockets = EdgeSockets.bind("127.0.0.1", 0, 16, maxConnections, MAX_FRAME, channel -> {
-      Connection connection = new Connection(holder[0], channel, actor.ref(), MAX_FRAME, maxBatchBytes,
-          outboundBuffer);
-      holder[0].register(connection);
+    sockets = EdgeSockets.bind(options(maxBatchBytes, outboundBuffer, maxConnections, false), connection -> {
+      connection.start(actor.ref());
       accepted.add(connection);
-    }, failure -> { });
-    holder[0] = sockets;
+    });
+  }
+
+  static EdgeSockets.Options options(long maxBatchBytes, int outboundBuffer, int maxConnections, boolean proxy) {
+    return new EdgeSockets.Options("127.0.0.1", 0, 16, maxConnections, MAX_FRAME, maxBatchBytes, outboundBuffer, 1,
+        Duration.ofSeconds(5), proxy, null, 0, 1);
   }
 
   private Socket connect() throws IOException {

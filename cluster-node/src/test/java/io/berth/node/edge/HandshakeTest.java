@@ -80,4 +80,26 @@ class HandshakeTest {
     assertThat(w.window()).as("the field holds 16 bits").isEqualTo(0xFFFF);
     assertThat(w.idleTimeoutSeconds()).isEqualTo(30);
   }
+
+  @Test
+  void aClientCertificateMakesTheTokenOptionalButNamesTheOnlyDeviceTheHelloMayOpen() {
+    String valid = token("meter-1", NOW.plusSeconds(60));
+    assertThat(Handshake.check(hello(FrameCodec.VERSION, "meter-1", "", ""), SECRET, "meter-1", NOW)).isNull();
+    assertThat(Handshake.check(hello(FrameCodec.VERSION, "meter-1", valid, ""), SECRET, "meter-1", NOW)).isNull();
+
+    Handshake.Refusal other = Handshake.check(hello(FrameCodec.VERSION, "meter-2", "", ""), SECRET, "meter-1", NOW);
+    assertThat(other.code()).isEqualTo(ErrorCode.AUTH_FAILED);
+    assertThat(other.message()).contains("certificate is for device meter-1, not meter-2");
+    // A token for another device does not get around the certificate.
+    assertThat(Handshake.check(hello(FrameCodec.VERSION, "meter-2", token("meter-2", NOW.plusSeconds(60)), ""),
+        SECRET, "meter-1", NOW).code()).isEqualTo(ErrorCode.AUTH_FAILED);
+    // A token that comes with the certificate must be valid.
+    assertThat(Handshake.check(hello(FrameCodec.VERSION, "meter-1", "garbage", ""), SECRET, "meter-1", NOW).code())
+        .isEqualTo(ErrorCode.AUTH_FAILED);
+    assertThat(Handshake.check(hello(FrameCodec.VERSION, "meter-1", "", ""), SECRET, "", NOW).message())
+        .contains("names no valid device id");
+    // Without a certificate the token is required, as ever.
+    assertThat(Handshake.check(hello(FrameCodec.VERSION, "meter-1", "", ""), SECRET, null, NOW).code())
+        .isEqualTo(ErrorCode.AUTH_FAILED);
+  }
 }

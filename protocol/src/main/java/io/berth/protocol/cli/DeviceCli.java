@@ -1,5 +1,6 @@
 package io.berth.protocol.cli;
 
+import io.berth.protocol.ClientTls;
 import io.berth.protocol.DeviceClient;
 import io.berth.protocol.DeviceException;
 import io.berth.protocol.DeviceListener;
@@ -33,14 +34,16 @@ import picocli.CommandLine.Option;
 /**
  * A command-line device: each line read from stdin is sent as one DATA frame, each DATA received
  * is printed as one line on stdout. Exits 0 once stdin is closed and every line is acknowledged
- * (and, with {@code --expect N}, N lines were received).
+ * (and, with {@code --expect N}, N lines were received). Connections use TLS, trusting the JDK's
+ * trust store or {@code --ca}, unless {@code --insecure-plaintext} says otherwise.
  */
 @Command(name = "device", mixinStandardHelpOptions = true, sortOptions = false,
     versionProvider = DeviceCli.Version.class,
     description = {"Connects a device to a Berth cluster: stdin lines go up as DATA frames, "
         + "DATA frames come down as stdout lines.",
         "Exit codes: 0 done, 1 bad arguments, 2 refused by the node, 3 no node reachable (or the "
-        + "address is not a node's device port), 4 timed out waiting for acknowledgements or lines."})
+        + "address is not a node's device port, or the TLS handshake failed), 4 timed out waiting for "
+        + "acknowledgements or lines."})
 public final class DeviceCli implements Callable<Integer> {
 
   static final int REFUSED = 2;
@@ -71,6 +74,23 @@ public final class DeviceCli implements Callable<Integer> {
 
   @Option(names = "--token", description = "A ready device token instead of a secret.")
   String token;
+
+  @Option(names = "--ca", paramLabel = "FILE",
+      description = "Trust the CA certificates in this PEM file instead of the JDK's trust store (repeatable).")
+  List<Path> caFiles = new ArrayList<>();
+
+  @Option(names = "--cert", paramLabel = "FILE",
+      description = "Client certificate (PEM, intermediates after it) for a node that asks for one; "
+          + "with it, a token or secret is optional.")
+  Path certFile;
+
+  @Option(names = "--key", paramLabel = "FILE",
+      description = "The client certificate's private key: unencrypted PKCS#8 PEM (BEGIN PRIVATE KEY), EC or RSA.")
+  Path keyFile;
+
+  @Option(names = "--insecure-plaintext",
+      description = "No TLS: frames and token cross the network readable. Only for an edge that is plaintext.")
+  boolean insecurePlaintext;
 
   @Option(names = "--expect", defaultValue = "0", description = "Also wait until N lines were received.")
   long expect;
@@ -118,6 +138,11 @@ public final class DeviceCli implements Callable<Integer> {
         .mapping(mapping)
         .window(window)
         .giveUpAfter(Duration.ofSeconds(giveUpSeconds));
+    String tlsProblem = tls(builder);
+    if (tlsProblem != null) {
+      err.println("device: " + tlsProblem);
+      return 1;
+    }
     String credentialProblem = credentials(builder);
     if (credentialProblem != null) {
       err.println("device: " + credentialProblem);
@@ -231,7 +256,11 @@ public final class DeviceCli implements Callable<Integer> {
     }
   }
 
-  static String connectHint(String cause) {
+  String connectHint(String cause) {
+    String tlsHint = tlsHint(cause);
+    if (tlsHint != null) {
+      return tlsHint;
+    }
     if (cause.startsWith("connection refused")) {
       return "is the cluster up (scripts/cluster.sh status)? Devices connect to a node's edge port: "
           + "berth.edge.port, 7000 by default; scripts/cluster.sh up uses 7001, 7002, 7003";
@@ -242,6 +271,48 @@ public final class DeviceCli implements Callable<Integer> {
     if (cause.startsWith("no answer")) {
       return "a firewall may drop the connection, or the host is down";
     }
+    return null;
+  }
+
+  /** What the user can do about a failed TLS handshake (DeviceClient names the kind of failure). */
+  private String tlsHint(String cause) {
+    if (cause.contains("untrusted certificate")) {
+      return "give the CA that signed the nodes' certificates with --ca FILE; scripts/cluster.sh up writes "
+          + "its CA to .berth/cluster/tls/ca.pem, which scripts/device.sh passes when no --ca is given";
+    }
+    if (cause.contains("hostname mismatch")) {
+      return "connect with a host name or address that the node's certificate lists (its subject "
+          + "alternative names)";
+    }
+    if (cause.contains("client certificate required")) {
+      return "give the device's certificate and key with --cert FILE --key FILE";
+    }
+    if (cause.contains("client certificate refused")) {
+      return "the nodes must trust the CA that issued --cert, and the certificate must be valid now";
+    }
+    if (cause.contains("not TLS")) {
+      return "this edge does not speak TLS; if it is plaintext on purpose, add --insecure-plaintext";
+    }
+    if (insecurePlaintext && cause.contains("without answering the HELLO")) {
+      return "if the node's edge requires TLS, drop --insecure-plaintext (and give its CA with --ca FILE)";
+    }
+    return null;
+  }
+
+  /** TLS from --ca, --cert, --key, or plaintext with --insecure-plaintext; a problem in words. */
+  private String tls(DeviceClient.Builder builder) {
+    if (insecurePlaintext) {
+      if (!caFiles.isEmpty() || certFile != null || keyFile != null) {
+        return "--insecure-plaintext turns TLS off: it does not go with --ca, --cert or --key";
+      }
+      builder.tls(ClientTls.PLAINTEXT);
+      return null;
+    }
+    if ((certFile == null) != (keyFile == null)) {
+      return "--cert and --key go together: the certificate and its private key";
+    }
+    ClientTls tls = caFiles.isEmpty() ? ClientTls.jdkTrust() : ClientTls.trusting(caFiles);
+    builder.tls(certFile == null ? tls : tls.withClientCertificate(certFile, keyFile));
     return null;
   }
 
@@ -265,7 +336,13 @@ public final class DeviceCli implements Callable<Integer> {
       credentialSource = "$BERTH_SECRET";
     }
     if (s == null || s.isEmpty()) {
-      return "no credentials: give --token, --secret, --secret-file or set BERTH_SECRET";
+      if (certFile != null) {
+        // The node takes the device from the certificate; the HELLO carries an empty token.
+        credentialSource = "--cert";
+        return null;
+      }
+      return "no credentials: give --token, --secret, --secret-file, set BERTH_SECRET, or give a client "
+          + "certificate with --cert and --key";
     }
     builder.secret(s.getBytes(StandardCharsets.UTF_8), Duration.ofHours(24));
     return null;
@@ -289,7 +366,10 @@ public final class DeviceCli implements Callable<Integer> {
       return null;
     }
     return switch (code) {
-      case AUTH_FAILED -> (credentialSource.equals("--token")
+      case AUTH_FAILED -> credentialSource.equals("--cert")
+          ? "the node did not take the client certificate " + certFile + " as the credential of device '"
+              + device + "', and no token was given (--token, --secret, --secret-file, $BERTH_SECRET)"
+          : (credentialSource.equals("--token")
           ? "the token given with --token must be minted for device '" + device + "' with the nodes' fleet secret"
           : "the token was minted with the secret from " + credentialSource + ", which must be the nodes' fleet "
               + "secret")

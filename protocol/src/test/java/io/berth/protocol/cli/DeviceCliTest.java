@@ -6,6 +6,8 @@ import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
 import io.berth.protocol.FrameCodec;
 import io.berth.protocol.FrameReader;
+import io.berth.protocol.TestPki;
+import io.berth.protocol.TlsNode;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -14,9 +16,11 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 /** What the command-line device tells a user who got something wrong, against stand-in servers. */
@@ -27,6 +31,8 @@ class DeviceCliTest {
   private final ByteArrayOutputStream out = new ByteArrayOutputStream();
   private final ByteArrayOutputStream err = new ByteArrayOutputStream();
   private ServerSocket server;
+  @TempDir
+  Path dir;
 
   @AfterEach
   void closeServer() throws IOException {
@@ -87,10 +93,7 @@ class DeviceCliTest {
 
   @Test
   void aPortWithNothingListeningIsExplainedOnceAndSummedUpInWords() throws IOException {
-    int port;
-    try (ServerSocket free = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      port = free.getLocalPort();
-    }
+    int port = freePort();
     int code = run("--connect", "127.0.0.1:" + port, "--device", "d1", "--secret", SECRET, "--give-up-after", "2");
     assertThat(code).isEqualTo(DeviceCli.UNREACHABLE);
     assertThat(err()).contains("connection refused: nothing listens on 127.0.0.1:" + port)
@@ -104,7 +107,8 @@ class DeviceCliTest {
   void anHttpAnswerIsRecognisedAsTheManagementPortAndNotRetried() throws IOException {
     AtomicInteger connections = serve("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
         .getBytes(StandardCharsets.US_ASCII), false);
-    int code = run("--connect", address(), "--device", "d1", "--secret", SECRET, "--give-up-after", "5");
+    int code = run("--connect", address(), "--device", "d1", "--secret", SECRET, "--give-up-after", "5",
+        "--insecure-plaintext");
     assertThat(code).isEqualTo(DeviceCli.UNREACHABLE);
     assertThat(err()).contains(address() + " answers HTTP").contains("management port")
         .contains("edge port (berth.edge.port, 7000 by default)").doesNotContain("1213486160");
@@ -114,7 +118,7 @@ class DeviceCliTest {
   @Test
   void aRefusedTokenSaysWhereTheRightSecretComesFrom() throws IOException {
     serve(FrameCodec.encode(new Frame.Error(ErrorCode.AUTH_FAILED, "invalid token for device d1")), true);
-    int code = run("--connect", address(), "--device", "d1", "--secret", SECRET);
+    int code = run("--connect", address(), "--device", "d1", "--secret", SECRET, "--insecure-plaintext");
     assertThat(code).isEqualTo(DeviceCli.REFUSED);
     assertThat(err()).contains("ERROR 200").contains("secret from --secret")
         .contains("berth.auth.secret").contains("--secret-file").contains(".berth/cluster/secret");
@@ -123,8 +127,58 @@ class DeviceCliTest {
   @Test
   void anUnknownMappingSaysHowToListTheMappings() throws IOException {
     serve(FrameCodec.encode(new Frame.Error(ErrorCode.UNKNOWN_MAPPING, "no mapping named 'x'")), true);
-    int code = run("--connect", address(), "--device", "d1", "--secret", SECRET, "--mapping", "x");
+    int code = run("--connect", address(), "--device", "d1", "--secret", SECRET, "--mapping", "x",
+        "--insecure-plaintext");
     assertThat(code).isEqualTo(DeviceCli.REFUSED);
     assertThat(err()).contains("GET /api/mappings");
+  }
+
+  @Test
+  void aNodeCertificateFromAPrivateCaSaysToGiveThatCa() throws Exception {
+    TestPki ca = TestPki.create(dir, "cli-ca");
+    try (TlsNode node = TlsNode.start(ca.serverContext(ca.node("cli-node", "ip:127.0.0.1"), null), false)) {
+      int code = run("--connect", node.address(), "--device", "d1", "--secret", SECRET, "--give-up-after", "1");
+      assertThat(code).isEqualTo(DeviceCli.UNREACHABLE);
+      assertThat(err()).contains("untrusted certificate").contains("the JDK's default trust store")
+          .contains("--ca FILE").contains(".berth/cluster/tls/ca.pem");
+    }
+  }
+
+  @Test
+  void aPlaintextEdgeSaysToAskForPlaintext() throws IOException {
+    serve(FrameCodec.encode(new Frame.Error(ErrorCode.FRAME_TOO_LARGE, "declared frame length exceeds the limit")),
+        false);
+    int code = run("--connect", address(), "--device", "d1", "--secret", SECRET, "--give-up-after", "1");
+    assertThat(code).isEqualTo(DeviceCli.UNREACHABLE);
+    assertThat(err()).contains("not TLS").contains("add --insecure-plaintext");
+  }
+
+  @Test
+  void aClientCertificateStandsInForTheSecret() throws Exception {
+    TestPki ca = TestPki.create(dir, "cli-device-ca");
+    TestPki.Issued device = ca.device("d1", "EC");
+    int code = run("--connect", "127.0.0.1:" + freePort(), "--device", "d1", "--ca", ca.caPem().toString(),
+        "--cert", device.certificatePem().toString(), "--key", device.keyPem().toString(), "--give-up-after", "1");
+    assertThat(code).as(err()).isEqualTo(DeviceCli.UNREACHABLE);
+    assertThat(err()).doesNotContain("no credentials").contains("connection refused");
+  }
+
+  @Test
+  void tlsOptionsThatCannotWorkAreBadArguments() throws Exception {
+    assertThat(run("--connect", "127.0.0.1:7001", "--device", "d1", "--secret", SECRET, "--insecure-plaintext",
+        "--ca", "ca.pem")).isEqualTo(1);
+    assertThat(err()).contains("--insecure-plaintext turns TLS off");
+    assertThat(run("--connect", "127.0.0.1:7001", "--device", "d1", "--cert", "device.pem")).isEqualTo(1);
+    assertThat(err()).contains("--cert and --key go together");
+    Path missing = dir.resolve("missing-ca.pem");
+    assertThat(run("--connect", "127.0.0.1:7001", "--device", "d1", "--secret", SECRET, "--ca", missing.toString()))
+        .isEqualTo(1);
+    assertThat(err()).contains("cannot read the CA file " + missing);
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket free = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return free.getLocalPort();
+    }
   }
 }
