@@ -87,8 +87,8 @@ public final class EdgeTls implements AutoCloseable {
   private record Loaded(SslContext context, KeyAndChain identity, byte[] digest) {}
 
   private EdgeTls(EdgeTlsSettings settings, Duration handshakeTimeout, DenyList denyList, SslProvider sslProvider) {
-    if (handshakeTimeout.isNegative() || handshakeTimeout.isZero()) {
-      throw new IllegalArgumentException("the TLS handshake timeout must be positive, got " + handshakeTimeout);
+    if (handshakeTimeout.isNegative()) {
+      throw new IllegalArgumentException("the TLS handshake timeout cannot be negative, got " + handshakeTimeout);
     }
     this.settings = settings;
     this.handshakeTimeoutMillis = handshakeTimeout.toMillis();
@@ -114,7 +114,8 @@ public final class EdgeTls implements AutoCloseable {
    * setting and the file.
    *
    * @param handshakeTimeout a connection that has not completed its TLS handshake within this time
-   *     is closed ({@code berth.edge.handshake-timeout})
+   *     is closed ({@code berth.edge.handshake-timeout}); zero leaves the bound to the caller (an
+   *     edge that times the PROXY header and the handshake together)
    * @param denyList certificates refused in the handshake although their CA is trusted
    */
   public static EdgeTls start(EdgeTlsSettings settings, Duration handshakeTimeout, DenyList denyList) {
@@ -150,7 +151,10 @@ public final class EdgeTls implements AutoCloseable {
     return current.identity().certificate();
   }
 
-  /** A handler for one new connection, from the current context, with the handshake timeout set. */
+  /**
+   * A handler for one new connection, from the current context, with the handshake timeout set
+   * (none when it is zero).
+   */
   public SslHandler newHandler(ByteBufAllocator allocator) {
     SslHandler handler = current.context().newHandler(allocator);
     handler.setHandshakeTimeoutMillis(handshakeTimeoutMillis);

@@ -118,11 +118,11 @@ class EdgeTlsSettingsTest {
   }
 
   @Test
-  void startRefusesAHandshakeTimeoutOfZero() {
+  void startRefusesANegativeHandshakeTimeout() {
     TlsFixture fixture = new TlsFixture(dir);
 
-    assertThatThrownBy(() -> EdgeTls.start(TlsFixture.edgeSettings(fixture.settings("auto")), Duration.ZERO,
-        new DenyList())).hasMessageContaining("handshake timeout must be positive");
+    assertThatThrownBy(() -> EdgeTls.start(TlsFixture.edgeSettings(fixture.settings("auto")), Duration.ofSeconds(-1),
+        new DenyList())).hasMessageContaining("handshake timeout cannot be negative");
   }
 
   private static void start(Map<String, Object> settings) {

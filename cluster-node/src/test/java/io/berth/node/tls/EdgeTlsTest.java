@@ -265,6 +265,15 @@ class EdgeTlsTest {
     }
   }
 
+  @Test
+  void zeroHandshakeTimeoutLeavesTheBoundToTheCaller() throws Exception {
+    start(fixture.settings("auto"), Duration.ZERO);
+    try (Socket silent = new Socket(InetAddress.getLoopbackAddress(), server.port())) {
+      Accepted accepted = server.next();
+      assertThat(accepted.ssl().getHandshakeTimeoutMillis()).isZero();
+    }
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"jdk", "openssl"})
   void clientInitiatedRenegotiationIsRefused(String provider) throws Exception {

@@ -16,7 +16,6 @@ import java.util.List;
 import javax.net.ssl.KeyManager;
 import javax.net.ssl.SNIHostName;
 import javax.net.ssl.SSLContext;
-import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManagerFactory;
@@ -76,10 +75,13 @@ final class TlsClient {
     }
   }
 
-  /** Offers one key and chain to any server, whatever issuers it names. */
+  /**
+   * Offers one key and chain whatever CAs the server names, unlike the JDK's key managers, which
+   * withhold a certificate of a CA the server did not list. An SSLSocket asks only
+   * {@link #chooseClientAlias}; nothing here serves.
+   */
   private static final class OneKey extends X509ExtendedKeyManager {
 
-    private static final String ALIAS = "device";
     private final KeyAndChain identity;
 
     OneKey(KeyAndChain identity) {
@@ -88,12 +90,7 @@ final class TlsClient {
 
     @Override
     public String chooseClientAlias(String[] keyTypes, Principal[] issuers, Socket socket) {
-      return ALIAS;
-    }
-
-    @Override
-    public String chooseEngineClientAlias(String[] keyTypes, Principal[] issuers, SSLEngine engine) {
-      return ALIAS;
+      return "device";
     }
 
     @Override
@@ -108,17 +105,17 @@ final class TlsClient {
 
     @Override
     public String[] getClientAliases(String keyType, Principal[] issuers) {
-      return new String[] {ALIAS};
+      return new String[] {"device"};
     }
 
     @Override
     public String[] getServerAliases(String keyType, Principal[] issuers) {
-      return null;
+      throw new UnsupportedOperationException("a device does not serve");
     }
 
     @Override
     public String chooseServerAlias(String keyType, Principal[] issuers, Socket socket) {
-      return null;
+      throw new UnsupportedOperationException("a device does not serve");
     }
   }
 }
