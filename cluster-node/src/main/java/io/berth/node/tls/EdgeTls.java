@@ -65,11 +65,14 @@ public final class EdgeTls implements AutoCloseable {
 
   /** What {@link #reloadIfChanged} did. */
   public enum Reload {
-    /** The files are those in use (or, after a failure, still the same unusable ones). */
+    /** The files are those in use. */
     UNCHANGED,
     /** New handshakes use the new files. */
     RELOADED,
-    /** The files changed but cannot be used: the context in use stays, and an error was logged. */
+    /**
+     * The files differ from those in use but cannot be used: the context in use stays. The error is
+     * logged the first time; files that stay broken fail quietly until they change again.
+     */
     FAILED
   }
 
