@@ -86,6 +86,9 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
   private record MappingResolved(Frame.Hello hello, String name, Optional<Mapping> found, Throwable failure)
       implements Command {}
 
+  /** The device's client certificate was denied: ERROR 200 and close (docs/tls.md#deny-list). */
+  record Revoked(String reason) implements Command {}
+
   /** This node is being drained: send the device to another node (PROTOCOL.md#redirect). */
   record Redirect(String host, int port, String reason) implements Command {}
 
@@ -244,6 +247,9 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
       return this;
     } else if (message instanceof MappingResolved m) {
       return retimed(onMappingResolved(m));
+    } else if (message instanceof Revoked m) {
+      fail(ErrorCode.AUTH_FAILED, m.reason());
+      return retimed(this);
     } else if (message instanceof Shutdown m) {
       if (phase != Phase.CLOSING) {
         close(new Frame.Close(m.code(), m.reason()));
