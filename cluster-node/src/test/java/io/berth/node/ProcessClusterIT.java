@@ -70,10 +70,16 @@ class ProcessClusterIT {
         "--device", device, "--mapping", "echo", "--expect", Integer.toString(lines), "--verbose");
     List<String> received = Collections.synchronizedList(new ArrayList<>());
     Thread reader = readLines(deviceProcess, received);
+    // The writer holds the second half back until the kill is done: on a loaded machine the
+    // kill could otherwise come after the last line.
+    java.util.concurrent.CountDownLatch killed = new java.util.concurrent.CountDownLatch(1);
     Thread writer = new Thread(() -> {
       try (OutputStream in = deviceProcess.getOutputStream()) {
-        for (String line : expected) {
-          in.write((line + "\n").getBytes(StandardCharsets.UTF_8));
+        for (int i = 0; i < expected.size(); i++) {
+          if (i == lines / 2 && !killed.await(3, TimeUnit.MINUTES)) {
+            return;
+          }
+          in.write((expected.get(i) + "\n").getBytes(StandardCharsets.UTF_8));
           in.flush();
           Thread.sleep(2);
         }
@@ -85,6 +91,7 @@ class ProcessClusterIT {
 
     await().atMost(Duration.ofMinutes(2)).until(() -> received.size() >= 400);
     Result kill = run(List.of("bash", script("cluster.sh"), "kill", "2"), Map.of());
+    killed.countDown();
     assertThat(kill.code()).as(kill.output()).isZero();
     long killedAtLine = received.size();
 
