@@ -676,8 +676,13 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
     if (phase == Phase.CLOSING) {
       return;
     }
-    getContext().getLog().info("Closing connection from {} ({}): ERROR {} {}", remote,
-        socketId == null ? "before handshake" : socketId, code, message);
+    if (code != ErrorCode.THROTTLED) {
+      getContext().getLog().info("Closing connection from {} ({}): ERROR {} {}", remote,
+          socketId == null ? "before handshake" : socketId, code, message);
+    } else if (classLog.isDebugEnabled()) {
+      // A line per attempt of a device connecting in a tight loop would flood the log.
+      getContext().getLog().debug("Closing connection from {}: ERROR {} {}", remote, code, message);
+    }
     close(new Frame.Error(code, message));
   }
 
