@@ -471,7 +471,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
       fail(unknown.code(), unknown.message());
     } else {
       Frame.Hello hello = m.hello();
-      EdgeLimits.Opened limited = EdgeLimits.get(getContext().getSystem()).open(m.found().get());
+      EdgeLimits.Limited limited = EdgeLimits.get(getContext().getSystem()).open(m.found().get());
       uplink.limit(limited.throttle());
       opening = new SocketCommand.Open(hello.deviceId(), limited.mapping(), hello.resume(), hello.lastReceived(),
           self, edgeNode);

@@ -29,11 +29,11 @@ public final class EdgeLimits implements Extension {
   private static final int MAX_RESOLVED = 1024;
 
   /** A mapping as a connection opens it: its limits resolved, and their throttle (null: none). */
-  record Opened(Mapping mapping, UplinkThrottle throttle) {}
+  record Limited(Mapping mapping, UplinkThrottle throttle) {}
 
   private final LimitSettings settings;
   private final DeviceGate gate;
-  private final ConcurrentHashMap<Mapping, Opened> resolved = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<Mapping, Limited> resolved = new ConcurrentHashMap<>();
 
   EdgeLimits(LimitSettings settings) {
     this.settings = settings;
@@ -54,15 +54,16 @@ public final class EdgeLimits implements Extension {
    * what it leaves out from this node's. The socket session keeps them with the mapping, which is
    * how an operator sees them ({@code GET /api/sockets/{id}}).
    */
-  Opened open(Mapping registered) {
-    Opened known = resolved.get(registered);
+  Limited open(Mapping registered) {
+    Limited known = resolved.get(registered);
     if (known != null) {
       return known;
     }
-    Mapping.Limits limits = registered.limits() == null ? settings.socket() : registered.limits().over(settings.socket());
-    Opened opened = limits.none()
-        ? new Opened(registered.limits() == null ? registered : registered.withLimits(null), null)
-        : new Opened(registered.withLimits(limits), new UplinkThrottle(limits));
+    Mapping.Limits limits =
+        registered.limits() == null ? settings.socket() : registered.limits().over(settings.socket());
+    Limited opened = limits.none()
+        ? new Limited(registered.limits() == null ? registered : registered.withLimits(null), null)
+        : new Limited(registered.withLimits(limits), new UplinkThrottle(limits));
     if (resolved.size() >= MAX_RESOLVED) {
       resolved.clear();
     }

@@ -49,7 +49,7 @@ class EdgeLimitsTest {
   void withoutLimitsAConnectionOpensTheRegisteredMappingItself() {
     EdgeLimits limits = new EdgeLimits(LimitSettings.fromConfig(config("")));
     Mapping echo = Mapping.builtinDefault("echo");
-    EdgeLimits.Opened opened = limits.open(echo);
+    EdgeLimits.Limited opened = limits.open(echo);
     assertThat(opened.mapping()).isSameAs(echo);
     assertThat(opened.throttle()).isNull();
   }
@@ -59,14 +59,14 @@ class EdgeLimitsTest {
     EdgeLimits limits = new EdgeLimits(LimitSettings.fromConfig(config(
         "berth.edge.limits.socket.frames-per-second = 100")));
     Mapping echo = Mapping.builtinDefault("echo");
-    EdgeLimits.Opened first = limits.open(echo);
+    EdgeLimits.Limited first = limits.open(echo);
     assertThat(first.mapping().limits()).isEqualTo(new Mapping.Limits(100, 100, 0, 0));
     assertThat(first.throttle().limits()).isSameAs(first.mapping().limits());
     assertThat(limits.open(Mapping.builtinDefault("echo"))).isSameAs(first);
 
     Mapping free = echo.withLimits(new Mapping.Limits(0, Mapping.Limits.NODE, Mapping.Limits.NODE,
         Mapping.Limits.NODE));
-    EdgeLimits.Opened unlimited = limits.open(free);
+    EdgeLimits.Limited unlimited = limits.open(free);
     assertThat(unlimited.throttle()).isNull();
     assertThat(unlimited.mapping().limits()).isNull();
   }
