@@ -111,7 +111,8 @@ class HandshakeTest {
   @Test
   void aLimitedSocketsWindowIsItsBurstAndOneSecondOfItsRate() {
     EdgeSettings settings = EdgeSettings.fromConfig(ConfigFactory.parseString(
-        "berth.auth.secret = \"sixteen-bytes-or-more\"").withFallback(ConfigFactory.defaultReference()).resolve());
+        "berth.auth.secret = \"sixteen-bytes-or-more\"\nberth.edge.tls.enabled = off")
+        .withFallback(ConfigFactory.defaultReference()).resolve());
     ToEdge.Welcomed w = new ToEdge.Welcomed("d", "n", 0, 0);
     Frame.Welcome unlimited = Handshake.welcome(w, "n", settings, null);
     assertThat(unlimited.window()).isEqualTo(settings.window());
