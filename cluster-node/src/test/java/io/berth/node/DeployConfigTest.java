@@ -61,8 +61,8 @@ class DeployConfigTest {
 
   @Test
   void anEntityHeartbeatNotBelowShardingsPassivationIsRefused() {
-    Config base = ConfigFactory.parseString("berth.auth.secret = \"a-secret-of-at-least-16-bytes\"")
-        .withFallback(ConfigFactory.load());
+    Config base = ConfigFactory.parseString("berth.auth.secret = \"a-secret-of-at-least-16-bytes\"\n"
+        + "berth.edge.tls.enabled = off").withFallback(ConfigFactory.load());
     Config slow = ConfigFactory.parseString("berth.edge.entity-heartbeat = 2m").withFallback(base);
     assertThatThrownBy(() -> EdgeSettings.fromConfig(slow))
         .isInstanceOf(IllegalArgumentException.class)
@@ -79,7 +79,8 @@ class DeployConfigTest {
 
   @Test
   void aNodeWithoutASecretRefusesToStartWithAClearMessage() {
-    Config config = ConfigFactory.parseString("berth.auth.secret = \"\"").withFallback(ConfigFactory.load());
+    Config config = ConfigFactory.parseString("berth.auth.secret = \"\"\nberth.edge.tls.enabled = off")
+        .withFallback(ConfigFactory.load());
     assertThatThrownBy(() -> EdgeSettings.fromConfig(config))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("BERTH_SECRET");

@@ -11,7 +11,7 @@ import org.junit.jupiter.api.Test;
 class EdgeSettingsTest {
 
   private static Config withFrameSize(long bytes) {
-    return ConfigFactory.parseString("berth.auth.secret = \"sixteen-bytes-or-more\"\n"
+    return ConfigFactory.parseString("berth.auth.secret = \"sixteen-bytes-or-more\"\nberth.edge.tls.enabled = off\n"
         + "berth.edge.max-frame-size = " + bytes).withFallback(ConfigFactory.defaultReference()).resolve();
   }
 

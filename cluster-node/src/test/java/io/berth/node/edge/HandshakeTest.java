@@ -70,6 +70,7 @@ class HandshakeTest {
   void theWelcomeCarriesTheSessionsWatermarksAndTheEdgesLimits() {
     EdgeSettings settings = EdgeSettings.fromConfig(ConfigFactory.parseString("""
         berth.auth.secret = "sixteen-bytes-or-more"
+        berth.edge.tls.enabled = off
         berth.edge.window = 100000
         berth.edge.idle-timeout = 30s
         """).withFallback(ConfigFactory.defaultReference()).resolve());

@@ -14,6 +14,7 @@ class UplinkTest {
   /** Windows of 4 frames and 1,000 bytes; 3 frames or 1 KiB per Deliver, 2 of them unanswered. */
   private static final EdgeSettings SETTINGS = EdgeSettings.fromConfig(ConfigFactory.parseString("""
       berth.auth.secret = "sixteen-bytes-or-more"
+      berth.edge.tls.enabled = off
       berth.edge.window = 4
       berth.edge.window-bytes = 1000
       berth.edge.max-batch-frames = 3

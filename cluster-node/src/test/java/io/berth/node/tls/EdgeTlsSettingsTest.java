@@ -21,8 +21,11 @@ class EdgeTlsSettingsTest {
   Path dir;
 
   @Test
-  void referenceConfLeavesTlsOffWithSafeProtocolDefaults() {
-    EdgeTlsSettings s = TlsFixture.edgeSettings(Map.of());
+  void referenceConfAsksForTlsWithSafeProtocolDefaults() {
+    // On by default: a node given no certificate does not start, saying what to set.
+    assertThatThrownBy(() -> TlsFixture.edgeSettings(Map.of()))
+        .hasMessageContaining("TLS is enabled (berth.edge.tls.enabled) but the node has no certificate");
+    EdgeTlsSettings s = TlsFixture.edgeSettings(Map.of("enabled", "off"));
 
     assertThat(s.enabled()).isFalse();
     assertThat(s.certificate()).isEmpty();
@@ -51,13 +54,13 @@ class EdgeTlsSettingsTest {
 
   @Test
   void refusesUnknownValuesAndOldProtocols() {
-    assertThatThrownBy(() -> TlsFixture.edgeSettings(Map.of("protocols", List.of("TLSv1.3", "TLSv1.1"))))
+    assertThatThrownBy(() -> TlsFixture.edgeSettings(Map.of("enabled", "off", "protocols", List.of("TLSv1.3", "TLSv1.1"))))
         .hasMessageContaining("TLSv1.3 and TLSv1.2 only, got 'TLSv1.1'");
-    assertThatThrownBy(() -> TlsFixture.edgeSettings(Map.of("client-auth", "yes")))
+    assertThatThrownBy(() -> TlsFixture.edgeSettings(Map.of("enabled", "off", "client-auth", "yes")))
         .hasMessageContaining("client-auth must be none, optional or required, got 'yes'");
-    assertThatThrownBy(() -> TlsFixture.edgeSettings(Map.of("provider", "boring")))
+    assertThatThrownBy(() -> TlsFixture.edgeSettings(Map.of("enabled", "off", "provider", "boring")))
         .hasMessageContaining("provider must be auto, openssl or jdk");
-    assertThat(TlsFixture.edgeSettings(Map.of("reload-check-interval", "off")).reloadCheckInterval()).isZero();
+    assertThat(TlsFixture.edgeSettings(Map.of("enabled", "off", "reload-check-interval", "off")).reloadCheckInterval()).isZero();
   }
 
   @Test
