@@ -15,7 +15,7 @@ help_all() {
   cat <<EOF
 Runs a local multi-node Berth cluster on this machine.
 
-  scripts/cluster.sh up [-n N] [--db JDBC_URL] [-- -Dkey=value ...]
+  scripts/cluster.sh up [-n N] [--db JDBC_URL] [--plaintext] [-- -Dkey=value ...]
                                 start N nodes (default 3), wait until all are Up and ready
   scripts/cluster.sh status     the nodes, their ports and state, and the cluster's members
   scripts/cluster.sh down       stop every node (a graceful leave) and the embedded database
@@ -23,7 +23,7 @@ Runs a local multi-node Berth cluster on this machine.
   scripts/cluster.sh start I    start node I again (after kill) with the settings of \`up\`
   scripts/cluster.sh logs I     follow node I's log
 
-Each command takes --help. Node i listens for devices on TCP 7000+i, serves management HTTP on
+Each command takes --help. Node i listens for devices on TCP 7000+i (TLS), serves management HTTP on
 8550+i and cluster remoting on 2550+i. State, PIDs and logs live in \$BERTH_RUN_DIR (default
 .berth/cluster; now $RUN_DIR).
 EOF
@@ -33,7 +33,7 @@ EOF
 help_for() {
   case "$1" in
     up) cat <<EOF ;;
-usage: scripts/cluster.sh up [-n N] [--db JDBC_URL] [-- -Dkey=value ...]
+usage: scripts/cluster.sh up [-n N] [--db JDBC_URL] [--plaintext] [-- -Dkey=value ...]
 
 Starts N nodes and waits (at most \$BERTH_UP_TIMEOUT s, now $UP_TIMEOUT) until every member is Up
 and every node answers /ready, then prints the nodes, the database and the device secret. Builds
@@ -44,6 +44,10 @@ the node jar first when it is missing or older than the sources.
                  CREATEDB), user and password from BERTH_DB_USER (default postgres) and
                  BERTH_DB_PASSWORD; without it, an embedded H2 server on
                  127.0.0.1:\$BERTH_H2_PORT (now $H2_PORT) with its files in the run directory
+  --plaintext    devices connect without TLS (tokens and data cross the network readable); by
+                 default the nodes serve TLS with certificates from a local CA made in
+                 \$BERTH_RUN_DIR/tls (kept across runs), which scripts/device.sh trusts, and
+                 accept device certificates from that CA in place of tokens (docs/tls.md)
   -- ...         everything after -- goes to every node's JVM, e.g. -Dberth.edge.idle-timeout=30s
 
 The device secret is \$BERTH_SECRET if set, else the one an earlier \`up\` made.
@@ -188,9 +192,19 @@ start_node() {
     export BERTH_EDGE_HOST=127.0.0.1 BERTH_EDGE_PORT=$((EDGE_BASE + i))
     export BERTH_MANAGEMENT_PORT=$((MGMT_BASE + i)) BERTH_REMOTE_PORT=$((REMOTE_BASE + i))
     export BERTH_SEED_NODES="$seeds" BERTH_DB_POOL_SIZE="${BERTH_DB_POOL_SIZE:-5}"
+    if [[ "${TLS:-off}" == on ]]; then
+      # Devices connect over TLS with the run folder's CA; they may also present a certificate
+      # from it (java -cp JAR io.berth.node.tls.CertCli device --dir RUN_DIR/tls --id ID),
+      # which then stands for the token (docs/tls.md).
+      export BERTH_EDGE_TLS=true BERTH_EDGE_TLS_CERTIFICATE="$RUN_DIR/tls/node-$i.pem"
+      export BERTH_EDGE_TLS_PRIVATE_KEY="$RUN_DIR/tls/node-$i-key.pem" BERTH_EDGE_TLS_TRUST="$RUN_DIR/tls/ca.pem"
+      export BERTH_EDGE_TLS_CLIENT_AUTH=optional
+    else
+      export BERTH_EDGE_TLS=false
+    fi
     # A local cluster creates the --db database when it is missing (the user needs CREATEDB).
     export BERTH_DB_CREATE="${BERTH_DB_CREATE:-true}"
-    exec nohup java "${jopts[@]}" "${NODE_OPTS[@]}" -jar "$JAR" >>"$(node_log "$i")" 2>&1
+    exec nohup java "${jopts[@]}" -Djdk.tls.rejectClientInitiatedRenegotiation=true "${NODE_OPTS[@]}" -jar "$JAR" >>"$(node_log "$i")" 2>&1
   ) &
   echo $! >"$(node_pid_file "$i")"
   say "node $i started (pid $!): devices 127.0.0.1:$((EDGE_BASE + i)), management http://127.0.0.1:$((MGMT_BASE + i))"
@@ -245,6 +259,11 @@ print_table() {
       "http://127.0.0.1:$((MGMT_BASE + i))" "127.0.0.1:$((REMOTE_BASE + i))" "$state"
   done
   printf '\ndatabase:      %s\n' "$DB_URL"
+  if [[ "${TLS:-off}" == on ]]; then
+    printf 'device TLS:    on; CA %s (scripts/device.sh trusts it)\n' "$RUN_DIR/tls/ca.pem"
+  else
+    printf 'device TLS:    OFF (--plaintext): tokens cross the network readable\n'
+  fi
   printf 'device secret: %s\n' "$SECRET"
   printf 'logs:          %s\n' "$RUN_DIR"
   printf '\ntry:  echo hello | scripts/device.sh --connect 127.0.0.1:%s --device demo --mapping echo --expect 1\n' $((EDGE_BASE + 1))
@@ -252,7 +271,7 @@ print_table() {
 }
 
 cmd_up() {
-  local n=3 db="" opts=()
+  local n=3 db="" opts=() tls=on
   while (($#)); do
     case "$1" in
       -n)
@@ -263,6 +282,7 @@ cmd_up() {
         (($# >= 2)) || usage_error up "--db needs a JDBC URL, e.g. jdbc:postgresql://127.0.0.1:5432/berth"
         [[ "$2" == jdbc:* ]] || usage_error up "--db needs a JDBC URL, e.g. jdbc:postgresql://127.0.0.1:5432/berth (got: $2)"
         db=$2; shift 2 ;;
+      --plaintext) tls=off; shift ;;
       --) shift; opts=("$@"); break ;;
       -*) usage_error up "unknown option: $1 (options for the nodes go after --)" ;;
       *)
@@ -295,10 +315,15 @@ cmd_up() {
     db_user="${BERTH_DB_USER:-postgres}"
     db_password="${BERTH_DB_PASSWORD:-}"
   fi
+  if [[ "$tls" == on ]]; then
+    # A local CA and one certificate per node (localhost, 127.0.0.1), kept across runs.
+    java -Xmx128m -cp "$JAR" io.berth.node.tls.CertCli init --dir "$RUN_DIR/tls" --nodes "$n" >/dev/null \
+      || die "could not make the local CA and node certificates in $RUN_DIR/tls"
+  fi
   local NODE_OPTS=("${opts[@]}")
   {
-    printf 'NODES=%q\nSECRET=%q\nDB_URL=%q\nDB_USER=%q\nDB_PASSWORD=%q\n' \
-      "$n" "$secret" "$db" "$db_user" "$db_password"
+    printf 'NODES=%q\nSECRET=%q\nDB_URL=%q\nDB_USER=%q\nDB_PASSWORD=%q\nTLS=%q\n' \
+      "$n" "$secret" "$db" "$db_user" "$db_password" "$tls"
     declare -p NODE_OPTS
   } >"$RUN_DIR/settings"
   echo "$n" >"$RUN_DIR/nodes"

@@ -46,7 +46,7 @@ final class LocalCluster implements AutoCloseable {
       int management = freePort();
       Config config = ConfigFactory.parseString(overrides)
           .withFallback(ConfigFactory.parseMap(Map.of(
-              "berth.edge.host", "127.0.0.1", "berth.edge.port", edge,
+              "berth.edge.host", "127.0.0.1", "berth.edge.port", edge, "berth.edge.tls.enabled", false,
               "pekko.management.http.port", management, "berth.auth.secret", SECRET,
               "berth.db.url", db.url(), "berth.db.user", db.user(), "berth.db.password", db.password(),
               "berth.db.pool-size", 4)))

@@ -89,7 +89,7 @@ final class NodeProcess implements AutoCloseable {
     Map<String, String> env = Map.of(
         "BERTH_SECRET", LocalCluster.SECRET,
         "BERTH_DB_URL", db.url(), "BERTH_DB_USER", db.user(), "BERTH_DB_PASSWORD", db.password(),
-        "BERTH_EDGE_HOST", "127.0.0.1", "BERTH_EDGE_PORT", Integer.toString(edge),
+        "BERTH_EDGE_HOST", "127.0.0.1", "BERTH_EDGE_PORT", Integer.toString(edge), "BERTH_EDGE_TLS", "false",
         "BERTH_MANAGEMENT_PORT", Integer.toString(management), "BERTH_REMOTE_PORT", Integer.toString(remote),
         "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:" + remote);
     ChildProcess process = ChildProcess.start("berth-node", command, env, log);

@@ -8,6 +8,7 @@ import io.berth.node.balance.LoadReporter;
 import io.berth.node.balance.MigrationSettings;
 import io.berth.node.edge.EdgeServer;
 import io.berth.node.edge.EdgeSettings;
+import io.berth.node.edge.LimitSettings;
 import io.berth.node.link.PairingEntity;
 import io.berth.node.link.PeerLinkEntity;
 import io.berth.node.mapping.MappingRegistry;
@@ -61,6 +62,9 @@ public final class BerthNode {
   public static Behavior<Void> guardian(Config config) {
     SocketSettings connection = SocketSettings.fromConfig(config);
     EdgeSettings edge = EdgeSettings.fromConfig(config);
+    // The edge's limits are read by its connections (EdgeLimits), first at a HELLO: checked here so
+    // that a wrong berth.edge.limits stops the node at start.
+    LimitSettings.fromConfig(config);
     MigrationSettings migration = MigrationSettings.fromConfig(config);
     return Behaviors.setup(ctx -> {
       ActorSystem<Void> system = ctx.getSystem();

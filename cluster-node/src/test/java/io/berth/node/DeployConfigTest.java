@@ -23,7 +23,9 @@ class DeployConfigTest {
         "BERTH_DB_URL", "jdbc:postgresql://db.internal:5432/berth",
         "BERTH_DB_USER", "berth",
         "BERTH_DB_PASSWORD", "pw",
-        "BERTH_REMOTE_HOST", "berth-1.internal"));
+        "BERTH_REMOTE_HOST", "berth-1.internal",
+        "BERTH_EDGE_TLS_CERTIFICATE", "/etc/berth/tls/node.pem",
+        "BERTH_EDGE_TLS_PRIVATE_KEY", "/etc/berth/tls/node-key.pem"));
     // The variables stand in for the environment: substitutions look them up at the root.
     return ConfigFactory.parseFile(Path.of("..", "deploy", "production.conf").toFile())
         .withFallback(env)
@@ -39,6 +41,8 @@ class DeployConfigTest {
     DatabaseSettings db = DatabaseSettings.fromConfig(config);
     SocketSettings.fromConfig(config);
     assertThat(edge.port()).isEqualTo(7000);
+    assertThat(edge.tls().enabled()).as("devices connect over TLS").isTrue();
+    assertThat(edge.tls().certificate()).contains(Path.of("/etc/berth/tls/node.pem"));
     assertThat(db.kind()).isEqualTo(DatabaseSettings.Kind.POSTGRES);
     assertThat(db.jdbcUrl()).contains("reWriteBatchedInserts=true");
     assertThat(config.getStringList("pekko.cluster.seed-nodes")).hasSize(3);

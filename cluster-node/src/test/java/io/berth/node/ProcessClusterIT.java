@@ -30,7 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The real launch: {@code scripts/cluster.sh} starts node processes, {@code scripts/device.sh}
  * is the device, {@code cluster.sh kill} is a real SIGKILL. Uses the fixed ports the script
- * documents (7000+i, 8550+i, 2550+i), so no other local cluster may be running.
+ * documents (7000+i, 8550+i, 2550+i), so no other local cluster may be running. Devices connect
+ * over TLS with the launch's own CA, as the default launch serves them.
  */
 class ProcessClusterIT {
 
@@ -69,10 +70,16 @@ class ProcessClusterIT {
         "--device", device, "--mapping", "echo", "--expect", Integer.toString(lines), "--verbose");
     List<String> received = Collections.synchronizedList(new ArrayList<>());
     Thread reader = readLines(deviceProcess, received);
+    // The writer holds the second half back until the kill is done: on a loaded machine the
+    // kill could otherwise come after the last line.
+    java.util.concurrent.CountDownLatch killed = new java.util.concurrent.CountDownLatch(1);
     Thread writer = new Thread(() -> {
       try (OutputStream in = deviceProcess.getOutputStream()) {
-        for (String line : expected) {
-          in.write((line + "\n").getBytes(StandardCharsets.UTF_8));
+        for (int i = 0; i < expected.size(); i++) {
+          if (i == lines / 2 && !killed.await(3, TimeUnit.MINUTES)) {
+            return;
+          }
+          in.write((expected.get(i) + "\n").getBytes(StandardCharsets.UTF_8));
           in.flush();
           Thread.sleep(2);
         }
@@ -84,6 +91,7 @@ class ProcessClusterIT {
 
     await().atMost(Duration.ofMinutes(2)).until(() -> received.size() >= 400);
     Result kill = run(List.of("bash", script("cluster.sh"), "kill", "2"), Map.of());
+    killed.countDown();
     assertThat(kill.code()).as(kill.output()).isZero();
     long killedAtLine = received.size();
 
@@ -205,7 +213,7 @@ class ProcessClusterIT {
 
   /** Starts {@code scripts/device.sh} with these arguments, its stderr going to {@code stderr} in the run directory. */
   private Process startDevice(String stderr, String... args) throws IOException {
-    List<String> command = new ArrayList<>(List.of("bash", script("device.sh"), "--insecure-plaintext"));
+    List<String> command = new ArrayList<>(List.of("bash", script("device.sh")));
     command.addAll(List.of(args));
     ProcessBuilder cli = new ProcessBuilder(command).redirectError(runDir.resolve(stderr).toFile())
         .directory(ROOT.toFile());
@@ -248,7 +256,7 @@ class ProcessClusterIT {
     assertThat(up.output()).contains("jdbc:h2:tcp://127.0.0.1:");
 
     String device = TestNodes.uniqueDevice("embedded");
-    ProcessBuilder cli = new ProcessBuilder("bash", script("device.sh"), "--insecure-plaintext",
+    ProcessBuilder cli = new ProcessBuilder("bash", script("device.sh"),
         "--connect", "127.0.0.1:7002", "--device", device, "--mapping", "echo", "--expect", "100")
         .redirectInput(writeLines(100).toFile())
         .redirectErrorStream(true)
@@ -298,7 +306,7 @@ class ProcessClusterIT {
       String candidate = TestNodes.uniqueDevice("warm");
       if (nodeOf(candidate, secret, edges).equals(busy)) {
         warm.add(new EchoStreamer(io.berth.protocol.DeviceClient.builder().addresses(edges).deviceId(candidate)
-            .tls(io.berth.protocol.ClientTls.PLAINTEXT)
+            .tls(io.berth.protocol.ClientTls.trusting(runDir.resolve("tls/ca.pem")))
             .secret(secret, Duration.ofHours(1)), 2_000, Duration.ofMillis(10)).start());
       }
     }
@@ -344,9 +352,9 @@ class ProcessClusterIT {
   }
 
   /** Opens the socket once (so that it exists) and returns the node hosting its entity. */
-  private static String nodeOf(String device, byte[] secret, List<java.net.InetSocketAddress> edges) throws Exception {
+  private String nodeOf(String device, byte[] secret, List<java.net.InetSocketAddress> edges) throws Exception {
     io.berth.protocol.DeviceClient c = io.berth.protocol.DeviceClient.builder().addresses(edges).deviceId(device)
-        .tls(io.berth.protocol.ClientTls.PLAINTEXT)
+        .tls(io.berth.protocol.ClientTls.trusting(runDir.resolve("tls/ca.pem")))
         .secret(secret, Duration.ofHours(1)).mapping("discard").build().connect();
     c.send(new byte[] {0});
     c.awaitAllAcked(Duration.ofSeconds(30));

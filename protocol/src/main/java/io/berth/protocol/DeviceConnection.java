@@ -284,6 +284,9 @@ final class DeviceConnection {
   private static RuntimeException errorOutcome(Frame.Error e) {
     ErrorCode code = ErrorCode.fromWire(e.code());
     String message = "ERROR " + e.code() + (code == null ? "" : " " + code) + ": " + e.message();
+    if (code == ErrorCode.THROTTLED) {
+      return new Retry(message, null, Math.max(0, RetryAfter.millis(e.message())));
+    }
     return code != null && code.retryable ? new Retry(message)
         : new Fatal(DeviceException.Reason.NODE_ERROR, e.code(), message);
   }
@@ -432,14 +435,21 @@ final class DeviceConnection {
    */
   static final class Retry extends RuntimeException {
     final InetSocketAddress redirectTo;
+    /** The least the node asked the device to wait before its next HELLO (ERROR 303), 0 for none. */
+    final long waitMillis;
 
     Retry(String message) {
       this(message, null);
     }
 
     Retry(String message, InetSocketAddress redirectTo) {
+      this(message, redirectTo, 0);
+    }
+
+    Retry(String message, InetSocketAddress redirectTo, long waitMillis) {
       super(message, null, false, false);
       this.redirectTo = redirectTo;
+      this.waitMillis = waitMillis;
     }
   }
 

@@ -24,6 +24,17 @@ public enum ErrorCode {
   HANDSHAKE_TIMEOUT(300, true),
   IDLE_TIMEOUT(301, true),
   SLOW_CONSUMER(302, true),
+  /**
+   * The device connects too often (a token bucket per device id on the node): its HELLO is
+   * refused before its socket is opened. The message starts with the wait the node asks for
+   * ({@link RetryAfter}).
+   */
+  THROTTLED(303, true),
+  /**
+   * The device already holds as many connections on this node as it may (each connection opens a
+   * socket): one of them must end first.
+   */
+  TOO_MANY_CONNECTIONS(304, true),
   UNAVAILABLE(500, true),
   INTERNAL(501, true);
 

@@ -36,6 +36,9 @@ final class ReconnectLoop implements Runnable {
     long giveUpAt = deadlineFromNow();
     InetSocketAddress redirect = null;
     while (!state.stopped()) {
+      // A throttled HELLO (ERROR 303) says how long to wait at least: longer than the backoff
+      // would, or the next HELLO is refused again (PROTOCOL.md#errors). Never past giving up.
+      long waitAtLeast = 0;
       InetSocketAddress target = redirect != null ? redirect : addresses.get(index % addresses.size());
       redirect = null;
       DeviceConnection.Outcome outcome;
@@ -51,6 +54,7 @@ final class ReconnectLoop implements Runnable {
         outcome = DeviceConnection.Outcome.backoff(DeviceConnection.describe(e, target, settings));
         if (e instanceof DeviceConnection.Retry r) {
           redirect = r.redirectTo;
+          waitAtLeast = Math.min(r.waitMillis, settings.giveUpAfter().toMillis());
         }
       } catch (RuntimeException e) {
         // A listener callback threw: stop cleanly rather than leave callers blocked forever.
@@ -90,7 +94,7 @@ final class ReconnectLoop implements Runnable {
             "gave up reconnecting");
         break;
       }
-      if (!state.pause(settings.backoff().delayMillis(attempt))) {
+      if (!state.pause(Math.max(settings.backoff().delayMillis(attempt), waitAtLeast))) {
         break;
       }
     }

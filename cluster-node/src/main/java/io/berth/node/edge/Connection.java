@@ -375,9 +375,14 @@ final class Connection extends ChannelInboundHandlerAdapter {
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
     if (!announced) {
       refused(cause);
-    } else {
-      close(cause, false);
+      return;
     }
+    if (!closed && EdgeOutcome.ofSetupFailure(cause) == EdgeOutcome.TLS_RENEGOTIATION) {
+      // Refused by the TLS provider: counted and logged as the refusals before the first frame are.
+      sockets.outcomes().count(EdgeOutcome.TLS_RENEGOTIATION);
+      log.info("Connection from {} closed: it asked to renegotiate TLS ({})", remote, EdgeOutcome.rootMessage(cause));
+    }
+    close(cause, false);
   }
 
   /**

@@ -20,6 +20,7 @@ import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.Signal;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -86,10 +87,18 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
   private record MappingResolved(Frame.Hello hello, String name, Optional<Mapping> found, Throwable failure)
       implements Command {}
 
+  /** The device's client certificate was denied: ERROR 200 and close (docs/tls.md#deny-list). */
+  record Revoked(String reason) implements Command {}
+
   /** This node is being drained: send the device to another node (PROTOCOL.md#redirect). */
   record Redirect(String host, int port, String reason) implements Command {}
 
   private enum Tick implements Command {
+    INSTANCE
+  }
+
+  /** Frames held for the uplink's rate limit may go now (docs/limits.md). */
+  private enum Release implements Command {
     INSTANCE
   }
 
@@ -221,6 +230,10 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
 
       @Override
       public Behavior<Command> receiveSignal(Signal signal) {
+        if (signal instanceof PostStop && socketId != null) {
+          // Its HELLO was admitted: the device's connection no longer counts (docs/limits.md).
+          EdgeLimits.get(getContext().getSystem()).gate().release(SocketId.deviceOf(socketId), System.nanoTime());
+        }
         return Behaviors.unhandled();
       }
     };
@@ -244,6 +257,9 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
       return this;
     } else if (message instanceof MappingResolved m) {
       return retimed(onMappingResolved(m));
+    } else if (message instanceof Revoked m) {
+      fail(ErrorCode.AUTH_FAILED, m.reason());
+      return retimed(this);
     } else if (message instanceof Shutdown m) {
       if (phase != Phase.CLOSING) {
         close(new Frame.Close(m.code(), m.reason()));
@@ -259,6 +275,9 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
       return endOfInput();
     } else if (message instanceof StreamFailed m) {
       return stop("connection failed: " + m.cause().getMessage());
+    } else if (message instanceof Release) {
+      drain();
+      return retimed(this);
     }
     throw new IllegalArgumentException("unexpected message " + message.getClass().getName());
   }
@@ -283,7 +302,11 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
     List<Frame.Data> forward = null;
     long deviceAck = -1;
     boolean repeatAck = false;
+    long now = System.nanoTime();
     while (!pending.isEmpty() && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)) {
+      if (phase == Phase.OPEN && heldForLimit(pending.peek(), now)) {
+        break;
+      }
       Decoded decoded = pending.poll();
       if (decoded instanceof Decoded.Malformed bad) {
         flush(forward);
@@ -357,6 +380,22 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
     releaseStream();
   }
 
+  /**
+   * The next frame is DATA over the uplink's rate limit (docs/limits.md): it stays pending, so the
+   * connection is not asked for more and TCP slows the device down, until {@link Release}.
+   */
+  private boolean heldForLimit(Decoded next, long now) {
+    if (!(next instanceof Decoded.Ok ok) || !(ok.frame() instanceof Frame.Data data)) {
+      return false;
+    }
+    long wait = uplink.holdFor(data.payload().length, now);
+    if (wait > 0) {
+      ticks.once(Release.INSTANCE, wait);
+      return true;
+    }
+    return false;
+  }
+
   /** The entity gets the CLOSE once it has every frame read before it (it flushes them itself). */
   private void maybeSendClose() {
     if (phase == Phase.ENDING && !closeSent && uplink.sessionHasAllTaken()) {
@@ -403,6 +442,9 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
 
   private void onHello(Frame.Hello hello) {
     Handshake.Refusal refusal = Handshake.check(hello, settings.secret(), certifiedDevice, Instant.now());
+    if (refusal == null) {
+      refusal = EdgeLimits.get(getContext().getSystem()).gate().admit(hello.deviceId(), System.nanoTime());
+    }
     if (refusal != null) {
       fail(refusal.code(), refusal.message());
       return;
@@ -429,7 +471,9 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
       fail(unknown.code(), unknown.message());
     } else {
       Frame.Hello hello = m.hello();
-      opening = new SocketCommand.Open(hello.deviceId(), m.found().get(), hello.resume(), hello.lastReceived(),
+      EdgeLimits.Limited limited = EdgeLimits.get(getContext().getSystem()).open(m.found().get());
+      uplink.limit(limited.throttle());
+      opening = new SocketCommand.Open(hello.deviceId(), limited.mapping(), hello.resume(), hello.lastReceived(),
           self, edgeNode);
       tellEntity(opening);
     }
@@ -510,7 +554,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
     opening = null;
     uplink.start(w.lastAccepted());
     downlink.start(w.downlinkAcked());
-    offer(Handshake.welcome(w, edgeNode, settings));
+    offer(Handshake.welcome(w, edgeNode, settings, uplink.limits()));
     if (classLog.isDebugEnabled()) {
       getContext().getLog().debug("Socket {} opened from {}", socketId, remote);
     }
@@ -573,6 +617,10 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
         }
       }
       case OPEN -> {
+        if (!pending.isEmpty()) {
+          // Its frames wait for the uplink's rate limit (docs/limits.md): held by us, not idle.
+          lastInboundAt = now;
+        }
         if (readHeld && !uplink.allConfirmed() && now - lastReleasedAt < settings.idleTimeout().toNanos()) {
           // We are not reading: the device is blocked by us, not idle. It exceeded its window,
           // so the ack timeout still runs (PROTOCOL.md#backpressure): a device that neither
@@ -628,8 +676,13 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
     if (phase == Phase.CLOSING) {
       return;
     }
-    getContext().getLog().info("Closing connection from {} ({}): ERROR {} {}", remote,
-        socketId == null ? "before handshake" : socketId, code, message);
+    if (code != ErrorCode.THROTTLED) {
+      getContext().getLog().info("Closing connection from {} ({}): ERROR {} {}", remote,
+          socketId == null ? "before handshake" : socketId, code, message);
+    } else if (classLog.isDebugEnabled()) {
+      // A line per attempt of a device connecting in a tight loop would flood the log.
+      getContext().getLog().debug("Closing connection from {}: ERROR {} {}", remote, code, message);
+    }
     close(new Frame.Error(code, message));
   }
 

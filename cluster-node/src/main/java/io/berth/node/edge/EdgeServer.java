@@ -1,7 +1,11 @@
 package io.berth.node.edge;
 
 import io.berth.node.edge.api.EdgeControl;
+import io.berth.node.tls.CertificateIdentity;
+import io.berth.node.tls.DenyList;
+import io.berth.node.tls.EdgeTls;
 import io.berth.protocol.CloseCode;
+import java.security.cert.X509Certificate;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
@@ -33,6 +37,11 @@ public final class EdgeServer {
 
   private record Accepted(Connection connection) implements Command {}
 
+  /** The deny list changed: close the connections whose certificate it now denies. */
+  private enum DenyListChanged implements Command {
+    INSTANCE
+  }
+
   private record ActorStopped(ActorRef<ConnectionActor.Command> actor) implements Command {}
 
   private record Unbind(ActorRef<Done> replyTo) implements Command {}
@@ -57,7 +66,15 @@ public final class EdgeServer {
   };
 
   public static Behavior<Command> create(EdgeSettings settings) {
-    return Behaviors.setup(ctx -> new EdgeServer(ctx, settings).binding());
+    return create(settings, new DenyList());
+  }
+
+  /**
+   * @param denyList client certificates refused although their CA is trusted: checked in each
+   *     TLS handshake, and a connection open with one that becomes denied is closed
+   */
+  public static Behavior<Command> create(EdgeSettings settings, DenyList denyList) {
+    return Behaviors.setup(ctx -> new EdgeServer(ctx, settings, denyList).binding());
   }
 
   /** What load balancing reads of this edge and tells it; the drain mark reaches it as a message. */
@@ -81,6 +98,9 @@ public final class EdgeServer {
 
   private final ActorContext<Command> ctx;
   private final EdgeSettings settings;
+  private final DenyList denyList;
+  /** Null on a plaintext port. */
+  private EdgeTls tls;
   private final String edgeNode;
   private final EdgeState state;
   /** Each connection's actor, and its connection. */
@@ -91,9 +111,10 @@ public final class EdgeServer {
   private boolean draining;
   private int nextTarget;
 
-  private EdgeServer(ActorContext<Command> ctx, EdgeSettings settings) {
+  private EdgeServer(ActorContext<Command> ctx, EdgeSettings settings, DenyList denyList) {
     this.ctx = ctx;
     this.settings = settings;
+    this.denyList = denyList;
     this.edgeNode = Cluster.get(ctx.getSystem()).selfMember().address().toString();
     this.state = EdgeState.get(ctx.getSystem());
   }
@@ -102,14 +123,26 @@ public final class EdgeServer {
     ActorSystem<Void> system = ctx.getSystem();
     ActorRef<Command> self = ctx.getSelf();
     try {
-      sockets = EdgeSockets.bind(settings.socketOptions(null), connection -> self.tell(new Accepted(connection)));
+      if (settings.tls().enabled()) {
+        // The edge's setup timer bounds the PROXY header and the handshake together: no second timer.
+        tls = EdgeTls.start(settings.tls(), Duration.ZERO, denyList);
+      }
+      sockets = EdgeSockets.bind(settings.socketOptions(tls == null ? null : tls::newHandler),
+          state.refusalCounts(), connection -> self.tell(new Accepted(connection)));
     } catch (IOException | RuntimeException e) {
-      ctx.getLog().error("Cannot listen for devices on {}:{}: {}", settings.host(), settings.port(), e.toString());
+      ctx.getLog().error("Cannot listen for devices on {}:{}: {}", settings.host(), settings.port(), e.getMessage());
+      if (tls != null) {
+        tls.close();
+      }
       CoordinatedShutdown.get(system).run(BIND_FAILED);
       return Behaviors.stopped();
     }
     state.setAccepting(true);
-    ctx.getLog().info("Edge listening for devices on {} ({})", localAddress(), sockets.transport());
+    ctx.getLog().info("Edge listening for devices on {} ({}; {})", localAddress(),
+        tls == null ? "plaintext: TLS is off" : "TLS, " + tls.provider() + " provider, client certificates "
+            + settings.tls().clientAuth().name().toLowerCase(java.util.Locale.ROOT),
+        sockets.transport());
+    Runnable stopListening = denyList.addListener(entries -> self.tell(DenyListChanged.INSTANCE));
 
     CoordinatedShutdown shutdown = CoordinatedShutdown.get(system);
     Duration ask = Duration.ofSeconds(4);
@@ -177,8 +210,16 @@ public final class EdgeServer {
           }
           return Behaviors.same();
         })
+        .onMessage(DenyListChanged.class, m -> {
+          closeDenied();
+          return Behaviors.same();
+        })
         .onSignal(PostStop.class, signal -> {
+          stopListening.run();
           sockets.close();
+          if (tls != null) {
+            tls.close();
+          }
           return Behaviors.same();
         })
         .build();
@@ -195,7 +236,8 @@ public final class EdgeServer {
     InetSocketAddress remote = connection.remote();
     ActorRef<ConnectionActor.Command> actor;
     try {
-      actor = ctx.spawn(ConnectionActor.create(settings, remote, edgeNode), "connection-" + ++counter);
+      actor = ctx.spawn(ConnectionActor.create(settings, remote, edgeNode, certifiedDevice(connection)),
+          "connection-" + ++counter);
     } catch (RuntimeException e) {
       ctx.getLog().error("Cannot start an actor for the device connection from {}", remote, e);
       connection.abort(e);
@@ -213,6 +255,38 @@ public final class EdgeServer {
       }
     }
     return Behaviors.same();
+  }
+
+  /**
+   * The device the connection's client certificate names: null without a certificate, empty when
+   * it names no valid device id (every HELLO is then refused, saying why).
+   */
+  private String certifiedDevice(Connection connection) {
+    X509Certificate certificate = connection.clientCertificate();
+    if (certificate == null) {
+      return null;
+    }
+    CertificateIdentity.Result identity = CertificateIdentity.of(certificate, settings.tls().identity());
+    if (identity instanceof CertificateIdentity.Identified id) {
+      return id.deviceId();
+    }
+    ctx.getLog().info("Client certificate from {} names no device: {}", connection.remote(),
+        ((CertificateIdentity.Refused) identity).reason());
+    return "";
+  }
+
+  /** Ends, with ERROR 200, every connection whose certificate the deny list now holds. */
+  private void closeDenied() {
+    connections.forEach((actor, connection) -> {
+      X509Certificate certificate = connection.clientCertificate();
+      if (certificate != null) {
+        denyList.match(certificate).ifPresent(entry -> {
+          ctx.getLog().info("Closing the connection from {}: its client certificate is denied ({} {})",
+              connection.remote(), entry.kind().name().toLowerCase(java.util.Locale.ROOT), entry.value());
+          actor.tell(new ConnectionActor.Revoked("the client certificate was revoked"));
+        });
+      }
+    });
   }
 
   /** Spreads redirected devices over the other nodes in turn. */

@@ -2,6 +2,7 @@ package io.berth.node.edge;
 
 import com.typesafe.config.Config;
 import io.berth.node.socket.SocketSettings;
+import io.berth.node.tls.EdgeTlsSettings;
 import io.berth.protocol.FrameCodec;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -34,7 +35,8 @@ public record EdgeSettings(
     int ioThreads,
     boolean proxyProtocol,
     double connectsPerSecond,
-    int connectBurst) {
+    int connectBurst,
+    EdgeTlsSettings tls) {
 
   static final int MIN_SECRET_BYTES = 16;
   /** Messages between nodes must fit Artery's default frame (256 KiB) with room for the envelope. */
@@ -86,7 +88,8 @@ public record EdgeSettings(
         e.getInt("io-threads"),
         e.getBoolean("proxy-protocol"),
         e.getDouble("connect-rate.per-second"),
-        e.getInt("connect-rate.burst"));
+        e.getInt("connect-rate.burst"),
+        EdgeTlsSettings.fromConfig(config));
   }
 
   /**

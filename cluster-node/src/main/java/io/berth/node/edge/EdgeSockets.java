@@ -72,15 +72,16 @@ final class EdgeSockets implements AutoCloseable {
   private final Options options;
   private final Consumer<Connection> acceptor;
   private final EventLoopGroup group;
-  private final EdgeOutcome.Counts outcomes = new EdgeOutcome.Counts();
+  private final EdgeOutcome.Counts outcomes;
   private final AcceptGate gate;
   private final String transport;
   private final FixedRecvByteBufAllocator readBuffers;
   private Channel server;
   private volatile boolean stopping;
 
-  private EdgeSockets(Options options, Consumer<Connection> acceptor) {
+  private EdgeSockets(Options options, EdgeOutcome.Counts outcomes, Consumer<Connection> acceptor) {
     this.options = options;
+    this.outcomes = outcomes;
     this.acceptor = acceptor;
     boolean epoll = Epoll.isAvailable();
     IoHandlerFactory io = epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory();
@@ -95,10 +96,12 @@ final class EdgeSockets implements AutoCloseable {
 
   /**
    * Listens on {@code host:port} and hands each connection, once ready (after its PROXY header
-   * and TLS handshake), to {@code acceptor}, which must {@link Connection#start} it or abort it.
+   * and TLS handshake), to {@code acceptor}, which must {@link Connection#start} it or abort it;
+   * connections that end before that are counted in {@code outcomes}.
    */
-  static EdgeSockets bind(Options options, Consumer<Connection> acceptor) throws IOException {
-    EdgeSockets sockets = new EdgeSockets(options, acceptor);
+  static EdgeSockets bind(Options options, EdgeOutcome.Counts outcomes, Consumer<Connection> acceptor)
+      throws IOException {
+    EdgeSockets sockets = new EdgeSockets(options, outcomes, acceptor);
     try {
       sockets.server = sockets.bootstrap().bind(options.host(), options.port()).sync().channel();
       return sockets;

@@ -19,6 +19,7 @@ public final class EdgeState implements Extension {
   private final AtomicBoolean accepting = new AtomicBoolean();
   private final AtomicInteger connections = new AtomicInteger();
   private final AtomicBoolean draining = new AtomicBoolean();
+  private final EdgeOutcome.Counts refusals = new EdgeOutcome.Counts();
 
   public static EdgeState get(ActorSystem<?> system) {
     return ID.apply(system);
@@ -40,6 +41,19 @@ public final class EdgeState implements Extension {
 
   public int connections() {
     return connections.get();
+  }
+
+  /**
+   * Connections ended before their first frame, by outcome (a plaintext client on the TLS port,
+   * an untrusted or expired certificate, a handshake that never completed, a bad PROXY header...),
+   * zeros included, since the node started.
+   */
+  public java.util.Map<String, Long> refusals() {
+    return refusals.snapshot();
+  }
+
+  EdgeOutcome.Counts refusalCounts() {
+    return refusals;
   }
 
   void setAccepting(boolean value) {

@@ -1,6 +1,7 @@
 package io.berth.node.edge;
 
 import io.berth.node.edge.api.ToEdge;
+import io.berth.node.mapping.Mapping;
 import io.berth.protocol.DeviceToken;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
@@ -82,8 +83,25 @@ final class Handshake {
 
   /** The socket session attached the connection: what the device is told of it and of our limits. */
   static Frame.Welcome welcome(ToEdge.Welcomed w, String edgeNode, EdgeSettings settings) {
+    return welcome(w, edgeNode, settings, null);
+  }
+
+  /**
+   * The WELCOME of a connection whose uplink runs with {@code limits} (null: none). Its window is
+   * at most its burst and one second of its rate (docs/limits.md): what the device has in flight
+   * then waits a second or so for the limit, and so does anything the device sends behind it, its
+   * ACKs of downlink frames among them, which the ack timeout would otherwise close it for.
+   */
+  static Frame.Welcome welcome(ToEdge.Welcomed w, String edgeNode, EdgeSettings settings, Mapping.Limits limits) {
+    long window = Math.min(settings.window(), 0xFFFF);
+    long windowBytes = settings.windowBytes();
+    if (limits != null && limits.framesPerSecond() > 0) {
+      window = Math.min(window, limits.framesBurst() + limits.framesPerSecond());
+    }
+    if (limits != null && limits.bytesPerSecond() > 0) {
+      windowBytes = Math.min(windowBytes, limits.bytesBurst() + limits.bytesPerSecond());
+    }
     return new Frame.Welcome(FrameCodec.VERSION, w.socketId(), edgeNode, w.lastAccepted(), w.downlinkAcked(),
-        settings.maxFrameSize(), Math.min(settings.window(), 0xFFFF), settings.windowBytes(),
-        (int) Math.min(0xFFFF, settings.idleTimeout().toSeconds()));
+        settings.maxFrameSize(), (int) window, windowBytes, (int) Math.min(0xFFFF, settings.idleTimeout().toSeconds()));
   }
 }

@@ -86,6 +86,16 @@ final class TickSchedule<T> {
     }
   }
 
+  /**
+   * Sends {@code message} once after {@code delayNanos}, unless it is on its way already: the
+   * release of frames held for the uplink's rate limit (docs/limits.md), a timer of its own.
+   */
+  void once(T message, long delayNanos) {
+    if (!timers.isTimerActive(message)) {
+      timers.startSingleTimer(message, Duration.ofNanos(delayNanos));
+    }
+  }
+
   private void tickEvery() {
     timers.startTimerWithFixedDelay(tick, every);
     wakeAt = TICKING;

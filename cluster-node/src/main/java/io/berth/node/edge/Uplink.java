@@ -1,6 +1,7 @@
 package io.berth.node.edge;
 
 import io.berth.node.edge.api.ToEdge;
+import io.berth.node.mapping.Mapping;
 import io.berth.protocol.Frame;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -50,6 +51,12 @@ final class Uplink {
   private long lastProgressAt;
   /** The session refused what follows the watermark; nothing is sent until {@link #rewind}. */
   private boolean stalled;
+  /**
+   * The uplink's rate limit (docs/limits.md), null for none; shared with other connections until
+   * {@link #ownThrottle}. Both fit in what alignment left unused: an uplink costs no more with them.
+   */
+  private UplinkThrottle throttle;
+  private boolean ownThrottle;
 
   Uplink(EdgeSettings settings) {
     this.settings = settings;
@@ -76,6 +83,32 @@ final class Uplink {
     }
     highestForwarded = seq;
     return Seq.NEXT;
+  }
+
+  /** The rate limit of this uplink: an unstarted throttle, or null for none. */
+  void limit(UplinkThrottle shared) {
+    throttle = shared;
+    ownThrottle = false;
+  }
+
+  /** The limits the uplink runs with, null for none. */
+  Mapping.Limits limits() {
+    return throttle == null ? null : throttle.limits();
+  }
+
+  /**
+   * 0 when the next DATA frame, of {@code payloadBytes}, is within the rate limit (it counts
+   * against it from now); else how many nanoseconds it must wait.
+   */
+  long holdFor(int payloadBytes, long now) {
+    if (throttle == null) {
+      return 0;
+    }
+    if (!ownThrottle) {
+      throttle = throttle.started();
+      ownThrottle = true;
+    }
+    return throttle.take(payloadBytes, now);
   }
 
   long highestForwarded() {

@@ -21,8 +21,15 @@ public record Mapping(
     Retry retry,
     String secret,
     long linkWaitMs,
-    boolean closeOnLinkTimeout)
+    boolean closeOnLinkTimeout,
+    Limits limits)
     implements CborSerializable {
+
+  /** A mapping without limits of its own: its sockets have the edge node's (docs/limits.md). */
+  public Mapping(String name, long version, String endpoint, Set<Event> events, Criteria criteria, int timeoutMs,
+      Retry retry, String secret, long linkWaitMs, boolean closeOnLinkTimeout) {
+    this(name, version, endpoint, events, criteria, timeoutMs, retry, secret, linkWaitMs, closeOnLinkTimeout, null);
+  }
 
   public enum Event {
     OPEN,
@@ -65,6 +72,74 @@ public record Mapping(
     public static final Retry DEFAULT = new Retry(5, 200, 5_000);
   }
 
+  /**
+   * How fast a socket opened with the mapping may send (docs/limits.md): DATA frames and DATA
+   * payload bytes per second, each with a burst, the size of its token bucket. In a mapping's
+   * definition a value of {@link #NODE} takes the edge node's setting ({@code
+   * berth.edge.limits.socket}), and a burst left out is one second of its rate; the edge resolves
+   * them before it opens the socket, so the mapping a socket session holds has the limits its
+   * connection runs with, {@code null} meaning none. A rate of 0 is no limit.
+   */
+  public record Limits(long framesPerSecond, long framesBurst, long bytesPerSecond, long bytesBurst)
+      implements CborSerializable {
+
+    /** A value the mapping leaves to the edge node's setting. */
+    public static final long NODE = -1;
+    /** No limit at all. */
+    public static final Limits NONE = new Limits(0, 0, 0, 0);
+    /** Rates and bursts fit an int, so that the bucket's arithmetic in nanoseconds cannot overflow. */
+    public static final long MAX = Integer.MAX_VALUE;
+    /**
+     * Smallest burst, as a share of a second of the rate: held frames are let go on a timer whose
+     * ticks are 10 ms apart, and a bucket that fills in less time than a late tick would lose
+     * tokens, letting a device through slower than its limit.
+     */
+    static final long MIN_BURST_PER_SECOND = 50;
+
+    public Limits {
+      for (long v : new long[] {framesPerSecond, framesBurst, bytesPerSecond, bytesBurst}) {
+        if (v < NODE || v > MAX) {
+          throw new IllegalArgumentException("limits must be between 0 and " + MAX + " (or -1, the node's), got " + v);
+        }
+      }
+    }
+
+    /** Neither frames nor bytes are limited. */
+    public boolean none() {
+      return framesPerSecond == 0 && bytesPerSecond == 0;
+    }
+
+    /**
+     * These limits, each value left to the node taken from {@code node} (resolved itself): what
+     * a socket opened with them runs with. A burst left out is one second of its rate when the
+     * rate is the mapping's own, the node's burst when the rate is the node's too.
+     */
+    public Limits over(Limits node) {
+      long fps = framesPerSecond == NODE ? node.framesPerSecond : framesPerSecond;
+      long fb = framesBurst > 0 ? framesBurst : framesPerSecond == NODE ? node.framesBurst : 0;
+      long bps = bytesPerSecond == NODE ? node.bytesPerSecond : bytesPerSecond;
+      long bb = bytesBurst > 0 ? bytesBurst : bytesPerSecond == NODE ? node.bytesBurst : 0;
+      return resolved(fps, fb, bps, bb);
+    }
+
+    /**
+     * Limits as a socket runs with them: no {@link #NODE} left, a burst of 0 made one second of its
+     * rate, and no burst below {@link #MIN_BURST_PER_SECOND}; no burst where there is no rate.
+     */
+    public static Limits resolved(long framesPerSecond, long framesBurst, long bytesPerSecond, long bytesBurst) {
+      return new Limits(framesPerSecond, burst(framesPerSecond, framesBurst), bytesPerSecond,
+          burst(bytesPerSecond, bytesBurst));
+    }
+
+    private static long burst(long rate, long burst) {
+      if (rate <= 0) {
+        return 0;
+      }
+      long least = Math.max(1, (rate + MIN_BURST_PER_SECOND - 1) / MIN_BURST_PER_SECOND);
+      return Math.max(burst <= 0 ? rate : burst, least);
+    }
+  }
+
   public static final String BUILTIN = "builtin:";
 
   public boolean isBuiltin() {
@@ -87,7 +162,13 @@ public record Mapping(
 
   public Mapping withVersion(long newVersion) {
     return new Mapping(name, newVersion, endpoint, events, criteria, timeoutMs, retry, secret, linkWaitMs,
-        closeOnLinkTimeout);
+        closeOnLinkTimeout, limits);
+  }
+
+  /** The same mapping with the limits a socket opened with it runs with (resolved by the edge). */
+  public Mapping withLimits(Limits resolved) {
+    return new Mapping(name, version, endpoint, events, criteria, timeoutMs, retry, secret, linkWaitMs,
+        closeOnLinkTimeout, resolved);
   }
 
   @Override

@@ -25,9 +25,10 @@ public final class MappingJson {
   public static final int MAX_BATCH_BYTES = 1 << 20;
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9._-]{1,64}");
   private static final Set<String> TOP = Set.of("endpoint", "events", "criteria", "timeoutMs", "retry", "secret",
-      "linkWaitMs", "onLinkTimeout");
+      "linkWaitMs", "onLinkTimeout", "limits");
   private static final Set<String> CRITERIA = Set.of("minBytes", "maxBytes", "maxFrames", "delimiter", "maxDelayMs");
   private static final Set<String> RETRY = Set.of("maxAttempts", "backoffBaseMs", "backoffMaxMs");
+  private static final Set<String> LIMITS = Set.of("framesPerSecond", "framesBurst", "bytesPerSecond", "bytesBurst");
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private MappingJson() {}
@@ -144,7 +145,28 @@ public final class MappingJson {
       closeOnLinkTimeout = v.equals("close");
     }
     return new Mapping(name, version, endpoint, events, criteria, timeoutMs, retry, secret, linkWaitMs,
-        closeOnLinkTimeout);
+        closeOnLinkTimeout, limits(root.get("limits")));
+  }
+
+  /**
+   * The mapping's own limits (docs/limits.md); a value left out is the edge node's. Null, the
+   * node's for everything, when there is no {@code limits} object: definitions stored before
+   * mappings had limits read that way.
+   */
+  private static Mapping.Limits limits(JsonNode l) {
+    if (l == null || l.isNull()) {
+      return null;
+    }
+    if (!l.isObject()) {
+      throw new InvalidMapping("limits: an object is expected");
+    }
+    onlyKnown(l, LIMITS, "limits.");
+    int max = (int) Mapping.Limits.MAX;
+    return new Mapping.Limits(
+        intField(l, "limits.framesPerSecond", "framesPerSecond", (int) Mapping.Limits.NODE, 0, max),
+        intField(l, "limits.framesBurst", "framesBurst", (int) Mapping.Limits.NODE, 1, max),
+        intField(l, "limits.bytesPerSecond", "bytesPerSecond", (int) Mapping.Limits.NODE, 0, max),
+        intField(l, "limits.bytesBurst", "bytesBurst", (int) Mapping.Limits.NODE, 1, max));
   }
 
   private static void checkEndpointSyntax(String endpoint) {
@@ -215,6 +237,13 @@ public final class MappingJson {
 
   // ------------------------------------------------------------------ rendering
 
+  /** A limit the mapping sets; one left to the node is left out, as it was given. */
+  private static void putSet(ObjectNode n, String field, long value) {
+    if (value != Mapping.Limits.NODE) {
+      n.put(field, value);
+    }
+  }
+
   /** The stored form: everything, secret included. */
   public static String toStored(Mapping m) {
     return render(m, true).toString();
@@ -258,6 +287,14 @@ public final class MappingJson {
     }
     n.put("linkWaitMs", m.linkWaitMs());
     n.put("onLinkTimeout", m.closeOnLinkTimeout() ? "close" : "stay");
+    Mapping.Limits l = m.limits();
+    if (l != null) {
+      ObjectNode ln = n.putObject("limits");
+      putSet(ln, "framesPerSecond", l.framesPerSecond());
+      putSet(ln, "framesBurst", l.framesBurst());
+      putSet(ln, "bytesPerSecond", l.bytesPerSecond());
+      putSet(ln, "bytesBurst", l.bytesBurst());
+    }
     return n;
   }
 }

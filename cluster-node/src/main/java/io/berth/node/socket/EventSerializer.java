@@ -38,8 +38,15 @@ public final class EventSerializer extends SerializerWithStringManifest {
   static final String RELAYED = "Relayed.1";
   static final String DOWNLINK_ACKED = "DownlinkAcked.1";
   static final String OPENED = "Opened.2";
+  /**
+   * {@code Opened} whose mapping has limits (docs/limits.md): Opened.2 and then the four limits.
+   * Written only for such a mapping, so that nodes that never set limits keep writing rows a
+   * node running the earlier code reads.
+   */
+  static final String OPENED_LIMITS = "Opened.3";
   /** {@code Opened} before {@code asksEndpoint}: read as false (nothing was awaited then). */
   static final String OPENED_1 = "Opened.1";
+  private static final int LIMITS = 4 * 8;
   private static final int INSTANT = 12;
 
   private final ExtendedActorSystem system;
@@ -63,8 +70,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
       return RELAYED;
     } else if (o instanceof SocketEvent.DownlinkAcked) {
       return DOWNLINK_ACKED;
-    } else if (o instanceof SocketEvent.Opened) {
-      return OPENED;
+    } else if (o instanceof SocketEvent.Opened e) {
+      return e.mapping() != null && e.mapping().limits() != null ? OPENED_LIMITS : OPENED;
     }
     throw new IllegalArgumentException("cannot serialize " + o.getClass());
   }
@@ -113,8 +120,9 @@ public final class EventSerializer extends SerializerWithStringManifest {
         case RELAYED -> new SocketEvent.Relayed(getString(b), b.getLong(), FrameLists.get(b), b.getLong(),
             getInstant(b));
         case DOWNLINK_ACKED -> new SocketEvent.DownlinkAcked(b.getLong(), getInstant(b));
-        case OPENED -> opened(b, true);
-        case OPENED_1 -> opened(b, false);
+        case OPENED -> opened(b, true, false);
+        case OPENED_LIMITS -> opened(b, true, true);
+        case OPENED_1 -> opened(b, false, false);
         default -> throw new NotSerializableException("unknown event manifest '" + manifest + "'");
       };
       if (b.hasRemaining()) {
@@ -129,7 +137,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
   /**
    * Layout: device id, mapping (presence byte, then name, version, endpoint, events as a bit set,
    * criteria, timeout, retry, secret, link wait, close-on-link-timeout), the edge's ref as a
-   * path, edge node, downlink acknowledged, at, and (from Opened.2 on) asks-endpoint.
+   * path, edge node, downlink acknowledged, at, (from Opened.2 on) asks-endpoint, and (Opened.3)
+   * the mapping's limits: frames per second, frames burst, bytes per second, bytes burst.
    */
   private byte[] opened(SocketEvent.Opened o) {
     Mapping m = o.mapping();
@@ -138,7 +147,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
         m == null || m.criteria() == null ? null : m.criteria().delimiter(),
         m == null ? null : utf8(m.secret()),
         o.edge() == null ? null : utf8(resolver().toSerializationFormat(o.edge())), utf8(o.edgeNode())};
-    int size = 1 + 8 + 1 + 1 + 5 * 4 + 4 + 1 + 3 * 4 + 8 + 1 + 8 + INSTANT + 1;
+    Mapping.Limits limits = m == null ? null : m.limits();
+    int size = 1 + 8 + 1 + 1 + 5 * 4 + 4 + 1 + 3 * 4 + 8 + 1 + 8 + INSTANT + 1 + (limits == null ? 0 : LIMITS);
     for (byte[] s : strings) {
       size += stringSize(s);
     }
@@ -175,10 +185,14 @@ public final class EventSerializer extends SerializerWithStringManifest {
     b.putLong(o.downlinkAcked());
     putInstant(b, o.at());
     b.put((byte) (o.asksEndpoint() ? 1 : 0));
+    if (limits != null) {
+      b.putLong(limits.framesPerSecond()).putLong(limits.framesBurst()).putLong(limits.bytesPerSecond())
+          .putLong(limits.bytesBurst());
+    }
     return Arrays.copyOf(b.array(), b.position());
   }
 
-  private SocketEvent.Opened opened(ByteBuffer b, boolean withAsksEndpoint) {
+  private SocketEvent.Opened opened(ByteBuffer b, boolean withAsksEndpoint, boolean withLimits) {
     String deviceId = getString(b);
     Mapping mapping = null;
     if (b.get() != 0) {
@@ -206,8 +220,11 @@ public final class EventSerializer extends SerializerWithStringManifest {
     String edgeNode = getString(b);
     long downlinkAcked = b.getLong();
     Instant at = getInstant(b);
-    return new SocketEvent.Opened(deviceId, mapping, edge, edgeNode, downlinkAcked, at,
-        withAsksEndpoint && b.get() != 0);
+    boolean asksEndpoint = withAsksEndpoint && b.get() != 0;
+    if (withLimits && mapping != null) {
+      mapping = mapping.withLimits(new Mapping.Limits(b.getLong(), b.getLong(), b.getLong(), b.getLong()));
+    }
+    return new SocketEvent.Opened(deviceId, mapping, edge, edgeNode, downlinkAcked, at, asksEndpoint);
   }
 
   private ActorRefResolver resolver() {

@@ -16,6 +16,7 @@ import io.berth.node.edge.api.ToEdge.Sleeping;
 import io.berth.node.edge.api.ToEdge.Welcomed;
 import io.berth.node.link.Link;
 import io.berth.node.mapping.BuiltinEndpoint;
+import io.berth.node.mapping.Mapping;
 import io.berth.node.mapping.MappingActor;
 import io.berth.node.socket.SocketEvent.Accepted;
 import io.berth.node.socket.SocketEvent.Closed;
@@ -710,7 +711,18 @@ public final class SocketEntity
         s.mapping() == null ? "" : s.mapping().name(), s.mapping() == null ? 0 : s.mapping().version(), node,
         s.edgeNode(), s.lastAccepted(), s.lastDownlinkSeq(), window.acked(s),
         window.outboxFrames(s), s.inFlight() == null ? null : s.inFlight().batchId(), s.counters(),
-        s.link() == null ? 0 : s.link().framesIn(), s.openedAt(), s.updatedAt());
+        s.link() == null ? 0 : s.link().framesIn(), s.openedAt(), s.updatedAt(), limits(s));
+  }
+
+  /**
+   * The limits the attached connection runs with: its edge resolved them into the mapping it
+   * opened with (docs/limits.md); a mapping without them was opened with none.
+   */
+  private static Mapping.Limits limits(SocketState s) {
+    if (s.status() != Status.OPEN || s.mapping() == null) {
+      return null;
+    }
+    return s.mapping().limits() == null ? Mapping.Limits.NONE : s.mapping().limits();
   }
 
   /**

@@ -69,7 +69,8 @@ class ConnectionTest {
 
   /** Listens on a free loopback port; each accepted connection's actor is the probe. */
   private void listen(long maxBatchBytes, int outboundBuffer, int maxConnections) throws IOException {
-    sockets = EdgeSockets.bind(options(maxBatchBytes, outboundBuffer, maxConnections, false), connection -> {
+    sockets = EdgeSockets.bind(options(maxBatchBytes, outboundBuffer, maxConnections, false), new EdgeOutcome.Counts(),
+        connection -> {
       connection.start(actor.ref());
       accepted.add(connection);
     });

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.typesafe.config.ConfigFactory;
 import io.berth.node.edge.api.ToEdge;
+import io.berth.node.mapping.Mapping;
 import io.berth.protocol.DeviceToken;
 import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
@@ -101,5 +102,29 @@ class HandshakeTest {
     // Without a certificate the token is required, as ever.
     assertThat(Handshake.check(hello(FrameCodec.VERSION, "meter-1", "", ""), SECRET, null, NOW).code())
         .isEqualTo(ErrorCode.AUTH_FAILED);
+  }
+
+  /**
+   * A limited socket's window holds at most its burst and one second of its rate, so that what
+   * the device sends behind a full window (its downlink ACKs) waits about a second, not minutes.
+   */
+  @Test
+  void aLimitedSocketsWindowIsItsBurstAndOneSecondOfItsRate() {
+    EdgeSettings settings = EdgeSettings.fromConfig(ConfigFactory.parseString(
+        "berth.auth.secret = \"sixteen-bytes-or-more\"\nberth.edge.tls.enabled = off")
+        .withFallback(ConfigFactory.defaultReference()).resolve());
+    ToEdge.Welcomed w = new ToEdge.Welcomed("d", "n", 0, 0);
+    Frame.Welcome unlimited = Handshake.welcome(w, "n", settings, null);
+    assertThat(unlimited.window()).isEqualTo(settings.window());
+    assertThat(unlimited.windowBytes()).isEqualTo(settings.windowBytes());
+
+    Frame.Welcome frames = Handshake.welcome(w, "n", settings, new Mapping.Limits(100, 50, 0, 0));
+    assertThat(frames.window()).isEqualTo(150);
+    assertThat(frames.windowBytes()).isEqualTo(settings.windowBytes());
+    Frame.Welcome bytes = Handshake.welcome(w, "n", settings, new Mapping.Limits(0, 0, 8_192, 4_096));
+    assertThat(bytes.window()).isEqualTo(settings.window());
+    assertThat(bytes.windowBytes()).isEqualTo(12_288);
+    Frame.Welcome generous = Handshake.welcome(w, "n", settings, new Mapping.Limits(100_000, 100_000, 0, 0));
+    assertThat(generous.window()).isEqualTo(settings.window());
   }
 }

@@ -107,6 +107,22 @@ class EventSerializerTest {
   }
 
   /**
+   * The limits an edge resolved into the mapping travel with it (Opened.3); without limits the
+   * row stays Opened.2, which nodes that predate limits read.
+   */
+  @Test
+  void openedKeepsTheMappingsLimitsAndWritesTheEarlierLayoutWithoutThem() {
+    Mapping echo = Mapping.builtinDefault("echo");
+    SocketEvent.Opened limited = opened(echo.withLimits(new Mapping.Limits(200, 100, 65_536, 1 << 20)));
+    Serializer serializer = serialization.findSerializerFor(limited);
+    assertThat(Serializers.manifestFor(serializer, limited)).isEqualTo(EventSerializer.OPENED_LIMITS);
+    assertThat(journalTrip(limited)).isEqualTo(limited);
+    SocketEvent.Opened plain = opened(echo);
+    assertThat(Serializers.manifestFor(serializer, plain)).isEqualTo(EventSerializer.OPENED);
+    assertThat(journalTrip(plain)).isEqualTo(plain);
+  }
+
+  /**
    * An {@code Opened} written before the session awaited its endpoint's answer to open (layout
    * Opened.1, which ends before the flag) replays as awaiting nothing: that open was settled
    * long ago, and asking the endpoint again after an upgrade would hold the socket's data.

@@ -1,10 +1,15 @@
 package io.berth.node.socket.api;
 
 import com.fasterxml.jackson.annotation.JsonIgnore;
+import io.berth.node.mapping.Mapping;
 import io.berth.persistence.CborSerializable;
 import java.time.Instant;
 
-/** What an operator sees of a socket: {@code GET /api/sockets/{id}}. */
+/**
+ * What an operator sees of a socket: {@code GET /api/sockets/{id}}. {@code limits}: what its
+ * connection's uplink is held to (docs/limits.md), all 0 when nothing; null when no connection is
+ * attached, and from a node that predates limits.
+ */
 public record SocketStatus(
     String socketId,
     String deviceId,
@@ -21,7 +26,8 @@ public record SocketStatus(
     Counters counters,
     long linkFramesIn,
     Instant openedAt,
-    Instant updatedAt)
+    Instant updatedAt,
+    Mapping.Limits limits)
     implements CborSerializable {
 
   @JsonIgnore
