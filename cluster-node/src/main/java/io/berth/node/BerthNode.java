@@ -74,7 +74,7 @@ public final class BerthNode {
       // The node's one deny list, read from berth_certificate_deny from here on (DenyListStore):
       // the edge's TLS refuses the certificates it names, and closes their open connections.
       DenyList denyList = DenyListStore.get(system).denyList();
-      ActorRef<EdgeServer.Command> edgeServer = ctx.spawn(EdgeServer.create(edge), "edge");
+      ActorRef<EdgeServer.Command> edgeServer = ctx.spawn(EdgeServer.create(edge, denyList), "edge");
       ctx.spawn(LoadReporter.create(migration, edge.advertisedHost(system), edge.port(),
           EdgeServer.control(system, edgeServer)), "load-reporter");
       ctx.spawn(MappingWatcher.create(), "mapping-watcher");

@@ -1,6 +1,7 @@
 package io.berth.node;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -8,11 +9,21 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.berth.node.tls.CertificateIdentity;
 import io.berth.node.tls.DenyList;
 import io.berth.node.tls.DenyListStore;
+import io.berth.node.tls.KeyAndChain;
 import io.berth.node.tls.LocalCa;
+import io.berth.protocol.ClientTls;
+import io.berth.protocol.DeviceClient;
+import io.berth.protocol.DeviceException;
+import io.berth.protocol.DeviceListener;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -20,9 +31,10 @@ import org.junit.jupiter.api.TestInstance;
 
 /**
  * The certificate deny list across a cluster, over the operator API on real HTTP and PostgreSQL:
- * a change made through one node reaches every node's {@link DenyList} (the one the edge's TLS
- * consults), a node started again reads the list from the table, and requests that name no
- * certificate are refused saying why.
+ * a change made through one node reaches every node's {@link DenyList}, and with it every node's
+ * TLS edge (a device's open connection is closed, its handshakes refused, on real loopback TLS);
+ * a node started again reads the list from the table; requests that name no certificate are
+ * refused saying why.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class DenyListIT {
@@ -32,11 +44,25 @@ class DenyListIT {
   private static final Duration SPREAD = Duration.ofSeconds(15);
 
   private final LocalCa ca = LocalCa.create("Berth deny list test CA");
+  private Path dir;
   private TestNodes nodes;
 
+  /** Two nodes serving TLS with one certificate of {@link #ca}'s, asking devices for theirs. */
   @BeforeAll
-  void start() {
-    nodes = new TestNodes().start(2);
+  void start() throws Exception {
+    dir = Files.createTempDirectory("berth-deny-it");
+    ca.write(dir.resolve("ca.pem"), dir.resolve("ca-key.pem"));
+    ca.issueNode("node", List.of("localhost", "127.0.0.1")).writePem(dir.resolve("node.pem"),
+        dir.resolve("node-key.pem"));
+    nodes = new TestNodes("""
+        berth.edge.tls {
+          enabled = on
+          certificate = "%s"
+          private-key = "%s"
+          trust = "%s"
+          client-auth = optional
+        }
+        """.formatted(dir.resolve("node.pem"), dir.resolve("node-key.pem"), dir.resolve("ca.pem"))).start(2);
   }
 
   @AfterAll
@@ -87,6 +113,51 @@ class DenyListIT {
 
     assertThat(HttpProbe.send("DELETE", api(a) + "/fingerprint/" + fingerprint, null).status()).isEqualTo(204);
     await().atMost(SPREAD).until(() -> !denyList(b).denies(retired));
+  }
+
+  @Test
+  void aDeviceDeniedThroughOneNodeIsClosedOnTheOtherAndRefusedByBothUntilItIsRemoved() throws Exception {
+    TestNodes.Node a = nodes.node(0);
+    TestNodes.Node b = nodes.node(1);
+    String id = TestNodes.uniqueDevice("revoked");
+    Path certificate = dir.resolve(id + ".pem");
+    Path key = dir.resolve(id + "-key.pem");
+    KeyAndChain issued = ca.issueDevice(id);
+    issued.writePem(certificate, key);
+    String fingerprint = CertificateIdentity.fingerprint(issued.certificate());
+    AtomicReference<String> ended = new AtomicReference<>();
+    try (DeviceClient device = device(id, certificate, key, b).listener(new DeviceListener() {
+      @Override
+      public void onTerminated(String cause) {
+        ended.set(cause);
+      }
+    }).build().connect()) {
+      device.send("before".getBytes(StandardCharsets.UTF_8));
+      device.awaitAllAcked(SPREAD);
+
+      HttpProbe.Response denied = HttpProbe.send("POST", api(a), "{\"fingerprint\": \"" + fingerprint + "\"}");
+      assertThat(denied.status()).as(denied.body()).isEqualTo(201);
+      await().atMost(SPREAD).until(() -> ended.get() != null);
+      assertThat(ended.get()).contains("revoked");
+    }
+    assertThatThrownBy(() -> device(id, certificate, key, a).build().connect().close())
+        .as("the node asked refuses its handshake at once").isInstanceOf(DeviceException.class);
+    assertThatThrownBy(() -> device(id, certificate, key, b).build().connect().close())
+        .isInstanceOf(DeviceException.class);
+
+    assertThat(HttpProbe.send("DELETE", api(b) + "/fingerprint/" + fingerprint, null).status()).isEqualTo(204);
+    device(id, certificate, key, b).build().connect().close();
+    await().atMost(SPREAD).ignoreExceptions().until(() -> {
+      device(id, certificate, key, a).build().connect().close();
+      return true;
+    });
+  }
+
+  /** A device presenting its certificate, and no token, to one node; it gives up after 3 s. */
+  private DeviceClient.Builder device(String id, Path certificate, Path key, TestNodes.Node node) {
+    return DeviceClient.builder().addresses(List.of(node.edge())).deviceId(id).mapping("echo")
+        .tls(ClientTls.trusting(dir.resolve("ca.pem")).withClientCertificate(certificate, key))
+        .reconnectBackoff(Duration.ofMillis(100), Duration.ofMillis(500)).giveUpAfter(Duration.ofSeconds(3));
   }
 
   @Test
