@@ -15,6 +15,8 @@ import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.mapping.MappingWatcher;
 import io.berth.node.socket.SocketEntity;
 import io.berth.node.socket.SocketSettings;
+import io.berth.node.tls.DenyList;
+import io.berth.node.tls.DenyListStore;
 import io.berth.persistence.DatabaseSettings;
 import java.util.Arrays;
 import java.util.List;
@@ -69,7 +71,10 @@ public final class BerthNode {
       SocketEntity.init(system, connection, new LoadAwareAllocationStrategy(system, migration));
       PeerLinkEntity.init(system);
       PairingEntity.init(system);
-      ActorRef<EdgeServer.Command> edgeServer = ctx.spawn(EdgeServer.create(edge), "edge");
+      // The node's one deny list, read from berth_certificate_deny from here on (DenyListStore):
+      // the edge's TLS refuses the certificates it names, and closes their open connections.
+      DenyList denyList = DenyListStore.get(system).denyList();
+      ActorRef<EdgeServer.Command> edgeServer = ctx.spawn(EdgeServer.create(edge, denyList), "edge");
       ctx.spawn(LoadReporter.create(migration, edge.advertisedHost(system), edge.port(),
           EdgeServer.control(system, edgeServer)), "load-reporter");
       ctx.spawn(MappingWatcher.create(), "mapping-watcher");

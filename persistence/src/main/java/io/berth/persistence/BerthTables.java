@@ -12,11 +12,11 @@ import org.apache.pekko.actor.typed.Extension;
 import org.apache.pekko.actor.typed.ExtensionId;
 
 /**
- * Access to Berth's own tables (mappings, parked batches, migrations, links, the socket index):
- * one small pool per node, and JDBC always on the blocking dispatcher, never on the actors'
- * threads. It lives beside the schema that creates those tables and the data source it pools,
- * and needs nothing of the node: each of the node's packages reads and writes its own table
- * through it without depending on the node's root package (docs/packages.md).
+ * Access to Berth's own tables (mappings, parked batches, migrations, links, the socket index, the
+ * certificate deny list): one small pool per node, and JDBC always on the blocking dispatcher,
+ * never on the actors' threads. It lives beside the schema that creates those tables and the data
+ * source it pools, and needs nothing of the node: each of the node's packages reads and writes its
+ * own table through it without depending on the node's root package (docs/packages.md).
  */
 public final class BerthTables implements Extension {
 

@@ -24,7 +24,7 @@ class SchemaInstallerTest {
 
   private static final Set<String> TABLES =
       Set.of("durable_state", "event_journal", "event_tag", "snapshot", "berth_migration", "berth_mapping",
-          "berth_parked", "berth_link");
+          "berth_parked", "berth_link", "berth_socket", "berth_certificate_deny");
 
   @Test
   void installsEveryTableOnAnEmptyPostgresDatabaseAndAgainWithoutFailing() throws Exception {

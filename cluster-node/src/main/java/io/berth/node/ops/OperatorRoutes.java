@@ -73,6 +73,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
   private final ObjectMapper json;
   private final Duration askTimeout;
   private final MappingRoutes mappings;
+  private final DenyListRoutes denyList;
   private final LinkStore linkStore;
 
   public OperatorRoutes(ExtendedActorSystem classic) {
@@ -84,6 +85,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
         .setSerializationInclusion(JsonInclude.Include.NON_NULL);
     this.askTimeout = SocketSettings.fromConfig(system.settings().config()).askTimeout();
     this.mappings = new MappingRoutes(system, json, this);
+    this.denyList = new DenyListRoutes(system, json, this);
     this.linkStore = new LinkStore(system);
   }
 
@@ -109,6 +111,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
                     (device, name) -> closeSocket(device + "/" + name)),
                 path(PathMatchers.segment(), this::closeSocket)))))),
         mappings.routes(readOnly),
+        denyList.routes(readOnly),
         pathPrefix("links", () -> concat(
             pathEndOrSingleSlash(() -> get(() -> parameterOptional("state", this::links))),
             path(PathMatchers.segment(), id -> concat(

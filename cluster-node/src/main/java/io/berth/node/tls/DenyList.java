@@ -34,7 +34,24 @@ public final class DenyList {
   private final CopyOnWriteArrayList<Consumer<Set<Entry>>> listeners = new CopyOnWriteArrayList<>();
 
   /** What an entry names a certificate by. */
-  public enum Kind { SERIAL, FINGERPRINT }
+  public enum Kind {
+    SERIAL, FINGERPRINT;
+
+    /** The kind's name where operators and the table write it: {@code serial}, {@code fingerprint}. */
+    public String label() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+
+    /** The kind {@code label} names; anything else is an error that says what is expected. */
+    public static Kind ofLabel(String label) {
+      for (Kind kind : values()) {
+        if (kind.label().equals(label)) {
+          return kind;
+        }
+      }
+      throw new IllegalArgumentException("a deny list entry is a serial or a fingerprint, got '" + label + "'");
+    }
+  }
 
   /** One denied certificate, in canonical form: lowercase hex, no colons, a serial without leading zeros. */
   public record Entry(Kind kind, String value) {

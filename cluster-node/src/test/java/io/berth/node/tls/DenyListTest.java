@@ -53,6 +53,14 @@ class DenyListTest {
   }
 
   @Test
+  void kindsAreNamedInLowerCaseAndAnUnknownNameIsRefused() {
+    assertThat(DenyList.Kind.ofLabel("serial")).isEqualTo(DenyList.Kind.SERIAL);
+    assertThat(DenyList.Kind.FINGERPRINT.label()).isEqualTo("fingerprint");
+    assertThatThrownBy(() -> DenyList.Kind.ofLabel("SERIAL"))
+        .hasMessage("a deny list entry is a serial or a fingerprint, got 'SERIAL'");
+  }
+
+  @Test
   void listenersHearEachChangeAndNothingElse() {
     DenyList list = new DenyList();
     List<Set<Entry>> heard = new ArrayList<>();

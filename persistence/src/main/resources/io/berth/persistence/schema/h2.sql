@@ -155,3 +155,14 @@ ALTER TABLE berth_socket ADD COLUMN IF NOT EXISTS seq_nr BIGINT NOT NULL DEFAULT
 CREATE INDEX IF NOT EXISTS berth_socket_state_idx ON berth_socket (state, socket_id);
 CREATE INDEX IF NOT EXISTS berth_socket_device_idx ON berth_socket (device_id, socket_id);
 CREATE INDEX IF NOT EXISTS berth_socket_shard_idx ON berth_socket (shard_id, socket_id);
+
+-- Client certificates the edge refuses although their CA is trusted (docs/tls.md#deny-list), by
+-- serial or SHA-256 fingerprint in lowercase hex (`hex`: VALUE is a reserved word in H2). Every
+-- node reads it every berth.edge.tls.deny-list-poll-interval (DenyListStore).
+CREATE TABLE IF NOT EXISTS berth_certificate_deny (
+  kind VARCHAR(16) NOT NULL,
+  hex VARCHAR(64) NOT NULL,
+  reason VARCHAR(1000),
+  added_at TIMESTAMP WITH TIME ZONE NOT NULL,
+  PRIMARY KEY (kind, hex)
+);
