@@ -2,7 +2,7 @@
 # The benchmark harness: measures Berth side by side with its anchors in one run and prints a
 # table of figures and ratios (also written to bench/target/last-run.md).
 #   scripts/bench.sh [--quick] [SCENARIO...]
-#     scenarios: endpoint, migration, relay, uplink, idle, journal (default: all)
+#     scenarios: endpoint, migration, relay, uplink, idle, journal, tls (default: all)
 #   scripts/bench.sh --help     this text
 # relay also needs mosquitto (Debian: apt-get install mosquitto; or BERTH_BENCH_MOSQUITTO=path):
 # the harness starts its own broker on a spare loopback port and stops that process at the end.
@@ -12,13 +12,19 @@
 # each server's heap growth per socket by class (jcmd GC.class_histogram) to DIR. journal's anchor
 # is pgbench (Debian: apt-get install postgresql-client; or BERTH_BENCH_PGBENCH=path); without it
 # journal runs without its anchor.
+# tls measures a plaintext and a TLS edge side by side with Mosquitto's TLS listener as the anchor
+# (mosquitto and berth-node.jar as above): memory per idle connection and connects/s with full
+# handshakes (two nodes and the broker each in a process of its own, stopped by PID at the end),
+# then uplink and relay rounds on in-harness clusters. Certificates come from a CA made for the run
+# (bench/target/tls); BERTH_BENCH_TLS_PROVIDER=openssl|jdk picks the TLS provider (default: BoringSSL
+# where it loads).
 # Uses PostgreSQL like scripts/test.sh: BERTH_BENCH_DB_URL (and _USER, _PASSWORD) if set, else
 # the berth_bench database on 127.0.0.1:5432 (PostgreSQL 13 or later), dropped and created afresh
 # for every run. Not a test: it never fails on a missed goal, only on an error.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-SCENARIOS=(endpoint migration relay uplink idle journal)
+SCENARIOS=(endpoint migration relay uplink idle journal tls)
 
 # The command line is checked before the database is dropped and the harness built: a typo or a
 # --help must cost nothing.

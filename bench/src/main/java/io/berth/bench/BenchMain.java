@@ -17,7 +17,7 @@ import picocli.CommandLine.Parameters;
     description = "Measures Berth side by side with its anchors and prints ratios.")
 public final class BenchMain implements Callable<Integer> {
 
-  private static final String SCENARIOS_HELP = "endpoint, migration, relay, uplink, idle, journal";
+  private static final String SCENARIOS_HELP = "endpoint, migration, relay, uplink, idle, journal, tls";
   private static final List<String> ALL = List.of(SCENARIOS_HELP.split(", "));
 
   @Option(names = "--quick", description = "A smoke run: fewer rounds, shorter runs (under 5 minutes).")
@@ -32,7 +32,8 @@ public final class BenchMain implements Callable<Integer> {
       "relay: peer-linked pairs vs Mosquitto QoS 1 and QoS 0",
       "uplink: acked frames/s to builtin:discard, 1 and 16 connections, vs a raw-TCP edge",
       "idle: sockets one node holds, connects/s and memory per socket, vs a raw-TCP edge",
-      "journal: events/s through the journal, 1 and many writers, vs pgbench inserts"})
+      "journal: events/s through the journal, 1 and many writers, vs pgbench inserts",
+      "tls: plaintext vs TLS edge: idle memory and connects/s vs Mosquitto TLS, uplink and relay"})
   List<String> scenarios;
 
   @Override
@@ -50,13 +51,16 @@ public final class BenchMain implements Callable<Integer> {
     }
     // Say what is missing now rather than after the other scenarios have run.
     try {
-      if (run.contains("relay")) {
+      if (run.contains("relay") || run.contains("tls")) {
         Mosquitto.locate();
       }
-      if (run.contains("idle")) {
+      if (run.contains("idle") || run.contains("tls")) {
         NodeProcess.locateJar();
       }
-    } catch (IllegalStateException e) {
+      if (run.contains("tls")) {
+        TlsMaterial.chooseProvider(env("BERTH_BENCH_TLS_PROVIDER", "auto"));
+      }
+    } catch (IllegalStateException | IllegalArgumentException e) {
       System.err.println(e.getMessage());
       return 1;
     }
@@ -71,6 +75,7 @@ public final class BenchMain implements Callable<Integer> {
         case "uplink" -> UplinkScenario.run(report, db, quick, progress);
         case "idle" -> IdleScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
         case "journal" -> JournalScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
+        case "tls" -> TlsScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
         default -> throw new IllegalStateException("unhandled scenario " + scenario);
       }
       progress.printf(Locale.ROOT, "%s: done in %d s (%d s since the start)%n", scenario, seconds(start),

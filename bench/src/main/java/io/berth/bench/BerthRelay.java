@@ -24,15 +24,24 @@ final class BerthRelay implements RelayTransport {
 
   private final LocalCluster cluster;
   private final int window;
+  private final String name;
+  private final ClientTls tls;
 
   BerthRelay(LocalCluster cluster, int window) {
+    this(cluster, window, "Berth", ClientTls.PLAINTEXT);
+  }
+
+  /** Pairs whose devices reach the cluster's edges with {@code tls}, named {@code name} in the report. */
+  BerthRelay(LocalCluster cluster, int window, String name, ClientTls tls) {
     this.cluster = cluster;
     this.window = window;
+    this.name = name;
+    this.tls = tls;
   }
 
   @Override
   public String name() {
-    return "Berth";
+    return name;
   }
 
   @Override
@@ -45,8 +54,8 @@ final class BerthRelay implements RelayTransport {
     try {
       for (int i = 0; i < count; i++) {
         String room = "relay-" + run + "-" + i;
-        sides.add(new Side(edges, "bench-relay-" + run + "-" + i + "a", room, window));
-        sides.add(new Side(reversed, "bench-relay-" + run + "-" + i + "b", room, window));
+        sides.add(new Side(edges, "bench-relay-" + run + "-" + i + "a", room, window, tls));
+        sides.add(new Side(reversed, "bench-relay-" + run + "-" + i + "b", room, window, tls));
       }
       LocalCluster.awaitCondition(LINK_TIMEOUT, () -> sides.stream().allMatch(s -> s.link == LinkStatus.LINKED));
     } catch (RuntimeException e) {
@@ -63,9 +72,9 @@ final class BerthRelay implements RelayTransport {
     private final DeviceClient client;
     private volatile LinkStatus link;
 
-    Side(List<InetSocketAddress> edges, String deviceId, String room, int window) {
+    Side(List<InetSocketAddress> edges, String deviceId, String room, int window, ClientTls tls) {
       this.client = DeviceClient.builder().addresses(edges).deviceId(deviceId).socketName(room).mapping("pair")
-          .tls(ClientTls.PLAINTEXT)
+          .tls(tls)
           .window(window).secret(LocalCluster.SECRET.getBytes(StandardCharsets.UTF_8), Duration.ofHours(1))
           .listener(new DeviceListener() {
             @Override

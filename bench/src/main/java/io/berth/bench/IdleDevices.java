@@ -46,7 +46,7 @@ final class IdleDevices implements AutoCloseable {
    * with 15,000 and more connections to the same server that scan becomes the cost of a connect;
    * spread over eight loopback addresses, each holds a few thousand.
    */
-  private static final List<InetAddress> LOOPBACK_SOURCES = IntStream.rangeClosed(2, 9)
+  static final List<InetAddress> LOOPBACK_SOURCES = IntStream.rangeClosed(2, 9)
       .mapToObj(IdleDevices::loopback).toList();
   private static final Duration PROGRESS_EVERY = Duration.ofSeconds(3);
 
@@ -135,8 +135,6 @@ final class IdleDevices implements AutoCloseable {
     /** Starts the next device's connection; a local failure stops the opening from growing. */
     void startOne(Selector selector) {
       String deviceId = prefix + "-" + started;
-      Frame.Hello hello = new Frame.Hello(FrameCodec.VERSION, false, 0, deviceId,
-          DeviceToken.mint(secret, deviceId, expiry), "", "discard");
       InetAddress source = LOOPBACK_SOURCES.get(started % LOOPBACK_SOURCES.size());
       started++;
       SocketChannel ch = null;
@@ -148,7 +146,7 @@ final class IdleDevices implements AutoCloseable {
           ch.bind(new InetSocketAddress(source, 0));
         }
         ch.connect(target);
-        ch.register(selector, SelectionKey.OP_CONNECT, new Handshake(ByteBuffer.wrap(FrameCodec.encode(hello))));
+        ch.register(selector, SelectionKey.OP_CONNECT, new Handshake(ByteBuffer.wrap(hello(secret, deviceId, expiry))));
         pending++;
       } catch (IOException e) {
         failed++;
@@ -228,21 +226,36 @@ final class IdleDevices implements AutoCloseable {
     if (ch.read(h.in) < 0) {
       throw new IOException("connection closed before WELCOME");
     }
-    if (h.in.position() < FrameCodec.HEADER_SIZE) {
+    return answer(h.in);
+  }
+
+  /**
+   * The first frame in {@code in} (bytes from 0 to its position, as read so far), null while it
+   * is not all in; an error when it cannot be the answer to a HELLO (too large for {@code in}, or
+   * malformed).
+   */
+  static Frame answer(ByteBuffer in) throws IOException {
+    if (in.position() < FrameCodec.HEADER_SIZE) {
       return null;
     }
-    int size = FrameCodec.HEADER_SIZE + h.in.getInt(0);
-    if (size > h.in.capacity() || size <= FrameCodec.HEADER_SIZE) {
+    int size = FrameCodec.HEADER_SIZE + in.getInt(0);
+    if (size > in.capacity() || size <= FrameCodec.HEADER_SIZE) {
       throw new IOException("answer to HELLO of " + size + " bytes");
     }
-    if (h.in.position() < size) {
+    if (in.position() < size) {
       return null;
     }
-    Decoded decoded = FrameCodec.decode(h.in.slice(0, size), FrameCodec.DEFAULT_MAX_FRAME_SIZE);
+    Decoded decoded = FrameCodec.decode(in.slice(0, size), FrameCodec.DEFAULT_MAX_FRAME_SIZE);
     if (decoded instanceof Decoded.Ok ok) {
       return ok.frame();
     }
     throw new IOException("malformed answer to HELLO: " + decoded);
+  }
+
+  /** A HELLO for {@code deviceId} with a token minted from the fleet secret, mapping {@code discard}. */
+  static byte[] hello(byte[] secret, String deviceId, Instant expiry) {
+    return FrameCodec.encode(new Frame.Hello(FrameCodec.VERSION, false, 0, deviceId,
+        DeviceToken.mint(secret, deviceId, expiry), "", "discard"));
   }
 
   /**

@@ -117,9 +117,14 @@ final class IdleScenario {
     }
   }
 
+  /** The JVM options of a server in a JVM of its own: BERTH_BENCH_IDLE_JAVA_OPTS, else {@value #JAVA_OPTIONS}. */
+  static String javaOptions() {
+    return BenchMain.env("BERTH_BENCH_IDLE_JAVA_OPTS", JAVA_OPTIONS);
+  }
+
   static void run(Report report, DatabaseSettings db, boolean quick, Path workDir, PrintStream progress)
       throws Exception {
-    String javaOptions = BenchMain.env("BERTH_BENCH_IDLE_JAVA_OPTS", JAVA_OPTIONS);
+    String javaOptions = javaOptions();
     long limit = JvmProbe.openFileLimit(JvmProbe.selfPid());
     int fits = (int) Math.min(limit - HEADROOM, limit - JvmProbe.openFiles(JvmProbe.selfPid()) - HEADROOM);
     int target = quick ? Math.min(QUICK_SOCKETS, fits) : fits;

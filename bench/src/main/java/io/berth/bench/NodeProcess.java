@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -78,6 +79,15 @@ final class NodeProcess implements AutoCloseable {
    */
   static NodeProcess start(DatabaseSettings db, String javaOptions, List<String> settings, Path log)
       throws IOException {
+    return start(db, javaOptions, settings, Map.of(), log);
+  }
+
+  /**
+   * The same, with {@code env} added to (or replacing) the node's environment: the edge's TLS
+   * settings ({@code BERTH_EDGE_TLS=true} and its files), where the default is plaintext.
+   */
+  static NodeProcess start(DatabaseSettings db, String javaOptions, List<String> settings, Map<String, String> env,
+      Path log) throws IOException {
     int edge = LocalCluster.freePort();
     int management = LocalCluster.freePort();
     int remote = LocalCluster.freePort();
@@ -86,13 +96,14 @@ final class NodeProcess implements AutoCloseable {
     command.addAll(Arrays.asList(javaOptions.trim().split("\\s+")));
     command.addAll(settings);
     command.addAll(List.of("-jar", locateJar().toString()));
-    Map<String, String> env = Map.of(
+    Map<String, String> environment = new HashMap<>(Map.of(
         "BERTH_SECRET", LocalCluster.SECRET,
         "BERTH_DB_URL", db.url(), "BERTH_DB_USER", db.user(), "BERTH_DB_PASSWORD", db.password(),
         "BERTH_EDGE_HOST", "127.0.0.1", "BERTH_EDGE_PORT", Integer.toString(edge), "BERTH_EDGE_TLS", "false",
         "BERTH_MANAGEMENT_PORT", Integer.toString(management), "BERTH_REMOTE_PORT", Integer.toString(remote),
-        "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:" + remote);
-    ChildProcess process = ChildProcess.start("berth-node", command, env, log);
+        "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:" + remote));
+    environment.putAll(env);
+    ChildProcess process = ChildProcess.start("berth-node", command, environment, log);
     try {
       awaitReady(process, management);
     } catch (RuntimeException e) {

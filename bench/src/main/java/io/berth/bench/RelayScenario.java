@@ -30,7 +30,7 @@ final class RelayScenario {
   static final int WINDOW = 512;
   private static final List<Integer> PAIR_COUNTS = List.of(1, 8);
   /** One unmeasured round per system first, so that neither is measured while the JIT warms up. */
-  private static final int WARM_UP_PAIRS = 8;
+  static final int WARM_UP_PAIRS = 8;
 
   private RelayScenario() {}
 
@@ -84,7 +84,7 @@ final class RelayScenario {
         + "warm-up included." + (quick ? " --quick: without MQTT QoS 0." : ""));
   }
 
-  private static String describe(RelayRound.Result r) {
+  static String describe(RelayRound.Result r) {
     return String.format(Locale.ROOT,
         "%s, %d pair(s): %,.0f frames/s, p50 %.2f ms, p99 %.2f ms; sent %d, lost %d, duplicated %d, reordered %d%s",
         r.system(), r.pairs(), r.framesPerSecond(), r.p50Ms(), r.p99Ms(), r.sent(),

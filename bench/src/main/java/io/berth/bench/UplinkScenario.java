@@ -34,7 +34,7 @@ final class UplinkScenario {
   static final int WINDOW = 512;
   private static final int FRAME_BYTES = 64;
   private static final List<Integer> CONNECTIONS = List.of(1, 16);
-  private static final int WARM_UP_CONNECTIONS = 16;
+  static final int WARM_UP_CONNECTIONS = 16;
   private static final Duration DRAIN_LIMIT = Duration.ofSeconds(60);
 
   private UplinkScenario() {}
@@ -42,11 +42,13 @@ final class UplinkScenario {
   /** Frames that reached the destination from one socket: distinct, and taken more than once. */
   private record Delivery(long distinct, long duplicates) {}
 
-  /** Where the devices connect, and what reached the destination behind it. */
-  private interface Destination {
+  /** Where the devices connect, how (plaintext or TLS), and what reached the destination behind it. */
+  interface Destination {
     String name();
 
     List<InetSocketAddress> edges();
+
+    ClientTls clientTls();
 
     Delivery delivered(String socketId);
   }
@@ -61,7 +63,7 @@ final class UplinkScenario {
     progress.println("uplink: starting 1 node and the raw-TCP anchor");
     try (LocalCluster cluster = new LocalCluster(db, 1, "");
         RawEdge raw = RawEdge.start(LocalCluster.SECRET.getBytes(StandardCharsets.UTF_8), 0)) {
-      List<Destination> systems = List.of(berth(cluster), anchor(raw));
+      List<Destination> systems = List.of(berth(cluster, "Berth", ClientTls.PLAINTEXT), anchor(raw));
       List<Result> all = new ArrayList<>();
       for (Destination system : systems) {
         Result r = round(system, WARM_UP_CONNECTIONS, warmUp);
@@ -102,16 +104,22 @@ final class UplinkScenario {
         + "included).");
   }
 
-  private static Destination berth(LocalCluster cluster) {
+  /** The cluster's edges, reached with {@code tls}: plaintext, or TLS where the cluster's edge serves it. */
+  static Destination berth(LocalCluster cluster, String name, ClientTls tls) {
     return new Destination() {
       @Override
       public String name() {
-        return "Berth";
+        return name;
       }
 
       @Override
       public List<InetSocketAddress> edges() {
         return cluster.edges();
+      }
+
+      @Override
+      public ClientTls clientTls() {
+        return tls;
       }
 
       @Override
@@ -136,6 +144,11 @@ final class UplinkScenario {
       }
 
       @Override
+      public ClientTls clientTls() {
+        return ClientTls.PLAINTEXT;
+      }
+
+      @Override
       public Delivery delivered(String socketId) {
         SequenceCheck check = raw.received(socketId);
         return check == null ? new Delivery(0, 0) : new Delivery(check.received(), check.duplicates());
@@ -153,7 +166,7 @@ final class UplinkScenario {
     Device(Destination to, String id) {
       this.id = id;
       this.client = DeviceClient.builder().addresses(to.edges()).deviceId(id).mapping("discard").window(WINDOW)
-          .tls(ClientTls.PLAINTEXT)
+          .tls(to.clientTls())
           .secret(LocalCluster.SECRET.getBytes(StandardCharsets.UTF_8), Duration.ofHours(1)).build();
     }
 
@@ -176,7 +189,7 @@ final class UplinkScenario {
     }
   }
 
-  private static Result round(Destination system, int connections, Duration sendFor) throws InterruptedException {
+  static Result round(Destination system, int connections, Duration sendFor) throws InterruptedException {
     String run = UUID.randomUUID().toString().substring(0, 8);
     List<Device> devices = new ArrayList<>();
     for (int i = 0; i < connections; i++) {
@@ -221,7 +234,7 @@ final class UplinkScenario {
     }
   }
 
-  private static String describe(Result r) {
+  static String describe(Result r) {
     return String.format(Locale.ROOT, "%s, %d connection(s): %,.0f acked frames/s; sent %,d, lost %d, duplicated %d",
         r.system(), r.connections(), r.framesPerSecond(), r.sent(), r.lost(), r.duplicated());
   }

@@ -1,0 +1,419 @@
+package io.berth.bench;
+
+import io.berth.persistence.DatabaseSettings;
+import io.berth.protocol.ClientTls;
+import io.netty.handler.ssl.SslContext;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+import java.util.function.IntSupplier;
+import java.util.function.ToDoubleFunction;
+import java.util.function.ToLongFunction;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * What TLS on the device edge costs: Berth plaintext and Berth TLS side by side in one run, and
+ * Mosquitto with a TLS listener as the anchor.
+ *
+ * <ul>
+ *   <li>Idle sockets: memory per connection and connects/s with full handshakes, on three servers
+ *       each in a process of its own: a plaintext node and a TLS node (berth-node.jar, as the idle
+ *       scenario starts it) and Mosquitto. Memory per connection is the growth from a first set of
+ *       held connections to that set plus a second one, each sampled once they are quiet, by the
+ *       second set: nothing closed between the samples, so freed memory that the allocator keeps
+ *       (a C program's malloc, a JVM's pools) is neither counted nor reused.
+ *   <li>Uplink: acked frames/s with 16 connections ({@link UplinkScenario}'s rounds), plaintext vs
+ *       TLS, each on a 1-node cluster in the harness.
+ *   <li>Relay: 1 pair ({@link RelayScenario}'s rounds), plaintext vs TLS, each on a 2-node cluster.
+ * </ul>
+ */
+final class TlsScenario {
+
+  private static final String S = "tls";
+  /** Clients between connect and answer at once: below Mosquitto's accept backlog (100). */
+  private static final int IN_FLIGHT = 64;
+  private static final Duration OPEN_LIMIT = Duration.ofSeconds(120);
+  private static final Duration TOKEN_TTL = Duration.ofHours(2);
+  /** The MQTT keep-alive of the idle clients: as long as the nodes' raised idle timeout. */
+  private static final Duration MQTT_KEEP_ALIVE = Duration.ofMinutes(10);
+  /** The node settings of the idle part: quiet devices stay, and their entities sleep soon. */
+  private static final List<String> NODE_SETTINGS = List.of("-Dberth.edge.idle-timeout=10m",
+      "-Dberth.socket.sleep-after=10s");
+  /** How long to wait for a node's quiet sockets to sleep (10 s after their WELCOME). */
+  private static final Duration SLEEP_LIMIT = Duration.ofSeconds(60);
+  private static final Duration SAMPLE_INTERVAL = Duration.ofSeconds(5);
+  private static final int SETTLE_SAMPLES = 5;
+  private static final long SETTLE_TOLERANCE = 1024 * 1024;
+  /** Mosquitto frees each handshake's buffers as it ends; a moment before its RSS is read. */
+  private static final Duration MOSQUITTO_SETTLE = Duration.ofSeconds(3);
+  /** Open files a server may keep after the clients of a round closed. */
+  private static final int FILES_KEPT = 50;
+  private static final Duration FILES_LIMIT = Duration.ofSeconds(60);
+  private static final int UPLINK_CONNECTIONS = 16;
+  private static final double KB = 1024;
+  private static final Pattern EDGE_LISTENING = Pattern.compile("Edge listening for devices on \\S+ \\(([^;)]+)");
+
+  /**
+   * How much a run does: connections held in the first and second set, connects per connect
+   * round and how many rounds, and the uplink and relay rounds' length.
+   */
+  private record Pace(int firstSet, int secondSet, int connectsPerRound, int rounds, Duration sendFor,
+      Duration warmUp) {}
+
+  private static final Pace FULL = new Pace(3000, 5000, 3000, 3, Duration.ofSeconds(10), Duration.ofSeconds(4));
+  private static final Pace QUICK = new Pace(1000, 2000, 1000, 1, Duration.ofSeconds(3), Duration.ofSeconds(2));
+
+  private TlsScenario() {}
+
+  /** A server of the idle part: where clients connect, how they greet it, and how to read it. */
+  private record Server(String name, long pid, InetSocketAddress address, IdleClients.Greeting greeting,
+      SslContext clientTls, boolean jvm, IntSupplier runningSockets, AutoCloseable stop) implements AutoCloseable {
+    @Override
+    public void close() throws Exception {
+      stop.close();
+    }
+  }
+
+  /**
+   * One server's idle figures: per connection of the second set, live heap, memory outside the
+   * heap (for Mosquitto: all of its RSS) and RSS, in KB; its connects and what failed or dropped.
+   */
+  record Idle(String system, int opened, int failed, int dropped, double heapKb, double outsideHeapKb,
+      double rssKb, String session) {
+    double memoryKb() {
+      return heapKb + outsideHeapKb;
+    }
+  }
+
+  /** One connect round on one server: connects/s, and CPU per connect in the server and in the harness. */
+  record Connects(String system, int opened, int failed, double perSecond, double serverCpuMs, double clientCpuMs) {}
+
+  static void run(Report report, DatabaseSettings db, boolean quick, Path workDir, PrintStream progress)
+      throws Exception {
+    Pace pace = quick ? QUICK : FULL;
+    Path dir = workDir.resolve("tls");
+    TlsMaterial tls = TlsMaterial.create(dir);
+    progress.printf("tls: certificates in %s; TLS provider %s (edge and the harness's clients)%n", dir,
+        tls.providerName());
+    String javaOptions = IdleScenario.javaOptions();
+    Map<String, Idle> idle = new HashMap<>();
+    Map<String, List<Connects>> connects = new HashMap<>();
+    String edgeLog;
+    progress.println("tls: starting a plaintext node, a TLS node (each a JVM of its own) and mosquitto with TLS");
+    try (Server plain = node("Berth plaintext", db, javaOptions, Map.of(), null, dir.resolve("node-plain.log"));
+        Server secure = node("Berth TLS", db, javaOptions, tls.nodeEnvironment(), tls.clientContext(),
+            dir.resolve("node-tls.log"));
+        Server mosquitto = mosquitto(dir, tls)) {
+      edgeLog = edgeLine(dir.resolve("node-tls.log"));
+      progress.printf("tls: the TLS node says: %s; mosquitto pid %d on %s%n", edgeLog, mosquitto.pid(),
+          mosquitto.address());
+      List<Server> servers = List.of(plain, secure, mosquitto);
+      for (Server s : servers) {
+        Idle r = idle(s, pace, progress);
+        idle.put(s.name(), r);
+      }
+      for (int round = 1; round <= pace.rounds(); round++) {
+        for (Server s : servers) {
+          Connects c = connects(s, pace.connectsPerRound(), progress);
+          connects.computeIfAbsent(s.name(), k -> new ArrayList<>()).add(c);
+          progress.printf(Locale.ROOT, "tls: connect round %d/%d, %s: %,.0f connects/s; CPU per connect %.2f ms in "
+              + "the server, %.2f ms in the harness's clients; %d failed%n", round, pace.rounds(), s.name(),
+              c.perSecond(), c.serverCpuMs(), c.clientCpuMs(), c.failed());
+        }
+      }
+      progress.println("tls: stopping the nodes and mosquitto");
+    }
+    addIdleRows(report, tls, idle, connects);
+    Map<String, List<UplinkScenario.Result>> uplink = uplink(db, tls, pace, progress);
+    Map<String, List<RelayRound.Result>> relay = relay(db, tls, pace, progress);
+    addUplinkAndRelayRows(report, tls, uplink, relay);
+    report.note(note(tls, pace, javaOptions, edgeLog, idle, quick));
+  }
+
+  // ------------------------------------------------------------------ idle sockets and connects
+
+  private static Server node(String name, DatabaseSettings db, String javaOptions, Map<String, String> env,
+      SslContext clientTls, Path log) throws IOException {
+    NodeProcess node = NodeProcess.start(db, javaOptions, NODE_SETTINGS, env, log);
+    IdleClients.Greeting hello = IdleClients.berthHello(LocalCluster.SECRET.getBytes(StandardCharsets.UTF_8),
+        TOKEN_TTL);
+    return new Server(name, node.pid(), node.edge(), hello, clientTls, true, node::runningSockets, node::close);
+  }
+
+  private static Server mosquitto(Path dir, TlsMaterial tls) throws IOException {
+    Mosquitto broker = Mosquitto.startTls(dir, tls.chain(), tls.key());
+    return new Server("Mosquitto TLS", broker.pid(), broker.address(), IdleClients.mqttConnect(MQTT_KEEP_ALIVE),
+        tls.clientContext(), false, () -> 0, broker::close);
+  }
+
+  /** What the node logged of its edge at start: "TLS, openssl provider, client certificates none". */
+  private static String edgeLine(Path log) throws IOException {
+    Matcher m = EDGE_LISTENING.matcher(Files.readString(log));
+    return m.find() ? m.group(1).strip() : "(no \"Edge listening\" line in " + log + ")";
+  }
+
+  /**
+   * Holds a first set of connections, samples the server once they are quiet, adds a second set
+   * and samples again: the growth by the second set is the cost of one more idle connection.
+   */
+  private static Idle idle(Server server, Pace pace, PrintStream progress) {
+    String prefix = "bench-tls-" + UUID.randomUUID().toString().substring(0, 8);
+    try (IdleClients clients = new IdleClients(server.greeting(), server.clientTls())) {
+      IdleDevices.Opening first = clients.open(server.address(), prefix + "-a", pace.firstSet(), IN_FLIGHT,
+          OPEN_LIMIT, server.name() + " first set", progress);
+      requireAnswers(server, first);
+      JvmProbe.Sample base = sample(server, progress);
+      IdleDevices.Opening second = clients.open(server.address(), prefix + "-b", pace.secondSet(), IN_FLIGHT,
+          OPEN_LIMIT, server.name() + " second set", progress);
+      JvmProbe.Sample loaded = sample(server, progress);
+      JvmProbe.Sample growth = loaded.minus(base);
+      double per = Math.max(1, second.opened()) * KB;
+      Idle r = new Idle(server.name(), first.opened() + second.opened(), first.failed() + second.failed(),
+          clients.dropped(), growth.heapUsedBytes() / per, growth.outsideHeapBytes() / per, growth.rssBytes() / per,
+          clients.session());
+      progress.printf(Locale.ROOT, "tls: %s: %,d + %,d held (%,.0f connects/s into the second set), %d failed, %d "
+              + "dropped; RSS %,d -> %,d KB, live heap %,d -> %,d KB: per connection %.2f KB heap + %.2f KB outside "
+              + "it (RSS %.2f KB)%s%s%n", server.name(), first.opened(), second.opened(),
+          second.connectsPerSecond(), r.failed(), r.dropped(), base.rssBytes() / 1024, loaded.rssBytes() / 1024,
+          base.heapUsedBytes() / 1024, loaded.heapUsedBytes() / 1024, r.heapKb(), r.outsideHeapKb(), r.rssKb(),
+          r.session() == null ? "" : "; " + r.session(), firstFailure(second));
+      return r;
+    }
+  }
+
+  /** A server that answered nobody is set up wrong: say why now, not with a table of NaN. */
+  private static void requireAnswers(Server server, IdleDevices.Opening opening) {
+    if (opening.opened() == 0) {
+      throw new IllegalStateException(server.name() + " answered none of " + opening.failed() + " clients"
+          + firstFailure(opening));
+    }
+  }
+
+  /**
+   * The server's memory once its connections are quiet: for a node, after its sockets' entities
+   * fell asleep, after a full GC (the idle scenario's {@link JvmProbe#afterGcSettled}); for
+   * Mosquitto, its RSS, which is all of it.
+   */
+  private static JvmProbe.Sample sample(Server server, PrintStream progress) {
+    if (!server.jvm()) {
+      LocalCluster.pause(MOSQUITTO_SETTLE.toMillis());
+      return new JvmProbe.Sample(JvmProbe.rssKb(server.pid()) * 1024, 0, 0);
+    }
+    long deadline = System.nanoTime() + SLEEP_LIMIT.toNanos();
+    int running = server.runningSockets().getAsInt();
+    while (running != 0 && System.nanoTime() < deadline) {
+      LocalCluster.pause(1000);
+      running = server.runningSockets().getAsInt();
+    }
+    if (running != 0) {
+      progress.printf(Locale.ROOT, "tls: %s: WARNING: %,d socket entities still running after %d s: the memory per "
+          + "connection is off by what they hold%n", server.name(), running, SLEEP_LIMIT.toSeconds());
+    }
+    return JvmProbe.afterGcSettled(server.pid(), SAMPLE_INTERVAL, SETTLE_SAMPLES, SETTLE_TOLERANCE);
+  }
+
+  /** Opens {@code count} connections, timing them and the CPU they cost, then closes them. */
+  private static Connects connects(Server server, int count, PrintStream progress) {
+    String prefix = "bench-tls-c-" + UUID.randomUUID().toString().substring(0, 8);
+    int filesBefore = JvmProbe.openFiles(server.pid());
+    IdleDevices.Opening opening;
+    double serverCpu;
+    double clientCpu;
+    try (IdleClients clients = new IdleClients(server.greeting(), server.clientTls())) {
+      double serverBefore = JvmProbe.cpuSeconds(server.pid());
+      double clientBefore = JvmProbe.cpuSeconds(JvmProbe.selfPid());
+      opening = clients.open(server.address(), prefix, count, IN_FLIGHT, OPEN_LIMIT, server.name() + " connects",
+          progress);
+      serverCpu = JvmProbe.cpuSeconds(server.pid()) - serverBefore;
+      clientCpu = JvmProbe.cpuSeconds(JvmProbe.selfPid()) - clientBefore;
+    }
+    requireAnswers(server, opening);
+    // The next round starts once this one's connections are gone from the server too.
+    LocalCluster.awaitCondition(FILES_LIMIT, () -> JvmProbe.openFiles(server.pid()) < filesBefore + FILES_KEPT);
+    int n = Math.max(1, opening.opened());
+    return new Connects(server.name(), opening.opened(), opening.failed(), opening.connectsPerSecond(),
+        1000 * serverCpu / n, 1000 * clientCpu / n);
+  }
+
+  private static String firstFailure(IdleDevices.Opening opening) {
+    return opening.firstFailure() == null ? "" : " (first failure: " + opening.firstFailure() + ")";
+  }
+
+  private static void addIdleRows(Report report, TlsMaterial tls, Map<String, Idle> idle,
+      Map<String, List<Connects>> connects) {
+    Idle plain = idle.get("Berth plaintext");
+    Idle secure = idle.get("Berth TLS");
+    Idle mosquitto = idle.get("Mosquitto TLS");
+    String p = " [" + tls.providerName() + "]";
+    report.add(new Report.Row(S, "idle connection memory, Berth TLS (live heap + outside the heap) vs Mosquitto TLS "
+        + "(RSS)" + p, secure.memoryKb(), mosquitto.memoryKb(), "KB", "≤ 1.00× Mosquitto TLS",
+        secure.memoryKb() <= mosquitto.memoryKb()));
+    report.add(new Report.Row(S, "idle connection memory, Berth TLS vs plaintext (live heap + outside the heap)" + p,
+        secure.memoryKb(), plain.memoryKb(), "KB", null, null));
+    report.add(new Report.Row(S, "of which live Java heap, Berth TLS vs plaintext" + p, secure.heapKb(),
+        plain.heapKb(), "KB", null, null));
+    report.add(new Report.Row(S, "idle connection RSS growth, Berth TLS vs Mosquitto TLS" + p, secure.rssKb(),
+        mosquitto.rssKb(), "KB", null, null));
+    report.add(new Report.Row(S, "idle connection RSS growth, Berth TLS vs plaintext" + p, secure.rssKb(),
+        plain.rssKb(), "KB", null, null));
+    double berthRate = median(connects.get(secure.system()), Connects::perSecond);
+    double mosquittoRate = median(connects.get(mosquitto.system()), Connects::perSecond);
+    report.add(new Report.Row(S, "connects/s, full handshakes: Berth TLS (HELLO → WELCOME) vs Mosquitto TLS "
+        + "(CONNECT → CONNACK)" + p, berthRate, mosquittoRate, "", "≥ 0.50× Mosquitto TLS",
+        berthRate >= 0.5 * mosquittoRate));
+    report.add(new Report.Row(S, "connects/s, Berth TLS vs plaintext" + p, berthRate,
+        median(connects.get(plain.system()), Connects::perSecond), "", null, null));
+    report.add(new Report.Row(S, "server CPU per connect, Berth TLS vs Mosquitto TLS" + p,
+        median(connects.get(secure.system()), Connects::serverCpuMs),
+        median(connects.get(mosquitto.system()), Connects::serverCpuMs), "ms", null, null));
+    report.add(new Report.Row(S, "server CPU per connect, Berth TLS vs plaintext" + p,
+        median(connects.get(secure.system()), Connects::serverCpuMs),
+        median(connects.get(plain.system()), Connects::serverCpuMs), "ms", null, null));
+    ToDoubleFunction<String> lost = system -> idle.get(system).failed() + idle.get(system).dropped()
+        + connects.get(system).stream().mapToInt(Connects::failed).sum();
+    double berthLost = lost.applyAsDouble(secure.system()) + lost.applyAsDouble(plain.system());
+    report.add(new Report.Row(S, "connects failed or connections dropped, Berth (TLS and plaintext) vs Mosquitto TLS",
+        berthLost, lost.applyAsDouble(mosquitto.system()), "", "0", berthLost == 0));
+  }
+
+  // ------------------------------------------------------------------ uplink and relay
+
+  private static Map<String, List<UplinkScenario.Result>> uplink(DatabaseSettings db, TlsMaterial tls, Pace pace,
+      PrintStream progress) throws InterruptedException {
+    progress.println("tls: uplink: starting a plaintext and a TLS 1-node cluster in the harness");
+    Map<String, List<UplinkScenario.Result>> results = new HashMap<>();
+    try (LocalCluster plain = new LocalCluster(db, 1, "");
+        LocalCluster secure = new LocalCluster(db, 1, tls.clusterOverrides())) {
+      List<UplinkScenario.Destination> systems = List.of(
+          UplinkScenario.berth(plain, "Berth plaintext", ClientTls.PLAINTEXT),
+          UplinkScenario.berth(secure, "Berth TLS", tls.deviceClientTls()));
+      for (UplinkScenario.Destination system : systems) {
+        UplinkScenario.Result r = UplinkScenario.round(system, UplinkScenario.WARM_UP_CONNECTIONS, pace.warmUp());
+        progress.println("tls: uplink warm-up " + UplinkScenario.describe(r));
+        results.computeIfAbsent(system.name() + " warm-up", k -> new ArrayList<>()).add(r);
+      }
+      for (int round = 1; round <= pace.rounds(); round++) {
+        for (UplinkScenario.Destination system : systems) {
+          UplinkScenario.Result r = UplinkScenario.round(system, UPLINK_CONNECTIONS, pace.sendFor());
+          progress.printf("tls: uplink round %d/%d %s%n", round, pace.rounds(), UplinkScenario.describe(r));
+          results.computeIfAbsent(system.name(), k -> new ArrayList<>()).add(r);
+        }
+      }
+    }
+    return results;
+  }
+
+  private static Map<String, List<RelayRound.Result>> relay(DatabaseSettings db, TlsMaterial tls, Pace pace,
+      PrintStream progress) throws Exception {
+    progress.println("tls: relay: starting a plaintext and a TLS 2-node cluster in the harness");
+    Map<String, List<RelayRound.Result>> results = new HashMap<>();
+    try (LocalCluster plain = new LocalCluster(db, 2, "");
+        LocalCluster secure = new LocalCluster(db, 2, tls.clusterOverrides())) {
+      List<RelayTransport> systems = List.of(
+          new BerthRelay(plain, RelayScenario.WINDOW, "Berth plaintext", ClientTls.PLAINTEXT),
+          new BerthRelay(secure, RelayScenario.WINDOW, "Berth TLS", tls.deviceClientTls()));
+      for (RelayTransport system : systems) {
+        RelayRound.Result r = RelayRound.run(system, RelayScenario.WARM_UP_PAIRS, pace.warmUp());
+        progress.println("tls: relay warm-up " + RelayScenario.describe(r));
+        results.computeIfAbsent(system.name() + " warm-up", k -> new ArrayList<>()).add(r);
+      }
+      for (int round = 1; round <= pace.rounds(); round++) {
+        for (RelayTransport system : systems) {
+          RelayRound.Result r = RelayRound.run(system, 1, pace.sendFor());
+          progress.printf("tls: relay round %d/%d %s%n", round, pace.rounds(), RelayScenario.describe(r));
+          results.computeIfAbsent(system.name(), k -> new ArrayList<>()).add(r);
+        }
+      }
+    }
+    return results;
+  }
+
+  private static void addUplinkAndRelayRows(Report report, TlsMaterial tls,
+      Map<String, List<UplinkScenario.Result>> uplink, Map<String, List<RelayRound.Result>> relay) {
+    String p = " [" + tls.providerName() + " edge, JDK client]";
+    double secureUplink = median(uplink.get("Berth TLS"), UplinkScenario.Result::framesPerSecond);
+    double plainUplink = median(uplink.get("Berth plaintext"), UplinkScenario.Result::framesPerSecond);
+    report.add(new Report.Row(S, "uplink, " + UPLINK_CONNECTIONS + " connections: acked frames/s, Berth TLS vs "
+        + "plaintext" + p, secureUplink, plainUplink, "", "≥ 0.70× plaintext", secureUplink >= 0.7 * plainUplink));
+    ToLongFunction<UplinkScenario.Result> uplinkLost = r -> r.lost() + r.duplicated();
+    long secureUplinkLost = sum(uplink, "Berth TLS", uplinkLost);
+    report.add(new Report.Row(S, "uplink: frames lost or duplicated, Berth TLS vs plaintext (all rounds)",
+        secureUplinkLost, sum(uplink, "Berth plaintext", uplinkLost), "", "0", secureUplinkLost == 0));
+    List<RelayRound.Result> secure = relay.get("Berth TLS");
+    List<RelayRound.Result> plain = relay.get("Berth plaintext");
+    report.add(new Report.Row(S, "relay, 1 pair: frames/s, Berth TLS vs plaintext" + p,
+        median(secure, RelayRound.Result::framesPerSecond), median(plain, RelayRound.Result::framesPerSecond), "",
+        null, null));
+    report.add(new Report.Row(S, "relay, 1 pair: one-way latency p50, Berth TLS vs plaintext" + p,
+        median(secure, RelayRound.Result::p50Ms), median(plain, RelayRound.Result::p50Ms), "ms", null, null));
+    report.add(new Report.Row(S, "relay, 1 pair: one-way latency p99, Berth TLS vs plaintext" + p,
+        median(secure, RelayRound.Result::p99Ms), median(plain, RelayRound.Result::p99Ms), "ms", null, null));
+    ToLongFunction<RelayRound.Result> relayLost = r -> r.lost() + r.duplicates() + r.outOfOrder();
+    long secureRelayLost = sum(relay, "Berth TLS", relayLost);
+    report.add(new Report.Row(S, "relay: frames lost, duplicated or reordered, Berth TLS vs plaintext (all rounds)",
+        secureRelayLost, sum(relay, "Berth plaintext", relayLost), "", "0", secureRelayLost == 0));
+  }
+
+  private static String note(TlsMaterial tls, Pace pace, String javaOptions, String edgeLog, Map<String, Idle> idle,
+      boolean quick) {
+    String provider = tls.providerName().equals("openssl") ? "BoringSSL (netty-tcnative, provider openssl)"
+        : "the JDK's TLS (provider jdk)";
+    return "tls: certificates from a LocalCa made for the run (EC P-256, ECDSA-SHA256; the node's names localhost "
+        + "and 127.0.0.1), the same files for every server. Rows marked [openssl] or [jdk] name the TLS provider, "
+        + "set by name on every node (berth.edge.tls.provider; BERTH_BENCH_TLS_PROVIDER, by default what auto "
+        + "picks): " + provider + "; the TLS node in its own JVM logged \"" + edgeLog + "\". Idle connections and "
+        + "connects: a plaintext node and a TLS node from berth-node.jar, each a 1-node cluster in a JVM of its own ("
+        + javaOptions + ", berth.edge.idle-timeout 10m, berth.socket.sleep-after 10s), and Mosquitto "
+        + "2 with one TLS listener (certfile and keyfile, require_certificate false, persistence off), all three "
+        + "running throughout, each measured in turn while the others idle. Clients: the harness's, one Netty "
+        + "event loop (" + provider + "), " + IN_FLIGHT + " between connect and answer at once (below Mosquitto's "
+        + "accept backlog of 100), from 8 loopback addresses; each makes a full TLS handshake (no session "
+        + "resumption: handlers made without the server's address keep no session; the server's certificate is "
+        + "checked against the CA, not its name), then a Berth HELLO answered by WELCOME (mapping discard) or an "
+        + "MQTT 3.1.1 CONNECT (clean session, keep-alive " + MQTT_KEEP_ALIVE.toMinutes() + " min) answered by "
+        + "CONNACK, then silence; closed with a reset. Negotiated: " + sessions(idle) + ". Memory per idle "
+        + "connection: " + String.format(Locale.ROOT, "%,d", pace.firstSet()) + " connections held and sampled, "
+        + String.format(Locale.ROOT, "%,d", pace.secondSet()) + " more held and sampled again, the growth divided "
+        + "by the second set (nothing closed in between, so memory freed and kept by an allocator is neither "
+        + "counted nor reused); a node is sampled once its sockets' entities sleep, after a full GC (jcmd GC.run; "
+        + "repeated every " + SAMPLE_INTERVAL.toSeconds() + " s until the live heap falls by at most 1 MB, at "
+        + "most " + SETTLE_SAMPLES + " times), as live heap plus what is resident outside the heap (the idle "
+        + "scenario's figure); Mosquitto by its RSS " + MOSQUITTO_SETTLE.toSeconds() + " s after the last CONNACK. "
+        + "1 KB = 1,024 bytes. Connects/s: " + pace.rounds() + " round(s) of "
+        + String.format(Locale.ROOT, "%,d", pace.connectsPerRound()) + " connects per server, alternating, first "
+        + "connect to last answer, medians; the connections are held until the round ends, then closed; CPU per "
+        + "connect from /proc (the harness's clients' CPU is in the progress lines). Uplink (" + UPLINK_CONNECTIONS
+        + " connections) and relay (1 pair): the uplink and relay scenarios' rounds on a plaintext and a TLS "
+        + "cluster in the harness JVM (1 node for uplink, 2 for relay), alternating, " + pace.rounds()
+        + " round(s) of " + pace.sendFor().toSeconds() + " s after a " + pace.warmUp().toSeconds() + " s warm-up "
+        + "round each, medians; devices are the reference DeviceClient, whose TLS is the JDK's (one context per "
+        + "client, checking the node's name)." + (quick ? " --quick: fewer connections and rounds." : "");
+  }
+
+  private static String sessions(Map<String, Idle> idle) {
+    return String.join(", ", idle.values().stream().filter(i -> i.session() != null)
+        .map(i -> i.system() + " " + i.session()).sorted().toList());
+  }
+
+  private static <T> double median(List<T> results, ToDoubleFunction<T> figure) {
+    Stats s = new Stats();
+    results.forEach(r -> s.add(figure.applyAsDouble(r)));
+    return s.median();
+  }
+
+  private static <T> long sum(Map<String, List<T>> results, String system, ToLongFunction<T> count) {
+    return results.entrySet().stream().filter(e -> e.getKey().startsWith(system))
+        .flatMap(e -> e.getValue().stream()).mapToLong(count).sum();
+  }
+}
