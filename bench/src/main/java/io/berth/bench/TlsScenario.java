@@ -5,6 +5,7 @@ import io.berth.protocol.ClientTls;
 import io.netty.handler.ssl.SslContext;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -16,6 +17,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.function.IntSupplier;
 import java.util.function.ToDoubleFunction;
 import java.util.function.ToLongFunction;
@@ -49,8 +52,8 @@ final class TlsScenario {
   private static final Duration MQTT_KEEP_ALIVE = Duration.ofMinutes(10);
   /** The node settings of the idle part: quiet devices stay, and their entities sleep soon. */
   private static final List<String> NODE_SETTINGS = List.of("-Dberth.edge.idle-timeout=10m",
-      "-Dberth.socket.sleep-after=10s");
-  /** How long to wait for a node's quiet sockets to sleep (10 s after their WELCOME). */
+      "-Dberth.socket.sleep-after=5s");
+  /** How long to wait for a node's quiet sockets to sleep (5 s after their WELCOME). */
   private static final Duration SLEEP_LIMIT = Duration.ofSeconds(60);
   private static final Duration SAMPLE_INTERVAL = Duration.ofSeconds(5);
   private static final int SETTLE_SAMPLES = 5;
@@ -60,6 +63,14 @@ final class TlsScenario {
   /** Open files a server may keep after the clients of a round closed. */
   private static final int FILES_KEPT = 50;
   private static final Duration FILES_LIMIT = Duration.ofSeconds(60);
+  /**
+   * CPU, in cores, under which the servers and PostgreSQL together count as quiet: two idle nodes
+   * keep their cluster and load reports going. A node whose devices just left is far above it
+   * for a while (each socket records the end of its connection), which would weigh on the next
+   * server measured.
+   */
+  private static final double QUIET_CORES = 0.2;
+  private static final Duration QUIET_LIMIT = Duration.ofSeconds(90);
   private static final int UPLINK_CONNECTIONS = 16;
   private static final double KB = 1024;
   private static final Pattern EDGE_LISTENING = Pattern.compile("Edge listening for devices on \\S+ \\(([^;)]+)");
@@ -72,16 +83,16 @@ final class TlsScenario {
       Duration warmUp) {}
 
   private static final Pace FULL = new Pace(3000, 5000, 3000, 3, Duration.ofSeconds(10), Duration.ofSeconds(4));
-  private static final Pace QUICK = new Pace(1000, 2000, 1000, 1, Duration.ofSeconds(3), Duration.ofSeconds(2));
+  private static final Pace QUICK = new Pace(500, 1500, 1000, 1, Duration.ofSeconds(3), Duration.ofSeconds(2));
 
   private TlsScenario() {}
 
   /** A server of the idle part: where clients connect, how they greet it, and how to read it. */
   private record Server(String name, long pid, InetSocketAddress address, IdleClients.Greeting greeting,
-      SslContext clientTls, boolean jvm, IntSupplier runningSockets, AutoCloseable stop) implements AutoCloseable {
+      SslContext clientTls, boolean jvm, IntSupplier runningSockets, Runnable stop) implements AutoCloseable {
     @Override
-    public void close() throws Exception {
-      stop.close();
+    public void close() {
+      stop.run();
     }
   }
 
@@ -110,21 +121,32 @@ final class TlsScenario {
     Map<String, Idle> idle = new HashMap<>();
     Map<String, List<Connects>> connects = new HashMap<>();
     String edgeLog;
-    progress.println("tls: starting a plaintext node, a TLS node (each a JVM of its own) and mosquitto with TLS");
-    try (Server plain = node("Berth plaintext", db, javaOptions, Map.of(), null, dir.resolve("node-plain.log"));
-        Server secure = node("Berth TLS", db, javaOptions, tls.nodeEnvironment(), tls.clientContext(),
-            dir.resolve("node-tls.log"));
-        Server mosquitto = mosquitto(dir, tls)) {
+    String loadBefore = loadAverage();
+    progress.printf("tls: load average %s; starting a plaintext node and a TLS node (each a JVM of its own, at "
+        + "once) and mosquitto with TLS%n", loadBefore);
+    SslContext clientTls = tls.clientContext();
+    CompletableFuture<Server> secureStart = CompletableFuture.supplyAsync(() -> node("Berth TLS", db, javaOptions,
+        tls.nodeEnvironment(), clientTls, dir.resolve("node-tls.log")));
+    Server plainStarted;
+    try {
+      plainStarted = node("Berth plaintext", db, javaOptions, Map.of(), null, dir.resolve("node-plain.log"));
+    } catch (RuntimeException e) {
+      secureStart.thenAccept(Server::close);
+      throw e;
+    }
+    try (Server plain = plainStarted; Server secure = started(secureStart); Server mosquitto = mosquitto(dir, tls)) {
       edgeLog = edgeLine(dir.resolve("node-tls.log"));
       progress.printf("tls: the TLS node says: %s; mosquitto pid %d on %s%n", edgeLog, mosquitto.pid(),
           mosquitto.address());
       List<Server> servers = List.of(plain, secure, mosquitto);
       for (Server s : servers) {
+        awaitQuiet(servers, progress);
         Idle r = idle(s, pace, progress);
         idle.put(s.name(), r);
       }
       for (int round = 1; round <= pace.rounds(); round++) {
         for (Server s : servers) {
+          awaitQuiet(servers, progress);
           Connects c = connects(s, pace.connectsPerRound(), progress);
           connects.computeIfAbsent(s.name(), k -> new ArrayList<>()).add(c);
           progress.printf(Locale.ROOT, "tls: connect round %d/%d, %s: %,.0f connects/s; CPU per connect %.2f ms in "
@@ -138,14 +160,22 @@ final class TlsScenario {
     Map<String, List<UplinkScenario.Result>> uplink = uplink(db, tls, pace, progress);
     Map<String, List<RelayRound.Result>> relay = relay(db, tls, pace, progress);
     addUplinkAndRelayRows(report, tls, uplink, relay);
-    report.note(note(tls, pace, javaOptions, edgeLog, idle, quick));
+    String loadAfter = loadAverage();
+    progress.printf("tls: load average %s%n", loadAfter);
+    report.note(note(tls, pace, javaOptions, edgeLog, idle, quick) + " Load average (1, 5, 15 min) at the "
+        + "scenario's start: " + loadBefore + "; at its end: " + loadAfter + ".");
   }
 
   // ------------------------------------------------------------------ idle sockets and connects
 
   private static Server node(String name, DatabaseSettings db, String javaOptions, Map<String, String> env,
-      SslContext clientTls, Path log) throws IOException {
-    NodeProcess node = NodeProcess.start(db, javaOptions, NODE_SETTINGS, env, log);
+      SslContext clientTls, Path log) {
+    NodeProcess node;
+    try {
+      node = NodeProcess.start(db, javaOptions, NODE_SETTINGS, env, log);
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot start " + name, e);
+    }
     IdleClients.Greeting hello = IdleClients.berthHello(LocalCluster.SECRET.getBytes(StandardCharsets.UTF_8),
         TOKEN_TTL);
     return new Server(name, node.pid(), node.edge(), hello, clientTls, true, node::runningSockets, node::close);
@@ -155,6 +185,54 @@ final class TlsScenario {
     Mosquitto broker = Mosquitto.startTls(dir, tls.chain(), tls.key());
     return new Server("Mosquitto TLS", broker.pid(), broker.address(), IdleClients.mqttConnect(MQTT_KEEP_ALIVE),
         tls.clientContext(), false, () -> 0, broker::close);
+  }
+
+  /** The server a start in the background gave, or what it failed with. */
+  private static Server started(CompletableFuture<Server> start) throws Exception {
+    try {
+      return start.get();
+    } catch (ExecutionException e) {
+      throw e.getCause() instanceof Exception cause ? cause : e;
+    }
+  }
+
+  /**
+   * Waits (bounded) until the servers and PostgreSQL together use less than {@value #QUIET_CORES}
+   * of a core over a second, so that what one server still does for the clients just gone does
+   * not weigh on the next one measured.
+   */
+  private static void awaitQuiet(List<Server> servers, PrintStream progress) {
+    long deadline = System.nanoTime() + QUIET_LIMIT.toNanos();
+    while (true) {
+      double before = cpuSeconds(servers);
+      LocalCluster.pause(1000);
+      double used = cpuSeconds(servers) - before;
+      if (used < QUIET_CORES) {
+        return;
+      }
+      if (System.nanoTime() > deadline) {
+        progress.printf(Locale.ROOT, "tls: WARNING: the servers and PostgreSQL still use %.0f%% of a core after %d "
+            + "s; measuring anyway%n", 100 * used, QUIET_LIMIT.toSeconds());
+        return;
+      }
+    }
+  }
+
+  /** CPU seconds the servers and the local PostgreSQL (none: 0) have used so far. */
+  private static double cpuSeconds(List<Server> servers) {
+    double postgres = JvmProbe.postgresCpuSeconds();
+    return servers.stream().mapToDouble(s -> JvmProbe.cpuSeconds(s.pid())).sum()
+        + (Double.isNaN(postgres) ? 0 : postgres);
+  }
+
+  /** The machine's load averages over 1, 5 and 15 minutes, as /proc/loadavg has them: "1.52 2.10 3.00". */
+  private static String loadAverage() {
+    try {
+      String[] fields = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+      return String.join(" ", fields[0], fields[1], fields[2]);
+    } catch (IOException | RuntimeException e) {
+      return "(unknown: " + e.getMessage() + ")";
+    }
   }
 
   /** What the node logged of its edge at start: "TLS, openssl provider, client certificates none". */
@@ -374,9 +452,11 @@ final class TlsScenario {
         + "set by name on every node (berth.edge.tls.provider; BERTH_BENCH_TLS_PROVIDER, by default what auto "
         + "picks): " + provider + "; the TLS node in its own JVM logged \"" + edgeLog + "\". Idle connections and "
         + "connects: a plaintext node and a TLS node from berth-node.jar, each a 1-node cluster in a JVM of its own ("
-        + javaOptions + ", berth.edge.idle-timeout 10m, berth.socket.sleep-after 10s), and Mosquitto "
+        + javaOptions + ", berth.edge.idle-timeout 10m, berth.socket.sleep-after 5s), and Mosquitto "
         + "2 with one TLS listener (certfile and keyfile, require_certificate false, persistence off), all three "
-        + "running throughout, each measured in turn while the others idle. Clients: the harness's, one Netty "
+        + "running throughout, each measured in turn while the others idle (before each measurement, the "
+        + "servers and PostgreSQL together use less than " + Math.round(100 * QUIET_CORES) + "% of a core, "
+        + "waited for at most " + QUIET_LIMIT.toSeconds() + " s). Clients: the harness's, one Netty "
         + "event loop (" + provider + "), " + IN_FLIGHT + " between connect and answer at once (below Mosquitto's "
         + "accept backlog of 100), from 8 loopback addresses; each makes a full TLS handshake (no session "
         + "resumption: handlers made without the server's address keep no session; the server's certificate is "
