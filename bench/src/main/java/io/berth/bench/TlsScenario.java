@@ -107,12 +107,17 @@ final class TlsScenario {
     }
   }
 
-  /** One connect round on one server: connects/s, and CPU per connect in the server and in the harness. */
-  record Connects(String system, int opened, int failed, double perSecond, double serverCpuMs, double clientCpuMs) {}
+  /**
+   * One connect round on one server: connects/s, CPU per connect in the server and in the harness,
+   * and the harness's CPU over the round in cores (near 1: its clients' one event loop set the pace).
+   */
+  record Connects(String system, int opened, int failed, double perSecond, double serverCpuMs, double clientCpuMs,
+      double clientCores) {}
 
   static void run(Report report, DatabaseSettings db, boolean quick, Path workDir, PrintStream progress)
       throws Exception {
     Pace pace = quick ? QUICK : FULL;
+    long start = System.nanoTime();
     Path dir = workDir.resolve("tls");
     TlsMaterial tls = TlsMaterial.create(dir);
     progress.printf("tls: certificates in %s; TLS provider %s (edge and the harness's clients)%n", dir,
@@ -136,8 +141,8 @@ final class TlsScenario {
     }
     try (Server plain = plainStarted; Server secure = started(secureStart); Server mosquitto = mosquitto(dir, tls)) {
       edgeLog = edgeLine(dir.resolve("node-tls.log"));
-      progress.printf("tls: the TLS node says: %s; mosquitto pid %d on %s%n", edgeLog, mosquitto.pid(),
-          mosquitto.address());
+      progress.printf("tls: the TLS node says: %s; mosquitto pid %d on %s (%d s in)%n", edgeLog, mosquitto.pid(),
+          mosquitto.address(), secondsSince(start));
       List<Server> servers = List.of(plain, secure, mosquitto);
       for (Server s : servers) {
         awaitQuiet(servers, progress);
@@ -150,19 +155,22 @@ final class TlsScenario {
           Connects c = connects(s, pace.connectsPerRound(), progress);
           connects.computeIfAbsent(s.name(), k -> new ArrayList<>()).add(c);
           progress.printf(Locale.ROOT, "tls: connect round %d/%d, %s: %,.0f connects/s; CPU per connect %.2f ms in "
-              + "the server, %.2f ms in the harness's clients; %d failed%n", round, pace.rounds(), s.name(),
-              c.perSecond(), c.serverCpuMs(), c.clientCpuMs(), c.failed());
+              + "the server, %.2f ms in the harness (%.2f cores); %d failed%n", round, pace.rounds(), s.name(),
+              c.perSecond(), c.serverCpuMs(), c.clientCpuMs(), c.clientCores(), c.failed());
         }
       }
-      progress.println("tls: stopping the nodes and mosquitto");
+      progress.printf("tls: stopping the nodes and mosquitto (%d s in)%n", secondsSince(start));
     }
     addIdleRows(report, tls, idle, connects);
     Map<String, List<UplinkScenario.Result>> uplink = uplink(db, tls, pace, progress);
+    progress.printf("tls: uplink done (%d s in)%n", secondsSince(start));
     Map<String, List<RelayRound.Result>> relay = relay(db, tls, pace, progress);
     addUplinkAndRelayRows(report, tls, uplink, relay);
     String loadAfter = loadAverage();
     progress.printf("tls: load average %s%n", loadAfter);
-    report.note(note(tls, pace, javaOptions, edgeLog, idle, quick) + " Load average (1, 5, 15 min) at the "
+    report.note(note(tls, pace, javaOptions, edgeLog, idle, quick) + " The harness's CPU during the connect "
+        + "rounds, in cores (its clients run on one event loop: near 1, they set the pace): " + clientCores(connects)
+        + ". Load average (1, 5, 15 min) at the "
         + "scenario's start: " + loadBefore + "; at its end: " + loadAfter + ".");
   }
 
@@ -185,6 +193,10 @@ final class TlsScenario {
     Mosquitto broker = Mosquitto.startTls(dir, tls.chain(), tls.key());
     return new Server("Mosquitto TLS", broker.pid(), broker.address(), IdleClients.mqttConnect(MQTT_KEEP_ALIVE),
         tls.clientContext(), false, () -> 0, broker::close);
+  }
+
+  private static long secondsSince(long nanos) {
+    return Math.round((System.nanoTime() - nanos) / 1e9);
   }
 
   /** The server a start in the background gave, or what it failed with. */
@@ -320,8 +332,9 @@ final class TlsScenario {
     // The next round starts once this one's connections are gone from the server too.
     LocalCluster.awaitCondition(FILES_LIMIT, () -> JvmProbe.openFiles(server.pid()) < filesBefore + FILES_KEPT);
     int n = Math.max(1, opening.opened());
+    double seconds = n / opening.connectsPerSecond();
     return new Connects(server.name(), opening.opened(), opening.failed(), opening.connectsPerSecond(),
-        1000 * serverCpu / n, 1000 * clientCpu / n);
+        1000 * serverCpu / n, 1000 * clientCpu / n, clientCpu / seconds);
   }
 
   private static String firstFailure(IdleDevices.Opening opening) {
@@ -479,6 +492,12 @@ final class TlsScenario {
         + " round(s) of " + pace.sendFor().toSeconds() + " s after a " + pace.warmUp().toSeconds() + " s warm-up "
         + "round each, medians; devices are the reference DeviceClient, whose TLS is the JDK's (one context per "
         + "client, checking the node's name)." + (quick ? " --quick: fewer connections and rounds." : "");
+  }
+
+  private static String clientCores(Map<String, List<Connects>> connects) {
+    return String.join(", ", connects.entrySet().stream().sorted(Map.Entry.comparingByKey())
+        .map(e -> String.format(Locale.ROOT, "%s %.2f", e.getKey(), median(e.getValue(), Connects::clientCores)))
+        .toList());
   }
 
   private static String sessions(Map<String, Idle> idle) {
