@@ -267,7 +267,7 @@ final class IdleScenario {
   }
 
   /** The thread groups that used the most CPU between two readings, in ms per connect: "C2 CompilerThre 1.01, ...". */
-  private static String byThreadGroup(Map<String, Double> before, Map<String, Double> after, int connects) {
+  static String byThreadGroup(Map<String, Double> before, Map<String, Double> after, int connects) {
     return after.entrySet().stream()
         .map(e -> Map.entry(e.getKey(), 1000 * (e.getValue() - before.getOrDefault(e.getKey(), 0.0)) / connects))
         .filter(e -> e.getValue() >= 0.01)

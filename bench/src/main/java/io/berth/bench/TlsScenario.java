@@ -56,7 +56,6 @@ final class TlsScenario {
   /** How long to wait for a node's quiet sockets to sleep (5 s after their WELCOME). */
   private static final Duration SLEEP_LIMIT = Duration.ofSeconds(60);
   private static final Duration SAMPLE_INTERVAL = Duration.ofSeconds(5);
-  private static final int SETTLE_SAMPLES = 5;
   private static final long SETTLE_TOLERANCE = 1024 * 1024;
   /** Mosquitto frees each handshake's buffers as it ends; a moment before its RSS is read. */
   private static final Duration MOSQUITTO_SETTLE = Duration.ofSeconds(3);
@@ -76,14 +75,15 @@ final class TlsScenario {
   private static final Pattern EDGE_LISTENING = Pattern.compile("Edge listening for devices on \\S+ \\(([^;)]+)");
 
   /**
-   * How much a run does: connections held in the first and second set, connects per connect
+   * How much a run does: connections held in the first and second set, how many memory samples
+   * a node's reading may take to settle (each takes a few seconds of jcmd), connects per connect
    * round and how many rounds, and the uplink and relay rounds' length.
    */
-  private record Pace(int firstSet, int secondSet, int connectsPerRound, int rounds, Duration sendFor,
-      Duration warmUp) {}
+  private record Pace(int firstSet, int secondSet, int settleSamples, int connectsPerRound, int rounds,
+      Duration sendFor, Duration warmUp) {}
 
-  private static final Pace FULL = new Pace(3000, 5000, 3000, 3, Duration.ofSeconds(10), Duration.ofSeconds(4));
-  private static final Pace QUICK = new Pace(500, 1500, 1000, 1, Duration.ofSeconds(3), Duration.ofSeconds(2));
+  private static final Pace FULL = new Pace(2000, 4000, 5, 2000, 3, Duration.ofSeconds(10), Duration.ofSeconds(4));
+  private static final Pace QUICK = new Pace(500, 1500, 1, 1000, 1, Duration.ofSeconds(3), Duration.ofSeconds(2));
 
   private TlsScenario() {}
 
@@ -112,7 +112,10 @@ final class TlsScenario {
    * and the harness's CPU over the round in cores (near 1: its clients' one event loop set the pace).
    */
   record Connects(String system, int opened, int failed, double perSecond, double serverCpuMs, double clientCpuMs,
-      double clientCores) {}
+      double clientCores, String serverThreads) {}
+
+  /** The idle part's figures: per server, its idle connections and its connect rounds; what the TLS node logged. */
+  private record Sockets(Map<String, Idle> idle, Map<String, List<Connects>> connects, String edgeLog) {}
 
   static void run(Report report, DatabaseSettings db, boolean quick, Path workDir, PrintStream progress)
       throws Exception {
@@ -120,15 +123,31 @@ final class TlsScenario {
     long start = System.nanoTime();
     Path dir = workDir.resolve("tls");
     TlsMaterial tls = TlsMaterial.create(dir);
-    progress.printf("tls: certificates in %s; TLS provider %s (edge and the harness's clients)%n", dir,
-        tls.providerName());
     String javaOptions = IdleScenario.javaOptions();
-    Map<String, Idle> idle = new HashMap<>();
-    Map<String, List<Connects>> connects = new HashMap<>();
-    String edgeLog;
     String loadBefore = loadAverage();
-    progress.printf("tls: load average %s; starting a plaintext node and a TLS node (each a JVM of its own, at "
-        + "once) and mosquitto with TLS%n", loadBefore);
+    progress.printf("tls: load average %s; certificates in %s; TLS provider %s (edge and the harness's clients)%n",
+        loadBefore, dir, tls.providerName());
+    Sockets sockets = sockets(db, tls, pace, javaOptions, dir, progress);
+    addIdleRows(report, tls, sockets.idle(), sockets.connects());
+    progress.printf("tls: idle connections and connects done (%d s in)%n", secondsSince(start));
+    Map<String, List<UplinkScenario.Result>> uplink = uplink(db, tls, pace, progress);
+    progress.printf("tls: uplink done (%d s in)%n", secondsSince(start));
+    Map<String, List<RelayRound.Result>> relay = relay(db, tls, pace, progress);
+    addUplinkAndRelayRows(report, tls, uplink, relay);
+    String loadAfter = loadAverage();
+    progress.printf("tls: load average %s%n", loadAfter);
+    report.note(note(tls, pace, javaOptions, sockets, quick) + " Load average (1, 5, 15 min) at the scenario's "
+        + "start: " + loadBefore + "; at its end: " + loadAfter + ".");
+  }
+
+  /**
+   * The idle part: starts the two nodes (at once) and Mosquitto, measures each one's idle
+   * connections in turn, then the connect rounds, alternating; stops them all by PID.
+   */
+  private static Sockets sockets(DatabaseSettings db, TlsMaterial tls, Pace pace, String javaOptions, Path dir,
+      PrintStream progress) throws Exception {
+    progress.println("tls: starting a plaintext node and a TLS node (each a JVM of its own, at once) and mosquitto "
+        + "with TLS");
     SslContext clientTls = tls.clientContext();
     CompletableFuture<Server> secureStart = CompletableFuture.supplyAsync(() -> node("Berth TLS", db, javaOptions,
         tls.nodeEnvironment(), clientTls, dir.resolve("node-tls.log")));
@@ -139,15 +158,16 @@ final class TlsScenario {
       secureStart.thenAccept(Server::close);
       throw e;
     }
+    Map<String, Idle> idle = new HashMap<>();
+    Map<String, List<Connects>> connects = new HashMap<>();
     try (Server plain = plainStarted; Server secure = started(secureStart); Server mosquitto = mosquitto(dir, tls)) {
-      edgeLog = edgeLine(dir.resolve("node-tls.log"));
-      progress.printf("tls: the TLS node says: %s; mosquitto pid %d on %s (%d s in)%n", edgeLog, mosquitto.pid(),
-          mosquitto.address(), secondsSince(start));
+      String edgeLog = edgeLine(dir.resolve("node-tls.log"));
+      progress.printf("tls: the TLS node says: %s; mosquitto pid %d on %s%n", edgeLog, mosquitto.pid(),
+          mosquitto.address());
       List<Server> servers = List.of(plain, secure, mosquitto);
       for (Server s : servers) {
         awaitQuiet(servers, progress);
-        Idle r = idle(s, pace, progress);
-        idle.put(s.name(), r);
+        idle.put(s.name(), idle(s, pace, progress));
       }
       for (int round = 1; round <= pace.rounds(); round++) {
         for (Server s : servers) {
@@ -155,23 +175,13 @@ final class TlsScenario {
           Connects c = connects(s, pace.connectsPerRound(), progress);
           connects.computeIfAbsent(s.name(), k -> new ArrayList<>()).add(c);
           progress.printf(Locale.ROOT, "tls: connect round %d/%d, %s: %,.0f connects/s; CPU per connect %.2f ms in "
-              + "the server, %.2f ms in the harness (%.2f cores); %d failed%n", round, pace.rounds(), s.name(),
-              c.perSecond(), c.serverCpuMs(), c.clientCpuMs(), c.clientCores(), c.failed());
+              + "the server (%s), %.2f ms in the harness (%.2f cores); %d failed%n", round, pace.rounds(), s.name(),
+              c.perSecond(), c.serverCpuMs(), c.serverThreads(), c.clientCpuMs(), c.clientCores(), c.failed());
         }
       }
-      progress.printf("tls: stopping the nodes and mosquitto (%d s in)%n", secondsSince(start));
+      progress.println("tls: stopping the nodes and mosquitto");
+      return new Sockets(idle, connects, edgeLog);
     }
-    addIdleRows(report, tls, idle, connects);
-    Map<String, List<UplinkScenario.Result>> uplink = uplink(db, tls, pace, progress);
-    progress.printf("tls: uplink done (%d s in)%n", secondsSince(start));
-    Map<String, List<RelayRound.Result>> relay = relay(db, tls, pace, progress);
-    addUplinkAndRelayRows(report, tls, uplink, relay);
-    String loadAfter = loadAverage();
-    progress.printf("tls: load average %s%n", loadAfter);
-    report.note(note(tls, pace, javaOptions, edgeLog, idle, quick) + " The harness's CPU during the connect "
-        + "rounds, in cores (its clients run on one event loop: near 1, they set the pace): " + clientCores(connects)
-        + ". Load average (1, 5, 15 min) at the "
-        + "scenario's start: " + loadBefore + "; at its end: " + loadAfter + ".");
   }
 
   // ------------------------------------------------------------------ idle sockets and connects
@@ -263,10 +273,10 @@ final class TlsScenario {
       IdleDevices.Opening first = clients.open(server.address(), prefix + "-a", pace.firstSet(), IN_FLIGHT,
           OPEN_LIMIT, server.name() + " first set", progress);
       requireAnswers(server, first);
-      JvmProbe.Sample base = sample(server, progress);
+      JvmProbe.Sample base = sample(server, pace, progress);
       IdleDevices.Opening second = clients.open(server.address(), prefix + "-b", pace.secondSet(), IN_FLIGHT,
           OPEN_LIMIT, server.name() + " second set", progress);
-      JvmProbe.Sample loaded = sample(server, progress);
+      JvmProbe.Sample loaded = sample(server, pace, progress);
       JvmProbe.Sample growth = loaded.minus(base);
       double per = Math.max(1, second.opened()) * KB;
       Idle r = new Idle(server.name(), first.opened() + second.opened(), first.failed() + second.failed(),
@@ -295,7 +305,7 @@ final class TlsScenario {
    * fell asleep, after a full GC (the idle scenario's {@link JvmProbe#afterGcSettled}); for
    * Mosquitto, its RSS, which is all of it.
    */
-  private static JvmProbe.Sample sample(Server server, PrintStream progress) {
+  private static JvmProbe.Sample sample(Server server, Pace pace, PrintStream progress) {
     if (!server.jvm()) {
       LocalCluster.pause(MOSQUITTO_SETTLE.toMillis());
       return new JvmProbe.Sample(JvmProbe.rssKb(server.pid()) * 1024, 0, 0);
@@ -310,7 +320,7 @@ final class TlsScenario {
       progress.printf(Locale.ROOT, "tls: %s: WARNING: %,d socket entities still running after %d s: the memory per "
           + "connection is off by what they hold%n", server.name(), running, SLEEP_LIMIT.toSeconds());
     }
-    return JvmProbe.afterGcSettled(server.pid(), SAMPLE_INTERVAL, SETTLE_SAMPLES, SETTLE_TOLERANCE);
+    return JvmProbe.afterGcSettled(server.pid(), SAMPLE_INTERVAL, pace.settleSamples(), SETTLE_TOLERANCE);
   }
 
   /** Opens {@code count} connections, timing them and the CPU they cost, then closes them. */
@@ -320,6 +330,8 @@ final class TlsScenario {
     IdleDevices.Opening opening;
     double serverCpu;
     double clientCpu;
+    Map<String, Double> threadsBefore = JvmProbe.cpuSecondsByThreadGroup(server.pid());
+    Map<String, Double> threadsAfter;
     try (IdleClients clients = new IdleClients(server.greeting(), server.clientTls())) {
       double serverBefore = JvmProbe.cpuSeconds(server.pid());
       double clientBefore = JvmProbe.cpuSeconds(JvmProbe.selfPid());
@@ -327,6 +339,7 @@ final class TlsScenario {
           progress);
       serverCpu = JvmProbe.cpuSeconds(server.pid()) - serverBefore;
       clientCpu = JvmProbe.cpuSeconds(JvmProbe.selfPid()) - clientBefore;
+      threadsAfter = JvmProbe.cpuSecondsByThreadGroup(server.pid());
     }
     requireAnswers(server, opening);
     // The next round starts once this one's connections are gone from the server too.
@@ -334,7 +347,8 @@ final class TlsScenario {
     int n = Math.max(1, opening.opened());
     double seconds = n / opening.connectsPerSecond();
     return new Connects(server.name(), opening.opened(), opening.failed(), opening.connectsPerSecond(),
-        1000 * serverCpu / n, 1000 * clientCpu / n, clientCpu / seconds);
+        1000 * serverCpu / n, 1000 * clientCpu / n, clientCpu / seconds,
+        IdleScenario.byThreadGroup(threadsBefore, threadsAfter, n));
   }
 
   private static String firstFailure(IdleDevices.Opening opening) {
@@ -456,14 +470,13 @@ final class TlsScenario {
         secureRelayLost, sum(relay, "Berth plaintext", relayLost), "", "0", secureRelayLost == 0));
   }
 
-  private static String note(TlsMaterial tls, Pace pace, String javaOptions, String edgeLog, Map<String, Idle> idle,
-      boolean quick) {
+  private static String note(TlsMaterial tls, Pace pace, String javaOptions, Sockets sockets, boolean quick) {
     String provider = tls.providerName().equals("openssl") ? "BoringSSL (netty-tcnative, provider openssl)"
         : "the JDK's TLS (provider jdk)";
     return "tls: certificates from a LocalCa made for the run (EC P-256, ECDSA-SHA256; the node's names localhost "
         + "and 127.0.0.1), the same files for every server. Rows marked [openssl] or [jdk] name the TLS provider, "
         + "set by name on every node (berth.edge.tls.provider; BERTH_BENCH_TLS_PROVIDER, by default what auto "
-        + "picks): " + provider + "; the TLS node in its own JVM logged \"" + edgeLog + "\". Idle connections and "
+        + "picks): " + provider + "; the TLS node in its own JVM logged \"" + sockets.edgeLog() + "\". Idle connections and "
         + "connects: a plaintext node and a TLS node from berth-node.jar, each a 1-node cluster in a JVM of its own ("
         + javaOptions + ", berth.edge.idle-timeout 10m, berth.socket.sleep-after 5s), and Mosquitto "
         + "2 with one TLS listener (certfile and keyfile, require_certificate false, persistence off), all three "
@@ -475,13 +488,13 @@ final class TlsScenario {
         + "resumption: handlers made without the server's address keep no session; the server's certificate is "
         + "checked against the CA, not its name), then a Berth HELLO answered by WELCOME (mapping discard) or an "
         + "MQTT 3.1.1 CONNECT (clean session, keep-alive " + MQTT_KEEP_ALIVE.toMinutes() + " min) answered by "
-        + "CONNACK, then silence; closed with a reset. Negotiated: " + sessions(idle) + ". Memory per idle "
+        + "CONNACK, then silence; closed with a reset. Negotiated: " + sessions(sockets.idle()) + ". Memory per idle "
         + "connection: " + String.format(Locale.ROOT, "%,d", pace.firstSet()) + " connections held and sampled, "
         + String.format(Locale.ROOT, "%,d", pace.secondSet()) + " more held and sampled again, the growth divided "
         + "by the second set (nothing closed in between, so memory freed and kept by an allocator is neither "
         + "counted nor reused); a node is sampled once its sockets' entities sleep, after a full GC (jcmd GC.run; "
-        + "repeated every " + SAMPLE_INTERVAL.toSeconds() + " s until the live heap falls by at most 1 MB, at "
-        + "most " + SETTLE_SAMPLES + " times), as live heap plus what is resident outside the heap (the idle "
+        + (pace.settleSamples() > 1 ? "repeated every " + SAMPLE_INTERVAL.toSeconds() + " s until the live heap "
+        + "falls by at most 1 MB, at most " + pace.settleSamples() + " times" : "once") + "), as live heap plus what is resident outside the heap (the idle "
         + "scenario's figure); Mosquitto by its RSS " + MOSQUITTO_SETTLE.toSeconds() + " s after the last CONNACK. "
         + "1 KB = 1,024 bytes. Connects/s: " + pace.rounds() + " round(s) of "
         + String.format(Locale.ROOT, "%,d", pace.connectsPerRound()) + " connects per server, alternating, first "
@@ -491,7 +504,9 @@ final class TlsScenario {
         + "cluster in the harness JVM (1 node for uplink, 2 for relay), alternating, " + pace.rounds()
         + " round(s) of " + pace.sendFor().toSeconds() + " s after a " + pace.warmUp().toSeconds() + " s warm-up "
         + "round each, medians; devices are the reference DeviceClient, whose TLS is the JDK's (one context per "
-        + "client, checking the node's name)." + (quick ? " --quick: fewer connections and rounds." : "");
+        + "client, checking the node's name). The harness's CPU during the connect rounds, in cores (its clients "
+        + "run on one event loop: near 1, they set the pace): " + clientCores(sockets.connects()) + "."
+        + (quick ? " --quick: fewer connections and rounds." : "");
   }
 
   private static String clientCores(Map<String, List<Connects>> connects) {
