@@ -19,6 +19,7 @@ import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.function.Function;
 import java.util.function.IntSupplier;
 import java.util.function.ToDoubleFunction;
 import java.util.function.ToLongFunction;
@@ -395,50 +396,58 @@ final class TlsScenario {
   // ------------------------------------------------------------------ uplink and relay
 
   private static Map<String, List<UplinkScenario.Result>> uplink(DatabaseSettings db, TlsMaterial tls, Pace pace,
-      PrintStream progress) throws InterruptedException {
+      PrintStream progress) throws Exception {
     progress.println("tls: uplink: starting a plaintext and a TLS 1-node cluster in the harness");
-    Map<String, List<UplinkScenario.Result>> results = new HashMap<>();
     try (LocalCluster plain = new LocalCluster(db, 1, "");
         LocalCluster secure = new LocalCluster(db, 1, tls.clusterOverrides())) {
-      List<UplinkScenario.Destination> systems = List.of(
-          UplinkScenario.berth(plain, "Berth plaintext", ClientTls.PLAINTEXT),
-          UplinkScenario.berth(secure, "Berth TLS", tls.deviceClientTls()));
-      for (UplinkScenario.Destination system : systems) {
-        UplinkScenario.Result r = UplinkScenario.round(system, UplinkScenario.WARM_UP_CONNECTIONS, pace.warmUp());
-        progress.println("tls: uplink warm-up " + UplinkScenario.describe(r));
-        results.computeIfAbsent(system.name() + " warm-up", k -> new ArrayList<>()).add(r);
-      }
-      for (int round = 1; round <= pace.rounds(); round++) {
-        for (UplinkScenario.Destination system : systems) {
-          UplinkScenario.Result r = UplinkScenario.round(system, UPLINK_CONNECTIONS, pace.sendFor());
-          progress.printf("tls: uplink round %d/%d %s%n", round, pace.rounds(), UplinkScenario.describe(r));
-          results.computeIfAbsent(system.name(), k -> new ArrayList<>()).add(r);
-        }
-      }
+      return alternate("uplink", List.of(
+              UplinkScenario.berth(plain, "Berth plaintext", ClientTls.PLAINTEXT),
+              UplinkScenario.berth(secure, "Berth TLS", tls.deviceClientTls())),
+          UplinkScenario.Destination::name,
+          system -> UplinkScenario.round(system, UplinkScenario.WARM_UP_CONNECTIONS, pace.warmUp()),
+          system -> UplinkScenario.round(system, UPLINK_CONNECTIONS, pace.sendFor()),
+          UplinkScenario::describe, pace.rounds(), progress);
     }
-    return results;
   }
 
   private static Map<String, List<RelayRound.Result>> relay(DatabaseSettings db, TlsMaterial tls, Pace pace,
       PrintStream progress) throws Exception {
     progress.println("tls: relay: starting a plaintext and a TLS 2-node cluster in the harness");
-    Map<String, List<RelayRound.Result>> results = new HashMap<>();
     try (LocalCluster plain = new LocalCluster(db, 2, "");
         LocalCluster secure = new LocalCluster(db, 2, tls.clusterOverrides())) {
-      List<RelayTransport> systems = List.of(
-          new BerthRelay(plain, RelayScenario.WINDOW, "Berth plaintext", ClientTls.PLAINTEXT),
-          new BerthRelay(secure, RelayScenario.WINDOW, "Berth TLS", tls.deviceClientTls()));
-      for (RelayTransport system : systems) {
-        RelayRound.Result r = RelayRound.run(system, RelayScenario.WARM_UP_PAIRS, pace.warmUp());
-        progress.println("tls: relay warm-up " + RelayScenario.describe(r));
-        results.computeIfAbsent(system.name() + " warm-up", k -> new ArrayList<>()).add(r);
-      }
-      for (int round = 1; round <= pace.rounds(); round++) {
-        for (RelayTransport system : systems) {
-          RelayRound.Result r = RelayRound.run(system, 1, pace.sendFor());
-          progress.printf("tls: relay round %d/%d %s%n", round, pace.rounds(), RelayScenario.describe(r));
-          results.computeIfAbsent(system.name(), k -> new ArrayList<>()).add(r);
-        }
+      return alternate("relay", List.of(
+              new BerthRelay(plain, RelayScenario.WINDOW, "Berth plaintext", ClientTls.PLAINTEXT),
+              new BerthRelay(secure, RelayScenario.WINDOW, "Berth TLS", tls.deviceClientTls())),
+          RelayTransport::name,
+          system -> RelayRound.run(system, RelayScenario.WARM_UP_PAIRS, pace.warmUp()),
+          system -> RelayRound.run(system, 1, pace.sendFor()),
+          RelayScenario::describe, pace.rounds(), progress);
+    }
+  }
+
+  /** One round of a system: what {@link #alternate} runs. */
+  private interface Round<S, R> {
+    R run(S system) throws Exception;
+  }
+
+  /**
+   * A warm-up round per system, then {@code rounds} rounds alternating the systems, so that the
+   * machine's noise falls on each; results by system name, the warm-ups under "NAME warm-up".
+   */
+  private static <S, R> Map<String, List<R>> alternate(String what, List<S> systems, Function<S, String> name,
+      Round<S, R> warmUp, Round<S, R> measured, Function<R, String> describe, int rounds, PrintStream progress)
+      throws Exception {
+    Map<String, List<R>> results = new HashMap<>();
+    for (S system : systems) {
+      R r = warmUp.run(system);
+      progress.printf("tls: %s warm-up %s%n", what, describe.apply(r));
+      results.computeIfAbsent(name.apply(system) + " warm-up", k -> new ArrayList<>()).add(r);
+    }
+    for (int round = 1; round <= rounds; round++) {
+      for (S system : systems) {
+        R r = measured.run(system);
+        progress.printf("tls: %s round %d/%d %s%n", what, round, rounds, describe.apply(r));
+        results.computeIfAbsent(name.apply(system), k -> new ArrayList<>()).add(r);
       }
     }
     return results;
