@@ -49,8 +49,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * <p>Every TLS connection makes a full handshake. Its handler is made without the server's address
  * ({@link SslContext#newHandler(io.netty.buffer.ByteBufAllocator)}), and without one neither
  * BoringSSL's client nor the JDK's keeps or offers a session to resume: each connection pays for
- * the key exchange and the certificate, as a fleet of devices that each connect once does. For the
- * same reason the client checks the server's certificate against the CA, not against a host name.
+ * the key exchange and the certificate, as a fleet of devices that each connect once does.
  *
  * <p>At most {@code inFlight} connections are between their connect and their answer at once,
  * below the servers' accept backlogs, so that the rate measured is the servers' and not the

@@ -495,7 +495,7 @@ final class TlsScenario {
         + "event loop (" + provider + "), " + IN_FLIGHT + " between connect and answer at once (below Mosquitto's "
         + "accept backlog of 100), from 8 loopback addresses; each makes a full TLS handshake (no session "
         + "resumption: handlers made without the server's address keep no session; the server's certificate is "
-        + "checked against the CA, not its name), then a Berth HELLO answered by WELCOME (mapping discard) or an "
+        + "not checked, a device's work that would cost the harness more than Mosquitto spends on a connect), then a Berth HELLO answered by WELCOME (mapping discard) or an "
         + "MQTT 3.1.1 CONNECT (clean session, keep-alive " + MQTT_KEEP_ALIVE.toMinutes() + " min) answered by "
         + "CONNACK, then silence; closed with a reset. Negotiated: " + sessions(sockets.idle()) + ". Memory per idle "
         + "connection: " + String.format(Locale.ROOT, "%,d", pace.firstSet()) + " connections held and sampled, "
