@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -171,7 +172,7 @@ final class TlsScenario {
         idle.put(s.name(), idle(s, pace, progress));
       }
       for (int round = 1; round <= pace.rounds(); round++) {
-        for (Server s : servers) {
+        for (Server s : inTurn(servers, round)) {
           awaitQuiet(servers, progress);
           Connects c = connects(s, pace.connectsPerRound(), progress);
           connects.computeIfAbsent(s.name(), k -> new ArrayList<>()).add(c);
@@ -425,14 +426,28 @@ final class TlsScenario {
     }
   }
 
+  /**
+   * The systems in the order they take their turn in {@code round}: as listed in odd rounds,
+   * reversed in even ones, so that none always runs right after the same other one.
+   */
+  private static <S> List<S> inTurn(List<S> systems, int round) {
+    if (round % 2 == 1) {
+      return systems;
+    }
+    List<S> reversed = new ArrayList<>(systems);
+    Collections.reverse(reversed);
+    return reversed;
+  }
+
   /** One round of a system: what {@link #alternate} runs. */
   private interface Round<S, R> {
     R run(S system) throws Exception;
   }
 
   /**
-   * A warm-up round per system, then {@code rounds} rounds alternating the systems, so that the
-   * machine's noise falls on each; results by system name, the warm-ups under "NAME warm-up".
+   * A warm-up round per system, then {@code rounds} rounds alternating the systems ({@link
+   * #inTurn}), so that the machine's noise falls on each; results by system name, the warm-ups
+   * under "NAME warm-up".
    */
   private static <S, R> Map<String, List<R>> alternate(String what, List<S> systems, Function<S, String> name,
       Round<S, R> warmUp, Round<S, R> measured, Function<R, String> describe, int rounds, PrintStream progress)
@@ -444,7 +459,7 @@ final class TlsScenario {
       results.computeIfAbsent(name.apply(system) + " warm-up", k -> new ArrayList<>()).add(r);
     }
     for (int round = 1; round <= rounds; round++) {
-      for (S system : systems) {
+      for (S system : inTurn(systems, round)) {
         R r = measured.run(system);
         progress.printf("tls: %s round %d/%d %s%n", what, round, rounds, describe.apply(r));
         results.computeIfAbsent(name.apply(system), k -> new ArrayList<>()).add(r);
@@ -482,40 +497,48 @@ final class TlsScenario {
   private static String note(TlsMaterial tls, Pace pace, String javaOptions, Sockets sockets, boolean quick) {
     String provider = tls.providerName().equals("openssl") ? "BoringSSL (netty-tcnative, provider openssl)"
         : "the JDK's TLS (provider jdk)";
-    return "tls: certificates from a LocalCa made for the run (EC P-256, ECDSA-SHA256; the node's names localhost "
-        + "and 127.0.0.1), the same files for every server. Rows marked [openssl] or [jdk] name the TLS provider, "
-        + "set by name on every node (berth.edge.tls.provider; BERTH_BENCH_TLS_PROVIDER, by default what auto "
-        + "picks): " + provider + "; the TLS node in its own JVM logged \"" + sockets.edgeLog() + "\". Idle connections and "
-        + "connects: a plaintext node and a TLS node from berth-node.jar, each a 1-node cluster in a JVM of its own ("
-        + javaOptions + ", berth.edge.idle-timeout 10m, berth.socket.sleep-after 5s), and Mosquitto "
-        + "2 with one TLS listener (certfile and keyfile, require_certificate false, persistence off), all three "
-        + "running throughout, each measured in turn while the others idle (before each measurement, the "
-        + "servers and PostgreSQL together use less than " + Math.round(100 * QUIET_CORES) + "% of a core, "
-        + "waited for at most " + QUIET_LIMIT.toSeconds() + " s). Clients: the harness's, one Netty "
-        + "event loop (" + provider + "), " + IN_FLIGHT + " between connect and answer at once (below Mosquitto's "
-        + "accept backlog of 100), from 8 loopback addresses; each makes a full TLS handshake (no session "
-        + "resumption: handlers made without the server's address keep no session; the server's certificate is "
-        + "not checked, a device's work that would cost the harness more than Mosquitto spends on a connect), then a Berth HELLO answered by WELCOME (mapping discard) or an "
-        + "MQTT 3.1.1 CONNECT (clean session, keep-alive " + MQTT_KEEP_ALIVE.toMinutes() + " min) answered by "
-        + "CONNACK, then silence; closed with a reset. Negotiated: " + sessions(sockets.idle()) + ". Memory per idle "
-        + "connection: " + String.format(Locale.ROOT, "%,d", pace.firstSet()) + " connections held and sampled, "
-        + String.format(Locale.ROOT, "%,d", pace.secondSet()) + " more held and sampled again, the growth divided "
-        + "by the second set (nothing closed in between, so memory freed and kept by an allocator is neither "
-        + "counted nor reused); a node is sampled once its sockets' entities sleep, after a full GC (jcmd GC.run; "
-        + (pace.settleSamples() > 1 ? "repeated every " + SAMPLE_INTERVAL.toSeconds() + " s until the live heap "
-        + "falls by at most 1 MB, at most " + pace.settleSamples() + " times" : "once") + "), as live heap plus what is resident outside the heap (the idle "
-        + "scenario's figure); Mosquitto by its RSS " + MOSQUITTO_SETTLE.toSeconds() + " s after the last CONNACK. "
-        + "1 KB = 1,024 bytes. Connects/s: " + pace.rounds() + " round(s) of "
-        + String.format(Locale.ROOT, "%,d", pace.connectsPerRound()) + " connects per server, alternating, first "
-        + "connect to last answer, medians; the connections are held until the round ends, then closed; CPU per "
-        + "connect from /proc (the harness's clients' CPU is in the progress lines). Uplink (" + UPLINK_CONNECTIONS
-        + " connections) and relay (1 pair): the uplink and relay scenarios' rounds on a plaintext and a TLS "
-        + "cluster in the harness JVM (1 node for uplink, 2 for relay), alternating, " + pace.rounds()
-        + " round(s) of " + pace.sendFor().toSeconds() + " s after a " + pace.warmUp().toSeconds() + " s warm-up "
-        + "round each, medians; devices are the reference DeviceClient, whose TLS is the JDK's (one context per "
-        + "client, checking the node's name). The harness's CPU during the connect rounds, in cores (its clients "
-        + "run on one event loop: near 1, they set the pace): " + clientCores(sockets.connects()) + "."
-        + (quick ? " --quick: fewer connections and rounds." : "");
+    String memorySamples = pace.settleSamples() > 1 ? "repeated every " + SAMPLE_INTERVAL.toSeconds()
+        + " s until the live heap falls by at most 1 MB, at most " + pace.settleSamples() + " times" : "once";
+    return String.join(" ", List.of(
+        "tls: certificates from a LocalCa made for the run (EC P-256, ECDSA-SHA256; the node's names localhost and "
+            + "127.0.0.1), the same files for every server.",
+        "Rows marked [openssl] or [jdk] name the TLS provider, set by name on every node (berth.edge.tls.provider; "
+            + "BERTH_BENCH_TLS_PROVIDER, by default what auto picks): " + provider + "; the TLS node in its own JVM "
+            + "logged \"" + sockets.edgeLog() + "\".",
+        "Idle connections and connects: a plaintext node and a TLS node from berth-node.jar, each a 1-node cluster "
+            + "in a JVM of its own (" + javaOptions + ", berth.edge.idle-timeout 10m, berth.socket.sleep-after 5s), "
+            + "and Mosquitto 2 with one TLS listener (certfile and keyfile, require_certificate false, persistence "
+            + "off), all three running throughout, each measured in turn while the others idle (before each "
+            + "measurement the servers and PostgreSQL together use less than " + Math.round(100 * QUIET_CORES)
+            + "% of a core, waited for at most " + QUIET_LIMIT.toSeconds() + " s).",
+        "Clients: the harness's, one Netty event loop (" + provider + "), " + IN_FLIGHT + " between connect and "
+            + "answer at once (below Mosquitto's accept backlog of 100), from 8 loopback addresses; each makes a full "
+            + "TLS handshake (no session resumption: handlers made without the server's address keep no session; "
+            + "the server's certificate is not checked, a device's work that would cost the harness more than "
+            + "Mosquitto spends on a connect), then a Berth HELLO answered by WELCOME (mapping discard) or an MQTT "
+            + "3.1.1 CONNECT (clean session, keep-alive " + MQTT_KEEP_ALIVE.toMinutes() + " min) answered by "
+            + "CONNACK, then silence; closed with a reset. Negotiated: " + sessions(sockets.idle()) + ".",
+        "Memory per idle connection: " + count(pace.firstSet()) + " connections held and sampled, "
+            + count(pace.secondSet()) + " more held and sampled again, the growth divided by the second set "
+            + "(nothing closed in between, so memory freed and kept by an allocator is neither counted nor reused); "
+            + "a node is sampled once its sockets' entities sleep, after a full GC (jcmd GC.run; " + memorySamples
+            + "), as live heap plus what is resident outside the heap (the idle scenario's figure); Mosquitto by its "
+            + "RSS " + MOSQUITTO_SETTLE.toSeconds() + " s after the last CONNACK. 1 KB = 1,024 bytes.",
+        "Connects/s: " + pace.rounds() + " round(s) of " + count(pace.connectsPerRound()) + " connects per server, "
+            + "alternating (in reverse order in even rounds), first connect to last answer, medians; the connections "
+            + "are held until the round ends, then closed. CPU per connect from /proc (by thread in the progress "
+            + "lines). The harness's CPU during the connect rounds, in cores (its clients run on one event loop: "
+            + "near 1, they set the pace): " + clientCores(sockets.connects()) + ".",
+        "Uplink (" + UPLINK_CONNECTIONS + " connections) and relay (1 pair): the uplink and relay scenarios' rounds "
+            + "on a plaintext and a TLS cluster in the harness JVM (1 node for uplink, 2 for relay), alternating as "
+            + "the connect rounds, " + pace.rounds() + " round(s) of " + pace.sendFor().toSeconds() + " s after a "
+            + pace.warmUp().toSeconds() + " s warm-up round each, medians; devices are the reference DeviceClient, "
+            + "whose TLS is the JDK's (one context per client, checking the node's certificate and name)."
+            + (quick ? " --quick: fewer connections and rounds." : "")));
+  }
+
+  private static String count(int n) {
+    return String.format(Locale.ROOT, "%,d", n);
   }
 
   private static String clientCores(Map<String, List<Connects>> connects) {
