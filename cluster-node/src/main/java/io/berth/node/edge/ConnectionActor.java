@@ -47,7 +47,7 @@ import org.slf4j.LoggerFactory;
  * <p>Downlink ({@link Downlink}): the entity pushes DATA within its downlink window; the device's
  * ACKs go back to it.
  */
-final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
+final class ConnectionActor extends AbstractBehavior<Object> {
 
   /**
    * Asked whether debug lines are wanted before the actor context's logger is, for the lines
@@ -79,7 +79,6 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
 
   record StreamFailed(Throwable cause) implements Command {}
 
-  record FromEntity(ToEdge message) implements Command {}
 
   /** The node is leaving: close with a resumable code so the device reconnects elsewhere. */
   record Shutdown(CloseCode code, String reason) implements Command {}
@@ -124,8 +123,9 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
    */
   static Behavior<Command> create(
       EdgeSettings settings, InetSocketAddress remote, String edgeNode, String certifiedDevice) {
-    return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
+    Behavior<Object> actor = Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
         new ConnectionActor(ctx, timers, settings, remote, edgeNode, certifiedDevice)));
+    return actor.narrow();
   }
 
   /**
@@ -144,7 +144,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
   private final String certifiedDevice;
   private final ActorRef<ToEdge> self;
   private final ClusterSharding sharding;
-  private final TickSchedule<Command> ticks;
+  private final TickSchedule<Object> ticks;
 
   private Phase phase = Phase.AWAITING_HELLO;
   private Frame.Close closeRequest;
@@ -175,7 +175,8 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
    * full or frames wait for the handshake, so that the connection stops reading.
    */
   private boolean readHeld;
-  private final ArrayDeque<Decoded> pending = new ArrayDeque<>(EMPTY_QUEUE);
+  /** Frames read and not processed yet; null while none wait (an idle connection's case). */
+  private ArrayDeque<Decoded> pending;
 
   /** Frames sent to the entity and not yet confirmed durable. */
   private final Uplink uplink;
@@ -183,14 +184,16 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
   private final Downlink downlink = new Downlink();
 
   private ConnectionActor(
-      ActorContext<Command> context, TimerScheduler<Command> timers, EdgeSettings settings,
+      ActorContext<Object> context, TimerScheduler<Object> timers, EdgeSettings settings,
       InetSocketAddress remote, String edgeNode, String certifiedDevice) {
     super(context);
     this.settings = settings;
     this.remote = remote;
     this.edgeNode = edgeNode;
     this.certifiedDevice = certifiedDevice;
-    this.self = context.messageAdapter(ToEdge.class, FromEntity::new);
+    // The socket session's messages come straight to this actor (it takes Object): a message
+    // adapter would be a child ref, a name and a path on every connection, idle ones included.
+    this.self = context.getSelf().narrow();
     this.sharding = ClusterSharding.get(context.getSystem());
     this.ticks = new TickSchedule<>(timers, Tick.INSTANCE, settings.tick());
     this.uplink = new Uplink(settings);
@@ -201,13 +204,13 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
   }
 
   /** After a message: a sleeping actor that has something in flight again ticks at once. */
-  private Behavior<Command> retimed(Behavior<Command> next) {
+  private Behavior<Object> retimed(Behavior<Object> next) {
     ticks.afterMessage(isQuiet());
     return next;
   }
 
   /** After a tick: a quiet connection's actor sleeps until the nearer of its two deadlines. */
-  private Behavior<Command> afterTick(Behavior<Command> next) {
+  private Behavior<Object> afterTick(Behavior<Object> next) {
     long due = lastInboundAt + settings.idleTimeout().toNanos();
     if (!entityAsleep) {
       due = Math.min(due, lastHeartbeatAt + settings.entityHeartbeat().toNanos());
@@ -221,15 +224,15 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
    * again for every actor: one per connection.
    */
   @Override
-  public Receive<Command> createReceive() {
+  public Receive<Object> createReceive() {
     return new Receive<>() {
       @Override
-      public Behavior<Command> receiveMessage(Command message) {
+      public Behavior<Object> receiveMessage(Object message) {
         return handle(message);
       }
 
       @Override
-      public Behavior<Command> receiveSignal(Signal signal) {
+      public Behavior<Object> receiveSignal(Signal signal) {
         if (signal instanceof PostStop && socketId != null) {
           // Its HELLO was admitted: the device's connection no longer counts (docs/limits.md).
           EdgeLimits.get(getContext().getSystem()).gate().release(SocketId.deviceOf(socketId), System.nanoTime());
@@ -239,11 +242,11 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
     };
   }
 
-  private Behavior<Command> handle(Command message) {
+  private Behavior<Object> handle(Object message) {
     if (message instanceof Inbound m) {
       return retimed(onInbound(m));
-    } else if (message instanceof FromEntity m) {
-      Behavior<Command> next = onEntity(m.message());
+    } else if (message instanceof ToEdge m) {
+      Behavior<Object> next = onEntity(m);
       return inputEndedAt != 0 && inputAnswered() ? stop("connection closed") : retimed(next);
     } else if (message instanceof Tick) {
       ticks.ticked();
@@ -284,7 +287,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
 
   // ------------------------------------------------------------------ uplink
 
-  private Behavior<Command> onInbound(Inbound m) {
+  private Behavior<Object> onInbound(Inbound m) {
     out.attach(m.connection());
     if (phase == Phase.CLOSING) {
       out.ready();
@@ -292,9 +295,19 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
     }
     readHeld = true;
     lastInboundAt = System.nanoTime();
+    if (pending == null) {
+      pending = new ArrayDeque<>(Math.max(EMPTY_QUEUE, m.frames().size()));
+    }
     pending.addAll(m.frames());
     drain();
     return this;
+  }
+
+  private boolean hasPending() {
+    if (pending != null && pending.isEmpty()) {
+      pending = null;
+    }
+    return pending != null;
   }
 
   /** Processes pending frames as far as the phase allows. */
@@ -303,7 +316,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
     long deviceAck = -1;
     boolean repeatAck = false;
     long now = System.nanoTime();
-    while (!pending.isEmpty() && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)) {
+    while (hasPending() && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)) {
       if (phase == Phase.OPEN && heldForLimit(pending.peek(), now)) {
         break;
       }
@@ -431,7 +444,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
    * only for a device that ignores the window, and TCP then slows it down.
    */
   private void releaseStream() {
-    if (readHeld && pending.isEmpty()
+    if (readHeld && !hasPending()
         && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)
         && uplink.windowOpen()) {
       readHeld = false;
@@ -459,7 +472,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
   }
 
   /** The socket opens with the mapping's current version, which it keeps until it reopens. */
-  private Behavior<Command> onMappingResolved(MappingResolved m) {
+  private Behavior<Object> onMappingResolved(MappingResolved m) {
     if (phase != Phase.OPENING) {
       return this;
     }
@@ -499,7 +512,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
     }
   }
 
-  private Behavior<Command> onEntity(ToEdge message) {
+  private Behavior<Object> onEntity(ToEdge message) {
     if (message instanceof ToEdge.Sleeping) {
       entityAsleep = true;
       return this;
@@ -603,7 +616,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
 
   // ------------------------------------------------------------------ timers
 
-  private Behavior<Command> onTick() {
+  private Behavior<Object> onTick() {
     long now = System.nanoTime();
     switch (phase) {
       case AWAITING_HELLO -> {
@@ -617,7 +630,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
         }
       }
       case OPEN -> {
-        if (!pending.isEmpty()) {
+        if (hasPending()) {
           // Its frames wait for the uplink's rate limit (docs/limits.md): held by us, not idle.
           lastInboundAt = now;
         }
@@ -688,7 +701,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
 
   /** Writes a last frame, completes the outbound stream and waits (bounded) for TCP to close. */
   private void close(Frame last) {
-    pending.clear();
+    pending = null;
     offer(last);
     out.complete();
     phase = Phase.CLOSING;
@@ -714,7 +727,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
    * processed). So the actor stays until the entity has answered for them, at most one entity
    * timeout; their ACKs still go out on the half of the connection that is open.
    */
-  private Behavior<Command> endOfInput() {
+  private Behavior<Object> endOfInput() {
     inputEndedAt = System.nanoTime();
     return inputAnswered() ? stop("connection closed") : retimed(this);
   }
@@ -724,7 +737,7 @@ final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
     return phase != Phase.OPEN || uplink.nothingInFlight();
   }
 
-  private Behavior<Command> stop(String why) {
+  private Behavior<Object> stop(String why) {
     if (classLog.isDebugEnabled()) {
       getContext().getLog().debug("Connection from {} ({}) ended: {}", remote, socketId, why);
     }

@@ -60,6 +60,9 @@ enum EdgeOutcome {
       }
     }
     String m = messages.toLowerCase(Locale.ROOT);
+    if (m.contains(" is denied (")) {
+      return TLS_CERT_DENIED; // DenyingTrustManager's refusal
+    }
     if (m.contains("expired")) {
       return TLS_CERT_EXPIRED; // BoringSSL says CERTIFICATE_EXPIRED in its message
     }

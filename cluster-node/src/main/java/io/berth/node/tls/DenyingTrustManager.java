@@ -1,5 +1,11 @@
 package io.berth.node.tls;
 
+import io.netty.handler.ssl.OpenSsl;
+import io.netty.handler.ssl.OpenSslCertificateException;
+import io.netty.internal.tcnative.CertificateVerifier;
+import java.security.cert.CertificateExpiredException;
+import java.security.cert.CertificateNotYetValidException;
+
 import java.io.IOException;
 import java.net.Socket;
 import java.security.GeneralSecurityException;
@@ -30,19 +36,31 @@ final class DenyingTrustManager extends X509ExtendedTrustManager {
 
   @Override
   public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine) throws CertificateException {
-    pkix.checkClientTrusted(chain, authType, engine);
+    try {
+      pkix.checkClientTrusted(chain, authType, engine);
+    } catch (CertificateException e) {
+      throw withAlert(e);
+    }
     refuseDenied(chain);
   }
 
   @Override
   public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket) throws CertificateException {
-    pkix.checkClientTrusted(chain, authType, socket);
+    try {
+      pkix.checkClientTrusted(chain, authType, socket);
+    } catch (CertificateException e) {
+      throw withAlert(e);
+    }
     refuseDenied(chain);
   }
 
   @Override
   public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-    pkix.checkClientTrusted(chain, authType);
+    try {
+      pkix.checkClientTrusted(chain, authType);
+    } catch (CertificateException e) {
+      throw withAlert(e);
+    }
     refuseDenied(chain);
   }
 
@@ -69,10 +87,34 @@ final class DenyingTrustManager extends X509ExtendedTrustManager {
   private void refuseDenied(X509Certificate[] chain) throws CertificateException {
     var entry = denyList.match(chain[0]);
     if (entry.isPresent()) {
-      throw new CertificateException("the client certificate " + chain[0].getSubjectX500Principal().getName()
-          + " is denied (" + entry.get().kind().name().toLowerCase(Locale.ROOT) + " "
-          + entry.get().value() + ")");
+      throw withAlert(new CertificateException("the client certificate "
+          + chain[0].getSubjectX500Principal().getName() + " is denied ("
+          + entry.get().kind().name().toLowerCase(Locale.ROOT) + " " + entry.get().value() + ")"));
     }
+  }
+
+  /**
+   * With BoringSSL, a trust manager's plain exception becomes an {@code internal_error} alert,
+   * which tells a device nothing; the verification error a failure stands for makes the alert
+   * say what went wrong: {@code unknown_ca}, {@code certificate_expired}, {@code
+   * certificate_revoked} (a denied certificate). The JDK's TLS picks its alerts itself.
+   */
+  private static CertificateException withAlert(CertificateException failure) {
+    if (!OpenSsl.isAvailable()) {
+      return failure;
+    }
+    int error = CertificateVerifier.X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
+    for (Throwable t = failure; t != null; t = t.getCause()) {
+      if (t instanceof CertificateExpiredException) {
+        error = CertificateVerifier.X509_V_ERR_CERT_HAS_EXPIRED;
+      } else if (t instanceof CertificateNotYetValidException) {
+        error = CertificateVerifier.X509_V_ERR_CERT_NOT_YET_VALID;
+      }
+    }
+    if (failure.getMessage() != null && failure.getMessage().contains(" is denied (")) {
+      error = CertificateVerifier.X509_V_ERR_CERT_REVOKED;
+    }
+    return new OpenSslCertificateException(failure.getMessage(), failure, error);
   }
 
   private static X509ExtendedTrustManager pkix(List<X509Certificate> trustedCas) {
