@@ -4,6 +4,7 @@ import io.berth.protocol.Frame;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelException;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -258,7 +259,11 @@ final class IdleClients implements AutoCloseable {
   public void close() {
     closing = true;
     List<ChannelFuture> closed = held.stream().map(ch -> {
-      ch.config().setOption(ChannelOption.SO_LINGER, 0);
+      try {
+        ch.config().setOption(ChannelOption.SO_LINGER, 0);
+      } catch (ChannelException e) {
+        // The server ended it already (a dropped connection): closing it is all there is to do.
+      }
       return ch.close();
     }).toList();
     long deadline = System.nanoTime() + CLOSE_LIMIT.toNanos();

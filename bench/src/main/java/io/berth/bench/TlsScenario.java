@@ -106,7 +106,7 @@ final class TlsScenario {
    * One server's idle figures: per connection of the second set, live heap, memory outside the
    * heap (for Mosquitto: all of its RSS) and RSS, in KB; its connects and what failed or dropped.
    */
-  record Idle(String system, int opened, int failed, int dropped, double heapKb, double outsideHeapKb,
+  private record Idle(String system, int opened, int failed, int dropped, double heapKb, double outsideHeapKb,
       double rssKb, String session) {
     double memoryKb() {
       return heapKb + outsideHeapKb;
@@ -117,7 +117,7 @@ final class TlsScenario {
    * One connect round on one server: connects/s, CPU per connect in the server and in the harness,
    * and the harness's CPU over the round in cores (near 1: its clients' one event loop set the pace).
    */
-  record Connects(String system, int opened, int failed, double perSecond, double serverCpuMs, double clientCpuMs,
+  private record Connects(String system, int opened, int failed, double perSecond, double serverCpuMs, double clientCpuMs,
       double clientCores, String serverThreads) {}
 
   /** The idle part's figures: per server, its idle connections and its connect rounds; what the TLS node logged. */
