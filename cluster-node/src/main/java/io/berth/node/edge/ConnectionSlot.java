@@ -4,7 +4,7 @@ import io.berth.protocol.Frame;
 
 /**
  * Where a {@link ConnectionActor} keeps its {@link Connection}, which reaches it in a message: the
- * edge's {@code Attach}, or the first {@code Inbound} from the sockets' thread if that overtakes
+ * edge's {@code Attach}, or the first {@code Inbound} from the connection's event loop if that overtakes
  * it. What the actor asks of the connection before then (an abort, the end of its output) is done
  * when it arrives. Used on the actor's thread only.
  */
