@@ -36,32 +36,17 @@ final class DenyingTrustManager extends X509ExtendedTrustManager {
 
   @Override
   public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine) throws CertificateException {
-    try {
-      pkix.checkClientTrusted(chain, authType, engine);
-    } catch (CertificateException e) {
-      throw withAlert(e);
-    }
-    refuseDenied(chain);
+    checkClient(chain, () -> pkix.checkClientTrusted(chain, authType, engine));
   }
 
   @Override
   public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket) throws CertificateException {
-    try {
-      pkix.checkClientTrusted(chain, authType, socket);
-    } catch (CertificateException e) {
-      throw withAlert(e);
-    }
-    refuseDenied(chain);
+    checkClient(chain, () -> pkix.checkClientTrusted(chain, authType, socket));
   }
 
   @Override
   public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-    try {
-      pkix.checkClientTrusted(chain, authType);
-    } catch (CertificateException e) {
-      throw withAlert(e);
-    }
-    refuseDenied(chain);
+    checkClient(chain, () -> pkix.checkClientTrusted(chain, authType));
   }
 
   @Override
@@ -82,6 +67,21 @@ final class DenyingTrustManager extends X509ExtendedTrustManager {
   @Override
   public X509Certificate[] getAcceptedIssuers() {
     return pkix.getAcceptedIssuers();
+  }
+
+  /** A JDK check of the chain, as each of the three overloads makes it. */
+  private interface PkixCheck {
+    void run() throws CertificateException;
+  }
+
+  /** The JDK's check, its failure given the alert that says why, then the deny list. */
+  private void checkClient(X509Certificate[] chain, PkixCheck pkixCheck) throws CertificateException {
+    try {
+      pkixCheck.run();
+    } catch (CertificateException e) {
+      throw withAlert(e);
+    }
+    refuseDenied(chain);
   }
 
   private void refuseDenied(X509Certificate[] chain) throws CertificateException {
