@@ -64,11 +64,19 @@ script_help() {
 }
 
 # True when the process with this PID is alive and is one of ours (a Berth node or the embedded
-# database): a PID file left from before a reboot may name an unrelated process by now.
+# database): a PID file left from before a reboot may name an unrelated process by now. A child
+# this script has just forked is ours too: until it execs java its command line is still this
+# script's, and taking it for a stranger would report a node that is starting as dead.
 alive() {
   [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null || return 1
   [[ -r "/proc/$1/cmdline" ]] || return 0
-  tr '\0' ' ' <"/proc/$1/cmdline" | grep -qE 'berth-node\.jar|io\.berth\.'
+  tr '\0' ' ' <"/proc/$1/cmdline" | grep -qE 'berth-node\.jar|io\.berth\.' && return 0
+  [[ -r "/proc/$1/stat" ]] || return 1
+  local stat
+  stat=$(<"/proc/$1/stat")
+  stat=${stat##*) }
+  read -r _ ppid _ <<<"$stat"
+  [[ "$ppid" == "$$" ]]
 }
 
 pid_of() { [[ -f "$1" ]] && cat "$1" || true; }
