@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 
 import com.typesafe.config.ConfigFactory;
 import io.berth.persistence.DatabaseSettings;
+import io.berth.persistence.SchemaInstaller;
 import io.berth.persistence.TestDatabase;
 import java.time.Duration;
 import java.time.Instant;
@@ -20,6 +21,7 @@ import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import scala.collection.immutable.IndexedSeq;
@@ -50,6 +52,12 @@ class LoadAwareAllocationStrategyTest {
   private LoadAwareAllocationStrategy strategy;
   private Instant testStarted;
   private final Map<String, ActorRef> regions = new HashMap<>();
+
+  @BeforeAll
+  static void installSchema() throws Exception {
+    // Migrations are recorded in berth_migration: this test must not rely on another having made it.
+    SchemaInstaller.install(DB);
+  }
 
   @AfterAll
   static void shutdown() {
