@@ -18,6 +18,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.DeadLetterSuppression;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
@@ -26,7 +27,6 @@ import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
-import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 import org.slf4j.Logger;
@@ -92,12 +92,8 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   /** This node is being drained: send the device to another node (PROTOCOL.md#redirect). */
   record Redirect(String host, int port, String reason) implements Command {}
 
-  private enum Tick implements Command {
-    INSTANCE
-  }
-
   /** Frames held for the uplink's rate limit may go now (docs/limits.md). */
-  private enum Release implements Command {
+  private enum Release implements Command, DeadLetterSuppression {
     INSTANCE
   }
 
@@ -123,8 +119,8 @@ final class ConnectionActor extends AbstractBehavior<Object> {
    */
   static Behavior<Command> create(
       EdgeSettings settings, InetSocketAddress remote, String edgeNode, String certifiedDevice) {
-    Behavior<Object> actor = Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-        new ConnectionActor(ctx, timers, settings, remote, edgeNode, certifiedDevice)));
+    Behavior<Object> actor = Behaviors.setup(ctx ->
+        new ConnectionActor(ctx, settings, remote, edgeNode, certifiedDevice));
     return actor.narrow();
   }
 
@@ -144,7 +140,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private final String certifiedDevice;
   private final ActorRef<ToEdge> self;
   private final ClusterSharding sharding;
-  private final TickSchedule<Object> ticks;
+  private final TickSchedule ticks;
 
   private Phase phase = Phase.AWAITING_HELLO;
   private Frame.Close closeRequest;
@@ -184,7 +180,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private final Downlink downlink = new Downlink();
 
   private ConnectionActor(
-      ActorContext<Object> context, TimerScheduler<Object> timers, EdgeSettings settings,
+      ActorContext<Object> context, EdgeSettings settings,
       InetSocketAddress remote, String edgeNode, String certifiedDevice) {
     super(context);
     this.settings = settings;
@@ -195,7 +191,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     // adapter would be a child ref, a name and a path on every connection, idle ones included.
     this.self = context.getSelf().narrow();
     this.sharding = ClusterSharding.get(context.getSystem());
-    this.ticks = new TickSchedule<>(timers, Tick.INSTANCE, settings.tick());
+    this.ticks = new TickSchedule(context.getSystem().scheduler(), context.getSelf(), settings.tick());
     this.uplink = new Uplink(settings);
   }
 
@@ -233,9 +229,12 @@ final class ConnectionActor extends AbstractBehavior<Object> {
 
       @Override
       public Behavior<Object> receiveSignal(Signal signal) {
-        if (signal instanceof PostStop && socketId != null) {
-          // Its HELLO was admitted: the device's connection no longer counts (docs/limits.md).
-          EdgeLimits.get(getContext().getSystem()).gate().release(SocketId.deviceOf(socketId), System.nanoTime());
+        if (signal instanceof PostStop) {
+          ticks.cancel();
+          if (socketId != null) {
+            // Its HELLO was admitted: the device's connection no longer counts (docs/limits.md).
+            EdgeLimits.get(getContext().getSystem()).gate().release(SocketId.deviceOf(socketId), System.nanoTime());
+          }
         }
         return Behaviors.unhandled();
       }
@@ -248,8 +247,8 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     } else if (message instanceof ToEdge m) {
       Behavior<Object> next = onEntity(m);
       return inputEndedAt != 0 && inputAnswered() ? stop("connection closed") : retimed(next);
-    } else if (message instanceof Tick) {
-      ticks.ticked();
+    } else if (message instanceof TickSchedule.Wake wake) {
+      ticks.woke(wake);
       if (inputEndedAt != 0 && (inputAnswered()
           || System.nanoTime() - inputEndedAt > settings.entityTimeout().toNanos())) {
         return stop("connection closed");
@@ -279,6 +278,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     } else if (message instanceof StreamFailed m) {
       return stop("connection failed: " + m.cause().getMessage());
     } else if (message instanceof Release) {
+      ticks.onceArrived();
       drain();
       return retimed(this);
     }
