@@ -11,6 +11,7 @@ import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
 import io.berth.protocol.LinkStatus;
 import io.berth.protocol.SocketId;
+import io.netty.util.NetUtil;
 import java.net.InetSocketAddress;
 import java.time.Instant;
 import java.util.ArrayDeque;
@@ -487,7 +488,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       EdgeLimits.Limited limited = EdgeLimits.get(getContext().getSystem()).open(m.found().get());
       uplink.limit(limited.throttle());
       opening = new SocketCommand.Open(hello.deviceId(), limited.mapping(), hello.resume(), hello.lastReceived(),
-          self, edgeNode);
+          self, edgeNode, null, address(remote));
       tellEntity(opening);
     }
     return this;
@@ -612,6 +613,15 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private void resendUnconfirmed() {
     uplink.rewind(System.nanoTime());
     sendDeliveries();
+  }
+
+  /**
+   * The device's address as the socket's status shows it, {@code host:port} ({@code [v6]:port}):
+   * the TCP peer, or the PROXY header's source behind a balancer (docs/edge.md#proxy-protocol).
+   */
+  static String address(InetSocketAddress remote) {
+    // RFC 5952's short form for IPv6 ("[2001:db8::7]:4711"), not the JDK's long one.
+    return remote == null ? null : NetUtil.toSocketAddressString(remote);
   }
 
   // ------------------------------------------------------------------ timers

@@ -44,6 +44,12 @@ public final class EventSerializer extends SerializerWithStringManifest {
    * node running the earlier code reads.
    */
   static final String OPENED_LIMITS = "Opened.3";
+  /**
+   * {@code Opened} with the address the device connected from (the PROXY header's source behind a
+   * balancer): Opened.2, a byte saying whether the four limits follow, the limits, the address.
+   * Written only when the edge gave one.
+   */
+  static final String OPENED_ADDRESS = "Opened.4";
   /** {@code Opened} before {@code asksEndpoint}: read as false (nothing was awaited then). */
   static final String OPENED_1 = "Opened.1";
   private static final int LIMITS = 4 * 8;
@@ -71,6 +77,9 @@ public final class EventSerializer extends SerializerWithStringManifest {
     } else if (o instanceof SocketEvent.DownlinkAcked) {
       return DOWNLINK_ACKED;
     } else if (o instanceof SocketEvent.Opened e) {
+      if (e.deviceAddress() != null) {
+        return OPENED_ADDRESS;
+      }
       return e.mapping() != null && e.mapping().limits() != null ? OPENED_LIMITS : OPENED;
     }
     throw new IllegalArgumentException("cannot serialize " + o.getClass());
@@ -120,9 +129,10 @@ public final class EventSerializer extends SerializerWithStringManifest {
         case RELAYED -> new SocketEvent.Relayed(getString(b), b.getLong(), FrameLists.get(b), b.getLong(),
             getInstant(b));
         case DOWNLINK_ACKED -> new SocketEvent.DownlinkAcked(b.getLong(), getInstant(b));
-        case OPENED -> opened(b, true, false);
-        case OPENED_LIMITS -> opened(b, true, true);
-        case OPENED_1 -> opened(b, false, false);
+        case OPENED -> opened(b, true, false, false);
+        case OPENED_LIMITS -> opened(b, true, true, false);
+        case OPENED_ADDRESS -> opened(b, true, false, true);
+        case OPENED_1 -> opened(b, false, false, false);
         default -> throw new NotSerializableException("unknown event manifest '" + manifest + "'");
       };
       if (b.hasRemaining()) {
@@ -138,7 +148,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
    * Layout: device id, mapping (presence byte, then name, version, endpoint, events as a bit set,
    * criteria, timeout, retry, secret, link wait, close-on-link-timeout), the edge's ref as a
    * path, edge node, downlink acknowledged, at, (from Opened.2 on) asks-endpoint, and (Opened.3)
-   * the mapping's limits: frames per second, frames burst, bytes per second, bytes burst.
+   * the mapping's limits: frames per second, frames burst, bytes per second, bytes burst; or
+   * (Opened.4) a byte saying whether those limits follow, the limits, and the device's address.
    */
   private byte[] opened(SocketEvent.Opened o) {
     Mapping m = o.mapping();
@@ -146,9 +157,11 @@ public final class EventSerializer extends SerializerWithStringManifest {
         utf8(o.deviceId()), m == null ? null : utf8(m.name()), m == null ? null : utf8(m.endpoint()),
         m == null || m.criteria() == null ? null : m.criteria().delimiter(),
         m == null ? null : utf8(m.secret()),
-        o.edge() == null ? null : utf8(resolver().toSerializationFormat(o.edge())), utf8(o.edgeNode())};
+        o.edge() == null ? null : utf8(resolver().toSerializationFormat(o.edge())), utf8(o.edgeNode()),
+        utf8(o.deviceAddress())};
     Mapping.Limits limits = m == null ? null : m.limits();
-    int size = 1 + 8 + 1 + 1 + 5 * 4 + 4 + 1 + 3 * 4 + 8 + 1 + 8 + INSTANT + 1 + (limits == null ? 0 : LIMITS);
+    boolean withAddress = o.deviceAddress() != null;
+    int size = 1 + 8 + 1 + 1 + 5 * 4 + 4 + 1 + 3 * 4 + 8 + 1 + 8 + INSTANT + 1 + 1 + (limits == null ? 0 : LIMITS);
     for (byte[] s : strings) {
       size += stringSize(s);
     }
@@ -185,14 +198,20 @@ public final class EventSerializer extends SerializerWithStringManifest {
     b.putLong(o.downlinkAcked());
     putInstant(b, o.at());
     b.put((byte) (o.asksEndpoint() ? 1 : 0));
+    if (withAddress) {
+      b.put((byte) (limits == null ? 0 : 1));
+    }
     if (limits != null) {
       b.putLong(limits.framesPerSecond()).putLong(limits.framesBurst()).putLong(limits.bytesPerSecond())
           .putLong(limits.bytesBurst());
     }
+    if (withAddress) {
+      putString(b, strings[7]);
+    }
     return Arrays.copyOf(b.array(), b.position());
   }
 
-  private SocketEvent.Opened opened(ByteBuffer b, boolean withAsksEndpoint, boolean withLimits) {
+  private SocketEvent.Opened opened(ByteBuffer b, boolean withAsksEndpoint, boolean withLimits, boolean withAddress) {
     String deviceId = getString(b);
     Mapping mapping = null;
     if (b.get() != 0) {
@@ -221,10 +240,14 @@ public final class EventSerializer extends SerializerWithStringManifest {
     long downlinkAcked = b.getLong();
     Instant at = getInstant(b);
     boolean asksEndpoint = withAsksEndpoint && b.get() != 0;
+    if (withAddress) {
+      withLimits = b.get() != 0;
+    }
     if (withLimits && mapping != null) {
       mapping = mapping.withLimits(new Mapping.Limits(b.getLong(), b.getLong(), b.getLong(), b.getLong()));
     }
-    return new SocketEvent.Opened(deviceId, mapping, edge, edgeNode, downlinkAcked, at, asksEndpoint);
+    String deviceAddress = withAddress ? getString(b) : null;
+    return new SocketEvent.Opened(deviceId, mapping, edge, edgeNode, downlinkAcked, at, asksEndpoint, deviceAddress);
   }
 
   private ActorRefResolver resolver() {

@@ -58,7 +58,8 @@ final class Opening {
     acked = Math.max(acked, liveAcked);
     // An HTTP endpoint's answer to open decides where this connection's data goes.
     boolean asksEndpoint = !cmd.mapping().isBuiltin() && cmd.mapping().receives(Mapping.Event.OPEN);
-    Opened opened = new Opened(cmd.deviceId(), cmd.mapping(), cmd.edge(), cmd.edgeNode(), acked, now, asksEndpoint);
+    Opened opened = new Opened(cmd.deviceId(), cmd.mapping(), cmd.edge(), cmd.edgeNode(), acked, now, asksEndpoint,
+        cmd.deviceAddress());
     boolean pairs = s.link() == null && "pair".equals(cmd.mapping().builtinName());
     ActorRef<ToEdge> replaced = previous != null && !previous.equals(cmd.edge()) ? previous : null;
     if (pairs && !LinkSide.pairingKey(socketId).isEmpty()) {

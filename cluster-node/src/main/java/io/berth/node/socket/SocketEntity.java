@@ -709,7 +709,7 @@ public final class SocketEntity
   private SocketStatus status(SocketState s) {
     return new SocketStatus(socketId, s.deviceId(), s.status().name().toLowerCase(),
         s.mapping() == null ? "" : s.mapping().name(), s.mapping() == null ? 0 : s.mapping().version(), node,
-        s.edgeNode(), s.lastAccepted(), s.lastDownlinkSeq(), window.acked(s),
+        s.edgeNode(), s.deviceAddress(), s.lastAccepted(), s.lastDownlinkSeq(), window.acked(s),
         window.outboxFrames(s), s.inFlight() == null ? null : s.inFlight().batchId(), s.counters(),
         s.link() == null ? 0 : s.link().framesIn(), s.openedAt(), s.updatedAt(), limits(s));
   }

@@ -15,6 +15,8 @@ public sealed interface SocketEvent extends CborSerializable {
    * A connection opened the socket. {@code asksEndpoint}: the mapping's HTTP endpoint is asked
    * about this open, and its answer decides where the connection's data goes (an explicit flag,
    * so that rows written before the answer was awaited do not replay as waiting for one).
+   * {@code deviceAddress}: where the device connected from, {@code host:port} (behind a balancer
+   * speaking the PROXY protocol, the device's own address), null when the edge gave none.
    */
   public record Opened(
       String deviceId,
@@ -23,8 +25,16 @@ public sealed interface SocketEvent extends CborSerializable {
       String edgeNode,
       long downlinkAcked,
       Instant at,
-      boolean asksEndpoint)
-      implements SocketEvent {}
+      boolean asksEndpoint,
+      String deviceAddress)
+      implements SocketEvent {
+
+    /** An open whose edge gave no device address. */
+    public Opened(String deviceId, Mapping mapping, ActorRef<ToEdge> edge, String edgeNode, long downlinkAcked,
+        Instant at, boolean asksEndpoint) {
+      this(deviceId, mapping, edge, edgeNode, downlinkAcked, at, asksEndpoint, null);
+    }
+  }
 
   /**
    * Data reached the endpoint: the new watermark (and how far into the next frame delivery got),

@@ -28,6 +28,7 @@ public record SocketState(
     Mapping mapping,
     ActorRef<ToEdge> edge,
     String edgeNode,
+    String deviceAddress,
     long lastAccepted,
     long partialOffset,
     BatchStarted inFlight,
@@ -54,7 +55,7 @@ public record SocketState(
     CLOSED
   }
 
-  static final SocketState EMPTY = new SocketState(Status.NEW, "", null, null, "", 0, 0, null, 0, 0, List.of(), Counters.ZERO,
+  static final SocketState EMPTY = new SocketState(Status.NEW, "", null, null, "", null, 0, 0, null, 0, 0, List.of(), Counters.ZERO,
       null, null, null, null, null, 0);
 
   // ------------------------------------------------------------------ what each event changes
@@ -98,7 +99,7 @@ public record SocketState(
   private SocketState opened(Opened e) {
     long acked = Math.max(downlinkAcked, e.downlinkAcked());
     Counters c = counters.connected();
-    return new SocketState(Status.OPEN, e.deviceId(), e.mapping(), e.edge(), e.edgeNode(), lastAccepted, partialOffset,
+    return new SocketState(Status.OPEN, e.deviceId(), e.mapping(), e.edge(), e.edgeNode(), e.deviceAddress(), lastAccepted, partialOffset,
         inFlight, lastDownlinkSeq, acked, trim(outbox, acked), c, e.at(), e.at(), suspendedOn,
         lastDeliveryAt, link == null ? null : link.trimmed(acked), e.asksEndpoint() ? c.connections() : 0);
   }
@@ -170,52 +171,52 @@ public record SocketState(
   // ------------------------------------------------------------------ withers: one concern each
 
   private SocketState withConnection(Status newStatus, ActorRef<ToEdge> newEdge, String newEdgeNode) {
-    return new SocketState(newStatus, deviceId, mapping, newEdge, newEdgeNode, lastAccepted, partialOffset, inFlight,
+    return new SocketState(newStatus, deviceId, mapping, newEdge, newEdgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
         openPending);
   }
 
   /** The uplink: the watermark, how far into the next frame, the batch sent to the endpoint. */
   private SocketState withUplink(long newLastAccepted, long newPartialOffset, BatchStarted newInFlight) {
-    return new SocketState(status, deviceId, mapping, edge, edgeNode, newLastAccepted, newPartialOffset, newInFlight,
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, newLastAccepted, newPartialOffset, newInFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
         openPending);
   }
 
   /** The downlink: the last frame numbered, the device's acknowledgement, the frames it lacks. */
   private SocketState withDownlink(long newLastDownlinkSeq, long newDownlinkAcked, List<Frame.Data> newOutbox) {
-    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         newLastDownlinkSeq, newDownlinkAcked, newOutbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt,
         link, openPending);
   }
 
   private SocketState withCounters(Counters newCounters) {
-    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, newCounters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
         openPending);
   }
 
   /** Where the socket last ran before a move ({@code null}: not moving) and when it last delivered. */
   private SocketState withMove(String newSuspendedOn, Instant newLastDeliveryAt) {
-    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, newSuspendedOn, newLastDeliveryAt, link,
         openPending);
   }
 
   private SocketState withLink(Link newLink) {
-    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, newLink,
         openPending);
   }
 
   private SocketState withUpdatedAt(Instant at) {
-    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, at, suspendedOn, lastDeliveryAt, link,
         openPending);
   }
 
   private SocketState withOpenPending(long newOpenPending) {
-    return new SocketState(status, deviceId, mapping, edge, edgeNode, lastAccepted, partialOffset, inFlight,
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
         newOpenPending);
   }

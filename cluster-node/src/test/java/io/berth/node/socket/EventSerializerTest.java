@@ -123,6 +123,24 @@ class EventSerializerTest {
   }
 
   /**
+   * The device's address (behind a balancer, the PROXY header's source) is recorded as Opened.4,
+   * with or without limits; an open without one keeps the earlier layouts.
+   */
+  @Test
+  void openedKeepsTheDevicesAddressWithAndWithoutLimits() {
+    Mapping echo = Mapping.builtinDefault("echo");
+    ActorRef<ToEdge> edge = testKit.<ToEdge>createTestProbe().ref();
+    for (Mapping mapping : List.of(echo, echo.withLimits(new Mapping.Limits(200, 100, 65_536, 1 << 20)))) {
+      for (String address : List.of("203.0.113.7:50114", "[2001:db8::7]:4711")) {
+        SocketEvent.Opened event = new SocketEvent.Opened("d", mapping, edge, "n", 3, AT, false, address);
+        Serializer serializer = serialization.findSerializerFor(event);
+        assertThat(Serializers.manifestFor(serializer, event)).isEqualTo(EventSerializer.OPENED_ADDRESS);
+        assertThat(journalTrip(event)).isEqualTo(event);
+      }
+    }
+  }
+
+  /**
    * An {@code Opened} written before the session awaited its endpoint's answer to open (layout
    * Opened.1, which ends before the flag) replays as awaiting nothing: that open was settled
    * long ago, and asking the endpoint again after an upgrade would hold the socket's data.

@@ -18,7 +18,8 @@ public interface SocketCommand {
    * The edge opens (or resumes) the socket for an authenticated device, with a resolved mapping.
    * {@code replacing}: null at first; the connection attached when {@link ConfirmTakeover} asked,
    * when the edge sends the open again because its connection still waits for the answer: it
-   * may take the session from that connection, and only from that one.
+   * may take the session from that connection, and only from that one. {@code deviceAddress}: where
+   * the device connected from, {@code host:port} (the PROXY header's source behind a balancer).
    */
   public record Open(
       String deviceId,
@@ -27,17 +28,19 @@ public interface SocketCommand {
       long lastReceived,
       ActorRef<ToEdge> edge,
       String edgeNode,
-      ActorRef<ToEdge> replacing)
+      ActorRef<ToEdge> replacing,
+      String deviceAddress)
       implements SocketCommand, CborSerializable {
 
+    /** An open from an edge that gives no device address. */
     public Open(String deviceId, Mapping mapping, boolean resume, long lastReceived, ActorRef<ToEdge> edge,
         String edgeNode) {
-      this(deviceId, mapping, resume, lastReceived, edge, edgeNode, null);
+      this(deviceId, mapping, resume, lastReceived, edge, edgeNode, null, null);
     }
 
     /** The same open, confirmed by its connection, which may replace {@code attached}. */
     public Open confirm(ActorRef<ToEdge> attached) {
-      return new Open(deviceId, mapping, resume, lastReceived, edge, edgeNode, attached);
+      return new Open(deviceId, mapping, resume, lastReceived, edge, edgeNode, attached, deviceAddress);
     }
   }
 

@@ -6,7 +6,10 @@ import io.berth.persistence.CborSerializable;
 import java.time.Instant;
 
 /**
- * What an operator sees of a socket: {@code GET /api/sockets/{id}}. {@code limits}: what its
+ * What an operator sees of a socket: {@code GET /api/sockets/{id}}. {@code deviceAddress}: where
+ * the device's current or last connection came from, {@code host:port} (behind a balancer that
+ * speaks the PROXY protocol, the device's own address; docs/edge.md#proxy-protocol), null when
+ * no edge gave one. {@code limits}: what its
  * connection's uplink is held to (docs/limits.md), all 0 when nothing; null when no connection is
  * attached, and from a node that predates limits.
  */
@@ -18,6 +21,7 @@ public record SocketStatus(
     long mappingVersion,
     String node,
     String edge,
+    String deviceAddress,
     long lastAccepted,
     long lastDownlinkSeq,
     long downlinkAcked,
