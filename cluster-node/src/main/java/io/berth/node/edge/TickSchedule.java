@@ -21,7 +21,7 @@ import scala.concurrent.ExecutionContext;
  *
  * <p>Why not the actor's own timers ({@code Behaviors.withTimers}): they cost every connection,
  * idle ones included, an interceptor around its behavior, a timer scheduler with its map, and a
- * timer record and message per timer, some 200 bytes (docs/edge.md); what they add, a timer's
+ * timer record and message per timer, some 230 bytes (docs/edge.md); what they add, a timer's
  * message never arriving once cancelled, a connection does not need, since a check of its
  * timeouts is harmless at any time. A wake-up that was replaced by a nearer one still arrives, and
  * is only not taken for the one planned ({@link #woke}).
