@@ -47,7 +47,9 @@ the node jar first when it is missing or older than the sources.
   --plaintext    devices connect without TLS (tokens and data cross the network readable); by
                  default the nodes serve TLS with certificates from a local CA made in
                  \$BERTH_RUN_DIR/tls (kept across runs), which scripts/device.sh trusts, and
-                 accept device certificates from that CA in place of tokens (docs/tls.md)
+                 accept device certificates from that CA in place of tokens (docs/tls.md);
+                 the nodes always talk TLS to each other with the same CA's certificates,
+                 and nothing without one joins them (docs/cluster-tls.md)
   -- ...         everything after -- goes to every node's JVM, e.g. -Dberth.edge.idle-timeout=30s
 
 The device secret is \$BERTH_SECRET if set, else the one an earlier \`up\` made.
@@ -192,6 +194,11 @@ start_node() {
     export BERTH_EDGE_HOST=127.0.0.1 BERTH_EDGE_PORT=$((EDGE_BASE + i))
     export BERTH_MANAGEMENT_PORT=$((MGMT_BASE + i)) BERTH_REMOTE_PORT=$((REMOTE_BASE + i))
     export BERTH_SEED_NODES="$seeds" BERTH_DB_POOL_SIZE="${BERTH_DB_POOL_SIZE:-5}"
+    # The nodes talk TLS to each other, each with its certificate from the run folder's CA, which
+    # names it a node: a process without one cannot join (docs/cluster-tls.md). --plaintext
+    # concerns the device port only.
+    export BERTH_CLUSTER_TLS=true BERTH_CLUSTER_TLS_CERTIFICATE="$RUN_DIR/tls/node-$i.pem"
+    export BERTH_CLUSTER_TLS_PRIVATE_KEY="$RUN_DIR/tls/node-$i-key.pem" BERTH_CLUSTER_TLS_TRUST="$RUN_DIR/tls/ca.pem"
     if [[ "${TLS:-off}" == on ]]; then
       # Devices connect over TLS with the run folder's CA; they may also present a certificate
       # from it (java -cp JAR io.berth.node.tls.CertCli device --dir RUN_DIR/tls --id ID),
@@ -264,6 +271,7 @@ print_table() {
   else
     printf 'device TLS:    OFF (--plaintext): tokens cross the network readable\n'
   fi
+  printf 'cluster TLS:   on; nodes of CA %s only\n' "$RUN_DIR/tls/ca.pem"
   printf 'device secret: %s\n' "$SECRET"
   printf 'logs:          %s\n' "$RUN_DIR"
   printf '\ntry:  echo hello | scripts/device.sh --connect 127.0.0.1:%s --device demo --mapping echo --expect 1\n' $((EDGE_BASE + 1))
@@ -315,12 +323,13 @@ cmd_up() {
     db_user="${BERTH_DB_USER:-postgres}"
     db_password="${BERTH_DB_PASSWORD:-}"
   fi
-  if [[ "$tls" == on ]]; then
-    # A local CA and one certificate per node (localhost, 127.0.0.1), kept across runs.
-    java -Xmx128m -cp "$JAR" io.berth.node.tls.CertCli init --dir "$RUN_DIR/tls" --nodes "$n" >/dev/null \
-      || die "could not make the local CA and node certificates in $RUN_DIR/tls"
-  fi
+  # A local CA and one certificate per node (localhost, 127.0.0.1), kept across runs: for the
+  # links between the nodes always, and for the device port unless --plaintext.
+  java -Xmx128m -cp "$JAR" io.berth.node.tls.CertCli init --dir "$RUN_DIR/tls" --nodes "$n" >/dev/null \
+    || die "could not make the local CA and node certificates in $RUN_DIR/tls"
   local NODE_OPTS=("${opts[@]}")
+  # The settings hold the device secret and the database password: for this user's eyes only.
+  (umask 077 && : >"$RUN_DIR/settings") && chmod 600 "$RUN_DIR/settings"
   {
     printf 'NODES=%q\nSECRET=%q\nDB_URL=%q\nDB_USER=%q\nDB_PASSWORD=%q\nTLS=%q\n' \
       "$n" "$secret" "$db" "$db_user" "$db_password" "$tls"

@@ -47,6 +47,7 @@ final class LocalCluster implements AutoCloseable {
       Config config = ConfigFactory.parseString(overrides)
           .withFallback(ConfigFactory.parseMap(Map.of(
               "berth.edge.host", "127.0.0.1", "berth.edge.port", edge, "berth.edge.tls.enabled", false,
+              "berth.cluster.tls.enabled", false,
               "pekko.management.http.port", management, "berth.auth.secret", SECRET,
               "berth.db.url", db.url(), "berth.db.user", db.user(), "berth.db.password", db.password(),
               "berth.db.pool-size", 4)))

@@ -102,6 +102,8 @@ final class NodeProcess implements AutoCloseable {
         "BERTH_EDGE_HOST", "127.0.0.1", "BERTH_EDGE_PORT", Integer.toString(edge), "BERTH_EDGE_TLS", "false",
         "BERTH_MANAGEMENT_PORT", Integer.toString(management), "BERTH_REMOTE_PORT", Integer.toString(remote),
         "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:" + remote));
+    // One node, no peers: what it would say to others is not what the benchmarks measure.
+    environment.put("BERTH_CLUSTER_TLS", "false");
     environment.putAll(env);
     ChildProcess process = ChildProcess.start("berth-node", command, environment, log);
     try {

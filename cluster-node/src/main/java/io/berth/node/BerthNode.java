@@ -15,11 +15,14 @@ import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.mapping.MappingWatcher;
 import io.berth.node.socket.SocketEntity;
 import io.berth.node.socket.SocketSettings;
+import io.berth.node.tls.ClusterTls;
+import io.berth.node.tls.ClusterTlsSettings;
 import io.berth.node.tls.DenyList;
 import io.berth.node.tls.DenyListStore;
 import io.berth.persistence.DatabaseSettings;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -44,11 +47,19 @@ public final class BerthNode {
 
   /**
    * The node's configuration: application.conf (with its environment overrides), the database
-   * settings laid over Pekko Persistence JDBC, and seed nodes from {@code BERTH_SEED_NODES}
-   * (comma-separated addresses), which HOCON cannot split by itself.
+   * settings laid over Pekko Persistence JDBC, seed nodes from {@code BERTH_SEED_NODES}
+   * (comma-separated addresses), which HOCON cannot split by itself, and Artery's TLS transport
+   * when {@code berth.cluster.tls.enabled} (its files checked here, so that a node without them
+   * stops with a sentence that says what to set).
    */
   public static Config config(Config loaded) {
     Config config = loaded;
+    if (ClusterTlsSettings.fromConfig(config.resolve()).enabled()) {
+      config = ConfigFactory.parseMap(Map.of(
+              "pekko.remote.artery.transport", "tls-tcp",
+              "pekko.remote.artery.ssl.ssl-engine-provider", ClusterTls.class.getName()))
+          .withFallback(config);
+    }
     String seeds = System.getenv("BERTH_SEED_NODES");
     if (seeds != null && !seeds.isBlank()) {
       List<String> list = Arrays.stream(seeds.split(",")).map(String::strip).filter(s -> !s.isEmpty()).toList();

@@ -7,6 +7,8 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.berth.node.edge.EdgeSettings;
 import io.berth.node.socket.SocketSettings;
+import io.berth.node.tls.ClusterTls;
+import io.berth.node.tls.ClusterTlsSettings;
 import io.berth.persistence.AppendingJournalDao;
 import io.berth.persistence.DatabaseSettings;
 import java.nio.file.Path;
@@ -25,7 +27,10 @@ class DeployConfigTest {
         "BERTH_DB_PASSWORD", "pw",
         "BERTH_REMOTE_HOST", "berth-1.internal",
         "BERTH_EDGE_TLS_CERTIFICATE", "/etc/berth/tls/node.pem",
-        "BERTH_EDGE_TLS_PRIVATE_KEY", "/etc/berth/tls/node-key.pem"));
+        "BERTH_EDGE_TLS_PRIVATE_KEY", "/etc/berth/tls/node-key.pem",
+        "BERTH_CLUSTER_TLS_CERTIFICATE", "/etc/berth/tls/node.pem",
+        "BERTH_CLUSTER_TLS_PRIVATE_KEY", "/etc/berth/tls/node-key.pem",
+        "BERTH_CLUSTER_TLS_TRUST", "/etc/berth/tls/ca.pem"));
     // The variables stand in for the environment: substitutions look them up at the root.
     return ConfigFactory.parseFile(Path.of("..", "deploy", "production.conf").toFile())
         .withFallback(env)
@@ -48,6 +53,30 @@ class DeployConfigTest {
     assertThat(config.getStringList("pekko.cluster.seed-nodes")).hasSize(3);
     assertThat(config.getString("pekko.cluster.downing-provider-class")).contains("SplitBrainResolver");
     assertThat(config.getString("pekko.remote.artery.canonical.hostname")).isEqualTo("berth-1.internal");
+  }
+
+  @Test
+  void productionNodesTalkTlsToEachOtherWithTheirNodeCertificates() {
+    Config config = BerthNode.config(production());
+
+    ClusterTlsSettings tls = ClusterTlsSettings.fromConfig(config);
+    assertThat(tls.enabled()).isTrue();
+    assertThat(tls.trust()).contains(Path.of("/etc/berth/tls/ca.pem"));
+    assertThat(config.getString("pekko.remote.artery.transport")).isEqualTo("tls-tcp");
+    assertThat(config.getString("pekko.remote.artery.ssl.ssl-engine-provider")).isEqualTo(ClusterTls.class.getName());
+  }
+
+  /** The secure default: a node given no certificates for the cluster's TLS does not start. */
+  @Test
+  void aNodeWithoutClusterCertificatesRefusesToStartUnlessTlsIsTurnedOff() {
+    Config bare = ConfigFactory.parseString("berth.auth.secret = \"a-secret-of-at-least-16-bytes\"")
+        .withFallback(ConfigFactory.load());
+    assertThatThrownBy(() -> BerthNode.config(bare))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("berth.cluster.tls.certificate is not set")
+        .hasMessageContaining("BERTH_CLUSTER_TLS=false");
+    Config plain = BerthNode.config(ConfigFactory.parseString("berth.cluster.tls.enabled = off").withFallback(bare));
+    assertThat(plain.getString("pekko.remote.artery.transport")).isEqualTo("tcp");
   }
 
   @Test

@@ -256,17 +256,7 @@ class ProcessClusterIT {
     assertThat(up.output()).contains("jdbc:h2:tcp://127.0.0.1:");
 
     String device = TestNodes.uniqueDevice("embedded");
-    ProcessBuilder cli = new ProcessBuilder("bash", script("device.sh"),
-        "--connect", "127.0.0.1:7002", "--device", device, "--mapping", "echo", "--expect", "100")
-        .redirectInput(writeLines(100).toFile())
-        .redirectErrorStream(true)
-        .directory(ROOT.toFile());
-    cli.environment().putAll(env());
-    Process p = cli.start();
-    String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    assertThat(p.waitFor(2, TimeUnit.MINUTES)).isTrue();
-    assertThat(p.exitValue()).as(output).isZero();
-    assertThat(output.lines().toList()).hasSize(100).startsWith("line-1").endsWith("line-100");
+    assertThat(echoLines(device, 100)).hasSize(100).startsWith("line-1").endsWith("line-100");
 
     HttpProbe.Response socket = HttpProbe.get("http://127.0.0.1:8551/api/sockets/" + device);
     assertThat(socket.status()).isEqualTo(200);
@@ -367,6 +357,103 @@ class ProcessClusterIT {
     Path file = runDir.resolve("lines.txt");
     Files.write(file, IntStream.rangeClosed(1, n).mapToObj(i -> "line-" + i).toList());
     return file;
+  }
+
+  /**
+   * The cluster is closed to strangers (docs/cluster-tls.md): a node process with a certificate
+   * from another CA (trusting the cluster's), and one that speaks plain TCP, both seeded with the
+   * cluster's first node and pointed at its database, try to join for as long as a join takes
+   * here; neither becomes a member, so no shard (and no socket) is ever placed on either, and the
+   * cluster keeps serving.
+   */
+  @Test
+  void aNodeWithoutTheClustersCertificateCannotJoin() throws Exception {
+    DatabaseSettings db = TestDatabase.settings();
+    Result up = run(List.of("bash", script("cluster.sh"), "up", "-n", "2", "--db", db.url()),
+        Map.of("BERTH_DB_USER", db.user(), "BERTH_DB_PASSWORD", db.password()));
+    assertThat(up.code()).as(up.output()).isZero();
+    assertThat(up.output()).contains("members up: 2/2").contains("cluster TLS:   on");
+
+    Path rogueCa = runDir.resolve("rogue-tls");
+    Result ca = run(List.of("java", "-cp", jar().toString(), "io.berth.node.tls.CertCli", "init", "--dir",
+        rogueCa.toString(), "--nodes", "1"), Map.of());
+    assertThat(ca.code()).as(ca.output()).isZero();
+    Map<String, String> ownCa = Map.of("BERTH_CLUSTER_TLS", "true",
+        "BERTH_CLUSTER_TLS_CERTIFICATE", rogueCa.resolve("node-1.pem").toString(),
+        "BERTH_CLUSTER_TLS_PRIVATE_KEY", rogueCa.resolve("node-1-key.pem").toString(),
+        // The cluster's CA certificate is no secret (every node presents it): the stranger trusts
+        // the cluster, so the refusal must come from the cluster's side.
+        "BERTH_CLUSTER_TLS_TRUST", runDir.resolve("tls").resolve("ca.pem").toString());
+    List<Process> rogues = new ArrayList<>();
+    try {
+      rogues.add(startRogue(8, db, ownCa));
+      rogues.add(startRogue(9, db, Map.of("BERTH_CLUSTER_TLS", "false")));
+      // Each rogue is up (its management port answers) and keeps trying to join meanwhile.
+      for (int i : new int[] {8, 9}) {
+        await().atMost(Duration.ofMinutes(2)).until(() -> HttpProbe.get("http://127.0.0.1:" + (8550 + i)
+            + "/alive").status() == 200);
+      }
+      long until = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+      while (System.nanoTime() < until) {
+        for (int i : new int[] {1, 2}) {
+          String members = HttpProbe.get("http://127.0.0.1:" + (8550 + i) + "/cluster/members").body();
+          assertThat(members).as("node %d's members", i).contains(":2551").contains(":2552")
+              .doesNotContain(":2558").doesNotContain(":2559");
+        }
+        for (int i : new int[] {8, 9}) {
+          assertThat(HttpProbe.get("http://127.0.0.1:" + (8550 + i) + "/ready").status())
+              .as("rogue %d ready", i).isNotEqualTo(200);
+        }
+        Thread.sleep(1000);
+      }
+      for (Process rogue : rogues) {
+        assertThat(rogue.isAlive()).as("the rogue kept trying").isTrue();
+      }
+    } finally {
+      for (Process rogue : rogues) {
+        rogue.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+      }
+    }
+    // It reached the cluster's port and was refused in the handshake, by the cluster.
+    assertThat(Files.readString(runDir.resolve("rogue-8.log"))).as("rogue 8's log")
+        .containsPattern("SSLHandshakeException.*(certificate_unknown|bad_certificate)");
+
+    // The cluster kept serving throughout.
+    assertThat(echoLines(TestNodes.uniqueDevice("closed"), 10)).hasSize(10);
+  }
+
+  /** {@code scripts/device.sh} on node 2 with the echo mapping: sends n lines, returns what came back. */
+  private List<String> echoLines(String device, int n) throws Exception {
+    ProcessBuilder cli = new ProcessBuilder("bash", script("device.sh"),
+        "--connect", "127.0.0.1:7002", "--device", device, "--mapping", "echo", "--expect", Integer.toString(n))
+        .redirectInput(writeLines(n).toFile())
+        .redirectErrorStream(true)
+        .directory(ROOT.toFile());
+    cli.environment().putAll(env());
+    Process p = cli.start();
+    String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(p.waitFor(2, TimeUnit.MINUTES)).isTrue();
+    assertThat(p.exitValue()).as(output).isZero();
+    return output.lines().toList();
+  }
+
+  /** A node process of its own (ports 7000+i, 8550+i, 2550+i), seeded with the cluster's node 1. */
+  private Process startRogue(int i, DatabaseSettings db, Map<String, String> tls) throws IOException {
+    ProcessBuilder pb = new ProcessBuilder("java", "-Xmx256m", "-XX:+UseSerialGC", "-jar", jar().toString())
+        .redirectErrorStream(true)
+        .redirectOutput(runDir.resolve("rogue-" + i + ".log").toFile());
+    Map<String, String> e = pb.environment();
+    e.putAll(Map.of("BERTH_SECRET", "the-rogue's-own-secret-of-its-choice", "BERTH_DB_URL", db.url(),
+        "BERTH_DB_USER", db.user(), "BERTH_DB_PASSWORD", db.password(), "BERTH_EDGE_TLS", "false",
+        "BERTH_EDGE_HOST", "127.0.0.1", "BERTH_EDGE_PORT", Integer.toString(7000 + i),
+        "BERTH_MANAGEMENT_PORT", Integer.toString(8550 + i), "BERTH_REMOTE_PORT", Integer.toString(2550 + i),
+        "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:2551"));
+    e.putAll(tls);
+    return pb.start();
+  }
+
+  private static Path jar() {
+    return ROOT.resolve("cluster-node").resolve("target").resolve("berth-node.jar");
   }
 
   private Map<String, String> env() {

@@ -107,6 +107,7 @@ public final class TestNodes implements AutoCloseable {
             "berth.edge.host", "127.0.0.1",
             "berth.edge.port", edge,
             "berth.edge.tls.enabled", false,
+            "berth.cluster.tls.enabled", false,
             "pekko.management.http.port", management,
             "berth.auth.secret", SECRET,
             "berth.db.url", db.url(),

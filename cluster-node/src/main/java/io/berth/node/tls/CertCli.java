@@ -233,6 +233,9 @@ public final class CertCli implements Callable<Integer> {
     if (leaf.getNotAfter().toInstant().isBefore(Instant.now().plus(KEEP_IF_VALID_FOR))) {
       return "the one there expires at " + leaf.getNotAfter().toInstant();
     }
+    if (ClusterTls.nodeName(leaf).isEmpty()) {
+      return "the one there does not name a node (" + LocalCa.NODE_URI_PREFIX + "), which the cluster's TLS needs";
+    }
     Set<String> named = alternativeNames(leaf);
     for (String h : hosts) {
       if (!named.contains(canonicalHost(h))) {

@@ -77,8 +77,16 @@ public final class CertificateIdentity {
   /** The certificate names no valid device id where {@link Source} looks; the reason says why. */
   public record Refused(String reason) implements Result {}
 
-  /** The device a client certificate names, read where {@code source} says. */
+  /**
+   * The device a client certificate names, read where {@code source} says. A node's certificate
+   * ({@code urn:berth:node:NAME}, docs/cluster-tls.md) names no device, whatever its common name:
+   * the same CA may issue both, and a node's key must not open a device's session.
+   */
   public static Result of(X509Certificate certificate, Source source) {
+    Optional<String> node = ClusterTls.nodeName(certificate);
+    if (node.isPresent()) {
+      return new Refused("the client certificate is node " + node.get() + "'s, not a device's");
+    }
     String found;
     switch (source) {
       case CN -> {
@@ -152,18 +160,23 @@ public final class CertificateIdentity {
   }
 
   private static Optional<String> firstAlternativeName(X509Certificate certificate, int type) {
+    return alternativeNames(certificate, type).stream().findFirst();
+  }
+
+  /** The certificate's subject alternative names of one type (6: URI), in order; none if unreadable. */
+  static List<String> alternativeNames(X509Certificate certificate, int type) {
     Collection<List<?>> names;
     try {
       names = certificate.getSubjectAlternativeNames();
     } catch (CertificateParsingException e) {
-      return Optional.empty();
+      return List.of();
     }
     if (names == null) {
-      return Optional.empty();
+      return List.of();
     }
     return names.stream()
         .filter(n -> n.size() >= 2 && Integer.valueOf(type).equals(n.get(0)) && n.get(1) instanceof String)
         .map(n -> (String) n.get(1))
-        .findFirst();
+        .toList();
   }
 }

@@ -29,9 +29,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -54,7 +51,16 @@ public final class EdgeTls implements AutoCloseable {
   static final String REJECT_CLIENT_RENEGOTIATION = "jdk.tls.rejectClientInitiatedRenegotiation";
 
   static {
-    // Read once, when the JDK's server handshake code first loads: set it before any handshake.
+    rejectClientRenegotiation();
+  }
+
+  /**
+   * Sets {@value #REJECT_CLIENT_RENEGOTIATION} unless something set it before. The JDK reads it
+   * once, when its server handshake code first loads: so every class of this package that makes
+   * a JDK server engine calls this before its first handshake (ClusterTls's, on Artery's port, can
+   * come before the edge's).
+   */
+  static void rejectClientRenegotiation() {
     if (System.getProperty(REJECT_CLIENT_RENEGOTIATION) == null) {
       System.setProperty(REJECT_CLIENT_RENEGOTIATION, "true");
     }
@@ -80,7 +86,7 @@ public final class EdgeTls implements AutoCloseable {
   private final long handshakeTimeoutMillis;
   private final DenyList denyList;
   private final SslProvider sslProvider;
-  private final ScheduledExecutorService reloader;
+  private final FileWatch watch;
   /** The context new handshakes use; replaced whole by a reload. */
   private volatile Loaded current;
   /** The error last logged by a reload, so that files left broken are reported once. Guarded by this. */
@@ -98,17 +104,8 @@ public final class EdgeTls implements AutoCloseable {
     this.denyList = denyList;
     this.sslProvider = sslProvider;
     this.current = load(Material.read(settings));
-    if (settings.reloadCheckInterval().isZero()) {
-      this.reloader = null;
-    } else {
-      this.reloader = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "berth-edge-tls-reload");
-        t.setDaemon(true);
-        return t;
-      });
-      long every = settings.reloadCheckInterval().toMillis();
-      reloader.scheduleWithFixedDelay(this::reloadQuietly, every, every, TimeUnit.MILLISECONDS);
-    }
+    this.watch = new FileWatch(settings.reloadCheckInterval(), "berth-edge-tls-reload", this::reloadIfChanged, log,
+        "Edge TLS");
   }
 
   /**
@@ -194,18 +191,7 @@ public final class EdgeTls implements AutoCloseable {
   /** Stops checking the files; connections and their handlers are not affected. */
   @Override
   public void close() {
-    if (reloader != null) {
-      reloader.shutdownNow();
-    }
-  }
-
-  private void reloadQuietly() {
-    try {
-      reloadIfChanged();
-    } catch (RuntimeException e) {
-      // A scheduled task that throws is never run again: keep checking.
-      log.error("Edge TLS: checking the certificate files failed", e);
-    }
+    watch.close();
   }
 
   private Reload failed(String message) {

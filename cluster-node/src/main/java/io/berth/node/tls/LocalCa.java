@@ -56,6 +56,8 @@ public final class LocalCa {
       Pattern.compile("(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*");
   /** The URI a device certificate names its device with (CertificateIdentity.Source.SAN_URI). */
   public static final String DEVICE_URI_PREFIX = "urn:berth:device:";
+  /** What makes a certificate a node's to the other nodes (docs/cluster-tls.md). */
+  public static final String NODE_URI_PREFIX = "urn:berth:node:";
 
   private static final SecureRandom RANDOM = new SecureRandom();
 
@@ -120,14 +122,16 @@ public final class LocalCa {
 
   /**
    * A node's certificate: common name {@code name}, a subject alternative name for each host (an IP
-   * address for an IPv4 or IPv6 literal, a DNS name otherwise), for TLS servers and clients (the
-   * same certificate can serve the edge and, later, the links between nodes).
+   * address for an IPv4 or IPv6 literal, a DNS name otherwise) and the URI {@code
+   * urn:berth:node:NAME} that makes it a node's to the others, for TLS servers and clients: the
+   * same certificate serves the device port and the links between nodes ({@link ClusterTls}).
    */
   public KeyAndChain issueNode(String name, List<String> hosts, Validity validity) {
     if (hosts.isEmpty()) {
       throw new IllegalArgumentException("a node certificate needs at least one host name or address");
     }
     List<GeneralName> names = new ArrayList<>();
+    names.add(new GeneralName(GeneralName.uniformResourceIdentifier, NODE_URI_PREFIX + name));
     for (String host : hosts) {
       if (IPAddress.isValid(host)) {
         names.add(new GeneralName(GeneralName.iPAddress, host));

@@ -34,7 +34,7 @@ class CertCliTest {
       assertThat(files.chain()).containsExactly(leaf, ca.certificate());
       assertThat(leaf.getSubjectX500Principal().getName()).isEqualTo("CN=" + node);
       assertThat(leaf.getSubjectAlternativeNames()).extracting(san -> (Object) san.get(1))
-          .containsExactlyInAnyOrder("localhost", "127.0.0.1", "berth.example", "10.0.0.5");
+          .containsExactlyInAnyOrder("urn:berth:node:" + node, "localhost", "127.0.0.1", "berth.example", "10.0.0.5");
     }
     assertThat(dir.resolve("node-3.pem")).doesNotExist();
   }

@@ -57,10 +57,12 @@ class CertificateIdentityTest {
     assertThat(CertificateIdentity.of(underscore, Source.SAN_DNS))
         .isEqualTo(new Refused("the client certificate has no DNS subject alternative name"));
 
-    // A node certificate names hosts, no URI.
+    // A node's certificate of the same CA is no device's, wherever the id is read from.
     X509Certificate node = LocalCa.create("Berth test CA").issueNode("node-1", List.of("localhost")).certificate();
-    assertThat(CertificateIdentity.of(node, Source.SAN_URI))
-        .isEqualTo(new Refused("the client certificate has no URI subject alternative name"));
+    for (Source source : Source.values()) {
+      assertThat(CertificateIdentity.of(node, source))
+          .isEqualTo(new Refused("the client certificate is node node-1's, not a device's"));
+    }
   }
 
   @Test

@@ -59,6 +59,7 @@ class LocalCaTest {
     assertValidPath(leaf, ca.certificate());
     assertThat(leaf.getSubjectX500Principal().getName()).isEqualTo("CN=node-1");
     assertThat(leaf.getSubjectAlternativeNames()).containsExactlyInAnyOrder(
+        List.of(SAN_URI, "urn:berth:node:node-1"),
         List.of(SAN_DNS, "localhost"), List.of(SAN_IP, "127.0.0.1"), List.of(SAN_DNS, "node-1.berth.example"),
         List.of(SAN_IP, "0:0:0:0:0:0:0:1"));
     assertThat(leaf.getExtendedKeyUsage()).containsExactlyInAnyOrder(SERVER_AUTH, CLIENT_AUTH);
