@@ -30,7 +30,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 
 /**
- * The certificate deny list across a cluster, over the operator API on real HTTP and PostgreSQL:
+ * The deny list (certificates, and devices by id) across a cluster, over the operator API on real
+ * HTTP and PostgreSQL:
  * a change made through one node reaches every node's {@link DenyList}, and with it every node's
  * TLS edge (a device's open connection is closed, its handshakes refused, on real loopback TLS);
  * a node started again reads the list from the table; requests that name no certificate are
@@ -109,7 +110,7 @@ class DenyListIT {
 
     HttpProbe.Response absent = HttpProbe.send("DELETE", api(a) + "/serial/" + serial, null);
     assertThat(absent.status()).as(absent.body()).isEqualTo(404);
-    assertThat(absent.body()).contains("no denied certificate with serial '" + serial + "'");
+    assertThat(absent.body()).contains("no deny list entry serial '" + serial + "'");
 
     assertThat(HttpProbe.send("DELETE", api(a) + "/fingerprint/" + fingerprint, null).status()).isEqualTo(204);
     await().atMost(SPREAD).until(() -> !denyList(b).denies(retired));
@@ -125,21 +126,8 @@ class DenyListIT {
     KeyAndChain issued = ca.issueDevice(id);
     issued.writePem(certificate, key);
     String fingerprint = CertificateIdentity.fingerprint(issued.certificate());
-    AtomicReference<String> ended = new AtomicReference<>();
-    try (DeviceClient device = device(id, certificate, key, b).listener(new DeviceListener() {
-      @Override
-      public void onTerminated(String cause) {
-        ended.set(cause);
-      }
-    }).build().connect()) {
-      device.send("before".getBytes(StandardCharsets.UTF_8));
-      device.awaitAllAcked(SPREAD);
-
-      HttpProbe.Response denied = HttpProbe.send("POST", api(a), "{\"fingerprint\": \"" + fingerprint + "\"}");
-      assertThat(denied.status()).as(denied.body()).isEqualTo(201);
-      await().atMost(SPREAD).until(() -> ended.get() != null);
-      assertThat(ended.get()).contains("revoked");
-    }
+    Denied denied = connectThenDeny(device(id, certificate, key, b), a, "{\"fingerprint\": \"" + fingerprint + "\"}");
+    assertThat(denied.cause()).contains("revoked");
     assertThatThrownBy(() -> device(id, certificate, key, a).build().connect().close())
         .as("the node asked refuses its handshake at once").isInstanceOf(DeviceException.class);
     assertThatThrownBy(() -> device(id, certificate, key, b).build().connect().close())
@@ -151,6 +139,62 @@ class DenyListIT {
       device(id, certificate, key, a).build().connect().close();
       return true;
     });
+  }
+
+  /**
+   * A device denied by its id (its token leaked, say): whatever it presents, its open connection
+   * on another node ends with ERROR 200 and every node refuses its HELLO, until the entry goes.
+   */
+  @Test
+  void aDeviceDeniedByItsIdIsClosedAndRefusedWithItsTokenUntilItIsRemoved() throws Exception {
+    TestNodes.Node a = nodes.node(0);
+    TestNodes.Node b = nodes.node(1);
+    String id = TestNodes.uniqueDevice("token-leaked");
+    Denied denied = connectThenDeny(tokenDevice(id, b), a, "{\"device\": \"" + id + "\", \"reason\": \"token leaked\"}");
+    assertThat(denied.entry().get("kind").asText()).isEqualTo("device");
+    assertThat(denied.entry().get("value").asText()).isEqualTo(id);
+    assertThat(denied.cause()).contains("200").contains("denied by an operator");
+    assertThatThrownBy(() -> tokenDevice(id, a).build().connect().close())
+        .as("the node asked refuses its HELLO at once").isInstanceOf(DeviceException.class)
+        .hasMessageContaining("denied by an operator");
+    assertThatThrownBy(() -> tokenDevice(id, b).build().connect().close())
+        .isInstanceOf(DeviceException.class);
+    String other = TestNodes.uniqueDevice("neighbour");
+    tokenDevice(other, a).build().connect().close();
+
+    assertThat(HttpProbe.send("DELETE", api(a) + "/device/" + id, null).status()).isEqualTo(204);
+    tokenDevice(id, a).build().connect().close();
+    await().atMost(SPREAD).ignoreExceptions().until(() -> {
+      tokenDevice(id, b).build().connect().close();
+      return true;
+    });
+  }
+
+  /** The entry a denial made, and why the device's open connection ended. */
+  private record Denied(JsonNode entry, String cause) {}
+
+  /** Connects the device, sees a frame acknowledged, then posts {@code denial} to {@code node}. */
+  private Denied connectThenDeny(DeviceClient.Builder device, TestNodes.Node node, String denial) throws Exception {
+    AtomicReference<String> ended = new AtomicReference<>();
+    try (DeviceClient client = device.listener(new DeviceListener() {
+      @Override
+      public void onTerminated(String cause) {
+        ended.set(cause);
+      }
+    }).build().connect()) {
+      client.send("before".getBytes(StandardCharsets.UTF_8));
+      client.awaitAllAcked(SPREAD);
+      HttpProbe.Response denied = HttpProbe.send("POST", api(node), denial);
+      assertThat(denied.status()).as(denied.body()).isEqualTo(201);
+      await().atMost(SPREAD).until(() -> ended.get() != null);
+      return new Denied(JSON.readTree(denied.body()), ended.get());
+    }
+  }
+
+  /** A device with a token, over TLS, to one node; it gives up after 3 s. */
+  private DeviceClient.Builder tokenDevice(String id, TestNodes.Node node) {
+    return TestNodes.device(id, node.edge()).mapping("echo").tls(ClientTls.trusting(dir.resolve("ca.pem")))
+        .reconnectBackoff(Duration.ofMillis(100), Duration.ofMillis(500)).giveUpAfter(Duration.ofSeconds(3));
   }
 
   /** A device presenting its certificate, and no token, to one node; it gives up after 3 s. */
@@ -187,18 +231,19 @@ class DenyListIT {
     assertRefused("POST", api, "{\"serial\": \"xyz\"}", "hex digits");
     assertRefused("POST", api, "{\"fingerprint\": \"abcd\"}", "64 hex digits, got 4");
     assertRefused("POST", api, "{\"serial\": \"" + "1".repeat(41) + "\"}", "at most 40 hex digits");
-    assertRefused("POST", api, "{\"serial\": \"0a\", \"fingerprint\": \"" + fingerprint + "\"}", "not both");
-    assertRefused("POST", api, "{}", "name the certificate");
-    assertRefused("POST", api, "{\"reason\": \"lost\"}", "name the certificate");
+    assertRefused("POST", api, "{\"serial\": \"0a\", \"fingerprint\": \"" + fingerprint + "\"}", "give one of serial, fingerprint and device, not serial and fingerprint");
+    assertRefused("POST", api, "{}", "name a certificate or a device");
+    assertRefused("POST", api, "{\"reason\": \"lost\"}", "name a certificate or a device");
     assertRefused("POST", api, "{\"serial\": 10}", "serial must be a string");
     assertRefused("POST", api, "{\"serial\": \"0a\", \"issuer\": \"x\"}", "unknown field 'issuer'");
     assertRefused("POST", api, "{\"serial\": \"0a\", \"reason\": \"" + "x".repeat(1001) + "\"}",
         "at most 1000 characters");
     assertRefused("POST", api, "serial=0a", "not valid JSON");
     assertRefused("POST", api, "[\"0a\"]", "must be a JSON object");
-    assertRefused("DELETE", api + "/issuer/0a", null, "a serial or a fingerprint, got 'issuer'");
+    assertRefused("DELETE", api + "/issuer/0a", null, "a serial, a fingerprint or a device, got 'issuer'");
     assertRefused("DELETE", api + "/serial/xyz", null, "hex digits");
     assertRefused("DELETE", api + "/fingerprint/abcd", null, "64 hex digits");
+    assertRefused("POST", api, "{\"device\": \"not a device id!\"}", "a device id is 1 to 64 characters");
 
     String unknown = CertificateIdentity.serial(ca.issueDevice(TestNodes.uniqueDevice("never")).certificate());
     HttpProbe.Response absent = HttpProbe.send("DELETE", api + "/serial/" + unknown, null);

@@ -5,6 +5,7 @@ import io.berth.node.mapping.Mapping;
 import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.socket.api.SocketCommand;
 import io.berth.node.socket.api.Sockets;
+import io.berth.node.tls.DenyList;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.Decoded;
 import io.berth.protocol.ErrorCode;
@@ -90,6 +91,11 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   /** The device's client certificate was denied: ERROR 200 and close (docs/tls.md#deny-list). */
   record Revoked(String reason) implements Command {}
 
+  /** The deny list changed: a connection whose device it now names ends with ERROR 200. */
+  enum RecheckDenied implements Command {
+    INSTANCE
+  }
+
   /** This node is being drained: send the device to another node (PROTOCOL.md#redirect). */
   record Redirect(String host, int port, String reason) implements Command {}
 
@@ -109,19 +115,16 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     CLOSING
   }
 
-  static Behavior<Command> create(
-      EdgeSettings settings, InetSocketAddress remote, String edgeNode) {
-    return create(settings, remote, edgeNode, null);
-  }
-
   /**
    * @param certifiedDevice the device id the connection's client certificate names (null without
    *     one, empty when it names no valid id): the only device its HELLO may open, token optional
+   * @param denyList the devices refused whatever they present, at HELLO and, once open, when the
+   *     list changes ({@link RecheckDenied})
    */
   static Behavior<Command> create(
-      EdgeSettings settings, InetSocketAddress remote, String edgeNode, String certifiedDevice) {
+      EdgeSettings settings, InetSocketAddress remote, String edgeNode, String certifiedDevice, DenyList denyList) {
     Behavior<Object> actor = Behaviors.setup(ctx ->
-        new ConnectionActor(ctx, settings, remote, edgeNode, certifiedDevice));
+        new ConnectionActor(ctx, settings, remote, edgeNode, certifiedDevice, denyList));
     return actor.narrow();
   }
 
@@ -137,8 +140,9 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private final ConnectionSlot out = new ConnectionSlot();
   private final InetSocketAddress remote;
   private final String edgeNode;
-  /** See {@link #create(EdgeSettings, InetSocketAddress, String, String)}. */
+  /** See {@link #create(EdgeSettings, InetSocketAddress, String, String, DenyList)}. */
   private final String certifiedDevice;
+  private final DenyList denyList;
   private final ActorRef<ToEdge> self;
   private final ClusterSharding sharding;
   private final TickSchedule ticks;
@@ -182,12 +186,13 @@ final class ConnectionActor extends AbstractBehavior<Object> {
 
   private ConnectionActor(
       ActorContext<Object> context, EdgeSettings settings,
-      InetSocketAddress remote, String edgeNode, String certifiedDevice) {
+      InetSocketAddress remote, String edgeNode, String certifiedDevice, DenyList denyList) {
     super(context);
     this.settings = settings;
     this.remote = remote;
     this.edgeNode = edgeNode;
     this.certifiedDevice = certifiedDevice;
+    this.denyList = denyList;
     // The socket session's messages come straight to this actor (it takes Object): a message
     // adapter would be a child ref, a name and a path on every connection, idle ones included.
     this.self = context.getSelf().narrow();
@@ -260,6 +265,11 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       return this;
     } else if (message instanceof MappingResolved m) {
       return retimed(onMappingResolved(m));
+    } else if (message instanceof RecheckDenied) {
+      if (socketId != null && denyList.matchDevice(SocketId.deviceOf(socketId)).isPresent()) {
+        fail(ErrorCode.AUTH_FAILED, Handshake.revoked(SocketId.deviceOf(socketId)));
+      }
+      return retimed(this);
     } else if (message instanceof Revoked m) {
       fail(ErrorCode.AUTH_FAILED, m.reason());
       return retimed(this);
@@ -456,6 +466,9 @@ final class ConnectionActor extends AbstractBehavior<Object> {
 
   private void onHello(Frame.Hello hello) {
     Handshake.Refusal refusal = Handshake.check(hello, settings.secret(), certifiedDevice, Instant.now());
+    if (refusal == null && denyList.matchDevice(hello.deviceId()).isPresent()) {
+      refusal = new Handshake.Refusal(ErrorCode.AUTH_FAILED, Handshake.revoked(hello.deviceId()));
+    }
     if (refusal == null) {
       refusal = EdgeLimits.get(getContext().getSystem()).gate().admit(hello.deviceId(), System.nanoTime());
     }

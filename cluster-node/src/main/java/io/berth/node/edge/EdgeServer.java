@@ -236,7 +236,7 @@ public final class EdgeServer {
     InetSocketAddress remote = connection.remote();
     ActorRef<ConnectionActor.Command> actor;
     try {
-      actor = ctx.spawn(ConnectionActor.create(settings, remote, edgeNode, certifiedDevice(connection)),
+      actor = ctx.spawn(ConnectionActor.create(settings, remote, edgeNode, certifiedDevice(connection), denyList),
           "connection-" + ++counter);
     } catch (RuntimeException e) {
       ctx.getLog().error("Cannot start an actor for the device connection from {}", remote, e);
@@ -275,9 +275,13 @@ public final class EdgeServer {
     return "";
   }
 
-  /** Ends, with ERROR 200, every connection whose certificate the deny list now holds. */
+  /**
+   * Ends, with ERROR 200, every connection whose certificate the deny list now holds; every
+   * connection checks its device against it too ({@link ConnectionActor.RecheckDenied}).
+   */
   private void closeDenied() {
     connections.forEach((actor, connection) -> {
+      actor.tell(ConnectionActor.RecheckDenied.INSTANCE);
       X509Certificate certificate = connection.clientCertificate();
       if (certificate != null) {
         denyList.match(certificate).ifPresent(entry -> {

@@ -21,6 +21,11 @@ final class Handshake {
 
   private Handshake() {}
 
+  /** What a device an operator denied is told (ERROR 200), at HELLO or when its open connection ends. */
+  static String revoked(String deviceId) {
+    return "device " + deviceId + " is denied by an operator (the deny list)";
+  }
+
   /** Null when the HELLO may open its socket: the version is ours, the ids valid, the token too. */
   static Refusal check(Frame.Hello hello, byte[] secret, Instant now) {
     return check(hello, secret, null, now);

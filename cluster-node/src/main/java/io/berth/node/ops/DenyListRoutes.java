@@ -20,6 +20,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.berth.node.tls.DenyList;
 import io.berth.node.tls.DenyListStore;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 import java.util.concurrent.CompletionStage;
@@ -33,14 +34,16 @@ import org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller;
 
 /**
  * {@code /api/tls/deny}: the client certificates the edge refuses on every node although their CA
- * is trusted (docs/tls.md#deny-list). Changes go to {@link DenyListStore}, which applies them on
+ * is trusted (docs/tls.md#deny-list), and the devices it refuses whatever they present
+ * (docs/operator-api.md#the-deny-list). Changes go to {@link DenyListStore}, which applies them on
  * this node at once; the other nodes read them within {@code berth.edge.tls.deny-list-poll-interval}.
  */
 final class DenyListRoutes {
 
-  private static final String EXPECTED = "{\"serial\": \"hex\"} or {\"fingerprint\": \"hex\"},"
+  private static final String EXPECTED = "{\"serial\": \"hex\"}, {\"fingerprint\": \"hex\"} or {\"device\": \"id\"},"
       + " with an optional \"reason\"";
-  private static final Set<String> FIELDS = Set.of("serial", "fingerprint", "reason");
+  private static final Set<String> FIELDS = Set.of("serial", "fingerprint", "device", "reason");
+  private static final List<String> NAMES = List.of("serial", "fingerprint", "device");
 
   private final ObjectMapper json;
   private final OperatorRoutes common;
@@ -110,7 +113,7 @@ final class DenyListRoutes {
         return common.failure(r.failed().get());
       }
       return r.get() ? complete(StatusCodes.NO_CONTENT)
-          : common.error(StatusCodes.NOT_FOUND, "no denied certificate with " + kind + " '" + entry.value() + "'");
+          : common.error(StatusCodes.NOT_FOUND, "no deny list entry " + kind + " '" + entry.value() + "'");
     });
   }
 
@@ -133,17 +136,15 @@ final class DenyListRoutes {
     return request;
   }
 
-  /** The one certificate the request names, by serial or by fingerprint. */
+  /** The one thing the request names: a certificate by serial or fingerprint, or a device. */
   private static DenyList.Entry entry(JsonNode request) {
-    String serial = text(request, "serial");
-    String fingerprint = text(request, "fingerprint");
-    if (serial != null && fingerprint != null) {
-      throw new IllegalArgumentException("give serial or fingerprint, not both");
+    List<String> given = NAMES.stream().filter(n -> text(request, n) != null).toList();
+    if (given.size() != 1) {
+      throw new IllegalArgumentException((given.isEmpty() ? "name a certificate or a device: "
+          : "give one of serial, fingerprint and device, not " + String.join(" and ", given) + ": ") + EXPECTED);
     }
-    if (serial == null && fingerprint == null) {
-      throw new IllegalArgumentException("name the certificate: " + EXPECTED);
-    }
-    return serial != null ? DenyList.Entry.serial(serial) : DenyList.Entry.fingerprint(fingerprint);
+    String name = given.get(0);
+    return new DenyList.Entry(DenyList.Kind.ofLabel(name), text(request, name));
   }
 
   /** A text field, or null when absent; any other JSON type is refused. */

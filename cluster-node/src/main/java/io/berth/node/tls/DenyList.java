@@ -1,5 +1,6 @@
 package io.berth.node.tls;
 
+import io.berth.protocol.SocketId;
 import java.math.BigInteger;
 import java.security.cert.X509Certificate;
 import java.util.HashSet;
@@ -33,9 +34,12 @@ public final class DenyList {
   private volatile Set<Entry> entries = Set.of();
   private final CopyOnWriteArrayList<Consumer<Set<Entry>>> listeners = new CopyOnWriteArrayList<>();
 
-  /** What an entry names a certificate by. */
+  /**
+   * What an entry names: a certificate by its serial or fingerprint, or a device by its id
+   * (every connection of that device, token or certificate, docs/operator-api.md#the-deny-list).
+   */
   public enum Kind {
-    SERIAL, FINGERPRINT;
+    SERIAL, FINGERPRINT, DEVICE;
 
     /** The kind's name where operators and the table write it: {@code serial}, {@code fingerprint}. */
     public String label() {
@@ -49,7 +53,8 @@ public final class DenyList {
           return kind;
         }
       }
-      throw new IllegalArgumentException("a deny list entry is a serial or a fingerprint, got '" + label + "'");
+      throw new IllegalArgumentException("a deny list entry is a serial, a fingerprint or a device, got '" + label
+          + "'");
     }
   }
 
@@ -71,14 +76,28 @@ public final class DenyList {
       return new Entry(Kind.FINGERPRINT, hex);
     }
 
-    /** The entry that names this certificate by {@code kind}. */
+    /** A device id, as devices send it in HELLO (case matters). */
+    public static Entry device(String deviceId) {
+      return new Entry(Kind.DEVICE, deviceId);
+    }
+
+    /** The entry that names this certificate by {@code kind}, a serial or a fingerprint. */
     public static Entry of(Kind kind, X509Certificate certificate) {
-      return kind == Kind.SERIAL
-          ? new Entry(Kind.SERIAL, CertificateIdentity.serial(certificate))
-          : new Entry(Kind.FINGERPRINT, CertificateIdentity.fingerprint(certificate));
+      return switch (kind) {
+        case SERIAL -> new Entry(Kind.SERIAL, CertificateIdentity.serial(certificate));
+        case FINGERPRINT -> new Entry(Kind.FINGERPRINT, CertificateIdentity.fingerprint(certificate));
+        case DEVICE -> throw new IllegalArgumentException("a certificate is named by its serial or fingerprint");
+      };
     }
 
     private static String canonical(Kind kind, String text) {
+      if (kind == Kind.DEVICE) {
+        if (!SocketId.isValidDeviceId(text)) {
+          throw new IllegalArgumentException("a device id is 1 to " + SocketId.MAX_ID_LENGTH
+              + " characters of A-Z a-z 0-9 . _ -, got '" + text + "'");
+        }
+        return text;
+      }
       String hex = text.replace(":", "").toLowerCase(Locale.ROOT);
       if (!HEX.matcher(hex).matches()) {
         throw new IllegalArgumentException("a certificate " + kind.name().toLowerCase(Locale.ROOT)
@@ -119,7 +138,17 @@ public final class DenyList {
     return now.contains(fingerprint) ? Optional.of(fingerprint) : Optional.empty();
   }
 
-  /** Denies a certificate; false if it already was (and listeners hear nothing). */
+  /** The entry that denies every connection of this device, if there is one. */
+  public Optional<Entry> matchDevice(String deviceId) {
+    Set<Entry> now = entries;
+    if (now.isEmpty()) {
+      return Optional.empty();
+    }
+    Entry device = Entry.device(deviceId);
+    return now.contains(device) ? Optional.of(device) : Optional.empty();
+  }
+
+  /** Denies a certificate or a device; false if it already was (and listeners hear nothing). */
   public boolean add(Entry entry) {
     return change(entry, true);
   }

@@ -23,6 +23,22 @@ class DenyListTest {
   private final X509Certificate b = ca.issueDevice("b").certificate();
 
   @Test
+  void deniesADeviceByItsIdWhateverItsCertificates() {
+    DenyList list = new DenyList();
+    list.add(Entry.device("meter-7"));
+
+    assertThat(list.matchDevice("meter-7")).contains(Entry.device("meter-7"));
+    assertThat(list.matchDevice("Meter-7")).as("ids are case-sensitive, as HELLO has them").isEmpty();
+    assertThat(list.denies(ca.issueDevice("meter-7").certificate())).as("certificates are named otherwise").isFalse();
+    assertThatThrownBy(() -> Entry.device("not a device id!")).isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("a device id is 1 to 64 characters");
+    assertThatThrownBy(() -> Entry.of(DenyList.Kind.DEVICE, a)).isInstanceOf(IllegalArgumentException.class);
+
+    list.remove(Entry.device("meter-7"));
+    assertThat(list.matchDevice("meter-7")).isEmpty();
+  }
+
+  @Test
   void deniesACertificateByItsSerialOrItsFingerprint() {
     DenyList list = new DenyList();
     assertThat(list.denies(a)).isFalse();
@@ -57,7 +73,7 @@ class DenyListTest {
     assertThat(DenyList.Kind.ofLabel("serial")).isEqualTo(DenyList.Kind.SERIAL);
     assertThat(DenyList.Kind.FINGERPRINT.label()).isEqualTo("fingerprint");
     assertThatThrownBy(() -> DenyList.Kind.ofLabel("SERIAL"))
-        .hasMessage("a deny list entry is a serial or a fingerprint, got 'SERIAL'");
+        .hasMessage("a deny list entry is a serial, a fingerprint or a device, got 'SERIAL'");
   }
 
   @Test
