@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A command-line device built on the reference client (DeviceClient):
 #   scripts/device.sh --connect HOST:PORT[,HOST:PORT...] --device ID [--socket NAME] [--mapping M]
-#                     [--secret S | --secret-file F | --token T] [--expect N] [--verbose]
+#                     [--secret S [--key-id ID] | --secret-file F | --token T] [--expect N] [--verbose]
 #                     [--ca FILE] [--cert FILE --key FILE] [--insecure-plaintext]
 #   scripts/device.sh --help     every option (once the node jar is built)
 # Reads lines from stdin and sends each as a DATA frame; prints each DATA received as a line.

@@ -173,10 +173,16 @@ public final class DeviceClient implements AutoCloseable {
       return this;
     }
 
-    /** Mints a fresh token with the fleet secret on every connection attempt. */
+    /** Mints a fresh token with the fleet secret (no key id) on every connection attempt. */
     public Builder secret(byte[] secret, Duration ttl) {
+      return secret("", secret, ttl);
+    }
+
+    /** Mints a fresh token with the key {@code keyId} on every connection attempt (docs/auth.md). */
+    public Builder secret(String keyId, byte[] secret, Duration ttl) {
       byte[] copy = secret.clone();
-      this.tokens = id -> DeviceToken.mint(copy, id, Instant.now().plus(ttl));
+      DeviceToken.mint(keyId, copy, "probe", Instant.now()); // an invalid key id fails here, not at connect
+      this.tokens = id -> DeviceToken.mint(keyId, copy, id, Instant.now().plus(ttl));
       return this;
     }
 

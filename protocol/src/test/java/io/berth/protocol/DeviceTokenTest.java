@@ -21,6 +21,53 @@ class DeviceTokenTest {
   }
 
   @Test
+  void aKeysTokenNamesItsKeyAndSignsItWithTheDeviceAndExpiry() {
+    // PROTOCOL.md#authentication; the same value as
+    // printf k2026:d1:1767225600 | openssl dgst -sha256 -hmac fleet-key-2026
+    byte[] key = "fleet-key-2026".getBytes(StandardCharsets.UTF_8);
+    String token = DeviceToken.mint("k2026", key, "d1", Instant.ofEpochSecond(1767225600L));
+    assertThat(token).isEqualTo(
+        "k2026:1767225600:bbe231e29247584f18b273a0dcd8b1563e3db3783149d45d96bebaa31d427029");
+    assertThat(DeviceToken.keyId(token)).isEqualTo("k2026");
+    assertThat(DeviceToken.keyId("1767225600:" + "0".repeat(64))).isEmpty();
+    assertThat(DeviceToken.formProblem(token)).isNull();
+    TokenKeys both = TokenKeys.of(java.util.Map.of("", SECRET, "k2026", key));
+    assertThat(DeviceToken.check(both, "d1", token, Instant.ofEpochSecond(1767225599L)).verdict())
+        .isEqualTo(DeviceToken.Verdict.VALID);
+    String legacy = DeviceToken.mint(SECRET, "d1", NOW.plusSeconds(60));
+    assertThat(DeviceToken.check(both, "d1", legacy, NOW).verdict()).isEqualTo(DeviceToken.Verdict.VALID);
+  }
+
+  /** A rotation: the old key's tokens are refused once it is retired, and say so. */
+  @Test
+  void aTokenOfAKeyTheNodeDoesNotHoldIsRefusedAsUnknownKey() {
+    byte[] oldKey = "fleet-key-old-16".getBytes(StandardCharsets.UTF_8);
+    byte[] newKey = "fleet-key-new-16".getBytes(StandardCharsets.UTF_8);
+    String old = DeviceToken.mint("old", oldKey, "d1", NOW.plusSeconds(60));
+    TokenKeys retired = TokenKeys.of(java.util.Map.of("new", newKey));
+    DeviceToken.Check check = DeviceToken.check(retired, "d1", old, NOW);
+    assertThat(check.verdict()).isEqualTo(DeviceToken.Verdict.UNKNOWN_KEY);
+    assertThat(check.reason()).contains("'old' is not accepted here");
+    DeviceToken.Check legacy = DeviceToken.check(retired, "d1", DeviceToken.mint(SECRET, "d1", NOW.plusSeconds(60)),
+        NOW);
+    assertThat(legacy.verdict()).isEqualTo(DeviceToken.Verdict.UNKNOWN_KEY);
+    assertThat(legacy.reason()).contains("name no key");
+    // A key's token presented as another key's: its signature covers the key id.
+    String relabelled = "new" + old.substring("old".length());
+    assertThat(DeviceToken.check(TokenKeys.of(java.util.Map.of("new", oldKey)), "d1", relabelled, NOW).verdict())
+        .isEqualTo(DeviceToken.Verdict.BAD_SIGNATURE);
+  }
+
+  @Test
+  void aKeyIdIsALowercaseWordBeforeTheExpiry() {
+    assertRefusedAsMalformed("K1:1767225600:" + "0".repeat(64), "key id");
+    assertRefusedAsMalformed("1k:1767225600:" + "0".repeat(64), "the expiry must be decimal digits");
+    assertRefusedAsMalformed(":1767225600:" + "0".repeat(64), "key id");
+    assertRefusedAsMalformed("k1:01767225600:" + "0".repeat(64), "leading zero");
+    assertRefusedAsMalformed("k1::" + "0".repeat(64), "expiry before ':' is empty");
+  }
+
+  @Test
   void acceptsATokenSignedWithTheSecretUntilItExpires() {
     String token = DeviceToken.mint(SECRET, "d1", NOW.plusSeconds(60));
     assertThat(DeviceToken.verify(SECRET, "d1", token, NOW)).isEqualTo(DeviceToken.Verdict.VALID);

@@ -465,7 +465,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   }
 
   private void onHello(Frame.Hello hello) {
-    Handshake.Refusal refusal = Handshake.check(hello, settings.secret(), certifiedDevice, Instant.now());
+    Handshake.Refusal refusal = Handshake.check(hello, settings.tokenKeys(), certifiedDevice, Instant.now());
     if (refusal == null && denyList.matchDevice(hello.deviceId()).isPresent()) {
       refusal = new Handshake.Refusal(ErrorCode.AUTH_FAILED, Handshake.revoked(hello.deviceId()));
     }

@@ -4,8 +4,11 @@ import com.typesafe.config.Config;
 import io.berth.node.socket.SocketSettings;
 import io.berth.node.tls.EdgeTlsSettings;
 import io.berth.protocol.FrameCodec;
+import io.berth.protocol.TokenKeys;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /** Settings of the TCP edge, {@code berth.edge.*} and {@code berth.auth.*} in reference.conf. */
 public record EdgeSettings(
@@ -29,7 +32,7 @@ public record EdgeSettings(
     Duration ackTimeout,
     Duration closeLinger,
     Duration tick,
-    byte[] secret,
+    TokenKeys tokenKeys,
     String defaultMapping,
     String advertisedHostSetting,
     int ioThreads,
@@ -38,7 +41,6 @@ public record EdgeSettings(
     int connectBurst,
     EdgeTlsSettings tls) {
 
-  static final int MIN_SECRET_BYTES = 16;
   /** Messages between nodes must fit Artery's default frame (256 KiB) with room for the envelope. */
   static final long MAX_MESSAGE_BYTES = 192 * 1024;
 
@@ -51,10 +53,6 @@ public record EdgeSettings(
       throw new IllegalArgumentException("berth.edge.max-frame-size must be between "
           + FrameCodec.MIN_MAX_FRAME_SIZE + " B (the largest valid HELLO must fit) and berth.edge.max-batch-bytes ("
           + maxBatchBytes + " B), got " + maxFrameSize + " B");
-    }
-    if (secret.length < MIN_SECRET_BYTES) {
-      throw new IllegalArgumentException("berth.auth.secret (BERTH_SECRET) must be set to at least "
-          + MIN_SECRET_BYTES + " bytes: devices authenticate with tokens signed by it");
     }
   }
 
@@ -82,7 +80,7 @@ public record EdgeSettings(
         e.getDuration("ack-timeout"),
         e.getDuration("close-linger"),
         e.getDuration("tick"),
-        config.getString("berth.auth.secret").getBytes(StandardCharsets.UTF_8),
+        tokenKeys(config.getConfig("berth.auth")),
         SocketSettings.fromConfig(config).defaultMapping(),
         e.getString("advertised-host"),
         e.getInt("io-threads"),
@@ -90,6 +88,50 @@ public record EdgeSettings(
         e.getDouble("connect-rate.per-second"),
         e.getInt("connect-rate.burst"),
         EdgeTlsSettings.fromConfig(config));
+  }
+
+  /**
+   * The keys device tokens are verified with: {@code keys} ("id=secret,..."), and the fleet secret
+   * {@code secret} for tokens that name no key (docs/auth.md). At least one; each of 16 bytes or more.
+   */
+  static TokenKeys tokenKeys(Config auth) {
+    Map<String, byte[]> keys = new LinkedHashMap<>();
+    String secret = auth.getString("secret");
+    if (!secret.isEmpty()) {
+      keys.put("", secret.getBytes(StandardCharsets.UTF_8));
+    }
+    for (String entry : auth.getString("keys").split(",")) {
+      if (entry.isBlank()) {
+        continue;
+      }
+      int equals = entry.indexOf('=');
+      if (equals <= 0) {
+        // Not the entry itself in the message: without its '=' it may be a secret.
+        throw new IllegalArgumentException("berth.auth.keys (BERTH_AUTH_KEYS) is id=secret,id2=secret2: an entry "
+            + "has no id");
+      }
+      String id = entry.substring(0, equals).strip();
+      if (keys.put(id, entry.substring(equals + 1).strip().getBytes(StandardCharsets.UTF_8)) != null) {
+        throw new IllegalArgumentException("berth.auth.keys (BERTH_AUTH_KEYS) names key '" + id + "' twice");
+      }
+    }
+    if (keys.isEmpty()) {
+      throw new IllegalArgumentException("berth.auth.secret (BERTH_SECRET) or berth.auth.keys (BERTH_AUTH_KEYS) "
+          + "must be set, each key at least " + TokenKeys.MIN_SECRET_BYTES + " bytes: devices authenticate with "
+          + "tokens signed by them");
+    }
+    keys.forEach((id, key) -> {
+      if (key.length < TokenKeys.MIN_SECRET_BYTES) {
+        throw new IllegalArgumentException((id.isEmpty() ? "berth.auth.secret (BERTH_SECRET)"
+            : "berth.auth.keys (BERTH_AUTH_KEYS): key '" + id + "'") + " must be at least "
+            + TokenKeys.MIN_SECRET_BYTES + " bytes: devices authenticate with tokens signed by it");
+      }
+    });
+    try {
+      return TokenKeys.of(keys);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("berth.auth.keys (BERTH_AUTH_KEYS): " + e.getMessage(), e);
+    }
   }
 
   /**

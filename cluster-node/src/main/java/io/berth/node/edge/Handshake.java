@@ -7,6 +7,7 @@ import io.berth.protocol.ErrorCode;
 import io.berth.protocol.Frame;
 import io.berth.protocol.FrameCodec;
 import io.berth.protocol.SocketId;
+import io.berth.protocol.TokenKeys;
 import java.time.Instant;
 
 /**
@@ -28,16 +29,22 @@ final class Handshake {
 
   /** Null when the HELLO may open its socket: the version is ours, the ids valid, the token too. */
   static Refusal check(Frame.Hello hello, byte[] secret, Instant now) {
-    return check(hello, secret, null, now);
+    return check(hello, TokenKeys.legacy(secret), null, now);
+  }
+
+  /** As {@link #check(Frame.Hello, TokenKeys, String, Instant)}, with the fleet secret alone. */
+  static Refusal check(Frame.Hello hello, byte[] secret, String certifiedDevice, Instant now) {
+    return check(hello, TokenKeys.legacy(secret), certifiedDevice, now);
   }
 
   /**
-   * As {@link #check(Frame.Hello, byte[], Instant)}, on a connection whose device presented a
+   * Null when the HELLO may open its socket: the version is ours, the ids valid, the token valid
+   * with the key it names, if {@code keys} holds it. On a connection whose device presented a
    * client certificate naming {@code certifiedDevice} (null without a certificate, empty when
    * the certificate names no valid device id): the HELLO must name that device, and its token
    * becomes optional; a token it does carry must still be valid (PROTOCOL.md#tls).
    */
-  static Refusal check(Frame.Hello hello, byte[] secret, String certifiedDevice, Instant now) {
+  static Refusal check(Frame.Hello hello, TokenKeys keys, String certifiedDevice, Instant now) {
     if (hello.version() != FrameCodec.VERSION) {
       return new Refusal(ErrorCode.UNSUPPORTED_VERSION, "protocol version " + hello.version()
           + " is not supported, this node speaks " + FrameCodec.VERSION);
@@ -58,7 +65,7 @@ final class Handshake {
         return null;
       }
     }
-    DeviceToken.Check token = DeviceToken.check(secret, hello.deviceId(), hello.token(), now);
+    DeviceToken.Check token = DeviceToken.check(keys, hello.deviceId(), hello.token(), now);
     return switch (token.verdict()) {
       case VALID -> null;
       case EXPIRED -> new Refusal(ErrorCode.TOKEN_EXPIRED, "token expired");
@@ -66,6 +73,8 @@ final class Handshake {
           "malformed token for device " + hello.deviceId() + ": " + token.reason());
       case BAD_SIGNATURE -> new Refusal(ErrorCode.AUTH_FAILED,
           "invalid token for device " + hello.deviceId() + ": " + token.reason());
+      case UNKNOWN_KEY -> new Refusal(ErrorCode.AUTH_FAILED,
+          "token of a key this node does not accept, for device " + hello.deviceId() + ": " + token.reason());
     };
   }
 

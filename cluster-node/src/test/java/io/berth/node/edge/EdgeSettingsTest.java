@@ -22,4 +22,25 @@ class EdgeSettingsTest {
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("between 512 B (the largest valid HELLO must fit)").hasMessageContaining("got 511 B");
   }
+
+  private static io.berth.protocol.TokenKeys keys(String auth) {
+    return EdgeSettings.tokenKeys(ConfigFactory.parseString(auth)
+        .withFallback(ConfigFactory.parseString("secret = \"\"\nkeys = \"\"")));
+  }
+
+  /** docs/auth.md: the fleet secret and keys by id, at once, each strong enough, none twice. */
+  @Test
+  void tokenKeysComeFromTheFleetSecretAndTheKeysById() {
+    assertThat(keys("secret = \"sixteen-bytes-or-more\"\nkeys = \"k2027=another-sixteen-bytes, k2028=and-one-more-16b\"")
+        .ids()).containsExactly("", "k2027", "k2028");
+    assertThat(keys("keys = \"k2027=another-sixteen-bytes\"").ids()).as("the fleet secret retired").containsExactly("k2027");
+    assertThatThrownBy(() -> keys("")).hasMessageContaining("BERTH_SECRET").hasMessageContaining("BERTH_AUTH_KEYS");
+    assertThatThrownBy(() -> keys("keys = \"k2027=short\"")).hasMessageContaining("key 'k2027' must be at least 16 bytes");
+    assertThatThrownBy(() -> keys("secret = short")).hasMessageContaining("berth.auth.secret (BERTH_SECRET) must be at least");
+    assertThatThrownBy(() -> keys("keys = \"a-secret-without-its-id\""))
+        .hasMessageContaining("an entry has no id").hasMessageNotContaining("a-secret-without-its-id");
+    assertThatThrownBy(() -> keys("keys = \"k1=sixteen-bytes-or-more,k1=sixteen-bytes-or-more\""))
+        .hasMessageContaining("names key 'k1' twice");
+    assertThatThrownBy(() -> keys("keys = \"K1=sixteen-bytes-or-more\"")).hasMessageContaining("token key id 'K1'");
+  }
 }

@@ -72,6 +72,11 @@ public final class DeviceCli implements Callable<Integer> {
   @Option(names = "--secret-file", description = "File holding the fleet secret.")
   Path secretFile;
 
+  @Option(names = "--key-id", paramLabel = "ID",
+      description = "The id of the key the secret is (docs/auth.md), named in the tokens minted with it "
+          + "(default: $BERTH_KEY_ID; none: the fleet secret's tokens, which name no key).")
+  String keyId;
+
   @Option(names = "--token", description = "A ready device token instead of a secret.")
   String token;
 
@@ -344,7 +349,12 @@ public final class DeviceCli implements Callable<Integer> {
       return "no credentials: give --token, --secret, --secret-file, set BERTH_SECRET, or give a client "
           + "certificate with --cert and --key";
     }
-    builder.secret(s.getBytes(StandardCharsets.UTF_8), Duration.ofHours(24));
+    String id = keyId != null ? keyId : System.getenv().getOrDefault("BERTH_KEY_ID", "");
+    try {
+      builder.secret(id, s.getBytes(StandardCharsets.UTF_8), Duration.ofHours(24));
+    } catch (IllegalArgumentException e) {
+      return "--key-id: " + e.getMessage();
+    }
     return null;
   }
 

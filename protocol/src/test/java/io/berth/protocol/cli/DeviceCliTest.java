@@ -92,6 +92,14 @@ class DeviceCliTest {
   }
 
   @Test
+  void aKeyIdThatIsNoneIsRefusedBeforeConnecting() {
+    int code = run("--connect", "127.0.0.1:1", "--device", "d1", "--secret", SECRET, "--key-id", "K-2027",
+        "--insecure-plaintext");
+    assertThat(code).isEqualTo(1);
+    assertThat(err()).contains("--key-id: token key id 'K-2027' must be a lowercase letter");
+  }
+
+  @Test
   void aPortWithNothingListeningIsExplainedOnceAndSummedUpInWords() throws IOException {
     int port = freePort();
     int code = run("--connect", "127.0.0.1:" + port, "--device", "d1", "--secret", SECRET, "--give-up-after", "2");
