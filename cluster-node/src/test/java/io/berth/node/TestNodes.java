@@ -116,6 +116,8 @@ public final class TestNodes implements AutoCloseable {
             "berth.db.pool-size", 4)))
         .withFallback(ConfigFactory.parseString("""
             pekko.remote.artery.canonical.port = 0
+            # Test endpoints (TestEndpoint) listen on loopback, which "*" refuses at every call.
+            berth.endpoints.allowed-hosts = ["127.0.0.1"]
             pekko.cluster.jmx.multi-mbeans-in-same-jvm = on
             pekko.cluster.split-brain-resolver.stable-after = 3s
             pekko.cluster.shutdown-after-unsuccessful-join-seed-nodes = off

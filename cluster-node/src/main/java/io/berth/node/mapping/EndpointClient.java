@@ -81,10 +81,23 @@ public final class EndpointClient {
         .withEntity(HttpEntities.create(ContentTypes.APPLICATION_JSON, body))
         .addHeader(RawHeader.create("X-Berth-Signature", EndpointCall.signature(secret, body)))
         .addHeader(RawHeader.create("X-Berth-Batch", batchId));
+    EndpointTransport transport = EndpointTransport.get(system);
+    // Checked before the call so that a refusal says why (the pool would report only that its
+    // connection never opened); the connection's own check (EndpointTransport) is what holds.
+    return transport.refusal(uri.getHost(), port).thenCompose(refused -> refused != null
+        ? CompletableFuture.completedFuture(Outcome.failed("refused: " + refused))
+        : send(system, transport, breaker, request, uri, port, timeout));
+  }
+
+  private static CompletionStage<Outcome> send(ActorSystem<?> system, EndpointTransport transport,
+      CircuitBreaker breaker, HttpRequest request, URI uri, int port, Duration timeout) {
     CompletionStage<Outcome> call;
     try {
-      call = breaker.callWithCircuitBreakerCS(() -> Http.get(system).singleRequest(request)
-              .thenCompose(response -> response.entity().toStrict(timeout.toMillis(), system)
+      Http http = Http.get(system);
+      call = breaker.callWithCircuitBreakerCS(() -> http.singleRequest(request, http.defaultClientHttpsContext(),
+                  transport.pool(), system.classicSystem().log())
+              .thenCompose(response -> response.entity().withSizeLimit(transport.maxAnswerBytes())
+                  .toStrict(timeout.toMillis(), system)
                   .thenApply(strict -> Outcome.answered(response.status().intValue(), strict.getData().toArray())))
               .toCompletableFuture()
               .orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS),

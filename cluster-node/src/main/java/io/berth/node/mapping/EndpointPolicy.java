@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import java.net.Inet4Address;
 import java.net.Inet6Address;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.URI;
 import java.net.UnknownHostException;
 import java.util.List;
@@ -33,7 +34,24 @@ public final class EndpointPolicy {
     if (endpoint.startsWith(Mapping.BUILTIN)) {
       return;
     }
-    String host = URI.create(endpoint).getHost().toLowerCase(Locale.ROOT);
+    resolve(URI.create(endpoint).getHost());
+  }
+
+  /**
+   * Where a call to the endpoint host connects, resolved and checked now, for this connection: a
+   * name that resolved to a public address when the mapping was saved and to 127.0.0.1 or
+   * 169.254.169.254 since (DNS rebinding) is refused here, and the connection goes to the address
+   * checked, never to a second resolution. Blocks: call it off the actor threads.
+   *
+   * @throws InvalidMapping why the host may not be called
+   */
+  public InetSocketAddress connectAddress(String host, int port) {
+    return new InetSocketAddress(resolve(host)[0], port);
+  }
+
+  /** The host's addresses, each allowed; the reason otherwise, as an {@link InvalidMapping}. */
+  private InetAddress[] resolve(String rawHost) {
+    String host = rawHost.toLowerCase(Locale.ROOT);
     if (host.startsWith("[") && host.endsWith("]")) {
       host = host.substring(1, host.length() - 1);
     }
@@ -60,6 +78,7 @@ public final class EndpointPolicy {
         }
       }
     }
+    return addresses;
   }
 
   static boolean isInternal(InetAddress a) {
@@ -75,8 +94,37 @@ public final class EndpointPolicy {
           || second == 19)) || first >= 240;
     }
     if (a instanceof Inet6Address) {
-      return (b[0] & 0xFE) == 0xFC; // unique local fc00::/7
+      if ((b[0] & 0xFE) == 0xFC) {
+        return true; // unique local fc00::/7
+      }
+      // An IPv4 address inside an IPv6 one reaches that IPv4 host: IPv4-compatible ::a.b.c.d,
+      // NAT64 64:ff9b::a.b.c.d, 6to4 2002:aabb:ccdd::. (IPv4-mapped ::ffff:a.b.c.d is an
+      // Inet4Address already.) Each is as internal as the IPv4 address it holds.
+      if (isZero(b, 0, 12) || (b[0] == 0x00 && b[1] == 0x64 && (b[2] & 0xFF) == 0xFF && (b[3] & 0xFF) == 0x9B
+          && isZero(b, 4, 12))) {
+        return isInternal(v4(b, 12));
+      }
+      if (b[0] == 0x20 && b[1] == 0x02) {
+        return isInternal(v4(b, 2));
+      }
     }
     return false;
+  }
+
+  private static boolean isZero(byte[] b, int from, int to) {
+    for (int i = from; i < to; i++) {
+      if (b[i] != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static InetAddress v4(byte[] b, int at) {
+    try {
+      return InetAddress.getByAddress(new byte[] {b[at], b[at + 1], b[at + 2], b[at + 3]});
+    } catch (UnknownHostException e) {
+      throw new IllegalStateException(e); // four bytes are always an address
+    }
   }
 }

@@ -2,6 +2,7 @@ package io.berth.node.mapping;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.typesafe.config.ConfigFactory;
 import io.berth.node.TestEndpoint;
 import java.nio.charset.StandardCharsets;
 import java.util.Base64;
@@ -17,7 +18,13 @@ import org.junit.jupiter.api.Test;
 class EndpointClientTest {
 
   private static final String SECRET = "endpoint-secret-0123456789";
-  private static final ActorTestKit KIT = ActorTestKit.create("EndpointClientTest");
+  /** The test endpoint listens on loopback: allowed by name, as an operator would list it. */
+  private static final ActorTestKit KIT = ActorTestKit.create("EndpointClientTest", ConfigFactory.parseString("""
+      berth.endpoints.allowed-hosts = ["127.0.0.1"]
+      berth.endpoints.max-answer-bytes = 64k
+      """).withFallback(ConfigFactory.load()));
+  /** A node allowing any public host: loopback is refused at every call, whatever was saved. */
+  private static final ActorTestKit PUBLIC_ONLY = ActorTestKit.create("EndpointClientTestPublicOnly");
   /** Frames 5 and 6 of socket dev/a, as one batch. */
   private static final EndpointCall.Request BATCH = new EndpointCall.Request(Mapping.Event.DATA, "dev/a", "dev",
       "dev/a:b:3", 5, 6, "hello".getBytes(StandardCharsets.UTF_8));
@@ -27,6 +34,7 @@ class EndpointClientTest {
   @AfterAll
   static void shutdown() {
     KIT.shutdownTestKit();
+    PUBLIC_ONLY.shutdownTestKit();
   }
 
   @BeforeEach
@@ -76,6 +84,43 @@ class EndpointClientTest {
     assertThat(got.body().get("seqFrom").asLong()).isEqualTo(5);
     assertThat(got.body().get("seqTo").asLong()).isEqualTo(6);
     assertThat(got.text()).isEqualTo("hello");
+  }
+
+  /**
+   * A mapping saved when its host was public, or on a node that allowed it, whose host is now an
+   * internal address (DNS rebinding, a tightened policy): the call's own connection is refused,
+   * and the endpoint never sees a request.
+   */
+  @Test
+  void aCallToAHostThatIsNowInternalIsRefusedAtConnectAndSendsNothing() throws Exception {
+    endpoint.answer(c -> TestEndpoint.Answer.ok());
+    EndpointClient.Outcome outcome = EndpointClient.call(PUBLIC_ONLY.system(), mapping(5_000), BATCH)
+        .toCompletableFuture().get(10, TimeUnit.SECONDS);
+
+    assertThat(outcome.delivered()).isFalse();
+    assertThat(outcome.error()).contains("resolves to the internal address 127.0.0.1");
+    assertThat(endpoint.calls()).isEmpty();
+  }
+
+  /** A redirect is an answer that did not take the batch: nothing follows it. */
+  @Test
+  void aRedirectIsNotFollowed() throws Exception {
+    endpoint.answer(c -> TestEndpoint.Answer.status(302));
+    EndpointClient.Outcome outcome = call(mapping(5_000), BATCH);
+
+    assertThat(outcome.delivered()).isFalse();
+    assertThat(outcome.status()).isEqualTo(302);
+    assertThat(endpoint.calls()).hasSize(1);
+  }
+
+  /** An answer larger than berth.endpoints.max-answer-bytes fails the call, read no further. */
+  @Test
+  void anAnswerLargerThanTheLimitFailsTheCall() throws Exception {
+    endpoint.answer(c -> TestEndpoint.Answer.json("{\"reply\":\"" + "A".repeat(200_000) + "\"}"));
+    EndpointClient.Outcome outcome = call(mapping(5_000), BATCH);
+
+    assertThat(outcome.delivered()).isFalse();
+    assertThat(outcome.error()).contains("EntityStreamSizeException");
   }
 
   @Test

@@ -56,6 +56,7 @@ class ParkedReplayTest {
     SchemaInstaller.install(db);
     kit = ActorTestKit.create("ParkedReplayTest", ConfigFactory.parseMap(Map.of(
         "berth.db.url", db.url(), "berth.db.user", db.user(), "berth.db.password", db.password()))
+        .withFallback(ConfigFactory.parseString("berth.endpoints.allowed-hosts = [\"127.0.0.1\"]"))
         .withFallback(ConfigFactory.load()));
     registry = MappingRegistry.get(kit.system());
     parked = new ParkedStore(kit.system());

@@ -79,6 +79,7 @@ class SocketEntityTest {
           pekko.actor.provider = cluster
           pekko.remote.artery.canonical.port = 0
           pekko.remote.artery.canonical.hostname = 127.0.0.1
+          berth.endpoints.allowed-hosts = ["127.0.0.1"]
           """)
       .withFallback(ConfigFactory.parseMap(Map.of("berth.db.url", DB.url(), "berth.db.user", DB.user(),
           "berth.db.password", DB.password())))

@@ -1,0 +1,43 @@
+package io.berth.node.mapping;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Which endpoint addresses a call may connect to, in every spelling of an internal address. */
+class EndpointPolicyTest {
+
+  private final EndpointPolicy publicOnly = new EndpointPolicy(List.of("*"));
+
+  @Test
+  void everySpellingOfAnInternalAddressIsRefused() {
+    for (String host : List.of("127.0.0.1", "[::1]", "0.0.0.0", "[::]", "10.1.2.3", "172.16.0.1", "192.168.1.1",
+        "169.254.169.254", "100.64.0.1", "[fd00::1]", "[fe80::1]", "224.0.0.1",
+        "2130706433", "127.1",                  // decimal and short forms of 127.0.0.1
+        "[::ffff:127.0.0.1]", "[::ffff:169.254.169.254]",  // IPv4-mapped
+        "[::127.0.0.1]",                        // IPv4-compatible
+        "[64:ff9b::a00:1]",                     // NAT64 of 10.0.0.1
+        "[2002:a9fe:a9fe::]")) {                // 6to4 of 169.254.169.254
+      assertThatThrownBy(() -> publicOnly.connectAddress(host, 80)).as(host)
+          .isInstanceOf(InvalidMapping.class).hasMessageContaining("internal address");
+    }
+  }
+
+  @Test
+  void aPublicAddressIsConnectedToAsCheckedAndAListedHostEvenWhenInternal() throws Exception {
+    InetSocketAddress to = publicOnly.connectAddress("93.184.215.14", 8443);
+    assertThat(to.getAddress()).isEqualTo(InetAddress.getByName("93.184.215.14"));
+    assertThat(to.getPort()).isEqualTo(8443);
+    assertThat(publicOnly.connectAddress("[2606:2800:21f:cb07:6820:80da:af6b:8b2c]", 443).getAddress())
+        .isEqualTo(InetAddress.getByName("2606:2800:21f:cb07:6820:80da:af6b:8b2c"));
+
+    EndpointPolicy listed = new EndpointPolicy(List.of("127.0.0.1"));
+    assertThat(listed.connectAddress("127.0.0.1", 9000).getAddress().isLoopbackAddress()).isTrue();
+    assertThatThrownBy(() -> listed.connectAddress("10.0.0.1", 80)).isInstanceOf(InvalidMapping.class)
+        .hasMessageContaining("not in berth.endpoints.allowed-hosts");
+  }
+}
