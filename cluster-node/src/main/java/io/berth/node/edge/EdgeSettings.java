@@ -98,21 +98,28 @@ public record EdgeSettings(
     Map<String, byte[]> keys = new LinkedHashMap<>();
     String secret = auth.getString("secret");
     if (!secret.isEmpty()) {
+      requireStrong(secret, "berth.auth.secret (BERTH_SECRET)");
       keys.put("", secret.getBytes(StandardCharsets.UTF_8));
     }
-    for (String entry : auth.getString("keys").split(",")) {
+    // Errors name an entry by its place, never by its text: an entry whose "id=" was forgotten
+    // is a secret, or splits one at its base64 padding into an "id" that is most of it.
+    String[] entries = auth.getString("keys").split(",");
+    for (int i = 0; i < entries.length; i++) {
+      String entry = entries[i];
       if (entry.isBlank()) {
         continue;
       }
+      String where = "berth.auth.keys (BERTH_AUTH_KEYS), entry " + (i + 1) + ": ";
       int equals = entry.indexOf('=');
-      if (equals <= 0) {
-        // Not the entry itself in the message: without its '=' it may be a secret.
-        throw new IllegalArgumentException("berth.auth.keys (BERTH_AUTH_KEYS) is id=secret,id2=secret2: an entry "
-            + "has no id");
+      String id = equals < 0 ? "" : entry.substring(0, equals).strip();
+      if (!TokenKeys.KEY_ID.matcher(id).matches()) {
+        throw new IllegalArgumentException(where + "not id=secret with an id of a lowercase letter and up to 31 "
+            + "lowercase letters, digits and '-' (is its id= missing?)");
       }
-      String id = entry.substring(0, equals).strip();
-      if (keys.put(id, entry.substring(equals + 1).strip().getBytes(StandardCharsets.UTF_8)) != null) {
-        throw new IllegalArgumentException("berth.auth.keys (BERTH_AUTH_KEYS) names key '" + id + "' twice");
+      String key = entry.substring(equals + 1).strip();
+      requireStrong(key, where + "the key");
+      if (keys.put(id, key.getBytes(StandardCharsets.UTF_8)) != null) {
+        throw new IllegalArgumentException(where + "its id is given twice");
       }
     }
     if (keys.isEmpty()) {
@@ -120,19 +127,16 @@ public record EdgeSettings(
           + "must be set, each key at least " + TokenKeys.MIN_SECRET_BYTES + " bytes: devices authenticate with "
           + "tokens signed by them");
     }
-    keys.forEach((id, key) -> {
-      if (key.length < TokenKeys.MIN_SECRET_BYTES) {
-        throw new IllegalArgumentException((id.isEmpty() ? "berth.auth.secret (BERTH_SECRET)"
-            : "berth.auth.keys (BERTH_AUTH_KEYS): key '" + id + "'") + " must be at least "
-            + TokenKeys.MIN_SECRET_BYTES + " bytes: devices authenticate with tokens signed by it");
-      }
-    });
-    try {
-      return TokenKeys.of(keys);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("berth.auth.keys (BERTH_AUTH_KEYS): " + e.getMessage(), e);
+    return TokenKeys.of(keys);
+  }
+
+  private static void requireStrong(String key, String what) {
+    if (key.getBytes(StandardCharsets.UTF_8).length < TokenKeys.MIN_SECRET_BYTES) {
+      throw new IllegalArgumentException(what + " must be at least " + TokenKeys.MIN_SECRET_BYTES
+          + " bytes: devices authenticate with tokens signed by it");
     }
   }
+
 
   /**
    * The host devices are sent to when redirected here: {@code advertised-host}, else the bind

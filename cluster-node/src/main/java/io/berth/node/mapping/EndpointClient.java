@@ -84,7 +84,7 @@ public final class EndpointClient {
     EndpointTransport transport = EndpointTransport.get(system);
     // Checked before the call so that a refusal says why (the pool would report only that its
     // connection never opened); the connection's own check (EndpointTransport) is what holds.
-    return transport.refusal(uri.getHost(), port).thenCompose(refused -> refused != null
+    return transport.refusal(uri.getHost(), port, timeout).thenCompose(refused -> refused != null
         ? CompletableFuture.completedFuture(Outcome.failed("refused: " + refused))
         : send(system, transport, breaker, request, uri, port, timeout));
   }

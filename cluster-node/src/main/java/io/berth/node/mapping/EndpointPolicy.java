@@ -97,16 +97,24 @@ public final class EndpointPolicy {
       if ((b[0] & 0xFE) == 0xFC) {
         return true; // unique local fc00::/7
       }
-      // An IPv4 address inside an IPv6 one reaches that IPv4 host: IPv4-compatible ::a.b.c.d,
-      // NAT64 64:ff9b::a.b.c.d, 6to4 2002:aabb:ccdd::. (IPv4-mapped ::ffff:a.b.c.d is an
-      // Inet4Address already.) Each is as internal as the IPv4 address it holds.
-      if (isZero(b, 0, 12) || (b[0] == 0x00 && b[1] == 0x64 && (b[2] & 0xFF) == 0xFF && (b[3] & 0xFF) == 0x9B
-          && isZero(b, 4, 12))) {
+      // An IPv4 address inside an IPv6 one reaches that IPv4 host: IPv4-mapped ::ffff:a.b.c.d
+      // (a literal becomes an Inet4Address, but a DNS AAAA answer stays an Inet6Address),
+      // IPv4-compatible ::a.b.c.d, NAT64 64:ff9b::a.b.c.d, 6to4 2002:aabb:ccdd::. Each is as
+      // internal as the IPv4 address it holds.
+      boolean mapped = isZero(b, 0, 10) && (b[10] & 0xFF) == 0xFF && (b[11] & 0xFF) == 0xFF;
+      boolean nat64 = b[0] == 0x00 && b[1] == 0x64 && (b[2] & 0xFF) == 0xFF && (b[3] & 0xFF) == 0x9B && isZero(b, 4, 12);
+      if (mapped || isZero(b, 0, 12) || nat64) {
         return isInternal(v4(b, 12));
       }
       if (b[0] == 0x20 && b[1] == 0x02) {
         return isInternal(v4(b, 2));
       }
+      // NAT64 for local use (64:ff9b:1::/48, RFC 8215) and Teredo (2001::/32) carry IPv4
+      // addresses where no check can read them reliably: no endpoint needs either.
+      boolean localNat64 = b[0] == 0x00 && b[1] == 0x64 && (b[2] & 0xFF) == 0xFF && (b[3] & 0xFF) == 0x9B
+          && b[4] == 0x00 && b[5] == 0x01;
+      boolean teredo = b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00;
+      return localNat64 || teredo;
     }
     return false;
   }

@@ -1,9 +1,11 @@
 package io.berth.node.mapping;
 
 import java.net.InetSocketAddress;
+import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.Extension;
@@ -45,16 +47,26 @@ public final class EndpointTransport implements Extension {
     return ID.apply(system);
   }
 
-  /** Why a call to {@code host} would be refused now, or null when it may go (the host resolved and checked). */
-  CompletionStage<String> refusal(String host, int port) {
-    return CompletableFuture.supplyAsync(() -> {
-      try {
-        policy.connectAddress(host, port);
-        return null;
-      } catch (InvalidMapping e) {
-        return e.getMessage();
-      }
-    }, blocking);
+  /**
+   * Why a call to {@code host} would be refused now, or null when it may go (the host resolved and
+   * checked within {@code timeout}). Never fails.
+   */
+  CompletionStage<String> refusal(String host, int port, Duration timeout) {
+    try {
+      return CompletableFuture.supplyAsync(() -> {
+        try {
+          policy.connectAddress(host, port);
+          return null;
+        } catch (InvalidMapping e) {
+          return e.getMessage();
+        } catch (RuntimeException e) {
+          return "cannot check host '" + host + "': " + e;
+        }
+      }, blocking).completeOnTimeout("host '" + host + "' not resolved within " + timeout.toMillis() + " ms",
+          timeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (RuntimeException e) {
+      return CompletableFuture.completedFuture("cannot check host '" + host + "': " + e);
+    }
   }
 
   /** The connection pool settings of endpoint calls. */

@@ -47,7 +47,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
   /**
    * {@code Opened} with the address the device connected from (the PROXY header's source behind a
    * balancer): Opened.2, a byte saying whether the four limits follow, the limits, the address.
-   * Written only when the edge gave one.
+   * Written whenever the edge gave one, which an edge of this release always does: nodes of
+   * earlier releases cannot read it (deploy/README.md#rolling-restart).
    */
   static final String OPENED_ADDRESS = "Opened.4";
   /** {@code Opened} before {@code asksEndpoint}: read as false (nothing was awaited then). */

@@ -35,12 +35,19 @@ class EdgeSettingsTest {
         .ids()).containsExactly("", "k2027", "k2028");
     assertThat(keys("keys = \"k2027=another-sixteen-bytes\"").ids()).as("the fleet secret retired").containsExactly("k2027");
     assertThatThrownBy(() -> keys("")).hasMessageContaining("BERTH_SECRET").hasMessageContaining("BERTH_AUTH_KEYS");
-    assertThatThrownBy(() -> keys("keys = \"k2027=short\"")).hasMessageContaining("key 'k2027' must be at least 16 bytes");
+    assertThatThrownBy(() -> keys("keys = \"k2027=short\"")).hasMessageContaining("entry 1: the key must be at least 16 bytes");
     assertThatThrownBy(() -> keys("secret = short")).hasMessageContaining("berth.auth.secret (BERTH_SECRET) must be at least");
     assertThatThrownBy(() -> keys("keys = \"a-secret-without-its-id\""))
-        .hasMessageContaining("an entry has no id").hasMessageNotContaining("a-secret-without-its-id");
+        .hasMessageContaining("entry 1: not id=secret").hasMessageNotContaining("a-secret-without-its-id");
     assertThatThrownBy(() -> keys("keys = \"k1=sixteen-bytes-or-more,k1=sixteen-bytes-or-more\""))
-        .hasMessageContaining("names key 'k1' twice");
-    assertThatThrownBy(() -> keys("keys = \"K1=sixteen-bytes-or-more\"")).hasMessageContaining("token key id 'K1'");
+        .hasMessageContaining("entry 2: its id is given twice");
+    assertThatThrownBy(() -> keys("keys = \"K1=sixteen-bytes-or-more\"")).hasMessageContaining("entry 1: not id=secret")
+        .hasMessageNotContaining("K1");
+    // A base64 secret whose "id=" was forgotten splits at its padding: nothing of it is echoed.
+    assertThatThrownBy(() -> keys("keys = \"c2l4dGVlbi1ieXRlcy1vci1tb3Jl==\""))
+        .hasMessageContaining("is its id= missing?").hasMessageNotContaining("c2l4dGVlbi");
+    // And one whose split "id" looks like an id: its one-byte "key" is refused without naming it.
+    assertThatThrownBy(() -> keys("keys = \"abcdefgh12345678=\""))
+        .hasMessageContaining("entry 1: the key must be at least").hasMessageNotContaining("abcdefgh");
   }
 }

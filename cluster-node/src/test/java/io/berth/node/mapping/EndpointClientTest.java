@@ -1,14 +1,20 @@
 package io.berth.node.mapping;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.typesafe.config.ConfigFactory;
 import io.berth.node.TestEndpoint;
 import java.nio.charset.StandardCharsets;
 import java.util.Base64;
 import java.util.EnumSet;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.model.HttpRequest;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -92,7 +98,7 @@ class EndpointClientTest {
    * and the endpoint never sees a request.
    */
   @Test
-  void aCallToAHostThatIsNowInternalIsRefusedAtConnectAndSendsNothing() throws Exception {
+  void aCallToAHostThatIsNowInternalIsRefusedAndSendsNothing() throws Exception {
     endpoint.answer(c -> TestEndpoint.Answer.ok());
     EndpointClient.Outcome outcome = EndpointClient.call(PUBLIC_ONLY.system(), mapping(5_000), BATCH)
         .toCompletableFuture().get(10, TimeUnit.SECONDS);
@@ -111,6 +117,21 @@ class EndpointClientTest {
     assertThat(outcome.delivered()).isFalse();
     assertThat(outcome.status()).isEqualTo(302);
     assertThat(endpoint.calls()).hasSize(1);
+  }
+
+  /**
+   * The connection's own check, under the call's: a request through the endpoint pool to an
+   * internal address never opens a connection, whoever sends it.
+   */
+  @Test
+  void thePoolsConnectionsResolveAndCheckTheirHostThemselves() throws Exception {
+    Http http = Http.get(PUBLIC_ONLY.system());
+    CompletionStage<HttpResponse> sent = http.singleRequest(HttpRequest.POST(endpoint.url()),
+        http.defaultClientHttpsContext(), EndpointTransport.get(PUBLIC_ONLY.system()).pool(),
+        PUBLIC_ONLY.system().classicSystem().log());
+
+    assertThatThrownBy(() -> sent.toCompletableFuture().get(10, TimeUnit.SECONDS)).isInstanceOf(ExecutionException.class);
+    assertThat(endpoint.calls()).isEmpty();
   }
 
   /** An answer larger than berth.endpoints.max-answer-bytes fails the call, read no further. */

@@ -27,6 +27,32 @@ class EndpointPolicyTest {
     }
   }
 
+  /**
+   * A DNS answer is not a literal: an AAAA record ::ffff:169.254.169.254 arrives as an
+   * Inet6Address (the JDK converts only literals), and must be as internal as the IPv4 it holds.
+   */
+  @Test
+  void anIpv4MappedAddressFromDnsIsInternalAsItsIpv4() throws Exception {
+    byte[] mapped = new byte[16];
+    mapped[10] = (byte) 0xFF;
+    mapped[11] = (byte) 0xFF;
+    mapped[12] = (byte) 169;
+    mapped[13] = (byte) 254;
+    mapped[14] = (byte) 169;
+    mapped[15] = (byte) 254;
+    InetAddress fromDns = java.net.Inet6Address.getByAddress(null, mapped, -1);
+    assertThat(fromDns).isInstanceOf(java.net.Inet6Address.class);
+    assertThat(EndpointPolicy.isInternal(fromDns)).isTrue();
+    mapped[12] = (byte) 93;
+    mapped[13] = (byte) 184;
+    mapped[14] = (byte) 215;
+    mapped[15] = (byte) 14;
+    assertThat(EndpointPolicy.isInternal(java.net.Inet6Address.getByAddress(null, mapped, -1))).isFalse();
+    assertThat(EndpointPolicy.isInternal(InetAddress.getByName("64:ff9b:1::1"))).as("local-use NAT64").isTrue();
+    assertThat(EndpointPolicy.isInternal(InetAddress.getByName("2001:0:4136:e378:8000:63bf:3fff:fdd2")))
+        .as("Teredo").isTrue();
+  }
+
   @Test
   void aPublicAddressIsConnectedToAsCheckedAndAListedHostEvenWhenInternal() throws Exception {
     InetSocketAddress to = publicOnly.connectAddress("93.184.215.14", 8443);
