@@ -37,19 +37,14 @@ public record ClusterTlsSettings(
     Config t = config.getConfig("berth.cluster.tls");
     return new ClusterTlsSettings(
         t.getBoolean("enabled"),
-        path(t, "certificate"),
-        path(t, "private-key"),
-        path(t, "trust"),
-        t.getString("reload-check-interval").equals("off") ? Duration.ZERO : t.getDuration("reload-check-interval"));
+        EdgeTlsSettings.path(t, "certificate"),
+        EdgeTlsSettings.path(t, "private-key"),
+        EdgeTlsSettings.path(t, "trust"),
+        EdgeTlsSettings.reloadCheckInterval(t));
   }
 
   /** The files a reload watches. */
   List<Path> files() {
     return List.of(certificate.orElseThrow(), privateKey.orElseThrow(), trust.orElseThrow());
-  }
-
-  private static Optional<Path> path(Config t, String key) {
-    String value = t.getString(key).strip();
-    return value.isEmpty() ? Optional.empty() : Optional.of(Path.of(value));
   }
 }

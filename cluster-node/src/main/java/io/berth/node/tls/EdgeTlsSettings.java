@@ -84,7 +84,12 @@ public record EdgeTlsSettings(
         t.getStringList("protocols"),
         t.getStringList("ciphers"),
         provider(t.getString("provider")),
-        t.getString("reload-check-interval").equals("off") ? Duration.ZERO : t.getDuration("reload-check-interval"));
+        reloadCheckInterval(t));
+  }
+
+  /** {@code reload-check-interval} of a TLS section: a duration, or "off" (zero: never). */
+  static Duration reloadCheckInterval(Config t) {
+    return t.getString("reload-check-interval").equals("off") ? Duration.ZERO : t.getDuration("reload-check-interval");
   }
 
   /** The files that hold the node's key and chain and the trusted CAs: what a reload watches. */
@@ -143,7 +148,8 @@ public record EdgeTlsSettings(
     };
   }
 
-  private static Optional<Path> path(Config t, String key) {
+  /** A file setting of a TLS section: empty when blank. */
+  static Optional<Path> path(Config t, String key) {
     String value = t.getString(key).strip();
     return value.isEmpty() ? Optional.empty() : Optional.of(Path.of(value));
   }
