@@ -145,12 +145,16 @@ running_nodes() {
   done
 }
 
-http_get() { curl -s --max-time 3 "$1" 2>/dev/null || true; }
-http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$1" 2>/dev/null || echo 000; }
+# The management port serves HTTPS with the run folder's CA; operator routes need the admin key.
+mgmt_url() { printf 'https://127.0.0.1:%s' $((MGMT_BASE + $1)); }
+http_get() {
+  curl -s --max-time 3 --cacert "$RUN_DIR/tls/ca.pem" -H "Authorization: Bearer ${ADMIN_KEY:-}" "$1" 2>/dev/null || true
+}
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$RUN_DIR/tls/ca.pem" "$1" 2>/dev/null || echo 000; }
 
 up_count() {
   # Members with status Up, as seen by node $1.
-  { http_get "http://127.0.0.1:$((MGMT_BASE + $1))/cluster/members" | grep -o '"status":"Up"' || true; } | wc -l | tr -d ' '
+  { http_get "$(mgmt_url "$1")/cluster/members" | grep -o '"status":"Up"' || true; } | wc -l | tr -d ' '
 }
 
 show_log_tail() {
@@ -194,6 +198,11 @@ start_node() {
     export BERTH_EDGE_HOST=127.0.0.1 BERTH_EDGE_PORT=$((EDGE_BASE + i))
     export BERTH_MANAGEMENT_PORT=$((MGMT_BASE + i)) BERTH_REMOTE_PORT=$((REMOTE_BASE + i))
     export BERTH_SEED_NODES="$seeds" BERTH_DB_POOL_SIZE="${BERTH_DB_POOL_SIZE:-5}"
+    # Operators call the management port over HTTPS with the node's certificate, and with a key:
+    # the run folder's admin key, which the nodes know only by its SHA-256 (docs/operator-access.md).
+    export BERTH_OPERATOR_KEYS="admin:admin:$ADMIN_KEY_SHA256"
+    export BERTH_MANAGEMENT_TLS=true BERTH_MANAGEMENT_TLS_CERTIFICATE="$RUN_DIR/tls/node-$i.pem"
+    export BERTH_MANAGEMENT_TLS_PRIVATE_KEY="$RUN_DIR/tls/node-$i-key.pem"
     # The nodes talk TLS to each other, each with its certificate from the run folder's CA, which
     # names it a node: a process without one cannot join (docs/cluster-tls.md). --plaintext
     # concerns the device port only.
@@ -236,7 +245,7 @@ wait_ready() {
       local c
       c=$(up_count "$i")
       ((c > up)) && up=$c
-      [[ "$(http_code "http://127.0.0.1:$((MGMT_BASE + i))/ready")" == "200" ]] && ready=$((ready + 1))
+      [[ "$(http_code "$(mgmt_url "$i")/ready")" == "200" ]] && ready=$((ready + 1))
     done
     local line="members up: $up/$expected, nodes ready: $ready/$total"
     if [[ "$line" != "$last" ]]; then say "$line"; last=$line; fi
@@ -258,12 +267,12 @@ print_table() {
     local pid state
     pid=$(pid_of "$(node_pid_file "$i")")
     if alive "$pid"; then
-      if [[ "$(http_code "http://127.0.0.1:$((MGMT_BASE + i))/ready")" == "200" ]]; then state=ready; else state=not-ready; fi
+      if [[ "$(http_code "$(mgmt_url "$i")/ready")" == "200" ]]; then state=ready; else state=not-ready; fi
     else
       state=stopped
     fi
     printf '%-6s %-8s %-18s %-24s %-18s %s\n' "$i" "${pid:--}" "127.0.0.1:$((EDGE_BASE + i))" \
-      "http://127.0.0.1:$((MGMT_BASE + i))" "127.0.0.1:$((REMOTE_BASE + i))" "$state"
+      "$(mgmt_url "$i")" "127.0.0.1:$((REMOTE_BASE + i))" "$state"
   done
   printf '\ndatabase:      %s\n' "$DB_URL"
   if [[ "${TLS:-off}" == on ]]; then
@@ -273,9 +282,12 @@ print_table() {
   fi
   printf 'cluster TLS:   on; nodes of CA %s only\n' "$RUN_DIR/tls/ca.pem"
   printf 'device secret: %s\n' "$SECRET"
+  printf 'management:    HTTPS with CA %s; operator key of role admin in %s (mode 0600)\n' \
+    "$RUN_DIR/tls/ca.pem" "$RUN_DIR/admin-key"
   printf 'logs:          %s\n' "$RUN_DIR"
   printf '\ntry:  echo hello | scripts/device.sh --connect 127.0.0.1:%s --device demo --mapping echo --expect 1\n' $((EDGE_BASE + 1))
-  printf '      curl -s http://127.0.0.1:%s/api/sockets/demo\n\n' $((MGMT_BASE + 1))
+  printf '      curl -s --cacert %s -H "Authorization: Bearer $(cat %s)" %s/api/sockets/demo\n\n' \
+    "$RUN_DIR/tls/ca.pem" "$RUN_DIR/admin-key" "$(mgmt_url 1)"
 }
 
 cmd_up() {
@@ -313,6 +325,17 @@ cmd_up() {
   fi
   (umask 077 && printf '%s\n' "$secret" >"$RUN_DIR/secret")
 
+  # The operators' admin key (docs/operator-access.md), kept across runs like the secret. Shown in
+  # full only when made; the nodes get its SHA-256, never the key.
+  local admin_key="" made_admin_key=no
+  if [[ -s "$RUN_DIR/admin-key" ]]; then
+    admin_key=$(cat "$RUN_DIR/admin-key")
+  else
+    admin_key="admin.$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    made_admin_key=yes
+  fi
+  (umask 077 && printf '%s\n' "$admin_key" >"$RUN_DIR/admin-key") && chmod 600 "$RUN_DIR/admin-key"
+
   local db_user db_password
   if [[ -z "$db" ]]; then
     start_h2
@@ -328,11 +351,13 @@ cmd_up() {
   java -Xmx128m -cp "$JAR" io.berth.node.tls.CertCli init --dir "$RUN_DIR/tls" --nodes "$n" >/dev/null \
     || die "could not make the local CA and node certificates in $RUN_DIR/tls"
   local NODE_OPTS=("${opts[@]}")
-  # The settings hold the device secret and the database password: for this user's eyes only.
+  # The settings hold the device secret, the admin key and the database password: for this
+  # user's eyes only.
   (umask 077 && : >"$RUN_DIR/settings") && chmod 600 "$RUN_DIR/settings"
   {
-    printf 'NODES=%q\nSECRET=%q\nDB_URL=%q\nDB_USER=%q\nDB_PASSWORD=%q\nTLS=%q\n' \
-      "$n" "$secret" "$db" "$db_user" "$db_password" "$tls"
+    printf 'NODES=%q\nSECRET=%q\nDB_URL=%q\nDB_USER=%q\nDB_PASSWORD=%q\nTLS=%q\nADMIN_KEY=%q\nADMIN_KEY_SHA256=%q\n' \
+      "$n" "$secret" "$db" "$db_user" "$db_password" "$tls" "$admin_key" \
+      "$(printf '%s' "$admin_key" | sha256sum | cut -d' ' -f1)"
     declare -p NODE_OPTS
   } >"$RUN_DIR/settings"
   echo "$n" >"$RUN_DIR/nodes"
@@ -346,6 +371,9 @@ cmd_up() {
   wait_ready "$n"
   say "cluster is up"
   print_table
+  if [[ "$made_admin_key" == yes ]]; then
+    printf 'admin key (shown this once; kept in %s): %s\n\n' "$RUN_DIR/admin-key" "$admin_key"
+  fi
 }
 
 cmd_status() {
@@ -356,7 +384,7 @@ cmd_status() {
   first=$(running_nodes | sed -n 1p)
   if [[ -n "$first" ]]; then
     echo "members (as seen by node $first):"
-    http_get "http://127.0.0.1:$((MGMT_BASE + first))/cluster/members" \
+    http_get "$(mgmt_url "$first")/cluster/members" \
       | grep -o '"node":"[^"]*"[^}]*"status":"[^"]*"' \
       | sed 's/"node":"\([^"]*\)".*"status":"\([^"]*\)"/  \1  \2/' || true
   fi

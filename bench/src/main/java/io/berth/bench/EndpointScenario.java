@@ -166,6 +166,7 @@ final class EndpointScenario {
 
   private static void put(HttpClient http, String url, String body) throws Exception {
     HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(url))
+        .header("Authorization", "Bearer " + LocalCluster.OPERATOR_KEY)
         .PUT(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     if (r.statusCode() != 200) {
       throw new IllegalStateException("mapping not saved: " + r.body());

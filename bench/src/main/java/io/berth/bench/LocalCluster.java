@@ -3,6 +3,8 @@ package io.berth.bench;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.berth.node.BerthNode;
+import io.berth.node.ops.OperatorKey;
+import io.berth.node.ops.OperatorRole;
 import io.berth.node.socket.api.SocketStatus;
 import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.DatabaseSettings;
@@ -26,6 +28,11 @@ import org.apache.pekko.cluster.typed.Join;
 final class LocalCluster implements AutoCloseable {
 
   static final String SECRET = "bench-fleet-secret-0123456789";
+  /** The admin key of the benchmark's nodes, in-JVM and processes alike. */
+  static final String OPERATOR_KEY = "bench-admin.YmVuY2gtYWRtaW4ta2V5LW9mLXRoZS1iZW5jaG1hcmtz";
+  /** Its configuration entry ({@code berth.management.keys}, {@code BERTH_OPERATOR_KEYS}). */
+  static final String OPERATOR_KEY_ENTRY =
+      new OperatorKey("bench-admin", OperatorRole.ADMIN, OperatorKey.hash(OPERATOR_KEY)).entry();
 
   record Node(ActorSystem<Void> system, int edgePort, int managementPort) {
     InetSocketAddress edge() {
@@ -45,6 +52,8 @@ final class LocalCluster implements AutoCloseable {
       int edge = freePort();
       int management = freePort();
       Config config = ConfigFactory.parseString(overrides)
+          .withFallback(ConfigFactory.parseMap(Map.of("berth.management.keys", OPERATOR_KEY_ENTRY,
+              "berth.management.tls.enabled", false)))
           .withFallback(ConfigFactory.parseMap(Map.of(
               "berth.edge.host", "127.0.0.1", "berth.edge.port", edge, "berth.edge.tls.enabled", false,
               "berth.cluster.tls.enabled", false,

@@ -104,6 +104,8 @@ final class NodeProcess implements AutoCloseable {
         "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:" + remote));
     // One node, no peers: what it would say to others is not what the benchmarks measure.
     environment.put("BERTH_CLUSTER_TLS", "false");
+    environment.put("BERTH_OPERATOR_KEYS", LocalCluster.OPERATOR_KEY_ENTRY);
+    environment.put("BERTH_MANAGEMENT_TLS", "false");
     environment.putAll(env);
     ChildProcess process = ChildProcess.start("berth-node", command, environment, log);
     try {
@@ -154,7 +156,7 @@ final class NodeProcess implements AutoCloseable {
    */
   int runningSockets() {
     HttpRequest nodes = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + managementPort + "/api/nodes"))
-        .timeout(Duration.ofSeconds(10)).build();
+        .header("Authorization", "Bearer " + LocalCluster.OPERATOR_KEY).timeout(Duration.ofSeconds(10)).build();
     try {
       String body = http.send(nodes, HttpResponse.BodyHandlers.ofString()).body();
       Matcher m = SOCKETS.matcher(body);

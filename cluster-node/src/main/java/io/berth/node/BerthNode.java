@@ -13,12 +13,15 @@ import io.berth.node.link.PairingEntity;
 import io.berth.node.link.PeerLinkEntity;
 import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.mapping.MappingWatcher;
+import io.berth.node.ops.ManagementServer;
+import io.berth.node.ops.ManagementSettings;
 import io.berth.node.socket.SocketEntity;
 import io.berth.node.socket.SocketSettings;
 import io.berth.node.tls.ClusterTls;
 import io.berth.node.tls.ClusterTlsSettings;
 import io.berth.node.tls.DenyList;
 import io.berth.node.tls.DenyListStore;
+import io.berth.node.tls.ManagementTlsSettings;
 import io.berth.persistence.DatabaseSettings;
 import java.util.Arrays;
 import java.util.List;
@@ -27,7 +30,6 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.management.javadsl.PekkoManagement;
 
 /** Assembles one node: socket sharding, the TCP edge, and the management HTTP server. */
 public final class BerthNode {
@@ -76,6 +78,9 @@ public final class BerthNode {
     // The edge's limits are read by its connections (EdgeLimits), first at a HELLO: checked here so
     // that a wrong berth.edge.limits stops the node at start.
     LimitSettings.fromConfig(config);
+    // The management port's keys and certificate, checked here for the same reason.
+    ManagementSettings.fromConfig(config);
+    ManagementTlsSettings.fromConfig(config);
     MigrationSettings migration = MigrationSettings.fromConfig(config);
     return Behaviors.setup(ctx -> {
       ActorSystem<Void> system = ctx.getSystem();
@@ -94,7 +99,7 @@ public final class BerthNode {
           system.log().error("Cannot create the built-in mappings: {}", failure.getMessage());
         }
       });
-      PekkoManagement.get(system).start().whenComplete((uri, failure) -> {
+      ManagementServer.start(system).whenComplete((binding, failure) -> {
         if (failure != null) {
           // Without management there is no readiness and no operator API: do not run half a node.
           system.log().error("Cannot start the management HTTP server: {}", failure.getMessage());

@@ -54,7 +54,7 @@ class MigrationIT {
 
   private static String post(String url) throws Exception {
     HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(url)).POST(HttpRequest.BodyPublishers.noBody())
-        .build(), HttpResponse.BodyHandlers.ofString());
+        .header("Authorization", "Bearer " + TestNodes.ADMIN_KEY).build(), HttpResponse.BodyHandlers.ofString());
     assertThat(r.statusCode()).as(r.body()).isEqualTo(202);
     return r.body();
   }

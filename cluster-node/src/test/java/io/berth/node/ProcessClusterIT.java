@@ -238,9 +238,9 @@ class ProcessClusterIT {
   }
 
   /** The node holding the device's connection ({@code pekko://berth@host:port}), or null. */
-  private static String edgeOf(String socketId) {
+  private String edgeOf(String socketId) {
     for (int i = 1; i <= 3; i++) {
-      HttpProbe.Response r = HttpProbe.get("http://127.0.0.1:" + (8550 + i) + "/api/sockets/" + socketId);
+      HttpProbe.Response r = management().fetch("https://127.0.0.1:" + (8550 + i) + "/api/sockets/" + socketId);
       if (r.status() == 200) {
         String edge = r.body().replaceAll("(?s).*\"edge\":\"([^\"]*)\".*", "$1");
         return r.body().contains("\"state\":\"open\"") && edge.startsWith("pekko://") ? edge : null;
@@ -258,13 +258,27 @@ class ProcessClusterIT {
     String device = TestNodes.uniqueDevice("embedded");
     assertThat(echoLines(device, 100)).hasSize(100).startsWith("line-1").endsWith("line-100");
 
-    HttpProbe.Response socket = HttpProbe.get("http://127.0.0.1:8551/api/sockets/" + device);
+    HttpProbe.Response socket = management().fetch("https://127.0.0.1:8551/api/sockets/" + device);
     assertThat(socket.status()).isEqualTo(200);
     assertThat(socket.body()).contains("\"framesIn\":100").contains("\"state\":\"closed\"");
-    assertThat(HttpProbe.get("http://127.0.0.1:8551/api/sockets/nobody-" + device).status()).isEqualTo(404);
+    assertThat(management().fetch("https://127.0.0.1:8551/api/sockets/nobody-" + device).status()).isEqualTo(404);
 
     Result status = run(List.of("bash", script("cluster.sh"), "status"), Map.of());
     assertThat(status.output()).contains("pekko://berth@127.0.0.1:2551  Up").contains("pekko://berth@127.0.0.1:2552  Up");
+
+    // Operators: HTTPS with the run folder's CA and its admin key, shown once, kept for its owner.
+    String key = Files.readString(runDir.resolve("admin-key")).strip();
+    assertThat(up.output()).contains("admin key (shown this once").contains(key);
+    assertThat(status.output()).doesNotContain(key);
+    assertThat(Files.getPosixFilePermissions(runDir.resolve("admin-key")))
+        .isEqualTo(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+    assertThat(Files.readString(runDir.resolve("node-1.log"))).doesNotContain(key);
+    HttpProbe anonymous = HttpProbe.trusting(runDir.resolve("tls").resolve("ca.pem"), null);
+    assertThat(anonymous.fetch("https://127.0.0.1:8551/api/sockets/" + device).status()).isEqualTo(401);
+    assertThat(anonymous.fetch("https://127.0.0.1:8551/ready").status()).isEqualTo(200);
+    assertThat(HttpProbe.trusting(runDir.resolve("tls").resolve("ca.pem"), "admin.not-the-key")
+        .fetch("https://127.0.0.1:8551/cluster/members").status()).isEqualTo(401);
+    assertThat(HttpProbe.get("http://127.0.0.1:8551/ready").status()).as("plain HTTP on the HTTPS port").isNotEqualTo(200);
   }
 
   @Test
@@ -323,8 +337,8 @@ class ProcessClusterIT {
 
     long started = System.nanoTime();
     await().atMost(Duration.ofMinutes(2)).pollInterval(Duration.ofMillis(500)).until(() ->
-        HttpProbe.get("http://127.0.0.1:8551/api/sockets/" + hot).body().contains("\"node\":\"")
-            && !HttpProbe.get("http://127.0.0.1:8551/api/sockets/" + hot).body().contains("\"node\":\"" + busy + "\""));
+        management().fetch("https://127.0.0.1:8551/api/sockets/" + hot).body().contains("\"node\":\"")
+            && !management().fetch("https://127.0.0.1:8551/api/sockets/" + hot).body().contains("\"node\":\"" + busy + "\""));
     double movedAfter = (System.nanoTime() - started) / 1e9;
     assertThat(device.waitFor(4, TimeUnit.MINUTES)).isTrue();
     reader.join(10_000);
@@ -335,7 +349,7 @@ class ProcessClusterIT {
       assertThat(w.duplicateEchoes()).isZero();
       w.close();
     }
-    String migrations = HttpProbe.get("http://127.0.0.1:8552/api/migrations?socket=" + hot).body();
+    String migrations = management().fetch("https://127.0.0.1:8552/api/migrations?socket=" + hot).body();
     assertThat(migrations).contains("\"cause\":\"auto\"").contains("\"from\":\"" + busy + "\"");
     System.out.printf("FIGURE process migration: hot device moved off %s %.1f s after it started; %s%n", busy,
         movedAfter, migrations);
@@ -349,7 +363,7 @@ class ProcessClusterIT {
     c.send(new byte[] {0});
     c.awaitAllAcked(Duration.ofSeconds(30));
     c.close();
-    String body = HttpProbe.get("http://127.0.0.1:8551/api/sockets/" + device).body();
+    String body = management().fetch("https://127.0.0.1:8551/api/sockets/" + device).body();
     return body.replaceAll(".*\"node\":\"([^\"]*)\".*", "$1");
   }
 
@@ -396,7 +410,7 @@ class ProcessClusterIT {
       long until = System.nanoTime() + Duration.ofSeconds(30).toNanos();
       while (System.nanoTime() < until) {
         for (int i : new int[] {1, 2}) {
-          String members = HttpProbe.get("http://127.0.0.1:" + (8550 + i) + "/cluster/members").body();
+          String members = management().fetch("https://127.0.0.1:" + (8550 + i) + "/cluster/members").body();
           assertThat(members).as("node %d's members", i).contains(":2551").contains(":2552")
               .doesNotContain(":2558").doesNotContain(":2559");
         }
@@ -448,6 +462,7 @@ class ProcessClusterIT {
         "BERTH_EDGE_HOST", "127.0.0.1", "BERTH_EDGE_PORT", Integer.toString(7000 + i),
         "BERTH_MANAGEMENT_PORT", Integer.toString(8550 + i), "BERTH_REMOTE_PORT", Integer.toString(2550 + i),
         "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:2551"));
+    e.put("BERTH_MANAGEMENT_TLS", "false");
     e.putAll(tls);
     return pb.start();
   }
@@ -455,6 +470,24 @@ class ProcessClusterIT {
   private static Path jar() {
     return ROOT.resolve("cluster-node").resolve("target").resolve("berth-node.jar");
   }
+
+  /**
+   * The launched cluster's management port as its operators call it: HTTPS trusting the run
+   * folder's CA, with the admin key {@code cluster.sh up} keeps there.
+   */
+  private HttpProbe management() {
+    if (management == null) {
+      try {
+        management = HttpProbe.trusting(runDir.resolve("tls").resolve("ca.pem"),
+            Files.readString(runDir.resolve("admin-key")).strip());
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException("no admin key in the run folder", e);
+      }
+    }
+    return management;
+  }
+
+  private HttpProbe management;
 
   private Map<String, String> env() {
     return Map.of("BERTH_RUN_DIR", runDir.toString(), "BERTH_SKIP_BUILD", "1");

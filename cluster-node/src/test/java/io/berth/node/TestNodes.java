@@ -5,6 +5,8 @@ import static org.awaitility.Awaitility.await;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.berth.node.edge.EdgeState;
+import io.berth.node.ops.OperatorKey;
+import io.berth.node.ops.OperatorRole;
 import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.persistence.SchemaInstaller;
@@ -35,6 +37,8 @@ import org.apache.pekko.cluster.typed.Join;
 public final class TestNodes implements AutoCloseable {
 
   public static final String SECRET = "test-fleet-secret-0123456789";
+  /** The operator key every test node accepts as an admin's (HttpProbe presents it). */
+  public static final String ADMIN_KEY = "test-admin.dGVzdC1hZG1pbi1rZXktb2YtdGhlLXRlc3Qtbm9kZXM";
   private static final AtomicBoolean SCHEMA = new AtomicBoolean();
 
   public record Node(ActorSystem<Void> system, int edgePort, int managementPort) {
@@ -103,6 +107,9 @@ public final class TestNodes implements AutoCloseable {
     DatabaseSettings db = TestDatabase.settings();
     Config config = ConfigFactory.parseString(extra)
         .withFallback(ConfigFactory.parseString(overrides))
+        .withFallback(ConfigFactory.parseMap(Map.of("berth.management.keys",
+            new OperatorKey("test-admin", OperatorRole.ADMIN, OperatorKey.hash(ADMIN_KEY)).entry(),
+            "berth.management.tls.enabled", false)))
         .withFallback(ConfigFactory.parseMap(Map.of(
             "berth.edge.host", "127.0.0.1",
             "berth.edge.port", edge,

@@ -74,6 +74,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
   private final Duration askTimeout;
   private final MappingRoutes mappings;
   private final DenyListRoutes denyList;
+  private final AccessRoutes access;
   private final LinkStore linkStore;
 
   public OperatorRoutes(ExtendedActorSystem classic) {
@@ -86,6 +87,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
     this.askTimeout = SocketSettings.fromConfig(system.settings().config()).askTimeout();
     this.mappings = new MappingRoutes(system, json, this);
     this.denyList = new DenyListRoutes(system, json, this);
+    this.access = new AccessRoutes(system, json, this);
     this.linkStore = new LinkStore(system);
   }
 
@@ -112,6 +114,7 @@ public final class OperatorRoutes implements ManagementRouteProvider {
                 path(PathMatchers.segment(), this::closeSocket)))))),
         mappings.routes(readOnly),
         denyList.routes(readOnly),
+        access.routes(readOnly),
         pathPrefix("links", () -> concat(
             pathEndOrSingleSlash(() -> get(() -> parameterOptional("state", this::links))),
             path(PathMatchers.segment(), id -> concat(

@@ -8,17 +8,11 @@ import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.handler.ssl.SupportedCipherSuiteFilter;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.security.GeneralSecurityException;
-import java.security.KeyStore;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.security.PrivateKey;
-import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.time.Instant;
@@ -28,7 +22,6 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -302,48 +295,13 @@ public final class EdgeTls implements AutoCloseable {
 
     KeyAndChain identity(EdgeTlsSettings settings) {
       if (settings.keyStore().isPresent()) {
-        return fromKeyStore(files.get("key-store"), settings);
+        return KeyAndChain.fromPkcs12(files.get("key-store"), settings.keyStorePassword().toCharArray(),
+            EdgeTlsSettings.PREFIX + "key-store " + settings.keyStore().orElseThrow(),
+            EdgeTlsSettings.PREFIX + "key-store-password");
       }
-      String certificateFile = EdgeTlsSettings.PREFIX + "certificate " + settings.certificate().orElseThrow();
-      String keyFile = EdgeTlsSettings.PREFIX + "private-key " + settings.privateKey().orElseThrow();
-      List<X509Certificate> chain = Pem.certificates(files.get("certificate"), certificateFile);
-      PrivateKey key = Pem.privateKey(files.get("private-key"), keyFile);
-      try {
-        return new KeyAndChain(key, chain);
-      } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException(keyFile + ": " + e.getMessage() + " (the first in " + certificateFile
-            + "; the node's own certificate comes first, its CA after it)", e);
-      }
-    }
-
-    private static KeyAndChain fromKeyStore(byte[] bytes, EdgeTlsSettings settings) {
-      String source = EdgeTlsSettings.PREFIX + "key-store " + settings.keyStore().orElseThrow();
-      char[] password = settings.keyStorePassword().toCharArray();
-      try {
-        KeyStore store = KeyStore.getInstance("PKCS12");
-        store.load(new ByteArrayInputStream(bytes), password);
-        List<String> keys = new ArrayList<>();
-        for (String alias : Collections.list(store.aliases())) {
-          if (store.isKeyEntry(alias)) {
-            keys.add(alias);
-          }
-        }
-        if (keys.size() != 1) {
-          throw new IllegalArgumentException("it holds " + keys.size() + " private keys, not one");
-        }
-        PrivateKey key = (PrivateKey) store.getKey(keys.get(0), password);
-        Certificate[] chain = Optional.ofNullable(store.getCertificateChain(keys.get(0))).orElse(new Certificate[0]);
-        List<X509Certificate> x509 = new ArrayList<>();
-        for (Certificate c : chain) {
-          x509.add((X509Certificate) c);
-        }
-        return new KeyAndChain(key, x509);
-      } catch (IOException | GeneralSecurityException e) {
-        throw new IllegalArgumentException(source + " cannot be read as PKCS#12 with "
-            + EdgeTlsSettings.PREFIX + "key-store-password: " + e.getMessage(), e);
-      } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
-      }
+      return KeyAndChain.fromPem(files.get("certificate"), files.get("private-key"),
+          EdgeTlsSettings.PREFIX + "certificate " + settings.certificate().orElseThrow(),
+          EdgeTlsSettings.PREFIX + "private-key " + settings.privateKey().orElseThrow());
     }
 
     private static byte[] digest(Map<String, byte[]> files) {

@@ -1,5 +1,6 @@
 package io.berth.node.tls;
 
+import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -14,8 +15,12 @@ import java.security.PrivateKey;
 import java.security.PublicKey;
 import java.security.SecureRandom;
 import java.security.Signature;
+import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * A private key and its certificate chain, leaf first: what a TLS server presents (or a client,
@@ -36,6 +41,51 @@ public record KeyAndChain(PrivateKey privateKey, List<X509Certificate> chain) {
   @Override
   public String toString() {
     return "KeyAndChain" + chain.stream().map(c -> c.getSubjectX500Principal().getName()).toList();
+  }
+
+  /**
+   * The key and chain of a PEM chain file (the node's own certificate first, its CA after it) and
+   * a PEM key file, from their content; errors name the files as {@code certificateFile} and
+   * {@code keyFile} say.
+   */
+  static KeyAndChain fromPem(byte[] chainPem, byte[] keyPem, String certificateFile, String keyFile) {
+    List<X509Certificate> chain = Pem.certificates(chainPem, certificateFile);
+    PrivateKey key = Pem.privateKey(keyPem, keyFile);
+    try {
+      return new KeyAndChain(key, chain);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(keyFile + ": " + e.getMessage() + " (the first in " + certificateFile
+          + "; the node's own certificate comes first, its CA after it)", e);
+    }
+  }
+
+  /** The one key, and its chain, of a PKCS#12 key store's content; errors name {@code source}. */
+  static KeyAndChain fromPkcs12(byte[] bytes, char[] password, String source, String passwordSetting) {
+    try {
+      KeyStore store = KeyStore.getInstance("PKCS12");
+      store.load(new ByteArrayInputStream(bytes), password);
+      List<String> keys = new ArrayList<>();
+      for (String alias : Collections.list(store.aliases())) {
+        if (store.isKeyEntry(alias)) {
+          keys.add(alias);
+        }
+      }
+      if (keys.size() != 1) {
+        throw new IllegalArgumentException("it holds " + keys.size() + " private keys, not one");
+      }
+      PrivateKey key = (PrivateKey) store.getKey(keys.get(0), password);
+      Certificate[] chain = Optional.ofNullable(store.getCertificateChain(keys.get(0))).orElse(new Certificate[0]);
+      List<X509Certificate> x509 = new ArrayList<>();
+      for (Certificate c : chain) {
+        x509.add((X509Certificate) c);
+      }
+      return new KeyAndChain(key, x509);
+    } catch (IOException | GeneralSecurityException e) {
+      throw new IllegalArgumentException(source + " cannot be read as PKCS#12 with " + passwordSetting + ": "
+          + e.getMessage(), e);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
+    }
   }
 
   /** The leaf: the certificate of this key. */
