@@ -26,6 +26,8 @@ import org.apache.pekko.cluster.typed.Join;
 final class LocalCluster implements AutoCloseable {
 
   static final String SECRET = "bench-fleet-secret-0123456789";
+  /** The key mapping secrets are sealed with (docs/secrets.md): the benchmarks pay what production pays. */
+  static final String SECRETS_KEYS = "bench=YmVuY2gta2V5LW5vdC1zZWNyZXQtMzItYnl0ZXMhISE=";
 
   record Node(ActorSystem<Void> system, int edgePort, int managementPort) {
     InetSocketAddress edge() {
@@ -51,6 +53,7 @@ final class LocalCluster implements AutoCloseable {
               "pekko.management.http.port", management, "berth.auth.secret", SECRET,
               "berth.db.url", db.url(), "berth.db.user", db.user(), "berth.db.password", db.password(),
               "berth.db.pool-size", 4)))
+          .withFallback(ConfigFactory.parseMap(Map.of("berth.secrets.keys", SECRETS_KEYS)))
           .withFallback(ConfigFactory.parseString("""
               pekko.remote.artery.canonical.port = 0
               pekko.cluster.jmx.multi-mbeans-in-same-jvm = on

@@ -104,6 +104,7 @@ final class NodeProcess implements AutoCloseable {
         "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:" + remote));
     // One node, no peers: what it would say to others is not what the benchmarks measure.
     environment.put("BERTH_CLUSTER_TLS", "false");
+    environment.put("BERTH_SECRETS_KEYS", LocalCluster.SECRETS_KEYS);
     environment.putAll(env);
     ChildProcess process = ChildProcess.start("berth-node", command, environment, log);
     try {

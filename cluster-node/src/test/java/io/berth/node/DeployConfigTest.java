@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.berth.node.edge.EdgeSettings;
+import io.berth.node.secrets.SecretSettings;
 import io.berth.node.socket.SocketSettings;
 import io.berth.node.tls.ClusterTls;
 import io.berth.node.tls.ClusterTlsSettings;
@@ -34,6 +35,7 @@ class DeployConfigTest {
     // The variables stand in for the environment: substitutions look them up at the root.
     return ConfigFactory.parseFile(Path.of("..", "deploy", "production.conf").toFile())
         .withFallback(env)
+        .withFallback(ConfigFactory.parseMap(Map.of("BERTH_SECRETS_KEYS", "prod=" + "A".repeat(43) + "=")))
         .withFallback(ConfigFactory.defaultReference())
         .resolve();
   }
@@ -53,6 +55,8 @@ class DeployConfigTest {
     assertThat(config.getStringList("pekko.cluster.seed-nodes")).hasSize(3);
     assertThat(config.getString("pekko.cluster.downing-provider-class")).contains("SplitBrainResolver");
     assertThat(config.getString("pekko.remote.artery.canonical.hostname")).isEqualTo("berth-1.internal");
+    assertThat(SecretSettings.fromConfig(config).currentKeyId()).as("mapping secrets sealed with BERTH_SECRETS_KEYS")
+        .isEqualTo("prod");
   }
 
   @Test
