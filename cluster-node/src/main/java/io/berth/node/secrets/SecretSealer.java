@@ -29,7 +29,7 @@ import org.slf4j.LoggerFactory;
  * <p>Sealing runs on every connect (each {@code Opened} event carries its mapping's secret):
  * sealed forms are cached per secret, and opened ones per sealed form, so that a connect costs a
  * map lookup rather than an AES-GCM operation. The same secret thus keeps one sealed form while
- * the node runs, which tells a reader of the journal only what the mapping's version tells it.
+ * the node runs: a reader of the journal learns which rows carry the same secret, nothing more.
  */
 public final class SecretSealer implements Extension {
 
