@@ -52,7 +52,9 @@ the node jar first when it is missing or older than the sources.
                  and nothing without one joins them (docs/cluster-tls.md)
   -- ...         everything after -- goes to every node's JVM, e.g. -Dberth.edge.idle-timeout=30s
 
-The device secret is \$BERTH_SECRET if set, else the one an earlier \`up\` made.
+The device secret is \$BERTH_SECRET if set, else the one an earlier \`up\` made. Likewise the key
+that encrypts mapping secrets at rest: \$BERTH_SECRETS_KEYS, else the one an earlier \`up\` made
+in \$BERTH_RUN_DIR/secrets-keys (docs/secrets.md).
 EOF
     status) cat <<EOF ;;
 usage: scripts/cluster.sh status
@@ -194,7 +196,8 @@ start_node() {
   local -a jopts
   read -r -a jopts <<<"${BERTH_NODE_JAVA_OPTS:--Xms128m -Xmx384m -XX:+UseSerialGC}"
   (
-    export BERTH_SECRET="$SECRET" BERTH_DB_URL="$DB_URL" BERTH_DB_USER="$DB_USER" BERTH_DB_PASSWORD="$DB_PASSWORD"
+    export BERTH_SECRET="$SECRET" BERTH_SECRETS_KEYS="$SECRETS_KEYS"
+    export BERTH_DB_URL="$DB_URL" BERTH_DB_USER="$DB_USER" BERTH_DB_PASSWORD="$DB_PASSWORD"
     export BERTH_EDGE_HOST=127.0.0.1 BERTH_EDGE_PORT=$((EDGE_BASE + i))
     export BERTH_MANAGEMENT_PORT=$((MGMT_BASE + i)) BERTH_REMOTE_PORT=$((REMOTE_BASE + i))
     export BERTH_SEED_NODES="$seeds" BERTH_DB_POOL_SIZE="${BERTH_DB_POOL_SIZE:-5}"
@@ -324,6 +327,17 @@ cmd_up() {
     fi
   fi
   (umask 077 && printf '%s\n' "$secret" >"$RUN_DIR/secret")
+  # The key mapping secrets are sealed with in the database (docs/secrets.md): kept across runs,
+  # as the rows it sealed are.
+  local secrets_keys="${BERTH_SECRETS_KEYS:-}"
+  if [[ -z "$secrets_keys" ]]; then
+    if [[ -s "$RUN_DIR/secrets-keys" ]]; then
+      secrets_keys=$(cat "$RUN_DIR/secrets-keys")
+    else
+      secrets_keys="local=$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
+    fi
+  fi
+  (umask 077 && printf '%s\n' "$secrets_keys" >"$RUN_DIR/secrets-keys")
 
   # The operators' admin key (docs/operator-access.md), kept across runs like the secret. Shown in
   # full only when made; the nodes get its SHA-256, never the key.
@@ -351,12 +365,12 @@ cmd_up() {
   java -Xmx128m -cp "$JAR" io.berth.node.tls.CertCli init --dir "$RUN_DIR/tls" --nodes "$n" >/dev/null \
     || die "could not make the local CA and node certificates in $RUN_DIR/tls"
   local NODE_OPTS=("${opts[@]}")
-  # The settings hold the device secret, the admin key and the database password: for this
-  # user's eyes only.
+  # The settings hold the device secret, the secrets key, the admin key and the database
+  # password: for this user's eyes only.
   (umask 077 && : >"$RUN_DIR/settings") && chmod 600 "$RUN_DIR/settings"
   {
-    printf 'NODES=%q\nSECRET=%q\nDB_URL=%q\nDB_USER=%q\nDB_PASSWORD=%q\nTLS=%q\nADMIN_KEY=%q\nADMIN_KEY_SHA256=%q\n' \
-      "$n" "$secret" "$db" "$db_user" "$db_password" "$tls" "$admin_key" \
+    printf 'NODES=%q\nSECRET=%q\nSECRETS_KEYS=%q\nDB_URL=%q\nDB_USER=%q\nDB_PASSWORD=%q\nTLS=%q\nADMIN_KEY=%q\nADMIN_KEY_SHA256=%q\n' \
+      "$n" "$secret" "$secrets_keys" "$db" "$db_user" "$db_password" "$tls" "$admin_key" \
       "$(printf '%s' "$admin_key" | sha256sum | cut -d' ' -f1)"
     declare -p NODE_OPTS
   } >"$RUN_DIR/settings"

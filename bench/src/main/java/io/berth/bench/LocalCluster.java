@@ -33,6 +33,8 @@ final class LocalCluster implements AutoCloseable {
   /** Its configuration entry ({@code berth.management.keys}, {@code BERTH_OPERATOR_KEYS}). */
   static final String OPERATOR_KEY_ENTRY =
       new OperatorKey("bench-admin", OperatorRole.ADMIN, OperatorKey.hash(OPERATOR_KEY)).entry();
+  /** The key mapping secrets are sealed with (docs/secrets.md): the benchmarks pay what production pays. */
+  static final String SECRETS_KEYS = "bench=YmVuY2gta2V5LW5vdC1zZWNyZXQtMzItYnl0ZXMhISE=";
 
   record Node(ActorSystem<Void> system, int edgePort, int managementPort) {
     InetSocketAddress edge() {
@@ -60,6 +62,7 @@ final class LocalCluster implements AutoCloseable {
               "pekko.management.http.port", management, "berth.auth.secret", SECRET,
               "berth.db.url", db.url(), "berth.db.user", db.user(), "berth.db.password", db.password(),
               "berth.db.pool-size", 4)))
+          .withFallback(ConfigFactory.parseMap(Map.of("berth.secrets.keys", SECRETS_KEYS)))
           .withFallback(ConfigFactory.parseString("""
               pekko.remote.artery.canonical.port = 0
               pekko.cluster.jmx.multi-mbeans-in-same-jvm = on

@@ -106,6 +106,7 @@ final class NodeProcess implements AutoCloseable {
     environment.put("BERTH_CLUSTER_TLS", "false");
     environment.put("BERTH_OPERATOR_KEYS", LocalCluster.OPERATOR_KEY_ENTRY);
     environment.put("BERTH_MANAGEMENT_TLS", "false");
+    environment.put("BERTH_SECRETS_KEYS", LocalCluster.SECRETS_KEYS);
     environment.putAll(env);
     ChildProcess process = ChildProcess.start("berth-node", command, environment, log);
     try {

@@ -15,6 +15,7 @@ import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.mapping.MappingWatcher;
 import io.berth.node.ops.ManagementServer;
 import io.berth.node.ops.ManagementSettings;
+import io.berth.node.secrets.SecretSettings;
 import io.berth.node.socket.SocketEntity;
 import io.berth.node.socket.SocketSettings;
 import io.berth.node.tls.ClusterTls;
@@ -82,6 +83,9 @@ public final class BerthNode {
     ManagementSettings.fromConfig(config);
     ManagementTlsSettings.fromConfig(config);
     MigrationSettings migration = MigrationSettings.fromConfig(config);
+    // Read again by SecretSealer when first used: checked here so that a node without keys, or
+    // with a malformed one, does not start.
+    SecretSettings secrets = SecretSettings.fromConfig(config);
     return Behaviors.setup(ctx -> {
       ActorSystem<Void> system = ctx.getSystem();
       SocketEntity.init(system, connection, new LoadAwareAllocationStrategy(system, migration));
@@ -94,11 +98,25 @@ public final class BerthNode {
       ctx.spawn(LoadReporter.create(migration, edge.advertisedHost(system), edge.port(),
           EdgeServer.control(system, edgeServer)), "load-reporter");
       ctx.spawn(MappingWatcher.create(), "mapping-watcher");
-      MappingRegistry.get(system).ensureDefaults().whenComplete((ok, failure) -> {
+      MappingRegistry registry = MappingRegistry.get(system);
+      registry.ensureDefaults().whenComplete((ok, failure) -> {
         if (failure != null) {
           system.log().error("Cannot create the built-in mappings: {}", failure.getMessage());
         }
       });
+      if (secrets.keys().isEmpty()) {
+        system.log().warn("Mapping secrets are stored unencrypted: {} is on and {} is not set",
+            SecretSettings.ALLOW_PLAINTEXT, SecretSettings.KEYS);
+      } else {
+        registry.sealStoredSecrets().whenComplete((resealed, failure) -> {
+          if (failure != null) {
+            system.log().error("Cannot seal the stored mapping secrets: {}", failure.getMessage());
+          } else if (resealed > 0) {
+            system.log().info("Sealed the secrets of {} stored mappings with key '{}'", resealed,
+                secrets.currentKeyId());
+          }
+        });
+      }
       ManagementServer.start(system).whenComplete((binding, failure) -> {
         if (failure != null) {
           // Without management there is no readiness and no operator API: do not run half a node.

@@ -6,7 +6,11 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.berth.node.edge.EdgeSettings;
+import io.berth.node.secrets.SecretSettings;
+import io.berth.node.ops.ManagementSettings;
+import io.berth.node.ops.OperatorRole;
 import io.berth.node.socket.SocketSettings;
+import io.berth.node.tls.ManagementTlsSettings;
 import io.berth.node.tls.ClusterTls;
 import io.berth.node.tls.ClusterTlsSettings;
 import io.berth.persistence.AppendingJournalDao;
@@ -34,6 +38,10 @@ class DeployConfigTest {
     // The variables stand in for the environment: substitutions look them up at the root.
     return ConfigFactory.parseFile(Path.of("..", "deploy", "production.conf").toFile())
         .withFallback(env)
+        .withFallback(ConfigFactory.parseMap(Map.of("BERTH_SECRETS_KEYS", "prod=" + "A".repeat(43) + "=",
+            "BERTH_MANAGEMENT_TLS_CERTIFICATE", "/etc/berth/tls/node.pem",
+            "BERTH_MANAGEMENT_TLS_PRIVATE_KEY", "/etc/berth/tls/node-key.pem",
+            "BERTH_OPERATOR_KEYS", "ops-admin:admin:" + "ab".repeat(32))))
         .withFallback(ConfigFactory.defaultReference())
         .resolve();
   }
@@ -53,6 +61,8 @@ class DeployConfigTest {
     assertThat(config.getStringList("pekko.cluster.seed-nodes")).hasSize(3);
     assertThat(config.getString("pekko.cluster.downing-provider-class")).contains("SplitBrainResolver");
     assertThat(config.getString("pekko.remote.artery.canonical.hostname")).isEqualTo("berth-1.internal");
+    assertThat(SecretSettings.fromConfig(config).currentKeyId()).as("mapping secrets sealed with BERTH_SECRETS_KEYS")
+        .isEqualTo("prod");
   }
 
   @Test

@@ -463,6 +463,8 @@ class ProcessClusterIT {
         "BERTH_MANAGEMENT_PORT", Integer.toString(8550 + i), "BERTH_REMOTE_PORT", Integer.toString(2550 + i),
         "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:2551"));
     e.put("BERTH_MANAGEMENT_TLS", "false");
+    // Its own key for mapping secrets: a stranger does not hold the cluster's.
+    e.put("BERTH_SECRETS_KEYS", "rogue=" + java.util.Base64.getEncoder().encodeToString(new byte[32]));
     e.putAll(tls);
     return pb.start();
   }

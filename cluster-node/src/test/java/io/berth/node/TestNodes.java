@@ -7,6 +7,7 @@ import com.typesafe.config.ConfigFactory;
 import io.berth.node.edge.EdgeState;
 import io.berth.node.ops.OperatorKey;
 import io.berth.node.ops.OperatorRole;
+import io.berth.node.secrets.TestKeys;
 import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.persistence.SchemaInstaller;
@@ -121,6 +122,7 @@ public final class TestNodes implements AutoCloseable {
             "berth.db.user", db.user(),
             "berth.db.password", db.password(),
             "berth.db.pool-size", 4)))
+        .withFallback(ConfigFactory.parseMap(Map.of("berth.secrets.keys", TestKeys.KEYS)))
         .withFallback(ConfigFactory.parseString("""
             pekko.remote.artery.canonical.port = 0
             # Test endpoints (TestEndpoint) listen on loopback, which "*" refuses at every call.

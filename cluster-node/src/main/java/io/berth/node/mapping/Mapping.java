@@ -1,5 +1,8 @@
 package io.berth.node.mapping;
 
+import com.fasterxml.jackson.databind.annotation.JsonDeserialize;
+import com.fasterxml.jackson.databind.annotation.JsonSerialize;
+import io.berth.node.secrets.SealedSecretJson;
 import io.berth.persistence.CborSerializable;
 import java.util.Arrays;
 import java.util.EnumSet;
@@ -9,7 +12,8 @@ import java.util.Set;
 /**
  * A function mapping (docs/ENDPOINTS.md): a named endpoint, the events it receives, and how a
  * socket's data is batched for it. A socket keeps the version it opened with until it reopens,
- * so the whole definition travels with the socket's session.
+ * so the whole definition travels with the socket's session. Wherever it is stored, its secret is
+ * sealed (docs/secrets.md): here, as Jackson writes it for snapshots and messages.
  */
 public record Mapping(
     String name,
@@ -19,6 +23,8 @@ public record Mapping(
     Criteria criteria,
     int timeoutMs,
     Retry retry,
+    @JsonSerialize(using = SealedSecretJson.Serializer.class)
+    @JsonDeserialize(using = SealedSecretJson.Deserializer.class)
     String secret,
     long linkWaitMs,
     boolean closeOnLinkTimeout,

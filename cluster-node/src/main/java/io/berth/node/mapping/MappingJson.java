@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.berth.node.secrets.SecretSealer;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
@@ -37,8 +38,22 @@ public final class MappingJson {
     return NAME.matcher(name).matches();
   }
 
-  /** Parses and checks a definition; {@code version} is assigned by the store. */
+  /** Parses and checks a definition given by an operator; {@code version} is assigned by the store. */
   public static Mapping parse(String name, String body, long version) {
+    return parse(name, body, version, null);
+  }
+
+  /**
+   * Reads a stored definition ({@link #toStored}): its secret is opened by {@code sealer}, or taken
+   * as it is when it was stored before secrets were sealed.
+   *
+   * @throws SecretSealer.UnknownKey when it is sealed with a key the node does not hold
+   */
+  public static Mapping fromStored(String name, String body, long version, SecretSealer sealer) {
+    return parse(name, body, version, sealer);
+  }
+
+  private static Mapping parse(String name, String body, long version, SecretSealer sealer) {
     if (!isValidName(name)) {
       throw new InvalidMapping("name: 1 to 64 characters of A-Z a-z 0-9 . _ -, got '" + name + "'");
     }
@@ -125,10 +140,18 @@ public final class MappingJson {
     String secret = null;
     JsonNode s = root.get("secret");
     if (s != null && !s.isNull()) {
-      if (!s.isTextual() || s.asText().length() < 16 || s.asText().length() > 256) {
+      String text = s.isTextual() ? s.asText() : null;
+      if (text != null && sealer != null) {
+        text = sealer.open(text);
+      } else if (SecretSealer.isSealed(text)) {
+        // A sealed value is opened when read back: given as a secret, it could not be told apart.
+        throw new InvalidMapping("secret: must not start with \"" + SecretSealer.PREFIX + "\", the mark of an "
+            + "encrypted secret");
+      }
+      if (text == null || text.length() < 16 || text.length() > 256) {
         throw new InvalidMapping("secret: a string of 16 to 256 characters is expected");
       }
-      secret = s.asText();
+      secret = text;
     }
     if (!builtin && secret == null) {
       throw new InvalidMapping("secret: required for an HTTP endpoint: requests are signed with it "
@@ -244,20 +267,40 @@ public final class MappingJson {
     }
   }
 
-  /** The stored form: everything, secret included. */
-  public static String toStored(Mapping m) {
-    return render(m, true).toString();
+  /** The stored form: everything, the secret sealed by {@code sealer} (docs/secrets.md). */
+  public static String toStored(Mapping m, SecretSealer sealer) {
+    return render(m, sealer).toString();
+  }
+
+  /**
+   * A stored definition with its secret sealed by the newest key, or null when it already is (or
+   * has none): what the start-up migration writes back (MappingRegistry#sealStoredSecrets).
+   */
+  static String resealed(String stored, SecretSealer sealer) {
+    JsonNode root;
+    try {
+      root = JSON.readTree(stored);
+    } catch (JsonProcessingException e) {
+      return null;
+    }
+    JsonNode s = root == null ? null : root.get("secret");
+    if (!(root instanceof ObjectNode o) || s == null || !s.isTextual() || sealer.isCurrent(s.asText())) {
+      return null;
+    }
+    o.put("secret", sealer.seal(sealer.open(s.asText())));
+    return o.toString();
   }
 
   /** What operators see: the secret is never returned, only whether there is one. */
   public static ObjectNode toView(Mapping m) {
-    ObjectNode n = render(m, false);
+    ObjectNode n = render(m, null);
     n.put("name", m.name());
     n.put("version", m.version());
     return n;
   }
 
-  private static ObjectNode render(Mapping m, boolean withSecret) {
+  /** The stored form with {@code sealer}, what operators see without. */
+  private static ObjectNode render(Mapping m, SecretSealer sealer) {
     ObjectNode n = JSON.createObjectNode();
     n.put("endpoint", m.endpoint());
     ArrayNode ev = n.putArray("events");
@@ -278,12 +321,10 @@ public final class MappingJson {
     rn.put("maxAttempts", m.retry().maxAttempts());
     rn.put("backoffBaseMs", m.retry().backoffBaseMs());
     rn.put("backoffMaxMs", m.retry().backoffMaxMs());
-    if (withSecret) {
-      if (m.secret() != null) {
-        n.put("secret", m.secret());
-      }
-    } else {
+    if (sealer == null) {
       n.put("hasSecret", m.secret() != null);
+    } else if (m.secret() != null) {
+      n.put("secret", sealer.seal(m.secret()));
     }
     n.put("linkWaitMs", m.linkWaitMs());
     n.put("onLinkTimeout", m.closeOnLinkTimeout() ? "close" : "stay");

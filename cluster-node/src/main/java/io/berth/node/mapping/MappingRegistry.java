@@ -1,5 +1,6 @@
 package io.berth.node.mapping;
 
+import io.berth.node.secrets.SecretSealer;
 import io.berth.persistence.BerthTables;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -39,11 +40,13 @@ public final class MappingRegistry implements Extension {
   };
 
   private final BerthTables tables;
+  private final SecretSealer sealer;
   private final ConcurrentHashMap<String, Mapping> cache = new ConcurrentHashMap<>();
   private volatile ActorRef<MappingWatcher.Command> watcher;
 
   private MappingRegistry(ActorSystem<?> system) {
     this.tables = BerthTables.get(system);
+    this.sealer = SecretSealer.get(system);
   }
 
   public static MappingRegistry get(ActorSystem<?> system) {
@@ -69,7 +72,7 @@ public final class MappingRegistry implements Extension {
           "SELECT name, version, definition FROM berth_mapping WHERE deleted = FALSE ORDER BY name");
            ResultSet rs = s.executeQuery()) {
         while (rs.next()) {
-          out.add(MappingJson.parse(rs.getString(1), rs.getString(3), rs.getLong(2)));
+          out.add(MappingJson.fromStored(rs.getString(1), rs.getString(3), rs.getLong(2), sealer));
         }
       }
       return out;
@@ -113,7 +116,7 @@ public final class MappingRegistry implements Extension {
         try (PreparedStatement s = c.prepareStatement(
             "INSERT INTO berth_mapping (name, version, definition, deleted, updated_at) VALUES (?, 1, ?, FALSE, ?)")) {
           s.setString(1, name);
-          s.setString(2, MappingJson.toStored(Mapping.builtinDefault(name)));
+          s.setString(2, MappingJson.toStored(Mapping.builtinDefault(name), sealer));
           s.setTimestamp(3, Timestamp.from(Instant.now()));
           s.executeUpdate();
         } catch (SQLException e) {
@@ -122,6 +125,52 @@ public final class MappingRegistry implements Extension {
         }
       }
       return null;
+    });
+  }
+
+  /**
+   * Seals every stored secret that is not sealed with the newest key: plaintext from before secrets
+   * were sealed, or a key that a rotation put second (docs/secrets.md#rotation). One transaction
+   * holding the rows' locks, so that nodes starting together do it once: the next one finds the
+   * rows sealed. The definition's version stays: the mapping is the same. A row sealed with a key
+   * the node does not hold is left as it is (its mapping cannot be used until the key is back).
+   * Answers how many rows were resealed.
+   */
+  public CompletionStage<Integer> sealStoredSecrets() {
+    return tables.run(c -> {
+      boolean auto = c.getAutoCommit();
+      c.setAutoCommit(false);
+      try {
+        int resealed = 0;
+        try (PreparedStatement select = c.prepareStatement(
+                "SELECT name, definition FROM berth_mapping WHERE definition LIKE '%\"secret\"%' ORDER BY name "
+                    + "FOR UPDATE");
+             PreparedStatement update = c.prepareStatement("UPDATE berth_mapping SET definition = ? WHERE name = ?");
+             ResultSet rs = select.executeQuery()) {
+          while (rs.next()) {
+            String sealed;
+            try {
+              sealed = MappingJson.resealed(rs.getString(2), sealer);
+            } catch (IllegalStateException e) {
+              log.error("Mapping {} keeps its secret as stored: {}", rs.getString(1), e.getMessage());
+              continue;
+            }
+            if (sealed != null) {
+              update.setString(1, sealed);
+              update.setString(2, rs.getString(1));
+              update.executeUpdate();
+              resealed++;
+            }
+          }
+        }
+        c.commit();
+        return resealed;
+      } catch (SQLException | RuntimeException e) {
+        c.rollback();
+        throw e;
+      } finally {
+        c.setAutoCommit(auto);
+      }
     });
   }
 
@@ -142,17 +191,17 @@ public final class MappingRegistry implements Extension {
     }
   }
 
-  private static Optional<Mapping> load(Connection c, String name) throws SQLException {
+  private Optional<Mapping> load(Connection c, String name) throws SQLException {
     try (PreparedStatement s = c.prepareStatement(
         "SELECT version, definition FROM berth_mapping WHERE name = ? AND deleted = FALSE")) {
       s.setString(1, name);
       try (ResultSet rs = s.executeQuery()) {
-        return rs.next() ? Optional.of(MappingJson.parse(name, rs.getString(2), rs.getLong(1))) : Optional.empty();
+        return rs.next() ? Optional.of(MappingJson.fromStored(name, rs.getString(2), rs.getLong(1), sealer)) : Optional.empty();
       }
     }
   }
 
-  private static Mapping upsert(Connection c, Mapping m, boolean delete) throws SQLException {
+  private Mapping upsert(Connection c, Mapping m, boolean delete) throws SQLException {
     boolean auto = c.getAutoCommit();
     c.setAutoCommit(false);
     try {
@@ -173,7 +222,7 @@ public final class MappingRegistry implements Extension {
           : "INSERT INTO berth_mapping (version, definition, deleted, updated_at, name) VALUES (?, ?, ?, ?, ?)";
       try (PreparedStatement s = c.prepareStatement(sql)) {
         s.setLong(1, saved.version());
-        s.setString(2, MappingJson.toStored(saved));
+        s.setString(2, MappingJson.toStored(saved, sealer));
         s.setBoolean(3, delete);
         s.setTimestamp(4, Timestamp.from(Instant.now()));
         s.setString(5, m.name());

@@ -2,6 +2,7 @@ package io.berth.node.socket;
 
 import io.berth.node.edge.api.ToEdge;
 import io.berth.node.mapping.Mapping;
+import io.berth.node.secrets.SecretSealer;
 import io.berth.node.socket.SocketEvent;
 import java.io.NotSerializableException;
 import java.nio.BufferUnderflowException;
@@ -31,6 +32,11 @@ import org.apache.pekko.serialization.SerializerWithStringManifest;
  * the event and its layout version: a change of layout gets a new manifest, and this class keeps
  * reading the old ones. Events written before this serializer existed are still read by Jackson:
  * their rows name its serializer id, and serialization.conf still allows it these classes.
+ *
+ * <p>The mapping's secret is written sealed ({@link SecretSealer}, docs/secrets.md) in the same
+ * string slot: a sealed value starts with {@code enc:}, which a secret cannot, so the layouts stay
+ * and rows written before, with the secret in plaintext, read as they did. The sealer caches the
+ * sealed form of each secret: a connect does not run AES-GCM.
  */
 public final class EventSerializer extends SerializerWithStringManifest {
 
@@ -59,6 +65,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
   private final ExtendedActorSystem system;
   /** The edge's ref in {@code Opened} as its path, resolved on reading; made on first use. */
   private volatile ActorRefResolver resolver;
+  /** Made on first use: a system whose events carry no secret needs no keys. */
+  private volatile SecretSealer sealer;
 
   public EventSerializer(ExtendedActorSystem system) {
     this.system = system;
@@ -142,6 +150,9 @@ public final class EventSerializer extends SerializerWithStringManifest {
       return event;
     } catch (BufferUnderflowException | IllegalArgumentException e) {
       throw new NotSerializableException("corrupt " + manifest + " event: " + e.getMessage());
+    } catch (IllegalStateException e) {
+      // A sealed secret that does not open: the message names the key id, never the value.
+      throw new NotSerializableException(manifest + " event: " + e.getMessage());
     }
   }
 
@@ -157,7 +168,7 @@ public final class EventSerializer extends SerializerWithStringManifest {
     byte[][] strings = {
         utf8(o.deviceId()), m == null ? null : utf8(m.name()), m == null ? null : utf8(m.endpoint()),
         m == null || m.criteria() == null ? null : m.criteria().delimiter(),
-        m == null ? null : utf8(m.secret()),
+        m == null || m.secret() == null ? null : utf8(sealer().sealCached(m.secret())),
         o.edge() == null ? null : utf8(resolver().toSerializationFormat(o.edge())), utf8(o.edgeNode()),
         utf8(o.deviceAddress())};
     Mapping.Limits limits = m == null ? null : m.limits();
@@ -232,7 +243,11 @@ public final class EventSerializer extends SerializerWithStringManifest {
       }
       int timeoutMs = b.getInt();
       Mapping.Retry retry = b.get() == 0 ? null : new Mapping.Retry(b.getInt(), b.getInt(), b.getInt());
-      mapping = new Mapping(name, version, endpoint, events, criteria, timeoutMs, retry, getString(b), b.getLong(),
+      String secret = getString(b);
+      if (SecretSealer.isSealed(secret)) {
+        secret = sealer().open(secret);
+      }
+      mapping = new Mapping(name, version, endpoint, events, criteria, timeoutMs, retry, secret, b.getLong(),
           b.get() != 0);
     }
     String edgePath = getString(b);
@@ -249,6 +264,14 @@ public final class EventSerializer extends SerializerWithStringManifest {
     }
     String deviceAddress = withAddress ? getString(b) : null;
     return new SocketEvent.Opened(deviceId, mapping, edge, edgeNode, downlinkAcked, at, asksEndpoint, deviceAddress);
+  }
+
+  private SecretSealer sealer() {
+    SecretSealer s = sealer;
+    if (s == null) {
+      s = sealer = SecretSealer.get(Adapter.toTyped(system));
+    }
+    return s;
   }
 
   private ActorRefResolver resolver() {

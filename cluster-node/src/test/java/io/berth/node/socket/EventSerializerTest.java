@@ -6,10 +6,14 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.typesafe.config.ConfigFactory;
 import io.berth.node.edge.api.ToEdge;
 import io.berth.node.mapping.Mapping;
+import io.berth.node.secrets.SecretSealer;
+import io.berth.node.secrets.SecretSettings;
 import io.berth.node.socket.SocketEvent;
 import io.berth.node.socket.SocketState;
 import io.berth.protocol.Frame;
 import java.io.NotSerializableException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.EnumSet;
@@ -247,8 +251,11 @@ class EventSerializerTest {
   private static Object withoutField(Serializer jackson, Object value, String field) throws Exception {
     com.fasterxml.jackson.dataformat.cbor.databind.CBORMapper cbor =
         new com.fasterxml.jackson.dataformat.cbor.databind.CBORMapper();
+    // A mapping's secret is sealed with the system's key: Jackson writes it only with the system at hand.
+    byte[] current = org.apache.pekko.serialization.Serialization$.MODULE$.<byte[]>withTransportInformation(
+        (org.apache.pekko.actor.ExtendedActorSystem) Adapter.toClassic(testKit.system()), () -> jackson.toBinary(value));
     com.fasterxml.jackson.databind.node.ObjectNode tree =
-        (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(jackson.toBinary(value));
+        (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(current);
     assertThat(tree.has(field)).as("the current form has %s", field).isTrue();
     tree.remove(field);
     return serialization.deserialize(cbor.writeValueAsBytes(tree), jackson.identifier(),
@@ -267,6 +274,77 @@ class EventSerializerTest {
         .isInstanceOf(NotSerializableException.class).hasMessageContaining("frame count");
     assertThatThrownBy(() -> serializer.fromBinary(bytes, "Accepted.99"))
         .isInstanceOf(NotSerializableException.class).hasMessageContaining("unknown event manifest");
+  }
+
+  // ------------------------------------------------------------------ sealed secrets (docs/secrets.md)
+
+  private static final String SECRET = "endpoint-secret-0123456789";
+
+  private static Mapping webhookWith(String secret) {
+    return new Mapping("webhook", 3, "https://example.com/hook", EnumSet.of(Mapping.Event.OPEN),
+        Mapping.Criteria.NONE, 5_000, Mapping.Retry.DEFAULT, secret, 30_000, false);
+  }
+
+  private static boolean contains(byte[] bytes, String text) {
+    return new String(bytes, StandardCharsets.ISO_8859_1).contains(
+        new String(text.getBytes(StandardCharsets.UTF_8), StandardCharsets.ISO_8859_1));
+  }
+
+  /** {@code bytes} with the length-prefixed string {@code from} replaced by {@code to}. */
+  private static byte[] replaceString(byte[] bytes, String from, String to) {
+    String latin = new String(bytes, StandardCharsets.ISO_8859_1);
+    int at = latin.indexOf(from) - 4;
+    assertThat(at).as("the event holds %s", from).isGreaterThanOrEqualTo(0);
+    byte[] t = to.getBytes(StandardCharsets.UTF_8);
+    ByteBuffer b = ByteBuffer.allocate(bytes.length - from.length() + t.length);
+    b.put(bytes, 0, at).putInt(t.length).put(t);
+    b.put(bytes, at + 4 + from.length(), bytes.length - at - 4 - from.length());
+    return b.array();
+  }
+
+  @Test
+  void openedHoldsTheMappingSecretSealedOnceAndReadsItOpened() {
+    SocketEvent.Opened event = opened(webhookWith(SECRET));
+    byte[] bytes = serialization.serialize(event).get();
+    assertThat(contains(bytes, SECRET)).as("the secret in plaintext").isFalse();
+    assertThat(contains(bytes, "enc:v1:test:")).isTrue();
+    assertThat(serialization.serialize(event).get()).as("sealed once, then cached").isEqualTo(bytes);
+    assertThat(journalTrip(event)).isEqualTo(event);
+  }
+
+  @Test
+  void anOpenedWrittenWithThePlaintextSecretBeforeStillReads() throws Exception {
+    SocketEvent.Opened event = opened(webhookWith(SECRET));
+    EventSerializer serializer = (EventSerializer) serialization.findSerializerFor(event);
+    byte[] bytes = serializer.toBinary(event);
+    String sealed = SecretSealer.get(testKit.system()).sealCached(SECRET);
+    byte[] before = replaceString(bytes, sealed, SECRET);
+    assertThat(serializer.fromBinary(before, serializer.manifest(event))).isEqualTo(event);
+  }
+
+  @Test
+  void anOpenedSealedWithAKeyTheNodeDoesNotHoldIsRefusedNamingTheKey() throws Exception {
+    SocketEvent.Opened event = opened(webhookWith(SECRET));
+    EventSerializer serializer = (EventSerializer) serialization.findSerializerFor(event);
+    String sealed = SecretSealer.get(testKit.system()).sealCached(SECRET);
+    String elsewhere = new SecretSealer(SecretSettings.of("other=" + "A".repeat(43) + "=", false)).seal(SECRET);
+    byte[] bytes = replaceString(serializer.toBinary(event), sealed, elsewhere);
+    assertThatThrownBy(() -> serializer.fromBinary(bytes, serializer.manifest(event)))
+        .isInstanceOf(NotSerializableException.class).hasMessageContaining("key id 'other'")
+        .hasMessageNotContaining(SECRET);
+  }
+
+  /** Snapshots and messages hold the mapping as Jackson writes it: the secret sealed there too. */
+  @Test
+  void aSnapshotHoldsTheMappingSecretSealed() {
+    SocketState state = SocketEntity.apply(SocketState.EMPTY,
+        new SocketEvent.Opened("d", webhookWith(SECRET), null, "n", 0, AT, true));
+    byte[] bytes = serialization.serialize(state).get();
+    assertThat(contains(bytes, SECRET)).isFalse();
+    assertThat(contains(bytes, "enc:v1:test:")).isTrue();
+    SocketState back = (SocketState) serialization.deserialize(bytes, SocketState.class).get();
+    assertThat(back.mapping()).isEqualTo(state.mapping());
+    assertThat(back.mapping().secret()).isEqualTo(SECRET);
   }
 
   private static Serializer jackson() throws NotSerializableException {
