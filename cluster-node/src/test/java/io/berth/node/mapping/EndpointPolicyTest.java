@@ -53,6 +53,23 @@ class EndpointPolicyTest {
         .as("Teredo").isTrue();
   }
 
+  /**
+   * C's inet_aton reads 0177.0.0.1 as octal, 127.0.0.1; the JDK reads it as decimal, 177.0.0.1.
+   * Whichever reading a tool would take, the call goes to the address the JDK checked, never to
+   * loopback: an octal spelling cannot smuggle an internal address past the check.
+   */
+  @Test
+  void anOctalSpellingIsConnectedToAsTheAddressCheckedNeverAsLoopback() {
+    InetSocketAddress to;
+    try {
+      to = publicOnly.connectAddress("0177.0.0.1", 80);
+    } catch (InvalidMapping refused) {
+      return; // refused outright: as good
+    }
+    assertThat(to.getAddress().isLoopbackAddress()).isFalse();
+    assertThat(to.getAddress().getHostAddress()).isEqualTo("177.0.0.1");
+  }
+
   @Test
   void aPublicAddressIsConnectedToAsCheckedAndAListedHostEvenWhenInternal() throws Exception {
     InetSocketAddress to = publicOnly.connectAddress("93.184.215.14", 8443);
