@@ -5,14 +5,20 @@ import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
 import io.berth.node.balance.LoadAwareAllocationStrategy;
 import io.berth.node.balance.LoadReporter;
+import io.berth.node.balance.LoadRegistry;
+import io.berth.node.balance.LoadView;
 import io.berth.node.balance.MigrationSettings;
+import io.berth.node.balance.NodeLoad;
 import io.berth.node.edge.EdgeServer;
 import io.berth.node.edge.EdgeSettings;
+import io.berth.node.edge.EdgeState;
 import io.berth.node.edge.LimitSettings;
 import io.berth.node.link.PairingEntity;
 import io.berth.node.link.PeerLinkEntity;
+import io.berth.node.mapping.EndpointBreakers;
 import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.mapping.MappingWatcher;
+import io.berth.node.metrics.Metrics;
 import io.berth.node.ops.ManagementServer;
 import io.berth.node.ops.ManagementSettings;
 import io.berth.node.secrets.SecretSettings;
@@ -27,6 +33,7 @@ import io.berth.persistence.DatabaseSettings;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -117,6 +124,7 @@ public final class BerthNode {
           }
         });
       }
+      scraped(system);
       ManagementServer.start(system).whenComplete((binding, failure) -> {
         if (failure != null) {
           // Without management there is no readiness and no operator API: do not run half a node.
@@ -126,6 +134,32 @@ public final class BerthNode {
       });
       return Behaviors.empty();
     });
+  }
+
+  /**
+   * The node's figures that are counted anyway, read by {@link Metrics} when Prometheus scrapes:
+   * nothing is added where they are counted (docs/metrics.md).
+   */
+  private static void scraped(ActorSystem<Void> system) {
+    Metrics metrics = Metrics.get(system);
+    EdgeState edge = EdgeState.get(system);
+    LoadRegistry load = LoadRegistry.get(system);
+    LoadView view = LoadView.get(system);
+    String self = org.apache.pekko.cluster.typed.Cluster.get(system).selfMember().address().toString();
+    metrics.gauge("berth_connections_open", "Device connections open on this node's edge", edge::connections);
+    metrics.gauge("berth_node_draining", "1 while this node is draining", () -> edge.draining() ? 1 : 0);
+    metrics.counter("berth_connections_refused_total", "Connections ended before their first frame, by outcome "
+        + "(not TLS, certificate expired, untrusted, missing, denied, TLS failed, bad PROXY header, setup timeout)",
+        "outcome", edge::refusals);
+    metrics.counter("berth_uplink_frames_total", "DATA frames the sockets on this node took from their devices "
+        + "(their destination had them)", load::framesTaken);
+    metrics.counter("berth_uplink_bytes_total", "Payload bytes of those frames", load::bytesTaken);
+    metrics.gauge("berth_socket_entities", "Socket sessions running on this node (a quiet socket sleeps)",
+        load::running);
+    metrics.gauge("berth_shards", "Shards of sockets on this node, as its last load report said",
+        () -> Optional.ofNullable(view.loads().get(self)).map(NodeLoad::shards).orElse(0));
+    metrics.gauge("berth_endpoint_breaker_open", "1 while the circuit breaker of an endpoint host is open",
+        "host", EndpointBreakers.get(system)::openByHost);
   }
 
   public static ActorSystem<Void> start(Config config) {

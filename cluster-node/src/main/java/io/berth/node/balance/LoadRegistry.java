@@ -2,6 +2,7 @@ package io.berth.node.balance;
 
 import java.util.Collection;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.LongAdder;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Extension;
 import org.apache.pekko.actor.typed.ExtensionId;
@@ -17,6 +18,9 @@ public final class LoadRegistry implements Extension {
   };
 
   private final ConcurrentHashMap<String, SocketMeter> meters = new ConcurrentHashMap<>();
+  /** Frames and payload bytes every socket on this node took, since the node started. */
+  private final LongAdder frames = new LongAdder();
+  private final LongAdder bytes = new LongAdder();
 
   public static LoadRegistry get(ActorSystem<?> system) {
     return ID.apply(system);
@@ -24,7 +28,7 @@ public final class LoadRegistry implements Extension {
 
   /** Called by a socket entity when it starts on this node. */
   public SocketMeter register(String socketId, String shardId) {
-    SocketMeter meter = new SocketMeter(socketId, shardId);
+    SocketMeter meter = new SocketMeter(socketId, shardId, frames, bytes);
     meters.put(socketId, meter);
     return meter;
   }
@@ -32,6 +36,21 @@ public final class LoadRegistry implements Extension {
   /** Called when the entity stops (passivation, handoff, node shutdown). */
   public void unregister(String socketId, SocketMeter meter) {
     meters.remove(socketId, meter);
+  }
+
+  /** Socket entities running on this node now. */
+  public int running() {
+    return meters.size();
+  }
+
+  /** Uplink frames the sockets on this node took since it started (their destination had them). */
+  public long framesTaken() {
+    return frames.sum();
+  }
+
+  /** Their payload bytes. */
+  public long bytesTaken() {
+    return bytes.sum();
   }
 
   Collection<SocketMeter> meters() {

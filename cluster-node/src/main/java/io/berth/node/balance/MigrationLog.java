@@ -1,5 +1,6 @@
 package io.berth.node.balance;
 
+import io.berth.node.metrics.Metrics;
 import io.berth.persistence.BerthTables;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -91,9 +92,11 @@ public final class MigrationLog implements Extension {
       + " sockets, note";
 
   private final BerthTables tables;
+  private final Metrics metrics;
 
   private MigrationLog(ActorSystem<?> system) {
     this.tables = BerthTables.get(system);
+    this.metrics = Metrics.get(system);
   }
 
   public static MigrationLog get(ActorSystem<?> system) {
@@ -105,6 +108,7 @@ public final class MigrationLog implements Extension {
    * operator's request is answered only once its record exists.
    */
   public CompletionStage<Void> insert(Migration m) {
+    metrics.migrationStarted(m.cause());
     return inOrder(m.id(), c -> {
       try (PreparedStatement s = c.prepareStatement("INSERT INTO berth_migration (" + COLUMNS
           + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
@@ -223,6 +227,7 @@ public final class MigrationLog implements Extension {
    * tries again, a few times over about {@link #COMPLETION_ATTEMPTS} seconds.
    */
   public CompletionStage<Void> completed(String socketId, String shardId, String to, long pauseMs, Instant at) {
+    metrics.migrationCompleted(pauseMs / 1000.0);
     return completed(socketId, shardId, to, pauseMs, at, 1);
   }
 

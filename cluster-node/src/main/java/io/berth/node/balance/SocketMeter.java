@@ -19,14 +19,22 @@ public final class SocketMeter {
   long hotSince;
   private boolean sampled;
 
-  SocketMeter(String socketId, String shardId) {
+  /** The node's totals ({@link LoadRegistry}), which metrics read. */
+  private final LongAdder nodeFrames;
+  private final LongAdder nodeBytes;
+
+  SocketMeter(String socketId, String shardId, LongAdder nodeFrames, LongAdder nodeBytes) {
     this.socketId = socketId;
     this.shardId = shardId;
+    this.nodeFrames = nodeFrames;
+    this.nodeBytes = nodeBytes;
   }
 
   public void record(int frameCount, long byteCount) {
     frames.add(frameCount);
     bytes.add(byteCount);
+    nodeFrames.add(frameCount);
+    nodeBytes.add(byteCount);
   }
 
   /** Folds what was recorded since the last sample into the smoothed rates. */

@@ -3,6 +3,7 @@ package io.berth.node.edge;
 import io.berth.node.edge.api.ToEdge;
 import io.berth.node.mapping.Mapping;
 import io.berth.node.mapping.MappingRegistry;
+import io.berth.node.metrics.Metrics;
 import io.berth.node.socket.api.SocketCommand;
 import io.berth.node.socket.api.Sockets;
 import io.berth.node.tls.DenyList;
@@ -183,6 +184,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private final Uplink uplink;
   /** Frames written to the device and not yet acknowledged by it. */
   private final Downlink downlink = new Downlink();
+  private final Metrics metrics;
 
   private ConnectionActor(
       ActorContext<Object> context, EdgeSettings settings,
@@ -198,7 +200,8 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     this.self = context.getSelf().narrow();
     this.sharding = ClusterSharding.get(context.getSystem());
     this.ticks = new TickSchedule(context.getSystem().scheduler(), context.getSelf(), settings.tick());
-    this.uplink = new Uplink(settings);
+    this.metrics = Metrics.get(context.getSystem());
+    this.uplink = new Uplink(settings, metrics);
   }
 
   private boolean isQuiet() {
@@ -275,6 +278,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       return retimed(this);
     } else if (message instanceof Shutdown m) {
       if (phase != Phase.CLOSING) {
+        metrics.disconnect("node_shutdown");
         close(new Frame.Close(m.code(), m.reason()));
       }
       return retimed(this);
@@ -566,6 +570,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       }
     } else if (message instanceof ToEdge.SessionEnded e) {
       if (phase != Phase.CLOSING) {
+        metrics.disconnect("session_ended");
         close(new Frame.Close(e.closeCode(), e.reason()));
       }
     }
@@ -582,6 +587,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     uplink.start(w.lastAccepted());
     downlink.start(w.downlinkAcked());
     offer(Handshake.welcome(w, edgeNode, settings, uplink.limits()));
+    metrics.handshake("welcome");
     if (classLog.isDebugEnabled()) {
       getContext().getLog().debug("Socket {} opened from {}", socketId, remote);
     }
@@ -601,17 +607,25 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     if (phase != Phase.OPEN) {
       return;
     }
+    int written = 0;
+    long bytes = 0;
     for (Frame.Data d : p.frames()) {
       switch (downlink.push(d.seq(), System.nanoTime())) {
         case WRITTEN -> { } // sent again by the entity after a retry: the device has it or will get it
         case GAP -> {
           // A Push was lost between nodes: never let the device see a gap, ask from where we are.
           resync();
+          metrics.downlink(written, bytes);
           return;
         }
-        case NEXT -> offer(d);
+        case NEXT -> {
+          offer(d);
+          written++;
+          bytes += d.payload().length;
+        }
       }
     }
+    metrics.downlink(written, bytes);
   }
 
   private void resync() {
@@ -719,6 +733,12 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       // A line per attempt of a device connecting in a tight loop would flood the log.
       getContext().getLog().debug("Closing connection from {}: ERROR {} {}", remote, code, message);
     }
+    String label = code.name().toLowerCase(java.util.Locale.ROOT);
+    if (phase == Phase.OPEN || phase == Phase.ENDING) {
+      metrics.disconnect(label);
+    } else {
+      metrics.handshake(label);
+    }
     close(new Frame.Error(code, message));
   }
 
@@ -761,6 +781,9 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   }
 
   private Behavior<Object> stop(String why) {
+    if (phase == Phase.OPEN || phase == Phase.ENDING) {
+      metrics.disconnect("device");
+    }
     if (classLog.isDebugEnabled()) {
       getContext().getLog().debug("Connection from {} ({}) ended: {}", remote, socketId, why);
     }

@@ -2,6 +2,7 @@ package io.berth.node.edge;
 
 import io.berth.node.edge.api.ToEdge;
 import io.berth.node.mapping.Mapping;
+import io.berth.node.metrics.Metrics;
 import io.berth.protocol.Frame;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -60,9 +61,24 @@ final class Uplink {
    */
   private UplinkThrottle throttle;
   private boolean ownThrottle;
+  /** The node's metrics, where each read's ACK latency goes; null in tests of this class alone. */
+  private final Metrics metrics;
+  /**
+   * For each read whose frames are not yet confirmed, its last seq and when it was read (nanoTime),
+   * in pairs from {@link #marksHead}: what the ACK latency is measured from. Null while empty, as
+   * on every idle connection.
+   */
+  private long[] marks;
+  private int marksHead;
+  private int marksCount;
 
   Uplink(EdgeSettings settings) {
+    this(settings, null);
+  }
+
+  Uplink(EdgeSettings settings, Metrics metrics) {
     this.settings = settings;
+    this.metrics = metrics;
   }
 
   /** The session welcomed the connection: it holds every frame up to {@code lastAccepted}. */
@@ -134,6 +150,44 @@ final class Uplink {
       unconfirmed.addLast(d);
       unconfirmedBytes += d.payload().length;
     }
+    mark(frames.get(frames.size() - 1).seq(), now);
+  }
+
+  /** Remembers when a read's frames arrived, up to their last seq. */
+  private void mark(long seq, long now) {
+    if (metrics == null) {
+      return;
+    }
+    if (marks == null) {
+      marks = new long[16];
+      marksHead = 0;
+      marksCount = 0;
+    } else if (marksCount * 2 == marks.length) {
+      long[] grown = new long[marks.length * 2];
+      for (int i = 0; i < marksCount; i++) {
+        int from = (marksHead + i * 2) % marks.length;
+        grown[i * 2] = marks[from];
+        grown[i * 2 + 1] = marks[from + 1];
+      }
+      marks = grown;
+      marksHead = 0;
+    }
+    int at = (marksHead + marksCount * 2) % marks.length;
+    marks[at] = seq;
+    marks[at + 1] = now;
+    marksCount++;
+  }
+
+  /** Every read confirmed up to {@code upTo}: its ACK latency goes to the node's histogram. */
+  private void confirmedMarks(long upTo, long now) {
+    while (marks != null && marksCount > 0 && marks[marksHead] <= upTo) {
+      metrics.ackLatency(now - marks[marksHead + 1]);
+      marksHead = (marksHead + 2) % marks.length;
+      marksCount--;
+    }
+    if (marks != null && marksCount == 0) {
+      marks = null;
+    }
   }
 
   /**
@@ -200,6 +254,7 @@ final class Uplink {
           unconfirmed = null;
         }
       }
+      confirmedMarks(d.upTo(), now);
       confirmed = true;
     }
     if (d.stalled()) {

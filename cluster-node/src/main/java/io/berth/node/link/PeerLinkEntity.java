@@ -1,5 +1,6 @@
 package io.berth.node.link;
 
+import io.berth.node.metrics.Metrics;
 import io.berth.node.socket.api.SocketCommand;
 import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.CborSerializable;
@@ -96,6 +97,7 @@ public final class PeerLinkEntity
   private final String linkId;
   private final ClusterSharding sharding;
   private final LinkStore store;
+  private final Metrics metrics;
 
   private PeerLinkEntity(ActorContext<Command> ctx, String linkId) {
     super(PersistenceId.of(ENTITY_KEY.name(), linkId),
@@ -104,6 +106,7 @@ public final class PeerLinkEntity
     this.linkId = linkId;
     this.sharding = ClusterSharding.get(ctx.getSystem());
     this.store = new LinkStore(ctx.getSystem());
+    this.metrics = Metrics.get(ctx.getSystem());
   }
 
   @Override
@@ -228,6 +231,7 @@ public final class PeerLinkEntity
   }
 
   private void record(State st) {
+    metrics.link(st.status());
     store.save(new LinkStore.Row(linkId, st.a(), st.b(), st.status(), st.waiter(), st.reason(), st.since(),
         Instant.now()));
   }

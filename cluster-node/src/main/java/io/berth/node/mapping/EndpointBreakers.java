@@ -39,6 +39,13 @@ public final class EndpointBreakers implements Extension {
     return ID.apply(system);
   }
 
+  /** Each endpoint host's breaker: 1 while it is open (calls fail at once), 0 otherwise. */
+  public java.util.Map<String, Integer> openByHost() {
+    java.util.Map<String, Integer> out = new java.util.HashMap<>();
+    breakers.forEach((host, breaker) -> out.put(host, breaker.isOpen() ? 1 : 0));
+    return out;
+  }
+
   public CircuitBreaker forHost(String hostAndPort) {
     return breakers.computeIfAbsent(hostAndPort, h ->
         CircuitBreaker.create(system.classicSystem().scheduler(), maxFailures, callTimeout, resetTimeout));

@@ -1,5 +1,6 @@
 package io.berth.node.mapping;
 
+import io.berth.node.metrics.Metrics;
 import io.berth.protocol.Backoff;
 import java.time.Duration;
 import java.time.Instant;
@@ -24,7 +25,8 @@ public final class MappingActor {
   public record Invoke(String batchId, Mapping.Event event, long seqFrom, long seqTo, byte[] data,
                        ActorRef<Result> replyTo) implements Command {}
 
-  private record Attempted(Invoke invoke, int attempt, EndpointClient.Outcome outcome) implements Command {}
+  private record Attempted(Invoke invoke, int attempt, EndpointClient.Outcome outcome, long startedAt)
+      implements Command {}
 
   private record Again(Invoke invoke, int attempt) implements Command {}
 
@@ -50,6 +52,7 @@ public final class MappingActor {
   private final String socketId;
   private final String deviceId;
   private final ParkedStore parked;
+  private final Metrics metrics;
 
   private MappingActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, Mapping mapping, String socketId,
                        String deviceId) {
@@ -59,6 +62,7 @@ public final class MappingActor {
     this.socketId = socketId;
     this.deviceId = deviceId;
     this.parked = new ParkedStore(ctx.getSystem());
+    this.metrics = Metrics.get(ctx.getSystem());
   }
 
   private Behavior<Command> behavior() {
@@ -74,14 +78,17 @@ public final class MappingActor {
   private Behavior<Command> attempt(Invoke m, int attempt) {
     EndpointCall.Request request = new EndpointCall.Request(m.event(), socketId, deviceId, m.batchId(), m.seqFrom(),
         m.seqTo(), m.data());
+    long startedAt = System.nanoTime();
     ctx.pipeToSelf(EndpointClient.call(ctx.getSystem(), mapping, request),
         (outcome, failure) -> new Attempted(m, attempt, failure == null ? outcome
-            : EndpointClient.Outcome.failed(String.valueOf(failure))));
+            : EndpointClient.Outcome.failed(String.valueOf(failure)), startedAt));
     return Behaviors.same();
   }
 
   private Behavior<Command> onAttempted(Attempted m) {
     EndpointClient.Outcome o = m.outcome();
+    metrics.endpointCall(mapping.name(), o.delivered() ? "delivered" : o.retryable() ? "failed" : "refused",
+        System.nanoTime() - m.startedAt());
     if (o.delivered()) {
       EndpointCall.Answer answer = o.answer();
       if (answer.problem() != null) {
@@ -97,11 +104,13 @@ public final class MappingActor {
           Duration.ofMillis(retry.backoffMaxMs()), 0.5).delayMillis(m.attempt());
       ctx.getLog().info("Socket {}: batch {} attempt {}/{} failed ({}), retrying in {} ms", socketId,
           m.invoke().batchId(), m.attempt(), retry.maxAttempts(), o.describe(), delay);
+      metrics.endpointRetry(mapping.name());
       timers.startSingleTimer(new Again(m.invoke(), m.attempt() + 1), Duration.ofMillis(delay));
       return Behaviors.same();
     }
     String error = (o.retryable() ? "gave up after " + m.attempt() + " attempts: " : "refused: ") + o.describe();
     ctx.getLog().warn("Socket {}: parking batch {} ({})", socketId, m.invoke().batchId(), error);
+    metrics.parked(mapping.name());
     Invoke inv = m.invoke();
     return writePark(inv, new ParkedStore.Parked(UUID.randomUUID().toString(), socketId, deviceId, mapping.name(),
         mapping.version(), mapping.endpoint(), inv.event().wire(), inv.batchId(), inv.seqFrom(), inv.seqTo(),

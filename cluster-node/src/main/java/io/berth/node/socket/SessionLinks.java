@@ -6,6 +6,7 @@ import io.berth.node.link.Link;
 import io.berth.node.link.PairingEntity;
 import io.berth.node.link.PeerLinkEntity;
 import io.berth.node.mapping.Mapping;
+import io.berth.node.metrics.Metrics;
 import io.berth.node.socket.SocketEntity.AcceptAgain;
 import io.berth.node.socket.SocketEntity.CloseByEndpoint;
 import io.berth.node.socket.SocketEntity.LinkDeadline;
@@ -413,6 +414,7 @@ final class SessionLinks {
     }
     return Effect().persist(events).thenRun(st -> {
       if (in.event() != null) {
+        Metrics.get(entity.context.getSystem()).relayed(in.event().outbound().size());
         entity.pump(st);
         long peerAcked = st.link().peerAcked(entity.window.acked(st));
         peerRef(st.link().peer()).tell(new RelayAck(entity.socketId, st.link().relayIn(), peerAcked, in.refused()));

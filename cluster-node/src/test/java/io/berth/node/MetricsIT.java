@@ -1,0 +1,59 @@
+package io.berth.node;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.berth.protocol.DeviceClient;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code GET /metrics} on a node with PostgreSQL (docs/metrics.md): after a device's session,
+ * the figures it moved are there in the Prometheus text format, with no socket or device in a
+ * label, and only for a caller with a key.
+ */
+class MetricsIT {
+
+  @Test
+  void aDevicesSessionShowsInTheNodesMetricsWithoutItsIdInAnyLabel() throws Exception {
+    try (TestNodes nodes = new TestNodes().start(1)) {
+      String url = nodes.node(0).managementUrl() + "/metrics";
+      ConcurrentLinkedQueue<String> got = new ConcurrentLinkedQueue<>();
+      String device = TestNodes.uniqueDevice("metered");
+      DeviceClient client = TestNodes.device(device, nodes.node(0).edge()).mapping("echo")
+          .listener(TestNodes.collecting(got)).build().connect();
+      for (int i = 0; i < 100; i++) {
+        client.send(("m" + i).getBytes(StandardCharsets.UTF_8));
+      }
+      assertThat(client.awaitAllAcked(Duration.ofSeconds(30))).isTrue();
+      await().atMost(Duration.ofSeconds(30)).until(() -> got.size() >= 100);
+      client.close();
+
+      await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+        String text = HttpProbe.get(url).body();
+        assertThat(value(text, "berth_handshakes_total{result=\"welcome\"}")).isGreaterThanOrEqualTo(1);
+        assertThat(value(text, "berth_uplink_frames_total")).isGreaterThanOrEqualTo(100);
+        assertThat(value(text, "berth_uplink_bytes_total")).isGreaterThanOrEqualTo(290);
+        assertThat(value(text, "berth_downlink_frames_total")).isGreaterThanOrEqualTo(100);
+        assertThat(value(text, "berth_ack_latency_seconds_count")).isGreaterThanOrEqualTo(1);
+        assertThat(value(text, "berth_disconnects_total{reason=\"session_ended\"}")
+            + value(text, "berth_disconnects_total{reason=\"device\"}")).isGreaterThanOrEqualTo(1);
+        assertThat(text).contains("berth_connections_open ", "berth_socket_entities ", "berth_shards ",
+            "berth_connections_refused_total{outcome=\"tls-not-tls\"}", "jvm_memory_used_bytes",
+            "# TYPE berth_ack_latency_seconds histogram");
+        assertThat(text).as("no socket or device id in a label").doesNotContain(device);
+      });
+      assertThat(HttpProbe.send("GET", url, null, null).status()).as("without a key").isEqualTo(401);
+    }
+  }
+
+  /** The value of one sample line, 0 when absent. */
+  private static double value(String text, String sample) {
+    Matcher m = Pattern.compile("(?m)^" + Pattern.quote(sample) + " (\\S+)$").matcher(text);
+    return m.find() ? Double.parseDouble(m.group(1)) : 0;
+  }
+}
