@@ -287,6 +287,8 @@ print_table() {
   printf 'device secret: %s\n' "$SECRET"
   printf 'management:    HTTPS with CA %s; operator key of role admin in %s (mode 0600)\n' \
     "$RUN_DIR/tls/ca.pem" "$RUN_DIR/admin-key"
+  printf 'metrics:       %s/metrics on each node, with a key (deploy/prometheus/prometheus.yml scrapes them)\n' \
+    "$(mgmt_url 1)"
   printf 'logs:          %s\n' "$RUN_DIR"
   printf '\ntry:  echo hello | scripts/device.sh --connect 127.0.0.1:%s --device demo --mapping echo --expect 1\n' $((EDGE_BASE + 1))
   printf '      curl -s --cacert %s -H "Authorization: Bearer $(cat %s)" %s/api/sockets/demo\n\n' \
