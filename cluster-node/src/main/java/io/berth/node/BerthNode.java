@@ -18,6 +18,7 @@ import io.berth.node.link.PeerLinkEntity;
 import io.berth.node.mapping.EndpointBreakers;
 import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.mapping.MappingWatcher;
+import io.berth.node.metrics.CountingAsyncAppender;
 import io.berth.node.metrics.Metrics;
 import io.berth.node.ops.ManagementServer;
 import io.berth.node.ops.ManagementSettings;
@@ -158,6 +159,8 @@ public final class BerthNode {
         load::running);
     metrics.gauge("berth_shards", "Shards of sockets on this node, as its last load report said",
         () -> Optional.ofNullable(view.loads().get(self)).map(NodeLoad::shards).orElse(0));
+    metrics.counter("berth_log_lines_dropped_total", "Log lines the async appender dropped rather than block",
+        CountingAsyncAppender::dropped);
     metrics.gauge("berth_endpoint_breaker_open", "1 while the circuit breaker of an endpoint host is open",
         "host", EndpointBreakers.get(system)::openByHost);
   }

@@ -31,6 +31,8 @@ public final class Main {
       system = BerthNode.start(config);
     } catch (RuntimeException e) {
       log.error("Berth node cannot start: {}", e.getMessage(), e);
+      // The log is asynchronous: without this the one line that says why can be lost.
+      flushLogs();
       System.exit(1);
       return;
     }
