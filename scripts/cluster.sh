@@ -226,7 +226,7 @@ start_node() {
     exec nohup java "${jopts[@]}" -Djdk.tls.rejectClientInitiatedRenegotiation=true "${NODE_OPTS[@]}" -jar "$JAR" >>"$(node_log "$i")" 2>&1
   ) &
   echo $! >"$(node_pid_file "$i")"
-  say "node $i started (pid $!): devices 127.0.0.1:$((EDGE_BASE + i)), management http://127.0.0.1:$((MGMT_BASE + i))"
+  say "node $i started (pid $!): devices 127.0.0.1:$((EDGE_BASE + i)), management $(mgmt_url "$i")"
 }
 
 # Waits (bounded) until `expected` members are Up and every running node answers /ready.
