@@ -90,7 +90,46 @@ if ! command -v curl >/dev/null 2>&1 && can_apt; then
   DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >&2
 fi
 
+# The Kubernetes manifests (deploy/kubernetes/), checked with kubectl where it is or may be
+# installed (Debian's kubernetes-client). Offline, `kubectl apply/create --dry-run=client` does
+# not work (kubectl 1.32 asks the API server for its resource list and schema even then), so
+# `kubectl kustomize` renders every manifest (YAML well-formed, every file of the kustomization
+# present) and each rendered object is checked for its kind, apiVersion and name; with a cluster
+# reachable, `kubectl apply --dry-run=server` validates them against its schema too.
+check_manifests() {
+  local dir="$ROOT/deploy/kubernetes"
+  if ! command -v kubectl >/dev/null 2>&1; then
+    if can_apt; then
+      say "kubectl not found: installing kubernetes-client with apt-get (for the manifests' check)"
+      DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kubernetes-client >&2 || true
+    fi
+    if ! command -v kubectl >/dev/null 2>&1; then
+      say "SKIPPED: the Kubernetes manifests' check (no kubectl, and apt-get is not available as root to install kubernetes-client)"
+      return
+    fi
+  fi
+  local rendered
+  rendered=$(kubectl kustomize "$dir") || die "deploy/kubernetes/ does not render (kubectl kustomize, above)"
+  local objects missing
+  objects=$(printf '%s\n' "$rendered" | awk '/^apiVersion:/{a=$2} /^kind:/{k=$2} /^---/{a="";k=""} k!="" && a!="" {print k; a="";k=""}' | sort | tr '\n' ' ')
+  for kind in ConfigMap Deployment PodDisruptionBudget Role RoleBinding Service ServiceAccount; do
+    [[ " $objects " == *" $kind "* ]] || missing+=" $kind"
+  done
+  [[ -z "${missing:-}" ]] || die "deploy/kubernetes/ renders without:$missing"
+  for line in "path: /ready" "path: /alive" "scheme: HTTPS" "secretKeyRef:" "name: management"; do
+    grep -qE -- "^[ -]*$line\$" <<<"$rendered" || die "deploy/kubernetes/: no line '$line' (probes, Secrets, ports)"
+  done
+  if kubectl version --request-timeout=3s >/dev/null 2>&1; then
+    kubectl apply --dry-run=server -k "$dir" >&2 || die "the cluster refused deploy/kubernetes/ (kubectl apply --dry-run=server)"
+    say "Kubernetes manifests: rendered and accepted by the cluster (dry run)"
+  else
+    say "Kubernetes manifests: rendered ($objects); no cluster reachable, so not validated against a schema"
+  fi
+}
+
 ensure_postgres
+check_manifests
 cd "$ROOT"
 started=$SECONDS
 maven verify "$@"

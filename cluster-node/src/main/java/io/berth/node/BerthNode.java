@@ -20,11 +20,13 @@ import io.berth.node.mapping.MappingRegistry;
 import io.berth.node.mapping.MappingWatcher;
 import io.berth.node.metrics.CountingAsyncAppender;
 import io.berth.node.metrics.Metrics;
+import io.berth.node.ops.BootstrapSettings;
 import io.berth.node.ops.ManagementServer;
 import io.berth.node.ops.ManagementSettings;
 import io.berth.node.secrets.SecretSettings;
 import io.berth.node.socket.SocketEntity;
 import io.berth.node.socket.SocketSettings;
+import io.berth.node.tls.BootstrapTls;
 import io.berth.node.tls.ClusterTls;
 import io.berth.node.tls.ClusterTlsSettings;
 import io.berth.node.tls.DenyList;
@@ -39,6 +41,9 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.http.javadsl.ConnectionContext;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.management.cluster.bootstrap.ClusterBootstrap;
 
 /** Assembles one node: socket sharding, the TCP edge, and the management HTTP server. */
 public final class BerthNode {
@@ -94,8 +99,19 @@ public final class BerthNode {
     // Read again by SecretSealer when first used: checked here so that a node without keys, or
     // with a malformed one, does not start.
     SecretSettings secrets = SecretSettings.fromConfig(config);
+    // Seed nodes or bootstrap, never both; and the probes' TLS, when the management ports serve
+    // HTTPS, trusts the nodes' CA: checked here so that a node missing it does not start.
+    BootstrapSettings bootstrap = BootstrapSettings.fromConfig(config);
+    Optional<BootstrapTls> probeTls = bootstrap.enabled() && ManagementTlsSettings.fromConfig(config).enabled()
+        ? Optional.of(BootstrapTls.fromSettings(ClusterTlsSettings.fromConfig(config)))
+        : Optional.empty();
     return Behaviors.setup(ctx -> {
       ActorSystem<Void> system = ctx.getSystem();
+      // Bootstrap's probes use Http's default client context, which cannot be given per request:
+      // it becomes one that trusts only node certificates. Nothing else in the node uses that
+      // default (webhook calls have their own, EndpointTransport).
+      probeTls.ifPresent(tls -> Http.get(system).setDefaultClientHttpsContext(
+          ConnectionContext.httpsClient((host, port) -> tls.newEngine(host, port))));
       SocketEntity.init(system, connection, new LoadAwareAllocationStrategy(system, migration));
       PeerLinkEntity.init(system);
       PairingEntity.init(system);
@@ -131,6 +147,12 @@ public final class BerthNode {
           // Without management there is no readiness and no operator API: do not run half a node.
           system.log().error("Cannot start the management HTTP server: {}", failure.getMessage());
           org.apache.pekko.actor.CoordinatedShutdown.get(system).run(MANAGEMENT_FAILED);
+        } else if (bootstrap.enabled()) {
+          // After the bind: the other nodes' probes need this node's port, and bootstrap needs the
+          // self contact point that building the management routes gave it.
+          system.log().info("Joining the cluster by bootstrap (discovery {})", system.settings().config()
+              .getString("pekko.management.cluster.bootstrap.contact-point-discovery.discovery-method"));
+          ClusterBootstrap.get(system.classicSystem()).start();
         }
       });
       return Behaviors.empty();

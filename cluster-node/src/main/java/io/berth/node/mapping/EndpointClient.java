@@ -94,7 +94,7 @@ public final class EndpointClient {
     CompletionStage<Outcome> call;
     try {
       Http http = Http.get(system);
-      call = breaker.callWithCircuitBreakerCS(() -> http.singleRequest(request, http.defaultClientHttpsContext(),
+      call = breaker.callWithCircuitBreakerCS(() -> http.singleRequest(request, transport.https(),
                   transport.pool(), system.classicSystem().log())
               .thenCompose(response -> response.entity().withSizeLimit(transport.maxAnswerBytes())
                   .toStrict(timeout.toMillis(), system)

@@ -11,6 +11,8 @@ import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.Extension;
 import org.apache.pekko.actor.typed.ExtensionId;
 import org.apache.pekko.http.javadsl.ClientTransport;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.HttpsConnectionContext;
 import org.apache.pekko.http.javadsl.settings.ConnectionPoolSettings;
 
 /**
@@ -32,6 +34,7 @@ public final class EndpointTransport implements Extension {
   private final EndpointPolicy policy;
   private final Executor blocking;
   private final ConnectionPoolSettings pool;
+  private final HttpsConnectionContext https;
   private final long maxAnswerBytes;
 
   private EndpointTransport(ActorSystem<?> system) {
@@ -40,6 +43,10 @@ public final class EndpointTransport implements Extension {
     this.blocking = system.dispatchers().lookup(DispatcherSelector.blocking());
     ClientTransport checked = ClientTransport.withCustomResolver((host, port) -> connect(policy, blocking, host, port));
     this.pool = ConnectionPoolSettings.create(system.classicSystem()).withTransport(checked);
+    // The JDK's trust and hostname check, made here rather than taken from Http's default: a node
+    // that bootstraps replaces that default with one trusting only node certificates
+    // (BootstrapTls), which must never decide whom a webhook call trusts.
+    this.https = Http.get(system).createDefaultClientHttpsContext();
     this.maxAnswerBytes = system.settings().config().getBytes("berth.endpoints.max-answer-bytes");
   }
 
@@ -72,6 +79,11 @@ public final class EndpointTransport implements Extension {
   /** The connection pool settings of endpoint calls. */
   ConnectionPoolSettings pool() {
     return pool;
+  }
+
+  /** The TLS of endpoint calls: the JDK's trusted CAs, the endpoint's host name checked. */
+  HttpsConnectionContext https() {
+    return https;
   }
 
   /** An answer longer than this fails the call, read no further (berth.endpoints.max-answer-bytes). */

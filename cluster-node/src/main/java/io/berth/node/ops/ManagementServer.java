@@ -63,7 +63,8 @@ import org.slf4j.LoggerFactory;
  * would serve), in front of which every request goes through one gate:
  *
  * <ol>
- *   <li>{@code GET} of the liveness and readiness paths passes: probes carry no credentials;
+ *   <li>{@code GET} of the liveness and readiness paths passes: probes carry no credentials; so
+ *       does {@code GET /bootstrap/seed-nodes} when the node bootstraps ({@link BootstrapSettings});
  *   <li>anything else needs an operator key, as {@code Authorization: Bearer KEY} or as the
  *       password of Basic credentials: without a valid one, 401 with {@code WWW-Authenticate};
  *   <li>the route's rule in {@link AccessPolicy} names the role it needs: short of it, 403;
@@ -86,11 +87,18 @@ public final class ManagementServer {
   private static final HttpHeader BASIC_CHALLENGE =
       RawHeader.create("WWW-Authenticate", "Basic realm=\"berth\", charset=\"UTF-8\"");
 
+  /**
+   * What cluster bootstrap's probes ask of the other nodes, without credentials: the member
+   * addresses this node knows (docs/operator-access.md#the-gate).
+   */
+  private static final List<String> BOOTSTRAP_PROBE = List.of("bootstrap", "seed-nodes");
+
   private final ActorSystem<?> system;
   private final ManagementSettings settings;
   private final OperatorKeys keys;
   private final AuditLog audit;
   private final List<String> probePaths;
+  private final boolean bootstrap;
   private final String node;
 
   ManagementServer(ActorSystem<?> system) {
@@ -100,6 +108,7 @@ public final class ManagementServer {
     this.audit = AuditLog.get(system);
     var health = system.settings().config().getConfig("pekko.management.health-checks");
     this.probePaths = List.of(health.getString("readiness-path"), health.getString("liveness-path"));
+    this.bootstrap = BootstrapSettings.fromConfig(system.settings().config()).enabled();
     this.node = Cluster.get(system).selfMember().address().toString();
   }
 
@@ -133,9 +142,9 @@ public final class ManagementServer {
       builder = builder.enableHttps(https.get());
     }
     return builder.bind(server.route(routes)).thenApply(binding -> {
-      log.info("Management port bound to {} ({}); operator routes need a key, /{} and /{} do not",
+      log.info("Management port bound to {} ({}); operator routes need a key, /{} and /{}{} do not",
           binding.localAddress(), https.isPresent() ? "HTTPS" : "plain HTTP", server.probePaths.get(1),
-          server.probePaths.get(0));
+          server.probePaths.get(0), server.bootstrap ? " and GET /bootstrap/seed-nodes" : "");
       CoordinatedShutdown.get(system).addTask(CoordinatedShutdown.PhaseServiceUnbind(), "berth-management-unbind",
           (java.util.function.Supplier<CompletionStage<org.apache.pekko.Done>>) () -> binding.unbind());
       return binding;
@@ -151,6 +160,9 @@ public final class ManagementServer {
         String method = request.method().value();
         List<String> path = segments(request);
         if (method.equals("GET") && path.size() == 1 && probePaths.contains(path.get(0))) {
+          return inner;
+        }
+        if (bootstrap && method.equals("GET") && path.equals(BOOTSTRAP_PROBE)) {
           return inner;
         }
         Optional<Operator> operator = credentials(request).flatMap(keys::authenticate);
