@@ -287,6 +287,9 @@ print_table() {
   printf 'device secret: %s\n' "$SECRET"
   printf 'management:    HTTPS with CA %s; operator key of role admin in %s (mode 0600)\n' \
     "$RUN_DIR/tls/ca.pem" "$RUN_DIR/admin-key"
+  # The key goes after '#', which a browser never sends; the command reads it, the output never shows it.
+  printf 'page:          %s/ui/ (on any node; it asks for an operator key)\n' "$(mgmt_url 1)"
+  printf '               with the key: xdg-open "%s/ui/#key=$(cat %s)"\n' "$(mgmt_url 1)" "$RUN_DIR/admin-key"
   printf 'logs:          %s\n' "$RUN_DIR"
   printf '\ntry:  echo hello | scripts/device.sh --connect 127.0.0.1:%s --device demo --mapping echo --expect 1\n' $((EDGE_BASE + 1))
   printf '      curl -s --cacert %s -H "Authorization: Bearer $(cat %s)" %s/api/sockets/demo\n\n' \
