@@ -287,6 +287,9 @@ print_table() {
   printf 'device secret: %s\n' "$SECRET"
   printf 'management:    HTTPS with CA %s; operator key of role admin in %s (mode 0600)\n' \
     "$RUN_DIR/tls/ca.pem" "$RUN_DIR/admin-key"
+  # The key goes after '#', which a browser never sends; the command reads it, the output never shows it.
+  printf 'page:          %s/ui/ (on any node; it asks for an operator key)\n' "$(mgmt_url 1)"
+  printf '               with the key: xdg-open "%s/ui/#key=$(cat %s)"\n' "$(mgmt_url 1)" "$RUN_DIR/admin-key"
   printf 'metrics:       %s/metrics on each node, with a key (deploy/prometheus/prometheus.yml scrapes them)\n' \
     "$(mgmt_url 1)"
   printf 'logs:          %s\n' "$RUN_DIR"

@@ -155,6 +155,39 @@ class OperatorAccessIT {
     assertThat(send(new Call("POST", "/ready", "x", OperatorRole.VIEWER), null).statusCode()).isEqualTo(401);
   }
 
+  /**
+   * The cluster page's files pass the gate without a key (they hold no data), under a policy that
+   * runs no script but the page's own; nothing else does: another method, a file that is not
+   * there, or a path that leaves {@code /ui} reaches no route of Management's.
+   */
+  @Test
+  void thePageIsServedWithoutAKeyAndNothingElseIs() {
+    HttpResponse<String> page = send(new Call("GET", "/ui/", null, OperatorRole.VIEWER), null);
+    assertThat(page.statusCode()).isEqualTo(200);
+    assertThat(page.headers().firstValue("Content-Type")).hasValue("text/html; charset=UTF-8");
+    assertThat(page.headers().firstValue("Content-Security-Policy").orElse(""))
+        .contains("default-src 'self'").contains("script-src 'self'").doesNotContain("unsafe-inline");
+    assertThat(page.headers().firstValue("Cache-Control")).hasValue("no-cache");
+    assertThat(page.body()).contains("<script src=\"page.js\"").doesNotContain("<script>");
+    HttpResponse<String> script = send(new Call("GET", "/ui/page.js", null, OperatorRole.VIEWER), null);
+    assertThat(script.statusCode()).isEqualTo(200);
+    assertThat(script.headers().firstValue("Content-Type")).hasValue("application/javascript; charset=UTF-8");
+    assertThat(send(new Call("GET", "/ui/page.css", null, OperatorRole.VIEWER), null).headers()
+        .firstValue("Content-Type")).hasValue("text/css; charset=UTF-8");
+    assertThat(send(new Call("GET", "/ui", null, OperatorRole.VIEWER), null).headers().firstValue("Location"))
+        .hasValue("/ui/");
+    assertThat(send(new Call("GET", "/", null, OperatorRole.VIEWER), null).headers().firstValue("Location"))
+        .hasValue("/ui/");
+
+    assertThat(send(new Call("GET", "/ui/no-such-file.js", null, OperatorRole.VIEWER), null).statusCode())
+        .isEqualTo(404);
+    assertThat(send(new Call("GET", "/ui/api/nodes", null, OperatorRole.VIEWER), null).statusCode()).isEqualTo(404);
+    assertThat(send(new Call("GET", "/ui/%2e%2e/api/nodes", null, OperatorRole.VIEWER), null).statusCode())
+        .isIn(401, 404);
+    assertThat(send(new Call("POST", "/ui/", "x", OperatorRole.VIEWER), null).statusCode()).isEqualTo(401);
+    assertThat(send(new Call("GET", "/api/nodes", null, OperatorRole.VIEWER), null).statusCode()).isEqualTo(401);
+  }
+
   @Test
   void basicCredentialsCarryTheKeyAsTheirPassword() throws Exception {
     String basic = Base64.getEncoder().encodeToString(("anyone:" + keys.get(OperatorRole.VIEWER))

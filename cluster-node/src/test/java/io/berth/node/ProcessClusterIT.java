@@ -3,6 +3,7 @@ package io.berth.node;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.berth.node.LaunchScripts.Result;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.persistence.TestDatabase;
 import java.io.BufferedReader;
@@ -35,8 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ProcessClusterIT {
 
-  private static final Path ROOT = Path.of("").toAbsolutePath().getParent();
-  private static final Duration SCRIPT_TIMEOUT = Duration.ofMinutes(5);
+  private static final Path ROOT = LaunchScripts.ROOT;
 
   @TempDir
   Path runDir;
@@ -213,12 +213,7 @@ class ProcessClusterIT {
 
   /** Starts {@code scripts/device.sh} with these arguments, its stderr going to {@code stderr} in the run directory. */
   private Process startDevice(String stderr, String... args) throws IOException {
-    List<String> command = new ArrayList<>(List.of("bash", script("device.sh")));
-    command.addAll(List.of(args));
-    ProcessBuilder cli = new ProcessBuilder(command).redirectError(runDir.resolve(stderr).toFile())
-        .directory(ROOT.toFile());
-    cli.environment().putAll(env());
-    return cli.start();
+    return new LaunchScripts(runDir).device(stderr, args).start();
   }
 
   /** Reads the device's stdout lines into {@code into} until the process ends. */
@@ -492,26 +487,14 @@ class ProcessClusterIT {
   private HttpProbe management;
 
   private Map<String, String> env() {
-    return Map.of("BERTH_RUN_DIR", runDir.toString(), "BERTH_SKIP_BUILD", "1");
+    return new LaunchScripts(runDir).env();
   }
 
   private static String script(String name) {
-    return ROOT.resolve("scripts").resolve(name).toString();
+    return LaunchScripts.script(name);
   }
 
-  record Result(int code, String output) {}
-
   private Result run(List<String> command, Map<String, String> extraEnv) throws Exception {
-    ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).directory(ROOT.toFile());
-    pb.environment().putAll(env());
-    pb.environment().putAll(extraEnv);
-    Process p = pb.start();
-    String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    if (!p.waitFor(SCRIPT_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      throw new AssertionError("timed out: " + command + "\n" + output);
-    }
-    System.out.println("$ " + String.join(" ", command) + "\n" + output);
-    return new Result(p.exitValue(), output);
+    return new LaunchScripts(runDir).run(command, extraEnv);
   }
 }

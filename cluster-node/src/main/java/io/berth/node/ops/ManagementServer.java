@@ -65,6 +65,8 @@ import org.slf4j.LoggerFactory;
  * <ol>
  *   <li>{@code GET} of the liveness and readiness paths passes: probes carry no credentials; so
  *       does {@code GET /bootstrap/seed-nodes} when the node bootstraps ({@link BootstrapSettings});
+ *   <li>{@code GET} of {@code /} and {@code /ui/...} is the {@link ClusterPage}'s: static files
+ *       that hold no data, served by that route alone (never by Management's);
  *   <li>anything else needs an operator key, as {@code Authorization: Bearer KEY} or as the
  *       password of Basic credentials: without a valid one, 401 with {@code WWW-Authenticate};
  *   <li>the route's rule in {@link AccessPolicy} names the role it needs: short of it, 403;
@@ -142,9 +144,10 @@ public final class ManagementServer {
       builder = builder.enableHttps(https.get());
     }
     return builder.bind(server.route(routes)).thenApply(binding -> {
-      log.info("Management port bound to {} ({}); operator routes need a key, /{} and /{}{} do not",
-          binding.localAddress(), https.isPresent() ? "HTTPS" : "plain HTTP", server.probePaths.get(1),
-          server.probePaths.get(0), server.bootstrap ? " and GET /bootstrap/seed-nodes" : "");
+      log.info("Management port bound to {} ({}); operator routes need a key, /{} and /{}{} do not; the cluster"
+          + " page is at /ui/", binding.localAddress(), https.isPresent() ? "HTTPS" : "plain HTTP",
+          server.probePaths.get(1), server.probePaths.get(0),
+          server.bootstrap ? " and GET /bootstrap/seed-nodes" : "");
       CoordinatedShutdown.get(system).addTask(CoordinatedShutdown.PhaseServiceUnbind(), "berth-management-unbind",
           (java.util.function.Supplier<CompletionStage<org.apache.pekko.Done>>) () -> binding.unbind());
       return binding;
@@ -154,6 +157,7 @@ public final class ManagementServer {
   /** The gate in front of Management's routes; package-visible for tests of the gate alone. */
   Route route(Route management) {
     Route inner = management.seal();
+    Route page = ClusterPage.route().seal();
     return handleExceptions(bodyFailures(), () -> extractRequest(request -> {
       String requestId = UUID.randomUUID().toString();
       return respondWithHeader(RawHeader.create("X-Request-Id", requestId), () -> extractClientIP(remote -> {
@@ -164,6 +168,9 @@ public final class ManagementServer {
         }
         if (bootstrap && method.equals("GET") && path.equals(BOOTSTRAP_PROBE)) {
           return inner;
+        }
+        if (ClusterPage.serves(method, path)) {
+          return page;
         }
         Optional<Operator> operator = credentials(request).flatMap(keys::authenticate);
         if (operator.isEmpty()) {

@@ -1,0 +1,239 @@
+package io.berth.node;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.berth.node.LaunchScripts.Result;
+import io.berth.persistence.DatabaseSettings;
+import io.berth.persistence.TestDatabase;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.IntStream;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The cluster page (docs/page.md) in a real browser: {@code scripts/cluster.sh up} launches three
+ * nodes, a device streams, a socket is moved by hand, and headless Chromium opens the page of
+ * node 1 with the admin key in the URL's fragment, as an operator would. The page must show the
+ * three nodes and that migration; a screenshot goes to {@code target/cluster-page/page.png}.
+ *
+ * <p>Skipped when no Chromium is installed ({@code scripts/test.sh} installs it as root on
+ * Debian). Uses the launch's fixed ports, like {@code ProcessClusterIT}: it waits for another
+ * cluster on them to stop rather than fail.
+ */
+class ClusterPageIT {
+
+  private static final Duration BROWSER_TIMEOUT = Duration.ofSeconds(90);
+  private static final Duration PORTS_WAIT = Duration.ofMinutes(20);
+  private static final List<Integer> PORTS = IntStream.rangeClosed(1, 3)
+      .flatMap(i -> IntStream.of(7000 + i, 8550 + i, 2550 + i)).boxed().toList();
+
+  @TempDir
+  Path runDir;
+
+  private final List<Process> devices = new ArrayList<>();
+  private Path chromium;
+
+  @BeforeEach
+  void needsChromiumAndTheLaunchPorts() {
+    chromium = Stream.of("chromium", "chromium-browser")
+        .flatMap(name -> Stream.of(System.getenv().getOrDefault("PATH", "").split(":")).map(d -> Path.of(d, name)))
+        .filter(Files::isExecutable).findFirst().orElse(null);
+    Assumptions.assumeTrue(chromium != null, "ClusterPageIT skipped: no headless Chromium on PATH (install the"
+        + " Debian package chromium; scripts/test.sh does when it runs as root)");
+  }
+
+  @AfterEach
+  void down() throws Exception {
+    for (Process device : devices) {
+      device.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+    }
+    run(List.of("bash", script("cluster.sh"), "down"), Map.of());
+    Path kept = Path.of("target", "cluster-page", "logs");
+    Files.createDirectories(kept);
+    try (var logs = Files.newDirectoryStream(runDir, "*.{log,err}")) {
+      for (Path log : logs) {
+        Files.copy(log, kept.resolve(log.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+      }
+    }
+  }
+
+  @Test
+  void thePageShowsTheNodesAndAMigrationCausedMeanwhile() throws Exception {
+    DatabaseSettings db = TestDatabase.settings();
+    // A low threshold makes the streaming device hot (the page lists it); a sustain of an hour
+    // keeps it from moving by itself, so the one migration is the one asked for here.
+    Result up = upWhenThePortsAreFree(List.of("bash", script("cluster.sh"), "up", "-n", "3", "--db", db.url(), "--",
+        "-Dberth.migration.socket-threshold.frames-per-second=20", "-Dberth.migration.sustain=1h"),
+        Map.of("BERTH_DB_USER", db.user(), "BERTH_DB_PASSWORD", db.password()));
+    assertThat(up.code()).as(up.output()).isZero();
+    assertThat(up.output()).contains("page:          https://127.0.0.1:8551/ui/");
+    String key = Files.readString(runDir.resolve("admin-key")).strip();
+    HttpProbe management = HttpProbe.trusting(runDir.resolve("tls").resolve("ca.pem"), key);
+
+    // A device streaming some 60 lines a second, and two devices linked to each other.
+    String socket = TestNodes.uniqueDevice("page");
+    AtomicBoolean streaming = new AtomicBoolean(true);
+    AtomicInteger sent = new AtomicInteger();
+    Process device = startDevice("device.err", "--connect", "127.0.0.1:7002", "--device", socket, "--mapping",
+        "echo");
+    Thread writer = new Thread(() -> {
+      try (OutputStream in = device.getOutputStream()) {
+        while (streaming.get()) {
+          in.write(("line-" + sent.incrementAndGet() + "\n").getBytes(StandardCharsets.UTF_8));
+          in.flush();
+          Thread.sleep(15);
+        }
+      } catch (IOException | InterruptedException e) {
+        // The device is stopped after the test.
+      }
+    });
+    writer.start();
+    String room = TestNodes.uniqueDevice("room");
+    startDevice("pair-a.err", "--connect", "127.0.0.1:7001", "--device", "a-" + room, "--socket", "room", "--mapping",
+        "pair");
+    startDevice("pair-b.err", "--connect", "127.0.0.1:7003", "--device", "b-" + room, "--socket", "room", "--mapping",
+        "pair");
+
+    String[] from = new String[1];
+    await().atMost(Duration.ofMinutes(1)).pollInterval(Duration.ofMillis(500)).until(() -> {
+      HttpProbe.Response r = management.fetch("https://127.0.0.1:8551/api/sockets/" + socket);
+      from[0] = r.body().replaceAll("(?s).*\"node\":\"pekko://berth@([^\"]*)\".*", "$1");
+      return r.status() == 200 && r.body().contains("\"state\":\"open\"") || !device.isAlive();
+    });
+    assertThat(device.isAlive()).as(Files.readString(runDir.resolve("device.err"))).isTrue();
+    String to = Stream.of("127.0.0.1:2551", "127.0.0.1:2552", "127.0.0.1:2553").filter(n -> !n.equals(from[0]))
+        .findFirst().orElseThrow();
+    HttpProbe.Response asked = management.request("POST", "https://127.0.0.1:8552/api/sockets/" + socket
+        + "/migrate?to=" + to, null);
+    assertThat(asked.status()).as(asked.body()).isEqualTo(202);
+    String migration = asked.body().replaceAll("(?s).*\"id\":\"([^\"]*)\".*", "$1");
+    await().atMost(Duration.ofMinutes(1)).pollInterval(Duration.ofMillis(500)).until(() ->
+        management.fetch("https://127.0.0.1:8553/api/migrations/" + migration).body().contains("\"completed\""));
+
+    // The page, as an operator opens it: the key in the fragment, which never reaches the node.
+    String url = "https://127.0.0.1:8551/ui/#key=" + key;
+    String[] dom = new String[1];
+    await().atMost(Duration.ofMinutes(3)).pollInterval(Duration.ofSeconds(1)).until(() -> {
+      dom[0] = browse(url, "--dump-dom").orElse("");
+      String hot = table(dom[0], "hot");
+      return dom[0].contains("data-state=\"ready\"") && dom[0].contains(migration) && hot.contains(socket)
+          && hot.contains(to);
+    });
+    String page = dom[0];
+    for (String node : List.of("127.0.0.1:2551", "127.0.0.1:2552", "127.0.0.1:2553")) {
+      assertThat(page).as("the page shows node %s", node).contains("data-node=\"" + node + "\"");
+    }
+    String row = page.substring(page.indexOf("data-migration=\"" + migration + "\""));
+    row = row.substring(0, row.indexOf("</tr>"));
+    assertThat(row).as("the migration's row").contains(socket).contains(">manual<").contains(from[0])
+        .contains(to).contains("completed");
+    assertThat(table(page, "hot")).as("the streaming socket is hot, on its new node").contains(to);
+    assertThat(page).as("the key is not shown").doesNotContain(key);
+
+    Path shot = Path.of("target", "cluster-page", "page.png").toAbsolutePath();
+    Files.createDirectories(shot.getParent());
+    Files.deleteIfExists(shot);
+    Optional<String> shown = browse(url, "--screenshot=" + shot);
+    assertThat(shown).as("the browser took the screenshot").isPresent();
+    byte[] png = Files.readAllBytes(shot);
+    assertThat(png.length).isGreaterThan(10_000);
+    assertThat(new String(png, 1, 3, StandardCharsets.US_ASCII)).isEqualTo("PNG");
+    System.out.printf("FIGURE cluster page: 3 nodes and migration %s of %s (%s -> %s) shown; screenshot %s%n",
+        migration, socket, from[0], to, shot);
+    streaming.set(false);
+    writer.join(10_000);
+  }
+
+  /**
+   * Opens {@code url} in headless Chromium at a laptop's screen size, lets the page run for some
+   * seconds of its own clock (its refreshes included), then does {@code action}: its standard
+   * output, or empty when the browser failed or timed out. The key is on the browser's command
+   * line: a throwaway cluster's, on the machine that runs the test.
+   */
+  private Optional<String> browse(String url, String action) throws Exception {
+    Path profile = Files.createTempDirectory(runDir, "chromium-");
+    ProcessBuilder pb = new ProcessBuilder(chromium.toString(), "--headless=new", "--no-sandbox", "--disable-gpu",
+        "--hide-scrollbars", "--no-first-run", "--ignore-certificate-errors", "--user-data-dir=" + profile,
+        "--window-size=1366,768", "--virtual-time-budget=8000", action, url)
+        .redirectError(runDir.resolve("chromium.err").toFile());
+    Process browser = pb.start();
+    byte[] out = browser.getInputStream().readAllBytes();
+    if (!browser.waitFor(BROWSER_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
+      browser.destroyForcibly();
+      return Optional.empty();
+    }
+    return browser.exitValue() == 0 ? Optional.of(new String(out, StandardCharsets.UTF_8)) : Optional.empty();
+  }
+
+  /** The markup of the page's table {@code id}. */
+  private static String table(String page, String id) {
+    int start = page.indexOf("<table id=\"" + id + "\"");
+    return start < 0 ? "" : page.substring(start, page.indexOf("</table>", start));
+  }
+
+  /**
+   * Another cluster of the launch script (another run of the process tests on this machine) may
+   * hold the fixed ports, or take them between the look and the launch: wait for them, and launch
+   * again when a node found its port taken.
+   */
+  private Result upWhenThePortsAreFree(List<String> up, Map<String, String> env) throws Exception {
+    long deadline = System.nanoTime() + PORTS_WAIT.toNanos();
+    while (true) {
+      await().atMost(Duration.ofNanos(Math.max(1, deadline - System.nanoTime()))).pollInterval(Duration.ofSeconds(5))
+          .until(() -> PORTS.stream().noneMatch(ClusterPageIT::listening));
+      Result result = run(up, env);
+      if (result.code() == 0 || !result.output().contains("Address already in use") || System.nanoTime() > deadline) {
+        return result;
+      }
+      run(List.of("bash", script("cluster.sh"), "down"), Map.of());
+    }
+  }
+
+  private static boolean listening(int port) {
+    try (Socket s = new Socket()) {
+      s.connect(new InetSocketAddress("127.0.0.1", port), 300);
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /** {@code scripts/device.sh} with these arguments, its stderr going to {@code stderr} in the run directory. */
+  private Process startDevice(String stderr, String... args) throws IOException {
+    Process p = scripts().device(stderr, args).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+    devices.add(p);
+    return p;
+  }
+
+  private LaunchScripts scripts() {
+    return new LaunchScripts(runDir);
+  }
+
+  private Result run(List<String> command, Map<String, String> extraEnv) throws Exception {
+    return scripts().run(command, extraEnv);
+  }
+
+  private static String script(String name) {
+    return LaunchScripts.script(name);
+  }
+}
