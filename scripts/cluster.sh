@@ -150,7 +150,8 @@ running_nodes() {
 # The management port serves HTTPS with the run folder's CA; operator routes need the admin key.
 mgmt_url() { printf 'https://127.0.0.1:%s' $((MGMT_BASE + $1)); }
 http_get() {
-  curl -s --max-time 3 --cacert "$RUN_DIR/tls/ca.pem" -H "Authorization: Bearer ${ADMIN_KEY:-}" "$1" 2>/dev/null || true
+  # The key goes in a header file, not on the command line, where any local user could read it.
+  curl -s --max-time 3 --cacert "$RUN_DIR/tls/ca.pem" -H @"$RUN_DIR/admin-header" "$1" 2>/dev/null || true
 }
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$RUN_DIR/tls/ca.pem" "$1" 2>/dev/null || echo 000; }
 
@@ -193,6 +194,19 @@ start_node() {
   source "$RUN_DIR/settings"
   local seeds="pekko://berth@127.0.0.1:$((REMOTE_BASE + 1))"
   if ((NODES > 1)); then seeds="$seeds,pekko://berth@127.0.0.1:$((REMOTE_BASE + 2))"; fi
+  # Only the first seed may form a cluster by itself, when no other seed answers in time
+  # (seed-node-timeout, 5 s). Started again into a running cluster (start I), node 1 would do
+  # that whenever a busy node answers late: a second cluster beside the first. So a node started
+  # into a running cluster lists a running node first, and never forms one (docs/cluster.md).
+  if [[ -n "${2:-}" ]]; then
+    local j first=""
+    for j in $(running_nodes); do
+      if ((j != i)); then first="pekko://berth@127.0.0.1:$((REMOTE_BASE + j))"; break; fi
+    done
+    if [[ -n "$first" ]]; then
+      seeds="$first$(tr ',' '\n' <<<"$seeds" | grep -vxF "$first" | sed 's/^/,/' | tr -d '\n')"
+    fi
+  fi
   local -a jopts
   read -r -a jopts <<<"${BERTH_NODE_JAVA_OPTS:--Xms128m -Xmx384m -XX:+UseSerialGC}"
   (
@@ -285,17 +299,18 @@ print_table() {
   fi
   printf 'cluster TLS:   on; nodes of CA %s only\n' "$RUN_DIR/tls/ca.pem"
   printf 'device secret: %s\n' "$SECRET"
-  printf 'management:    HTTPS with CA %s; operator key of role admin in %s (mode 0600)\n' \
-    "$RUN_DIR/tls/ca.pem" "$RUN_DIR/admin-key"
+  printf 'management:    HTTPS with CA %s; operator key of role admin in %s (mode 0600; as a curl header in %s)\n' \
+    "$RUN_DIR/tls/ca.pem" "$RUN_DIR/admin-key" "$RUN_DIR/admin-header"
   # The key goes after '#', which a browser never sends; the command reads it, the output never shows it.
   printf 'page:          %s/ui/ (on any node; it asks for an operator key)\n' "$(mgmt_url 1)"
-  printf '               with the key: xdg-open "%s/ui/#key=$(cat %s)"\n' "$(mgmt_url 1)" "$RUN_DIR/admin-key"
+  printf '               paste the key of %s into its form (a key in a command line is visible to every local user)\n' \
+    "$RUN_DIR/admin-key"
   printf 'metrics:       %s/metrics on each node, with a key (deploy/prometheus/prometheus.yml scrapes them)\n' \
     "$(mgmt_url 1)"
   printf 'logs:          %s\n' "$RUN_DIR"
   printf '\ntry:  echo hello | scripts/device.sh --connect 127.0.0.1:%s --device demo --mapping echo --expect 1\n' $((EDGE_BASE + 1))
-  printf '      curl -s --cacert %s -H "Authorization: Bearer $(cat %s)" %s/api/sockets/demo\n\n' \
-    "$RUN_DIR/tls/ca.pem" "$RUN_DIR/admin-key" "$(mgmt_url 1)"
+  printf '      curl -s --cacert %s -H @%s %s/api/sockets/demo\n\n' \
+    "$RUN_DIR/tls/ca.pem" "$RUN_DIR/admin-header" "$(mgmt_url 1)"
 }
 
 cmd_up() {
@@ -342,7 +357,7 @@ cmd_up() {
       secrets_keys="local=$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
     fi
   fi
-  (umask 077 && printf '%s\n' "$secrets_keys" >"$RUN_DIR/secrets-keys")
+  (umask 077 && printf '%s\n' "$secrets_keys" >"$RUN_DIR/secrets-keys") && chmod 600 "$RUN_DIR/secrets-keys"
 
   # The operators' admin key (docs/operator-access.md), kept across runs like the secret. Shown in
   # full only when made; the nodes get its SHA-256, never the key.
@@ -354,6 +369,9 @@ cmd_up() {
     made_admin_key=yes
   fi
   (umask 077 && printf '%s\n' "$admin_key" >"$RUN_DIR/admin-key") && chmod 600 "$RUN_DIR/admin-key"
+  # The same key as a header file for curl -H @FILE, which keeps it off command lines.
+  (umask 077 && printf 'Authorization: Bearer %s\n' "$admin_key" >"$RUN_DIR/admin-header") \
+    && chmod 600 "$RUN_DIR/admin-header"
 
   local db_user db_password
   if [[ -z "$db" ]]; then
@@ -457,7 +475,7 @@ cmd_start() {
   local i
   i=$(node_index start "$@")
   ensure_built
-  start_node "$i"
+  start_node "$i" joining
   wait_ready "$(running_nodes | wc -l | tr -d ' ')"
   print_table
 }

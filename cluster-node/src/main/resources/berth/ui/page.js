@@ -25,14 +25,24 @@ let lastParked = [];
 
 // ------------------------------------------------------------------ the key
 
-/** A key given as #key=… is taken, kept for this tab, and removed from the address bar. */
+/**
+ * A key given as #key=… when the page opens is taken, kept for this tab, and removed from the
+ * address bar. Only at opening: a link followed later (#key= of someone else's key) must not
+ * switch the operator's key without their knowing.
+ */
 function takeKeyFromFragment() {
   const match = /^#key=(.+)$/.exec(location.hash);
   if (!match) {
     return;
   }
-  sessionStorage.setItem(KEY_ITEM, decodeURIComponent(match[1]).trim());
   history.replaceState(null, "", location.pathname + location.search);
+  let given;
+  try {
+    given = decodeURIComponent(match[1]).trim();
+  } catch (e) {
+    return; // a malformed fragment: the form asks for the key instead
+  }
+  sessionStorage.setItem(KEY_ITEM, given);
 }
 
 function askForKey(why) {
@@ -452,10 +462,6 @@ document.addEventListener("DOMContentLoaded", () => {
     } else {
       stop();
     }
-  });
-  window.addEventListener("hashchange", () => {
-    takeKeyFromFragment();
-    start();
   });
   takeKeyFromFragment();
   start();

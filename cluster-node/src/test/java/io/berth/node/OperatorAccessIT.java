@@ -123,7 +123,8 @@ class OperatorAccessIT {
 
       HttpResponse<String> none = send(call, null);
       assertThat(none.statusCode()).as("%s %s without a key", call.method(), call.path()).isEqualTo(401);
-      assertThat(none.headers().allValues("WWW-Authenticate")).as("challenges").anyMatch(v -> v.startsWith("Bearer"));
+      assertThat(none.headers().allValues("WWW-Authenticate")).as("challenges").anyMatch(v -> v.startsWith("Bearer"))
+          .noneMatch(v -> v.startsWith("Basic")); // a browser would keep Basic credentials for every later request
       assertThat(send(call, "test-admin.not-the-key").statusCode()).as("%s %s with a wrong key", call.method(),
           call.path()).isEqualTo(401);
 
@@ -189,6 +190,46 @@ class OperatorAccessIT {
   }
 
   @Test
+  void aChangeABrowserSaysComesFromAnotherSiteIsRefusedEvenToAnAdmin() throws Exception {
+    String body = "{\"device\": \"csrf-target\"}";
+    for (String[] header : new String[][] {{"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-site"},
+        {"Origin", "https://attacker.example"}}) {
+      HttpResponse<String> r = CLIENT.send(HttpRequest.newBuilder(URI.create(base + "/api/tls/deny"))
+          .header("Authorization", "Bearer " + TestNodes.ADMIN_KEY).header(header[0], header[1])
+          .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+          HttpResponse.BodyHandlers.ofString());
+      assertThat(r.statusCode()).as("%s: %s", header[0], header[1]).isEqualTo(403);
+    }
+    HttpResponse<String> sameOrigin = CLIENT.send(HttpRequest.newBuilder(URI.create(base + "/api/tls/deny"))
+        .header("Authorization", "Bearer " + TestNodes.ADMIN_KEY).header("Sec-Fetch-Site", "same-origin")
+        .header("Origin", base).header("Content-Type", "application/json")
+        .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    assertThat(sameOrigin.statusCode()).as("the page's own call").isIn(200, 201);
+    HttpResponse<String> read = CLIENT.send(HttpRequest.newBuilder(URI.create(base + "/api/tls/deny"))
+        .header("Authorization", "Bearer " + keys.get(OperatorRole.VIEWER)).header("Sec-Fetch-Site", "cross-site")
+        .build(), HttpResponse.BodyHandlers.ofString());
+    assertThat(read.statusCode()).as("a read changes nothing").isEqualTo(200);
+    HttpProbe.send("DELETE", base + "/api/tls/deny/device/csrf-target", null);
+  }
+
+  @Test
+  void otherSpellingsOfARouteAreJudgedAsTheRouteTheyReach() {
+    String viewer = keys.get(OperatorRole.VIEWER);
+    for (String path : List.of("/api//keys", "/api/keys/", "//api/keys", "/api/./keys", "/api/x/../keys",
+        "/api/audit/", "/api/Keys")) {
+      HttpResponse<String> r = send(new Call("GET", path, null, OperatorRole.VIEWER), viewer);
+      assertThat(r.statusCode()).as("GET %s as a viewer", path).isNotEqualTo(200);
+      assertThat(r.body()).as("GET %s as a viewer", path).doesNotContain("test-admin");
+    }
+    assertThat(send(new Call("HEAD", "/api/keys", null, OperatorRole.VIEWER), viewer).statusCode())
+        .as("HEAD /api/keys as a viewer").isNotEqualTo(200);
+    for (String path : List.of("/api/mappings/x/", "/api/mappings//x", "/api/mappings/x%2F..%2F..%2Fkeys")) {
+      assertThat(send(new Call("DELETE", path, null, OperatorRole.ADMIN), keys.get(OperatorRole.OPERATOR))
+          .statusCode()).as("DELETE %s as an operator", path).isIn(403, 404);
+    }
+  }
+
+  @Test
   void basicCredentialsCarryTheKeyAsTheirPassword() throws Exception {
     String basic = Base64.getEncoder().encodeToString(("anyone:" + keys.get(OperatorRole.VIEWER))
         .getBytes(StandardCharsets.UTF_8));
@@ -227,7 +268,9 @@ class OperatorAccessIT {
   @Test
   void everyCallThatChangesSomethingAndEveryRefusalIsAudited() throws Exception {
     String viewer = keys.get(OperatorRole.VIEWER);
-    HttpResponse<String> refused = send(new Call("DELETE", "/api/mappings/audited", null, OperatorRole.ADMIN), viewer);
+    HttpResponse<String> refused = CLIENT.send(HttpRequest.newBuilder(URI.create(base + "/api/mappings/audited"))
+        .header("Authorization", "Bearer " + viewer).header("X-Forwarded-For", "203.0.113.9")
+        .header("X-Real-Ip", "203.0.113.9").DELETE().build(), HttpResponse.BodyHandlers.ofString());
     assertThat(refused.statusCode()).isEqualTo(403);
     String refusedId = refused.headers().firstValue("X-Request-Id").orElseThrow();
     HttpResponse<String> done = send(new Call("POST", "/api/tls/deny", "{\"device\": \"audited-device\"}",

@@ -278,13 +278,18 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       return retimed(this);
     } else if (message instanceof Shutdown m) {
       if (phase != Phase.CLOSING) {
-        metrics.disconnect("node_shutdown");
+        if (phase == Phase.OPEN || phase == Phase.ENDING) {
+          metrics.disconnect("node_shutdown");
+        }
         close(new Frame.Close(m.code(), m.reason()));
       }
       return retimed(this);
     } else if (message instanceof Redirect m) {
       if (phase != Phase.CLOSING) {
         getContext().getLog().debug("Redirecting {} ({}) to {}:{}", remote, socketId, m.host(), m.port());
+        if (phase == Phase.OPEN || phase == Phase.ENDING) {
+          metrics.disconnect("redirect");
+        }
         close(new Frame.Redirect(m.host(), m.port(), m.reason()));
       }
       return retimed(this);

@@ -65,8 +65,9 @@ final class Uplink {
   private final Metrics metrics;
   /**
    * For each read whose frames are not yet confirmed, its last seq and when it was read (nanoTime),
-   * in pairs from {@link #marksHead}: what the ACK latency is measured from. Null while empty, as
-   * on every idle connection.
+   * in pairs from {@link #marksHead}: what the ACK latency is measured from. Made at the first read
+   * of DATA and kept (128 bytes): a connection that never sends data carries none, and one that
+   * does allocates nothing more per read.
    */
   private long[] marks;
   private int marksHead;
@@ -184,9 +185,6 @@ final class Uplink {
       metrics.ackLatency(now - marks[marksHead + 1]);
       marksHead = (marksHead + 2) % marks.length;
       marksCount--;
-    }
-    if (marks != null && marksCount == 0) {
-      marks = null;
     }
   }
 

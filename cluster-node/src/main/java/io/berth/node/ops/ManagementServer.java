@@ -1,7 +1,6 @@
 package io.berth.node.ops;
 
 import static org.apache.pekko.http.javadsl.server.Directives.complete;
-import static org.apache.pekko.http.javadsl.server.Directives.extractClientIP;
 import static org.apache.pekko.http.javadsl.server.Directives.extractRequest;
 import static org.apache.pekko.http.javadsl.server.Directives.handleExceptions;
 import static org.apache.pekko.http.javadsl.server.Directives.mapRequest;
@@ -30,6 +29,7 @@ import org.apache.pekko.http.javadsl.Http;
 import org.apache.pekko.http.javadsl.HttpsConnectionContext;
 import org.apache.pekko.http.javadsl.ServerBinding;
 import org.apache.pekko.http.javadsl.model.AttributeKey;
+import org.apache.pekko.http.javadsl.model.AttributeKeys;
 import org.apache.pekko.http.javadsl.model.ContentTypes;
 import org.apache.pekko.http.javadsl.model.HttpEntities;
 import org.apache.pekko.http.javadsl.model.HttpHeader;
@@ -86,8 +86,6 @@ public final class ManagementServer {
   public static final AttributeKey<Operator> OPERATOR = AttributeKey.create("berth-operator", Operator.class);
 
   private static final HttpHeader BEARER_CHALLENGE = RawHeader.create("WWW-Authenticate", "Bearer realm=\"berth\"");
-  private static final HttpHeader BASIC_CHALLENGE =
-      RawHeader.create("WWW-Authenticate", "Basic realm=\"berth\", charset=\"UTF-8\"");
 
   /**
    * What cluster bootstrap's probes ask of the other nodes, without credentials: the member
@@ -160,7 +158,10 @@ public final class ManagementServer {
     Route page = ClusterPage.route().seal();
     return handleExceptions(bodyFailures(), () -> extractRequest(request -> {
       String requestId = UUID.randomUUID().toString();
-      return respondWithHeader(RawHeader.create("X-Request-Id", requestId), () -> extractClientIP(remote -> {
+      // The connection's own address: forwarding headers are the caller's to write.
+      String remote = request.getAttribute(AttributeKeys.remoteAddress)
+          .flatMap(RemoteAddress::getAddress).map(a -> a.getHostAddress()).orElse("unknown");
+      return respondWithHeader(RawHeader.create("X-Request-Id", requestId), () -> {
         String method = request.method().value();
         List<String> path = segments(request);
         if (method.equals("GET") && path.size() == 1 && probePaths.contains(path.get(0))) {
@@ -175,15 +176,15 @@ public final class ManagementServer {
         Optional<Operator> operator = credentials(request).flatMap(keys::authenticate);
         if (operator.isEmpty()) {
           log.info("Management request without a valid key: {} {} from {} (request {})", method,
-              request.getUri().path(), address(remote), requestId);
+              request.getUri().path(), remote, requestId);
           return complete(HttpResponse.create().withStatus(StatusCodes.UNAUTHORIZED)
-              .addHeader(BEARER_CHALLENGE).addHeader(BASIC_CHALLENGE)
+              .addHeader(BEARER_CHALLENGE)
               .withEntity(json("{\"error\":\"authentication required\"}")));
         }
         Operator who = operator.get();
         Optional<AccessPolicy.Rule> rule = AccessPolicy.find(method, path);
-        Call call = new Call(who, method, request, requestId, address(remote));
-        if (rule.isEmpty() || !who.role().covers(rule.get().role())) {
+        Call call = new Call(who, method, request, requestId, remote);
+        if (rule.isEmpty() || !who.role().covers(rule.get().role()) || (rule.get().mutating() && crossSite(request))) {
           return audited(call, () -> complete(HttpResponse.create().withStatus(StatusCodes.FORBIDDEN)
               .withEntity(json("{\"error\":\"forbidden\"}"))));
         }
@@ -194,8 +195,29 @@ public final class ManagementServer {
         }
         return audited(call, () -> withSizeLimit(maxBody, () -> toStrictEntity(settings.bodyTimeout(),
             () -> asOperator)));
-      }));
+      });
     }));
+  }
+
+  /**
+   * A change asked for by a page of another site: a browser that holds credentials for this port
+   * (Basic ones it was given by hand) would attach them to a form another site posts. Browsers say
+   * where a request comes from ({@code Sec-Fetch-Site}, {@code Origin}); curl and scripts send
+   * neither and are not affected.
+   */
+  static boolean crossSite(HttpRequest request) {
+    Optional<String> fetchSite = request.getHeader("Sec-Fetch-Site").map(HttpHeader::value);
+    if (fetchSite.isPresent()) {
+      return !fetchSite.get().equals("same-origin") && !fetchSite.get().equals("none");
+    }
+    Optional<String> origin = request.getHeader("Origin").map(HttpHeader::value);
+    if (origin.isEmpty()) {
+      return false;
+    }
+    Optional<String> host = request.getHeader("Host").map(HttpHeader::value);
+    String o = origin.get();
+    int scheme = o.indexOf("://");
+    return host.isEmpty() || scheme < 0 || !o.substring(scheme + 3).equalsIgnoreCase(host.get());
   }
 
   private record Call(Operator who, String method, HttpRequest request, String requestId, String remote) {}
@@ -262,10 +284,6 @@ public final class ManagementServer {
   private static String pathAndQuery(HttpRequest request) {
     String query = request.getUri().rawQueryString().orElse("");
     return request.getUri().path() + (query.isEmpty() ? "" : "?" + query);
-  }
-
-  private static String address(RemoteAddress remote) {
-    return remote.getAddress().map(a -> a.getHostAddress()).orElse("unknown");
   }
 
   private static org.apache.pekko.http.javadsl.model.ResponseEntity json(String body) {

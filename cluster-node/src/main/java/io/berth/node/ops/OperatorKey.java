@@ -25,6 +25,8 @@ public record OperatorKey(String id, OperatorRole role, byte[] sha256) {
   /** Ids are short names an operator picks: {@code alice}, {@code ci-deploy}, {@code grafana}. */
   static final Pattern ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_-]{0,31}");
   private static final int SECRET_BYTES = 32;
+  /** The base64url length of 32 bytes: a presented secret shorter than this is no key of ours. */
+  static final int MIN_SECRET_LENGTH = 43;
   private static final SecureRandom RANDOM = new SecureRandom();
 
   public OperatorKey {

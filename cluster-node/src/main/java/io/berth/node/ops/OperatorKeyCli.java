@@ -48,8 +48,10 @@ public final class OperatorKeyCli implements Callable<Integer> {
     }
     if (entryOnly) {
       String key = new String(System.in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).strip();
-      if (!OperatorKey.idOf(key).map(id::equals).orElse(false)) {
-        err.println("standard input does not hold a key of the form " + id + ".SECRET");
+      if (!OperatorKey.idOf(key).map(id::equals).orElse(false)
+          || key.length() - id.length() - 1 < OperatorKey.MIN_SECRET_LENGTH) {
+        err.println("standard input does not hold a key of the form " + id + ".SECRET, its secret at least "
+            + OperatorKey.MIN_SECRET_LENGTH + " base64url characters (32 random bytes)");
         return 1;
       }
       out.println(new OperatorKey(id, parsedRole, OperatorKey.hash(key)).entry());

@@ -69,6 +69,11 @@ public final class OperatorKeys implements Extension {
   private final Map<String, OperatorKey> configured = new LinkedHashMap<>();
   /** The table's keys as last read, with this node's own changes since; replaced whole. */
   private volatile Map<String, OperatorKey> stored = Map.of();
+  /**
+   * Bumped by every change this node makes: a read of the table that started before a change may
+   * end after it, and must not bring back a key just revoked (or drop one just made).
+   */
+  private long generation;
   private volatile boolean readFailing;
 
   private OperatorKeys(ActorSystem<?> system, ManagementSettings settings) {
@@ -90,6 +95,9 @@ public final class OperatorKeys implements Extension {
   /** The operator a presented key belongs to; empty for anything else, with no hint of why. */
   public Optional<Operator> authenticate(String presented) {
     Optional<String> id = OperatorKey.idOf(presented);
+    if (id.isPresent() && presented.length() - id.get().length() - 1 < OperatorKey.MIN_SECRET_LENGTH) {
+      return Optional.empty(); // too short to be a key of 256 random bits: not one of ours
+    }
     if (id.isEmpty()) {
       return Optional.empty();
     }
@@ -132,9 +140,7 @@ public final class OperatorKeys implements Extension {
       }
       return new Created(key, new KeyInfo(id, role, description, createdBy, now, false));
     }).thenApply(created -> {
-      Map<String, OperatorKey> next = new HashMap<>(stored);
-      next.put(id, made);
-      stored = Map.copyOf(next);
+      changeStored(next -> next.put(id, made));
       return created;
     });
   }
@@ -150,9 +156,7 @@ public final class OperatorKeys implements Extension {
         return s.executeUpdate() > 0;
       }
     }).thenApply(deleted -> {
-      Map<String, OperatorKey> next = new HashMap<>(stored);
-      next.remove(id);
-      stored = Map.copyOf(next);
+      changeStored(next -> next.remove(id));
       return deleted;
     });
   }
@@ -174,9 +178,28 @@ public final class OperatorKeys implements Extension {
     });
   }
 
+  private synchronized void changeStored(java.util.function.Consumer<Map<String, OperatorKey>> change) {
+    Map<String, OperatorKey> next = new HashMap<>(stored);
+    change.accept(next);
+    stored = Map.copyOf(next);
+    generation++;
+  }
+
+  /** A read's result, unless a change of this node came after the read began (the next read has it). */
+  private synchronized void applyRead(Map<String, OperatorKey> keys, long startedAt) {
+    if (generation == startedAt) {
+      stored = keys;
+    }
+  }
+
+  private synchronized long generation() {
+    return generation;
+  }
+
   // ------------------------------------------------------------------ reading the table
 
   private void poll() {
+    long startedAt = generation();
     CompletionStage<Map<String, OperatorKey>> read;
     try {
       read = tables.run(OperatorKeys::read);
@@ -188,7 +211,7 @@ public final class OperatorKeys implements Extension {
         return;
       }
       if (failure == null) {
-        stored = keys;
+        applyRead(keys, startedAt);
         if (readFailing) {
           readFailing = false;
           log.info("Operator keys are read from the database again ({} stored)", keys.size());
