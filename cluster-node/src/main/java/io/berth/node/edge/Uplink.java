@@ -179,10 +179,18 @@ final class Uplink {
     marksCount++;
   }
 
-  /** Every read confirmed up to {@code upTo}: its ACK latency goes to the node's histogram. */
+  /**
+   * The reads confirmed up to {@code upTo} are done with; the oldest of them waited longest, and
+   * that wait is the one the node's histogram gets: one observation per ACK, not per read (an ACK
+   * of a full window confirms hundreds of one-frame reads, and observing each cost 1.3 % of the
+   * node's CPU samples in the uplink benchmark).
+   */
   private void confirmedMarks(long upTo, long now) {
-    while (marks != null && marksCount > 0 && marks[marksHead] <= upTo) {
-      metrics.ackLatency(now - marks[marksHead + 1]);
+    if (marks == null || marksCount == 0 || marks[marksHead] > upTo) {
+      return;
+    }
+    metrics.ackLatency(now - marks[marksHead + 1]);
+    while (marksCount > 0 && marks[marksHead] <= upTo) {
       marksHead = (marksHead + 2) % marks.length;
       marksCount--;
     }
