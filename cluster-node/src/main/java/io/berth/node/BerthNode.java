@@ -33,6 +33,7 @@ import io.berth.node.tls.DenyList;
 import io.berth.node.tls.DenyListStore;
 import io.berth.node.tls.ManagementTlsSettings;
 import io.berth.persistence.DatabaseSettings;
+import io.berth.persistence.JournalWrites;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -40,6 +41,7 @@ import java.util.Optional;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.http.javadsl.ConnectionContext;
 import org.apache.pekko.http.javadsl.Http;
@@ -185,6 +187,11 @@ public final class BerthNode {
         CountingAsyncAppender::dropped);
     metrics.gauge("berth_endpoint_breaker_open", "1 while the circuit breaker of an endpoint host is open",
         "host", EndpointBreakers.get(system)::openByHost);
+    metrics.gauge("berth_edge_queued_frames", "Frames queued on the edge for devices that have not taken them yet",
+        edge::queuedFrames);
+    metrics.gauge("berth_edge_blocked_connections", "Device connections whose TCP send buffer is full (the device "
+        + "reads slower than it is sent to)", edge::blockedConnections);
+    JournalWrites.get(Adapter.toClassic(system)).observe(metrics::journalWrite);
   }
 
   public static ActorSystem<Void> start(Config config) {

@@ -57,6 +57,8 @@ public class AppendingJournalDao extends DefaultJournalDao {
   private final String copyIn;
   /** Highest sequence numbers read together on PostgreSQL, or null elsewhere. */
   private final CoalescedReads<String, Long> highestReads;
+  /** Told of each batch written. */
+  private final JournalWrites writes;
 
   /** The reads of highest sequence numbers, for tests; null elsewhere than on PostgreSQL. */
   CoalescedReads<String, Long> highestReads() {
@@ -71,6 +73,7 @@ public class AppendingJournalDao extends DefaultJournalDao {
     this.copyIn = postgres ? copyIn(table) : null;
     // SQL NULL (an id without rows) reads as 0, as it does for the stock DAO.
     this.highestReads = postgres ? Jdbc.readsByIds(db, ec, highestIn(table), 0L, row -> row.getLong(2)) : null;
+    this.writes = JournalWrites.get(serialization.system());
   }
 
   /** The COPY of a whole batch, its columns in the order {@link BinaryRows} writes a row's fields. */
@@ -117,9 +120,19 @@ public class AppendingJournalDao extends DefaultJournalDao {
     return super.queueWriteJournalRows(rows.toVector());
   }
 
+  /** Called by the write queue with each batch it gathered; the batch is reported when written. */
   @Override
   public Future<BoxedUnit> writeJournalRows(
       Seq<Tuple2<JournalTables.JournalPekkoSerializationRow, Set<String>>> rows) {
+    long start = System.nanoTime();
+    Future<BoxedUnit> written = insert(rows);
+    int events = rows.size();
+    FutureConverters.asJava(written).whenComplete((done, failure) ->
+        writes.written(events, System.nanoTime() - start, failure != null));
+    return written;
+  }
+
+  private Future<BoxedUnit> insert(Seq<Tuple2<JournalTables.JournalPekkoSerializationRow, Set<String>>> rows) {
     if (copyIn == null || tagged(rows)) {
       return super.writeJournalRows(rows);
     }

@@ -2,6 +2,7 @@ package io.berth.persistence;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
@@ -18,11 +19,13 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.Terminated;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableConfiguration;
@@ -150,6 +153,60 @@ class AppendingJournalDaoTest {
 
     assertThat(stopped.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
     assertThat(count("SELECT count(*) FROM event_journal WHERE persistence_id = 'twice'")).isEqualTo(1);
+  }
+
+  @Test
+  void eachBatchIsReportedOnceWithItsEventsAndAFailedOneAsFailed() throws Exception {
+    AtomicLong events = new AtomicLong();
+    AtomicLong batches = new AtomicLong();
+    AtomicLong failed = new AtomicLong();
+    AtomicLong slowest = new AtomicLong();
+    JournalWrites.get(Adapter.toClassic(system)).observe((n, nanos, failure) -> {
+      events.addAndGet(n);
+      batches.incrementAndGet();
+      slowest.accumulateAndGet(nanos, Math::max);
+      if (failure) {
+        failed.incrementAndGet();
+      }
+    });
+    try {
+      int writers = 20;
+      List<CompletionStage<List<String>>> done = new ArrayList<>();
+      for (int w = 0; w < writers; w++) {
+        ActorRef<Command> writer = system.systemActorOf(Writer.create("observed-" + w, Set.of()), "observed-" + w,
+            Props.empty());
+        for (int e = 0; e < 5; e++) {
+          String event = "e" + e;
+          CompletionStage<List<String>> persisted = ask(writer, replyTo -> new Persist(event, replyTo));
+          if (e == 4) {
+            done.add(persisted);
+          }
+        }
+      }
+      for (CompletionStage<List<String>> d : done) {
+        d.toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      }
+      // Reported when the insert completed, which may be just after the writers heard of it.
+      await().atMost(TIMEOUT).until(() -> events.get() == writers * 5L);
+      assertThat(batches.get()).isBetween(1L, writers * 5L);
+      assertThat(slowest.get()).isPositive();
+      assertThat(failed.get()).isZero();
+
+      // A batch the database refuses (a second writer of one persistence id) is reported failed.
+      ActorRef<Command> again = system.systemActorOf(Writer.create("observed-0", Set.of()), "observed-0-again",
+          Props.empty());
+      ActorRef<Command> stale = system.systemActorOf(Writer.create("observed-0", Set.of()), "observed-0-stale",
+          Props.empty());
+      ask(again, Read::new).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      ask(stale, Read::new).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      ask(again, replyTo -> new Persist("e5", replyTo)).toCompletableFuture()
+          .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      stale.tell(new Persist("e5-stale", system.ignoreRef()));
+      await().atMost(TIMEOUT).until(() -> failed.get() == 1);
+    } finally {
+      JournalWrites.get(Adapter.toClassic(system))
+          .observe((n, nanos, failure) -> { });
+    }
   }
 
   @Test

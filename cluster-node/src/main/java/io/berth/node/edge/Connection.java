@@ -62,6 +62,7 @@ final class Connection extends ChannelInboundHandlerAdapter {
   private final Channel channel;
   private final EdgeSockets sockets;
   private final EdgeSockets.Options options;
+  private final EdgeBacklog backlog;
 
   // Shared with the actor: guarded by this.
   /**
@@ -101,11 +102,14 @@ final class Connection extends ChannelInboundHandlerAdapter {
   /** The actor was told that the input ended. */
   private boolean endTold;
   private boolean closed;
+  /** Counted in the backlog as a connection whose send buffer is full. */
+  private boolean countedBlocked;
 
   Connection(Channel channel, EdgeSockets sockets) {
     this.channel = channel;
     this.sockets = sockets;
     this.options = sockets.options();
+    this.backlog = sockets.backlog();
   }
 
   /** The device's address: the TCP peer's, or the one a PROXY header gave. */
@@ -158,6 +162,7 @@ final class Connection extends ChannelInboundHandlerAdapter {
           queue = new ArrayDeque<>(ConnectionActor.EMPTY_QUEUE);
         }
         queue.add(frame);
+        backlog.queued(1);
       }
       wake = waiting;
       waiting = false;
@@ -198,7 +203,7 @@ final class Connection extends ChannelInboundHandlerAdapter {
         return;
       }
       aborted = true;
-      queue = null;
+      dropQueue();
       ack = null;
     }
     channel.eventLoop().execute(() -> close(cause, true));
@@ -225,6 +230,12 @@ final class Connection extends ChannelInboundHandlerAdapter {
 
   private synchronized void stop() {
     stopped = true;
+    dropQueue();
+  }
+
+  /** Forgets the frames that wait (the connection ends without writing them); under this. */
+  private void dropQueue() {
+    backlog.taken(queued());
     queue = null;
   }
 
@@ -244,15 +255,18 @@ final class Connection extends ChannelInboundHandlerAdapter {
     }
     OutboundBatch next = new OutboundBatch();
     long bytes = 0;
+    int frames = 0;
     while (true) {
       if (ack != null && framesBeforeAck == 0) {
         next.add(ack);
         ack = null;
       }
       if (queued() == 0 || bytes >= maxBytes) {
+        backlog.taken(frames);
         return next;
       }
       Frame frame = queue.poll();
+      frames++;
       next.add(frame);
       bytes += OutboundBatch.weight(frame);
       framesBeforeAck--;
@@ -358,7 +372,12 @@ final class Connection extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-    if (channel.isWritable()) {
+    boolean writable = channel.isWritable();
+    if (writable == countedBlocked) {
+      countedBlocked = !writable;
+      backlog.blocked(countedBlocked);
+    }
+    if (writable) {
       write();
     }
     ctx.fireChannelWritabilityChanged();
@@ -366,6 +385,10 @@ final class Connection extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
+    if (countedBlocked) {
+      countedBlocked = false;
+      backlog.blocked(false);
+    }
     close(null, false);
     sockets.closed();
     ctx.fireChannelInactive();

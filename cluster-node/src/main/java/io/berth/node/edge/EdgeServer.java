@@ -128,7 +128,7 @@ public final class EdgeServer {
         tls = EdgeTls.start(settings.tls(), Duration.ZERO, denyList);
       }
       sockets = EdgeSockets.bind(settings.socketOptions(tls == null ? null : tls::newHandler),
-          state.refusalCounts(), connection -> self.tell(new Accepted(connection)));
+          state.refusalCounts(), state.backlog(), connection -> self.tell(new Accepted(connection)));
     } catch (IOException | RuntimeException e) {
       ctx.getLog().error("Cannot listen for devices on {}:{}: {}", settings.host(), settings.port(), e.getMessage());
       if (tls != null) {

@@ -73,15 +73,18 @@ final class EdgeSockets implements AutoCloseable {
   private final Consumer<Connection> acceptor;
   private final EventLoopGroup group;
   private final EdgeOutcome.Counts outcomes;
+  private final EdgeBacklog backlog;
   private final AcceptGate gate;
   private final String transport;
   private final FixedRecvByteBufAllocator readBuffers;
   private Channel server;
   private volatile boolean stopping;
 
-  private EdgeSockets(Options options, EdgeOutcome.Counts outcomes, Consumer<Connection> acceptor) {
+  private EdgeSockets(Options options, EdgeOutcome.Counts outcomes, EdgeBacklog backlog,
+                      Consumer<Connection> acceptor) {
     this.options = options;
     this.outcomes = outcomes;
+    this.backlog = backlog;
     this.acceptor = acceptor;
     boolean epoll = Epoll.isAvailable();
     IoHandlerFactory io = epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory();
@@ -97,11 +100,12 @@ final class EdgeSockets implements AutoCloseable {
   /**
    * Listens on {@code host:port} and hands each connection, once ready (after its PROXY header
    * and TLS handshake), to {@code acceptor}, which must {@link Connection#start} it or abort it;
-   * connections that end before that are counted in {@code outcomes}.
+   * connections that end before that are counted in {@code outcomes}; what waits for devices is
+   * counted in {@code backlog}.
    */
-  static EdgeSockets bind(Options options, EdgeOutcome.Counts outcomes, Consumer<Connection> acceptor)
-      throws IOException {
-    EdgeSockets sockets = new EdgeSockets(options, outcomes, acceptor);
+  static EdgeSockets bind(Options options, EdgeOutcome.Counts outcomes, EdgeBacklog backlog,
+                          Consumer<Connection> acceptor) throws IOException {
+    EdgeSockets sockets = new EdgeSockets(options, outcomes, backlog, acceptor);
     try {
       sockets.server = sockets.bootstrap().bind(options.host(), options.port()).sync().channel();
       return sockets;
@@ -151,6 +155,11 @@ final class EdgeSockets implements AutoCloseable {
   /** Why connections ended before their first frame, counted. */
   EdgeOutcome.Counts outcomes() {
     return outcomes;
+  }
+
+  /** What waits for devices, counted. */
+  EdgeBacklog backlog() {
+    return backlog;
   }
 
   /** Which transport serves the sockets (epoll or NIO) and on how many threads. */

@@ -20,6 +20,7 @@ public final class EdgeState implements Extension {
   private final AtomicInteger connections = new AtomicInteger();
   private final AtomicBoolean draining = new AtomicBoolean();
   private final EdgeOutcome.Counts refusals = new EdgeOutcome.Counts();
+  private final EdgeBacklog backlog = new EdgeBacklog();
 
   public static EdgeState get(ActorSystem<?> system) {
     return ID.apply(system);
@@ -50,6 +51,20 @@ public final class EdgeState implements Extension {
    */
   public java.util.Map<String, Long> refusals() {
     return refusals.snapshot();
+  }
+
+  /** Frames queued on the edge for devices that have not taken them yet (ACKs not counted). */
+  public long queuedFrames() {
+    return backlog.queuedFrames();
+  }
+
+  /** Connections whose TCP send buffer is full: their devices read slower than they are sent to. */
+  public int blockedConnections() {
+    return backlog.blockedConnections();
+  }
+
+  EdgeBacklog backlog() {
+    return backlog;
   }
 
   EdgeOutcome.Counts refusalCounts() {

@@ -86,6 +86,19 @@ public final class Metrics implements Extension {
   private final Counter relayed = Counter.builder().name("berth_relayed_frames_total")
       .help("Frames taken from a linked peer for a device on this node").withoutExemplars().register(registry);
   private final CounterDataPoint relayedFrames = relayed.labelValues();
+  private final Histogram journalWrite = Histogram.builder().name("berth_journal_write_seconds")
+      .help("Time of one batch insert into the event journal (a batch gathers the events of many sockets)")
+      .classicOnly().classicUpperBounds(LATENCY).withoutExemplars().register(registry);
+  private final DistributionDataPoint journalWritePoint = journalWrite.labelValues();
+  private final Histogram journalBatch = Histogram.builder().name("berth_journal_batch_events")
+      .help("Events in one batch insert into the event journal")
+      .classicOnly().classicUpperBounds(1, 2, 5, 10, 20, 50, 100, 200, 400, 1000).withoutExemplars()
+      .register(registry);
+  private final DistributionDataPoint journalBatchPoint = journalBatch.labelValues();
+  private final Counter journalFailures = Counter.builder().name("berth_journal_write_failures_total")
+      .help("Batch inserts into the event journal that failed (their writers stopped and recover)")
+      .withoutExemplars().register(registry);
+  private final CounterDataPoint journalFailuresPoint = journalFailures.labelValues();
 
   private Metrics() {
     JvmMetrics.builder().register(registry);
@@ -146,6 +159,15 @@ public final class Metrics implements Extension {
 
   public void relayed(int frames) {
     relayedFrames.inc(frames);
+  }
+
+  /** Where the journal reports each batch it inserted (one call per batch, not per event). */
+  public void journalWrite(int events, long nanos, boolean failed) {
+    journalWritePoint.observe(nanos / 1e9);
+    journalBatchPoint.observe(events);
+    if (failed) {
+      journalFailuresPoint.inc();
+    }
   }
 
   // ------------------------------------------------------------------ read when scraped

@@ -55,6 +55,7 @@ class ConnectionTest {
   private final TestProbe<ConnectionActor.Command> actor = testKit.createTestProbe();
   private final BlockingQueue<Connection> accepted = new LinkedBlockingQueue<>();
   private final List<Socket> devices = new ArrayList<>();
+  private final EdgeBacklog backlog = new EdgeBacklog();
   private EdgeSockets sockets;
 
   @AfterEach
@@ -70,7 +71,7 @@ class ConnectionTest {
   /** Listens on a free loopback port; each accepted connection's actor is the probe. */
   private void listen(long maxBatchBytes, int outboundBuffer, int maxConnections) throws IOException {
     sockets = EdgeSockets.bind(options(maxBatchBytes, outboundBuffer, maxConnections, false), new EdgeOutcome.Counts(),
-        connection -> {
+        backlog, connection -> {
       connection.start(actor.ref());
       accepted.add(connection);
     });
@@ -367,6 +368,9 @@ class ConnectionTest {
       offered++;
     }
     assertThat(offered).as("frames taken before the buffer was full").isBetween(5, 7_999);
+    // What the metrics show of it: the four frames wait, the socket's send buffer is full.
+    assertThat(backlog.queuedFrames()).isEqualTo(4);
+    await().atMost(WAIT).until(() -> backlog.blockedConnections() == 1);
     assertThat(connection.offer(new Frame.Ack(100))).isTrue();
     assertThat(connection.offer(new Frame.Ack(101))).isTrue();
     connection.complete();
@@ -375,6 +379,22 @@ class ConnectionTest {
     assertThat(read).hasSize(offered + 1).contains(new Frame.Ack(101)).doesNotContain(new Frame.Ack(100));
     assertThat(read.stream().filter(f -> f instanceof Frame.Data).map(f -> ((Frame.Data) f).seq()).toList())
         .isEqualTo(java.util.stream.LongStream.rangeClosed(1, offered).boxed().toList());
+    assertThat(backlog.queuedFrames()).isZero();
+    await().atMost(WAIT).until(() -> backlog.blockedConnections() == 0);
+  }
+
+  @Test
+  void framesDroppedByAnAbortLeaveTheBacklog() throws Exception {
+    Socket[] device = new Socket[1];
+    Connection connection = connected(device, 1024, 64);
+    // Whatever the event loop has not written when the abort comes is dropped, and uncounted.
+    for (int i = 1; i <= 3; i++) {
+      assertThat(connection.offer(new Frame.Data(i, new byte[10]))).isTrue();
+    }
+    connection.abort(new IllegalStateException("gone"));
+    actor.expectMessageClass(ConnectionActor.StreamFailed.class, WAIT);
+    assertThat(backlog.queuedFrames()).isZero();
+    assertThat(backlog.blockedConnections()).isZero();
   }
 
   @Test

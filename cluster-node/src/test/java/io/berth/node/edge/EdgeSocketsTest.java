@@ -68,7 +68,7 @@ class EdgeSocketsTest {
   }
 
   private void listen(EdgeSockets.Options options) throws IOException {
-    sockets = EdgeSockets.bind(options, new EdgeOutcome.Counts(), connection -> {
+    sockets = EdgeSockets.bind(options, new EdgeOutcome.Counts(), new EdgeBacklog(), connection -> {
       connection.start(actor.ref());
       accepted.add(connection);
     });
