@@ -9,7 +9,7 @@ MGMT_BASE=8550
 REMOTE_BASE=2550
 H2_PORT="${BERTH_H2_PORT:-9092}"
 UP_TIMEOUT="${BERTH_UP_TIMEOUT:-240}"
-COMMANDS=(up status down kill start logs)
+COMMANDS=(up status down kill pause resume start logs)
 
 help_all() {
   cat <<EOF
@@ -20,6 +20,8 @@ Runs a local multi-node Berth cluster on this machine.
   scripts/cluster.sh status     the nodes, their ports and state, and the cluster's members
   scripts/cluster.sh down       stop every node (a graceful leave) and the embedded database
   scripts/cluster.sh kill I     kill -9 node I, for fault drills
+  scripts/cluster.sh pause I    stop node I with SIGSTOP (a frozen process), for fault drills
+  scripts/cluster.sh resume I   let a paused node I go on (SIGCONT)
   scripts/cluster.sh start I    start node I again (after kill) with the settings of \`up\`
   scripts/cluster.sh logs I     follow node I's log
 
@@ -72,8 +74,21 @@ EOF
 usage: scripts/cluster.sh kill I
 
 Kills node I with SIGKILL, for fault drills: its connections and the sessions it hosted are gone
-until the cluster downs it (the Split Brain Resolver waits stable-after, 20 s by default).
-\`scripts/cluster.sh start I\` brings it back.
+until the others down it, which they do once it is unreachable and its node lease lapsed (about
+5 s with the defaults, docs/failover.md). \`scripts/cluster.sh start I\` brings it back.
+EOF
+    pause) cat <<EOF ;;
+usage: scripts/cluster.sh pause I
+
+Freezes node I with SIGSTOP, as a long GC pause or a stalled VM would: its connections stay open
+but nothing answers. Past the failure detection and its node lease (about 5 s) the others down it
+and serve its sessions; after \`scripts/cluster.sh resume I\` it finds itself downed and exits
+(code 3) without writing to any session again (docs/failover.md).
+EOF
+    resume) cat <<EOF ;;
+usage: scripts/cluster.sh resume I
+
+Lets node I, frozen by \`scripts/cluster.sh pause I\`, go on (SIGCONT).
 EOF
     start) cat <<EOF ;;
 usage: scripts/cluster.sh start I
@@ -434,6 +449,8 @@ cmd_down() {
   for ((i = 1; i <= n; i++)); do
     pid=$(pid_of "$(node_pid_file "$i")")
     if alive "$pid"; then
+      # A paused node (cluster.sh pause) would not see the TERM until it goes on.
+      kill -CONT "$pid" 2>/dev/null || true
       kill -TERM "$pid" 2>/dev/null || true
       stopped=$((stopped + 1))
     fi
@@ -461,14 +478,37 @@ cmd_down() {
   say "cluster is down"
 }
 
+# The PID of running node I, for a command that signals it; dies when it is not running.
+running_pid() {
+  local pid
+  pid=$(pid_of "$(node_pid_file "$1")")
+  alive "$pid" || die "node $1 is not running (scripts/cluster.sh status shows which are)"
+  echo "$pid"
+}
+
 cmd_kill() {
   local i pid
   i=$(node_index kill "$@")
-  pid=$(pid_of "$(node_pid_file "$i")")
-  alive "$pid" || die "node $i is not running (scripts/cluster.sh status shows which are)"
+  pid=$(running_pid "$i")
   kill -KILL "$pid"
   rm -f "$(node_pid_file "$i")"
   say "node $i (pid $pid) killed with SIGKILL"
+}
+
+cmd_pause() {
+  local i pid
+  i=$(node_index pause "$@")
+  pid=$(running_pid "$i")
+  kill -STOP "$pid"
+  say "node $i (pid $pid) paused with SIGSTOP; scripts/cluster.sh resume $i lets it go on"
+}
+
+cmd_resume() {
+  local i pid
+  i=$(node_index resume "$@")
+  pid=$(running_pid "$i")
+  kill -CONT "$pid"
+  say "node $i (pid $pid) resumed with SIGCONT"
 }
 
 cmd_start() {
@@ -490,7 +530,7 @@ cmd_logs() {
 cmd=${1:-}
 (($# == 0)) || shift
 case "$cmd" in
-  up|status|down|kill|start|logs)
+  up|status|down|kill|pause|resume|start|logs)
     if asks_help "$@"; then help_for "$cmd"; exit 0; fi
     "cmd_$cmd" "$@" ;;
   -h|--help) help_all ;;

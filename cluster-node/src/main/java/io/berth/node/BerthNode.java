@@ -13,6 +13,8 @@ import io.berth.node.edge.EdgeServer;
 import io.berth.node.edge.EdgeSettings;
 import io.berth.node.edge.EdgeState;
 import io.berth.node.edge.LimitSettings;
+import io.berth.node.lease.LeaseSettings;
+import io.berth.node.lease.NodeLease;
 import io.berth.node.link.PairingEntity;
 import io.berth.node.link.PeerLinkEntity;
 import io.berth.node.mapping.EndpointBreakers;
@@ -98,6 +100,7 @@ public final class BerthNode {
     ManagementSettings.fromConfig(config);
     ManagementTlsSettings.fromConfig(config);
     MigrationSettings migration = MigrationSettings.fromConfig(config);
+    LeaseSettings lease = LeaseSettings.fromConfig(config);
     // Read again by SecretSealer when first used: checked here so that a node without keys, or
     // with a malformed one, does not start.
     SecretSettings secrets = SecretSettings.fromConfig(config);
@@ -114,6 +117,10 @@ public final class BerthNode {
       // default (webhook calls have their own, EndpointTransport).
       probeTls.ifPresent(tls -> Http.get(system).setDefaultClientHttpsContext(
           ConnectionContext.httpsClient((host, port) -> tls.newEngine(host, port))));
+      if (lease.enabled()) {
+        // Before the sessions: the journal is fenced from the moment the lease is taken.
+        ctx.spawn(NodeLease.create(lease), "node-lease");
+      }
       SocketEntity.init(system, connection, new LoadAwareAllocationStrategy(system, migration));
       PeerLinkEntity.init(system);
       PairingEntity.init(system);

@@ -36,11 +36,7 @@ public final class Main {
       System.exit(1);
       return;
     }
-    try {
-      system.getWhenTerminated().toCompletableFuture().get();
-    } catch (Exception e) {
-      log.error("Waiting for the node to stop failed", e);
-    }
+    awaitTermination(system);
     CoordinatedShutdown.Reason reason = CoordinatedShutdown.get(system).getShutdownReason().orElse(null);
     if (reason == CoordinatedShutdown.jvmExitReason()) {
       return; // The JVM is already exiting (SIGTERM): calling System.exit here would block.
@@ -53,6 +49,56 @@ public final class Main {
     log.info("Node stopped ({}), exit code {}", reason, code);
     flushLogs();
     System.exit(code);
+  }
+
+  /**
+   * Waits until the actor system terminated, or until {@link #TERMINATION_BOUND} after its
+   * coordinated shutdown began: a node that was downed must exit, so that its supervisor starts
+   * it again, even when something keeps the actor system from terminating (seen once after a
+   * node frozen by SIGSTOP woke up downed; the threads are logged to say what).
+   */
+  private static void awaitTermination(ActorSystem<Void> system) {
+    java.util.concurrent.CompletableFuture<?> terminated = system.getWhenTerminated().toCompletableFuture();
+    CoordinatedShutdown shutdown = CoordinatedShutdown.get(system);
+    long shutdownSeenAt = 0;
+    while (true) {
+      try {
+        terminated.get(1, java.util.concurrent.TimeUnit.SECONDS);
+        return;
+      } catch (java.util.concurrent.TimeoutException e) {
+        if (shutdown.getShutdownReason().isEmpty()) {
+          continue;
+        }
+        long now = System.nanoTime();
+        if (shutdownSeenAt == 0) {
+          shutdownSeenAt = now;
+        } else if (now - shutdownSeenAt > TERMINATION_BOUND.toNanos()) {
+          log.error("The node did not stop within {} s of its shutdown ({}); exiting anyway. Its threads:\n{}",
+              TERMINATION_BOUND.toSeconds(), shutdown.getShutdownReason().get(), threads());
+          return;
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      } catch (java.util.concurrent.ExecutionException e) {
+        log.error("Waiting for the node to stop failed", e.getCause());
+        return;
+      }
+    }
+  }
+
+  /** Above the sum of the coordinated shutdown's phase timeouts that a slow graceful leave may use up (75 s). */
+  private static final java.time.Duration TERMINATION_BOUND = java.time.Duration.ofSeconds(80);
+
+  private static String threads() {
+    StringBuilder out = new StringBuilder();
+    Thread.getAllStackTraces().forEach((thread, stack) -> {
+      out.append('"').append(thread.getName()).append("\" ").append(thread.getState()).append('\n');
+      for (int i = 0; i < Math.min(stack.length, 12); i++) {
+        out.append("    at ").append(stack[i]).append('\n');
+      }
+    });
+    return out.toString();
   }
 
   private static void flushLogs() {

@@ -24,6 +24,10 @@ public final class EchoStreamer implements AutoCloseable {
   private final AtomicInteger duplicates = new AtomicInteger();
   private final AtomicInteger outOfOrder = new AtomicInteger();
   private volatile int lastNumber = -1;
+  /** When the last new echo came, and the longest wait between two new echoes. */
+  private volatile long lastEchoNanos;
+  private volatile long longestGapNanos;
+  private volatile long longestGapEndedNanos;
   private final AtomicInteger sent = new AtomicInteger();
   private final AtomicReference<Throwable> failure = new AtomicReference<>();
   private final DeviceClient client;
@@ -44,6 +48,12 @@ public final class EchoStreamer implements AutoCloseable {
       public void onData(long seq, byte[] payload) {
         int n = ByteBuffer.wrap(payload).getInt();
         if (echoes.incrementAndGet(n) == 1) {
+          long now = System.nanoTime();
+          if (lastEchoNanos != 0 && now - lastEchoNanos > longestGapNanos) {
+            longestGapNanos = now - lastEchoNanos;
+            longestGapEndedNanos = now;
+          }
+          lastEchoNanos = now;
           distinct.incrementAndGet();
           if (n != lastNumber + 1) {
             outOfOrder.incrementAndGet();
@@ -91,6 +101,16 @@ public final class EchoStreamer implements AutoCloseable {
   /** Echoes that did not come right after the previous number (none when order is kept). */
   public int outOfOrder() {
     return outOfOrder.get();
+  }
+
+  /** The longest wait between two new echoes so far (a failover's outage, seen by the device). */
+  public Duration longestGap() {
+    return Duration.ofNanos(longestGapNanos);
+  }
+
+  /** When ({@link System#nanoTime}) the longest wait ended; 0 before there was one. */
+  public long longestGapEndedNanos() {
+    return longestGapEndedNanos;
   }
 
   public int duplicateEchoes() {

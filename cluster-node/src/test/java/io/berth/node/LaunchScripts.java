@@ -59,4 +59,16 @@ final class LaunchScripts {
     cli.environment().putAll(env());
     return cli;
   }
+
+  /** Copies the run folder's logs to target/process-cluster-logs/TEST: the run folder goes with the test. */
+  void keepLogs(org.junit.jupiter.api.TestInfo test) throws IOException {
+    Path kept = Path.of("target", "process-cluster-logs", test.getTestMethod().orElseThrow().getName());
+    java.nio.file.Files.createDirectories(kept);
+    try (var logs = java.nio.file.Files.newDirectoryStream(runDir, "*.{log,err}")) {
+      for (Path log : logs) {
+        java.nio.file.Files.copy(log, kept.resolve(log.getFileName()),
+            java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      }
+    }
+  }
 }

@@ -45,13 +45,7 @@ class ProcessClusterIT {
   void down(TestInfo test) throws Exception {
     run(List.of("bash", script("cluster.sh"), "down"), Map.of());
     // The run directory goes with the test: keep the logs that explain a failure.
-    Path kept = Path.of("target", "process-cluster-logs", test.getTestMethod().orElseThrow().getName());
-    Files.createDirectories(kept);
-    try (var logs = Files.newDirectoryStream(runDir, "*.{log,err}")) {
-      for (Path log : logs) {
-        Files.copy(log, kept.resolve(log.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-      }
-    }
+    new LaunchScripts(runDir).keepLogs(test);
   }
 
   @Test

@@ -59,6 +59,8 @@ public class AppendingJournalDao extends DefaultJournalDao {
   private final CoalescedReads<String, Long> highestReads;
   /** Told of each batch written. */
   private final JournalWrites writes;
+  /** Checked by each batch, in its transaction. */
+  private final JournalFence fence;
 
   /** The reads of highest sequence numbers, for tests; null elsewhere than on PostgreSQL. */
   CoalescedReads<String, Long> highestReads() {
@@ -74,6 +76,7 @@ public class AppendingJournalDao extends DefaultJournalDao {
     // SQL NULL (an id without rows) reads as 0, as it does for the stock DAO.
     this.highestReads = postgres ? Jdbc.readsByIds(db, ec, highestIn(table), 0L, row -> row.getLong(2)) : null;
     this.writes = JournalWrites.get(serialization.system());
+    this.fence = JournalFence.get(serialization.system());
   }
 
   /** The COPY of a whole batch, its columns in the order {@link BinaryRows} writes a row's fields. */
@@ -133,13 +136,39 @@ public class AppendingJournalDao extends DefaultJournalDao {
   }
 
   private Future<BoxedUnit> insert(Seq<Tuple2<JournalTables.JournalPekkoSerializationRow, Set<String>>> rows) {
+    String lease = fence.holder();
     if (copyIn == null || tagged(rows)) {
-      return super.writeJournalRows(rows);
+      if (lease == null) {
+        return super.writeJournalRows(rows);
+      }
+      // The stock insert runs in a transaction of its own: the lease is checked just before it,
+      // not under its lock (H2, the embedded database, and tagged events; docs/failover.md).
+      return Jdbc.run(db(), connection -> {
+        JournalFence.check(connection, lease, false);
+        return BoxedUnit.UNIT;
+      }).flatMap(checked -> super.writeJournalRows(rows), ExecutionContexts$.MODULE$.parasitic());
     }
     // Encoded where the COPY runs: whatever fails there fails this batch's writers, not the
     // plugin's write queue, whose stream calls this method.
-    return Jdbc.run(db(), connection -> copy(connection, copyIn, BinaryRows.of(rows)))
+    return Jdbc.run(db(), connection -> lease == null ? copy(connection, copyIn, BinaryRows.of(rows))
+            : fencedCopy(connection, lease, copyIn, BinaryRows.of(rows)))
         .map(inserted -> BoxedUnit.UNIT, ExecutionContexts$.MODULE$.parasitic());
+  }
+
+  /** The COPY in one transaction with the check of the node's lease, which it keeps locked. */
+  private static long fencedCopy(Connection connection, String lease, String sql, ByteBuffer data)
+      throws SQLException {
+    boolean autoCommit = connection.getAutoCommit();
+    connection.setAutoCommit(false);
+    try {
+      JournalFence.check(connection, lease, true);
+      return copy(connection, sql, data); // commits
+    } catch (SQLException | RuntimeException e) {
+      connection.rollback();
+      throw e;
+    } finally {
+      connection.setAutoCommit(autoCommit);
+    }
   }
 
   private static boolean tagged(Seq<Tuple2<JournalTables.JournalPekkoSerializationRow, Set<String>>> rows) {

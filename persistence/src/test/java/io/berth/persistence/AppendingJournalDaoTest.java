@@ -210,6 +210,54 @@ class AppendingJournalDaoTest {
   }
 
   @Test
+  void aRevokedNodeLeaseFailsEveryLaterBatchAndARevocationWaitsForTheBatchesInFlight() throws Exception {
+    String lease = "pekko://journal-dao-test@127.0.0.1:1#42";
+    execute("INSERT INTO berth_node_lease (node, started_at, valid_until) VALUES ('" + lease
+        + "', now(), now() + interval '1 hour')");
+    JournalFence fence = JournalFence.get(Adapter.toClassic(system));
+    fence.hold(lease);
+    try {
+      ActorRef<Command> writer = system.systemActorOf(Writer.create("fenced", Set.of()), "fenced", Props.empty());
+      ask(writer, replyTo -> new Persist("before", replyTo)).toCompletableFuture()
+          .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+
+      // A revocation in progress (its update lock taken, not committed) holds the next batch
+      // back: the batch commits after it or not at all.
+      try (Connection revoking = SchemaInstaller.connect(db)) {
+        revoking.setAutoCommit(false);
+        try (PreparedStatement lock = revoking.prepareStatement(
+            "SELECT 1 FROM berth_node_lease WHERE node = ? FOR UPDATE")) {
+          lock.setString(1, lease);
+          lock.executeQuery().close();
+        }
+        CompletionStage<List<String>> held = ask(writer, replyTo -> new Persist("during", replyTo));
+        Thread.sleep(500);
+        assertThat(held.toCompletableFuture()).as("held by the revocation's lock").isNotDone();
+        try (PreparedStatement revoke = revoking.prepareStatement(
+            "UPDATE berth_node_lease SET revoked_at = now(), revoked_by = 'test' WHERE node = ?")) {
+          revoke.setString(1, lease);
+          revoke.executeUpdate();
+        }
+        CompletableFuture<Boolean> stopped = watch(writer);
+        revoking.commit();
+        // The batch saw the revocation: refused, and its writer stopped without an answer.
+        assertThat(stopped.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        assertThat(held.toCompletableFuture()).isNotDone();
+      }
+      assertThat(count("SELECT count(*) FROM event_journal WHERE persistence_id = 'fenced'")).isEqualTo(1);
+
+      // And every later batch of this node fails as well.
+      ActorRef<Command> again = system.systemActorOf(Writer.create("fenced-2", Set.of()), "fenced-2", Props.empty());
+      CompletableFuture<Boolean> stoppedAgain = watch(again);
+      again.tell(new Persist("after", system.ignoreRef()));
+      assertThat(stoppedAgain.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+      assertThat(count("SELECT count(*) FROM event_journal WHERE persistence_id = 'fenced-2'")).isZero();
+    } finally {
+      fence.hold(null);
+    }
+  }
+
+  @Test
   void onPostgresABatchIsOneCopyThatKeepsEveryColumn() throws Exception {
     // Metadata, which the writers above never carry, goes in as well, a row marked deleted, and
     // text that is not ASCII.
@@ -429,5 +477,11 @@ class AppendingJournalDaoTest {
 
   private static long count(String sql) throws SQLException {
     return TestDatabase.count(db, sql);
+  }
+
+  private static void execute(String sql) throws SQLException {
+    try (Connection c = SchemaInstaller.connect(db); java.sql.Statement s = c.createStatement()) {
+      s.execute(sql);
+    }
   }
 }

@@ -13,6 +13,9 @@ import java.util.function.Function;
  *     with the fleet secret on every connection attempt; {@code null} with a client certificate,
  *     which then is the credential and the HELLO carries an empty token
  * @param tls TLS or plaintext, with the CA files and the client certificate already read
+ * @param silenceTimeout how long the node may stay silent while frames wait for its ACK before a
+ *     PING asks it to answer, and then how long it has to answer before the client reconnects
+ *     elsewhere; zero for never
  */
 record ClientSettings(
     List<InetSocketAddress> addresses,
@@ -26,6 +29,7 @@ record ClientSettings(
     Duration giveUpAfter,
     Duration connectTimeout,
     Duration handshakeTimeout,
+    Duration silenceTimeout,
     TlsConnector tls,
     DeviceListener listener) {
 

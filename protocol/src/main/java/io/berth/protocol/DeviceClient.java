@@ -143,6 +143,7 @@ public final class DeviceClient implements AutoCloseable {
     private Duration giveUpAfter = Duration.ofMinutes(5);
     private Duration connectTimeout = Duration.ofSeconds(5);
     private Duration handshakeTimeout = Duration.ofSeconds(15);
+    private Duration silenceTimeout = Duration.ofSeconds(5);
     private ClientTls tls = ClientTls.jdkTrust();
     private DeviceListener listener = new DeviceListener() {};
 
@@ -252,6 +253,21 @@ public final class DeviceClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * How soon a node that went silent is left (docs/failover.md): while frames wait for its ACK
+     * and nothing came from it for this long, the client sends a PING, which the node's edge
+     * answers whatever its sessions are doing; when that stays unanswered as long again, the
+     * node is taken for frozen or cut off and the client reconnects to the next address. 5 s by
+     * default; {@link Duration#ZERO} leaves it to the idle timeout the node gives (60 s).
+     */
+    public Builder silenceTimeout(Duration silenceTimeout) {
+      if (silenceTimeout.isNegative()) {
+        throw new IllegalArgumentException("the silence timeout must not be negative");
+      }
+      this.silenceTimeout = silenceTimeout;
+      return this;
+    }
+
     public Builder listener(DeviceListener listener) {
       this.listener = listener;
       return this;
@@ -264,7 +280,8 @@ public final class DeviceClient implements AutoCloseable {
      */
     public DeviceClient build() {
       return new DeviceClient(new ClientSettings(addresses, deviceId, tokens, socketName, mapping, window,
-          maxFrameSize, backoff, giveUpAfter, connectTimeout, handshakeTimeout, TlsConnector.of(tls), listener));
+          maxFrameSize, backoff, giveUpAfter, connectTimeout, handshakeTimeout, silenceTimeout, TlsConnector.of(tls),
+          listener));
     }
   }
 }

@@ -54,6 +54,10 @@ final class DeviceConnection {
   private final ReentrantLock queueLock = new ReentrantLock();
   private final Condition queued = queueLock.newCondition();
   private volatile boolean closed;
+  /** When the last frame came from the node. */
+  private volatile long lastFrameNanos = System.nanoTime();
+  /** Why the writer gave the connection up, when the node went silent; null otherwise. */
+  private volatile String silentCause;
   /** Set by {@link ClientState#attach} once the WELCOME is taken; supervisor thread only. */
   boolean welcomed;
   private Thread writer;
@@ -241,6 +245,9 @@ final class DeviceConnection {
       if (state.isClosing()) {
         return Outcome.done("closed");
       }
+      if (silentCause != null) {
+        return Outcome.backoff(silentCause);
+      }
       if (e instanceof SSLException) {
         // Past the handshake: no certificate to blame, the JDK's words are all there is.
         return Outcome.backoff("TLS failed on the connection to " + address(address) + ": " + e.getMessage());
@@ -255,6 +262,7 @@ final class DeviceConnection {
 
   private Frame read() throws IOException {
     Decoded d = reader.next();
+    lastFrameNanos = System.nanoTime();
     if (d instanceof Decoded.Malformed m) {
       throw new Retry("node sent a malformed frame: " + m.reason());
     }
@@ -315,20 +323,43 @@ final class DeviceConnection {
     writer.start();
   }
 
+  /**
+   * Writes what is queued. With {@code keepAlive}, a PING goes out when nothing was written for
+   * that long; with a silence timeout, a node that sends nothing while frames wait for its ACK
+   * gets a PING, and is left if it does not answer within the timeout either.
+   */
   private void writeLoop(Duration keepAlive) {
     List<Frame> batch = new ArrayList<>();
     long nonce = 0;
+    long silence = settings.silenceTimeout().toNanos();
+    long tick = silence > 0 ? Math.max(silence / 5, TimeUnit.MILLISECONDS.toNanos(100)) : Long.MAX_VALUE;
+    long nextPingAt = keepAlive != null ? System.nanoTime() + keepAlive.toNanos() : Long.MAX_VALUE;
+    long probeSentAt = 0;
     try {
       while (!closed) {
+        long now = System.nanoTime();
+        boolean probe = false;
+        if (silence > 0 && now - lastFrameNanos > silence && state.unackedCount() > 0) {
+          if (probeSentAt <= lastFrameNanos) {
+            probe = true;
+            probeSentAt = now;
+          } else if (now - probeSentAt > silence) {
+            silentCause = "the node sent nothing for " + DurationText.of(Duration.ofNanos(now - lastFrameNanos))
+                + " while frames waited for its ACK, and did not answer a PING: reconnecting elsewhere";
+            shutdown();
+            return;
+          }
+        }
         queueLock.lock();
         try {
-          if (queue.isEmpty()) {
-            if (keepAlive != null) {
-              if (!queued.await(keepAlive.toNanos(), TimeUnit.NANOSECONDS) && queue.isEmpty()) {
-                queue.addLast(new Frame.Ping(++nonce));
-              }
-            } else {
+          if (probe || now >= nextPingAt) {
+            queue.addLast(new Frame.Ping(++nonce));
+          } else if (queue.isEmpty()) {
+            long wait = Math.min(tick, nextPingAt == Long.MAX_VALUE ? Long.MAX_VALUE : nextPingAt - now);
+            if (wait == Long.MAX_VALUE) {
               queued.await();
+            } else {
+              queued.await(wait, TimeUnit.NANOSECONDS);
             }
           }
           while (!queue.isEmpty()) {
@@ -337,11 +368,17 @@ final class DeviceConnection {
         } finally {
           queueLock.unlock();
         }
+        if (batch.isEmpty()) {
+          continue;
+        }
         for (Frame f : batch) {
           out.write(FrameCodec.encode(f));
         }
         batch.clear();
         out.flush();
+        if (keepAlive != null) {
+          nextPingAt = System.nanoTime() + keepAlive.toNanos();
+        }
       }
     } catch (InterruptedException | IOException e) {
       // The reader sees the broken socket and reconnects; nothing else to do here.

@@ -135,6 +135,13 @@ final class ConnectionActor extends AbstractBehavior<Object> {
    * grown.
    */
   static final int EMPTY_QUEUE = 1;
+  /**
+   * How long an open waits for its answer before it is sent again, until {@code open-timeout}:
+   * one sent to a node that died meanwhile is lost, and the session's shard moves within seconds.
+   */
+  static final java.time.Duration OPEN_RESEND = java.time.Duration.ofSeconds(1);
+  /** How long after a member was lost frames waiting for their session are resent every {@link #OPEN_RESEND}. */
+  static final java.time.Duration MEMBER_LOST_WINDOW = java.time.Duration.ofSeconds(30);
 
   private final EdgeSettings settings;
   /** Filled by {@link Attach} or the first {@link Inbound}. */
@@ -171,6 +178,9 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private EntityRef<SocketCommand> entity;
   /** The open sent to the entity, until it is answered: sent again, confirmed, when asked. */
   private SocketCommand.Open opening;
+  /** The open last sent (with its takeover confirmation, if any), and when. */
+  private SocketCommand.Open openSent;
+  private long openSentAt;
 
   /**
    * The last {@link Inbound} is not answered with {@code ready} yet: held while the window is
@@ -511,7 +521,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       uplink.limit(limited.throttle());
       opening = new SocketCommand.Open(hello.deviceId(), limited.mapping(), hello.resume(), hello.lastReceived(),
           self, edgeNode, null, address(remote));
-      tellEntity(opening);
+      sendOpen(opening);
     }
     return this;
   }
@@ -519,6 +529,13 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   // ------------------------------------------------------------------ from the entity
 
   /** Anything for the entity but a heartbeat: it wakes the entity if it sleeps. */
+  /** Sends the open (or its confirmed form) and notes it, for sending again while no answer comes. */
+  private void sendOpen(SocketCommand.Open open) {
+    openSent = open;
+    openSentAt = System.nanoTime();
+    tellEntity(open);
+  }
+
   private void tellEntity(SocketCommand command) {
     awake();
     entity.tell(command);
@@ -561,7 +578,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     } else if (message instanceof ToEdge.ConfirmTakeover c) {
       // Another connection holds the session: this one takes it only while it still waits.
       if (phase == Phase.OPENING && opening != null) {
-        tellEntity(opening.confirm(c.attached()));
+        sendOpen(opening.confirm(c.attached()));
       }
     } else if (message instanceof ToEdge.DataRefused r) {
       if (phase == Phase.OPEN || phase == Phase.ENDING) {
@@ -589,6 +606,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     phase = Phase.OPEN;
     welcomed = true;
     opening = null;
+    openSent = null;
     uplink.start(w.lastAccepted());
     downlink.start(w.downlinkAcked());
     offer(Handshake.welcome(w, edgeNode, settings, uplink.limits()));
@@ -642,6 +660,20 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   }
 
   /** Go-back-N: everything not confirmed is sent again; the entity drops what it has. */
+  /**
+   * Whether unconfirmed frames go to the session again, {@code silent} nanoseconds after the last
+   * progress: after {@code entity-timeout}, or after {@link #OPEN_RESEND} while a member was lost
+   * lately, since the session may be starting on another node (docs/failover.md). The edge's
+   * state is looked up only then, not on every tick of every connection.
+   */
+  private boolean resendDue(long silent, long now) {
+    if (silent > settings.entityTimeout().toNanos()) {
+      return true;
+    }
+    return silent > OPEN_RESEND.toNanos()
+        && EdgeState.get(getContext().getSystem()).memberLostWithin(now, MEMBER_LOST_WINDOW.toNanos());
+  }
+
   private void resendUnconfirmed() {
     uplink.rewind(System.nanoTime());
     sendDeliveries();
@@ -669,6 +701,11 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       case OPENING -> {
         if (now > deadline) {
           fail(ErrorCode.UNAVAILABLE, "the socket's session did not answer in time; reconnect later");
+        } else if (openSent != null && now - openSentAt > OPEN_RESEND.toNanos()) {
+          // The HELLO is held, not refused: the open may have gone to a node that died, and the
+          // session is starting elsewhere (docs/failover.md). A repeated open from this
+          // connection is answered as the first one.
+          sendOpen(openSent);
         }
       }
       case OPEN -> {
@@ -689,7 +726,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         } else if (downlink.overdue(now, settings.ackTimeout().toNanos())) {
           fail(ErrorCode.SLOW_CONSUMER, "downlink frames unacknowledged for "
               + settings.ackTimeout().toSeconds() + " s");
-        } else if (!uplink.allConfirmed() && uplink.sinceProgress(now) > settings.entityTimeout().toNanos()) {
+        } else if (!uplink.allConfirmed() && resendDue(uplink.sinceProgress(now), now)) {
           // Frames the entity said it holds (waiting for an endpoint or a linked peer) are sent
           // again only in case it restarted and lost them: expected, so not worth an INFO line.
           String message = "Socket {}: no confirmation for {} frames in {} ms, sending them again";

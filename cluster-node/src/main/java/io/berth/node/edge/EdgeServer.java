@@ -44,6 +44,9 @@ public final class EdgeServer {
 
   private record ActorStopped(ActorRef<ConnectionActor.Command> actor) implements Command {}
 
+  /** A member became unreachable or was removed: sessions that lived there start elsewhere. */
+  private record MemberLost(Object event) implements Command {}
+
   private record Unbind(ActorRef<Done> replyTo) implements Command {}
 
   private record CloseConnections(ActorRef<Done> replyTo) implements Command {}
@@ -143,6 +146,15 @@ public final class EdgeServer {
             + settings.tls().clientAuth().name().toLowerCase(java.util.Locale.ROOT),
         sockets.transport());
     Runnable stopListening = denyList.addListener(entries -> self.tell(DenyListChanged.INSTANCE));
+    // Connections waiting on a session whose node is gone send their frames (or their open)
+    // again sooner than entity-timeout while this lasts (docs/failover.md).
+    Cluster cluster = Cluster.get(system);
+    cluster.subscriptions().tell(org.apache.pekko.cluster.typed.Subscribe.create(
+        ctx.messageAdapter(org.apache.pekko.cluster.ClusterEvent.UnreachableMember.class, MemberLost::new),
+        org.apache.pekko.cluster.ClusterEvent.UnreachableMember.class));
+    cluster.subscriptions().tell(org.apache.pekko.cluster.typed.Subscribe.create(
+        ctx.messageAdapter(org.apache.pekko.cluster.ClusterEvent.MemberRemoved.class, MemberLost::new),
+        org.apache.pekko.cluster.ClusterEvent.MemberRemoved.class));
 
     CoordinatedShutdown shutdown = CoordinatedShutdown.get(system);
     Duration ask = Duration.ofSeconds(4);
@@ -153,6 +165,10 @@ public final class EdgeServer {
 
     return Behaviors.receive(Command.class)
         .onMessage(Accepted.class, this::onAccepted)
+        .onMessage(MemberLost.class, m -> {
+          state.markMemberLost(System.nanoTime());
+          return Behaviors.same();
+        })
         .onMessage(ActorStopped.class, m -> {
           // An actor that failed did not complete its outbound side: abort now. One that ended
           // normally did, and its last frames are flushing; if the device does not read them,

@@ -21,6 +21,8 @@ public final class EdgeState implements Extension {
   private final AtomicBoolean draining = new AtomicBoolean();
   private final EdgeOutcome.Counts refusals = new EdgeOutcome.Counts();
   private final EdgeBacklog backlog = new EdgeBacklog();
+  /** When ({@link System#nanoTime}) a member last became unreachable or was removed; 0: never. */
+  private volatile long memberLostAt;
 
   public static EdgeState get(ActorSystem<?> system) {
     return ID.apply(system);
@@ -61,6 +63,16 @@ public final class EdgeState implements Extension {
   /** Connections whose TCP send buffer is full: their devices read slower than they are sent to. */
   public int blockedConnections() {
     return backlog.blockedConnections();
+  }
+
+  void markMemberLost(long now) {
+    memberLostAt = now == 0 ? 1 : now;
+  }
+
+  /** Whether a member became unreachable or was removed within {@code window} before {@code now}. */
+  boolean memberLostWithin(long now, long windowNanos) {
+    long at = memberLostAt;
+    return at != 0 && now - at < windowNanos;
   }
 
   EdgeBacklog backlog() {

@@ -38,6 +38,12 @@ final class Opening {
    */
   record Opens(List<SocketEvent> events, ActorRef<ToEdge> replaced, boolean pairs) implements Decision {}
 
+  /**
+   * The open came again from the connection already attached (its answer was late or lost):
+   * answered again, nothing written, no endpoint told of a second open.
+   */
+  record AlreadyOpen() implements Decision {}
+
   static Decision decide(String socketId, SocketState s, Open cmd, long liveAcked, long nowMillis, Instant now) {
     if (!SocketId.deviceOf(socketId).equals(cmd.deviceId())) {
       // The edge derives socket ids from the authenticated device; this is a second line of defence.
@@ -51,7 +57,10 @@ final class Opening {
           + ": the device's state is not this socket's; open it with resume = 0");
     }
     ActorRef<ToEdge> previous = s.status() == Status.OPEN ? s.edge() : null;
-    if (previous != null && !previous.equals(cmd.edge()) && !previous.equals(cmd.replacing())) {
+    if (previous != null && previous.equals(cmd.edge())) {
+      return new AlreadyOpen();
+    }
+    if (previous != null && !previous.equals(cmd.replacing())) {
       return new Confirm(previous);
     }
     long acked = cmd.resume() ? Math.max(s.downlinkAcked(), cmd.lastReceived()) : s.downlinkAcked();

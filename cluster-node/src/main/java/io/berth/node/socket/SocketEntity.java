@@ -373,6 +373,9 @@ public final class SocketEntity
     } else if (decision instanceof Opening.Confirm c) {
       cmd.edge().tell(new ConfirmTakeover(c.attached()));
       return Effect().noReply();
+    } else if (decision instanceof Opening.AlreadyOpen) {
+      cmd.edge().tell(new Welcomed(socketId, node, state.lastAccepted(), state.downlinkAcked()));
+      return Effect().noReply();
     }
     Opening.Opens opens = (Opening.Opens) decision;
     return persistChange(opens.events()).thenRun(s -> {

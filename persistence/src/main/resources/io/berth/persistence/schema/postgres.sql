@@ -190,3 +190,17 @@ CREATE TABLE IF NOT EXISTS berth_audit (
   remote VARCHAR(64),
   node VARCHAR(255)
 );
+
+-- Each running node's lease on serving sessions (docs/failover.md): a node renews its row every
+-- second; one that stopped renewing (killed, paused, cut off from the database) and that the
+-- cluster cannot reach is revoked and downed by the others at once, instead of after the split
+-- brain resolver's timeouts. The journal refuses writes from a node whose row is revoked.
+-- Rows are kept a day after they lapse, for the record.
+CREATE TABLE IF NOT EXISTS berth_node_lease (
+  node VARCHAR(300) PRIMARY KEY,
+  started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+  valid_until TIMESTAMP WITH TIME ZONE NOT NULL,
+  revoked_at TIMESTAMP WITH TIME ZONE,
+  revoked_by VARCHAR(300),
+  revoked_why VARCHAR(200)
+);

@@ -1,0 +1,135 @@
+package io.berth.node.lease;
+
+import io.berth.persistence.BerthTables;
+import io.berth.persistence.DatabaseSettings;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.concurrent.CompletionStage;
+import org.apache.pekko.actor.typed.ActorSystem;
+
+/**
+ * The rows of {@code berth_node_lease} (docs/failover.md). Times are the database's clock, never
+ * a node's: the nodes' clocks need not agree. A revocation locks the row {@code FOR UPDATE},
+ * which waits for the journal batches in flight that hold it {@code FOR KEY SHARE}
+ * (io.berth.persistence.JournalFence): once it commits, the node can write no more events.
+ */
+final class LeaseStore {
+
+  /** What a look at another node's lease found. */
+  enum Look {
+    /** It lapsed, and this call revoked it. */
+    REVOKED_NOW,
+    /** It was revoked already (by another node, or an earlier call). */
+    REVOKED_BEFORE,
+    /** It is still renewed: the node is alive, whatever the cluster says. */
+    VALID,
+    /** The node holds no lease (leases off there): left to the split brain resolver. */
+    NONE
+  }
+
+  private static final int TIMEOUT_SECONDS = 5;
+  /** SQLSTATE of a duplicate key, on PostgreSQL and H2 alike. */
+  private static final String UNIQUE_VIOLATION = "23505";
+
+  private final BerthTables tables;
+  /** The database's now plus the lease's time to live, in its SQL. */
+  private final String validUntil;
+
+  LeaseStore(ActorSystem<?> system, Duration ttl) {
+    this.tables = BerthTables.get(system);
+    long ms = ttl.toMillis();
+    this.validUntil = DatabaseSettings.fromConfig(system.settings().config()).kind() == DatabaseSettings.Kind.H2
+        ? "DATEADD(MILLISECOND, " + ms + ", CURRENT_TIMESTAMP)"
+        : "(CURRENT_TIMESTAMP + INTERVAL '" + ms + " milliseconds')";
+  }
+
+  /** Takes this incarnation's lease, and forgets those that lapsed more than a day ago. */
+  CompletionStage<Void> take(String node) {
+    return tables.run(c -> {
+      try (PreparedStatement old = c.prepareStatement(
+          "DELETE FROM berth_node_lease WHERE valid_until < CURRENT_TIMESTAMP - INTERVAL '1' DAY")) {
+        old.setQueryTimeout(TIMEOUT_SECONDS);
+        old.executeUpdate();
+      }
+      try (PreparedStatement insert = c.prepareStatement("INSERT INTO berth_node_lease (node, started_at, "
+          + "valid_until) VALUES (?, CURRENT_TIMESTAMP, " + validUntil + ")")) {
+        insert.setQueryTimeout(TIMEOUT_SECONDS);
+        insert.setString(1, node);
+        insert.executeUpdate();
+      } catch (SQLException e) {
+        // Taken by an earlier try whose answer was lost: the key names this incarnation alone.
+        if (!UNIQUE_VIOLATION.equals(e.getSQLState())) {
+          throw e;
+        }
+      }
+      return null;
+    });
+  }
+
+  /** Renews this node's lease: false when it was revoked (or is gone). */
+  CompletionStage<Boolean> renew(String node) {
+    return tables.run(c -> {
+      try (PreparedStatement update = c.prepareStatement("UPDATE berth_node_lease SET valid_until = " + validUntil
+          + " WHERE node = ? AND revoked_at IS NULL")) {
+        update.setQueryTimeout(TIMEOUT_SECONDS);
+        update.setString(1, node);
+        return update.executeUpdate() == 1;
+      }
+    });
+  }
+
+  /** Revokes {@code node}'s lease if it lapsed. */
+  CompletionStage<Look> revokeIfLapsed(String node, String by) {
+    return tables.run(c -> revoke(c, node, by, "unreachable, lease lapsed", true));
+  }
+
+  /** Revokes {@code node}'s lease whatever its time: the cluster downed it. */
+  CompletionStage<Look> revoke(String node, String by, String why) {
+    return tables.run(c -> revoke(c, node, by, why, false));
+  }
+
+  private static Look revoke(Connection c, String node, String by, String why, boolean onlyLapsed)
+      throws SQLException {
+    boolean autoCommit = c.getAutoCommit();
+    c.setAutoCommit(false);
+    try {
+      Look look;
+      try (PreparedStatement lock = c.prepareStatement("SELECT valid_until < CURRENT_TIMESTAMP, revoked_at "
+          + "FROM berth_node_lease WHERE node = ? FOR UPDATE")) {
+        lock.setQueryTimeout(TIMEOUT_SECONDS);
+        lock.setString(1, node);
+        try (ResultSet row = lock.executeQuery()) {
+          if (!row.next()) {
+            look = Look.NONE;
+          } else if (row.getTimestamp(2) != null) {
+            look = Look.REVOKED_BEFORE;
+          } else if (onlyLapsed && !row.getBoolean(1)) {
+            look = Look.VALID;
+          } else {
+            look = Look.REVOKED_NOW;
+          }
+        }
+      }
+      if (look == Look.REVOKED_NOW) {
+        try (PreparedStatement update = c.prepareStatement("UPDATE berth_node_lease SET revoked_at = "
+            + "CURRENT_TIMESTAMP, revoked_by = ?, revoked_why = ? WHERE node = ?")) {
+          update.setQueryTimeout(TIMEOUT_SECONDS);
+          update.setString(1, by);
+          update.setString(2, why);
+          update.setString(3, node);
+          update.executeUpdate();
+        }
+      }
+      c.commit();
+      return look;
+    } catch (SQLException | RuntimeException e) {
+      c.rollback();
+      throw e;
+    } finally {
+      c.setAutoCommit(autoCommit);
+    }
+  }
+}

@@ -1,0 +1,86 @@
+package io.berth.node;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.berth.persistence.SchemaInstaller;
+import io.berth.persistence.TestDatabase;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.time.Duration;
+import java.util.stream.StreamSupport;
+import org.apache.pekko.actor.Address;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Down;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Node leases in one JVM (docs/failover.md), with the split brain resolver made too slow to
+ * matter (stable-after 5 minutes): a crashed node is downed by the others once its lease lapsed,
+ * in seconds; a node downed by an operator while it still runs has its lease revoked, finds that
+ * out and stops.
+ */
+class NodeLeaseIT {
+
+  private static final String SLOW_RESOLVER = "pekko.cluster.split-brain-resolver.stable-after = 300s";
+
+  @Test
+  void aCrashedNodeIsDownedOnceItsLeaseLapsedWithoutWaitingForTheResolver() throws Exception {
+    // A crash: no leave, no handoff (TestNodes.crash).
+    try (TestNodes nodes = new TestNodes(SLOW_RESOLVER
+        + "\npekko.coordinated-shutdown.run-by-actor-system-terminate = off").start(3)) {
+      TestNodes.Node victim = nodes.node(2);
+      Address address = victim.address();
+      await().atMost(Duration.ofSeconds(30)).until(() -> lease(address) != null);
+
+      long crashedAt = System.nanoTime();
+      nodes.crash(victim);
+      await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200)).until(() ->
+          members(nodes.node(0)).noneMatch(a -> a.equals(address)));
+      double removedAfter = (System.nanoTime() - crashedAt) / 1e9;
+
+      // Its revoker is named by its own lease: address and incarnation.
+      assertThat(lease(address).revokedBy().replaceFirst("#.*", "")).as("revoked by a surviving node")
+          .isIn(nodes.node(0).address().toString(), nodes.node(1).address().toString());
+      assertThat(removedAfter).as("removed after, s (the resolver would wait 300 s)").isLessThan(15);
+      System.out.printf("FIGURE node lease: a crashed node removed %.1f s after the crash%n", removedAfter);
+    }
+  }
+
+  @Test
+  void aRunningNodeDownedByAnOperatorHasItsLeaseRevokedAndStops() throws Exception {
+    try (TestNodes nodes = new TestNodes(SLOW_RESOLVER).start(3)) {
+      TestNodes.Node downed = nodes.node(2);
+      Address address = downed.address();
+      await().atMost(Duration.ofSeconds(30)).until(() -> lease(address) != null);
+
+      Cluster.get(nodes.node(0).system()).manager().tell(new Down(address));
+
+      await().atMost(Duration.ofSeconds(30)).until(() -> lease(address).revokedBy() != null);
+      assertThat(lease(address).why()).isEqualTo("downed");
+      downed.system().getWhenTerminated().toCompletableFuture().get(60, java.util.concurrent.TimeUnit.SECONDS);
+    }
+  }
+
+  private static java.util.stream.Stream<Address> members(TestNodes.Node node) {
+    return StreamSupport.stream(Cluster.get(node.system()).state().getMembers().spliterator(), false)
+        .filter(m -> m.status() != MemberStatus.removed())
+        .map(org.apache.pekko.cluster.Member::address);
+  }
+
+  record Lease(String revokedBy, String why) {}
+
+  /** The lease row of the latest incarnation at {@code address}, or null. */
+  static Lease lease(Object address) throws Exception {
+    try (Connection c = SchemaInstaller.connect(TestDatabase.settings());
+         PreparedStatement s = c.prepareStatement("SELECT revoked_by, revoked_why FROM berth_node_lease "
+             + "WHERE node LIKE ? ORDER BY started_at DESC LIMIT 1")) {
+      s.setString(1, address + "#%");
+      try (ResultSet r = s.executeQuery()) {
+        return r.next() ? new Lease(r.getString(1), r.getString(2)) : null;
+      }
+    }
+  }
+}
