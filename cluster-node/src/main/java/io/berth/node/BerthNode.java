@@ -87,6 +87,11 @@ public final class BerthNode {
           .withValue("pekko.cluster.seed-nodes", ConfigValueFactory.fromIterable(list))
           .withFallback(config);
     }
+    if (!config.resolve().getBoolean("berth.cluster.lease.enabled")) {
+      // The short removal margin rests on the node leases' fence (docs/failover.md): without
+      // them, the resolver's own (as long as stable-after) lets a downed node stop first.
+      config = ConfigFactory.parseMap(Map.of("pekko.cluster.down-removal-margin", "off")).withFallback(config);
+    }
     return DatabaseSettings.fromConfig(config).pekkoOverrides().withFallback(config).resolve();
   }
 

@@ -126,10 +126,142 @@ class FailoverProcessIT {
       assertThat(d.outOfOrder()).as("out of order").isZero();
       d.close();
     }
+    // Nothing node 2 wrote reached the journal after its lease was revoked.
+    assertThat(journalRowsAfterRevocation(NODE_2, 2)).as("events node 2 wrote after the revocation").isZero();
     String log = Files.readString(runDir.resolve("node-2.log"));
-    assertThat(log).containsPattern("lease was revoked|downed|Downed|DOWN");
+    assertThat(log).containsPattern("lease was revoked|Node has been marked as DOWN|DownSelf");
     System.out.printf("FIGURE failover after SIGSTOP (3 nodes, defaults): every device served elsewhere %.1f s "
         + "after the pause; the paused node exited when resumed%n", servedElsewhereAfter);
+  }
+
+  /**
+   * A graceful rolling restart, as an upgrade does it: every node in turn stopped (SIGTERM: its
+   * devices are closed with a resumable code, its shards hand off, it leaves) and started again,
+   * under devices streaming through every node. Every frame once and in order; no device waits
+   * long at any step.
+   */
+  @Test
+  void aGracefulRollingRestartOfEveryNodeLosesNothing() throws Exception {
+    up();
+    List<EchoStreamer> devices = new ArrayList<>();
+    java.util.concurrent.atomic.AtomicBoolean rolling = new java.util.concurrent.atomic.AtomicBoolean(true);
+    int[][] orders = {{7001, 7002, 7003}, {7002, 7003, 7001}, {7003, 7001, 7002}};
+    for (int i = 0; i < 6; i++) {
+      List<InetSocketAddress> edges = new ArrayList<>();
+      for (int port : orders[i % 3]) {
+        edges.add(new InetSocketAddress("127.0.0.1", port));
+      }
+      // Paced while the restarts run, then the rest at full speed: every restart finds them streaming.
+      devices.add(new EchoStreamer(client(TestNodes.uniqueDevice("rolling"), edges), 30_000,
+          () -> rolling.get() ? Duration.ofMillis(10).toNanos() : 0));
+    }
+    for (EchoStreamer d : devices) {
+      d.start();
+    }
+    await().atMost(Duration.ofMinutes(2)).until(() -> devices.stream().allMatch(d -> d.distinctEchoed() >= 200));
+
+    for (int node = 1; node <= 3; node++) {
+      Result stop = run(List.of("bash", LaunchScripts.script("cluster.sh"), "stop", Integer.toString(node)), Map.of());
+      assertThat(stop.code()).as(stop.output()).isZero();
+      Result start = run(List.of("bash", LaunchScripts.script("cluster.sh"), "start", Integer.toString(node)),
+          Map.of());
+      assertThat(start.code()).as(start.output()).isZero();
+    }
+    assertThat(devices.stream().allMatch(d -> d.sent() < 30_000)).as("still streaming after the last restart")
+        .isTrue();
+    rolling.set(false);
+
+    List<Double> gaps = new ArrayList<>();
+    for (EchoStreamer d : devices) {
+      d.awaitComplete(Duration.ofMinutes(3));
+      assertThat(d.duplicateEchoes()).as("duplicates").isZero();
+      assertThat(d.outOfOrder()).as("out of order").isZero();
+      gaps.add(d.longestGap().toMillis() / 1000.0);
+      d.close();
+    }
+    System.out.printf("FIGURE graceful rolling restart of 3 nodes: longest wait per device %s s%n", gaps);
+    assertThat(gaps).allSatisfy(g -> assertThat(g).isLessThanOrEqualTo(MAX_OUTAGE.toSeconds()));
+  }
+
+  /**
+   * PostgreSQL stopped for 7 s under streaming devices and started again (a failover of the
+   * database, or its upgrade): every node loses every connection at once, journal writes fail,
+   * every lease lapses.
+   * No node may be downed for it (all stay reachable), and every device is served again once
+   * the database is back, every frame once and in order.
+   */
+  @Test
+  void aPostgresRestartMidStreamLosesNothingAndDownsNoNode() throws Exception {
+    String version = postgresVersion();
+    org.junit.jupiter.api.Assumptions.assumeTrue(version != null,
+        "no local PostgreSQL cluster this test may restart (pg_ctlcluster and /etc/postgresql)");
+    up();
+    List<EchoStreamer> devices = new ArrayList<>();
+    devices.addAll(streamersOn(NODE_2, 2, 7002, 7001, 7003));
+    devices.addAll(streamersOn("pekko://berth@127.0.0.1:2551", 2, 7001, 7003));
+    for (EchoStreamer d : devices) {
+      d.start();
+    }
+    await().atMost(Duration.ofMinutes(2)).until(() -> devices.stream().allMatch(d -> d.distinctEchoed() >= 200));
+
+    // Away for longer than a node lease (4 s): every lease lapses, and no node may be downed for it.
+    pgCtl(version, "stop");
+    Thread.sleep(7_000);
+    pgCtl(version, "start");
+    long backAt = System.nanoTime();
+    int[] atStart = devices.stream().mapToInt(EchoStreamer::distinctEchoed).toArray();
+    double[] servedAt = new double[devices.size()];
+    await().atMost(Duration.ofMinutes(2)).pollInterval(Duration.ofMillis(50)).until(() -> {
+      boolean all = true;
+      for (int i = 0; i < servedAt.length; i++) {
+        if (servedAt[i] == 0 && devices.get(i).distinctEchoed() > atStart[i]) {
+          servedAt[i] = Math.max(0.001, (System.nanoTime() - backAt) / 1e9);
+        }
+        all &= servedAt[i] != 0;
+      }
+      return all;
+    });
+
+    List<Double> servedAfter = new ArrayList<>();
+    for (int i = 0; i < servedAt.length; i++) {
+      EchoStreamer d = devices.get(i);
+      d.awaitComplete(Duration.ofMinutes(3));
+      assertThat(d.duplicateEchoes()).as("duplicates").isZero();
+      assertThat(d.outOfOrder()).as("out of order").isZero();
+      servedAfter.add(servedAt[i]);
+      d.close();
+    }
+    for (int i = 1; i <= 3; i++) {
+      String members = management().fetch("https://127.0.0.1:" + (8550 + i) + "/cluster/members").body();
+      assertThat(members).as("node %d's members", i).contains(":2551").contains(":2552").contains(":2553")
+          .doesNotContain("\"Down\"");
+    }
+    System.out.printf("FIGURE PostgreSQL stopped 7 s mid-stream: devices served again %s s after it was started "
+        + "again; no node downed%n", servedAfter.stream().map(x -> String.format("%.1f", x)).toList());
+    assertThat(servedAfter).allSatisfy(x -> assertThat(x).isLessThan(60));
+  }
+
+  private static void pgCtl(String version, String action) throws Exception {
+    Process p = new ProcessBuilder("pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action)
+        .redirectErrorStream(true).start();
+    String said = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(p.waitFor(2, TimeUnit.MINUTES)).as("pg_ctlcluster " + action).isTrue();
+    assertThat(p.exitValue()).as("pg_ctlcluster " + action + ": " + said).isZero();
+  }
+
+  /** The local PostgreSQL cluster's version, when this machine can restart it; null otherwise. */
+  private static String postgresVersion() {
+    Path conf = Path.of("/etc/postgresql");
+    if (!Files.isDirectory(conf) || !new java.io.File("/usr/bin/pg_ctlcluster").canExecute()
+        || !"root".equals(System.getProperty("user.name"))
+        || !TestDatabase.settings().url().contains("127.0.0.1:5432")) {
+      return null;
+    }
+    try (var versions = Files.list(conf)) {
+      return versions.map(v -> v.getFileName().toString()).sorted().reduce((a, b) -> b).orElse(null);
+    } catch (IOException e) {
+      return null;
+    }
   }
 
   // ------------------------------------------------------------------ helpers
@@ -174,6 +306,28 @@ class FailoverProcessIT {
     c.close();
     String body = management().fetch("https://127.0.0.1:8551/api/sockets/" + device).body();
     return body.replaceAll(".*\"node\":\"([^\"]*)\".*", "$1");
+  }
+
+  /**
+   * Journal rows written by the node at {@code address} after its lease was revoked: the node logs
+   * the writer id its rows carry, and the times are the same machine's clock.
+   */
+  private long journalRowsAfterRevocation(String address, int node) throws Exception {
+    java.util.regex.Matcher writer = java.util.regex.Pattern.compile("Journal rows of this node carry writer (\\S+)")
+        .matcher(Files.readString(runDir.resolve("node-" + node + ".log")));
+    assertThat(writer.find()).as("node %d's journal writer in its log", node).isTrue();
+    try (java.sql.Connection c = io.berth.persistence.SchemaInstaller.connect(TestDatabase.settings());
+         java.sql.PreparedStatement s = c.prepareStatement(
+             "SELECT count(*) FROM event_journal j, (SELECT revoked_at FROM berth_node_lease WHERE node LIKE ? "
+                 + "ORDER BY started_at DESC LIMIT 1) l WHERE j.writer = ? "
+                 + "AND to_timestamp(j.write_timestamp / 1000.0) > l.revoked_at")) {
+      s.setString(1, address + "#%");
+      s.setString(2, writer.group(1));
+      try (java.sql.ResultSet r = s.executeQuery()) {
+        r.next();
+        return r.getLong(1);
+      }
+    }
   }
 
   /** Who revoked the lease of the node at {@code address} (its latest incarnation), or null. */

@@ -43,7 +43,8 @@ class ScriptCommandLineTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"", "--verbose", "stop", "stop 2", "nosuch", "help nosuch", "kill", "kill x", "kill 1 2",
+  @ValueSource(strings = {"", "--verbose", "stop", "stop x", "pause", "resume 1 2", "nosuch", "help nosuch", "kill",
+      "kill x", "kill 1 2",
       "start", "logs", "status extra", "down extra", "up -n", "up -n 12", "up --db", "up --db berth", "up 5",
       "up --nodes 3"})
   void aWrongCommandLineSaysWhatWasWrongInOneLine(String args) throws Exception {
@@ -67,7 +68,7 @@ class ScriptCommandLineTest {
     Files.writeString(runDir.resolve("nodes"), "3\n");
 
     String expected = "error: there is no node 9: the cluster started from " + runDir + " has nodes 1 to 3\n";
-    for (String command : List.of("kill 9", "start 9", "logs 9", "kill 0")) {
+    for (String command : List.of("kill 9", "start 9", "logs 9", "kill 0", "stop 9", "pause 9", "resume 9")) {
       Result r = run("cluster.sh", command);
       assertThat(r.code()).as(command).isEqualTo(1);
       assertThat(r.stderr()).as(command).isEqualTo(expected.replace("node 9", "node " + command.split(" ")[1]));
@@ -76,7 +77,7 @@ class ScriptCommandLineTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"up", "status", "down", "kill", "start", "logs"})
+  @ValueSource(strings = {"up", "status", "down", "stop", "kill", "pause", "resume", "start", "logs"})
   void everyClusterCommandPrintsOnlyItsHelp(String command) throws Exception {
     for (String args : List.of(command + " --help", command + " -h", "help " + command, command + " 2 --help")) {
       Result r = run("cluster.sh", args);

@@ -61,6 +61,8 @@ public class AppendingJournalDao extends DefaultJournalDao {
   private final JournalWrites writes;
   /** Checked by each batch, in its transaction. */
   private final JournalFence fence;
+  /** The writer id its rows carry has been logged. */
+  private final java.util.concurrent.atomic.AtomicBoolean writerLogged = new java.util.concurrent.atomic.AtomicBoolean();
 
   /** The reads of highest sequence numbers, for tests; null elsewhere than on PostgreSQL. */
   CoalescedReads<String, Long> highestReads() {
@@ -128,6 +130,11 @@ public class AppendingJournalDao extends DefaultJournalDao {
   public Future<BoxedUnit> writeJournalRows(
       Seq<Tuple2<JournalTables.JournalPekkoSerializationRow, Set<String>>> rows) {
     long start = System.nanoTime();
+    if (!writerLogged.get() && rows.nonEmpty() && writerLogged.compareAndSet(false, true)) {
+      // Which node wrote a row, for whoever reads the journal after a failover (docs/failover.md).
+      org.slf4j.LoggerFactory.getLogger(AppendingJournalDao.class).info("Journal rows of this node carry writer {}",
+          rows.head()._1().writer());
+    }
     Future<BoxedUnit> written = insert(rows);
     int events = rows.size();
     FutureConverters.asJava(written).whenComplete((done, failure) ->

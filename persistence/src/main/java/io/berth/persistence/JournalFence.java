@@ -24,25 +24,27 @@ import org.apache.pekko.actor.Extension;
 public final class JournalFence implements Extension {
 
   /**
-   * How long the rest of a fenced batch's transaction may take: its {@code COPY}, and the wait
-   * between its statements. A node frozen in the middle of a batch (a stop signal, a stalled VM)
-   * holds the lease row's lock and its uncommitted rows' index entries, which the revocation and
-   * the session's next incarnation wait for; PostgreSQL ends that transaction (and its session)
-   * within these bounds, so the others never wait on a frozen node for long, and a node that
-   * wakes cannot commit a batch it began before the others took its sessions over.
+   * How long the rest of a fenced batch's transaction may take: its {@code COPY} (while the
+   * server works on it: PostgreSQL does not cancel a COPY that waits for the client's data), and
+   * the wait between its statements. A node frozen in the middle of a batch (a stop signal, a
+   * stalled VM) holds the lease row's lock and its uncommitted rows' index entries, which the
+   * revocation and the session's next incarnation wait for; whatever these bounds do not end,
+   * the revoking node ends by terminating the frozen node's fenced sessions, which it finds by
+   * their {@link #sessionName}.
    */
-  static final int STATEMENT_TIMEOUT_MS = 4_000;
+  static final int STATEMENT_TIMEOUT_MS = 8_000;
   static final int IDLE_TIMEOUT_MS = 2_000;
 
   /**
    * The lease's check on PostgreSQL: the row, locked against a revocation (which takes {@code FOR
    * UPDATE}) until the batch commits. A key-share lock does not conflict with the node's own
    * renewals (plain updates of other columns), so writing never waits for them. It also bounds
-   * the rest of the transaction ({@link #STATEMENT_TIMEOUT_MS}, {@link #IDLE_TIMEOUT_MS}).
+   * the rest of the transaction ({@link #STATEMENT_TIMEOUT_MS}, {@link #IDLE_TIMEOUT_MS}) and
+   * names the session for as long as the transaction lasts ({@link #sessionName}).
    */
   static final String CHECK_LOCKED = "SELECT revoked_at, set_config('statement_timeout', '" + STATEMENT_TIMEOUT_MS
-      + "', true), set_config('idle_in_transaction_session_timeout', '" + IDLE_TIMEOUT_MS + "', true) "
-      + "FROM berth_node_lease WHERE node = ? FOR KEY SHARE";
+      + "', true), set_config('idle_in_transaction_session_timeout', '" + IDLE_TIMEOUT_MS + "', true), "
+      + "set_config('application_name', ?, true) FROM berth_node_lease WHERE node = ? FOR KEY SHARE";
   /** The same, unlocked, where the insert cannot share the check's transaction. */
   static final String CHECK = "SELECT revoked_at FROM berth_node_lease WHERE node = ?";
 
@@ -78,7 +80,12 @@ public final class JournalFence implements Extension {
    */
   static void check(Connection connection, String node, boolean lock) throws SQLException {
     try (PreparedStatement check = connection.prepareStatement(lock ? CHECK_LOCKED : CHECK)) {
-      check.setString(1, node);
+      if (lock) {
+        check.setString(1, sessionName(node));
+        check.setString(2, node);
+      } else {
+        check.setString(1, node);
+      }
       try (ResultSet row = check.executeQuery()) {
         if (!row.next()) {
           throw new LeaseRevokedException("this node's lease " + node + " is gone: it was taken for dead");
@@ -88,6 +95,21 @@ public final class JournalFence implements Extension {
               + ": the cluster took it for dead, and its sessions live elsewhere now");
         }
       }
+    }
+  }
+
+  /**
+   * The {@code application_name} of a session while it runs a fenced batch of the node holding
+   * lease {@code node}: short enough for PostgreSQL's 63 bytes whatever the node's address, and
+   * the same for every node that computes it.
+   */
+  public static String sessionName(String node) {
+    try {
+      byte[] digest = java.security.MessageDigest.getInstance("SHA-256")
+          .digest(node.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      return "berth-fenced-batch " + java.util.HexFormat.of().formatHex(digest, 0, 12);
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is missing from this JVM", e);
     }
   }
 

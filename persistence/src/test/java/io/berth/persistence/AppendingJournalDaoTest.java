@@ -258,6 +258,45 @@ class AppendingJournalDaoTest {
   }
 
   @Test
+  void aBatchInFlightHoldsOffARevocationButNotARenewalAndNamesItsSession() throws Exception {
+    String lease = "pekko://journal-dao-test@127.0.0.1:2#7";
+    execute("INSERT INTO berth_node_lease (node, started_at, valid_until) VALUES ('" + lease
+        + "', now(), now() + interval '1 hour')");
+    try (Connection batch = SchemaInstaller.connect(db); Connection other = SchemaInstaller.connect(db)) {
+      // A batch's transaction, between its check and its commit.
+      batch.setAutoCommit(false);
+      JournalFence.check(batch, lease, true);
+
+      // The node's own renewal goes through at once...
+      try (PreparedStatement renew = other.prepareStatement(
+          "UPDATE berth_node_lease SET valid_until = now() + interval '1 hour' WHERE node = ?")) {
+        renew.setQueryTimeout(5);
+        renew.setString(1, lease);
+        assertThat(renew.executeUpdate()).isEqualTo(1);
+      }
+      // ...a revocation's lock does not, and the session it waits for is found by its name.
+      other.setAutoCommit(false);
+      try (java.sql.Statement wait = other.createStatement()) {
+        wait.execute("SET LOCAL lock_timeout = '300ms'");
+      }
+      try (PreparedStatement lock = other.prepareStatement(
+          "SELECT 1 FROM berth_node_lease WHERE node = ? FOR UPDATE")) {
+        lock.setString(1, lease);
+        assertThatThrownBy(lock::executeQuery).isInstanceOf(SQLException.class)
+            .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("55P03"));
+      }
+      other.rollback();
+      other.setAutoCommit(true);
+      assertThat(count("SELECT count(*) FROM pg_stat_activity WHERE application_name = '"
+          + JournalFence.sessionName(lease) + "'")).as("the batch's session, by its name").isEqualTo(1);
+
+      batch.commit();
+      assertThat(count("SELECT count(*) FROM pg_stat_activity WHERE application_name = '"
+          + JournalFence.sessionName(lease) + "'")).as("named only while the batch runs").isZero();
+    }
+  }
+
+  @Test
   void onPostgresABatchIsOneCopyThatKeepsEveryColumn() throws Exception {
     // Metadata, which the writers above never carry, goes in as well, a row marked deleted, and
     // text that is not ASCII.

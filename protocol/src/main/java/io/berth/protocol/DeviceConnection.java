@@ -334,14 +334,19 @@ final class DeviceConnection {
     long silence = settings.silenceTimeout().toNanos();
     long tick = silence > 0 ? Math.max(silence / 5, TimeUnit.MILLISECONDS.toNanos(100)) : Long.MAX_VALUE;
     long nextPingAt = keepAlive != null ? System.nanoTime() + keepAlive.toNanos() : Long.MAX_VALUE;
+    boolean probing = false;
     long probeSentAt = 0;
     try {
       while (!closed) {
         long now = System.nanoTime();
         boolean probe = false;
+        if (probing && probeSentAt - lastFrameNanos < 0) {
+          probing = false; // the node answered (a frame came after the PING)
+        }
         if (silence > 0 && now - lastFrameNanos > silence && state.unackedCount() > 0) {
-          if (probeSentAt <= lastFrameNanos) {
+          if (!probing) {
             probe = true;
+            probing = true;
             probeSentAt = now;
           } else if (now - probeSentAt > silence) {
             silentCause = "the node sent nothing for " + DurationText.of(Duration.ofNanos(now - lastFrameNanos))

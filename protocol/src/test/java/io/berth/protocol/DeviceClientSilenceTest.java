@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
 class DeviceClientSilenceTest {
 
   private static final byte[] SECRET = "a-secret-of-16-bytes-or-more".getBytes(StandardCharsets.UTF_8);
-  private static final Duration SILENCE = Duration.ofMillis(600);
+  private static final Duration SILENCE = Duration.ofMillis(1500);
 
   @Test
   void aSilentNodeIsPingedThenLeftForTheNextAddressAndTheFrameIsResent() throws Exception {
@@ -37,19 +37,20 @@ class DeviceClientSilenceTest {
         node.setSoTimeout(10_000);
         FrameReader in = reader(node);
         assertThat(next(in)).isInstanceOf(Frame.Hello.class);
+        // The last frame from the node: the client's silence is measured from here.
         write(node, welcome(0));
+        long welcomed = System.nanoTime();
         connecting.join(10_000);
         client.send("up-1".getBytes(StandardCharsets.UTF_8));
-        long sent = System.nanoTime();
         assertThat(next(in)).isInstanceOf(Frame.Data.class);
         // Nothing from the node from here on: the client asks once, then leaves.
         assertThat(next(in)).isInstanceOf(Frame.Ping.class);
-        double pingAfter = (System.nanoTime() - sent) / 1e9;
-        assertThat(pingAfter).isBetween(0.5, 3.0);
+        double pingAfter = (System.nanoTime() - welcomed) / 1e9;
+        assertThat(pingAfter).as("PING after, s").isBetween(1.4, 6.0);
 
         try (Socket next = alive.accept()) {
-          double leftAfter = (System.nanoTime() - sent) / 1e9;
-          assertThat(leftAfter).as("left the silent node after, s").isBetween(1.1, 5.0);
+          double leftAfter = (System.nanoTime() - welcomed) / 1e9;
+          assertThat(leftAfter).as("left the silent node after, s").isBetween(2.9, 12.0);
           next.setSoTimeout(10_000);
           FrameReader in2 = reader(next);
           Frame.Hello hello = (Frame.Hello) next(in2);

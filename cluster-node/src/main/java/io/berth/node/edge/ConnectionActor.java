@@ -136,8 +136,10 @@ final class ConnectionActor extends AbstractBehavior<Object> {
    */
   static final int EMPTY_QUEUE = 1;
   /**
-   * How long an open waits for its answer before it is sent again, until {@code open-timeout}:
-   * one sent to a node that died meanwhile is lost, and the session's shard moves within seconds.
+   * While a member was lost lately ({@link #MEMBER_LOST_WINDOW}), how long an open waits for its
+   * answer, and unconfirmed frames for progress, before they are sent again (otherwise {@code
+   * entity-timeout}): one sent to a node that died meanwhile is lost, and the session's shard
+   * moves within seconds (docs/failover.md).
    */
   static final java.time.Duration OPEN_RESEND = java.time.Duration.ofSeconds(1);
   /** How long after a member was lost frames waiting for their session are resent every {@link #OPEN_RESEND}. */
@@ -528,7 +530,6 @@ final class ConnectionActor extends AbstractBehavior<Object> {
 
   // ------------------------------------------------------------------ from the entity
 
-  /** Anything for the entity but a heartbeat: it wakes the entity if it sleeps. */
   /** Sends the open (or its confirmed form) and notes it, for sending again while no answer comes. */
   private void sendOpen(SocketCommand.Open open) {
     openSent = open;
@@ -536,6 +537,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     tellEntity(open);
   }
 
+  /** Anything for the entity but a heartbeat: it wakes the entity if it sleeps. */
   private void tellEntity(SocketCommand command) {
     awake();
     entity.tell(command);
@@ -659,12 +661,12 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     }
   }
 
-  /** Go-back-N: everything not confirmed is sent again; the entity drops what it has. */
   /**
-   * Whether unconfirmed frames go to the session again, {@code silent} nanoseconds after the last
-   * progress: after {@code entity-timeout}, or after {@link #OPEN_RESEND} while a member was lost
-   * lately, since the session may be starting on another node (docs/failover.md). The edge's
-   * state is looked up only then, not on every tick of every connection.
+   * Whether unconfirmed frames (or the open) go to the session again, {@code silent} nanoseconds
+   * after the last progress (or the last send): after {@code entity-timeout}, or after {@link
+   * #OPEN_RESEND} while a member was lost lately, since the session may be starting on another
+   * node (docs/failover.md). The edge's state is looked up only then, not on every tick of every
+   * connection.
    */
   private boolean resendDue(long silent, long now) {
     if (silent > settings.entityTimeout().toNanos()) {
@@ -674,6 +676,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         && EdgeState.get(getContext().getSystem()).memberLostWithin(now, MEMBER_LOST_WINDOW.toNanos());
   }
 
+  /** Go-back-N: everything not confirmed is sent again; the entity drops what it has. */
   private void resendUnconfirmed() {
     uplink.rewind(System.nanoTime());
     sendDeliveries();
@@ -701,7 +704,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       case OPENING -> {
         if (now > deadline) {
           fail(ErrorCode.UNAVAILABLE, "the socket's session did not answer in time; reconnect later");
-        } else if (openSent != null && now - openSentAt > OPEN_RESEND.toNanos()) {
+        } else if (openSent != null && resendDue(now - openSentAt, now)) {
           // The HELLO is held, not refused: the open may have gone to a node that died, and the
           // session is starting elsewhere (docs/failover.md). A repeated open from this
           // connection is answered as the first one.

@@ -33,17 +33,22 @@ final class LeaseStore {
   private static final int TIMEOUT_SECONDS = 5;
   /** SQLSTATE of a duplicate key, on PostgreSQL and H2 alike. */
   private static final String UNIQUE_VIOLATION = "23505";
+  /** SQLSTATE of a lock not granted within lock_timeout (PostgreSQL). */
+  private static final String LOCK_NOT_AVAILABLE = "55P03";
+  /** How long a revocation waits for the node's batches in flight before it ends their sessions. */
+  private static final Duration LOCK_WAIT = Duration.ofSeconds(1);
 
   private final BerthTables tables;
+  private final boolean postgres;
   /** The database's now plus the lease's time to live, in its SQL. */
   private final String validUntil;
 
   LeaseStore(ActorSystem<?> system, Duration ttl) {
     this.tables = BerthTables.get(system);
     long ms = ttl.toMillis();
-    this.validUntil = DatabaseSettings.fromConfig(system.settings().config()).kind() == DatabaseSettings.Kind.H2
-        ? "DATEADD(MILLISECOND, " + ms + ", CURRENT_TIMESTAMP)"
-        : "(CURRENT_TIMESTAMP + INTERVAL '" + ms + " milliseconds')";
+    this.postgres = DatabaseSettings.fromConfig(system.settings().config()).kind() == DatabaseSettings.Kind.POSTGRES;
+    this.validUntil = postgres ? "(CURRENT_TIMESTAMP + INTERVAL '" + ms + " milliseconds')"
+        : "DATEADD(MILLISECOND, " + ms + ", CURRENT_TIMESTAMP)";
   }
 
   /** Takes this incarnation's lease, and forgets those that lapsed more than a day ago. */
@@ -81,9 +86,12 @@ final class LeaseStore {
     });
   }
 
-  /** Revokes {@code node}'s lease if it lapsed. */
+  /** Revokes {@code node}'s lease if it lapsed; a lease that is renewed is only read, never locked. */
   CompletionStage<Look> revokeIfLapsed(String node, String by) {
-    return tables.run(c -> revoke(c, node, by, "unreachable, lease lapsed", true));
+    return tables.run(c -> {
+      Look seen = read(c, node);
+      return seen == Look.REVOKED_NOW ? revoke(c, node, by, "unreachable, lease lapsed", true) : seen;
+    });
   }
 
   /** Revokes {@code node}'s lease whatever its time: the cluster downed it. */
@@ -91,11 +99,61 @@ final class LeaseStore {
     return tables.run(c -> revoke(c, node, by, why, false));
   }
 
-  private static Look revoke(Connection c, String node, String by, String why, boolean onlyLapsed)
+  /** What the lease looks like, without a lock: REVOKED_NOW here means "lapsed, revoke it". */
+  private static Look read(Connection c, String node) throws SQLException {
+    try (PreparedStatement read = c.prepareStatement("SELECT valid_until < CURRENT_TIMESTAMP, revoked_at "
+        + "FROM berth_node_lease WHERE node = ?")) {
+      read.setQueryTimeout(TIMEOUT_SECONDS);
+      read.setString(1, node);
+      try (ResultSet row = read.executeQuery()) {
+        if (!row.next()) {
+          return Look.NONE;
+        }
+        return row.getTimestamp(2) != null ? Look.REVOKED_BEFORE : row.getBoolean(1) ? Look.REVOKED_NOW : Look.VALID;
+      }
+    }
+  }
+
+  /**
+   * Revokes under {@code FOR UPDATE}, which waits for the node's batches in flight. On
+   * PostgreSQL the wait is bounded: a batch of a frozen node may never end by itself (a COPY that
+   * waits for the client's data cannot be cancelled), so past {@link #LOCK_WAIT} the node's fenced
+   * sessions are terminated and the revocation tried once more. Only the sessions of that node's
+   * incarnation, and only while they run a fenced batch, carry its session name.
+   */
+  private Look revoke(Connection c, String node, String by, String why, boolean onlyLapsed) throws SQLException {
+    try {
+      return revokeLocked(c, node, by, why, onlyLapsed);
+    } catch (SQLException e) {
+      if (!postgres || !LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
+        throw e;
+      }
+      int ended = terminateFencedSessions(c, node);
+      return revokeLocked(c, node, by, why + (ended > 0 ? "; ended " + ended + " of its sessions" : ""), onlyLapsed);
+    }
+  }
+
+  private int terminateFencedSessions(Connection c, String node) throws SQLException {
+    try (PreparedStatement end = c.prepareStatement("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        + "WHERE application_name = ? AND pid <> pg_backend_pid()")) {
+      end.setQueryTimeout(TIMEOUT_SECONDS);
+      end.setString(1, io.berth.persistence.JournalFence.sessionName(node));
+      try (ResultSet row = end.executeQuery()) {
+        return row.next() ? row.getInt(1) : 0;
+      }
+    }
+  }
+
+  private Look revokeLocked(Connection c, String node, String by, String why, boolean onlyLapsed)
       throws SQLException {
     boolean autoCommit = c.getAutoCommit();
     c.setAutoCommit(false);
     try {
+      if (postgres) {
+        try (java.sql.Statement wait = c.createStatement()) {
+          wait.execute("SET LOCAL lock_timeout = '" + LOCK_WAIT.toMillis() + "ms'");
+        }
+      }
       Look look;
       try (PreparedStatement lock = c.prepareStatement("SELECT valid_until < CURRENT_TIMESTAMP, revoked_at "
           + "FROM berth_node_lease WHERE node = ? FOR UPDATE")) {
@@ -118,7 +176,7 @@ final class LeaseStore {
             + "CURRENT_TIMESTAMP, revoked_by = ?, revoked_why = ? WHERE node = ?")) {
           update.setQueryTimeout(TIMEOUT_SECONDS);
           update.setString(1, by);
-          update.setString(2, why);
+          update.setString(2, why.length() > 200 ? why.substring(0, 200) : why);
           update.setString(3, node);
           update.executeUpdate();
         }

@@ -47,6 +47,8 @@ public final class NodeLease {
 
   private record Looked(Member member, LeaseStore.Look look, Throwable failure) implements Command {}
 
+  private record Revoked(Member member, Throwable failure) implements Command {}
+
   private record Reachability(ClusterEvent.ReachabilityEvent event) implements Command {}
 
   private record Membership(ClusterEvent.MemberEvent event) implements Command {}
@@ -61,6 +63,14 @@ public final class NodeLease {
   private boolean revoked;
   /** Renewals that failed in a row (the database did not answer). */
   private int failedRenewals;
+  /**
+   * Since when ({@link System#nanoTime}) this node's renewals have all succeeded; 0 while the
+   * last one failed. Others' leases are judged only once it is a {@code ttl} old: after the
+   * database was away, every lease has lapsed, and the others need a ttl to renew theirs.
+   */
+  private long renewingSince;
+  /** Downed members whose lease is still to be revoked (an attempt failed): tried again on each check. */
+  private final Map<UniqueAddress, Member> toRevoke = new HashMap<>();
   private final Map<UniqueAddress, Member> unreachable = new HashMap<>();
   private final Set<UniqueAddress> looking = new HashSet<>();
   private final Set<UniqueAddress> downedHere = new HashSet<>();
@@ -98,6 +108,7 @@ public final class NodeLease {
         .onMessage(Taken.class, this::onTaken)
         .onMessage(Renewed.class, this::onRenewed)
         .onMessage(Looked.class, this::onLooked)
+        .onMessage(Revoked.class, this::onRevoked)
         .onMessage(Reachability.class, this::onReachability)
         .onMessage(Membership.class, this::onMembership)
         .build();
@@ -118,6 +129,7 @@ public final class NodeLease {
       return Behaviors.same();
     }
     taken = true;
+    renewingSince = System.nanoTime();
     JournalFence.get(Adapter.toClassic(ctx.getSystem())).hold(self);
     ctx.getLog().info("Took the node lease {} (valid {} from each renewal)", self, settings.ttl());
     return Behaviors.same();
@@ -140,6 +152,7 @@ public final class NodeLease {
     renewing = false;
     if (m.failure() != null) {
       failedRenewals++;
+      renewingSince = 0;
       // Once per lapse, not once a second.
       if (failedRenewals * settings.renewInterval().toMillis() >= settings.ttl().toMillis()
           && (failedRenewals - 1) * settings.renewInterval().toMillis() < settings.ttl().toMillis()) {
@@ -152,6 +165,9 @@ public final class NodeLease {
       ctx.getLog().info("This node's lease is renewed again after {} failed renewals", failedRenewals);
     }
     failedRenewals = 0;
+    if (renewingSince == 0) {
+      renewingSince = System.nanoTime();
+    }
     if (!m.standing()) {
       revoked = true;
       ctx.getLog().error("This node's lease was revoked: the cluster took it for dead (it was paused or cut off) "
@@ -181,21 +197,46 @@ public final class NodeLease {
       unreachable.remove(node);
       downedHere.remove(node);
       revokedForDown.remove(node);
+      toRevoke.remove(node);
     } else if (m.event() instanceof ClusterEvent.MemberDowned && !node.equals(cluster.selfMember().uniqueAddress())
         && revokedForDown.add(node)) {
       // Downed by the resolver or an operator: its sessions will start elsewhere, so it must write
-      // no more, whether it is dead or not.
-      ctx.pipeToSelf(store.revoke(key(node), self, "downed"), (look, failure) -> {
-        if (failure != null) {
-          ctx.getLog().warn("Cannot revoke the lease of downed member {}: {}", node.address(), failure.getMessage());
-        }
-        return new Looked(member, null, null);
-      });
+      // no more, whether it is dead or not. Tried until it succeeds or the member is removed.
+      revokeDowned(member);
+    }
+    return Behaviors.same();
+  }
+
+  private void revokeDowned(Member member) {
+    UniqueAddress node = member.uniqueAddress();
+    toRevoke.remove(node);
+    looking.add(node);
+    ctx.pipeToSelf(store.revoke(key(node), self, "downed"), (look, failure) -> new Revoked(member, failure));
+  }
+
+  private Behavior<Command> onRevoked(Revoked m) {
+    UniqueAddress node = m.member().uniqueAddress();
+    looking.remove(node);
+    if (m.failure() != null && revokedForDown.contains(node)) {
+      ctx.getLog().warn("Cannot revoke the lease of downed member {} yet ({}): trying again", node.address(),
+          m.failure().getMessage());
+      toRevoke.put(node, m.member());
     }
     return Behaviors.same();
   }
 
   private Behavior<Command> onCheckTick() {
+    for (Member member : java.util.List.copyOf(toRevoke.values())) {
+      if (!looking.contains(member.uniqueAddress())) {
+        revokeDowned(member);
+      }
+    }
+    long now = System.nanoTime();
+    if (renewingSince == 0 || now - renewingSince < settings.ttl().toNanos()) {
+      // This node's own renewals have not stood for a ttl (the database was away): the others
+      // may not have had the time to renew theirs either.
+      return Behaviors.same();
+    }
     for (Member member : unreachable.values()) {
       UniqueAddress node = member.uniqueAddress();
       if (!downedHere.contains(node) && member.status() != MemberStatus.down() && looking.add(node)) {
@@ -206,9 +247,6 @@ public final class NodeLease {
   }
 
   private Behavior<Command> onLooked(Looked m) {
-    if (m.look() == null && m.failure() == null) {
-      return Behaviors.same(); // a revocation for a member downed elsewhere
-    }
     UniqueAddress node = m.member().uniqueAddress();
     looking.remove(node);
     if (m.failure() != null) {
@@ -216,8 +254,11 @@ public final class NodeLease {
           m.failure().getMessage());
       return Behaviors.same();
     }
-    if ((m.look() == LeaseStore.Look.REVOKED_NOW || m.look() == LeaseStore.Look.REVOKED_BEFORE)
-        && unreachable.containsKey(node) && downedHere.add(node)) {
+    // Revoked here: the member must be downed, reachable again or not (it would find its lease
+    // revoked and leave anyway). Revoked by another node: that node downs it too, so only while
+    // it is unreachable from here.
+    if ((m.look() == LeaseStore.Look.REVOKED_NOW
+        || m.look() == LeaseStore.Look.REVOKED_BEFORE && unreachable.containsKey(node)) && downedHere.add(node)) {
       ctx.getLog().warn("Member {} is unreachable and its lease lapsed ({}): downing it now, without waiting for "
           + "the split brain resolver", node.address(),
           m.look() == LeaseStore.Look.REVOKED_NOW ? "revoked here" : "revoked by another node");
