@@ -45,7 +45,9 @@ public final class EdgeServer {
   private record ActorStopped(ActorRef<ConnectionActor.Command> actor) implements Command {}
 
   /** A member became unreachable or was removed: sessions that lived there start elsewhere. */
-  private record MemberLost(Object event) implements Command {}
+  private enum MemberLost implements Command {
+    INSTANCE
+  }
 
   private record Unbind(ActorRef<Done> replyTo) implements Command {}
 
@@ -150,10 +152,10 @@ public final class EdgeServer {
     // again sooner than entity-timeout while this lasts (docs/failover.md).
     Cluster cluster = Cluster.get(system);
     cluster.subscriptions().tell(org.apache.pekko.cluster.typed.Subscribe.create(
-        ctx.messageAdapter(org.apache.pekko.cluster.ClusterEvent.UnreachableMember.class, MemberLost::new),
+        ctx.messageAdapter(org.apache.pekko.cluster.ClusterEvent.UnreachableMember.class, e -> MemberLost.INSTANCE),
         org.apache.pekko.cluster.ClusterEvent.UnreachableMember.class));
     cluster.subscriptions().tell(org.apache.pekko.cluster.typed.Subscribe.create(
-        ctx.messageAdapter(org.apache.pekko.cluster.ClusterEvent.MemberRemoved.class, MemberLost::new),
+        ctx.messageAdapter(org.apache.pekko.cluster.ClusterEvent.MemberRemoved.class, e -> MemberLost.INSTANCE),
         org.apache.pekko.cluster.ClusterEvent.MemberRemoved.class));
 
     CoordinatedShutdown shutdown = CoordinatedShutdown.get(system);

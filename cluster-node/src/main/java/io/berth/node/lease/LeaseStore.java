@@ -106,12 +106,23 @@ final class LeaseStore {
       read.setQueryTimeout(TIMEOUT_SECONDS);
       read.setString(1, node);
       try (ResultSet row = read.executeQuery()) {
-        if (!row.next()) {
-          return Look.NONE;
-        }
-        return row.getTimestamp(2) != null ? Look.REVOKED_BEFORE : row.getBoolean(1) ? Look.REVOKED_NOW : Look.VALID;
+        return classify(row, true);
       }
     }
+  }
+
+  /**
+   * What a row of (lapsed, revoked_at) says, or NONE without one: REVOKED_NOW is "to revoke",
+   * which a lease still renewed is only when {@code onlyLapsed} is off.
+   */
+  private static Look classify(ResultSet row, boolean onlyLapsed) throws SQLException {
+    if (!row.next()) {
+      return Look.NONE;
+    }
+    if (row.getTimestamp(2) != null) {
+      return Look.REVOKED_BEFORE;
+    }
+    return !onlyLapsed || row.getBoolean(1) ? Look.REVOKED_NOW : Look.VALID;
   }
 
   /**
@@ -160,15 +171,7 @@ final class LeaseStore {
         lock.setQueryTimeout(TIMEOUT_SECONDS);
         lock.setString(1, node);
         try (ResultSet row = lock.executeQuery()) {
-          if (!row.next()) {
-            look = Look.NONE;
-          } else if (row.getTimestamp(2) != null) {
-            look = Look.REVOKED_BEFORE;
-          } else if (onlyLapsed && !row.getBoolean(1)) {
-            look = Look.VALID;
-          } else {
-            look = Look.REVOKED_NOW;
-          }
+          look = classify(row, onlyLapsed);
         }
       }
       if (look == Look.REVOKED_NOW) {
