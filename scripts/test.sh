@@ -6,8 +6,8 @@
 # The server is BERTH_TEST_DB_URL (with BERTH_TEST_DB_USER / BERTH_TEST_DB_PASSWORD) if set;
 # otherwise 127.0.0.1:5432 as user postgres: started if installed but stopped, installed with
 # apt-get if absent and this script runs as root on Debian/Ubuntu. The test database is created
-# if missing. Headless Chromium (for the cluster page's test) is installed the same way; without
-# it that test is skipped and says so.
+# if missing. Headless Chromium and chromedriver (for the cluster page's test) are installed the
+# same way; without them that test is skipped and says so.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -90,9 +90,10 @@ if ! command -v curl >/dev/null 2>&1 && can_apt; then
   say "curl not found: installing it with apt-get (the launch tests use it)"
   DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >&2
 fi
-if ! command -v chromium >/dev/null 2>&1 && can_apt; then
-  say "chromium not found: installing it with apt-get (ClusterPageIT opens the cluster page in it)"
-  DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
+if { ! command -v chromium || ! command -v chromedriver; } >/dev/null 2>&1 && can_apt; then
+  say "chromium or chromedriver not found: installing them with apt-get (ClusterPageIT opens the cluster page and clicks its buttons)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >&2 \
     || say "chromium could not be installed: ClusterPageIT will be skipped"
 fi
 

@@ -366,7 +366,7 @@ function drawLinks(links) {
 }
 
 function drawParked(parked) {
-  fill("parked", parked.map((p) => el("tr", {},
+  fill("parked", parked.map((p) => el("tr", { "data-parked": p.id },
     el("td", {}, when(p.parkedAt), p.replayedAt ? el("div", { class: "note" }, "replayed " + ago(p.replayedAt)) : null),
     el("td", { class: "mono" }, p.socketId),
     el("td", {}, p.mapping + " v" + p.mappingVersion + ", " + p.event),

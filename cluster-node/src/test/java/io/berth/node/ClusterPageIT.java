@@ -24,11 +24,18 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
+import org.awaitility.core.ConditionTimeoutException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.openqa.selenium.By;
+import org.openqa.selenium.WebDriver;
+import org.openqa.selenium.WebElement;
+import org.openqa.selenium.chrome.ChromeDriver;
+import org.openqa.selenium.chrome.ChromeDriverService;
+import org.openqa.selenium.chrome.ChromeOptions;
 
 /**
  * The cluster page (docs/page.md) in a real browser: {@code scripts/cluster.sh up} launches three
@@ -37,7 +44,8 @@ import org.junit.jupiter.api.io.TempDir;
  * three nodes and that migration; a screenshot goes to {@code target/cluster-page/page.png}.
  *
  * <p>Skipped when no Chromium is installed ({@code scripts/test.sh} installs it as root on
- * Debian). Uses the launch's fixed ports, like {@code ProcessClusterIT}: it waits for another
+ * Debian). Then its buttons, clicked through chromedriver (Selenium WebDriver): Replay, Drain and
+ * Stop draining, with an operator's key and with a viewer's. Uses the launch's fixed ports, like {@code ProcessClusterIT}: it waits for another
  * cluster on them to stop rather than fail.
  */
 class ClusterPageIT {
@@ -50,16 +58,25 @@ class ClusterPageIT {
   @TempDir
   Path runDir;
 
+  private static final String ENDPOINT_SECRET = "page-endpoint-secret-0123456789";
+
   private final List<Process> devices = new ArrayList<>();
   private Path chromium;
+  private Path chromedriver;
 
   @BeforeEach
   void needsChromiumAndTheLaunchPorts() {
-    chromium = Stream.of("chromium", "chromium-browser")
+    chromium = onPath("chromium", "chromium-browser");
+    chromedriver = onPath("chromedriver");
+    Assumptions.assumeTrue(chromium != null && chromedriver != null, "ClusterPageIT skipped: no headless Chromium"
+        + " and chromedriver on PATH (install the Debian packages chromium and chromium-driver; scripts/test.sh does"
+        + " when it runs as root)");
+  }
+
+  private static Path onPath(String... names) {
+    return Stream.of(names)
         .flatMap(name -> Stream.of(System.getenv().getOrDefault("PATH", "").split(":")).map(d -> Path.of(d, name)))
         .filter(Files::isExecutable).findFirst().orElse(null);
-    Assumptions.assumeTrue(chromium != null, "ClusterPageIT skipped: no headless Chromium on PATH (install the"
-        + " Debian package chromium; scripts/test.sh does when it runs as root)");
   }
 
   @AfterEach
@@ -83,7 +100,8 @@ class ClusterPageIT {
     // A low threshold makes the streaming device hot (the page lists it); a sustain of an hour
     // keeps it from moving by itself, so the one migration is the one asked for here.
     Result up = upWhenThePortsAreFree(List.of("bash", script("cluster.sh"), "up", "-n", "3", "--db", db.url(), "--",
-        "-Dberth.migration.socket-threshold.frames-per-second=20", "-Dberth.migration.sustain=1h"),
+        "-Dberth.migration.socket-threshold.frames-per-second=20", "-Dberth.migration.sustain=1h",
+        "-Dberth.endpoints.allowed-hosts.0=127.0.0.1"),
         Map.of("BERTH_DB_USER", db.user(), "BERTH_DB_PASSWORD", db.password()));
     assertThat(up.code()).as(up.output()).isZero();
     assertThat(up.output()).contains("page:          https://127.0.0.1:8551/ui/");
@@ -160,8 +178,139 @@ class ClusterPageIT {
     assertThat(new String(png, 1, 3, StandardCharsets.US_ASCII)).isEqualTo("PNG");
     System.out.printf("FIGURE cluster page: 3 nodes and migration %s of %s (%s -> %s) shown; screenshot %s%n",
         migration, socket, from[0], to, shot);
+
+    theButtonsActOnTheCluster(management, key);
     streaming.set(false);
     writer.join(10_000);
+  }
+
+  /**
+   * The page's buttons, clicked in the browser through chromedriver: with a viewer key Drain says
+   * it needs an operator key and changes nothing; with the admin key Replay sends a parked batch
+   * to its endpoint again, and Drain (confirmed in the browser's dialog) drains node 3, whose
+   * readiness flips, until Stop draining.
+   */
+  private void theButtonsActOnTheCluster(HttpProbe management, String adminKey) throws Exception {
+    try (TestEndpoint endpoint = new TestEndpoint(ENDPOINT_SECRET)) {
+      endpoint.answer(call -> TestEndpoint.Answer.status(422));
+      String mapping = TestNodes.uniqueDevice("parking");
+      HttpProbe.Response saved = management.request("PUT", "https://127.0.0.1:8551/api/mappings/" + mapping,
+          "{\"endpoint\":\"" + endpoint.url() + "\",\"secret\":\"" + ENDPOINT_SECRET + "\",\"events\":[\"data\"]}");
+      assertThat(saved.status()).as(saved.body()).isEqualTo(200);
+      String socket = TestNodes.uniqueDevice("parked");
+      Process device = startDevice("parked.err", "--connect", "127.0.0.1:7001", "--device", socket, "--mapping",
+          mapping);
+      device.getOutputStream().write("precious\n".getBytes(StandardCharsets.UTF_8));
+      device.getOutputStream().flush();
+      String[] parked = new String[1];
+      await().atMost(Duration.ofMinutes(1)).pollInterval(Duration.ofMillis(500)).until(() -> {
+        String body = management.fetch("https://127.0.0.1:8551/api/parked?socket=" + socket).body();
+        parked[0] = body.replaceAll("(?s).*?\"id\":\"([^\"]+)\".*", "$1");
+        return body.contains("refused: HTTP 422");
+      });
+      endpoint.answer(call -> TestEndpoint.Answer.ok());
+
+      // Keys live in the database, which other runs share: an id of this run's.
+      String viewerId = TestNodes.uniqueDevice("page-viewer");
+      HttpProbe.Response made = management.request("POST", "https://127.0.0.1:8551/api/keys",
+          "{\"id\": \"" + viewerId + "\", \"role\": \"viewer\", \"description\": \"ClusterPageIT\"}");
+      assertThat(made.status()).as(made.body()).isEqualTo(201);
+      String viewerKey = made.body().replaceAll("(?s).*\"key\":\"([^\"]+)\".*", "$1");
+      String node3 = "127.0.0.1:2553";
+      WebDriver browser = webDriver();
+      try {
+        open(browser, viewerKey);
+        click(browser, By.cssSelector("[data-node='" + node3 + "'] button"), "Drain");
+        browser.switchTo().alert().accept();
+        awaitMessage(browser, "Not allowed: drain a node needs an operator key");
+        assertThat(draining(management, node3)).as("a viewer's click drains nothing").isFalse();
+
+        open(browser, adminKey);
+        click(browser, By.cssSelector("tr[data-parked='" + parked[0] + "'] button"), "Replay");
+        awaitMessage(browser, "sent again: endpoint answered 204");
+        assertThat(endpoint.calls("data")).as("the endpoint was called again").hasSize(2);
+        assertThat(endpoint.calls("data").get(1).text()).isEqualTo("precious");
+        assertThat(management.fetch("https://127.0.0.1:8551/api/parked/" + parked[0]).body()).contains("replayedAt");
+
+        click(browser, By.cssSelector("[data-node='" + node3 + "'] button"), "Drain");
+        assertThat(browser.switchTo().alert().getText()).startsWith("Drain " + node3 + "?");
+        browser.switchTo().alert().accept();
+        awaitMessage(browser, node3 + " is draining");
+        await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(500)).until(() ->
+            draining(management, node3) && management.fetch("https://127.0.0.1:8553/ready").status() != 200
+                && browser.findElement(By.cssSelector("[data-node='" + node3 + "']")).getAttribute("class")
+                    .contains("draining"));
+
+        click(browser, By.cssSelector("[data-node='" + node3 + "'] button"), "Stop draining");
+        browser.switchTo().alert().accept();
+        awaitMessage(browser, node3 + " is no longer draining");
+        await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(500)).until(() ->
+            !draining(management, node3) && management.fetch("https://127.0.0.1:8553/ready").status() == 200);
+      } finally {
+        browser.quit();
+        management.request("DELETE", "https://127.0.0.1:8551/api/keys/" + viewerId, null);
+      }
+      System.out.println("FIGURE cluster page: Replay sent parked batch " + parked[0] + " again; Drain and Stop"
+          + " draining of " + node3 + " confirmed in the browser; a viewer's Drain refused");
+    }
+  }
+
+  /** Chromium under chromedriver, at a laptop's screen size, trusting the test cluster's certificate. */
+  private WebDriver webDriver() throws IOException {
+    ChromeOptions options = new ChromeOptions();
+    options.setBinary(chromium.toFile());
+    options.addArguments("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--window-size=1366,768", "--user-data-dir=" + Files.createTempDirectory(runDir, "chromium-"));
+    options.setAcceptInsecureCerts(true);
+    ChromeDriverService service = new ChromeDriverService.Builder().usingDriverExecutable(chromedriver.toFile())
+        .withLogFile(runDir.resolve("chromedriver.log").toFile()).build();
+    WebDriver driver = new ChromeDriver(service, options);
+    driver.manage().timeouts().pageLoadTimeout(BROWSER_TIMEOUT);
+    return driver;
+  }
+
+  /** Opens node 1's page with {@code key} in the fragment, as a new document, and waits for its data. */
+  private static void open(WebDriver browser, String key) {
+    browser.get("about:blank");
+    browser.get("https://127.0.0.1:8551/ui/#key=" + key);
+    await().atMost(BROWSER_TIMEOUT).pollInterval(Duration.ofMillis(250)).until(() ->
+        "ready".equals(browser.findElement(By.tagName("body")).getAttribute("data-state"))
+            && browser.findElements(By.cssSelector("[data-node]")).size() == 3);
+  }
+
+  /**
+   * Clicks the element {@code where} once it shows {@code label}. The page redraws its tables
+   * every refresh, so the element is looked up again until the click lands on a current one.
+   */
+  private static void click(WebDriver browser, By where, String label) {
+    await().atMost(BROWSER_TIMEOUT).pollInterval(Duration.ofMillis(250)).ignoreExceptions().until(() -> {
+      WebElement button = browser.findElement(where);
+      if (!label.equals(button.getText())) {
+        return false;
+      }
+      button.click();
+      return true;
+    });
+  }
+
+  /** Waits for the page's message line to say {@code text}; fails with what it says instead. */
+  private static void awaitMessage(WebDriver browser, String text) {
+    String[] said = {""};
+    try {
+      await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(250)).ignoreExceptions().until(() -> {
+        said[0] = browser.findElement(By.id("message")).getText();
+        return said[0].contains(text);
+      });
+    } catch (ConditionTimeoutException e) {
+      throw new AssertionError("the page says \"" + said[0] + "\", not \"" + text + "\"; the message box: "
+          + browser.findElement(By.id("message")).getAttribute("outerHTML"), e);
+    }
+  }
+
+  private static boolean draining(HttpProbe management, String node) {
+    String nodes = management.fetch("https://127.0.0.1:8551/api/nodes").body();
+    int at = nodes.indexOf("@" + node + "\"");
+    return at >= 0 && nodes.substring(at, nodes.indexOf('}', at)).contains("\"draining\":true");
   }
 
   /**
