@@ -2,7 +2,7 @@
 # The benchmark harness: measures Berth side by side with its anchors in one run and prints a
 # table of figures and ratios (also written to bench/target/last-run.md).
 #   scripts/bench.sh [--quick] [SCENARIO...]
-#     scenarios: endpoint, migration, relay, uplink, idle, journal, tls (default: all)
+#     scenarios: endpoint, migration, relay, uplink, idle, journal, tls, failover (default: all)
 #   scripts/bench.sh --help     this text
 # relay also needs mosquitto (Debian: apt-get install mosquitto; or BERTH_BENCH_MOSQUITTO=path):
 # the harness starts its own broker on a spare loopback port and stops that process at the end.
@@ -18,13 +18,16 @@
 # then uplink and relay rounds on in-harness clusters. Certificates come from a CA made for the run
 # (bench/target/tls); BERTH_BENCH_TLS_PROVIDER=openssl|jdk picks the TLS provider (default: BoringSSL
 # where it loads).
+# failover starts three nodes (berth-node.jar as above, each in a JVM of its own, options:
+# BERTH_BENCH_FAILOVER_JAVA_OPTS) with ~6,000 idle devices each, kills one with SIGKILL and times the
+# devices' resumption elsewhere; then, on three fresh nodes, drains one (POST /api/nodes/{node}/drain).
 # Uses PostgreSQL like scripts/test.sh: BERTH_BENCH_DB_URL (and _USER, _PASSWORD) if set, else
 # the berth_bench database on 127.0.0.1:5432 (PostgreSQL 13 or later), dropped and created afresh
 # for every run. Not a test: it never fails on a missed goal, only on an error.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-SCENARIOS=(endpoint migration relay uplink idle journal tls)
+SCENARIOS=(endpoint migration relay uplink idle journal tls failover)
 
 # The command line is checked before the database is dropped and the harness built: a typo or a
 # --help must cost nothing.

@@ -17,7 +17,7 @@ import picocli.CommandLine.Parameters;
     description = "Measures Berth side by side with its anchors and prints ratios.")
 public final class BenchMain implements Callable<Integer> {
 
-  private static final String SCENARIOS_HELP = "endpoint, migration, relay, uplink, idle, journal, tls";
+  private static final String SCENARIOS_HELP = "endpoint, migration, relay, uplink, idle, journal, tls, failover";
   private static final List<String> ALL = List.of(SCENARIOS_HELP.split(", "));
 
   @Option(names = "--quick", description = "A smoke run: fewer rounds, shorter runs (under 5 minutes).")
@@ -33,7 +33,8 @@ public final class BenchMain implements Callable<Integer> {
       "uplink: acked frames/s to builtin:discard, 1 and 16 connections, vs a raw-TCP edge",
       "idle: sockets one node holds, connects/s and memory per socket, vs a raw-TCP edge",
       "journal: events/s through the journal, 1 and many writers, vs pgbench inserts",
-      "tls: plaintext vs TLS edge: idle memory and connects/s vs Mosquitto TLS, uplink and relay"})
+      "tls: plaintext vs TLS edge: idle memory and connects/s vs Mosquitto TLS, uplink and relay",
+      "failover: 3 nodes with ~6,000 idle devices each: kill -9 of one, drain of one; time to resumed"})
   List<String> scenarios;
 
   @Override
@@ -54,7 +55,7 @@ public final class BenchMain implements Callable<Integer> {
       if (run.contains("relay") || run.contains("tls")) {
         Mosquitto.locate();
       }
-      if (run.contains("idle") || run.contains("tls")) {
+      if (run.contains("idle") || run.contains("tls") || run.contains("failover")) {
         NodeProcess.locateJar();
       }
       if (run.contains("tls")) {
@@ -76,6 +77,7 @@ public final class BenchMain implements Callable<Integer> {
         case "idle" -> IdleScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
         case "journal" -> JournalScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
         case "tls" -> TlsScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
+        case "failover" -> FailoverScenario.run(report, db, quick, out.toAbsolutePath().getParent(), progress);
         default -> throw new IllegalStateException("unhandled scenario " + scenario);
       }
       progress.printf(Locale.ROOT, "%s: done in %d s (%d s since the start)%n", scenario, seconds(start),

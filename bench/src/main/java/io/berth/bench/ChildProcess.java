@@ -115,6 +115,19 @@ final class ChildProcess implements AutoCloseable {
     }
   }
 
+  /** Kills exactly this process with SIGKILL, as a crash would, and waits (bounded) until it is gone. */
+  void kill() {
+    process.destroyForcibly();
+    try {
+      if (!process.waitFor(STOP_GRACE.toMillis(), TimeUnit.MILLISECONDS)) {
+        throw new IllegalStateException(name + " still runs " + STOP_GRACE.toSeconds() + " s after SIGKILL");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
   /** Stops exactly this process: SIGTERM, then SIGKILL if it has not exited within the grace. */
   @Override
   public void close() {

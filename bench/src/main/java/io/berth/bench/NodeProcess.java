@@ -19,7 +19,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * A one-node Berth cluster in a JVM of its own, started from {@code berth-node.jar} and configured
+ * A Berth node in a JVM of its own (a one-node cluster, or a member of a cluster of such
+ * processes), started from {@code berth-node.jar} and configured
  * through the environment the way {@code scripts/cluster.sh} starts a node. The idle scenario needs
  * the node out of the harness's process: each process may have only so many open files, and with
  * the node inside, both ends of every loopback connection would count against the one limit; it
@@ -30,17 +31,20 @@ final class NodeProcess implements AutoCloseable {
   private static final Duration READY_TIMEOUT = Duration.ofSeconds(120);
 
   private static final Pattern SOCKETS = Pattern.compile("\"sockets\":(\\d+)");
+  private static final Pattern CONNECTIONS = Pattern.compile("\"connections\":(\\d+)");
 
   private final ChildProcess process;
   private final int edgePort;
   private final int managementPort;
+  private final int remotePort;
   /** For the node's operator routes: one client, asked once a second while the sockets settle. */
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
 
-  private NodeProcess(ChildProcess process, int edgePort, int managementPort) {
+  private NodeProcess(ChildProcess process, int edgePort, int managementPort, int remotePort) {
     this.process = process;
     this.edgePort = edgePort;
     this.managementPort = managementPort;
+    this.remotePort = remotePort;
   }
 
   /**
@@ -88,9 +92,19 @@ final class NodeProcess implements AutoCloseable {
    */
   static NodeProcess start(DatabaseSettings db, String javaOptions, List<String> settings, Map<String, String> env,
       Path log) throws IOException {
+    return start(db, javaOptions, settings, env, log, null);
+  }
+
+  /**
+   * A member of a cluster of such processes: {@code seed} (a started node) is its seed, or none
+   * for the first node, which seeds itself. Returns once it is Up and ready.
+   */
+  static NodeProcess start(DatabaseSettings db, String javaOptions, List<String> settings, Map<String, String> env,
+      Path log, NodeProcess seed) throws IOException {
     int edge = LocalCluster.freePort();
     int management = LocalCluster.freePort();
     int remote = LocalCluster.freePort();
+    String seeds = "pekko://berth@127.0.0.1:" + (seed == null ? remote : seed.remotePort);
     List<String> command = new ArrayList<>();
     command.add(ChildProcess.javaBinary());
     command.addAll(Arrays.asList(javaOptions.trim().split("\\s+")));
@@ -101,8 +115,9 @@ final class NodeProcess implements AutoCloseable {
         "BERTH_DB_URL", db.url(), "BERTH_DB_USER", db.user(), "BERTH_DB_PASSWORD", db.password(),
         "BERTH_EDGE_HOST", "127.0.0.1", "BERTH_EDGE_PORT", Integer.toString(edge), "BERTH_EDGE_TLS", "false",
         "BERTH_MANAGEMENT_PORT", Integer.toString(management), "BERTH_REMOTE_PORT", Integer.toString(remote),
-        "BERTH_SEED_NODES", "pekko://berth@127.0.0.1:" + remote));
-    // One node, no peers: what it would say to others is not what the benchmarks measure.
+        "BERTH_SEED_NODES", seeds));
+    // Between the nodes of the harness, plaintext: what the nodes say to each other is not what
+    // the benchmarks measure.
     environment.put("BERTH_CLUSTER_TLS", "false");
     environment.put("BERTH_OPERATOR_KEYS", LocalCluster.OPERATOR_KEY_ENTRY);
     environment.put("BERTH_MANAGEMENT_TLS", "false");
@@ -115,7 +130,7 @@ final class NodeProcess implements AutoCloseable {
       process.close();
       throw e;
     }
-    return new NodeProcess(process, edge, management);
+    return new NodeProcess(process, edge, management, remote);
   }
 
   private static void awaitReady(ChildProcess process, int management) {
@@ -151,17 +166,63 @@ final class NodeProcess implements AutoCloseable {
     return new InetSocketAddress("127.0.0.1", edgePort);
   }
 
+  /** The node's cluster address as the operator API takes it: {@code 127.0.0.1:PORT}. */
+  String address() {
+    return "127.0.0.1:" + remotePort;
+  }
+
+  /**
+   * {@code method} on one of the node's management routes with the harness's operator key: the
+   * status code, or -1 when the node did not answer.
+   */
+  int call(String method, String path) {
+    HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + managementPort + path))
+        .header("Authorization", "Bearer " + LocalCluster.OPERATOR_KEY).timeout(Duration.ofSeconds(10))
+        .method(method, HttpRequest.BodyPublishers.noBody()).build();
+    try {
+      return http.send(request, HttpResponse.BodyHandlers.discarding()).statusCode();
+    } catch (IOException e) {
+      return -1;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return -1;
+    }
+  }
+
+  /** Device connections the node's edge holds, as its load report last said; -1 if it did not answer. */
+  int connections() {
+    return figure(CONNECTIONS);
+  }
+
+  /** Kills the node outright (SIGKILL), as a crash would, and waits for the process to be gone. */
+  void kill() {
+    process.kill();
+  }
+
   /**
    * Socket entities running on the node, as its load report last said ({@code GET /api/nodes}):
    * a socket that sleeps has a connection and no entity. -1 if the node did not answer.
    */
   int runningSockets() {
+    return figure(SOCKETS);
+  }
+
+  /** The first figure {@code pattern} finds in this node's entry of {@code GET /api/nodes}. */
+  private int figure(Pattern pattern) {
     HttpRequest nodes = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + managementPort + "/api/nodes"))
         .header("Authorization", "Bearer " + LocalCluster.OPERATOR_KEY).timeout(Duration.ofSeconds(10)).build();
     try {
       String body = http.send(nodes, HttpResponse.BodyHandlers.ofString()).body();
-      Matcher m = SOCKETS.matcher(body);
-      return m.find() ? Integer.parseInt(m.group(1)) : -1;
+      int own = body.indexOf("@" + address() + "\"");
+      if (own < 0) {
+        return -1;
+      }
+      int next = body.indexOf("\"node\":", own);
+      Matcher m = pattern.matcher(body).region(own, next < 0 ? body.length() : next);
+      if (!m.find()) {
+        return -1;
+      }
+      return Integer.parseInt(m.group(1));
     } catch (IOException e) {
       return -1;
     } catch (InterruptedException e) {
