@@ -55,6 +55,8 @@ public class AppendingJournalDao extends DefaultJournalDao {
 
   /** The one COPY of a batch on PostgreSQL, or null elsewhere. */
   private final String copyIn;
+  /** The journal table as the COPY names it. */
+  private final String journalTable;
   /** Highest sequence numbers read together on PostgreSQL, or null elsewhere. */
   private final CoalescedReads<String, Long> highestReads;
   /** Told of each batch written. */
@@ -75,6 +77,7 @@ public class AppendingJournalDao extends DefaultJournalDao {
     boolean postgres = profile instanceof PostgresProfile;
     EventJournalTableConfiguration table = journalConfig.eventJournalTableConfiguration();
     this.copyIn = postgres ? copyIn(table) : null;
+    this.journalTable = Jdbc.table(table.schemaName(), table.tableName());
     // SQL NULL (an id without rows) reads as 0, as it does for the stock DAO.
     this.highestReads = postgres ? Jdbc.readsByIds(db, ec, highestIn(table), 0L, row -> row.getLong(2)) : null;
     this.writes = JournalWrites.get(serialization.system());
@@ -148,34 +151,23 @@ public class AppendingJournalDao extends DefaultJournalDao {
       if (lease == null) {
         return super.writeJournalRows(rows);
       }
-      // The stock insert runs in a transaction of its own: the lease is checked just before it,
+      // The stock insert runs on a connection of its own: the lease is checked just before it,
       // not under its lock (H2, the embedded database, and tagged events; docs/failover.md).
       return Jdbc.run(db(), connection -> {
-        JournalFence.check(connection, lease, false);
+        JournalFence.check(connection, lease);
         return BoxedUnit.UNIT;
       }).flatMap(checked -> super.writeJournalRows(rows), ExecutionContexts$.MODULE$.parasitic());
     }
     // Encoded where the COPY runs: whatever fails there fails this batch's writers, not the
-    // plugin's write queue, whose stream calls this method.
-    return Jdbc.run(db(), connection -> lease == null ? copy(connection, copyIn, BinaryRows.of(rows))
-            : fencedCopy(connection, lease, copyIn, BinaryRows.of(rows)))
-        .map(inserted -> BoxedUnit.UNIT, ExecutionContexts$.MODULE$.parasitic());
-  }
-
-  /** The COPY in one transaction with the check of the node's lease, which it keeps locked. */
-  private static long fencedCopy(Connection connection, String lease, String sql, ByteBuffer data)
-      throws SQLException {
-    boolean autoCommit = connection.getAutoCommit();
-    connection.setAutoCommit(false);
-    try {
-      JournalFence.check(connection, lease, true);
-      return copy(connection, sql, data); // commits
-    } catch (SQLException | RuntimeException e) {
-      connection.rollback();
-      throw e;
-    } finally {
-      connection.setAutoCommit(autoCommit);
-    }
+    // plugin's write queue, whose stream calls this method. The COPY fires the journal's fence
+    // trigger, which checks the lease the session names.
+    return Jdbc.run(db(), connection -> {
+      if (lease != null) {
+        fence.requireTrigger(connection, journalTable);
+      }
+      fence.enter(connection);
+      return copy(connection, copyIn, BinaryRows.of(rows));
+    }).map(inserted -> BoxedUnit.UNIT, ExecutionContexts$.MODULE$.parasitic());
   }
 
   private static boolean tagged(Seq<Tuple2<JournalTables.JournalPekkoSerializationRow, Set<String>>> rows) {

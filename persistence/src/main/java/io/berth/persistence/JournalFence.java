@@ -8,15 +8,21 @@ import org.apache.pekko.actor.AbstractExtensionId;
 import org.apache.pekko.actor.ActorSystem;
 import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.actor.Extension;
+import org.postgresql.PGConnection;
 
 /**
  * The journal's fence against a node that the cluster took for dead (docs/failover.md): once the
- * node holds a lease row in {@code berth_node_lease}, every batch it writes to the journal first
- * takes a key-share lock on that row and checks that it was not revoked, in the transaction of
- * the insert. The nodes that take a dead node's sessions over revoke its lease under an update
- * lock first, so each of its writes either committed before the revocation, and the new
- * incarnation of the session recovers it, or fails: a paused node that wakes up cannot add a
- * single event to a session that lives elsewhere now.
+ * node holds a lease row in {@code berth_node_lease}, every batch it writes to the journal is
+ * checked against that row, in the transaction of the insert, and keeps it locked against a
+ * revocation until the insert commits. The nodes that take a dead node's sessions over revoke its
+ * lease under an update lock first, so each of its writes either committed before the
+ * revocation, and the new incarnation of the session recovers it, or fails: a paused node that
+ * wakes up cannot add a single event to a session that lives elsewhere now.
+ *
+ * <p>On PostgreSQL the check is the journal table's statement trigger {@code berth_journal_fence}
+ * (schema/postgres.sql), run by the batch's own COPY: each journal connection names the node's
+ * lease once, in its session ({@link #enter}), and a batch costs no round trip more than the
+ * COPY. On H2 the DAO checks the row in a statement of its own before the insert ({@link #check}).
  *
  * <p>Until {@link #hold} is called (the node has no lease yet, or leases are off) nothing is
  * checked.
@@ -24,28 +30,13 @@ import org.apache.pekko.actor.Extension;
 public final class JournalFence implements Extension {
 
   /**
-   * How long the rest of a fenced batch's transaction may take: its {@code COPY} (while the
-   * server works on it: PostgreSQL does not cancel a COPY that waits for the client's data), and
-   * the wait between its statements. A node frozen in the middle of a batch (a stop signal, a
-   * stalled VM) holds the lease row's lock and its uncommitted rows' index entries, which the
-   * revocation and the session's next incarnation wait for; whatever these bounds do not end,
-   * the revoking node ends by terminating the frozen node's fenced sessions, which it finds by
-   * their {@link #sessionName}.
+   * Names the lease in a session: the trigger reads {@code berth.lease}; a revocation finds the
+   * node's sessions by their {@code application_name} ({@link #sessionName}) to end those that
+   * hold the row's lock and cannot be cancelled (a COPY frozen while it streams its rows).
    */
-  static final int STATEMENT_TIMEOUT_MS = 8_000;
-  static final int IDLE_TIMEOUT_MS = 2_000;
-
-  /**
-   * The lease's check on PostgreSQL: the row, locked against a revocation (which takes {@code FOR
-   * UPDATE}) until the batch commits. A key-share lock does not conflict with the node's own
-   * renewals (plain updates of other columns), so writing never waits for them. It also bounds
-   * the rest of the transaction ({@link #STATEMENT_TIMEOUT_MS}, {@link #IDLE_TIMEOUT_MS}) and
-   * names the session for as long as the transaction lasts ({@link #sessionName}).
-   */
-  static final String CHECK_LOCKED = "SELECT revoked_at, set_config('statement_timeout', '" + STATEMENT_TIMEOUT_MS
-      + "', true), set_config('idle_in_transaction_session_timeout', '" + IDLE_TIMEOUT_MS + "', true), "
-      + "set_config('application_name', ?, true) FROM berth_node_lease WHERE node = ? FOR KEY SHARE";
-  /** The same, unlocked, where the insert cannot share the check's transaction. */
+  static final String ENTER = "SELECT set_config('berth.lease', ?, false), set_config('application_name', ?, false)";
+  private static final String SESSION_NAME_PREFIX = "berth-fenced-batch ";
+  /** The lease's check where the insert cannot run it itself (H2), unlocked. */
   static final String CHECK = "SELECT revoked_at FROM berth_node_lease WHERE node = ?";
 
   private static final AbstractExtensionId<JournalFence> ID = new AbstractExtensionId<>() {
@@ -56,6 +47,8 @@ public final class JournalFence implements Extension {
   };
 
   private volatile String holder;
+  /** Journal tables found with the fence trigger. */
+  private final java.util.Set<String> fencedTables = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
   private JournalFence() {}
 
@@ -63,7 +56,7 @@ public final class JournalFence implements Extension {
     return ID.get(system);
   }
 
-  /** From now on, every batch checks the lease row {@code node}, which must exist. */
+  /** From now on, every batch checks the lease row {@code node}, which must exist; null: none. */
   public void hold(String node) {
     this.holder = node;
   }
@@ -74,18 +67,59 @@ public final class JournalFence implements Extension {
   }
 
   /**
-   * Checks, on {@code connection}, that the lease {@code node} stands; with {@code lock}, in the
-   * connection's transaction and holding a lock on the row that a revocation waits for until the
-   * transaction ends.
+   * Makes the session of {@code connection} (a PostgreSQL one) name the lease held now, or none.
+   * Whether it does already is read from the session's {@code application_name} as the driver
+   * last heard it from the server (PostgreSQL reports every change of it, a {@code DISCARD ALL},
+   * a {@code RESET} or a rolled-back change included): a round trip the first time a connection
+   * is used after the lease changed, or after its session was reset; none after.
    */
-  static void check(Connection connection, String node, boolean lock) throws SQLException {
-    try (PreparedStatement check = connection.prepareStatement(lock ? CHECK_LOCKED : CHECK)) {
-      if (lock) {
-        check.setString(1, sessionName(node));
-        check.setString(2, node);
-      } else {
-        check.setString(1, node);
+  void enter(Connection connection) throws SQLException {
+    String lease = holder;
+    String named = connection.unwrap(PGConnection.class).getParameterStatus("application_name");
+    boolean naming = named != null && named.startsWith(SESSION_NAME_PREFIX);
+    if (lease == null ? !naming : sessionName(lease).equals(named)) {
+      return;
+    }
+    try (PreparedStatement enter = connection.prepareStatement(ENTER)) {
+      enter.setString(1, lease == null ? "" : lease);
+      enter.setString(2, lease == null ? "" : sessionName(lease));
+      enter.executeQuery().close();
+    }
+    if (!connection.getAutoCommit()) {
+      connection.commit();
+    }
+  }
+
+  /**
+   * Fails unless the journal table {@code table} (quoted as the COPY names it) has the fence
+   * trigger: a table other than the schema's {@code event_journal}, made by hand, would take the
+   * node's batches unchecked. Asked once per table; a table found without it is asked again.
+   */
+  void requireTrigger(Connection connection, String table) throws SQLException {
+    if (fencedTables.contains(table)) {
+      return;
+    }
+    try (PreparedStatement look = connection.prepareStatement("SELECT count(*) FROM pg_trigger "
+        + "WHERE tgrelid = to_regclass(?) AND tgname = 'berth_journal_fence'")) {
+      look.setString(1, table);
+      try (ResultSet row = look.executeQuery()) {
+        if (!row.next() || row.getInt(1) == 0) {
+          throw new SQLException("the journal table " + table + " has no trigger berth_journal_fence, which node "
+              + "leases need to refuse a revoked node's writes: create it as schema/postgres.sql does, or turn "
+              + "leases off (BERTH_NODE_LEASE=off)", "BL002");
+        }
       }
+    }
+    if (!connection.getAutoCommit()) {
+      connection.commit();
+    }
+    fencedTables.add(table);
+  }
+
+  /** Checks, on {@code connection}, that the lease {@code node} stands (not under a lock). */
+  static void check(Connection connection, String node) throws SQLException {
+    try (PreparedStatement check = connection.prepareStatement(CHECK)) {
+      check.setString(1, node);
       try (ResultSet row = check.executeQuery()) {
         if (!row.next()) {
           throw new LeaseRevokedException("this node's lease " + node + " is gone: it was taken for dead");
@@ -99,24 +133,30 @@ public final class JournalFence implements Extension {
   }
 
   /**
-   * The {@code application_name} of a session while it runs a fenced batch of the node holding
-   * lease {@code node}: short enough for PostgreSQL's 63 bytes whatever the node's address, and
-   * the same for every node that computes it.
+   * The {@code application_name} of the journal sessions of the node holding lease {@code node}:
+   * short enough for PostgreSQL's 63 bytes whatever the node's address, and the same for every
+   * node that computes it.
    */
   public static String sessionName(String node) {
     try {
       byte[] digest = java.security.MessageDigest.getInstance("SHA-256")
           .digest(node.getBytes(java.nio.charset.StandardCharsets.UTF_8));
-      return "berth-fenced-batch " + java.util.HexFormat.of().formatHex(digest, 0, 12);
+      return SESSION_NAME_PREFIX + java.util.HexFormat.of().formatHex(digest, 0, 12);
     } catch (java.security.NoSuchAlgorithmException e) {
       throw new IllegalStateException("SHA-256 is missing from this JVM", e);
     }
   }
 
-  /** A journal write refused: the node's lease was revoked. Not retryable on this node. */
+  /**
+   * A journal write refused: the node's lease was revoked. Not retryable on this node. On
+   * PostgreSQL the trigger's refusal is the driver's exception with this SQLSTATE.
+   */
   public static final class LeaseRevokedException extends SQLException {
+    /** The SQLSTATE of a refusal, the trigger's as well. */
+    public static final String SQL_STATE = "BL001";
+
     LeaseRevokedException(String message) {
-      super(message, "BL001");
+      super(message, SQL_STATE);
     }
   }
 }

@@ -277,17 +277,25 @@ public final class SchemaInstaller {
     }
     List<String> out = new ArrayList<>();
     StringBuilder current = new StringBuilder();
+    // Inside a dollar-quoted body (a function's, a DO block's) a ';' ends a line, not the statement.
+    boolean quoted = false;
     for (String line : script.split("\n")) {
       String trimmed = line.strip();
-      if (trimmed.startsWith("--") || trimmed.isEmpty()) {
+      if (!quoted && (trimmed.startsWith("--") || trimmed.isEmpty())) {
         continue;
       }
       current.append(line).append('\n');
-      if (trimmed.endsWith(";")) {
+      if (line.split("\\$\\$", -1).length % 2 == 0) {
+        quoted = !quoted;
+      }
+      if (!quoted && trimmed.endsWith(";")) {
         String sql = current.toString().strip();
         out.add(sql.substring(0, sql.length() - 1));
         current.setLength(0);
       }
+    }
+    if (quoted || !current.toString().isBlank()) {
+      throw new IllegalStateException(resource + " ends inside a statement: " + current.toString().strip());
     }
     return List.copyOf(out);
   }

@@ -257,15 +257,52 @@ class AppendingJournalDaoTest {
     }
   }
 
+  /**
+   * The journal's trigger, as a node's session meets it: an insert into the journal from a session
+   * naming a lease locks the lease's row until its transaction ends, which a renewal does not
+   * wait for and a revocation does; the session is found by its name; a revoked lease fails the
+   * insert with SQLSTATE BL001; a session naming no lease is not checked.
+   */
   @Test
-  void aBatchInFlightHoldsOffARevocationButNotARenewalAndNamesItsSession() throws Exception {
+  void theJournalsTriggerHoldsOffARevocationButNotARenewalAndRefusesARevokedLease() throws Exception {
     String lease = "pekko://journal-dao-test@127.0.0.1:2#7";
     execute("INSERT INTO berth_node_lease (node, started_at, valid_until) VALUES ('" + lease
         + "', now(), now() + interval '1 hour')");
+    String insert = "INSERT INTO event_journal (deleted, persistence_id, sequence_number, writer, write_timestamp,"
+        + " adapter_manifest, event_ser_id, event_ser_manifest, event_payload) VALUES (false, ?, ?, 'w', 0, '', 1,"
+        + " '', '\\x01')";
     try (Connection batch = SchemaInstaller.connect(db); Connection other = SchemaInstaller.connect(db)) {
-      // A batch's transaction, between its check and its commit.
+      JournalFence fence = JournalFence.get(Adapter.toClassic(system));
+      fence.hold(lease);
+      try {
+        fence.enter(batch);
+      } finally {
+        fence.hold(null);
+      }
+      assertThat(count("SELECT count(*) FROM pg_stat_activity WHERE application_name = '"
+          + JournalFence.sessionName(lease) + "'")).as("the node's journal session, by its name").isEqualTo(1);
+      // A session reset (a pool's DISCARD ALL) forgets the lease; the next batch names it again.
+      try (java.sql.Statement reset = batch.createStatement()) {
+        reset.execute("DISCARD ALL");
+      }
+      fence.hold(lease);
+      try {
+        fence.enter(batch);
+      } finally {
+        fence.hold(null);
+      }
+      try (java.sql.Statement read = batch.createStatement();
+          ResultSet named = read.executeQuery("SELECT current_setting('berth.lease', true)")) {
+        assertThat(named.next()).isTrue();
+        assertThat(named.getString(1)).as("named again after the reset").isEqualTo(lease);
+      }
+      // A batch's insert, its transaction not yet committed.
       batch.setAutoCommit(false);
-      JournalFence.check(batch, lease, true);
+      try (PreparedStatement row = batch.prepareStatement(insert)) {
+        row.setString(1, "trigger-test");
+        row.setLong(2, 1);
+        row.executeUpdate();
+      }
 
       // The node's own renewal goes through at once...
       try (PreparedStatement renew = other.prepareStatement(
@@ -274,7 +311,7 @@ class AppendingJournalDaoTest {
         renew.setString(1, lease);
         assertThat(renew.executeUpdate()).isEqualTo(1);
       }
-      // ...a revocation's lock does not, and the session it waits for is found by its name.
+      // ...a revocation's lock does not.
       other.setAutoCommit(false);
       try (java.sql.Statement wait = other.createStatement()) {
         wait.execute("SET LOCAL lock_timeout = '300ms'");
@@ -287,12 +324,39 @@ class AppendingJournalDaoTest {
       }
       other.rollback();
       other.setAutoCommit(true);
-      assertThat(count("SELECT count(*) FROM pg_stat_activity WHERE application_name = '"
-          + JournalFence.sessionName(lease) + "'")).as("the batch's session, by its name").isEqualTo(1);
-
       batch.commit();
-      assertThat(count("SELECT count(*) FROM pg_stat_activity WHERE application_name = '"
-          + JournalFence.sessionName(lease) + "'")).as("named only while the batch runs").isZero();
+
+      // Revoked: the session's next insert is refused, and nothing of it stays.
+      execute("UPDATE berth_node_lease SET revoked_at = now() WHERE node = '" + lease + "'");
+      try (PreparedStatement row = batch.prepareStatement(insert)) {
+        row.setString(1, "trigger-test");
+        row.setLong(2, 2);
+        assertThatThrownBy(row::executeUpdate).isInstanceOf(SQLException.class)
+            .hasMessageContaining("was revoked at")
+            .satisfies(e -> assertThat(((SQLException) e).getSQLState())
+                .isEqualTo(JournalFence.LeaseRevokedException.SQL_STATE));
+      }
+      batch.rollback();
+      // A session that names no lease (this one, once the node holds none) is not checked.
+      fence.enter(batch);
+      try (PreparedStatement row = batch.prepareStatement(insert)) {
+        row.setString(1, "trigger-test");
+        row.setLong(2, 3);
+        assertThat(row.executeUpdate()).isEqualTo(1);
+      }
+      batch.commit();
+      assertThat(count("SELECT count(*) FROM event_journal WHERE persistence_id = 'trigger-test'")).isEqualTo(2);
+    }
+  }
+
+  @Test
+  void aJournalTableWithoutTheFenceTriggerIsRefusedWhileALeaseIsHeld() throws Exception {
+    execute("CREATE TABLE IF NOT EXISTS journal_by_hand (LIKE event_journal INCLUDING ALL)");
+    JournalFence fence = JournalFence.get(Adapter.toClassic(system));
+    try (Connection c = SchemaInstaller.connect(db)) {
+      assertThatThrownBy(() -> fence.requireTrigger(c, "\"journal_by_hand\"")).isInstanceOf(SQLException.class)
+          .hasMessageContaining("has no trigger berth_journal_fence");
+      fence.requireTrigger(c, "\"event_journal\"");
     }
   }
 

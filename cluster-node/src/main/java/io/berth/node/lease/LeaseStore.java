@@ -13,8 +13,9 @@ import org.apache.pekko.actor.typed.ActorSystem;
 /**
  * The rows of {@code berth_node_lease} (docs/failover.md). Times are the database's clock, never
  * a node's: the nodes' clocks need not agree. A revocation locks the row {@code FOR UPDATE},
- * which waits for the journal batches in flight that hold it {@code FOR KEY SHARE}
- * (io.berth.persistence.JournalFence): once it commits, the node can write no more events.
+ * which waits for the journal batches in flight that hold it {@code FOR KEY SHARE} (the journal's
+ * fence trigger, io.berth.persistence.JournalFence): once it commits, the node can write no more
+ * events.
  */
 final class LeaseStore {
 
@@ -129,8 +130,8 @@ final class LeaseStore {
    * Revokes under {@code FOR UPDATE}, which waits for the node's batches in flight. On
    * PostgreSQL the wait is bounded: a batch of a frozen node may never end by itself (a COPY that
    * waits for the client's data cannot be cancelled), so past {@link #LOCK_WAIT} the node's fenced
-   * sessions are terminated and the revocation tried once more. Only the sessions of that node's
-   * incarnation, and only while they run a fenced batch, carry its session name.
+   * sessions are terminated and the revocation tried once more. Only the journal sessions of that
+   * node's incarnation carry its session name.
    */
   private Look revoke(Connection c, String node, String by, String why, boolean onlyLapsed) throws SQLException {
     try {

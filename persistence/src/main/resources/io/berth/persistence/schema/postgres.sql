@@ -204,3 +204,43 @@ CREATE TABLE IF NOT EXISTS berth_node_lease (
   revoked_by VARCHAR(300),
   revoked_why VARCHAR(200)
 );
+
+-- The journal's fence (docs/failover.md): before each insert statement into the journal (a
+-- node's COPY of a batch), the lease its session names in the setting berth.lease is checked and
+-- kept locked against a revocation (FOR KEY SHARE, which a renewal does not wait for) until the
+-- statement's transaction ends; a revoked or missing lease fails the statement with SQLSTATE
+-- BL001. A session that names no lease (another client, a node before it holds one) is not
+-- checked. In the insert's own statement: no round trip of its own.
+CREATE OR REPLACE FUNCTION berth_journal_fence() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  lease TEXT := current_setting('berth.lease', true);
+  revoked TIMESTAMP WITH TIME ZONE;
+BEGIN
+  IF lease IS NULL OR lease = '' THEN
+    RETURN NULL;
+  END IF;
+  -- The row lock lasts until the transaction ends: a client that leaves it open may not hold it
+  -- for long (a batch's COPY commits on its own).
+  PERFORM set_config('idle_in_transaction_session_timeout', '2000', true);
+  SELECT revoked_at INTO revoked FROM berth_node_lease WHERE node = lease FOR KEY SHARE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'this node''s lease % is gone: it was taken for dead', lease USING ERRCODE = 'BL001';
+  END IF;
+  IF revoked IS NOT NULL THEN
+    RAISE EXCEPTION 'this node''s lease % was revoked at %: the cluster took it for dead, and its sessions live elsewhere now',
+      lease, revoked USING ERRCODE = 'BL001';
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+-- Created only where it is missing: creating a trigger locks the journal against writes.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'berth_journal_fence'
+      AND tgrelid = 'event_journal'::regclass) THEN
+    CREATE TRIGGER berth_journal_fence BEFORE INSERT ON event_journal
+      FOR EACH STATEMENT EXECUTE FUNCTION berth_journal_fence();
+  END IF;
+END
+$$;
