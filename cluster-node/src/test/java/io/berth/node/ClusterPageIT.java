@@ -61,6 +61,7 @@ class ClusterPageIT {
   private static final String ENDPOINT_SECRET = "page-endpoint-secret-0123456789";
 
   private final List<Process> devices = new ArrayList<>();
+  private DatabaseSettings db;
   private Path chromium;
   private Path chromedriver;
 
@@ -85,6 +86,9 @@ class ClusterPageIT {
       device.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
     }
     run(List.of("bash", script("cluster.sh"), "down"), Map.of());
+    if (db != null) {
+      TestDatabase.dropDatabase(db);
+    }
     Path kept = Path.of("target", "cluster-page", "logs");
     Files.createDirectories(kept);
     try (var logs = Files.newDirectoryStream(runDir, "*.{log,err}")) {
@@ -96,7 +100,9 @@ class ClusterPageIT {
 
   @Test
   void thePageShowsTheNodesAndAMigrationCausedMeanwhile() throws Exception {
-    DatabaseSettings db = TestDatabase.settings();
+    // A database of its own: the launch seals the mappings made here with its own secrets key,
+    // which the in-JVM tests sharing the test database do not hold.
+    db = TestDatabase.createScratchDatabase();
     // A low threshold makes the streaming device hot (the page lists it); a sustain of an hour
     // keeps it from moving by itself, so the one migration is the one asked for here.
     Result up = upWhenThePortsAreFree(List.of("bash", script("cluster.sh"), "up", "-n", "3", "--db", db.url(), "--",
