@@ -31,6 +31,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.openqa.selenium.By;
+import org.openqa.selenium.JavascriptExecutor;
 import org.openqa.selenium.WebDriver;
 import org.openqa.selenium.WebElement;
 import org.openqa.selenium.chrome.ChromeDriver;
@@ -244,8 +245,7 @@ class ClusterPageIT {
         awaitMessage(browser, node3 + " is draining");
         await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(500)).until(() ->
             draining(management, node3) && management.fetch("https://127.0.0.1:8553/ready").status() != 200
-                && browser.findElement(By.cssSelector("[data-node='" + node3 + "']")).getAttribute("class")
-                    .contains("draining"));
+                && classOf(browser, "[data-node='" + node3 + "']").contains("draining"));
 
         click(browser, By.cssSelector("[data-node='" + node3 + "'] button"), "Stop draining");
         browser.switchTo().alert().accept();
@@ -297,6 +297,16 @@ class ClusterPageIT {
       button.click();
       return true;
     });
+  }
+
+  /**
+   * The class of the element {@code selector} selects, read inside the page in one step: the page
+   * redraws its cards every refresh, so an element found first and read after may be gone.
+   */
+  private static String classOf(WebDriver browser, String selector) {
+    Object found = ((JavascriptExecutor) browser).executeScript(
+        "const e = document.querySelector(arguments[0]); return e ? e.className : '';", selector);
+    return String.valueOf(found);
   }
 
   /** Waits for the page's message line to say {@code text}; fails with what it says instead. */
