@@ -15,6 +15,9 @@ import io.berth.protocol.FrameCodec;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyStore;
@@ -61,6 +64,7 @@ class EdgeTlsIT {
         dir.resolve("node-key.pem"));
     nodes = new TestNodes("""
         berth.edge.handshake-timeout = 2s
+        berth.edge.websocket.enabled = on
         berth.edge.tls {
           enabled = on
           certificate = "%s"
@@ -121,6 +125,17 @@ class EdgeTlsIT {
 
   /** A TLS socket to the node, presenting {@code device} (or nothing), trusting the node's CA. */
   private SSLSocket tlsSocket(KeyAndChain device, String... protocols) throws Exception {
+    SSLSocket socket = (SSLSocket) sslContext(device).getSocketFactory().createSocket("127.0.0.1",
+        nodes.node(0).edgePort());
+    socket.setSoTimeout((int) BOUND.toMillis());
+    if (protocols.length > 0) {
+      socket.setEnabledProtocols(protocols);
+    }
+    return socket;
+  }
+
+  /** TLS presenting {@code device} (or nothing), trusting the node's CA. */
+  private SSLContext sslContext(KeyAndChain device) throws Exception {
     KeyStore trust = KeyStore.getInstance("PKCS12");
     trust.load(null, null);
     trust.setCertificateEntry("ca", ca.certificate());
@@ -136,12 +151,7 @@ class EdgeTlsIT {
     }
     SSLContext context = SSLContext.getInstance("TLS");
     context.init(kmf == null ? null : kmf.getKeyManagers(), tmf.getTrustManagers(), null);
-    SSLSocket socket = (SSLSocket) context.getSocketFactory().createSocket("127.0.0.1", nodes.node(0).edgePort());
-    socket.setSoTimeout((int) BOUND.toMillis());
-    if (protocols.length > 0) {
-      socket.setEnabledProtocols(protocols);
-    }
-    return socket;
+    return context;
   }
 
   /** True once the node ended the connection: end of stream, a reset or a TLS alert. */
@@ -191,6 +201,27 @@ class EdgeTlsIT {
       assertThat(answer).isInstanceOf(Frame.Error.class);
       assertThat(((Frame.Error) answer).code()).isEqualTo(ErrorCode.AUTH_FAILED.wire);
       assertThat(((Frame.Error) answer).message()).contains("certificate is for device " + id);
+    }
+  }
+
+  @Test
+  void theWebSocketPortServesWssAndTakesAClientCertificateForTheToken() throws Exception {
+    String id = TestNodes.uniqueDevice("wss-cert");
+    URI wss = URI.create("wss://127.0.0.1:" + nodes.node(0).websocketPort() + "/devices");
+    HttpClient http = HttpClient.newBuilder().sslContext(sslContext(ca.issueDevice(id)))
+        .build();
+    try (WebSocketEdgeIT.Client client = WebSocketEdgeIT.Client.connect(wss, http)) {
+      client.send(FrameCodec.encode(new Frame.Hello(FrameCodec.VERSION, false, 0, id, "", "", "echo")));
+      assertThat(client.expect(Frame.Welcome.class).socketId()).isEqualTo(id);
+      client.send(FrameCodec.encode(new Frame.Data(1, "over wss".getBytes(StandardCharsets.UTF_8))));
+      Frame.Data echoed = client.expect(Frame.Data.class);
+      assertThat(new String(echoed.payload(), StandardCharsets.UTF_8)).isEqualTo("over wss");
+    }
+    // Without a certificate, the HELLO needs its token.
+    HttpClient anonymous = HttpClient.newBuilder().sslContext(sslContext(null)).build();
+    try (WebSocketEdgeIT.Client client = WebSocketEdgeIT.Client.connect(wss, anonymous)) {
+      client.send(FrameCodec.encode(new Frame.Hello(FrameCodec.VERSION, false, 0, id, "", "", "echo")));
+      assertThat(client.expect(Frame.Error.class).code()).isEqualTo(ErrorCode.AUTH_FAILED.wire);
     }
   }
 

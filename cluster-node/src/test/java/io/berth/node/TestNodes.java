@@ -42,7 +42,13 @@ public final class TestNodes implements AutoCloseable {
   public static final String ADMIN_KEY = "test-admin.dGVzdC1hZG1pbi1rZXktb2YtdGhlLXRlc3Qtbm9kZXM";
   private static final AtomicBoolean SCHEMA = new AtomicBoolean();
 
-  public record Node(ActorSystem<Void> system, int edgePort, int managementPort) {
+  /** A node; {@code websocketPort} is reserved for it, and served where the test turned it on. */
+  public record Node(ActorSystem<Void> system, int edgePort, int managementPort, int websocketPort) {
+    /** The WebSocket port's URL (berth.edge.websocket.enabled = on in the test's config). */
+    public java.net.URI websocketUrl() {
+      return java.net.URI.create("ws://127.0.0.1:" + websocketPort + "/devices");
+    }
+
     public InetSocketAddress edge() {
       return new InetSocketAddress("127.0.0.1", edgePort);
     }
@@ -105,12 +111,13 @@ public final class TestNodes implements AutoCloseable {
   private Node tryStartNode(String extra) {
     int edge = freePort();
     int management = freePort();
+    int websocket = freePort();
     DatabaseSettings db = TestDatabase.settings();
     Config config = ConfigFactory.parseString(extra)
         .withFallback(ConfigFactory.parseString(overrides))
         .withFallback(ConfigFactory.parseMap(Map.of("berth.management.keys",
             new OperatorKey("test-admin", OperatorRole.ADMIN, OperatorKey.hash(ADMIN_KEY)).entry(),
-            "berth.management.tls.enabled", false)))
+            "berth.management.tls.enabled", false, "berth.edge.websocket.port", websocket)))
         .withFallback(ConfigFactory.parseMap(Map.of(
             "berth.edge.host", "127.0.0.1",
             "berth.edge.port", edge,
@@ -135,7 +142,7 @@ public final class TestNodes implements AutoCloseable {
             """))
         .withFallback(ConfigFactory.load());
     ActorSystem<Void> system = BerthNode.start(BerthNode.config(config));
-    return new Node(system, edge, management);
+    return new Node(system, edge, management, websocket);
   }
 
   public void awaitUp(int n) {

@@ -66,13 +66,17 @@ public final class LoadReporter {
   /** Marks a node (its address) for draining, or clears the mark. */
   public record SetDraining(String node, boolean draining) implements Command {}
 
-  public static Behavior<Command> create(MigrationSettings settings, String edgeHost, int edgePort,
+  /**
+   * @param edgePort the device port devices are redirected to; {@code websocketPort} the same on
+   *     the WebSocket port, 0 when it is off
+   */
+  public static Behavior<Command> create(MigrationSettings settings, String edgeHost, int edgePort, int websocketPort,
                                          EdgeControl edge) {
     return Behaviors.setup(ctx ->
         DistributedData.<Command, ReplicatedData>withReplicatorMessageAdapter(replicator ->
             Behaviors.withTimers(timers -> {
               timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.checkInterval());
-              return new LoadReporter(ctx, settings, edgeHost, edgePort, edge, replicator).behavior();
+              return new LoadReporter(ctx, settings, edgeHost, edgePort, websocketPort, edge, replicator).behavior();
             })));
   }
 
@@ -80,6 +84,7 @@ public final class LoadReporter {
   private final MigrationSettings settings;
   private final String edgeHost;
   private final int edgePort;
+  private final int websocketPort;
   private final EdgeControl edge;
   private final ReplicatorMessageAdapter<Command, ReplicatedData> replicator;
   private final LoadRegistry registry;
@@ -97,12 +102,13 @@ public final class LoadReporter {
   private final ActorRef<ShardRegion.ShardRegionStats> statsReply;
 
   private LoadReporter(ActorContext<Command> ctx, MigrationSettings settings, String edgeHost, int edgePort,
-                       EdgeControl edge,
+                       int websocketPort, EdgeControl edge,
                        ReplicatorMessageAdapter<Command, ReplicatedData> replicator) {
     this.ctx = ctx;
     this.settings = settings;
     this.edgeHost = edgeHost;
     this.edgePort = edgePort;
+    this.websocketPort = websocketPort;
     this.edge = edge;
     this.replicator = replicator;
     this.registry = LoadRegistry.get(ctx.getSystem());
@@ -198,7 +204,7 @@ public final class LoadReporter {
       }
     }
     NodeLoad load = new NodeLoad(node, settings.nodeCapacity(), fps, bps, sockets, edge.connections(), shards,
-        edgeHost, edgePort, draining, perShard, hot, nowMillis);
+        edgeHost, edgePort, websocketPort, draining, perShard, hot, nowMillis);
     Replicator.WriteConsistency consistency =
         lastHot.containsAll(hotIds) ? Replicator.writeLocal() : everyNode();
     lastHot = hotIds;

@@ -18,6 +18,8 @@ public record NodeLoad(
     int shards,
     String edgeHost,
     int edgePort,
+    /** The WebSocket port on the same host; 0 when the node has none (docs/edges.md). */
+    int websocketPort,
     boolean draining,
     Map<String, Double> shardFramesPerSecond,
     List<HotSocket> hot,

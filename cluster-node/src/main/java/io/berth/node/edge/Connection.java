@@ -14,6 +14,7 @@ import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.ssl.SslCloseCompletionEvent;
 import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import java.net.InetSocketAddress;
 import java.security.cert.Certificate;
@@ -29,13 +30,14 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A device's connection, between its Netty channel and its {@link ConnectionActor}: the last
- * handler of the channel's pipeline (after the PROXY header and TLS, when configured). Bytes in
+ * handler of the channel's pipeline (after the PROXY header and TLS, when configured, and on the
+ * WebSocket port after the upgrade and {@link WebSocketBytes}). Bytes in
  * are cut into frames, decoded and handed to the actor in batches; frames the actor offers are
  * encoded and written out.
  *
  * <p>Setup: the connection is announced to the edge ({@link EdgeSockets}' acceptor) once it is
- * ready to carry frames: at once on a plain port, after the PROXY header and the TLS handshake
- * where those are on, which must both be done within {@code handshake-timeout}. The edge gives
+ * ready to carry frames: at once on a plain port, after the PROXY header, the TLS handshake and
+ * the WebSocket upgrade where those are on, which must all be done within {@code handshake-timeout}. The edge gives
  * it its actor with {@link #start}; frames read before that wait in the first batch.
  *
  * <p>Inbound: whatever was read while the actor was busy goes in the next {@link
@@ -284,7 +286,7 @@ final class Connection extends ChannelInboundHandlerAdapter {
     if (remote == null) {
       remote = (InetSocketAddress) channel.remoteAddress();
     }
-    if (options.tls() == null && !options.proxyProtocol()) {
+    if (options.tls() == null && !options.proxyProtocol() && !websocket()) {
       announce();
     } else {
       channel.eventLoop().schedule(this::setupTimedOut, options.setupTimeout().toMillis(), TimeUnit.MILLISECONDS);
@@ -297,18 +299,36 @@ final class Connection extends ChannelInboundHandlerAdapter {
     if (source != null) {
       remote = source;
     }
-    if (options.tls() == null) {
+    if (options.tls() == null && !websocket()) {
       announce();
     }
+  }
+
+  /** Served on the WebSocket port: frames travel in binary messages (docs/edges.md). */
+  boolean websocket() {
+    return options.websocketPath() != null;
   }
 
   private void setupTimedOut() {
     if (!announced && !closed) {
       sockets.outcomes().count(EdgeOutcome.SETUP_TIMEOUT);
-      log.info("Connection from {} closed: no {} within {} ms", remote,
-          options.tls() != null ? "TLS handshake" : "PROXY header", options.setupTimeout().toMillis());
+      log.info("Connection from {} closed: no {} within {} ms", remote, setupSteps(), options.setupTimeout().toMillis());
       close(null, false);
     }
+  }
+
+  private String setupSteps() {
+    List<String> steps = new ArrayList<>();
+    if (options.proxyProtocol()) {
+      steps.add("PROXY header");
+    }
+    if (options.tls() != null) {
+      steps.add("TLS handshake");
+    }
+    if (websocket()) {
+      steps.add("WebSocket upgrade");
+    }
+    return String.join(" and ", steps);
   }
 
   private void announce() {
@@ -324,10 +344,14 @@ final class Connection extends ChannelInboundHandlerAdapter {
     if (event instanceof SslHandshakeCompletionEvent handshake) {
       if (handshake.isSuccess()) {
         clientCertificate = peerCertificate(ctx);
-        announce();
+        if (!websocket()) {
+          announce();
+        }
       } else {
         refused(handshake.cause());
       }
+    } else if (event instanceof WebSocketServerProtocolHandler.HandshakeComplete) {
+      announce();
     } else if (event instanceof ChannelInputShutdownEvent || event instanceof SslCloseCompletionEvent) {
       inputEnded();
     }
@@ -527,9 +551,23 @@ final class Connection extends ChannelInboundHandlerAdapter {
     }
   }
 
-  /** Once what was written is out: TLS close_notify where TLS is on, then our FIN. */
+  /**
+   * Once what was written is out: TLS close_notify where TLS is on, then our FIN. On the
+   * WebSocket port: our Close message instead; the channel closes once the device's Close came.
+   */
   private void endOutput() {
     outputEnded = true;
+    WebSocketBytes ws = channel.pipeline().get(WebSocketBytes.class);
+    if (ws != null) {
+      ws.closeOutput().addListener(written -> {
+        if (!written.isSuccess()) {
+          close(written.cause(), false);
+        } else if (inputEnded) {
+          close(null, false);
+        }
+      });
+      return;
+    }
     channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(written -> {
       SslHandler ssl = channel.pipeline().get(SslHandler.class);
       if (ssl != null && !written.isSuccess()) {

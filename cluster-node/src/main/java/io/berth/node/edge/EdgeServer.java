@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletionStage;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -112,6 +113,8 @@ public final class EdgeServer {
   private final Map<ActorRef<ConnectionActor.Command>, Connection> connections = new HashMap<>();
   private final List<ActorRef<Done>> waitingForConnections = new ArrayList<>();
   private EdgeSockets sockets;
+  /** The WebSocket port's; null when it is off. */
+  private EdgeSockets websockets;
   private long counter;
   private boolean draining;
   private int nextTarget;
@@ -134,8 +137,16 @@ public final class EdgeServer {
       }
       sockets = EdgeSockets.bind(settings.socketOptions(tls == null ? null : tls::newHandler),
           state.refusalCounts(), state.backlog(), connection -> self.tell(new Accepted(connection)));
+      if (settings.websocket().enabled()) {
+        websockets = EdgeSockets.bind(settings.websocketOptions(tls == null ? null : tls::newHandler),
+            state.refusalCounts(), state.backlog(), connection -> self.tell(new Accepted(connection)));
+      }
     } catch (IOException | RuntimeException e) {
-      ctx.getLog().error("Cannot listen for devices on {}:{}: {}", settings.host(), settings.port(), e.getMessage());
+      ctx.getLog().error("Cannot listen for devices on {}:{}{}: {}", settings.host(), settings.port(),
+          settings.websocket().enabled() ? " and " + settings.websocket().port() : "", e.getMessage());
+      if (sockets != null) {
+        sockets.close();
+      }
       if (tls != null) {
         tls.close();
       }
@@ -147,6 +158,10 @@ public final class EdgeServer {
         tls == null ? "plaintext: TLS is off" : "TLS, " + tls.provider() + " provider, client certificates "
             + settings.tls().clientAuth().name().toLowerCase(java.util.Locale.ROOT),
         sockets.transport());
+    if (websockets != null) {
+      ctx.getLog().info("Edge listening for WebSocket devices on {}://{}{}", tls == null ? "ws" : "wss",
+          websockets.localAddress(), settings.websocket().path());
+    }
     Runnable stopListening = denyList.addListener(entries -> self.tell(DenyListChanged.INSTANCE));
     // Connections waiting on a session whose node is gone send their frames (or their open)
     // again sooner than entity-timeout while this lasts (docs/failover.md).
@@ -192,13 +207,14 @@ public final class EdgeServer {
         })
         .onMessage(Drain.class, m -> {
           draining = true;
-          List<LoadViewTargets.Target> targets = LoadViewTargets.of(system);
+          List<LoadViewTargets.Target> targets = LoadViewTargets.of(system, false);
+          List<LoadViewTargets.Target> websocketTargets = LoadViewTargets.of(system, true);
           if (targets.isEmpty()) {
             ctx.getLog().warn("Draining, but no other node publishes an edge: {} devices stay connected",
                 connections.size());
           } else {
             ctx.getLog().info("Draining: redirecting {} devices to {}", connections.size(), targets);
-            connections.keySet().forEach(a -> redirect(a, targets));
+            connections.keySet().forEach(a -> redirect(a, targets, websocketTargets));
           }
           return Behaviors.same();
         })
@@ -208,7 +224,9 @@ public final class EdgeServer {
         })
         .onMessage(Unbind.class, m -> {
           state.setAccepting(false);
-          ctx.pipeToSelf(sockets.unbind(), (ok, err) -> new Unbound(m.replyTo()));
+          CompletionStage<Void> unbound = websockets == null ? sockets.unbind()
+              : sockets.unbind().thenCombine(websockets.unbind(), (a, b) -> null);
+          ctx.pipeToSelf(unbound, (ok, err) -> new Unbound(m.replyTo()));
           return Behaviors.same();
         })
         .onMessage(Unbound.class, m -> {
@@ -235,6 +253,9 @@ public final class EdgeServer {
         .onSignal(PostStop.class, signal -> {
           stopListening.run();
           sockets.close();
+          if (websockets != null) {
+            websockets.close();
+          }
           if (tls != null) {
             tls.close();
           }
@@ -267,10 +288,7 @@ public final class EdgeServer {
     actor.tell(new ConnectionActor.Attach(connection));
     connection.start(actor);
     if (draining) {
-      List<LoadViewTargets.Target> targets = LoadViewTargets.of(ctx.getSystem());
-      if (!targets.isEmpty()) {
-        redirect(actor, targets);
-      }
+      redirect(actor, LoadViewTargets.of(ctx.getSystem(), false), LoadViewTargets.of(ctx.getSystem(), true));
     }
     return Behaviors.same();
   }
@@ -311,8 +329,18 @@ public final class EdgeServer {
     });
   }
 
-  /** Spreads redirected devices over the other nodes in turn. */
-  private void redirect(ActorRef<ConnectionActor.Command> actor, List<LoadViewTargets.Target> targets) {
+  /**
+   * Spreads redirected devices over the other nodes in turn, each to the port of its kind: a
+   * device on the WebSocket port to another node's WebSocket port. With no such node it stays.
+   */
+  private void redirect(ActorRef<ConnectionActor.Command> actor, List<LoadViewTargets.Target> deviceTargets,
+                        List<LoadViewTargets.Target> websocketTargets) {
+    Connection connection = connections.get(actor);
+    List<LoadViewTargets.Target> targets = connection != null && connection.websocket() ? websocketTargets
+        : deviceTargets;
+    if (targets.isEmpty()) {
+      return;
+    }
     LoadViewTargets.Target t = targets.get(Math.floorMod(nextTarget++, targets.size()));
     actor.tell(new ConnectionActor.Redirect(t.host(), t.port(), "node is draining; resume on " + t.host() + ":"
         + t.port()));

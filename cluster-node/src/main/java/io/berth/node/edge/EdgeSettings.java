@@ -39,7 +39,21 @@ public record EdgeSettings(
     boolean proxyProtocol,
     double connectsPerSecond,
     int connectBurst,
-    EdgeTlsSettings tls) {
+    EdgeTlsSettings tls,
+    WebSocket websocket) {
+
+  /**
+   * The WebSocket port beside the device port (docs/edges.md), {@code berth.edge.websocket.*}:
+   * the same host, TLS and limits; binary messages on {@code path} carry the native frames.
+   */
+  public record WebSocket(boolean enabled, int port, String path) {
+    public WebSocket {
+      if (!path.startsWith("/") || path.contains("?") || path.contains("#") || path.contains(" ")) {
+        throw new IllegalArgumentException("berth.edge.websocket.path must be an absolute path such as /devices, "
+            + "without query or fragment, got '" + path + "'");
+      }
+    }
+  }
 
   /** Messages between nodes must fit Artery's default frame (256 KiB) with room for the envelope. */
   static final long MAX_MESSAGE_BYTES = 192 * 1024;
@@ -87,7 +101,8 @@ public record EdgeSettings(
         e.getBoolean("proxy-protocol"),
         e.getDouble("connect-rate.per-second"),
         e.getInt("connect-rate.burst"),
-        EdgeTlsSettings.fromConfig(config));
+        EdgeTlsSettings.fromConfig(config),
+        new WebSocket(e.getBoolean("websocket.enabled"), e.getInt("websocket.port"), e.getString("websocket.path")));
   }
 
   /**
@@ -181,7 +196,15 @@ public record EdgeSettings(
   EdgeSockets.Options socketOptions(
       java.util.function.Function<io.netty.buffer.ByteBufAllocator, io.netty.handler.ssl.SslHandler> tls) {
     return new EdgeSockets.Options(host, port, backlog, maxConnections, maxFrameSize, maxBatchBytes, outboundBuffer,
-        ioThreads, handshakeTimeout, proxyProtocol, tls, connectsPerSecond, connectBurst);
+        ioThreads, handshakeTimeout, proxyProtocol, tls, connectsPerSecond, connectBurst, null);
+  }
+
+  /** The same for the WebSocket port. */
+  EdgeSockets.Options websocketOptions(
+      java.util.function.Function<io.netty.buffer.ByteBufAllocator, io.netty.handler.ssl.SslHandler> tls) {
+    return new EdgeSockets.Options(host, websocket.port(), backlog, maxConnections, maxFrameSize, maxBatchBytes,
+        outboundBuffer, ioThreads, handshakeTimeout, proxyProtocol, tls, connectsPerSecond, connectBurst,
+        websocket.path());
   }
 
   /** Largest DATA payload a device may send. */

@@ -24,6 +24,11 @@ import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.handler.codec.haproxy.HAProxyCommand;
 import io.netty.handler.codec.haproxy.HAProxyMessage;
 import io.netty.handler.codec.haproxy.HAProxyMessageDecoder;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.codec.http.websocketx.WebSocketDecoderConfig;
+import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolConfig;
+import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolHandler;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
@@ -54,6 +59,8 @@ import org.slf4j.LoggerFactory;
 final class EdgeSockets implements AutoCloseable {
 
   private static final Logger log = LoggerFactory.getLogger(EdgeSockets.class);
+  /** The WebSocket upgrade request, headers included: a GET with no body. */
+  private static final int UPGRADE_REQUEST_BYTES = 8 * 1024;
   /** Read room beyond the largest frame: what one read can take of a busy device's bytes. */
   private static final int READ_ROOM = 64 * 1024;
 
@@ -64,10 +71,11 @@ final class EdgeSockets implements AutoCloseable {
    * @param setupTimeout bound on the PROXY header and TLS handshake together
    * @param tls a new TLS handler for each connection; null on a plaintext port
    * @param connectsPerSecond new connections accepted per second past the burst; 0 for no limit
+   * @param websocketPath the WebSocket upgrade's path on a WebSocket port; null on the device port
    */
   record Options(String host, int port, int backlog, int maxConnections, int maxFrameSize, long maxBatchBytes,
       int outboundBuffer, int ioThreads, Duration setupTimeout, boolean proxyProtocol,
-      Function<ByteBufAllocator, SslHandler> tls, double connectsPerSecond, int connectBurst) {}
+      Function<ByteBufAllocator, SslHandler> tls, double connectsPerSecond, int connectBurst, String websocketPath) {}
 
   private final Options options;
   private final Consumer<Connection> acceptor;
@@ -143,9 +151,33 @@ final class EdgeSockets implements AutoCloseable {
             if (options.tls() != null) {
               channel.pipeline().addLast(options.tls().apply(channel.alloc()));
             }
+            if (options.websocketPath() != null) {
+              channel.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(UPGRADE_REQUEST_BYTES),
+                  new WebSocketServerProtocolHandler(websocketConfig()), new WebSocketBytes(options.websocketPath()));
+            }
             channel.pipeline().addLast(new Connection(channel, EdgeSockets.this));
           }
         });
+  }
+
+  /**
+   * The upgrade on the configured path only; the device's Close reaches the connection (as the
+   * end of its input), pings are answered and pongs dropped here. A message may be as large as a
+   * batch of frames, and no extension (compression) is negotiated.
+   */
+  private WebSocketServerProtocolConfig websocketConfig() {
+    return WebSocketServerProtocolConfig.newBuilder()
+        .websocketPath(options.websocketPath())
+        .checkStartsWith(false)
+        .handshakeTimeoutMillis(options.setupTimeout().toMillis())
+        .handleCloseFrames(false)
+        .dropPongFrames(true)
+        .decoderConfig(WebSocketDecoderConfig.newBuilder()
+            .maxFramePayloadLength((int) Math.max(options.maxBatchBytes(),
+                FrameCodec.HEADER_SIZE + (long) options.maxFrameSize()))
+            .allowExtensions(false)
+            .build())
+        .build();
   }
 
   Options options() {

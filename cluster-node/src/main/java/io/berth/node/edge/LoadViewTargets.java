@@ -11,7 +11,10 @@ import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
 
-/** The edges a drained node may send its devices to: other Up members that are not draining. */
+/**
+ * The edges a drained node may send its devices to: other Up members that are not draining, at
+ * their device port, or at their WebSocket port for a device connected by WebSocket.
+ */
 final class LoadViewTargets {
 
   record Target(String host, int port) {
@@ -23,7 +26,7 @@ final class LoadViewTargets {
 
   private LoadViewTargets() {}
 
-  static List<Target> of(ActorSystem<?> system) {
+  static List<Target> of(ActorSystem<?> system, boolean websocket) {
     Cluster cluster = Cluster.get(system);
     String self = cluster.selfMember().address().toString();
     Set<String> up = new HashSet<>();
@@ -36,8 +39,11 @@ final class LoadViewTargets {
     List<Target> targets = new ArrayList<>();
     for (NodeLoad load : view.loads().values()) {
       if (!load.node().equals(self) && up.contains(load.node()) && !load.draining()
-          && !view.draining().contains(load.node()) && load.edgePort() > 0) {
-        targets.add(new Target(load.edgeHost(), load.edgePort()));
+          && !view.draining().contains(load.node())) {
+        int port = websocket ? load.websocketPort() : load.edgePort();
+        if (port > 0) {
+          targets.add(new Target(load.edgeHost(), port));
+        }
       }
     }
     targets.sort((a, b) -> a.toString().compareTo(b.toString()));
