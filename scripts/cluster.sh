@@ -6,6 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 EDGE_BASE=7000
 WS_BASE=7080
+MQTT_BASE=1890
 MGMT_BASE=8550
 REMOTE_BASE=2550
 H2_PORT="${BERTH_H2_PORT:-9092}"
@@ -27,9 +28,9 @@ Runs a local multi-node Berth cluster on this machine.
   scripts/cluster.sh start I    start node I again (after kill) with the settings of \`up\`
   scripts/cluster.sh logs I     follow node I's log
 
-Each command takes --help. Node i listens for devices on TCP 7000+i (TLS) and on WebSocket
-7080+i (wss://127.0.0.1:7080+i/devices, docs/edges.md), serves management HTTP on 8550+i and
-cluster remoting on 2550+i. State, PIDs and logs live in \$BERTH_RUN_DIR (default
+Each command takes --help. Node i listens for devices on TCP 7000+i (TLS), on WebSocket
+7080+i (wss://127.0.0.1:7080+i/devices) and on MQTT 1890+i (docs/edges.md), serves management
+HTTP on 8550+i and cluster remoting on 2550+i. State, PIDs and logs live in \$BERTH_RUN_DIR (default
 .berth/cluster; now $RUN_DIR).
 EOF
 }
@@ -241,6 +242,7 @@ start_node() {
     export BERTH_EDGE_HOST=127.0.0.1 BERTH_EDGE_PORT=$((EDGE_BASE + i))
     # Browsers and apps: the same sessions over WebSocket, with the device port's TLS (docs/edges.md).
     export BERTH_WEBSOCKET=on BERTH_WEBSOCKET_PORT=$((WS_BASE + i))
+    export BERTH_MQTT=on BERTH_MQTT_PORT=$((MQTT_BASE + i))
     export BERTH_MANAGEMENT_PORT=$((MGMT_BASE + i)) BERTH_REMOTE_PORT=$((REMOTE_BASE + i))
     export BERTH_SEED_NODES="$seeds" BERTH_DB_POOL_SIZE="${BERTH_DB_POOL_SIZE:-5}"
     # Operators call the management port over HTTPS with the node's certificate, and with a key:
@@ -268,7 +270,7 @@ start_node() {
     exec nohup java "${jopts[@]}" -Djdk.tls.rejectClientInitiatedRenegotiation=true "${NODE_OPTS[@]}" -jar "$JAR" >>"$(node_log "$i")" 2>&1
   ) &
   echo $! >"$(node_pid_file "$i")"
-  say "node $i started (pid $!): devices 127.0.0.1:$((EDGE_BASE + i)) and WebSocket 127.0.0.1:$((WS_BASE + i))/devices, management $(mgmt_url "$i")"
+  say "node $i started (pid $!): devices 127.0.0.1:$((EDGE_BASE + i)), WebSocket 127.0.0.1:$((WS_BASE + i))/devices, MQTT 127.0.0.1:$((MQTT_BASE + i)), management $(mgmt_url "$i")"
 }
 
 # Waits (bounded) until `expected` members are Up and every running node answers /ready.
@@ -340,6 +342,8 @@ print_table() {
   else
     printf 'WebSocket:     ws://127.0.0.1:%s/devices on node 1 (7080+i on node i; protocol/js/berth-device.js, docs/edges.md)\n' $((WS_BASE + 1))
   fi
+  printf 'MQTT:          127.0.0.1:%s on node 1 (1890+i on node i; client id = device id, password = token, docs/edges.md)\n' \
+    $((MQTT_BASE + 1))
   printf 'logs:          %s\n' "$RUN_DIR"
   printf '\ntry:  echo hello | scripts/device.sh --connect 127.0.0.1:%s --device demo --mapping echo --expect 1\n' $((EDGE_BASE + 1))
   printf '      curl -s --cacert %s -H @%s %s/api/sockets/demo\n\n' \

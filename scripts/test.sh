@@ -91,10 +91,16 @@ if ! command -v curl >/dev/null 2>&1 && can_apt; then
   DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >&2
 fi
 if { ! command -v chromium || ! command -v chromedriver; } >/dev/null 2>&1 && can_apt; then
-  say "chromium or chromedriver not found: installing them with apt-get (ClusterPageIT opens the cluster page and clicks its buttons)"
+  say "chromium or chromedriver not found: installing them with apt-get (ClusterPageIT opens the cluster page and clicks its buttons; WebSocketBrowserIT runs the JavaScript client)"
   DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >&2 \
     || say "chromium could not be installed: ClusterPageIT will be skipped"
+fi
+if ! command -v mosquitto_pub >/dev/null 2>&1 && can_apt; then
+  say "mosquitto_pub not found: installing mosquitto-clients with apt-get (MqttEdgeIT talks to the MQTT port with them)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto-clients >&2 \
+    || say "mosquitto-clients could not be installed: MqttEdgeIT's command-line cases will be skipped"
 fi
 
 # The Kubernetes manifests (deploy/kubernetes/), checked with kubectl where it is or may be

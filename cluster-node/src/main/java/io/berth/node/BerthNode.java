@@ -134,7 +134,7 @@ public final class BerthNode {
       DenyList denyList = DenyListStore.get(system).denyList();
       ActorRef<EdgeServer.Command> edgeServer = ctx.spawn(EdgeServer.create(edge, denyList), "edge");
       ctx.spawn(LoadReporter.create(migration, edge.advertisedHost(system), edge.port(),
-          edge.websocket().enabled() ? edge.websocket().port() : 0,
+          edge.websocket().enabled() ? edge.websocket().port() : 0, edge.mqtt().enabled() ? edge.mqtt().port() : 0,
           EdgeServer.control(system, edgeServer)), "load-reporter");
       ctx.spawn(MappingWatcher.create(), "mapping-watcher");
       MappingRegistry registry = MappingRegistry.get(system);

@@ -54,7 +54,7 @@ class ClusterPageIT {
   private static final Duration BROWSER_TIMEOUT = Duration.ofSeconds(90);
   private static final Duration PORTS_WAIT = Duration.ofMinutes(20);
   private static final List<Integer> PORTS = IntStream.rangeClosed(1, 3)
-      .flatMap(i -> IntStream.of(7000 + i, 7080 + i, 8550 + i, 2550 + i)).boxed().toList();
+      .flatMap(i -> IntStream.of(7000 + i, 7080 + i, 1890 + i, 8550 + i, 2550 + i)).boxed().toList();
 
   @TempDir
   Path runDir;

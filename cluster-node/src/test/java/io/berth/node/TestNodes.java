@@ -42,8 +42,11 @@ public final class TestNodes implements AutoCloseable {
   public static final String ADMIN_KEY = "test-admin.dGVzdC1hZG1pbi1rZXktb2YtdGhlLXRlc3Qtbm9kZXM";
   private static final AtomicBoolean SCHEMA = new AtomicBoolean();
 
-  /** A node; {@code websocketPort} is reserved for it, and served where the test turned it on. */
-  public record Node(ActorSystem<Void> system, int edgePort, int managementPort, int websocketPort) {
+  /**
+   * A node; {@code websocketPort} and {@code mqttPort} are reserved for it, and served where the
+   * test turned them on.
+   */
+  public record Node(ActorSystem<Void> system, int edgePort, int managementPort, int websocketPort, int mqttPort) {
     /** The WebSocket port's URL (berth.edge.websocket.enabled = on in the test's config). */
     public java.net.URI websocketUrl() {
       return java.net.URI.create("ws://127.0.0.1:" + websocketPort + "/devices");
@@ -112,12 +115,14 @@ public final class TestNodes implements AutoCloseable {
     int edge = freePort();
     int management = freePort();
     int websocket = freePort();
+    int mqtt = freePort();
     DatabaseSettings db = TestDatabase.settings();
     Config config = ConfigFactory.parseString(extra)
         .withFallback(ConfigFactory.parseString(overrides))
         .withFallback(ConfigFactory.parseMap(Map.of("berth.management.keys",
             new OperatorKey("test-admin", OperatorRole.ADMIN, OperatorKey.hash(ADMIN_KEY)).entry(),
-            "berth.management.tls.enabled", false, "berth.edge.websocket.port", websocket)))
+            "berth.management.tls.enabled", false, "berth.edge.websocket.port", websocket,
+            "berth.edge.mqtt.port", mqtt)))
         .withFallback(ConfigFactory.parseMap(Map.of(
             "berth.edge.host", "127.0.0.1",
             "berth.edge.port", edge,
@@ -142,7 +147,7 @@ public final class TestNodes implements AutoCloseable {
             """))
         .withFallback(ConfigFactory.load());
     ActorSystem<Void> system = BerthNode.start(BerthNode.config(config));
-    return new Node(system, edge, management, websocket);
+    return new Node(system, edge, management, websocket, mqtt);
   }
 
   public void awaitUp(int n) {

@@ -68,15 +68,15 @@ public final class LoadReporter {
 
   /**
    * @param edgePort the device port devices are redirected to; {@code websocketPort} the same on
-   *     the WebSocket port, 0 when it is off
+   *     the WebSocket port and {@code mqttPort} on the MQTT port, 0 when off
    */
   public static Behavior<Command> create(MigrationSettings settings, String edgeHost, int edgePort, int websocketPort,
-                                         EdgeControl edge) {
+                                         int mqttPort, EdgeControl edge) {
     return Behaviors.setup(ctx ->
         DistributedData.<Command, ReplicatedData>withReplicatorMessageAdapter(replicator ->
             Behaviors.withTimers(timers -> {
               timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.checkInterval());
-              return new LoadReporter(ctx, settings, edgeHost, edgePort, websocketPort, edge, replicator).behavior();
+              return new LoadReporter(ctx, settings, edgeHost, edgePort, websocketPort, mqttPort, edge, replicator).behavior();
             })));
   }
 
@@ -85,6 +85,7 @@ public final class LoadReporter {
   private final String edgeHost;
   private final int edgePort;
   private final int websocketPort;
+  private final int mqttPort;
   private final EdgeControl edge;
   private final ReplicatorMessageAdapter<Command, ReplicatedData> replicator;
   private final LoadRegistry registry;
@@ -102,13 +103,14 @@ public final class LoadReporter {
   private final ActorRef<ShardRegion.ShardRegionStats> statsReply;
 
   private LoadReporter(ActorContext<Command> ctx, MigrationSettings settings, String edgeHost, int edgePort,
-                       int websocketPort, EdgeControl edge,
+                       int websocketPort, int mqttPort, EdgeControl edge,
                        ReplicatorMessageAdapter<Command, ReplicatedData> replicator) {
     this.ctx = ctx;
     this.settings = settings;
     this.edgeHost = edgeHost;
     this.edgePort = edgePort;
     this.websocketPort = websocketPort;
+    this.mqttPort = mqttPort;
     this.edge = edge;
     this.replicator = replicator;
     this.registry = LoadRegistry.get(ctx.getSystem());
@@ -204,7 +206,7 @@ public final class LoadReporter {
       }
     }
     NodeLoad load = new NodeLoad(node, settings.nodeCapacity(), fps, bps, sockets, edge.connections(), shards,
-        edgeHost, edgePort, websocketPort, draining, perShard, hot, nowMillis);
+        edgeHost, edgePort, websocketPort, mqttPort, draining, perShard, hot, nowMillis);
     Replicator.WriteConsistency consistency =
         lastHot.containsAll(hotIds) ? Replicator.writeLocal() : everyNode();
     lastHot = hotIds;

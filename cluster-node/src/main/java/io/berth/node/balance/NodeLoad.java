@@ -20,6 +20,8 @@ public record NodeLoad(
     int edgePort,
     /** The WebSocket port on the same host; 0 when the node has none (docs/edges.md). */
     int websocketPort,
+    /** The MQTT port on the same host; 0 when the node has none. */
+    int mqttPort,
     boolean draining,
     Map<String, Double> shardFramesPerSecond,
     List<HotSocket> hot,

@@ -309,6 +309,11 @@ final class Connection extends ChannelInboundHandlerAdapter {
     return options.websocketPath() != null;
   }
 
+  /** The listener the device came through. */
+  EdgeKind kind() {
+    return options.kind();
+  }
+
   private void setupTimedOut() {
     if (!announced && !closed) {
       sockets.outcomes().count(EdgeOutcome.SETUP_TIMEOUT);

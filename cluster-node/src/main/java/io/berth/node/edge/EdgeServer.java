@@ -113,8 +113,9 @@ public final class EdgeServer {
   private final Map<ActorRef<ConnectionActor.Command>, Connection> connections = new HashMap<>();
   private final List<ActorRef<Done>> waitingForConnections = new ArrayList<>();
   private EdgeSockets sockets;
-  /** The WebSocket port's; null when it is off. */
+  /** The WebSocket port's and the MQTT port's; null when off. */
   private EdgeSockets websockets;
+  private EdgeSockets mqtt;
   private long counter;
   private boolean draining;
   private int nextTarget;
@@ -141,11 +142,18 @@ public final class EdgeServer {
         websockets = EdgeSockets.bind(settings.websocketOptions(tls == null ? null : tls::newHandler),
             state.refusalCounts(), state.backlog(), connection -> self.tell(new Accepted(connection)));
       }
+      if (settings.mqtt().enabled()) {
+        mqtt = EdgeSockets.bind(settings.mqttOptions(tls == null ? null : tls::newHandler),
+            state.refusalCounts(), state.backlog(), connection -> self.tell(new Accepted(connection)));
+      }
     } catch (IOException | RuntimeException e) {
-      ctx.getLog().error("Cannot listen for devices on {}:{}{}: {}", settings.host(), settings.port(),
-          settings.websocket().enabled() ? " and " + settings.websocket().port() : "", e.getMessage());
-      if (sockets != null) {
-        sockets.close();
+      ctx.getLog().error("Cannot listen for devices on {}:{}{}{}: {}", settings.host(), settings.port(),
+          settings.websocket().enabled() ? ", " + settings.websocket().port() : "",
+          settings.mqtt().enabled() ? ", " + settings.mqtt().port() : "", e.getMessage());
+      for (EdgeSockets bound : new EdgeSockets[] {sockets, websockets, mqtt}) {
+        if (bound != null) {
+          bound.close();
+        }
       }
       if (tls != null) {
         tls.close();
@@ -161,6 +169,10 @@ public final class EdgeServer {
     if (websockets != null) {
       ctx.getLog().info("Edge listening for WebSocket devices on {}://{}{}", tls == null ? "ws" : "wss",
           websockets.localAddress(), settings.websocket().path());
+    }
+    if (mqtt != null) {
+      ctx.getLog().info("Edge listening for MQTT clients on {}{}", mqtt.localAddress(),
+          tls == null ? " (plaintext)" : " (TLS)");
     }
     Runnable stopListening = denyList.addListener(entries -> self.tell(DenyListChanged.INSTANCE));
     // Connections waiting on a session whose node is gone send their frames (or their open)
@@ -207,14 +219,13 @@ public final class EdgeServer {
         })
         .onMessage(Drain.class, m -> {
           draining = true;
-          List<LoadViewTargets.Target> targets = LoadViewTargets.of(system, false);
-          List<LoadViewTargets.Target> websocketTargets = LoadViewTargets.of(system, true);
-          if (targets.isEmpty()) {
+          Map<EdgeKind, List<LoadViewTargets.Target>> targets = targets();
+          if (targets.get(EdgeKind.DEVICE).isEmpty()) {
             ctx.getLog().warn("Draining, but no other node publishes an edge: {} devices stay connected",
                 connections.size());
           } else {
             ctx.getLog().info("Draining: redirecting {} devices to {}", connections.size(), targets);
-            connections.keySet().forEach(a -> redirect(a, targets, websocketTargets));
+            connections.keySet().forEach(a -> redirect(a, targets));
           }
           return Behaviors.same();
         })
@@ -224,8 +235,12 @@ public final class EdgeServer {
         })
         .onMessage(Unbind.class, m -> {
           state.setAccepting(false);
-          CompletionStage<Void> unbound = websockets == null ? sockets.unbind()
-              : sockets.unbind().thenCombine(websockets.unbind(), (a, b) -> null);
+          CompletionStage<Void> unbound = sockets.unbind();
+          for (EdgeSockets more : new EdgeSockets[] {websockets, mqtt}) {
+            if (more != null) {
+              unbound = unbound.thenCombine(more.unbind(), (a, b) -> null);
+            }
+          }
           ctx.pipeToSelf(unbound, (ok, err) -> new Unbound(m.replyTo()));
           return Behaviors.same();
         })
@@ -255,6 +270,9 @@ public final class EdgeServer {
           sockets.close();
           if (websockets != null) {
             websockets.close();
+          }
+          if (mqtt != null) {
+            mqtt.close();
           }
           if (tls != null) {
             tls.close();
@@ -288,7 +306,7 @@ public final class EdgeServer {
     actor.tell(new ConnectionActor.Attach(connection));
     connection.start(actor);
     if (draining) {
-      redirect(actor, LoadViewTargets.of(ctx.getSystem(), false), LoadViewTargets.of(ctx.getSystem(), true));
+      redirect(actor, targets());
     }
     return Behaviors.same();
   }
@@ -329,15 +347,22 @@ public final class EdgeServer {
     });
   }
 
+  /** Where each kind of device may be redirected now: other nodes' listeners of its kind. */
+  private Map<EdgeKind, List<LoadViewTargets.Target>> targets() {
+    Map<EdgeKind, List<LoadViewTargets.Target>> byKind = new java.util.EnumMap<>(EdgeKind.class);
+    for (EdgeKind kind : EdgeKind.values()) {
+      byKind.put(kind, LoadViewTargets.of(ctx.getSystem(), kind));
+    }
+    return byKind;
+  }
+
   /**
-   * Spreads redirected devices over the other nodes in turn, each to the port of its kind: a
+   * Spreads redirected devices over the other nodes in turn, each to the listener of its kind: a
    * device on the WebSocket port to another node's WebSocket port. With no such node it stays.
    */
-  private void redirect(ActorRef<ConnectionActor.Command> actor, List<LoadViewTargets.Target> deviceTargets,
-                        List<LoadViewTargets.Target> websocketTargets) {
+  private void redirect(ActorRef<ConnectionActor.Command> actor, Map<EdgeKind, List<LoadViewTargets.Target>> byKind) {
     Connection connection = connections.get(actor);
-    List<LoadViewTargets.Target> targets = connection != null && connection.websocket() ? websocketTargets
-        : deviceTargets;
+    List<LoadViewTargets.Target> targets = byKind.get(connection == null ? EdgeKind.DEVICE : connection.kind());
     if (targets.isEmpty()) {
       return;
     }

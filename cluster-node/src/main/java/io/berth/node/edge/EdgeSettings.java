@@ -40,7 +40,22 @@ public record EdgeSettings(
     double connectsPerSecond,
     int connectBurst,
     EdgeTlsSettings tls,
-    WebSocket websocket) {
+    WebSocket websocket,
+    Mqtt mqtt) {
+
+  /**
+   * The MQTT port beside the device port (docs/edges.md), {@code berth.edge.mqtt.*}: the same
+   * host, TLS and limits; publishes to {@code <topic-prefix>/<socket>/up} are the socket's data.
+   */
+  public record Mqtt(boolean enabled, int port, String topicPrefix, String mapping) {
+    public Mqtt {
+      if (topicPrefix.isEmpty() || topicPrefix.contains("+") || topicPrefix.contains("#")
+          || topicPrefix.startsWith("/") || topicPrefix.endsWith("/")) {
+        throw new IllegalArgumentException("berth.edge.mqtt.topic-prefix must be a topic name without wildcards or "
+            + "a leading or trailing '/', such as berth; got '" + topicPrefix + "'");
+      }
+    }
+  }
 
   /**
    * The WebSocket port beside the device port (docs/edges.md), {@code berth.edge.websocket.*}:
@@ -102,7 +117,9 @@ public record EdgeSettings(
         e.getDouble("connect-rate.per-second"),
         e.getInt("connect-rate.burst"),
         EdgeTlsSettings.fromConfig(config),
-        new WebSocket(e.getBoolean("websocket.enabled"), e.getInt("websocket.port"), e.getString("websocket.path")));
+        new WebSocket(e.getBoolean("websocket.enabled"), e.getInt("websocket.port"), e.getString("websocket.path")),
+        new Mqtt(e.getBoolean("mqtt.enabled"), e.getInt("mqtt.port"), e.getString("mqtt.topic-prefix"),
+            e.getString("mqtt.mapping")));
   }
 
   /**
@@ -196,7 +213,7 @@ public record EdgeSettings(
   EdgeSockets.Options socketOptions(
       java.util.function.Function<io.netty.buffer.ByteBufAllocator, io.netty.handler.ssl.SslHandler> tls) {
     return new EdgeSockets.Options(host, port, backlog, maxConnections, maxFrameSize, maxBatchBytes, outboundBuffer,
-        ioThreads, handshakeTimeout, proxyProtocol, tls, connectsPerSecond, connectBurst, null);
+        ioThreads, handshakeTimeout, proxyProtocol, tls, connectsPerSecond, connectBurst, null, null);
   }
 
   /** The same for the WebSocket port. */
@@ -204,7 +221,15 @@ public record EdgeSettings(
       java.util.function.Function<io.netty.buffer.ByteBufAllocator, io.netty.handler.ssl.SslHandler> tls) {
     return new EdgeSockets.Options(host, websocket.port(), backlog, maxConnections, maxFrameSize, maxBatchBytes,
         outboundBuffer, ioThreads, handshakeTimeout, proxyProtocol, tls, connectsPerSecond, connectBurst,
-        websocket.path());
+        websocket.path(), null);
+  }
+
+  /** The same for the MQTT port. */
+  EdgeSockets.Options mqttOptions(
+      java.util.function.Function<io.netty.buffer.ByteBufAllocator, io.netty.handler.ssl.SslHandler> tls) {
+    return new EdgeSockets.Options(host, mqtt.port(), backlog, maxConnections, maxFrameSize, maxBatchBytes,
+        outboundBuffer, ioThreads, handshakeTimeout, proxyProtocol, tls, connectsPerSecond, connectBurst, null,
+        new MqttFrames.Settings(mqtt.topicPrefix(), mqtt.mapping(), maxFrameSize));
   }
 
   /** Largest DATA payload a device may send. */

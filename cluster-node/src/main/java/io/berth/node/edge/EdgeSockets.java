@@ -29,6 +29,8 @@ import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.codec.http.websocketx.WebSocketDecoderConfig;
 import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolConfig;
 import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolHandler;
+import io.netty.handler.codec.mqtt.MqttDecoder;
+import io.netty.handler.codec.mqtt.MqttEncoder;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
@@ -71,11 +73,19 @@ final class EdgeSockets implements AutoCloseable {
    * @param setupTimeout bound on the PROXY header and TLS handshake together
    * @param tls a new TLS handler for each connection; null on a plaintext port
    * @param connectsPerSecond new connections accepted per second past the burst; 0 for no limit
-   * @param websocketPath the WebSocket upgrade's path on a WebSocket port; null on the device port
+   * @param websocketPath the WebSocket upgrade's path on a WebSocket port; null elsewhere
+   * @param mqtt the MQTT port's settings; null elsewhere
    */
   record Options(String host, int port, int backlog, int maxConnections, int maxFrameSize, long maxBatchBytes,
       int outboundBuffer, int ioThreads, Duration setupTimeout, boolean proxyProtocol,
-      Function<ByteBufAllocator, SslHandler> tls, double connectsPerSecond, int connectBurst, String websocketPath) {}
+      Function<ByteBufAllocator, SslHandler> tls, double connectsPerSecond, int connectBurst, String websocketPath,
+      MqttFrames.Settings mqtt) {
+
+    /** Which listener these options describe. */
+    EdgeKind kind() {
+      return websocketPath != null ? EdgeKind.WEBSOCKET : mqtt != null ? EdgeKind.MQTT : EdgeKind.DEVICE;
+    }
+  }
 
   private final Options options;
   private final Consumer<Connection> acceptor;
@@ -154,6 +164,11 @@ final class EdgeSockets implements AutoCloseable {
             if (options.websocketPath() != null) {
               channel.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(UPGRADE_REQUEST_BYTES),
                   new WebSocketServerProtocolHandler(websocketConfig()), new WebSocketBytes(options.websocketPath()));
+            }
+            if (options.mqtt() != null) {
+              // A PUBLISH holds a frame's payload and its topic and headers: room of a frame again.
+              channel.pipeline().addLast(new MqttDecoder(2 * options.maxFrameSize()), MqttEncoder.INSTANCE,
+                  new MqttFrames(options.mqtt()));
             }
             channel.pipeline().addLast(new Connection(channel, EdgeSockets.this));
           }

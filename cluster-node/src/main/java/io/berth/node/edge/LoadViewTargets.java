@@ -13,7 +13,7 @@ import org.apache.pekko.cluster.typed.Cluster;
 
 /**
  * The edges a drained node may send its devices to: other Up members that are not draining, at
- * their device port, or at their WebSocket port for a device connected by WebSocket.
+ * their listener of the kind the device came through.
  */
 final class LoadViewTargets {
 
@@ -26,7 +26,7 @@ final class LoadViewTargets {
 
   private LoadViewTargets() {}
 
-  static List<Target> of(ActorSystem<?> system, boolean websocket) {
+  static List<Target> of(ActorSystem<?> system, EdgeKind kind) {
     Cluster cluster = Cluster.get(system);
     String self = cluster.selfMember().address().toString();
     Set<String> up = new HashSet<>();
@@ -40,7 +40,11 @@ final class LoadViewTargets {
     for (NodeLoad load : view.loads().values()) {
       if (!load.node().equals(self) && up.contains(load.node()) && !load.draining()
           && !view.draining().contains(load.node())) {
-        int port = websocket ? load.websocketPort() : load.edgePort();
+        int port = switch (kind) {
+          case DEVICE -> load.edgePort();
+          case WEBSOCKET -> load.websocketPort();
+          case MQTT -> load.mqttPort();
+        };
         if (port > 0) {
           targets.add(new Target(load.edgeHost(), port));
         }

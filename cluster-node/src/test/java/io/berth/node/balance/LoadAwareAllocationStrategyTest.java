@@ -78,7 +78,7 @@ class LoadAwareAllocationStrategyTest {
   }
 
   private static NodeLoad load(String node, double fps, NodeLoad.HotSocket... hot) {
-    return new NodeLoad(node, 10_000, fps, fps * 100, 10, 10, 3, "127.0.0.1", 7000, 0, false, Map.of(),
+    return new NodeLoad(node, 10_000, fps, fps * 100, 10, 10, 3, "127.0.0.1", 7000, 0, 0, false, Map.of(),
         Arrays.asList(hot), System.currentTimeMillis());
   }
 

@@ -79,7 +79,7 @@ class ConnectionTest {
 
   static EdgeSockets.Options options(long maxBatchBytes, int outboundBuffer, int maxConnections, boolean proxy) {
     return new EdgeSockets.Options("127.0.0.1", 0, 16, maxConnections, MAX_FRAME, maxBatchBytes, outboundBuffer, 1,
-        Duration.ofSeconds(5), proxy, null, 0, 1, null);
+        Duration.ofSeconds(5), proxy, null, 0, 1, null, null);
   }
 
   private Socket connect() throws IOException {

@@ -76,7 +76,7 @@ class EdgeSocketsTest {
 
   private static EdgeSockets.Options options(boolean proxy, Duration setupTimeout, double perSecond, int burst) {
     return new EdgeSockets.Options("127.0.0.1", 0, 4096, 100_000, MAX_FRAME, 4096, 64, 1, setupTimeout, proxy, null,
-        perSecond, burst, null);
+        perSecond, burst, null, null);
   }
 
   private Socket connect() throws IOException {

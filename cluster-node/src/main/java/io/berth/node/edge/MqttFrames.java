@@ -1,0 +1,619 @@
+package io.berth.node.edge;
+
+import io.berth.protocol.CloseCode;
+import io.berth.protocol.Decoded;
+import io.berth.protocol.ErrorCode;
+import io.berth.protocol.Frame;
+import io.berth.protocol.FrameCodec;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelDuplexHandler;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelPromise;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.handler.codec.DecoderResult;
+import io.netty.handler.codec.TooLongFrameException;
+import io.netty.handler.codec.mqtt.MqttConnectMessage;
+import io.netty.handler.codec.mqtt.MqttConnectReturnCode;
+import io.netty.handler.codec.mqtt.MqttFixedHeader;
+import io.netty.handler.codec.mqtt.MqttMessage;
+import io.netty.handler.codec.mqtt.MqttMessageBuilders;
+import io.netty.handler.codec.mqtt.MqttMessageIdVariableHeader;
+import io.netty.handler.codec.mqtt.MqttMessageType;
+import io.netty.handler.codec.mqtt.MqttProperties;
+import io.netty.handler.codec.mqtt.MqttPublishMessage;
+import io.netty.handler.codec.mqtt.MqttQoS;
+import io.netty.handler.codec.mqtt.MqttSubscribeMessage;
+import io.netty.handler.codec.mqtt.MqttTopicSubscription;
+import io.netty.handler.codec.mqtt.MqttUnacceptableProtocolVersionException;
+import io.netty.handler.codec.mqtt.MqttUnsubscribeMessage;
+import io.netty.handler.codec.mqtt.MqttVersion;
+import io.netty.util.ReferenceCountUtil;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Between an MQTT client and the device's {@link Connection}: MQTT packets in become the device
+ * protocol's frames, and the frames the connection writes become MQTT packets, so that an MQTT
+ * client is a socket like any other (docs/edges.md, "MQTT"). Runs on the channel's event loop.
+ *
+ * <ul>
+ *   <li>CONNECT is the HELLO: client id {@code device} or {@code device/socket}, password the
+ *       token (or none, with a client certificate), the mapping from the MQTT 5 user property
+ *       {@code mapping} or the port's configured one; a clean session opens without resume. The
+ *       WELCOME is the CONNACK; an ERROR before it is a CONNACK with the refusal's code.
+ *   <li>PUBLISH to {@code <prefix>/<socket>/up} is a DATA frame. Its PUBACK is sent when the node
+ *       acknowledges the frame, so PUBACK means what ACK means; QoS 0 is at most once and gets
+ *       no PUBACK; QoS 2 is refused (DISCONNECT 0x9B in MQTT 5, a closed connection in 3.1.1).
+ *   <li>Downlink DATA is a PUBLISH to {@code <prefix>/<socket>/down} at the QoS the client
+ *       subscribed with (at most 1), held until it subscribes; the client's PUBACKs become the
+ *       cumulative ACK. At QoS 0 a frame is acknowledged as it is written.
+ *   <li>PINGREQ is answered here; while the client keeps within its keep alive, the node is sent
+ *       a PING at a third of its idle timeout, and a client silent for 1.5 keep alives is closed.
+ *   <li>DISCONNECT ends a clean session (CLOSE 1000); otherwise it ends the input only, and the
+ *       session stays for the client's next CONNECT.
+ * </ul>
+ */
+final class MqttFrames extends ChannelDuplexHandler {
+
+  /** What the MQTT port is told: its topic prefix and its mapping for clients that name none. */
+  record Settings(String topicPrefix, String mapping, int maxFrameSize) {}
+
+  /** Publishes a client may send before its CONNACK, held until the WELCOME numbers them. */
+  private static final int MAX_EARLY_PUBLISHES = 1_024;
+  private static final byte V5_QOS_NOT_SUPPORTED = (byte) 0x9B;
+  private static final byte V5_PROTOCOL_ERROR = (byte) 0x82;
+  private static final byte V5_TOPIC_NAME_INVALID = (byte) 0x90;
+  private static final byte V5_TOPIC_ALIAS_INVALID = (byte) 0x94;
+  private static final byte V5_PACKET_TOO_LARGE = (byte) 0x95;
+  private static final byte V5_USE_ANOTHER_SERVER = (byte) 0x9C;
+  private static final byte V5_SESSION_TAKEN_OVER = (byte) 0x8E;
+  private static final byte V5_SERVER_SHUTTING_DOWN = (byte) 0x8B;
+  private static final byte V5_KEEP_ALIVE_TIMEOUT = (byte) 0x8D;
+  private static final byte V5_NORMAL = 0x00;
+  private static final byte V5_UNSPECIFIED = (byte) 0x80;
+  private static final byte V5_BAD_AUTHENTICATION_METHOD = (byte) 0x8C;
+  private static final byte SUBACK_FAILURE = (byte) 0x80;
+
+  private final Settings settings;
+  private ChannelHandlerContext ctx;
+  private MqttVersion version = MqttVersion.MQTT_3_1_1;
+  private boolean connected;
+  private boolean welcomed;
+  private boolean ended;
+  private boolean cleanSession;
+  private String upTopic;
+  private String downTopic;
+  private String statusTopic;
+  private long nextSeq;
+  /** Uplink frames sent to the node and not yet acknowledged: {seq, packet id or -1 for QoS 0}. */
+  private final ArrayDeque<long[]> uplink = new ArrayDeque<>();
+  private final ArrayDeque<MqttPublishMessage> early = new ArrayDeque<>();
+
+  /** The QoS the client subscribed to its down topic with; null until it did. */
+  private MqttQoS downQos;
+  private boolean statusSubscribed;
+  private final ArrayDeque<Frame.Data> heldDownlink = new ArrayDeque<>();
+  /** Downlink PUBLISHes in flight: packet id → seq. */
+  private final Map<Integer, Long> inFlight = new HashMap<>();
+  /** Downlink seqs acknowledged by PUBACK above the contiguous watermark. */
+  private final TreeSet<Long> ackedAbove = new TreeSet<>();
+  private long downAcked;
+  private long downWritten;
+  private int nextPacketId = 1;
+
+  private int keepAliveSeconds;
+  private long lastHeardNanos = System.nanoTime();
+  private long pingNonce;
+  private ScheduledFuture<?> liveness;
+
+  MqttFrames(Settings settings) {
+    this.settings = settings;
+  }
+
+  @Override
+  public void handlerAdded(ChannelHandlerContext ctx) {
+    this.ctx = ctx;
+  }
+
+  @Override
+  public void handlerRemoved(ChannelHandlerContext ctx) {
+    stopLiveness();
+    early.forEach(ReferenceCountUtil::release);
+    early.clear();
+  }
+
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) {
+    stopLiveness();
+    ctx.fireChannelInactive();
+  }
+
+  // ------------------------------------------------------------------ client → node
+
+  @Override
+  public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    if (!(msg instanceof MqttMessage message)) {
+      ReferenceCountUtil.release(msg);
+      return;
+    }
+    try {
+      lastHeardNanos = System.nanoTime();
+      if (ended) {
+        return;
+      }
+      DecoderResult result = message.decoderResult();
+      if (result != null && result.isFailure()) {
+        malformed(result.cause());
+        return;
+      }
+      MqttMessageType type = message.fixedHeader().messageType();
+      if (!connected && type != MqttMessageType.CONNECT) {
+        abort("the first packet must be CONNECT, got " + type);
+        return;
+      }
+      switch (type) {
+        case CONNECT -> onConnect((MqttConnectMessage) message);
+        case PUBLISH -> {
+          onPublish((MqttPublishMessage) message);
+          return; // released (or kept) there
+        }
+        case PUBACK -> onPubAck(((MqttMessageIdVariableHeader) message.variableHeader()).messageId());
+        case SUBSCRIBE -> onSubscribe((MqttSubscribeMessage) message);
+        case UNSUBSCRIBE -> onUnsubscribe((MqttUnsubscribeMessage) message);
+        case PINGREQ -> ctx.writeAndFlush(new MqttMessage(new MqttFixedHeader(MqttMessageType.PINGRESP, false,
+            MqttQoS.AT_MOST_ONCE, false, 0)));
+        case DISCONNECT -> onDisconnect();
+        case AUTH -> refuse(V5_BAD_AUTHENTICATION_METHOD, "enhanced authentication (AUTH) is not supported");
+        case PUBREC, PUBREL, PUBCOMP -> refuse(V5_QOS_NOT_SUPPORTED, "QoS 2 is not supported");
+        default -> abort("a client does not send " + type);
+      }
+    } finally {
+      if (!(msg instanceof MqttPublishMessage)) {
+        ReferenceCountUtil.release(msg);
+      }
+    }
+  }
+
+  private void onConnect(MqttConnectMessage connect) {
+    if (connected) {
+      abort("a second CONNECT");
+      return;
+    }
+    connected = true;
+    version = MqttVersion.fromProtocolNameAndLevel(connect.variableHeader().name(),
+        (byte) connect.variableHeader().version());
+    String clientId = connect.payload().clientIdentifier();
+    if (clientId == null || clientId.isEmpty()) {
+      connAckRefused(version == MqttVersion.MQTT_5 ? MqttConnectReturnCode.CONNECTION_REFUSED_CLIENT_IDENTIFIER_NOT_VALID
+          : MqttConnectReturnCode.CONNECTION_REFUSED_IDENTIFIER_REJECTED,
+          "the client id names the device: device or device/socket");
+      return;
+    }
+    if (connect.variableHeader().isWillFlag()) {
+      connAckRefused(version == MqttVersion.MQTT_5 ? MqttConnectReturnCode.CONNECTION_REFUSED_IMPLEMENTATION_SPECIFIC
+          : MqttConnectReturnCode.CONNECTION_REFUSED_NOT_AUTHORIZED, "will messages are not supported");
+      return;
+    }
+    int slash = clientId.indexOf('/');
+    String device = slash < 0 ? clientId : clientId.substring(0, slash);
+    String socketName = slash < 0 ? "" : clientId.substring(slash + 1);
+    byte[] password = connect.payload().passwordInBytes();
+    String token = password == null ? "" : new String(password, StandardCharsets.UTF_8);
+    String mapping = settings.mapping();
+    if (version == MqttVersion.MQTT_5) {
+      for (MqttProperties.MqttProperty<?> p : connect.variableHeader().properties()
+          .getProperties(MqttProperties.MqttPropertyType.USER_PROPERTY.value())) {
+        // The decoder gives one UserProperty per pair; UserProperties holds several.
+        if (p instanceof MqttProperties.UserProperty one && one.value().key.equals("mapping")) {
+          mapping = one.value().value;
+        } else if (p instanceof MqttProperties.UserProperties user) {
+          for (MqttProperties.StringPair pair : user.value()) {
+            if (pair.key.equals("mapping")) {
+              mapping = pair.value;
+            }
+          }
+        }
+      }
+    }
+    cleanSession = connect.variableHeader().isCleanSession();
+    keepAliveSeconds = connect.variableHeader().keepAliveTimeSeconds();
+    String socket = socketName.isEmpty() ? device : device + "/" + socketName;
+    upTopic = settings.topicPrefix() + "/" + socket + "/up";
+    downTopic = settings.topicPrefix() + "/" + socket + "/down";
+    statusTopic = settings.topicPrefix() + "/" + socket + "/status";
+    toNode(new Frame.Hello(FrameCodec.VERSION, !cleanSession, 0, device, token, socketName, mapping));
+  }
+
+  private void onPublish(MqttPublishMessage publish) {
+    MqttQoS qos = publish.fixedHeader().qosLevel();
+    if (qos == MqttQoS.EXACTLY_ONCE) {
+      publish.release();
+      refuse(V5_QOS_NOT_SUPPORTED, "QoS 2 is not supported: publish at QoS 1, whose PUBACK means the data is durable");
+      return;
+    }
+    if (version == MqttVersion.MQTT_5 && publish.variableHeader().properties()
+        .getProperty(MqttProperties.MqttPropertyType.TOPIC_ALIAS.value()) != null) {
+      publish.release();
+      refuse(V5_TOPIC_ALIAS_INVALID, "topic aliases are not supported (Topic Alias Maximum is 0)");
+      return;
+    }
+    if (!upTopic.equals(publish.variableHeader().topicName())) {
+      String topic = publish.variableHeader().topicName();
+      publish.release();
+      refuse(V5_TOPIC_NAME_INVALID, "this client publishes to " + upTopic + " only, not " + topic);
+      return;
+    }
+    if (!welcomed) {
+      if (early.size() >= MAX_EARLY_PUBLISHES) {
+        publish.release();
+        refuse(V5_UNSPECIFIED, "more than " + MAX_EARLY_PUBLISHES + " publishes before the CONNACK");
+        return;
+      }
+      early.add(publish);
+      return;
+    }
+    try {
+      forward(publish);
+    } finally {
+      publish.release();
+    }
+  }
+
+  private void forward(MqttPublishMessage publish) {
+    byte[] payload = ByteBufUtil.getBytes(publish.payload());
+    long seq = nextSeq++;
+    long packetId = publish.fixedHeader().qosLevel() == MqttQoS.AT_LEAST_ONCE ? publish.variableHeader().packetId() : -1;
+    uplink.add(new long[] {seq, packetId});
+    toNode(new Frame.Data(seq, payload));
+  }
+
+  private void onPubAck(int packetId) {
+    Long seq = inFlight.remove(packetId);
+    if (seq == null) {
+      return; // not ours, or acknowledged already: MQTT allows neither, and both are harmless
+    }
+    ackedAbove.add(seq);
+    long before = downAcked;
+    while (ackedAbove.contains(downAcked + 1)) {
+      ackedAbove.remove(++downAcked);
+    }
+    if (downAcked > before) {
+      toNode(new Frame.Ack(downAcked));
+    }
+  }
+
+  private void onSubscribe(MqttSubscribeMessage subscribe) {
+    List<MqttQoS> granted = new ArrayList<>();
+    for (MqttTopicSubscription s : subscribe.payload().topicSubscriptions()) {
+      MqttQoS qos = s.qualityOfService() == MqttQoS.EXACTLY_ONCE ? MqttQoS.AT_LEAST_ONCE : s.qualityOfService();
+      String filter = s.topicFilter();
+      if (filter.equals(downTopic)) {
+        downQos = qos;
+        granted.add(qos);
+      } else if (filter.equals(statusTopic)) {
+        statusSubscribed = true;
+        granted.add(MqttQoS.AT_MOST_ONCE);
+      } else {
+        granted.add(MqttQoS.FAILURE);
+      }
+    }
+    MqttMessageBuilders.SubAckBuilder ack = MqttMessageBuilders.subAck()
+        .packetId(subscribe.idAndPropertiesVariableHeader().messageId());
+    granted.forEach(ack::addGrantedQos);
+    ctx.write(ack.build());
+    flushHeldDownlink();
+    ctx.flush();
+  }
+
+  private void onUnsubscribe(MqttUnsubscribeMessage unsubscribe) {
+    for (String filter : unsubscribe.payload().topics()) {
+      if (filter.equals(downTopic)) {
+        downQos = null;
+      } else if (filter.equals(statusTopic)) {
+        statusSubscribed = false;
+      }
+    }
+    ctx.writeAndFlush(MqttMessageBuilders.unsubAck().packetId(unsubscribe.idAndPropertiesVariableHeader().messageId())
+        .build());
+  }
+
+  /** A clean session ends with the connection; a persistent one stays for the next CONNECT. */
+  private void onDisconnect() {
+    if (cleanSession && welcomed) {
+      toNode(new Frame.Close(CloseCode.NORMAL.wire, "MQTT DISCONNECT of a clean session"));
+    } else {
+      ctx.fireUserEventTriggered(ChannelInputShutdownEvent.INSTANCE);
+    }
+  }
+
+  private void toNode(Frame frame) {
+    ctx.fireChannelRead(Unpooled.wrappedBuffer(FrameCodec.encode(frame)));
+    ctx.fireChannelReadComplete();
+  }
+
+  // ------------------------------------------------------------------ node → client
+
+  @Override
+  public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+    if (!(msg instanceof ByteBuf bytes) || !bytes.isReadable()) {
+      ctx.write(msg, promise);
+      return;
+    }
+    try {
+      ByteBuffer all = bytes.nioBuffer();
+      while (all.remaining() >= FrameCodec.HEADER_SIZE) {
+        int length = all.getInt(all.position());
+        ByteBuffer one = all.slice(all.position(), FrameCodec.HEADER_SIZE + length);
+        all.position(all.position() + FrameCodec.HEADER_SIZE + length);
+        if (FrameCodec.decode(one, Integer.MAX_VALUE) instanceof Decoded.Ok ok) {
+          fromNode(ok.frame());
+        }
+      }
+    } finally {
+      bytes.release();
+    }
+    if (!promise.isVoid()) {
+      promise.trySuccess();
+    }
+  }
+
+  private void fromNode(Frame frame) {
+    if (frame instanceof Frame.Welcome w) {
+      onWelcome(w);
+    } else if (frame instanceof Frame.Ack a) {
+      while (!uplink.isEmpty() && uplink.peek()[0] <= a.seq()) {
+        long[] acked = uplink.poll();
+        if (acked[1] >= 0) {
+          ctx.write(MqttMessageBuilders.pubAck().packetId((int) acked[1]).build(), ctx.voidPromise());
+        }
+      }
+    } else if (frame instanceof Frame.Data d) {
+      if (downQos == null) {
+        heldDownlink.add(d);
+      } else {
+        publishDown(d);
+      }
+    } else if (frame instanceof Frame.Ping p) {
+      toNode(new Frame.Pong(p.nonce()));
+    } else if (frame instanceof Frame.Link l) {
+      if (statusSubscribed) {
+        String json = "{\"event\":\"link\",\"status\":\"" + l.status().name().toLowerCase(java.util.Locale.ROOT)
+            + "\",\"peer\":\"" + l.peer() + "\"}";
+        ctx.write(MqttMessageBuilders.publish().topicName(statusTopic).qos(MqttQoS.AT_MOST_ONCE)
+            .payload(Unpooled.copiedBuffer(json, StandardCharsets.UTF_8)).build(), ctx.voidPromise());
+      }
+    } else if (frame instanceof Frame.Redirect r) {
+      // MQTT 5: Server Reference names another node's MQTT port; 3.1.1 has no way to say it.
+      MqttProperties props = new MqttProperties();
+      props.add(new MqttProperties.StringProperty(MqttProperties.MqttPropertyType.SERVER_REFERENCE.value(),
+          r.host() + ":" + r.port()));
+      if (!welcomed) {
+        connAckRefused(MqttConnectReturnCode.CONNECTION_REFUSED_USE_ANOTHER_SERVER, r.reason(), props);
+      } else {
+        disconnect(V5_USE_ANOTHER_SERVER, r.reason(), props);
+      }
+    } else if (frame instanceof Frame.Close c && !welcomed) {
+      connAckRefused(MqttConnectReturnCode.CONNECTION_REFUSED_SERVER_UNAVAILABLE_5, c.reason(), new MqttProperties());
+    } else if (frame instanceof Frame.Close c) {
+      byte reason = c.code() == CloseCode.REPLACED.wire ? V5_SESSION_TAKEN_OVER
+          : c.code() == CloseCode.NODE_SHUTDOWN.wire ? V5_SERVER_SHUTTING_DOWN
+          : c.code() == CloseCode.NORMAL.wire ? V5_NORMAL : V5_UNSPECIFIED;
+      disconnect(reason, c.reason(), new MqttProperties());
+    } else if (frame instanceof Frame.Error e) {
+      if (!welcomed) {
+        connAckRefused(connectCode(e.code()), e.message(), new MqttProperties());
+      } else {
+        disconnect(V5_UNSPECIFIED, "ERROR " + e.code() + ": " + e.message(), new MqttProperties());
+      }
+    }
+    // PONG: the answer to a PING sent for liveness; nothing to do.
+  }
+
+  private void onWelcome(Frame.Welcome w) {
+    welcomed = true;
+    nextSeq = w.lastAccepted() + 1;
+    MqttMessageBuilders.ConnAckBuilder ack = MqttMessageBuilders.connAck()
+        .returnCode(MqttConnectReturnCode.CONNECTION_ACCEPTED)
+        .sessionPresent(!cleanSession && (w.lastAccepted() > 0 || w.lastAcked() > 0));
+    if (version == MqttVersion.MQTT_5) {
+      MqttProperties props = new MqttProperties();
+      props.add(new MqttProperties.IntegerProperty(MqttProperties.MqttPropertyType.RECEIVE_MAXIMUM.value(),
+          Math.min(w.window(), 65_535)));
+      props.add(new MqttProperties.IntegerProperty(MqttProperties.MqttPropertyType.MAXIMUM_QOS.value(), 1));
+      props.add(new MqttProperties.IntegerProperty(MqttProperties.MqttPropertyType.RETAIN_AVAILABLE.value(), 0));
+      props.add(new MqttProperties.IntegerProperty(
+          MqttProperties.MqttPropertyType.WILDCARD_SUBSCRIPTION_AVAILABLE.value(), 0));
+      props.add(new MqttProperties.IntegerProperty(
+          MqttProperties.MqttPropertyType.SHARED_SUBSCRIPTION_AVAILABLE.value(), 0));
+      props.add(new MqttProperties.IntegerProperty(
+          MqttProperties.MqttPropertyType.SUBSCRIPTION_IDENTIFIER_AVAILABLE.value(), 0));
+      props.add(new MqttProperties.IntegerProperty(MqttProperties.MqttPropertyType.MAXIMUM_PACKET_SIZE.value(),
+          settings.maxFrameSize()));
+      ack.properties(props);
+    }
+    ctx.write(ack.build(), ctx.voidPromise());
+    startLiveness(w.idleTimeoutSeconds());
+    while (!early.isEmpty()) {
+      MqttPublishMessage publish = early.poll();
+      try {
+        forward(publish);
+      } finally {
+        publish.release();
+      }
+    }
+  }
+
+  private void publishDown(Frame.Data d) {
+    if (downQos == MqttQoS.AT_MOST_ONCE) {
+      ctx.write(MqttMessageBuilders.publish().topicName(downTopic).qos(MqttQoS.AT_MOST_ONCE)
+          .payload(Unpooled.wrappedBuffer(d.payload())).build(), ctx.voidPromise());
+      // At most once: acknowledged as written.
+      if (d.seq() > downWritten) {
+        downWritten = d.seq();
+        downAcked = Math.max(downAcked, d.seq());
+        toNode(new Frame.Ack(downAcked));
+      }
+      return;
+    }
+    int packetId = nextPacketId();
+    inFlight.put(packetId, d.seq());
+    ctx.write(MqttMessageBuilders.publish().topicName(downTopic).qos(MqttQoS.AT_LEAST_ONCE).messageId(packetId)
+        .payload(Unpooled.wrappedBuffer(d.payload())).build(), ctx.voidPromise());
+  }
+
+  private void flushHeldDownlink() {
+    while (downQos != null && !heldDownlink.isEmpty()) {
+      publishDown(heldDownlink.poll());
+    }
+  }
+
+  private int nextPacketId() {
+    for (int tries = 0; tries < 65_535; tries++) {
+      int id = nextPacketId;
+      nextPacketId = nextPacketId == 65_535 ? 1 : nextPacketId + 1;
+      if (!inFlight.containsKey(id)) {
+        return id;
+      }
+    }
+    throw new IllegalStateException("65,535 downlink messages unacknowledged");
+  }
+
+  // ------------------------------------------------------------------ liveness
+
+  /**
+   * The node closes a connection it hears nothing from for its idle timeout; an MQTT client only
+   * promises a packet per keep alive, which may be longer. So the node is sent a PING at a third
+   * of its idle timeout while the client keeps its promise, and a client silent for one and a half
+   * keep alives (MQTT's rule) is closed.
+   */
+  private void startLiveness(int idleTimeoutSeconds) {
+    long everyMillis = Math.max(1_000, idleTimeoutSeconds * 1_000L / 3);
+    liveness = ctx.executor().scheduleAtFixedRate(() -> {
+      if (ended) {
+        stopLiveness();
+        return;
+      }
+      long silentNanos = System.nanoTime() - lastHeardNanos;
+      if (keepAliveSeconds > 0 && silentNanos > TimeUnit.MILLISECONDS.toNanos(keepAliveSeconds * 1_500L)) {
+        disconnect(V5_KEEP_ALIVE_TIMEOUT, "no packet within 1.5 keep alives", new MqttProperties());
+        ctx.fireUserEventTriggered(ChannelInputShutdownEvent.INSTANCE);
+        return;
+      }
+      toNode(new Frame.Ping(++pingNonce));
+    }, everyMillis, everyMillis, TimeUnit.MILLISECONDS);
+  }
+
+  private void stopLiveness() {
+    if (liveness != null) {
+      liveness.cancel(false);
+      liveness = null;
+    }
+  }
+
+  // ------------------------------------------------------------------ endings
+
+  private void connAckRefused(MqttConnectReturnCode code, String reason) {
+    connAckRefused(code, reason, new MqttProperties());
+  }
+
+  private void connAckRefused(MqttConnectReturnCode code, String reason, MqttProperties props) {
+    if (ended) {
+      return;
+    }
+    ended = true;
+    MqttMessageBuilders.ConnAckBuilder ack = MqttMessageBuilders.connAck().returnCode(v3OrV5(code))
+        .sessionPresent(false);
+    if (version == MqttVersion.MQTT_5) {
+      props.add(new MqttProperties.StringProperty(MqttProperties.MqttPropertyType.REASON_STRING.value(), reason));
+      ack.properties(props);
+    }
+    ctx.writeAndFlush(ack.build()).addListener(ChannelFutureListener.CLOSE);
+  }
+
+  /** An MQTT 3.1.1 client gets the 3.1.1 code nearest to an MQTT 5 one. */
+  private MqttConnectReturnCode v3OrV5(MqttConnectReturnCode code) {
+    if (version == MqttVersion.MQTT_5 || (code.byteValue() & 0xFF) < 0x80) {
+      return code;
+    }
+    return switch (code) {
+      case CONNECTION_REFUSED_BAD_USERNAME_OR_PASSWORD -> MqttConnectReturnCode.CONNECTION_REFUSED_BAD_USER_NAME_OR_PASSWORD;
+      case CONNECTION_REFUSED_NOT_AUTHORIZED_5, CONNECTION_REFUSED_BANNED ->
+          MqttConnectReturnCode.CONNECTION_REFUSED_NOT_AUTHORIZED;
+      case CONNECTION_REFUSED_CLIENT_IDENTIFIER_NOT_VALID -> MqttConnectReturnCode.CONNECTION_REFUSED_IDENTIFIER_REJECTED;
+      default -> MqttConnectReturnCode.CONNECTION_REFUSED_SERVER_UNAVAILABLE;
+    };
+  }
+
+  /** The CONNACK code of a HELLO's refusal (PROTOCOL.md#error-codes). */
+  private static MqttConnectReturnCode connectCode(int errorCode) {
+    ErrorCode code = ErrorCode.fromWire(errorCode);
+    if (code == null) {
+      return MqttConnectReturnCode.CONNECTION_REFUSED_UNSPECIFIED_ERROR;
+    }
+    return switch (code) {
+      case AUTH_FAILED, TOKEN_EXPIRED -> MqttConnectReturnCode.CONNECTION_REFUSED_BAD_USERNAME_OR_PASSWORD;
+      case INVALID_ID -> MqttConnectReturnCode.CONNECTION_REFUSED_CLIENT_IDENTIFIER_NOT_VALID;
+      case UNKNOWN_MAPPING -> MqttConnectReturnCode.CONNECTION_REFUSED_NOT_AUTHORIZED_5;
+      case THROTTLED -> MqttConnectReturnCode.CONNECTION_REFUSED_CONNECTION_RATE_EXCEEDED;
+      case TOO_MANY_CONNECTIONS -> MqttConnectReturnCode.CONNECTION_REFUSED_QUOTA_EXCEEDED;
+      case UNAVAILABLE, INTERNAL, HANDSHAKE_TIMEOUT -> MqttConnectReturnCode.CONNECTION_REFUSED_SERVER_UNAVAILABLE_5;
+      default -> MqttConnectReturnCode.CONNECTION_REFUSED_UNSPECIFIED_ERROR;
+    };
+  }
+
+  /**
+   * Ends the connection: MQTT 5 clients get a DISCONNECT with the reason first (3.1.1 has no
+   * server DISCONNECT). The connection's own ending (its FIN) follows.
+   */
+  private void disconnect(byte reasonCode, String reason, MqttProperties props) {
+    if (ended) {
+      return;
+    }
+    ended = true;
+    stopLiveness();
+    if (version == MqttVersion.MQTT_5 && welcomed) {
+      if (reason != null && !reason.isEmpty()) {
+        props.add(new MqttProperties.StringProperty(MqttProperties.MqttPropertyType.REASON_STRING.value(), reason));
+      }
+      ctx.write(MqttMessageBuilders.disconnect().reasonCode(reasonCode).properties(props).build(), ctx.voidPromise());
+    }
+  }
+
+  /** The client broke a rule: told why (MQTT 5), then the connection is closed. */
+  private void refuse(byte reasonCode, String reason) {
+    disconnect(reasonCode, reason, new MqttProperties());
+    ctx.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+  }
+
+  private void abort(String reason) {
+    if (!connected || !welcomed) {
+      ended = true;
+      ctx.close();
+      return;
+    }
+    refuse(V5_PROTOCOL_ERROR, reason);
+  }
+
+  private void malformed(Throwable cause) {
+    if (cause instanceof MqttUnacceptableProtocolVersionException) {
+      connected = true;
+      connAckRefused(MqttConnectReturnCode.CONNECTION_REFUSED_UNACCEPTABLE_PROTOCOL_VERSION,
+          "MQTT 3.1.1 and 5 are spoken here");
+    } else if (cause instanceof TooLongFrameException) {
+      refuse(V5_PACKET_TOO_LARGE, "a packet larger than " + settings.maxFrameSize() + " bytes");
+    } else {
+      refuse(V5_PROTOCOL_ERROR, "malformed packet: " + cause.getMessage());
+    }
+  }
+}

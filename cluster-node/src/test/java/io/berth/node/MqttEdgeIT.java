@@ -1,0 +1,190 @@
+package io.berth.node;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.eclipse.paho.client.mqttv3.IMqttDeliveryToken;
+import org.eclipse.paho.client.mqttv3.MqttCallback;
+import org.eclipse.paho.client.mqttv3.MqttClient;
+import org.eclipse.paho.client.mqttv3.MqttConnectOptions;
+import org.eclipse.paho.client.mqttv3.MqttException;
+import org.eclipse.paho.client.mqttv3.MqttMessage;
+import org.eclipse.paho.client.mqttv3.persist.MemoryPersistence;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The MQTT port of a node (docs/edges.md), spoken to by clients nobody here wrote: Eclipse Paho
+ * (MQTT 3.1.1) and Mosquitto's command-line clients (3.1.1 and 5; the Debian package
+ * mosquitto-clients, installed by scripts/test.sh). An MQTT client is a socket: its publishes are
+ * the socket's data, PUBACKed once durable at the destination, and the socket's downlink arrives
+ * on its down topic.
+ */
+class MqttEdgeIT {
+
+  private static final Duration WAIT = Duration.ofSeconds(60);
+  private static TestNodes nodes;
+
+  @TempDir
+  Path dir;
+
+  @BeforeAll
+  static void start() {
+    nodes = new TestNodes("berth.edge.mqtt.enabled = on").start(1);
+  }
+
+  @AfterAll
+  static void stop() {
+    nodes.close();
+  }
+
+  private static String url() {
+    return "tcp://127.0.0.1:" + nodes.node(0).mqttPort();
+  }
+
+  private static String token(String device) {
+    return RawDevice.token(device, Instant.now().plusSeconds(3600));
+  }
+
+  private static MqttConnectOptions options(String device, boolean clean) {
+    MqttConnectOptions options = new MqttConnectOptions();
+    options.setMqttVersion(MqttConnectOptions.MQTT_VERSION_3_1_1);
+    options.setUserName(device);
+    options.setPassword(token(device).toCharArray());
+    options.setCleanSession(clean);
+    options.setAutomaticReconnect(false);
+    options.setConnectionTimeout(30);
+    return options;
+  }
+
+  @Test
+  void pahoPublishesThroughEchoAndGetsEveryMessageBackOnceInOrder() throws Exception {
+    String device = TestNodes.uniqueDevice("paho");
+    List<String> received = new CopyOnWriteArrayList<>();
+    MqttClient client = new MqttClient(url(), device, new MemoryPersistence());
+    client.setCallback(new MqttCallback() {
+      @Override
+      public void connectionLost(Throwable cause) {}
+
+      @Override
+      public void messageArrived(String topic, MqttMessage message) {
+        received.add(topic + " " + new String(message.getPayload(), StandardCharsets.UTF_8));
+      }
+
+      @Override
+      public void deliveryComplete(IMqttDeliveryToken token) {}
+    });
+    client.setTimeToWait(WAIT.toMillis());
+    client.connect(options(device, true));
+    try {
+      client.subscribe("berth/" + device + "/down", 1);
+      int count = 200;
+      for (int i = 0; i < count; i++) {
+        // publish() returns once the PUBACK came: the echo mapping took the message.
+        client.publish("berth/" + device + "/up", ("m" + i).getBytes(StandardCharsets.UTF_8), 1, false);
+      }
+      await().atMost(WAIT).until(() -> received.size() >= count);
+      List<String> expected = new ArrayList<>();
+      for (int i = 0; i < count; i++) {
+        expected.add("berth/" + device + "/down m" + i);
+      }
+      assertThat(received).containsExactlyElementsOf(expected);
+    } finally {
+      client.disconnect();
+      client.close();
+    }
+  }
+
+  @Test
+  void aWrongTokenIsRefusedWithBadUserNameOrPassword() throws Exception {
+    String device = TestNodes.uniqueDevice("paho-bad");
+    MqttClient client = new MqttClient(url(), device, new MemoryPersistence());
+    MqttConnectOptions options = options(device, true);
+    options.setPassword(token("someone-else").toCharArray());
+    assertThatThrownBy(() -> client.connect(options)).isInstanceOf(MqttException.class)
+        .satisfies(e -> assertThat(((MqttException) e).getReasonCode())
+            .isEqualTo(MqttException.REASON_CODE_FAILED_AUTHENTICATION));
+    client.close();
+  }
+
+  @Test
+  void aPublishToAnotherSocketsTopicEndsTheConnection() throws Exception {
+    String device = TestNodes.uniqueDevice("paho-topic");
+    MqttClient client = new MqttClient(url(), device, new MemoryPersistence());
+    client.setTimeToWait(WAIT.toMillis());
+    client.connect(options(device, true));
+    assertThatThrownBy(() -> client.publish("berth/someone-else/up", new byte[] {1}, 1, false))
+        .isInstanceOf(MqttException.class);
+    await().atMost(WAIT).until(() -> !client.isConnected());
+    client.close();
+  }
+
+  @Test
+  void mosquittoClientsAreLinkedByThePairMappingNamedInAnMqtt5UserProperty() throws Exception {
+    Path pub = onPath("mosquitto_pub");
+    Path sub = onPath("mosquitto_sub");
+    Assumptions.assumeTrue(pub != null && sub != null, "mosquitto_pub/mosquitto_sub not on PATH (the Debian package "
+        + "mosquitto-clients; scripts/test.sh installs it where it may use apt-get)");
+    String room = TestNodes.uniqueDevice("room");
+    String a = TestNodes.uniqueDevice("a");
+    String b = TestNodes.uniqueDevice("b");
+    String port = String.valueOf(nodes.node(0).mqttPort());
+    Process subscriber = new ProcessBuilder(sub.toString(), "-h", "127.0.0.1", "-p", port, "-V", "mqttv5",
+        "-i", b + "/" + room, "-u", b, "-P", token(b), "-D", "connect", "user-property", "mapping", "pair",
+        "-t", "berth/" + b + "/" + room + "/down", "-q", "1", "-C", "1", "-W", "60")
+        .redirectError(dir.resolve("sub.err").toFile()).start();
+    Process publisher = new ProcessBuilder(pub.toString(), "-h", "127.0.0.1", "-p", port, "-V", "mqttv5",
+        "-i", a + "/" + room, "-u", a, "-P", token(a), "-D", "connect", "user-property", "mapping", "pair",
+        "-t", "berth/" + a + "/" + room + "/up", "-q", "1", "-m", "hello from mosquitto_pub")
+        .redirectErrorStream(true).start();
+    // mosquitto_pub exits 0 once its PUBACK came: here, once b's client acknowledged the message.
+    assertThat(publisher.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).as("mosquitto_pub ended").isTrue();
+    String pubOutput = new String(publisher.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(publisher.exitValue()).as(pubOutput).isZero();
+    assertThat(subscriber.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).as("mosquitto_sub ended").isTrue();
+    String received = new String(subscriber.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(received.strip()).as(Files.readString(dir.resolve("sub.err"))).isEqualTo("hello from mosquitto_pub");
+  }
+
+  @Test
+  void qos2IsRefusedNeverHung() throws Exception {
+    Path pub = onPath("mosquitto_pub");
+    Assumptions.assumeTrue(pub != null, "mosquitto_pub not on PATH");
+    // MQTT 5: the CONNACK says Maximum QoS 1, and the client refuses to publish at 2 itself.
+    String output5 = mosquittoPubAtQos2(pub, "mqttv5");
+    assertThat(output5).contains("QoS not supported");
+    // MQTT 3.1.1 has no way to say it before: the node closes the connection at the PUBLISH.
+    String output311 = mosquittoPubAtQos2(pub, "mqttv311");
+    assertThat(output311).as("mosquitto_pub exits with an error").startsWith("exit ").doesNotStartWith("exit 0");
+  }
+
+  /** mosquitto_pub at QoS 2: its exit code and output, once it ended (bounded). */
+  private String mosquittoPubAtQos2(Path pub, String version) throws Exception {
+    String device = TestNodes.uniqueDevice("qos2");
+    Process publisher = new ProcessBuilder(pub.toString(), "-h", "127.0.0.1", "-p",
+        String.valueOf(nodes.node(0).mqttPort()), "-V", version, "-i", device, "-u", device, "-P", token(device),
+        "-t", "berth/" + device + "/up", "-q", "2", "-m", "exactly once?").redirectErrorStream(true).start();
+    assertThat(publisher.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).as("mosquitto_pub ended, no hang").isTrue();
+    return "exit " + publisher.exitValue() + ": "
+        + new String(publisher.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+  }
+
+  private static Path onPath(String name) {
+    return Stream.of(System.getenv().getOrDefault("PATH", "").split(":")).map(d -> Path.of(d, name))
+        .filter(Files::isExecutable).findFirst().orElse(null);
+  }
+}
