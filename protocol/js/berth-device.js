@@ -211,10 +211,18 @@
       return entry.done;
     }
 
-    /** Waits for every frame sent to be acknowledged, sends CLOSE 1000 and ends the session. */
-    async close() {
+    /**
+     * Waits (at most `waitMs`, 30 s by default) for every frame sent to be acknowledged, sends CLOSE
+     * 1000 and ends the session; frames still unacknowledged then are rejected.
+     */
+    async close(waitMs = 30000) {
       this.closing = true;
-      await Promise.allSettled(this.unacked.concat(this.queued).map((f) => f.done));
+      let timer;
+      await Promise.race([
+        Promise.allSettled(this.unacked.concat(this.queued).map((f) => f.done)),
+        new Promise((resolve) => { timer = setTimeout(resolve, waitMs); }),
+      ]);
+      clearTimeout(timer);
       return new Promise((resolve) => {
         this.closeWaiter = resolve;
         if (this.state === "stopped") {
@@ -242,6 +250,7 @@
         this.retry("the token could not be had: " + e.message);
         return;
       }
+      if (this.state === "stopped") return;
       let ws;
       try {
         ws = new WebSocket(url);
@@ -261,6 +270,7 @@
       };
       ws.onmessage = (event) => {
         if (ws !== this.ws) return;
+        this.lastHeard = Date.now();
         let frames;
         try {
           frames = this.reader.push(new Uint8Array(event.data));
@@ -324,7 +334,8 @@
           return;
         }
         this.onAck(w.lastAccepted);
-        this.lastReceived = w.lastAcked > this.lastReceived ? w.lastAcked : this.lastReceived;
+        this.lastReceived = this.forgotDownlink || w.lastAcked > this.lastReceived ? w.lastAcked : this.lastReceived;
+        this.forgotDownlink = false;
       }
       this.setState("open", w.socketId + " on " + w.node);
       // Resend what is still unacknowledged, in order, then go on with the queue.
@@ -370,7 +381,8 @@
 
     onClose(c) {
       if (c.code === CLOSE.NODE_SHUTDOWN) {
-        this.drop(this.ws, "node shutting down: " + c.reason);
+        this.drop(this.ws, null);
+        this.setState("waiting", "node shutting down: " + c.reason);
         this.connect();
       } else if (this.closing && c.code === CLOSE.NORMAL) {
         this.stop("closed");
@@ -381,6 +393,16 @@
 
     onError(e) {
       const reason = "ERROR " + e.code + ": " + e.message;
+      if (e.code === 105 && !this.welcomed && this.hasState && !this.forgotDownlink) {
+        // The session is older than this device's downlink position (PROTOCOL.md, Resuming):
+        // resume at once with lastReceived 0, keep the unacknowledged uplink, and take the
+        // WELCOME's lastAcked as the position.
+        this.forgotDownlink = true;
+        this.lastReceived = 0n;
+        this.drop(this.ws, null);
+        this.connect();
+        return;
+      }
       if (!RETRYABLE_ERRORS.has(e.code)) {
         this.stop(reason);
         return;
@@ -417,11 +439,19 @@
       if (this.ws && this.ws.readyState === 1) this.ws.send(bytes);
     }
 
+    /** PINGs at a third of the idle timeout; a node silent for the whole of it is taken as gone. */
     startPings(idleSeconds) {
       clearInterval(this.pingTimer);
       const every = Math.max(1000, (idleSeconds * 1000) / 3);
       let nonce = 0n;
-      this.pingTimer = setInterval(() => this.write(encode.ping(++nonce)), every);
+      const ws = this.ws;
+      this.pingTimer = setInterval(() => {
+        if (Date.now() - this.lastHeard > idleSeconds * 1000) {
+          this.drop(ws, "nothing from the node for " + idleSeconds + " s");
+          return;
+        }
+        this.write(encode.ping(++nonce));
+      }, every);
     }
 
     /** Ends this connection without a retry of its own (the caller decides what comes next). */

@@ -36,7 +36,8 @@ final class LocalCluster implements AutoCloseable {
   /** The key mapping secrets are sealed with (docs/secrets.md): the benchmarks pay what production pays. */
   static final String SECRETS_KEYS = "bench=YmVuY2gta2V5LW5vdC1zZWNyZXQtMzItYnl0ZXMhISE=";
 
-  record Node(ActorSystem<Void> system, int edgePort, int managementPort) {
+  /** A node; {@code mqttPort} is its MQTT port (docs/edges.md), with {@code pair} for clients naming none. */
+  record Node(ActorSystem<Void> system, int edgePort, int managementPort, int mqttPort) {
     InetSocketAddress edge() {
       return new InetSocketAddress("127.0.0.1", edgePort);
     }
@@ -53,9 +54,11 @@ final class LocalCluster implements AutoCloseable {
     for (int i = 0; i < count; i++) {
       int edge = freePort();
       int management = freePort();
+      int mqtt = freePort();
       Config config = ConfigFactory.parseString(overrides)
           .withFallback(ConfigFactory.parseMap(Map.of("berth.management.keys", OPERATOR_KEY_ENTRY,
-              "berth.management.tls.enabled", false)))
+              "berth.management.tls.enabled", false, "berth.edge.mqtt.enabled", true, "berth.edge.mqtt.port", mqtt,
+              "berth.edge.mqtt.mapping", "pair")))
           .withFallback(ConfigFactory.parseMap(Map.of(
               "berth.edge.host", "127.0.0.1", "berth.edge.port", edge, "berth.edge.tls.enabled", false,
               "berth.cluster.tls.enabled", false,
@@ -73,7 +76,7 @@ final class LocalCluster implements AutoCloseable {
       var joinTo = nodes.isEmpty() ? Cluster.get(system).selfMember().address()
           : Cluster.get(nodes.get(0).system()).selfMember().address();
       Cluster.get(system).manager().tell(Join.create(joinTo));
-      nodes.add(new Node(system, edge, management));
+      nodes.add(new Node(system, edge, management, mqtt));
     }
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
     while (!allUp(count) || !allReady()) {

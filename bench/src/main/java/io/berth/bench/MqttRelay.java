@@ -1,9 +1,11 @@
 package io.berth.bench;
 
+import io.berth.protocol.DeviceToken;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.Socket;
 import java.net.SocketException;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
@@ -21,9 +23,11 @@ import org.eclipse.paho.client.mqttv3.MqttMessage;
 import org.eclipse.paho.client.mqttv3.persist.MemoryPersistence;
 
 /**
- * Relay pairs through an MQTT broker, the anchor of the relay scenario: each device of a pair is
- * an Eclipse Paho {@link MqttAsyncClient} that subscribes to its own topic and publishes to its
- * peer's, at one QoS for both. The harness keeps at most {@code window} publishes of a client
+ * Relay pairs over MQTT: through a broker, the anchor of the relay scenario, where each device of
+ * a pair is an Eclipse Paho {@link MqttAsyncClient} that subscribes to its own topic and publishes
+ * to its peer's, at one QoS for both; or through Berth's MQTT port ({@link #berth}), where each
+ * client is a socket of its own, the two of a pair on different nodes and linked by {@code pair},
+ * publishing to its socket's up topic and subscribed to its down topic. The harness keeps at most {@code window} publishes of a client
  * unconfirmed (for QoS 1 until the broker's PUBACK, for QoS 0 until Paho has written the frame),
  * the same pipelining Berth's send window gives its devices. Paho's own in-flight limit is set
  * above it because Paho frees a slot only after calling back, so at the same limit it could refuse
@@ -33,19 +37,52 @@ final class MqttRelay implements RelayTransport {
 
   private static final long TIMEOUT_MS = 10_000;
 
-  private final String serverUri;
+  /** Where one side connects, as whom, and its topics. */
+  record SideSpec(String serverUri, String clientId, String userName, char[] password, String own, String peer) {}
+
+  /** The spec of side {@code a} (else b) of pair {@code pair} in run {@code run}. */
+  interface Addressing {
+    SideSpec side(String run, int pair, boolean a);
+  }
+
+  private final String name;
+  private final Addressing addressing;
   private final int qos;
   private final int window;
 
+  /** Through a broker at {@code serverUri}. */
   MqttRelay(String serverUri, int qos, int window) {
-    this.serverUri = serverUri;
+    this("MQTT QoS " + qos, (run, pair, a) -> {
+      String topic = "berth-bench/relay/" + run + "/" + pair + "/";
+      return new SideSpec(serverUri, "bench-" + run + "-" + pair + (a ? "a" : "b"), null, null,
+          topic + (a ? "a" : "b"), topic + (a ? "b" : "a"));
+    }, qos, window);
+  }
+
+  private MqttRelay(String name, Addressing addressing, int qos, int window) {
+    this.name = name;
+    this.addressing = addressing;
     this.qos = qos;
     this.window = window;
   }
 
+  /**
+   * Through Berth's MQTT ports at QoS 1: side a on the first node, side b on the second; a
+   * client's PUBACK comes once its peer's client acknowledged the message.
+   */
+  static MqttRelay berth(List<String> serverUris, byte[] secret, int window) {
+    return new MqttRelay("Berth MQTT QoS 1", (run, pair, a) -> {
+      String device = "mq-" + run + "-" + pair + (a ? "a" : "b");
+      String socket = device + "/room-" + run + "-" + pair;
+      String token = DeviceToken.mint(secret, device, Instant.now().plusSeconds(3600));
+      return new SideSpec(serverUris.get(a ? 0 : (1 % serverUris.size())), socket, device, token.toCharArray(),
+          "berth/" + socket + "/down", "berth/" + socket + "/up");
+    }, 1, window);
+  }
+
   @Override
   public String name() {
-    return "MQTT QoS " + qos;
+    return name;
   }
 
   @Override
@@ -54,9 +91,8 @@ final class MqttRelay implements RelayTransport {
     List<Side> sides = new ArrayList<>();
     try {
       for (int i = 0; i < count; i++) {
-        String topic = "berth-bench/relay/" + run + "/" + i + "/";
-        sides.add(new Side(run + "-" + i + "a", topic + "a", topic + "b"));
-        sides.add(new Side(run + "-" + i + "b", topic + "b", topic + "a"));
+        sides.add(new Side(addressing.side(run, i, true)));
+        sides.add(new Side(addressing.side(run, i, false)));
       }
     } catch (MqttException | RuntimeException e) {
       sides.forEach(Side::close);
@@ -86,9 +122,9 @@ final class MqttRelay implements RelayTransport {
       }
     };
 
-    Side(String clientId, String own, String peer) throws MqttException {
-      this.peer = peer;
-      this.client = new MqttAsyncClient(serverUri, "bench-" + clientId, new MemoryPersistence());
+    Side(SideSpec spec) throws MqttException {
+      this.peer = spec.peer();
+      this.client = new MqttAsyncClient(spec.serverUri(), spec.clientId(), new MemoryPersistence());
       client.setCallback(new MqttCallback() {
         @Override
         public void connectionLost(Throwable cause) {
@@ -109,9 +145,13 @@ final class MqttRelay implements RelayTransport {
       options.setAutomaticReconnect(false);
       options.setMaxInflight(2 * window);
       options.setSocketFactory(new NoDelaySocketFactory());
+      if (spec.userName() != null) {
+        options.setUserName(spec.userName());
+        options.setPassword(spec.password());
+      }
       try {
         client.connect(options).waitForCompletion(TIMEOUT_MS);
-        client.subscribe(own, qos).waitForCompletion(TIMEOUT_MS);
+        client.subscribe(spec.own(), qos).waitForCompletion(TIMEOUT_MS);
       } catch (MqttException e) {
         close();
         throw e;

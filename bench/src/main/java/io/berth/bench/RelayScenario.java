@@ -46,9 +46,12 @@ final class RelayScenario {
       RelayTransport berth = new BerthRelay(cluster, WINDOW);
       RelayTransport qos1 = new MqttRelay(broker.uri(), 1, WINDOW);
       RelayTransport qos0 = new MqttRelay(broker.uri(), 0, WINDOW);
+      RelayTransport berthMqtt = MqttRelay.berth(cluster.nodes().stream()
+          .map(n -> "tcp://127.0.0.1:" + n.mqttPort()).toList(),
+          LocalCluster.SECRET.getBytes(java.nio.charset.StandardCharsets.UTF_8), WINDOW);
       // QoS 0 is a comparison, not the goal's anchor; its rounds are the slowest to end (the broker's
       // queue drains long after the senders stop), so a --quick run leaves it out.
-      List<RelayTransport> systems = quick ? List.of(berth, qos1) : List.of(berth, qos1, qos0);
+      List<RelayTransport> systems = quick ? List.of(berth, berthMqtt, qos1) : List.of(berth, berthMqtt, qos1, qos0);
       for (RelayTransport system : systems) {
         RelayRound.Result r = RelayRound.run(system, WARM_UP_PAIRS, warmUp);
         everyRound.computeIfAbsent(system.name(), k -> new ArrayList<>()).add(r);
@@ -66,9 +69,11 @@ final class RelayScenario {
         }
         addFigures(report, pairs, measured.get(berth.name()), measured.get(qos1.name()),
             measured.getOrDefault(qos0.name(), List.of()));
+        addMqttFigures(report, pairs, measured.get(berthMqtt.name()), measured.get(qos1.name()));
       }
       addIntegrity(report, everyRound.get(berth.name()), everyRound.get(qos1.name()),
           everyRound.getOrDefault(qos0.name(), List.of()));
+      addMqttIntegrity(report, everyRound.get(berthMqtt.name()), everyRound.get(qos1.name()));
     }
     report.note("relay: 2 nodes in the harness JVM on PostgreSQL, the two devices of a pair on different nodes, "
         + "linked by builtin:pair; anchor: Mosquitto on loopback (persistence off, max_inflight_messages " + WINDOW
@@ -81,7 +86,9 @@ final class RelayScenario {
         + "frames/s: frames delivered, both directions and all pairs summed, from the first send to the last "
         + "arrival. Latency: one-way, send to arrival at the peer, under that full load (so mostly queueing: in "
         + "Berth's window, in Mosquitto's per-subscriber queue). Loss, duplicates and reordering: every round, "
-        + "warm-up included." + (quick ? " --quick: without MQTT QoS 0." : ""));
+        + "warm-up included. Berth MQTT: the same Paho clients at QoS 1 on the nodes' MQTT ports, each a socket, "
+        + "the two of a pair on different nodes and linked by pair; a PUBACK comes once the peer client has "
+        + "acknowledged the message (docs/edges.md)." + (quick ? " --quick: without MQTT QoS 0." : ""));
   }
 
   static String describe(RelayRound.Result r) {
@@ -117,6 +124,35 @@ final class RelayScenario {
   }
 
   private record Anchor(String name, List<RelayRound.Result> results) {}
+
+  /**
+   * Berth's MQTT port against Mosquitto, the same Paho clients at QoS 1 on both: the goal (issue
+   * 23) is at least Mosquitto's rate, with a PUBACK that means the peer client acknowledged.
+   */
+  private static void addMqttFigures(Report report, int pairs, List<RelayRound.Result> berthMqtt,
+      List<RelayRound.Result> qos1) {
+    String n = pairs == 1 ? "1 pair" : pairs + " pairs";
+    double rate = median(berthMqtt, RelayRound.Result::framesPerSecond);
+    double anchor = median(qos1, RelayRound.Result::framesPerSecond);
+    report.add(new Report.Row("relay", n + ": Berth MQTT frames/s vs MQTT QoS 1", rate, anchor, "", "≥ 1.00× QoS 1",
+        rate >= anchor));
+    report.add(new Report.Row("relay", n + ": Berth MQTT one-way latency p50 vs MQTT QoS 1",
+        median(berthMqtt, RelayRound.Result::p50Ms), median(qos1, RelayRound.Result::p50Ms), "ms", null, null));
+    report.add(new Report.Row("relay", n + ": Berth MQTT one-way latency p99 vs MQTT QoS 1",
+        median(berthMqtt, RelayRound.Result::p99Ms), median(qos1, RelayRound.Result::p99Ms), "ms", null, null));
+  }
+
+  private static void addMqttIntegrity(Report report, List<RelayRound.Result> berthMqtt, List<RelayRound.Result> qos1) {
+    Map<String, ToLongFunction<RelayRound.Result>> counts = new LinkedHashMap<>();
+    counts.put("lost", RelayRound.Result::lost);
+    counts.put("duplicated", RelayRound.Result::duplicates);
+    counts.put("reordered", RelayRound.Result::outOfOrder);
+    counts.forEach((what, count) -> {
+      long b = sum(berthMqtt, count);
+      report.add(new Report.Row("relay", "Berth MQTT frames " + what + " vs MQTT QoS 1", b, sum(qos1, count), "", "0",
+          b == 0));
+    });
+  }
 
   /**
    * Berth must lose, duplicate and reorder nothing; the MQTT counts are there to compare. {@code

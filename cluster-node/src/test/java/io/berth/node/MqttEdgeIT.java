@@ -110,6 +110,50 @@ class MqttEdgeIT {
   }
 
   @Test
+  void aPersistentSessionKeepsItsSubscriptionAndItsDownlinkIsAcknowledgedAcrossConnections() throws Exception {
+    String device = TestNodes.uniqueDevice("paho-persistent");
+    List<String> received = new CopyOnWriteArrayList<>();
+    for (int connection = 1; connection <= 2; connection++) {
+      MqttClient client = new MqttClient(url(), device, new MemoryPersistence());
+      client.setCallback(collecting(received));
+      client.setTimeToWait(WAIT.toMillis());
+      client.connect(options(device, false));
+      if (connection == 1) {
+        client.subscribe("berth/" + device + "/down", 1);
+      }
+      // The second connection does not subscribe again: its session kept the subscription.
+      for (int i = 0; i < 5; i++) {
+        client.publish("berth/" + device + "/up", ("c" + connection + "-" + i).getBytes(StandardCharsets.UTF_8), 1,
+            false);
+      }
+      int expected = 5 * connection;
+      await().atMost(WAIT).until(() -> received.size() >= expected);
+      // Every downlink frame acknowledged by the client's PUBACKs, on the second connection too.
+      await().atMost(WAIT).until(() -> io.berth.node.socket.api.Sockets.status(nodes.node(0).system(), device,
+          Duration.ofSeconds(10)).toCompletableFuture().get(20, TimeUnit.SECONDS).downlinkAcked() == expected);
+      client.disconnect();
+      client.close();
+    }
+    assertThat(received).containsExactly("c1-0", "c1-1", "c1-2", "c1-3", "c1-4", "c2-0", "c2-1", "c2-2", "c2-3",
+        "c2-4");
+  }
+
+  private static MqttCallback collecting(List<String> received) {
+    return new MqttCallback() {
+      @Override
+      public void connectionLost(Throwable cause) {}
+
+      @Override
+      public void messageArrived(String topic, MqttMessage message) {
+        received.add(new String(message.getPayload(), StandardCharsets.UTF_8));
+      }
+
+      @Override
+      public void deliveryComplete(IMqttDeliveryToken token) {}
+    };
+  }
+
+  @Test
   void aWrongTokenIsRefusedWithBadUserNameOrPassword() throws Exception {
     String device = TestNodes.uniqueDevice("paho-bad");
     MqttClient client = new MqttClient(url(), device, new MemoryPersistence());

@@ -36,8 +36,9 @@ import org.slf4j.LoggerFactory;
  * encoded and written out.
  *
  * <p>Setup: the connection is announced to the edge ({@link EdgeSockets}' acceptor) once it is
- * ready to carry frames: at once on a plain port, after the PROXY header, the TLS handshake and
- * the WebSocket upgrade where those are on, which must all be done within {@code handshake-timeout}. The edge gives
+ * ready to carry frames: at once on a plain device port, after the PROXY header, the TLS
+ * handshake, the WebSocket upgrade or the MQTT CONNECT where those apply, which must all be done
+ * within {@code handshake-timeout}. The edge gives
  * it its actor with {@link #start}; frames read before that wait in the first batch.
  *
  * <p>Inbound: whatever was read while the actor was busy goes in the next {@link
@@ -286,7 +287,7 @@ final class Connection extends ChannelInboundHandlerAdapter {
     if (remote == null) {
       remote = (InetSocketAddress) channel.remoteAddress();
     }
-    if (options.tls() == null && !options.proxyProtocol() && !websocket()) {
+    if (options.tls() == null && !options.proxyProtocol() && kind() == EdgeKind.DEVICE) {
       announce();
     } else {
       channel.eventLoop().schedule(this::setupTimedOut, options.setupTimeout().toMillis(), TimeUnit.MILLISECONDS);
@@ -299,7 +300,7 @@ final class Connection extends ChannelInboundHandlerAdapter {
     if (source != null) {
       remote = source;
     }
-    if (options.tls() == null && !websocket()) {
+    if (options.tls() == null && kind() == EdgeKind.DEVICE) {
       announce();
     }
   }
@@ -333,6 +334,9 @@ final class Connection extends ChannelInboundHandlerAdapter {
     if (websocket()) {
       steps.add("WebSocket upgrade");
     }
+    if (kind() == EdgeKind.MQTT) {
+      steps.add("MQTT CONNECT");
+    }
     return String.join(" and ", steps);
   }
 
@@ -349,13 +353,13 @@ final class Connection extends ChannelInboundHandlerAdapter {
     if (event instanceof SslHandshakeCompletionEvent handshake) {
       if (handshake.isSuccess()) {
         clientCertificate = peerCertificate(ctx);
-        if (!websocket()) {
+        if (kind() == EdgeKind.DEVICE) {
           announce();
         }
       } else {
         refused(handshake.cause());
       }
-    } else if (event instanceof WebSocketServerProtocolHandler.HandshakeComplete) {
+    } else if (event instanceof WebSocketServerProtocolHandler.HandshakeComplete || event == MqttFrames.CONNECTED) {
       announce();
     } else if (event instanceof ChannelInputShutdownEvent || event instanceof SslCloseCompletionEvent) {
       inputEnded();

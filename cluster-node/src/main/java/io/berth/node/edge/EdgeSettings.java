@@ -229,7 +229,7 @@ public record EdgeSettings(
       java.util.function.Function<io.netty.buffer.ByteBufAllocator, io.netty.handler.ssl.SslHandler> tls) {
     return new EdgeSockets.Options(host, mqtt.port(), backlog, maxConnections, maxFrameSize, maxBatchBytes,
         outboundBuffer, ioThreads, handshakeTimeout, proxyProtocol, tls, connectsPerSecond, connectBurst, null,
-        new MqttFrames.Settings(mqtt.topicPrefix(), mqtt.mapping(), maxFrameSize));
+        new MqttFrames.Settings(mqtt.topicPrefix(), mqtt.mapping(), maxFrameSize, windowBytes));
   }
 
   /** Largest DATA payload a device may send. */

@@ -67,10 +67,10 @@ import java.util.concurrent.TimeUnit;
 final class MqttFrames extends ChannelDuplexHandler {
 
   /** What the MQTT port is told: its topic prefix and its mapping for clients that name none. */
-  record Settings(String topicPrefix, String mapping, int maxFrameSize) {}
+  record Settings(String topicPrefix, String mapping, int maxFrameSize, long maxEarlyBytes) {}
 
-  /** Publishes a client may send before its CONNACK, held until the WELCOME numbers them. */
-  private static final int MAX_EARLY_PUBLISHES = 1_024;
+  /** Packets a client may send before its CONNACK, held until the WELCOME (their bytes: Settings). */
+  private static final int MAX_EARLY_PACKETS = 1_024;
   private static final byte V5_QOS_NOT_SUPPORTED = (byte) 0x9B;
   private static final byte V5_PROTOCOL_ERROR = (byte) 0x82;
   private static final byte V5_TOPIC_NAME_INVALID = (byte) 0x90;
@@ -98,7 +98,11 @@ final class MqttFrames extends ChannelDuplexHandler {
   private long nextSeq;
   /** Uplink frames sent to the node and not yet acknowledged: {seq, packet id or -1 for QoS 0}. */
   private final ArrayDeque<long[]> uplink = new ArrayDeque<>();
-  private final ArrayDeque<MqttPublishMessage> early = new ArrayDeque<>();
+  /** Packets that came after the CONNECT and before the WELCOME, in order. */
+  private final ArrayDeque<MqttMessage> early = new ArrayDeque<>();
+  private long earlyBytes;
+  /** MQTT 5: the client's Receive Maximum, downlink PUBLISHes it takes unacknowledged. */
+  private int clientReceiveMaximum = 65_535;
 
   /** The QoS the client subscribed to its down topic with; null until it did. */
   private MqttQoS downQos;
@@ -109,13 +113,20 @@ final class MqttFrames extends ChannelDuplexHandler {
   /** Downlink seqs acknowledged by PUBACK above the contiguous watermark. */
   private final TreeSet<Long> ackedAbove = new TreeSet<>();
   private long downAcked;
-  private long downWritten;
   private int nextPacketId = 1;
 
   private int keepAliveSeconds;
   private long lastHeardNanos = System.nanoTime();
   private long pingNonce;
   private ScheduledFuture<?> liveness;
+
+  /** Fired towards the connection once the CONNECT is in: the connection may be announced. */
+  static final Object CONNECTED = new Object() {
+    @Override
+    public String toString() {
+      return "MQTT CONNECT received";
+    }
+  };
 
   MqttFrames(Settings settings) {
     this.settings = settings;
@@ -147,8 +158,9 @@ final class MqttFrames extends ChannelDuplexHandler {
       ReferenceCountUtil.release(msg);
       return;
     }
+    lastHeardNanos = System.nanoTime();
+    boolean kept = false;
     try {
-      lastHeardNanos = System.nanoTime();
       if (ended) {
         return;
       }
@@ -160,28 +172,46 @@ final class MqttFrames extends ChannelDuplexHandler {
       MqttMessageType type = message.fixedHeader().messageType();
       if (!connected && type != MqttMessageType.CONNECT) {
         abort("the first packet must be CONNECT, got " + type);
-        return;
-      }
-      switch (type) {
-        case CONNECT -> onConnect((MqttConnectMessage) message);
-        case PUBLISH -> {
-          onPublish((MqttPublishMessage) message);
-          return; // released (or kept) there
-        }
-        case PUBACK -> onPubAck(((MqttMessageIdVariableHeader) message.variableHeader()).messageId());
-        case SUBSCRIBE -> onSubscribe((MqttSubscribeMessage) message);
-        case UNSUBSCRIBE -> onUnsubscribe((MqttUnsubscribeMessage) message);
-        case PINGREQ -> ctx.writeAndFlush(new MqttMessage(new MqttFixedHeader(MqttMessageType.PINGRESP, false,
-            MqttQoS.AT_MOST_ONCE, false, 0)));
-        case DISCONNECT -> onDisconnect();
-        case AUTH -> refuse(V5_BAD_AUTHENTICATION_METHOD, "enhanced authentication (AUTH) is not supported");
-        case PUBREC, PUBREL, PUBCOMP -> refuse(V5_QOS_NOT_SUPPORTED, "QoS 2 is not supported");
-        default -> abort("a client does not send " + type);
+      } else if (connected && !welcomed && type != MqttMessageType.DISCONNECT) {
+        // Nothing is answered before the CONNACK (MQTT-3.2.0-1): held until the WELCOME.
+        kept = hold(message);
+      } else {
+        handle(message);
       }
     } finally {
-      if (!(msg instanceof MqttPublishMessage)) {
+      if (!kept) {
         ReferenceCountUtil.release(msg);
       }
+    }
+  }
+
+  /** Holds a packet that came before the CONNACK; false (and the connection refused) when too many. */
+  private boolean hold(MqttMessage message) {
+    long bytes = message instanceof MqttPublishMessage p ? p.payload().readableBytes() : 0;
+    if (early.size() >= MAX_EARLY_PACKETS || earlyBytes + bytes > settings.maxEarlyBytes()) {
+      refuse(V5_UNSPECIFIED, "more than " + MAX_EARLY_PACKETS + " packets or " + settings.maxEarlyBytes()
+          + " bytes before the CONNACK");
+      return false;
+    }
+    early.add(message);
+    earlyBytes += bytes;
+    return true;
+  }
+
+  /** One packet of a connected client (the CONNECT included); the caller releases it. */
+  private void handle(MqttMessage message) {
+    switch (message.fixedHeader().messageType()) {
+      case CONNECT -> onConnect((MqttConnectMessage) message);
+      case PUBLISH -> onPublish((MqttPublishMessage) message);
+      case PUBACK -> onPubAck(((MqttMessageIdVariableHeader) message.variableHeader()).messageId());
+      case SUBSCRIBE -> onSubscribe((MqttSubscribeMessage) message);
+      case UNSUBSCRIBE -> onUnsubscribe((MqttUnsubscribeMessage) message);
+      case PINGREQ -> ctx.writeAndFlush(new MqttMessage(new MqttFixedHeader(MqttMessageType.PINGRESP, false,
+          MqttQoS.AT_MOST_ONCE, false, 0)));
+      case DISCONNECT -> onDisconnect();
+      case AUTH -> refuse(V5_BAD_AUTHENTICATION_METHOD, "enhanced authentication (AUTH) is not supported");
+      case PUBREC, PUBREL, PUBCOMP -> refuse(V5_QOS_NOT_SUPPORTED, "QoS 2 is not supported");
+      default -> abort("a client does not send " + message.fixedHeader().messageType());
     }
   }
 
@@ -226,51 +256,49 @@ final class MqttFrames extends ChannelDuplexHandler {
         }
       }
     }
+    if (version == MqttVersion.MQTT_5) {
+      MqttProperties.MqttProperty<?> receiveMaximum = connect.variableHeader().properties()
+          .getProperty(MqttProperties.MqttPropertyType.RECEIVE_MAXIMUM.value());
+      if (receiveMaximum != null && receiveMaximum.value() instanceof Integer max && max > 0) {
+        clientReceiveMaximum = max;
+      }
+    }
     cleanSession = connect.variableHeader().isCleanSession();
     keepAliveSeconds = connect.variableHeader().keepAliveTimeSeconds();
     String socket = socketName.isEmpty() ? device : device + "/" + socketName;
     upTopic = settings.topicPrefix() + "/" + socket + "/up";
     downTopic = settings.topicPrefix() + "/" + socket + "/down";
     statusTopic = settings.topicPrefix() + "/" + socket + "/status";
-    toNode(new Frame.Hello(FrameCodec.VERSION, !cleanSession, 0, device, token, socketName, mapping));
+    Frame.Hello hello;
+    try {
+      hello = new Frame.Hello(FrameCodec.VERSION, !cleanSession, 0, device, token, socketName, mapping);
+      FrameCodec.encode(hello);
+    } catch (RuntimeException e) {
+      connAckRefused(MqttConnectReturnCode.CONNECTION_REFUSED_BAD_USERNAME_OR_PASSWORD,
+          "the client id, password or mapping cannot be a device's: " + e.getMessage());
+      return;
+    }
+    // The connection is ready for the node once its CONNECT is in (Connection#announce).
+    ctx.fireUserEventTriggered(CONNECTED);
+    toNode(hello);
   }
 
   private void onPublish(MqttPublishMessage publish) {
     MqttQoS qos = publish.fixedHeader().qosLevel();
     if (qos == MqttQoS.EXACTLY_ONCE) {
-      publish.release();
       refuse(V5_QOS_NOT_SUPPORTED, "QoS 2 is not supported: publish at QoS 1, whose PUBACK means the data is durable");
       return;
     }
     if (version == MqttVersion.MQTT_5 && publish.variableHeader().properties()
         .getProperty(MqttProperties.MqttPropertyType.TOPIC_ALIAS.value()) != null) {
-      publish.release();
       refuse(V5_TOPIC_ALIAS_INVALID, "topic aliases are not supported (Topic Alias Maximum is 0)");
       return;
     }
     if (!upTopic.equals(publish.variableHeader().topicName())) {
-      String topic = publish.variableHeader().topicName();
-      publish.release();
-      refuse(V5_TOPIC_NAME_INVALID, "this client publishes to " + upTopic + " only, not " + topic);
+      refuse(V5_TOPIC_NAME_INVALID, "this client publishes to " + upTopic + " only, not "
+          + publish.variableHeader().topicName());
       return;
     }
-    if (!welcomed) {
-      if (early.size() >= MAX_EARLY_PUBLISHES) {
-        publish.release();
-        refuse(V5_UNSPECIFIED, "more than " + MAX_EARLY_PUBLISHES + " publishes before the CONNACK");
-        return;
-      }
-      early.add(publish);
-      return;
-    }
-    try {
-      forward(publish);
-    } finally {
-      publish.release();
-    }
-  }
-
-  private void forward(MqttPublishMessage publish) {
     byte[] payload = ByteBufUtil.getBytes(publish.payload());
     long seq = nextSeq++;
     long packetId = publish.fixedHeader().qosLevel() == MqttQoS.AT_LEAST_ONCE ? publish.variableHeader().packetId() : -1;
@@ -283,10 +311,22 @@ final class MqttFrames extends ChannelDuplexHandler {
     if (seq == null) {
       return; // not ours, or acknowledged already: MQTT allows neither, and both are harmless
     }
+    acknowledged(seq);
+    if (!heldDownlink.isEmpty()) {
+      flushHeldDownlink();
+      ctx.flush();
+    }
+  }
+
+  /** Downlink {@code seq} is the client's: the node hears the cumulative ACK once all before it are. */
+  private void acknowledged(long seq) {
+    if (seq <= downAcked) {
+      return;
+    }
     ackedAbove.add(seq);
     long before = downAcked;
-    while (ackedAbove.contains(downAcked + 1)) {
-      ackedAbove.remove(++downAcked);
+    while (ackedAbove.remove(downAcked + 1)) {
+      downAcked++;
     }
     if (downAcked > before) {
       toNode(new Frame.Ack(downAcked));
@@ -379,8 +419,9 @@ final class MqttFrames extends ChannelDuplexHandler {
         }
       }
     } else if (frame instanceof Frame.Data d) {
-      if (downQos == null) {
+      if (downQos == null || !heldDownlink.isEmpty()) {
         heldDownlink.add(d);
+        flushHeldDownlink();
       } else {
         publishDown(d);
       }
@@ -423,6 +464,13 @@ final class MqttFrames extends ChannelDuplexHandler {
   private void onWelcome(Frame.Welcome w) {
     welcomed = true;
     nextSeq = w.lastAccepted() + 1;
+    // Downlink numbering goes on from the session's: the next frame is lastAcked + 1.
+    downAcked = w.lastAcked();
+    if (!cleanSession) {
+      // A persistent session keeps its subscription (MQTT): the down topic at QoS 1 until the
+      // client says otherwise, so a client told "session present" need not subscribe again.
+      downQos = MqttQoS.AT_LEAST_ONCE;
+    }
     MqttMessageBuilders.ConnAckBuilder ack = MqttMessageBuilders.connAck()
         .returnCode(MqttConnectReturnCode.CONNECTION_ACCEPTED)
         .sessionPresent(!cleanSession && (w.lastAccepted() > 0 || w.lastAcked() > 0));
@@ -444,14 +492,17 @@ final class MqttFrames extends ChannelDuplexHandler {
     }
     ctx.write(ack.build(), ctx.voidPromise());
     startLiveness(w.idleTimeoutSeconds());
-    while (!early.isEmpty()) {
-      MqttPublishMessage publish = early.poll();
+    while (!early.isEmpty() && !ended) {
+      MqttMessage message = early.poll();
       try {
-        forward(publish);
+        handle(message);
       } finally {
-        publish.release();
+        ReferenceCountUtil.release(message);
       }
     }
+    early.forEach(ReferenceCountUtil::release);
+    early.clear();
+    earlyBytes = 0;
   }
 
   private void publishDown(Frame.Data d) {
@@ -459,11 +510,11 @@ final class MqttFrames extends ChannelDuplexHandler {
       ctx.write(MqttMessageBuilders.publish().topicName(downTopic).qos(MqttQoS.AT_MOST_ONCE)
           .payload(Unpooled.wrappedBuffer(d.payload())).build(), ctx.voidPromise());
       // At most once: acknowledged as written.
-      if (d.seq() > downWritten) {
-        downWritten = d.seq();
-        downAcked = Math.max(downAcked, d.seq());
-        toNode(new Frame.Ack(downAcked));
-      }
+      acknowledged(d.seq());
+      return;
+    }
+    if (inFlight.size() >= clientReceiveMaximum) {
+      heldDownlink.addFirst(d);
       return;
     }
     int packetId = nextPacketId();
@@ -473,7 +524,8 @@ final class MqttFrames extends ChannelDuplexHandler {
   }
 
   private void flushHeldDownlink() {
-    while (downQos != null && !heldDownlink.isEmpty()) {
+    while (downQos != null && !heldDownlink.isEmpty()
+        && (downQos == MqttQoS.AT_MOST_ONCE || inFlight.size() < clientReceiveMaximum)) {
       publishDown(heldDownlink.poll());
     }
   }
@@ -498,14 +550,21 @@ final class MqttFrames extends ChannelDuplexHandler {
    * keep alives (MQTT's rule) is closed.
    */
   private void startLiveness(int idleTimeoutSeconds) {
-    long everyMillis = Math.max(1_000, idleTimeoutSeconds * 1_000L / 3);
+    if (keepAliveSeconds == 0) {
+      return; // no promise from the client: the node's own idle timeout applies
+    }
+    long everyMillis = Math.max(1_000, Math.min(idleTimeoutSeconds * 1_000L / 3, keepAliveSeconds * 500L));
     liveness = ctx.executor().scheduleAtFixedRate(() -> {
       if (ended) {
         stopLiveness();
         return;
       }
+      if (!ctx.channel().config().isAutoRead()) {
+        // The node is not reading (the client is over its window): its PINGREQs wait unread too.
+        lastHeardNanos = System.nanoTime();
+      }
       long silentNanos = System.nanoTime() - lastHeardNanos;
-      if (keepAliveSeconds > 0 && silentNanos > TimeUnit.MILLISECONDS.toNanos(keepAliveSeconds * 1_500L)) {
+      if (silentNanos > TimeUnit.MILLISECONDS.toNanos(keepAliveSeconds * 1_500L)) {
         disconnect(V5_KEEP_ALIVE_TIMEOUT, "no packet within 1.5 keep alives", new MqttProperties());
         ctx.fireUserEventTriggered(ChannelInputShutdownEvent.INSTANCE);
         return;

@@ -41,6 +41,8 @@ final class WebSocketBytes extends ChannelDuplexHandler {
   private final String path;
   private ChannelHandlerContext ctx;
   private boolean closeSent;
+  /** A message was refused: what follows is not read. */
+  private boolean refused;
 
   WebSocketBytes(String path) {
     this.path = path;
@@ -53,6 +55,11 @@ final class WebSocketBytes extends ChannelDuplexHandler {
 
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    if (refused && msg instanceof WebSocketFrame && !(msg instanceof CloseWebSocketFrame)) {
+      // After a refusal (a text message's continuations among it): nothing more is read.
+      ReferenceCountUtil.release(msg);
+      return;
+    }
     if (msg instanceof BinaryWebSocketFrame || msg instanceof ContinuationWebSocketFrame) {
       // The frame's content is passed on, and released by the connection.
       ctx.fireChannelRead(((WebSocketFrame) msg).content());
@@ -103,6 +110,7 @@ final class WebSocketBytes extends ChannelDuplexHandler {
   }
 
   private void refuse(ChannelHandlerContext ctx, WebSocketCloseStatus status, String reason) {
+    refused = true;
     if (closeSent) {
       ctx.close();
       return;
