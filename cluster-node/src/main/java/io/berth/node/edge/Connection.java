@@ -12,9 +12,9 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
+import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolHandler;
 import io.netty.handler.ssl.SslCloseCompletionEvent;
 import io.netty.handler.ssl.SslHandler;
-import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import java.net.InetSocketAddress;
 import java.security.cert.Certificate;
@@ -30,16 +30,16 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A device's connection, between its Netty channel and its {@link ConnectionActor}: the last
- * handler of the channel's pipeline (after the PROXY header and TLS, when configured, and on the
- * WebSocket port after the upgrade and {@link WebSocketBytes}). Bytes in
- * are cut into frames, decoded and handed to the actor in batches; frames the actor offers are
- * encoded and written out.
+ * handler of the channel's pipeline (after the PROXY header and TLS, when configured; on the
+ * WebSocket port after the upgrade and {@link WebSocketBytes}, on the MQTT port after {@link
+ * MqttFrames}). Bytes in are cut into frames, decoded and handed to the actor in batches; frames
+ * the actor offers are encoded and written out.
  *
  * <p>Setup: the connection is announced to the edge ({@link EdgeSockets}' acceptor) once it is
  * ready to carry frames: at once on a plain device port, after the PROXY header, the TLS
  * handshake, the WebSocket upgrade or the MQTT CONNECT where those apply, which must all be done
- * within {@code handshake-timeout}. The edge gives
- * it its actor with {@link #start}; frames read before that wait in the first batch.
+ * within {@code handshake-timeout}. The edge gives it its actor with {@link #start}; frames read
+ * before that wait in the first batch.
  *
  * <p>Inbound: whatever was read while the actor was busy goes in the next {@link
  * ConnectionActor.Inbound}; one batch is with the actor at a time, and reading stops ({@code
