@@ -36,6 +36,12 @@ public final class HttpProbe {
 
   /** Calls over HTTPS trusting the CA of a PEM file, presenting {@code key}. */
   public static HttpProbe trusting(Path caPem, String key) {
+    return new HttpProbe(HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).sslContext(tlsTrusting(caPem))
+        .build(), key);
+  }
+
+  /** TLS trusting the CAs of a PEM file (a launched cluster's), for any client that takes an SSLContext. */
+  public static SSLContext tlsTrusting(Path caPem) {
     try (InputStream in = Files.newInputStream(caPem)) {
       KeyStore trust = KeyStore.getInstance("PKCS12");
       trust.load(null, null);
@@ -47,8 +53,7 @@ public final class HttpProbe {
       managers.init(trust);
       SSLContext context = SSLContext.getInstance("TLS");
       context.init(null, managers.getTrustManagers(), null);
-      return new HttpProbe(HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).sslContext(context).build(),
-          key);
+      return context;
     } catch (IOException | GeneralSecurityException e) {
       throw new IllegalStateException("cannot trust " + caPem + ": " + e, e);
     }

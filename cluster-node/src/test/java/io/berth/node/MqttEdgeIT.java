@@ -138,7 +138,8 @@ class MqttEdgeIT {
         "c2-4");
   }
 
-  private static MqttCallback collecting(List<String> received) {
+  /** A callback adding each message's payload, as text, to {@code received}. */
+  static MqttCallback collecting(List<String> received) {
     return new MqttCallback() {
       @Override
       public void connectionLost(Throwable cause) {}

@@ -7,21 +7,15 @@ import io.berth.node.LaunchScripts.Result;
 import io.berth.persistence.DatabaseSettings;
 import io.berth.persistence.TestDatabase;
 import io.berth.protocol.DeviceToken;
-import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.KeyStore;
-import java.security.cert.Certificate;
-import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import javax.net.ssl.SSLContext;
-import javax.net.ssl.TrustManagerFactory;
 import org.eclipse.paho.client.mqttv3.IMqttDeliveryToken;
 import org.eclipse.paho.client.mqttv3.MqttAsyncClient;
 import org.eclipse.paho.client.mqttv3.MqttCallbackExtended;
@@ -162,24 +156,8 @@ class MqttFailoverProcessIT {
     options.setConnectionTimeout(10);
     options.setKeepAliveInterval(10);
     options.setMaxInflight(64);
-    options.setSocketFactory(trustingTheLaunchCa().getSocketFactory());
+    options.setSocketFactory(HttpProbe.tlsTrusting(runDir.resolve("tls/ca.pem")).getSocketFactory());
     return options;
-  }
-
-  private SSLContext trustingTheLaunchCa() throws Exception {
-    KeyStore trust = KeyStore.getInstance("PKCS12");
-    trust.load(null, null);
-    try (InputStream in = Files.newInputStream(runDir.resolve("tls/ca.pem"))) {
-      int i = 0;
-      for (Certificate ca : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
-        trust.setCertificateEntry("ca-" + i++, ca);
-      }
-    }
-    TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-    tmf.init(trust);
-    SSLContext context = SSLContext.getInstance("TLS");
-    context.init(null, tmf.getTrustManagers(), null);
-    return context;
   }
 
   private Result run(List<String> command, Map<String, String> extraEnv) throws Exception {

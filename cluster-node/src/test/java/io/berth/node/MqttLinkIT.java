@@ -13,12 +13,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import org.eclipse.paho.client.mqttv3.IMqttActionListener;
-import org.eclipse.paho.client.mqttv3.IMqttDeliveryToken;
 import org.eclipse.paho.client.mqttv3.IMqttToken;
 import org.eclipse.paho.client.mqttv3.MqttAsyncClient;
-import org.eclipse.paho.client.mqttv3.MqttCallback;
 import org.eclipse.paho.client.mqttv3.MqttConnectOptions;
-import org.eclipse.paho.client.mqttv3.MqttMessage;
 import org.eclipse.paho.client.mqttv3.persist.MemoryPersistence;
 import org.junit.jupiter.api.Test;
 
@@ -47,18 +44,7 @@ class MqttLinkIT {
       List<String> toMqtt = new CopyOnWriteArrayList<>();
       MqttAsyncClient paho = new MqttAsyncClient("tcp://127.0.0.1:" + nodes.node(0).mqttPort(), mqttSocket,
           new MemoryPersistence());
-      paho.setCallback(new MqttCallback() {
-        @Override
-        public void connectionLost(Throwable cause) {}
-
-        @Override
-        public void messageArrived(String topic, MqttMessage message) {
-          toMqtt.add(new String(message.getPayload(), StandardCharsets.UTF_8));
-        }
-
-        @Override
-        public void deliveryComplete(IMqttDeliveryToken token) {}
-      });
+      paho.setCallback(MqttEdgeIT.collecting(toMqtt));
       MqttConnectOptions options = new MqttConnectOptions();
       options.setMqttVersion(MqttConnectOptions.MQTT_VERSION_3_1_1);
       options.setUserName(mqttDevice);

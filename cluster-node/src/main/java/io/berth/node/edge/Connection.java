@@ -307,7 +307,7 @@ final class Connection extends ChannelInboundHandlerAdapter {
 
   /** Served on the WebSocket port: frames travel in binary messages (docs/edges.md). */
   boolean websocket() {
-    return options.websocketPath() != null;
+    return kind() == EdgeKind.WEBSOCKET;
   }
 
   /** The listener the device came through. */
