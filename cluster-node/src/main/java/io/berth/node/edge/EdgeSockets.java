@@ -28,7 +28,6 @@ import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.codec.http.websocketx.WebSocketDecoderConfig;
 import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolConfig;
-import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolHandler;
 import io.netty.handler.codec.mqtt.MqttDecoder;
 import io.netty.handler.codec.mqtt.MqttEncoder;
 import io.netty.handler.ssl.SslHandler;
@@ -163,7 +162,7 @@ final class EdgeSockets implements AutoCloseable {
             }
             if (options.websocketPath() != null) {
               channel.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(UPGRADE_REQUEST_BYTES),
-                  new WebSocketServerProtocolHandler(websocketConfig()), new WebSocketBytes(options.websocketPath()));
+                  new WebSocketBytes.Upgrade(websocketConfig()), new WebSocketBytes(options.websocketPath()));
             }
             if (options.mqtt() != null) {
               // A PUBLISH holds a frame's payload and its topic and headers: room of a frame again.
@@ -191,6 +190,7 @@ final class EdgeSockets implements AutoCloseable {
             .maxFramePayloadLength((int) Math.max(options.maxBatchBytes(),
                 FrameCodec.HEADER_SIZE + (long) options.maxFrameSize()))
             .allowExtensions(false)
+            .closeOnProtocolViolation(false) // WebSocketBytes refuses, and lingers
             .build())
         .build();
   }

@@ -9,6 +9,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelDuplexHandler;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
@@ -597,7 +598,7 @@ final class MqttFrames extends ChannelDuplexHandler {
       props.add(new MqttProperties.StringProperty(MqttProperties.MqttPropertyType.REASON_STRING.value(), reason));
       ack.properties(props);
     }
-    ctx.writeAndFlush(ack.build()).addListener(ChannelFutureListener.CLOSE);
+    LingeringClose.after(ctx.writeAndFlush(ack.build()));
   }
 
   /** An MQTT 3.1.1 client gets the 3.1.1 code nearest to an MQTT 5 one. */
@@ -649,10 +650,19 @@ final class MqttFrames extends ChannelDuplexHandler {
     }
   }
 
-  /** The client broke a rule: told why (MQTT 5), then the connection is closed. */
+  /**
+   * The client broke a rule: told why (MQTT 5, with a lingering close so that the DISCONNECT is
+   * read), then the connection is closed. MQTT 3.1.1 has no word for it but the close itself.
+   */
   private void refuse(byte reasonCode, String reason) {
+    boolean told = version == MqttVersion.MQTT_5 && welcomed && !ended;
     disconnect(reasonCode, reason, new MqttProperties());
-    ctx.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+    ChannelFuture written = ctx.writeAndFlush(Unpooled.EMPTY_BUFFER);
+    if (told) {
+      LingeringClose.after(written);
+    } else {
+      written.addListener(ChannelFutureListener.CLOSE);
+    }
   }
 
   private void abort(String reason) {

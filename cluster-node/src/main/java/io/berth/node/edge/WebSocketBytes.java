@@ -17,8 +17,11 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.websocketx.BinaryWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.CloseWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.ContinuationWebSocketFrame;
+import io.netty.handler.codec.http.websocketx.CorruptedWebSocketFrameException;
 import io.netty.handler.codec.http.websocketx.WebSocketCloseStatus;
 import io.netty.handler.codec.http.websocketx.WebSocketFrame;
+import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolConfig;
+import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolHandler;
 import io.netty.util.ReferenceCountUtil;
 import java.nio.charset.StandardCharsets;
 
@@ -33,8 +36,12 @@ import java.nio.charset.StandardCharsets;
  * <p>Ends: the device's Close message is the end of its input, as a FIN is on the native port
  * (the connection then finishes as it does there); {@link #closeOutput} sends ours, after which
  * nothing more is written. A text message is refused with Close 1003, since the protocol is
- * binary. A plain HTTP request that is not the WebSocket upgrade on the configured path gets a
- * 404 that says where devices connect, and is closed.
+ * binary; a message larger than a batch with 1009, and any other breach of RFC 6455 with the
+ * code Netty's decoder names. A plain HTTP request that is not the WebSocket upgrade on the
+ * configured path gets a 404 that says where devices connect, and is closed.
+ *
+ * <p>After a refusal the connection ends with a {@link LingeringClose}: the device may still be
+ * writing (a large message is refused from its header), and our Close must reach it.
  */
 final class WebSocketBytes extends ChannelDuplexHandler {
 
@@ -65,11 +72,17 @@ final class WebSocketBytes extends ChannelDuplexHandler {
       ctx.fireChannelRead(((WebSocketFrame) msg).content());
     } else if (msg instanceof CloseWebSocketFrame) {
       ReferenceCountUtil.release(msg);
+      if (refused) {
+        ctx.close(); // the device answered our refusal
+        return;
+      }
       ctx.fireUserEventTriggered(ChannelInputShutdownEvent.INSTANCE);
     } else if (msg instanceof WebSocketFrame) {
       // Text: not the protocol. (Pings are answered and pongs dropped before this handler.)
       ReferenceCountUtil.release(msg);
       refuse(ctx, WebSocketCloseStatus.INVALID_MESSAGE_TYPE, "binary messages only: each carries Berth frames");
+    } else if (refused) {
+      ReferenceCountUtil.release(msg); // the bytes of a message the decoder refused
     } else if (msg instanceof FullHttpRequest request) {
       try {
         notFound(ctx);
@@ -79,6 +92,26 @@ final class WebSocketBytes extends ChannelDuplexHandler {
     } else {
       ReferenceCountUtil.release(msg);
       ctx.close();
+    }
+  }
+
+  /** A breach of the WebSocket protocol, from the decoder (see {@link Upgrade}): refused with its code. */
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    if (cause instanceof CorruptedWebSocketFrameException breach) {
+      String reason = breach.getMessage() == null ? breach.closeStatus().reasonText() : breach.getMessage();
+      refuse(ctx, breach.closeStatus(), reason);
+    } else {
+      ctx.fireExceptionCaught(cause);
+    }
+  }
+
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object event) {
+    if (refused && event instanceof ChannelInputShutdownEvent) {
+      ctx.close(); // the device closed its side after our refusal
+    } else {
+      ctx.fireUserEventTriggered(event);
     }
   }
 
@@ -110,13 +143,16 @@ final class WebSocketBytes extends ChannelDuplexHandler {
   }
 
   private void refuse(ChannelHandlerContext ctx, WebSocketCloseStatus status, String reason) {
+    if (refused) {
+      return;
+    }
     refused = true;
     if (closeSent) {
       ctx.close();
       return;
     }
     closeSent = true;
-    ctx.writeAndFlush(new CloseWebSocketFrame(status, reason)).addListener(ChannelFutureListener.CLOSE);
+    LingeringClose.after(ctx.writeAndFlush(new CloseWebSocketFrame(status, reason)));
   }
 
   private void notFound(ChannelHandlerContext ctx) {
@@ -128,5 +164,26 @@ final class WebSocketBytes extends ChannelDuplexHandler {
         .setInt(HttpHeaderNames.CONTENT_LENGTH, body.readableBytes())
         .set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
     ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+  }
+
+  /**
+   * Netty's upgrade and protocol handler, except that a breach of the protocol found by the
+   * decoder is passed on to {@link WebSocketBytes} (which refuses it with a Close and a lingering
+   * end) instead of closing the channel at once. The decoder is configured not to close either.
+   */
+  static final class Upgrade extends WebSocketServerProtocolHandler {
+
+    Upgrade(WebSocketServerProtocolConfig config) {
+      super(config);
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) throws Exception {
+      if (cause instanceof CorruptedWebSocketFrameException) {
+        ctx.fireExceptionCaught(cause);
+      } else {
+        super.exceptionCaught(ctx, cause);
+      }
+    }
   }
 }
