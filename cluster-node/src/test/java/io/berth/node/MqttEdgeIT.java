@@ -21,6 +21,10 @@ import org.eclipse.paho.client.mqttv3.MqttConnectOptions;
 import org.eclipse.paho.client.mqttv3.MqttException;
 import org.eclipse.paho.client.mqttv3.MqttMessage;
 import org.eclipse.paho.client.mqttv3.persist.MemoryPersistence;
+import org.eclipse.paho.mqttv5.client.IMqttToken;
+import org.eclipse.paho.mqttv5.client.MqttAsyncClient;
+import org.eclipse.paho.mqttv5.client.MqttConnectionOptions;
+import org.eclipse.paho.mqttv5.common.MqttSubscription;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -29,7 +33,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The MQTT port of a node (docs/edges.md), spoken to by clients nobody here wrote: Eclipse Paho
- * (MQTT 3.1.1) and Mosquitto's command-line clients (3.1.1 and 5; the Debian package
+ * (MQTT 3.1.1 and 5) and Mosquitto's command-line clients (3.1.1 and 5; the Debian package
  * mosquitto-clients, installed by scripts/test.sh). An MQTT client is a socket: its publishes are
  * the socket's data, PUBACKed once durable at the destination, and the socket's downlink arrives
  * on its down topic.
@@ -215,6 +219,41 @@ class MqttEdgeIT {
     // MQTT 3.1.1 has no way to say it before: the node closes the connection at the PUBLISH.
     String output311 = mosquittoPubAtQos2(pub, "mqttv311");
     assertThat(output311).as("mosquitto_pub exits with an error").startsWith("exit ").doesNotStartWith("exit 0");
+  }
+
+  /**
+   * MQTT 5 (Paho's v5 client): a SUBSCRIBE gets a reason code per filter that says why one is
+   * refused (a client that ignores the CONNACK and asks for a wildcard gets 0xA2, a shared
+   * subscription 0x9E), and an UNSUBSCRIBE says which filters the socket was subscribed to.
+   */
+  @Test
+  void mqtt5SubscribeAndUnsubscribeSayWhyPerFilter() throws Exception {
+    String device = TestNodes.uniqueDevice("paho5");
+    MqttAsyncClient client = new MqttAsyncClient(url(), device,
+        new org.eclipse.paho.mqttv5.client.persist.MemoryPersistence());
+    MqttConnectionOptions options = new MqttConnectionOptions();
+    options.setUserName(device);
+    options.setPassword(token(device).getBytes(StandardCharsets.UTF_8));
+    options.setConnectionTimeout(30);
+    client.connect(options).waitForCompletion(WAIT.toMillis());
+    try {
+      String down = "berth/" + device + "/down";
+      IMqttToken subscribed = client.subscribe(new MqttSubscription[] {new MqttSubscription(down, 1),
+          new MqttSubscription("berth/someone-else/down", 1)});
+      subscribed.waitForCompletion(WAIT.toMillis());
+      // Granted QoS 1; another socket's topic: not authorized.
+      assertThat(subscribed.getReasonCodes()).containsExactly(1, 0x87);
+      // The CONNACK said Wildcard and Shared Subscription Available 0: Paho refuses those itself.
+      assertThatThrownBy(() -> client.subscribe(new MqttSubscription("berth/+/down", 1)))
+          .isInstanceOf(IllegalArgumentException.class);
+      IMqttToken unsubscribed = client.unsubscribe(new String[] {down, "berth/" + device + "/status"});
+      unsubscribed.waitForCompletion(WAIT.toMillis());
+      // Success; no subscription existed.
+      assertThat(unsubscribed.getReasonCodes()).containsExactly(0x00, 0x11);
+    } finally {
+      client.disconnect().waitForCompletion(WAIT.toMillis());
+      client.close();
+    }
   }
 
   /** mosquitto_pub at QoS 2: its exit code and output, once it ended (bounded). */

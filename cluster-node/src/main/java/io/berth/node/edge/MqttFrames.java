@@ -21,11 +21,14 @@ import io.netty.handler.codec.mqtt.MqttConnectReturnCode;
 import io.netty.handler.codec.mqtt.MqttFixedHeader;
 import io.netty.handler.codec.mqtt.MqttMessage;
 import io.netty.handler.codec.mqtt.MqttMessageBuilders;
+import io.netty.handler.codec.mqtt.MqttMessageIdAndPropertiesVariableHeader;
 import io.netty.handler.codec.mqtt.MqttMessageIdVariableHeader;
 import io.netty.handler.codec.mqtt.MqttMessageType;
 import io.netty.handler.codec.mqtt.MqttProperties;
 import io.netty.handler.codec.mqtt.MqttPublishMessage;
 import io.netty.handler.codec.mqtt.MqttQoS;
+import io.netty.handler.codec.mqtt.MqttSubAckMessage;
+import io.netty.handler.codec.mqtt.MqttSubAckPayload;
 import io.netty.handler.codec.mqtt.MqttSubscribeMessage;
 import io.netty.handler.codec.mqtt.MqttTopicSubscription;
 import io.netty.handler.codec.mqtt.MqttUnacceptableProtocolVersionException;
@@ -84,6 +87,10 @@ final class MqttFrames extends ChannelDuplexHandler {
   private static final byte V5_NORMAL = 0x00;
   private static final byte V5_UNSPECIFIED = (byte) 0x80;
   private static final byte V5_BAD_AUTHENTICATION_METHOD = (byte) 0x8C;
+  private static final short V5_NO_SUBSCRIPTION_EXISTED = 0x11;
+  private static final int V5_NOT_AUTHORIZED = 0x87;
+  private static final int V5_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E;
+  private static final int V5_WILDCARDS_NOT_SUPPORTED = 0xA2;
   private static final byte SUBACK_FAILURE = (byte) 0x80;
 
   private final Settings settings;
@@ -335,38 +342,72 @@ final class MqttFrames extends ChannelDuplexHandler {
   }
 
   private void onSubscribe(MqttSubscribeMessage subscribe) {
-    List<MqttQoS> granted = new ArrayList<>();
+    List<Integer> codes = new ArrayList<>();
     for (MqttTopicSubscription s : subscribe.payload().topicSubscriptions()) {
       MqttQoS qos = s.qualityOfService() == MqttQoS.EXACTLY_ONCE ? MqttQoS.AT_LEAST_ONCE : s.qualityOfService();
       String filter = s.topicFilter();
       if (filter.equals(downTopic)) {
         downQos = qos;
-        granted.add(qos);
+        codes.add(qos.value());
       } else if (filter.equals(statusTopic)) {
         statusSubscribed = true;
-        granted.add(MqttQoS.AT_MOST_ONCE);
+        codes.add(MqttQoS.AT_MOST_ONCE.value());
       } else {
-        granted.add(MqttQoS.FAILURE);
+        codes.add(subscribeRefusal(filter));
       }
     }
-    MqttMessageBuilders.SubAckBuilder ack = MqttMessageBuilders.subAck()
-        .packetId(subscribe.idAndPropertiesVariableHeader().messageId());
-    granted.forEach(ack::addGrantedQos);
-    ctx.write(ack.build());
+    MqttProperties props = MqttProperties.NO_PROPERTIES;
+    if (version == MqttVersion.MQTT_5 && codes.stream().anyMatch(c -> c >= 0x80)) {
+      props = new MqttProperties();
+      props.add(new MqttProperties.StringProperty(MqttProperties.MqttPropertyType.REASON_STRING.value(),
+          "a socket subscribes to its own topics only: " + downTopic + " and " + statusTopic));
+    }
+    ctx.write(new MqttSubAckMessage(new MqttFixedHeader(MqttMessageType.SUBACK, false, MqttQoS.AT_MOST_ONCE, false, 0),
+        new MqttMessageIdAndPropertiesVariableHeader(subscribe.idAndPropertiesVariableHeader().messageId(), props),
+        new MqttSubAckPayload(codes)));
     flushHeldDownlink();
     ctx.flush();
   }
 
+  /**
+   * Why a filter other than the socket's own topics is refused: MQTT 5 names it (wildcards and
+   * shared subscriptions are not supported; any other topic is another socket's), MQTT 3.1.1 has
+   * 0x80 only.
+   */
+  private int subscribeRefusal(String filter) {
+    if (version != MqttVersion.MQTT_5) {
+      return MqttQoS.FAILURE.value();
+    }
+    if (filter.startsWith("$share/")) {
+      return V5_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED;
+    }
+    if (filter.indexOf('+') >= 0 || filter.indexOf('#') >= 0) {
+      return V5_WILDCARDS_NOT_SUPPORTED;
+    }
+    return V5_NOT_AUTHORIZED;
+  }
+
+  /**
+   * UNSUBACK: MQTT 5 says for each filter whether the socket was subscribed to it (0x00) or not
+   * (0x11); MQTT 3.1.1's UNSUBACK carries no codes.
+   */
   private void onUnsubscribe(MqttUnsubscribeMessage unsubscribe) {
+    MqttMessageBuilders.UnsubAckBuilder ack = MqttMessageBuilders.unsubAck()
+        .packetId(unsubscribe.idAndPropertiesVariableHeader().messageId());
     for (String filter : unsubscribe.payload().topics()) {
+      boolean subscribed = false;
       if (filter.equals(downTopic)) {
+        subscribed = downQos != null;
         downQos = null;
       } else if (filter.equals(statusTopic)) {
+        subscribed = statusSubscribed;
         statusSubscribed = false;
       }
+      if (version == MqttVersion.MQTT_5) {
+        ack.addReasonCode(subscribed ? V5_NORMAL : V5_NO_SUBSCRIPTION_EXISTED);
+      }
     }
-    ctx.writeAndFlush(MqttMessageBuilders.unsubAck().packetId(unsubscribe.idAndPropertiesVariableHeader().messageId())
-        .build());
+    ctx.writeAndFlush(ack.build());
   }
 
   /** A clean session ends with the connection; a persistent one stays for the next CONNECT. */
