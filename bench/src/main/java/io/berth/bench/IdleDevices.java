@@ -4,6 +4,13 @@ import io.berth.protocol.Decoded;
 import io.berth.protocol.DeviceToken;
 import io.berth.protocol.Frame;
 import io.berth.protocol.FrameCodec;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.channel.embedded.EmbeddedChannel;
+import io.netty.handler.codec.mqtt.MqttConnectMessage;
+import io.netty.handler.codec.mqtt.MqttEncoder;
+import io.netty.handler.codec.mqtt.MqttMessageBuilders;
+import io.netty.handler.codec.mqtt.MqttVersion;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.net.InetAddress;
@@ -25,7 +32,9 @@ import java.util.stream.IntStream;
 /**
  * Many idle devices driven by one thread: each opens a TCP connection, sends a real HELLO (a token
  * minted with {@link DeviceToken} from the fleet secret, mapping {@code discard}) and waits for the
- * WELCOME; then it stays connected and silent. The reference client runs two threads per device,
+ * WELCOME; then it stays connected and silent. Or, as MQTT clients ({@link Kind#MQTT}): an MQTT
+ * 3.1.1 CONNECT (client id the device, password its token, clean session, keep alive 0) answered
+ * by a CONNACK that accepts it. The reference client runs two threads per device,
  * which would not fit 19,000 devices in the harness; non-blocking I/O holds each with one file
  * descriptor. At most {@code inFlight} handshakes are under way at once, below the edge's accept
  * backlog, so that the rate measured is the handshake rate and not the kernel dropping SYNs.
@@ -39,6 +48,12 @@ final class IdleDevices implements AutoCloseable {
   record Opening(int opened, int failed, String firstFailure, double connectsPerSecond,
       double secondHalfPerSecond) {}
 
+  /** What the devices speak: Berth's own protocol, or MQTT to a node's MQTT port. */
+  enum Kind {
+    NATIVE,
+    MQTT
+  }
+
   private static final Duration TOKEN_TTL = Duration.ofHours(2);
   /**
    * Local addresses the devices connect from, in turn. From one address, the kernel finds each new
@@ -51,6 +66,15 @@ final class IdleDevices implements AutoCloseable {
   private static final Duration PROGRESS_EVERY = Duration.ofSeconds(3);
 
   private final List<SocketChannel> held = new ArrayList<>();
+  private final Kind kind;
+
+  IdleDevices() {
+    this(Kind.NATIVE);
+  }
+
+  IdleDevices(Kind kind) {
+    this.kind = kind;
+  }
 
   /** One handshake under way: the HELLO to write, then the answer as it arrives. */
   private static final class Handshake {
@@ -146,7 +170,8 @@ final class IdleDevices implements AutoCloseable {
           ch.bind(new InetSocketAddress(source, 0));
         }
         ch.connect(target);
-        ch.register(selector, SelectionKey.OP_CONNECT, new Handshake(ByteBuffer.wrap(hello(secret, deviceId, expiry))));
+        byte[] first = kind == Kind.MQTT ? mqttConnect(secret, deviceId, expiry) : hello(secret, deviceId, expiry);
+        ch.register(selector, SelectionKey.OP_CONNECT, new Handshake(ByteBuffer.wrap(first)));
         pending++;
       } catch (IOException e) {
         failed++;
@@ -169,8 +194,11 @@ final class IdleDevices implements AutoCloseable {
           }
           key.interestOps(SelectionKey.OP_READ);
         } else if (key.isReadable()) {
-          Frame frame = readFrame(ch, h);
-          if (frame instanceof Frame.Welcome) {
+          if (ch.read(h.in) < 0) {
+            throw new IOException("connection closed before " + (kind == Kind.MQTT ? "CONNACK" : "WELCOME"));
+          }
+          Object frame = kind == Kind.MQTT ? connAck(h.in) : answer(h.in);
+          if (frame instanceof Frame.Welcome || frame == CONNACK_ACCEPTED) {
             key.cancel();
             held.add(ch);
             pending--;
@@ -221,12 +249,48 @@ final class IdleDevices implements AutoCloseable {
     }
   }
 
-  /** The answer to the HELLO once it is all in, null while it is not. */
-  private static Frame readFrame(SocketChannel ch, Handshake h) throws IOException {
-    if (ch.read(h.in) < 0) {
-      throw new IOException("connection closed before WELCOME");
+  private static final Object CONNACK_ACCEPTED = new Object();
+
+  /**
+   * The CONNACK in {@code in} once its 4 bytes are in ({@link #CONNACK_ACCEPTED}), null while
+   * they are not; an error for anything else, or a refusal, with its return code.
+   */
+  static Object connAck(ByteBuffer in) throws IOException {
+    if (in.position() < 4) {
+      return null;
     }
-    return answer(h.in);
+    if ((in.get(0) & 0xFF) != 0x20 || in.get(1) != 2) {
+      throw new IOException(String.format(Locale.ROOT, "answer to CONNECT starts %02x %02x, not a CONNACK",
+          in.get(0), in.get(1)));
+    }
+    if (in.get(3) != 0) {
+      throw new IOException("CONNACK refused the client, return code " + in.get(3));
+    }
+    return CONNACK_ACCEPTED;
+  }
+
+  /**
+   * An MQTT 3.1.1 CONNECT for {@code deviceId} (its client id and user name), its token as the
+   * password, clean session, keep alive 0 (the node's idle timeout applies), encoded by Netty's
+   * MQTT codec. The node's configured MQTT mapping decides where its data would go.
+   */
+  static byte[] mqttConnect(byte[] secret, String deviceId, Instant expiry) {
+    MqttConnectMessage connect = MqttMessageBuilders.connect().protocolVersion(MqttVersion.MQTT_3_1_1)
+        .clientId(deviceId).username(deviceId)
+        .password(DeviceToken.mint(secret, deviceId, expiry).getBytes(StandardCharsets.UTF_8))
+        .cleanSession(true).keepAlive(0).build();
+    EmbeddedChannel encoder = new EmbeddedChannel(MqttEncoder.INSTANCE);
+    try {
+      encoder.writeOutbound(connect);
+      ByteBuf bytes = encoder.readOutbound();
+      try {
+        return ByteBufUtil.getBytes(bytes);
+      } finally {
+        bytes.release();
+      }
+    } finally {
+      encoder.finishAndReleaseAll();
+    }
   }
 
   /**

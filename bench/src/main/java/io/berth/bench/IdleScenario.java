@@ -134,17 +134,24 @@ final class IdleScenario {
         target, rounds);
     List<Round> berth = new ArrayList<>();
     List<Round> raw = new ArrayList<>();
+    List<Round> mqtt = new ArrayList<>();
     for (int round = 1; round <= rounds; round++) {
       progress.printf("idle: round %d/%d: starting a Berth node in its own JVM%n", round, rounds);
-      try (Server node = berthNode(db, javaOptions, workDir)) {
-        berth.add(measure("Berth", node, target, pace, progress));
+      try (Server node = berthNode(db, javaOptions, workDir, false)) {
+        berth.add(measure("Berth", node, IdleDevices.Kind.NATIVE, target, pace, progress));
         progress.println("idle: stopping the node");
       }
       try (Server edge = rawEdge(javaOptions, workDir)) {
-        raw.add(measure("raw TCP", edge, target, pace, progress));
+        raw.add(measure("raw TCP", edge, IdleDevices.Kind.NATIVE, target, pace, progress));
+      }
+      progress.printf("idle: round %d/%d: starting a Berth node with its MQTT port%n", round, rounds);
+      try (Server node = berthNode(db, javaOptions, workDir, true)) {
+        mqtt.add(measure("Berth MQTT", node, IdleDevices.Kind.MQTT, target, pace, progress));
+        progress.println("idle: stopping the node");
       }
     }
     addRows(report, limit, target, berth, raw);
+    addMqttRows(report, berth, mqtt);
     String count = quick ? String.format(Locale.ROOT, "%,d (--quick; a full run opens as many as the open-file "
         + "limit allows)", target) : String.format(Locale.ROOT, "%,d (the open-file limit, %,d, minus %,d for each "
         + "process's own files)", target, limit, HEADROOM);
@@ -155,7 +162,10 @@ final class IdleScenario {
         + "raw-TCP edge (one NIO thread: HELLO checked and answered with WELCOME, nothing kept but the connection). "
         + "Devices per round: " + count + ", driven by one NIO thread in the harness from 8 loopback addresses: real "
         + "HELLO/WELCOME handshakes (mapping discard), " + IN_FLIGHT + " at a time, then silent; closed with a reset "
-        + "at the end. Before them, " + WARM_UP + " warm-up devices connect the same way and close with a reset, "
+        + "at the end. Then the same on a node's MQTT port (berth.edge.mqtt, mapping discard): each device an "
+        + "MQTT 3.1.1 client (CONNECT with its token as the password, clean session, keep alive 0, encoded by "
+        + "Netty's MQTT codec; CONNACK accepted), its rows beside Berth's own protocol's. "
+        + "Before them, " + WARM_UP + " warm-up devices connect the same way and close with a reset, "
         + "so that the JIT has compiled the connect path and the node's shards run (their rate is the fresh "
         + "server's row). Connects/s: first connect to last WELCOME; CPU per connect: the server's and PostgreSQL's "
         + "processes' CPU time (/proc) over the opening, by the sockets opened (the server's by thread in the "
@@ -174,13 +184,13 @@ final class IdleScenario {
         + "1 KB = 1,024 bytes. " + rounds + " round(s), a fresh server each, medians.");
   }
 
-  private static Round measure(String system, Server server, int target, Pace pace, PrintStream progress)
-      throws IOException {
+  private static Round measure(String system, Server server, IdleDevices.Kind kind, int target, Pace pace,
+      PrintStream progress) throws IOException {
     String prefix = "bench-idle-" + UUID.randomUUID().toString().substring(0, 8);
     long pid = server.pid();
     int filesBefore = JvmProbe.openFiles(pid);
     IdleDevices.Opening cold;
-    try (IdleDevices warm = new IdleDevices()) {
+    try (IdleDevices warm = new IdleDevices(kind)) {
       cold = warm.open(server.address(), prefix + "-warm", WARM_UP, IN_FLIGHT, OPEN_LIMIT, system + " warm-up",
           progress);
     }
@@ -204,7 +214,7 @@ final class IdleScenario {
     Path histograms = histogramDir.isEmpty() ? null : Path.of(histogramDir);
     JvmProbe.Histogram before = histograms == null ? null : JvmProbe.histogram(pid);
     progress.printf(Locale.ROOT, "idle: %s: warmed up; opening %,d sockets%n", system, target);
-    try (IdleDevices devices = new IdleDevices()) {
+    try (IdleDevices devices = new IdleDevices(kind)) {
       Map<String, Double> threadsBefore = JvmProbe.cpuSecondsByThreadGroup(pid);
       double cpuBefore = JvmProbe.cpuSeconds(pid);
       double postgresBefore = JvmProbe.postgresCpuSeconds();
@@ -302,11 +312,20 @@ final class IdleScenario {
     return 100 * (JvmProbe.cpuSeconds(pid) - before) / (window.toMillis() / 1000.0);
   }
 
-  private static Server berthNode(DatabaseSettings db, String javaOptions, Path workDir) throws IOException {
-    NodeProcess node = NodeProcess.start(db, javaOptions, List.of("-Dberth.edge.idle-timeout=10m",
-        "-D" + IDLE_PASSIVATION_KEY + "=" + IDLE_PASSIVATION),
-        workDir.resolve("idle-node.log"));
-    return new Server(node.pid(), node.edge(), node::runningSockets, node::close);
+  /** A node whose devices connect to its edge, or with {@code mqtt} to its MQTT port (mapping discard). */
+  private static Server berthNode(DatabaseSettings db, String javaOptions, Path workDir, boolean mqtt)
+      throws IOException {
+    List<String> settings = new ArrayList<>(List.of("-Dberth.edge.idle-timeout=10m",
+        "-D" + IDLE_PASSIVATION_KEY + "=" + IDLE_PASSIVATION));
+    int mqttPort = mqtt ? LocalCluster.freePort() : 0;
+    if (mqtt) {
+      settings.addAll(List.of("-Dberth.edge.mqtt.enabled=on", "-Dberth.edge.mqtt.port=" + mqttPort,
+          "-Dberth.edge.mqtt.mapping=discard"));
+    }
+    NodeProcess node = NodeProcess.start(db, javaOptions, settings,
+        workDir.resolve(mqtt ? "idle-node-mqtt.log" : "idle-node.log"));
+    InetSocketAddress address = mqtt ? new InetSocketAddress("127.0.0.1", mqttPort) : node.edge();
+    return new Server(node.pid(), address, node::runningSockets, node::close);
   }
 
   private static Server rawEdge(String javaOptions, Path workDir) throws IOException {
@@ -363,6 +382,30 @@ final class IdleScenario {
     double failed = lost.applyAsDouble(berth);
     report.add(new Report.Row(s, "handshakes failed (warm-up included) or sockets dropped, all rounds", failed,
         lost.applyAsDouble(raw), "", "0", failed == 0));
+  }
+
+  /**
+   * The MQTT port's rows, beside Berth's own protocol (the anchor column here). The goal: memory
+   * per idle MQTT socket at most twice the native socket's.
+   */
+  private static void addMqttRows(Report report, List<Round> berth, List<Round> mqtt) {
+    String s = "idle";
+    String beside = " — MQTT 3.1.1 clients on the MQTT port (anchor column: Berth's own protocol)";
+    double nativeMemory = median(berth, Round::memoryKb);
+    double memory = median(mqtt, Round::memoryKb);
+    report.add(new Report.Row(s, "memory per socket: live heap + outside the heap" + beside, memory, nativeMemory,
+        "KB", "≤ 2× own protocol", memory <= 2 * nativeMemory));
+    report.add(new Report.Row(s, "of which live Java heap" + beside, median(mqtt, Round::heapKb),
+        median(berth, Round::heapKb), "KB", null, null));
+    report.add(new Report.Row(s, "connects/s while opening (CONNECT → CONNACK)" + beside,
+        median(mqtt, Round::connectsPerSecond), median(berth, Round::connectsPerSecond), "", null, null));
+    report.add(new Report.Row(s, "server CPU per connect while opening, ms" + beside,
+        median(mqtt, Round::serverCpuMsPerConnect), median(berth, Round::serverCpuMsPerConnect), "ms", null, null));
+    report.add(new Report.Row(s, "server CPU while the sockets sit idle, % of one core" + beside,
+        median(mqtt, Round::idleCpuPercent), median(berth, Round::idleCpuPercent), "%", null, null));
+    double failed = mqtt.stream().mapToLong(r -> r.failed() + r.warmUpFailed() + r.dropped()).sum();
+    report.add(new Report.Row(s, "handshakes failed (warm-up included) or sockets dropped, all rounds" + beside,
+        failed, Double.NaN, "", "0", failed == 0));
   }
 
   private static double median(List<Round> rounds, ToDoubleFunction<Round> figure) {
