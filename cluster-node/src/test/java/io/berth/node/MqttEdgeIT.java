@@ -256,6 +256,25 @@ class MqttEdgeIT {
     }
   }
 
+  /**
+   * mosquitto_sub does not hold back a wildcard or a shared subscription because of the CONNACK,
+   * so it shows the node's own answer: a reason code per filter, in the order asked.
+   */
+  @Test
+  void mosquittoSubIsToldWhyAWildcardAndASharedSubscriptionAreRefused() throws Exception {
+    Path sub = onPath("mosquitto_sub");
+    Assumptions.assumeTrue(sub != null, "mosquitto_sub not on PATH");
+    String device = TestNodes.uniqueDevice("sub5");
+    Process subscriber = new ProcessBuilder(sub.toString(), "-h", "127.0.0.1", "-p",
+        String.valueOf(nodes.node(0).mqttPort()), "-V", "mqttv5", "-i", device, "-u", device, "-P", token(device),
+        "-d", "-t", "berth/+/down", "-t", "$share/group/berth/" + device + "/down", "-t", "berth/" + device + "/down",
+        "-W", "2").redirectErrorStream(true).start();
+    assertThat(subscriber.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).as("mosquitto_sub ended").isTrue();
+    String output = new String(subscriber.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    // 0xA2 wildcards not supported, 0x9E shared subscriptions not supported, QoS 0 granted.
+    assertThat(output).contains("Subscribed (mid: 1): 162, 158, 0");
+  }
+
   /** mosquitto_pub at QoS 2: its exit code and output, once it ended (bounded). */
   private String mosquittoPubAtQos2(Path pub, String version) throws Exception {
     String device = TestNodes.uniqueDevice("qos2");

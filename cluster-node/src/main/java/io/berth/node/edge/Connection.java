@@ -363,6 +363,10 @@ final class Connection extends ChannelInboundHandlerAdapter {
       announce();
     } else if (event instanceof ChannelInputShutdownEvent || event instanceof SslCloseCompletionEvent) {
       inputEnded();
+    } else if (event == LingeringClose.STARTED) {
+      // The WebSocket or MQTT handler refused the device and lingers: keep reading, drop it all.
+      discarding = true;
+      updateRead();
     }
     ctx.fireUserEventTriggered(event);
   }

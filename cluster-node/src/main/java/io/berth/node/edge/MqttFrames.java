@@ -99,6 +99,8 @@ final class MqttFrames extends ChannelDuplexHandler {
   private boolean connected;
   private boolean welcomed;
   private boolean ended;
+  /** A refusal was written and the connection lingers ({@link LingeringClose}): it ends with the input. */
+  private boolean lingering;
   private boolean cleanSession;
   private String upTopic;
   private String downTopic;
@@ -156,6 +158,16 @@ final class MqttFrames extends ChannelDuplexHandler {
   public void channelInactive(ChannelHandlerContext ctx) {
     stopLiveness();
     ctx.fireChannelInactive();
+  }
+
+  /** While lingering after a refusal, the client's end of input ends the connection. */
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object event) {
+    if (lingering && event instanceof ChannelInputShutdownEvent) {
+      ctx.close();
+      return;
+    }
+    ctx.fireUserEventTriggered(event);
   }
 
   // ------------------------------------------------------------------ client → node
@@ -434,7 +446,8 @@ final class MqttFrames extends ChannelDuplexHandler {
     }
     try {
       ByteBuffer all = bytes.nioBuffer();
-      while (all.remaining() >= FrameCodec.HEADER_SIZE) {
+      // After our DISCONNECT or a refusing CONNACK nothing more is sent (MQTT-3.14.4-1).
+      while (!ended && all.remaining() >= FrameCodec.HEADER_SIZE) {
         int length = all.getInt(all.position());
         ByteBuffer one = all.slice(all.position(), FrameCodec.HEADER_SIZE + length);
         all.position(all.position() + FrameCodec.HEADER_SIZE + length);
@@ -639,6 +652,7 @@ final class MqttFrames extends ChannelDuplexHandler {
       props.add(new MqttProperties.StringProperty(MqttProperties.MqttPropertyType.REASON_STRING.value(), reason));
       ack.properties(props);
     }
+    lingering = true;
     LingeringClose.after(ctx.writeAndFlush(ack.build()));
   }
 
@@ -700,6 +714,7 @@ final class MqttFrames extends ChannelDuplexHandler {
     disconnect(reasonCode, reason, new MqttProperties());
     ChannelFuture written = ctx.writeAndFlush(Unpooled.EMPTY_BUFFER);
     if (told) {
+      lingering = true;
       LingeringClose.after(written);
     } else {
       written.addListener(ChannelFutureListener.CLOSE);

@@ -5,7 +5,9 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelPromise;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
@@ -20,6 +22,7 @@ import io.netty.handler.codec.http.websocketx.ContinuationWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.CorruptedWebSocketFrameException;
 import io.netty.handler.codec.http.websocketx.WebSocketCloseStatus;
 import io.netty.handler.codec.http.websocketx.WebSocketFrame;
+import io.netty.handler.codec.http.websocketx.WebSocketFrameDecoder;
 import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolConfig;
 import io.netty.handler.codec.http.websocketx.WebSocketServerProtocolHandler;
 import io.netty.util.ReferenceCountUtil;
@@ -100,6 +103,11 @@ final class WebSocketBytes extends ChannelDuplexHandler {
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
     if (cause instanceof CorruptedWebSocketFrameException breach) {
       String reason = breach.getMessage() == null ? breach.closeStatus().reasonText() : breach.getMessage();
+      // The decoder has lost the frames' boundaries for good; in its place, a handler that drops
+      // bytes as they come (the corrupt decoder would skip them one at a time).
+      if (ctx.pipeline().get(WebSocketFrameDecoder.class) != null) {
+        ctx.pipeline().replace(WebSocketFrameDecoder.class, "berth-ws-refused", Drop.INSTANCE);
+      }
       refuse(ctx, breach.closeStatus(), reason);
     } else {
       ctx.fireExceptionCaught(cause);
@@ -119,8 +127,12 @@ final class WebSocketBytes extends ChannelDuplexHandler {
   public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
     if (msg instanceof ByteBuf bytes && bytes.isReadable()) {
       if (closeSent) {
+        // Our Close is out: nothing follows it (RFC 6455 5.5.1). The connection writes with a void
+        // promise, whose failure would close the channel through the pipeline: dropped quietly.
         bytes.release();
-        promise.setFailure(new IllegalStateException("the WebSocket's Close was sent: nothing more is written"));
+        if (!promise.isVoid()) {
+          promise.setFailure(new IllegalStateException("the WebSocket's Close was sent: nothing more is written"));
+        }
         return;
       }
       ctx.write(new BinaryWebSocketFrame(bytes), promise);
@@ -164,6 +176,17 @@ final class WebSocketBytes extends ChannelDuplexHandler {
         .setInt(HttpHeaderNames.CONTENT_LENGTH, body.readableBytes())
         .set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
     ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+  }
+
+  /** Where the decoder was after a breach: whatever the device still sends is released unread. */
+  @ChannelHandler.Sharable
+  private static final class Drop extends ChannelInboundHandlerAdapter {
+    static final Drop INSTANCE = new Drop();
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      ReferenceCountUtil.release(msg);
+    }
   }
 
   /**
