@@ -31,6 +31,8 @@ final class RelayScenario {
   private static final List<Integer> PAIR_COUNTS = List.of(1, 8);
   /** One unmeasured round per system first, so that neither is measured while the JIT warms up. */
   static final int WARM_UP_PAIRS = 8;
+  /** The MQTT uplink's message size: the relay's frames are 64 bytes too. */
+  private static final int FRAME_BYTES = 64;
 
   private RelayScenario() {}
 
@@ -74,6 +76,7 @@ final class RelayScenario {
       addIntegrity(report, everyRound.get(berth.name()), everyRound.get(qos1.name()),
           everyRound.getOrDefault(qos0.name(), List.of()));
       addMqttIntegrity(report, everyRound.get(berthMqtt.name()), everyRound.get(qos1.name()));
+      mqttUplink(report, broker, cluster, rounds, sendFor, warmUp, progress);
     }
     report.note("relay: 2 nodes in the harness JVM on PostgreSQL, the two devices of a pair on different nodes, "
         + "linked by builtin:pair; anchor: Mosquitto on loopback (persistence off, max_inflight_messages " + WINDOW
@@ -89,6 +92,68 @@ final class RelayScenario {
         + "warm-up included. Berth MQTT: the same Paho clients at QoS 1 on the nodes' MQTT ports, each a socket, "
         + "the two of a pair on different nodes and linked by pair; a PUBACK comes once the peer client has "
         + "acknowledged the message (docs/edges.md)." + (quick ? " --quick: without MQTT QoS 0." : ""));
+  }
+
+  /**
+   * One MQTT 5 client publishing at QoS 1 to Berth's MQTT port (mapping discard, named in the
+   * CONNECT) and, in the same rounds, to Mosquitto (a topic with no subscriber): PUBACKs per
+   * second. Berth's PUBACK means the frame is durable at the endpoint; Mosquitto's that the broker
+   * has it (persistence off).
+   */
+  private static void mqttUplink(Report report, Mosquitto broker, LocalCluster cluster, int rounds, Duration sendFor,
+      Duration warmUp, PrintStream progress) {
+    byte[] secret = LocalCluster.SECRET.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    String berthUri = "tcp://127.0.0.1:" + cluster.nodes().get(0).mqttPort();
+    java.util.function.IntFunction<MqttUplink.Spec> berth = round -> {
+      String device = "mq-up-" + java.util.UUID.randomUUID().toString().substring(0, 8) + "-" + round;
+      String token = io.berth.protocol.DeviceToken.mint(secret, device, java.time.Instant.now().plusSeconds(3600));
+      return new MqttUplink.Spec("Berth MQTT QoS 1 (discard)", berthUri, device, device, MqttUplink.utf8(token),
+          "berth/" + device + "/up", "discard");
+    };
+    java.util.function.IntFunction<MqttUplink.Spec> mosquitto = round -> new MqttUplink.Spec("Mosquitto QoS 1",
+        broker.uri(), "bench-up-" + round, null, null, "berth-bench/uplink/" + round, null);
+    List<MqttUplink.Result> berthRounds = new ArrayList<>();
+    List<MqttUplink.Result> brokerRounds = new ArrayList<>();
+    long lost = 0;
+    long duplicated = 0;
+    for (int round = 0; round <= rounds; round++) {
+      Duration length = round == 0 ? warmUp : sendFor;
+      MqttUplink.Spec spec = berth.apply(round);
+      MqttUplink.Result b = MqttUplink.run(spec, WINDOW, FRAME_BYTES, length);
+      // What reached discard, from the socket itself (its id is the client id): each frame once.
+      io.berth.node.socket.api.SocketStatus status = cluster.status(spec.clientId());
+      lost += b.sent() - status.lastAccepted();
+      duplicated += status.counters().framesIn() - status.lastAccepted();
+      MqttUplink.Result m = MqttUplink.run(mosquitto.apply(round), WINDOW, FRAME_BYTES, length);
+      for (MqttUplink.Result r : List.of(b, m)) {
+        progress.printf(Locale.ROOT, "relay: mqtt uplink %s %s: %,.0f PUBACKs/s; sent %d, unacknowledged %d%s%n",
+            round == 0 ? "warm-up" : "round " + round + "/" + rounds, r.system(), r.publishesPerSecond(), r.sent(),
+            r.unacknowledged(), r.failure() == null ? "" : " (" + r.failure() + ")");
+      }
+      progress.printf(Locale.ROOT, "relay: mqtt uplink: the socket's watermark %d, frames handed to discard %d%n",
+          status.lastAccepted(), status.counters().framesIn());
+      if (round > 0) {
+        berthRounds.add(b);
+        brokerRounds.add(m);
+      }
+    }
+    double rate = medianOf(berthRounds);
+    double anchor = medianOf(brokerRounds);
+    report.add(new Report.Row("relay", "MQTT uplink, 1 client QoS 1: PUBACKs/s, Berth MQTT to discard vs Mosquitto",
+        rate, anchor, "", "≥ 1.00× Mosquitto", rate >= anchor));
+    double unacknowledged = berthRounds.stream().mapToLong(MqttUplink.Result::unacknowledged).sum();
+    report.add(new Report.Row("relay", "MQTT uplink: publishes never acknowledged, all rounds", unacknowledged,
+        brokerRounds.stream().mapToLong(MqttUplink.Result::unacknowledged).sum(), "", "0", unacknowledged == 0));
+    report.add(new Report.Row("relay", "MQTT uplink: lost + duplicated at discard, warm-up and all rounds",
+        lost + duplicated, Double.NaN, "", "0", lost + duplicated == 0));
+    report.note("relay, MQTT uplink: one Eclipse Paho MQTT 5 client (MqttAsyncClient 1.2.5) publishing "
+        + FRAME_BYTES + "-byte messages at QoS 1 as fast as a window of " + WINDOW + " unacknowledged publishes "
+        + "allows, for " + sendFor.toSeconds() + " s per round after a " + warmUp.toSeconds() + " s warm-up, "
+        + rounds + " round(s), medians: to the first node's MQTT port as a socket of its own with mapping "
+        + "discard (its CONNECT's user property), a PUBACK once the frame is durable at the endpoint; and to "
+        + "Mosquitto, a topic nobody subscribes to, a PUBACK once the broker has it. PUBACKs/s from the first "
+        + "publish to the last PUBACK. Lost and duplicated: what was sent against the socket's watermark, and "
+        + "frames handed to discard beyond it (GET of the socket's status).");
   }
 
   static String describe(RelayRound.Result r) {
@@ -171,6 +236,12 @@ final class RelayScenario {
         report.add(new Report.Row("relay", "frames " + what + " vs MQTT QoS 0", b, sum(qos0, count), "", null, null));
       }
     });
+  }
+
+  private static double medianOf(List<MqttUplink.Result> results) {
+    Stats s = new Stats();
+    results.forEach(r -> s.add(r.publishesPerSecond()));
+    return s.median();
   }
 
   private static double median(List<RelayRound.Result> results, ToDoubleFunction<RelayRound.Result> figure) {
