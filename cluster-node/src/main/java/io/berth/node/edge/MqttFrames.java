@@ -91,6 +91,7 @@ final class MqttFrames extends ChannelDuplexHandler {
   private static final int V5_NOT_AUTHORIZED = 0x87;
   private static final int V5_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E;
   private static final int V5_WILDCARDS_NOT_SUPPORTED = 0xA2;
+  private static final int V5_TOPIC_FILTER_INVALID = 0x8F;
   private static final byte SUBACK_FAILURE = (byte) 0x80;
 
   private final Settings settings;
@@ -390,6 +391,9 @@ final class MqttFrames extends ChannelDuplexHandler {
     if (version != MqttVersion.MQTT_5) {
       return MqttQoS.FAILURE.value();
     }
+    if (!wellFormed(filter)) {
+      return V5_TOPIC_FILTER_INVALID;
+    }
     if (filter.startsWith("$share/")) {
       return V5_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED;
     }
@@ -397,6 +401,24 @@ final class MqttFrames extends ChannelDuplexHandler {
       return V5_WILDCARDS_NOT_SUPPORTED;
     }
     return V5_NOT_AUTHORIZED;
+  }
+
+  /** A filter as MQTT allows it: not empty, '+' a whole level, '#' a whole level and the last. */
+  static boolean wellFormed(String filter) {
+    if (filter.isEmpty()) {
+      return false;
+    }
+    String[] levels = filter.split("/", -1);
+    for (int i = 0; i < levels.length; i++) {
+      String level = levels[i];
+      if (level.indexOf('#') >= 0 && (!level.equals("#") || i != levels.length - 1)) {
+        return false;
+      }
+      if (level.indexOf('+') >= 0 && !level.equals("+")) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
