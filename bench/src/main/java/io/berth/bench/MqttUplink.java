@@ -30,7 +30,10 @@ final class MqttUplink {
   record Spec(String system, String serverUri, String clientId, String userName, byte[] password, String topic,
               String mapping) {}
 
-  /** One round: acknowledged publishes per second, what was sent, and what was never acknowledged. */
+  /**
+   * One round: acknowledged publishes per second (NaN when the round failed: {@code failure} says
+   * why), what was sent, and what was never acknowledged.
+   */
   record Result(String system, double publishesPerSecond, long sent, long unacknowledged, String failure) {}
 
   private MqttUplink() {}
@@ -49,8 +52,9 @@ final class MqttUplink {
       options.setCleanStart(true);
       options.setAutomaticReconnect(false);
       options.setConnectionTimeout(30);
-      // Paho's own in-flight limit above the window, as in the relay (it frees a slot after the callback).
-      options.setReceiveMaximum(window * 2);
+      // What Paho keeps in flight is bounded by the server's Receive Maximum (Berth: the session's
+      // window, 512; the harness's Mosquitto: max_inflight_messages 512), so the window here is
+      // the one that binds.
       if (spec.userName() != null) {
         options.setUserName(spec.userName());
         options.setPassword(spec.password());
@@ -93,6 +97,9 @@ final class MqttUplink {
     } catch (Exception e) {
       failed.compareAndSet(null, e);
     } finally {
+      if (lastAck == 0) {
+        lastAck = System.nanoTime(); // failed before the end: the rate is over the time it ran
+      }
       if (client != null) {
         try {
           if (client.isConnected()) {
@@ -104,10 +111,10 @@ final class MqttUplink {
         }
       }
     }
-    double seconds = Math.max(1, lastAck - start) / 1e9;
     Throwable failure = failed.get();
-    return new Result(spec.system(), acked.get() / seconds, sent, sent - acked.get(),
-        failure == null ? null : failure.toString());
+    double seconds = (lastAck - start) / 1e9;
+    double rate = failure != null || start == 0 || seconds <= 0 ? Double.NaN : acked.get() / seconds;
+    return new Result(spec.system(), rate, sent, sent - acked.get(), failure == null ? null : failure.toString());
   }
 
   /** Bytes of a string, for a password. */

@@ -114,24 +114,25 @@ final class RelayScenario {
         broker.uri(), "bench-up-" + round, null, null, "berth-bench/uplink/" + round, null);
     List<MqttUplink.Result> berthRounds = new ArrayList<>();
     List<MqttUplink.Result> brokerRounds = new ArrayList<>();
-    long lost = 0;
-    long duplicated = 0;
+    long mismatched = 0;
+    boolean failed = false;
     for (int round = 0; round <= rounds; round++) {
       Duration length = round == 0 ? warmUp : sendFor;
       MqttUplink.Spec spec = berth.apply(round);
       MqttUplink.Result b = MqttUplink.run(spec, WINDOW, FRAME_BYTES, length);
-      // What reached discard, from the socket itself (its id is the client id): each frame once.
+      // The edge numbers each PUBLISH once and the socket takes each number once: its watermark
+      // must be what was sent, no less (lost) and no more (a publish taken twice).
       io.berth.node.socket.api.SocketStatus status = cluster.status(spec.clientId());
-      lost += b.sent() - status.lastAccepted();
-      duplicated += status.counters().framesIn() - status.lastAccepted();
+      mismatched += Math.abs(b.sent() - status.lastAccepted());
       MqttUplink.Result m = MqttUplink.run(mosquitto.apply(round), WINDOW, FRAME_BYTES, length);
       for (MqttUplink.Result r : List.of(b, m)) {
         progress.printf(Locale.ROOT, "relay: mqtt uplink %s %s: %,.0f PUBACKs/s; sent %d, unacknowledged %d%s%n",
             round == 0 ? "warm-up" : "round " + round + "/" + rounds, r.system(), r.publishesPerSecond(), r.sent(),
             r.unacknowledged(), r.failure() == null ? "" : " (" + r.failure() + ")");
       }
-      progress.printf(Locale.ROOT, "relay: mqtt uplink: the socket's watermark %d, frames handed to discard %d%n",
-          status.lastAccepted(), status.counters().framesIn());
+      progress.printf(Locale.ROOT, "relay: mqtt uplink: the socket's watermark %d, %d publishes sent%n",
+          status.lastAccepted(), b.sent());
+      failed |= b.failure() != null || m.failure() != null;
       if (round > 0) {
         berthRounds.add(b);
         brokerRounds.add(m);
@@ -140,20 +141,21 @@ final class RelayScenario {
     double rate = medianOf(berthRounds);
     double anchor = medianOf(brokerRounds);
     report.add(new Report.Row("relay", "MQTT uplink, 1 client QoS 1: PUBACKs/s, Berth MQTT to discard vs Mosquitto",
-        rate, anchor, "", "≥ 1.00× Mosquitto", rate >= anchor));
+        rate, anchor, "", "≥ 1.00× Mosquitto", !failed && rate >= anchor));
     double unacknowledged = berthRounds.stream().mapToLong(MqttUplink.Result::unacknowledged).sum();
     report.add(new Report.Row("relay", "MQTT uplink: publishes never acknowledged, all rounds", unacknowledged,
         brokerRounds.stream().mapToLong(MqttUplink.Result::unacknowledged).sum(), "", "0", unacknowledged == 0));
-    report.add(new Report.Row("relay", "MQTT uplink: lost + duplicated at discard, warm-up and all rounds",
-        lost + duplicated, Double.NaN, "", "0", lost + duplicated == 0));
+    report.add(new Report.Row("relay", "MQTT uplink: publishes sent less the socket's watermark (either way), "
+        + "warm-up and all rounds", mismatched, Double.NaN, "", "0", !failed && mismatched == 0));
     report.note("relay, MQTT uplink: one Eclipse Paho MQTT 5 client (MqttAsyncClient 1.2.5) publishing "
         + FRAME_BYTES + "-byte messages at QoS 1 as fast as a window of " + WINDOW + " unacknowledged publishes "
         + "allows, for " + sendFor.toSeconds() + " s per round after a " + warmUp.toSeconds() + " s warm-up, "
         + rounds + " round(s), medians: to the first node's MQTT port as a socket of its own with mapping "
         + "discard (its CONNECT's user property), a PUBACK once the frame is durable at the endpoint; and to "
         + "Mosquitto, a topic nobody subscribes to, a PUBACK once the broker has it. PUBACKs/s from the first "
-        + "publish to the last PUBACK. Lost and duplicated: what was sent against the socket's watermark, and "
-        + "frames handed to discard beyond it (GET of the socket's status).");
+        + "publish to the last PUBACK. Integrity: the edge numbers each PUBLISH as one frame and the socket "
+        + "takes each number once, so its watermark (the socket's status, read after each round) must equal the "
+        + "publishes sent; a failed round fails both rows.");
   }
 
   static String describe(RelayRound.Result r) {

@@ -100,6 +100,8 @@ final class Connection extends ChannelInboundHandlerAdapter {
   private boolean withActor;
   /** A bad length field: the input is read and discarded from here on. */
   private boolean discarding;
+  /** A handler in front refused the device and lingers ({@link LingeringClose}): reading never stops. */
+  private boolean lingering;
   private boolean inputEnded;
   private boolean outputEnded;
   /** The actor was told that the input ended. */
@@ -364,9 +366,14 @@ final class Connection extends ChannelInboundHandlerAdapter {
     } else if (event instanceof ChannelInputShutdownEvent || event instanceof SslCloseCompletionEvent) {
       inputEnded();
     } else if (event == LingeringClose.STARTED) {
-      // The WebSocket or MQTT handler refused the device and lingers: keep reading, drop it all.
+      // The WebSocket or MQTT handler refused the device and lingers: keep reading, drop it all,
+      // whatever else ends (LingeringClose closes the channel, at the latest after its deadline).
       discarding = true;
+      lingering = true;
       updateRead();
+    }
+    if (lingering && event instanceof SslCloseCompletionEvent) {
+      channel.close(); // TLS closed by the device while we lingered: nothing more will come
     }
     ctx.fireUserEventTriggered(event);
   }
@@ -609,7 +616,7 @@ final class Connection extends ChannelInboundHandlerAdapter {
     if (closed) {
       return;
     }
-    boolean read = !inputEnded && (discarding || batchWeight < options.maxBatchBytes());
+    boolean read = lingering || (!inputEnded && (discarding || batchWeight < options.maxBatchBytes()));
     if (channel.config().isAutoRead() != read) {
       channel.config().setAutoRead(read);
     }

@@ -403,8 +403,20 @@ final class MqttFrames extends ChannelDuplexHandler {
     return V5_NOT_AUTHORIZED;
   }
 
-  /** A filter as MQTT allows it: not empty, '+' a whole level, '#' a whole level and the last. */
+  /**
+   * A filter as MQTT allows it: not empty, '+' a whole level, '#' a whole level and the last; a
+   * shared subscription ({@code $share/NAME/FILTER}) with a name without wildcards and a filter
+   * of its own.
+   */
   static boolean wellFormed(String filter) {
+    if (filter.startsWith("$share/")) {
+      int slash = filter.indexOf('/', "$share/".length());
+      String name = slash < 0 ? "" : filter.substring("$share/".length(), slash);
+      if (name.isEmpty() || name.indexOf('+') >= 0 || name.indexOf('#') >= 0) {
+        return false;
+      }
+      filter = filter.substring(slash + 1);
+    }
     if (filter.isEmpty()) {
       return false;
     }

@@ -4,7 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import org.junit.jupiter.api.Test;
 
-/** Which SUBSCRIBE filters MQTT allows: a malformed one gets 0x8F, a well-formed wildcard 0xA2. */
+/**
+ * Which SUBSCRIBE filters MQTT allows. A malformed one gets 0x8F in MQTT 5 (strictly, a malformed
+ * packet; a reason code that names the filter tells the client more than a dropped connection),
+ * a well-formed wildcard 0xA2.
+ */
 class MqttFiltersTest {
 
   @Test
@@ -24,5 +28,8 @@ class MqttFiltersTest {
     assertThat(MqttFrames.wellFormed("berth/d#")).isFalse();
     assertThat(MqttFrames.wellFormed("berth/d+/down")).isFalse();
     assertThat(MqttFrames.wellFormed("berth/+d/down")).isFalse();
+    assertThat(MqttFrames.wellFormed("$share/g")).isFalse();
+    assertThat(MqttFrames.wellFormed("$share//berth/d/down")).isFalse();
+    assertThat(MqttFrames.wellFormed("$share/g+/berth/d/down")).isFalse();
   }
 }
