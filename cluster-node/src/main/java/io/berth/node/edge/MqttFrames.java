@@ -92,7 +92,6 @@ final class MqttFrames extends ChannelDuplexHandler {
   private static final int V5_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E;
   private static final int V5_WILDCARDS_NOT_SUPPORTED = 0xA2;
   private static final int V5_TOPIC_FILTER_INVALID = 0x8F;
-  private static final byte SUBACK_FAILURE = (byte) 0x80;
 
   private final Settings settings;
   private ChannelHandlerContext ctx;

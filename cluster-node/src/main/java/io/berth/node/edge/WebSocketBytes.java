@@ -103,15 +103,16 @@ final class WebSocketBytes extends ChannelDuplexHandler {
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
     if (cause instanceof CorruptedWebSocketFrameException breach) {
       String reason = breach.getMessage() == null ? breach.closeStatus().reasonText() : breach.getMessage();
+      refuse(ctx, breach.closeStatus(), reason);
       // A breach of the framing (1009, 1002): the decoder has lost the frames' boundaries for
       // good; in its place, a handler that drops bytes as they come (the corrupt decoder would skip
-      // them one at a time). Text that is not UTF-8 (1007) leaves the framing intact: the decoder
+      // them one at a time). Refused first, so that any bytes the decoder hands on as it goes are
+      // dropped here too. Text that is not UTF-8 (1007) leaves the framing intact: the decoder
       // stays, and the device's Close can still be read.
       if (breach.closeStatus().code() != WebSocketCloseStatus.INVALID_PAYLOAD_DATA.code()
           && ctx.pipeline().get(WebSocketFrameDecoder.class) != null) {
         ctx.pipeline().replace(WebSocketFrameDecoder.class, "berth-ws-refused", Drop.INSTANCE);
       }
-      refuse(ctx, breach.closeStatus(), reason);
     } else {
       ctx.fireExceptionCaught(cause);
     }
