@@ -142,6 +142,58 @@ class MqttEdgeIT {
         "c2-4");
   }
 
+  /**
+   * QoS 1 across a reconnect (docs/mqtt-qos1-resends.md): a client that lost the PUBACK of a
+   * PUBLISH the session had accepted sends it again with DUP and its id, and gets its PUBACK
+   * without the endpoint seeing it twice; a DUP whose payload differs, or whose first send was
+   * not on the connection just before, is a new message. The session says it is present from the
+   * second connection on, though nothing was accepted on the first.
+   */
+  @Test
+  void aPublishSentAgainAfterItsPubAckWasLostReachesTheEndpointOnce() throws Exception {
+    String device = TestNodes.uniqueDevice("raw-resend");
+    String up = "berth/" + device + "/up";
+    int port = nodes.node(0).mqttPort();
+    try (RawMqtt first = RawMqtt.connect(port, WAIT)) {
+      assertThat(first.hello(device, token(device), false).body()[0]).as("no session yet").isZero();
+    }
+    try (RawMqtt second = RawMqtt.connect(port, WAIT)) {
+      assertThat(second.hello(device, token(device), false).body()[0])
+          .as("the first connection made the session, though it sent nothing").isEqualTo((byte) 1);
+      second.publish(up, 10, "r1", false);
+      second.publish(up, 11, "r2", false);
+      second.pubAck(10);
+      second.pubAck(11);
+      // Dropped as if neither PUBACK had come.
+    }
+    await().atMost(WAIT).until(() -> lastAccepted(device) == 2);
+    try (RawMqtt third = RawMqtt.connect(port, WAIT)) {
+      assertThat(third.hello(device, token(device), false).body()[0]).isEqualTo((byte) 1);
+      third.publish(up, 10, "r1", true);
+      third.publish(up, 11, "r2", true);
+      third.publish(up, 12, "r3", true); // DUP, but never accepted: new
+      third.pubAck(10);
+      third.pubAck(11);
+      third.pubAck(12);
+      assertThat(lastAccepted(device)).as("r1 and r2 not taken again, r3 taken").isEqualTo(3);
+      third.publish(up, 12, "r3 again, another message with id 12", true); // the payload tells it apart
+      third.pubAck(12);
+      assertThat(lastAccepted(device)).isEqualTo(4);
+    }
+    try (RawMqtt fourth = RawMqtt.connect(port, WAIT)) {
+      fourth.hello(device, token(device), false);
+      // r2 was accepted two connections ago: a client sending it now sends a new message.
+      fourth.publish(up, 11, "r2", true);
+      fourth.pubAck(11);
+      assertThat(lastAccepted(device)).isEqualTo(5);
+    }
+  }
+
+  private static long lastAccepted(String device) throws Exception {
+    return io.berth.node.socket.api.Sockets.status(nodes.node(0).system(), device, Duration.ofSeconds(10))
+        .toCompletableFuture().get(20, TimeUnit.SECONDS).lastAccepted();
+  }
+
   /** A callback adding each message's payload, as text, to {@code received}. */
   static MqttCallback collecting(List<String> received) {
     return new MqttCallback() {

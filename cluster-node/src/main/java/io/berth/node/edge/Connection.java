@@ -21,6 +21,7 @@ import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLPeerUnverifiedException;
@@ -109,6 +110,11 @@ final class Connection extends ChannelInboundHandlerAdapter {
   private boolean closed;
   /** Counted in the backlog as a connection whose send buffer is full. */
   private boolean countedBlocked;
+  /** For {@link MqttFrames}, with the next batch written: set by the actor, guarded by this. */
+  private SessionOpened sessionOpened;
+  /** MQTT port: pairs of seq and packet id of the DATA frames in {@link #batch}, or null. */
+  private long[] packetIds;
+  private int packetIdCount;
 
   Connection(Channel channel, EdgeSockets sockets) {
     this.channel = channel;
@@ -176,6 +182,18 @@ final class Connection extends ChannelInboundHandlerAdapter {
       channel.eventLoop().execute(this::write);
     }
     return true;
+  }
+
+  /**
+   * The session took the connection: on the MQTT port, {@link MqttFrames} gets {@code opened}
+   * before the WELCOME, which the actor offers next (it goes out with the batch that holds it).
+   */
+  void opened(SessionOpened opened) {
+    if (kind() == EdgeKind.MQTT) {
+      synchronized (this) {
+        sessionOpened = opened;
+      }
+    }
   }
 
   /** Writes what is queued, then ends the outbound side (FIN); the input is still read. */
@@ -259,6 +277,8 @@ final class Connection extends ChannelInboundHandlerAdapter {
       return null;
     }
     OutboundBatch next = new OutboundBatch();
+    next.before = sessionOpened;
+    sessionOpened = null;
     long bytes = 0;
     int frames = 0;
     while (true) {
@@ -365,6 +385,18 @@ final class Connection extends ChannelInboundHandlerAdapter {
       announce();
     } else if (event instanceof ChannelInputShutdownEvent || event instanceof SslCloseCompletionEvent) {
       inputEnded();
+    } else if (event instanceof MqttFrames.PacketId id) {
+      // The DATA frame MqttFrames hands on next is this QoS 1 PUBLISH: the session journals its id.
+      if (!discarding && !inputEnded && !closed) {
+        if (packetIds == null) {
+          packetIds = new long[16];
+        } else if (packetIdCount == packetIds.length) {
+          packetIds = Arrays.copyOf(packetIds, 2 * packetIds.length);
+        }
+        packetIds[packetIdCount++] = id.seq();
+        packetIds[packetIdCount++] = id.packetId();
+      }
+      return;
     } else if (event == LingeringClose.STARTED) {
       // The WebSocket or MQTT handler refused the device and lingers: keep reading, drop it all,
       // whatever else ends (LingeringClose closes the channel, at the latest after its deadline).
@@ -531,9 +563,12 @@ final class Connection extends ChannelInboundHandlerAdapter {
       return;
     }
     if (!withActor && batch != null) {
-      owner.tell(new ConnectionActor.Inbound(this, batch));
+      long[] ids = packetIds == null ? null : Arrays.copyOf(packetIds, packetIdCount);
+      owner.tell(new ConnectionActor.Inbound(this, batch, ids));
       batch = null;
       batchWeight = 0;
+      packetIds = null;
+      packetIdCount = 0;
       withActor = true;
     }
     if (batch == null && inputEnded) {
@@ -562,6 +597,9 @@ final class Connection extends ChannelInboundHandlerAdapter {
           endOutput();
         }
         break;
+      }
+      if (next.before != null) {
+        channel.write(next.before, channel.voidPromise());
       }
       channel.write(Unpooled.wrappedBuffer(next.encode()), channel.voidPromise());
       wrote = true;

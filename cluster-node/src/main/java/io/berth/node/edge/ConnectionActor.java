@@ -20,6 +20,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.DeadLetterSuppression;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -74,7 +75,16 @@ final class ConnectionActor extends AbstractBehavior<Object> {
    * Frames read since the last batch; the next comes after {@link Connection#ready}.
    * It carries the connection too: it may overtake the {@link Attach}, which comes from the edge.
    */
-  record Inbound(Connection connection, List<Decoded> frames) implements Command {}
+  /**
+   * Frames read, in order. {@code packetIds}: from the MQTT port, pairs of seq and QoS 1 packet id
+   * for the DATA frames among them; null otherwise.
+   */
+  record Inbound(Connection connection, List<Decoded> frames, long[] packetIds) implements Command {
+
+    Inbound(Connection connection, List<Decoded> frames) {
+      this(connection, frames, null);
+    }
+  }
 
   enum StreamCompleted implements Command {
     INSTANCE
@@ -148,6 +158,8 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private final EdgeSettings settings;
   /** Filled by {@link Attach} or the first {@link Inbound}. */
   private final ConnectionSlot out = new ConnectionSlot();
+  /** MQTT port: the packet id of each DATA frame not yet confirmed, by seq; null until one came. */
+  private TreeMap<Long, Integer> packetIds;
   private final InetSocketAddress remote;
   private final String edgeNode;
   /** See {@link #create(EdgeSettings, InetSocketAddress, String, String, DenyList)}. */
@@ -331,8 +343,31 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       pending = new ArrayDeque<>(Math.max(EMPTY_QUEUE, m.frames().size()));
     }
     pending.addAll(m.frames());
+    if (m.packetIds() != null) {
+      if (packetIds == null) {
+        packetIds = new TreeMap<>();
+      }
+      for (int i = 0; i + 1 < m.packetIds().length; i += 2) {
+        packetIds.put(m.packetIds()[i], (int) m.packetIds()[i + 1]);
+      }
+    }
     drain();
     return this;
+  }
+
+  /** The packet ids of a delivery's frames, for the session to journal; null when none has one. */
+  private int[] packetIdsOf(List<Frame.Data> batch) {
+    if (packetIds == null || packetIds.isEmpty()) {
+      return null;
+    }
+    int[] ids = new int[batch.size()];
+    boolean any = false;
+    for (int i = 0; i < ids.length; i++) {
+      Integer id = packetIds.get(batch.get(i).seq());
+      ids[i] = id == null ? -1 : id;
+      any |= id != null;
+    }
+    return any ? ids : null;
   }
 
   private boolean hasPending() {
@@ -465,7 +500,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       return;
     }
     for (List<Frame.Data> batch = uplink.nextDelivery(); batch != null; batch = uplink.nextDelivery()) {
-      tellEntity(new SocketCommand.Deliver(self, batch));
+      tellEntity(new SocketCommand.Deliver(self, batch, packetIdsOf(batch)));
     }
   }
 
@@ -611,6 +646,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     openSent = null;
     uplink.start(w.lastAccepted());
     downlink.start(w.downlinkAcked());
+    out.opened(new SessionOpened(w.existed(), w.resendable()));
     offer(Handshake.welcome(w, edgeNode, settings, uplink.limits()));
     metrics.handshake("welcome");
     if (classLog.isDebugEnabled()) {
@@ -622,6 +658,9 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private void onDelivered(ToEdge.Delivered d) {
     if (uplink.delivered(d, System.nanoTime()) && (phase == Phase.OPEN || phase == Phase.ENDING)) {
       offer(new Frame.Ack(d.upTo()));
+    }
+    if (packetIds != null) {
+      packetIds.headMap(uplink.lastConfirmed(), true).clear();
     }
     sendDeliveries();
     maybeSendClose();

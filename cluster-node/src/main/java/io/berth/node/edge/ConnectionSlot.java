@@ -46,6 +46,13 @@ final class ConnectionSlot {
     return connection.offer(frame);
   }
 
+  /** The session took the connection: an MQTT connection gets this before the WELCOME ({@link SessionOpened}). */
+  void opened(SessionOpened opened) {
+    if (connection != null) {
+      connection.opened(opened);
+    }
+  }
+
   /** The actor took the last batch of frames read: the connection may read on. */
   void ready() {
     connection.ready();

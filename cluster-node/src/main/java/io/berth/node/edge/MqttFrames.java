@@ -45,6 +45,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
+import java.util.zip.CRC32C;
 
 /**
  * Between an MQTT client and the device's {@link Connection}: MQTT packets in become the device
@@ -125,10 +126,24 @@ final class MqttFrames extends ChannelDuplexHandler {
   private long downAcked;
   private int nextPacketId = 1;
 
+  /**
+   * Frames the session accepted on the client's previous connection that the client may send
+   * again: packet id → payload fingerprint ({@link SessionOpened}); empty when none.
+   */
+  private Map<Integer, Integer> resendable = Map.of();
+  /** Whether the session existed before this connection ({@link SessionOpened}); null: not told. */
+  private Boolean sessionExisted;
+
   private int keepAliveSeconds;
   private long lastHeardNanos = System.nanoTime();
   private long pingNonce;
   private ScheduledFuture<?> liveness;
+
+  /**
+   * Fired towards the connection just before the DATA frame {@code seq} of a QoS 1 PUBLISH: the
+   * session journals its packet id to recognise it if it is sent again (docs/mqtt-qos1-resends.md).
+   */
+  record PacketId(long seq, int packetId) {}
 
   /** Fired towards the connection once the CONNECT is in: the connection may be announced. */
   static final Object CONNECTED = new Object() {
@@ -320,10 +335,42 @@ final class MqttFrames extends ChannelDuplexHandler {
       return;
     }
     byte[] payload = ByteBufUtil.getBytes(publish.payload());
+    int packetId = qos == MqttQoS.AT_LEAST_ONCE ? publish.variableHeader().packetId() : -1;
+    if (packetId > 0 && publish.fixedHeader().isDup() && resentAccepted(packetId, payload)) {
+      return;
+    }
     long seq = nextSeq++;
-    long packetId = publish.fixedHeader().qosLevel() == MqttQoS.AT_LEAST_ONCE ? publish.variableHeader().packetId() : -1;
     uplink.add(new long[] {seq, packetId});
+    if (packetId > 0) {
+      ctx.fireUserEventTriggered(new PacketId(seq, packetId));
+    }
     toNode(new Frame.Data(seq, payload));
+  }
+
+  /**
+   * A PUBLISH sent again whose first send the session accepted on the previous connection (its
+   * PUBACK was lost with it): acknowledged, in order, and not handed on again
+   * (docs/mqtt-qos1-resends.md). False when it is not one of those: it is a new frame.
+   */
+  private boolean resentAccepted(int packetId, byte[] payload) {
+    Integer fingerprint = resendable.get(packetId);
+    if (fingerprint == null) {
+      return false;
+    }
+    CRC32C crc = new CRC32C();
+    crc.update(payload);
+    if ((int) crc.getValue() != fingerprint) {
+      return false;
+    }
+    resendable.remove(packetId);
+    if (uplink.isEmpty()) {
+      ctx.write(MqttMessageBuilders.pubAck().packetId(packetId).build(), ctx.voidPromise());
+      ctx.flush();
+    } else {
+      // PUBACKs go in the order of the PUBLISHes: with the frame before it.
+      uplink.add(new long[] {uplink.peekLast()[0], packetId});
+    }
+    return true;
   }
 
   private void onPubAck(int packetId) {
@@ -473,6 +520,19 @@ final class MqttFrames extends ChannelDuplexHandler {
 
   @Override
   public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+    if (msg instanceof SessionOpened opened) {
+      sessionExisted = opened.existed();
+      if (opened.resendable() != null && !cleanSession) {
+        resendable = new HashMap<>();
+        for (long r : opened.resendable()) {
+          resendable.put((int) (r >>> 32), (int) r);
+        }
+      }
+      if (!promise.isVoid()) {
+        promise.trySuccess();
+      }
+      return;
+    }
     if (!(msg instanceof ByteBuf bytes) || !bytes.isReadable()) {
       ctx.write(msg, promise);
       return;
@@ -561,7 +621,8 @@ final class MqttFrames extends ChannelDuplexHandler {
     }
     MqttMessageBuilders.ConnAckBuilder ack = MqttMessageBuilders.connAck()
         .returnCode(MqttConnectReturnCode.CONNECTION_ACCEPTED)
-        .sessionPresent(!cleanSession && (w.lastAccepted() > 0 || w.lastAcked() > 0));
+        .sessionPresent(!cleanSession
+            && (sessionExisted != null ? sessionExisted : w.lastAccepted() > 0 || w.lastAcked() > 0));
     if (version == MqttVersion.MQTT_5) {
       MqttProperties props = new MqttProperties();
       props.add(new MqttProperties.IntegerProperty(MqttProperties.MqttPropertyType.RECEIVE_MAXIMUM.value(),

@@ -14,6 +14,8 @@ import java.util.List;
 final class OutboundBatch {
 
   private final List<Frame> frames = new ArrayList<>();
+  /** Written into the pipeline before the frames' bytes (MQTT port: {@link SessionOpened}); or null. */
+  Object before;
   private Frame.Ack ack;
   /** Where the ACK goes: where the first one was queued, so it never overtakes a WELCOME. */
   private int ackIndex = -1;

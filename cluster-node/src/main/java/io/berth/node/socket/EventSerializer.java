@@ -41,6 +41,11 @@ import org.apache.pekko.serialization.SerializerWithStringManifest;
 public final class EventSerializer extends SerializerWithStringManifest {
 
   static final String ACCEPTED = "Accepted.1";
+  /**
+   * {@code Accepted} of frames from the MQTT port: Accepted.1, then an i32 count of longs and the
+   * tags' seq and tag pairs (docs/mqtt-qos1-resends.md). Written only when there are tags.
+   */
+  static final String ACCEPTED_TAGS = "Accepted.2";
   static final String RELAYED = "Relayed.1";
   static final String DOWNLINK_ACKED = "DownlinkAcked.1";
   static final String OPENED = "Opened.2";
@@ -79,8 +84,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
 
   @Override
   public String manifest(Object o) {
-    if (o instanceof SocketEvent.Accepted) {
-      return ACCEPTED;
+    if (o instanceof SocketEvent.Accepted a) {
+      return a.tags() == null ? ACCEPTED : ACCEPTED_TAGS;
     } else if (o instanceof SocketEvent.Relayed) {
       return RELAYED;
     } else if (o instanceof SocketEvent.DownlinkAcked) {
@@ -99,8 +104,9 @@ public final class EventSerializer extends SerializerWithStringManifest {
     if (o instanceof SocketEvent.Accepted a) {
       byte[] batchId = utf8(a.batchId());
       byte[] parkedId = utf8(a.parkedId());
+      long[] tags = a.tags();
       ByteBuffer b = ByteBuffer.allocate(8 + 8 + 4 + 8 + 4 + FrameLists.size(a.outbound()) + 8
-          + stringSize(batchId) + stringSize(parkedId) + INSTANT);
+          + stringSize(batchId) + stringSize(parkedId) + INSTANT + (tags == null ? 0 : 4 + 8 * tags.length));
       b.putLong(a.lastAccepted()).putLong(a.partialOffset()).putInt(a.frames()).putLong(a.bytes())
           .putInt(a.duplicates());
       FrameLists.put(b, a.outbound());
@@ -108,6 +114,12 @@ public final class EventSerializer extends SerializerWithStringManifest {
       putString(b, batchId);
       putString(b, parkedId);
       putInstant(b, a.at());
+      if (tags != null) {
+        b.putInt(tags.length);
+        for (long t : tags) {
+          b.putLong(t);
+        }
+      }
       return b.array();
     } else if (o instanceof SocketEvent.Relayed r) {
       byte[] from = utf8(r.from());
@@ -135,6 +147,8 @@ public final class EventSerializer extends SerializerWithStringManifest {
       Object event = switch (manifest) {
         case ACCEPTED -> new SocketEvent.Accepted(b.getLong(), b.getLong(), b.getInt(), b.getLong(), b.getInt(),
             FrameLists.get(b), b.getLong(), getString(b), getString(b), getInstant(b));
+        case ACCEPTED_TAGS -> new SocketEvent.Accepted(b.getLong(), b.getLong(), b.getInt(), b.getLong(), b.getInt(),
+            FrameLists.get(b), b.getLong(), getString(b), getString(b), getInstant(b), getLongs(b));
         case RELAYED -> new SocketEvent.Relayed(getString(b), b.getLong(), FrameLists.get(b), b.getLong(),
             getInstant(b));
         case DOWNLINK_ACKED -> new SocketEvent.DownlinkAcked(b.getLong(), getInstant(b));
@@ -325,5 +339,17 @@ public final class EventSerializer extends SerializerWithStringManifest {
     long seconds = b.getLong();
     int nanos = b.getInt();
     return nanos < 0 ? null : Instant.ofEpochSecond(seconds, nanos);
+  }
+
+  private static long[] getLongs(ByteBuffer b) {
+    int n = b.getInt();
+    if (n < 0 || n > b.remaining() / 8) {
+      throw new IllegalArgumentException("a list of " + n + " longs in " + b.remaining() + " bytes");
+    }
+    long[] longs = new long[n];
+    for (int i = 0; i < n; i++) {
+      longs[i] = b.getLong();
+    }
+    return longs;
   }
 }

@@ -2,6 +2,7 @@ package io.berth.node.socket;
 
 import io.berth.node.edge.api.ToEdge;
 import io.berth.node.socket.api.SocketCommand;
+import io.berth.protocol.Frame;
 import java.io.NotSerializableException;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
@@ -23,6 +24,8 @@ import org.apache.pekko.serialization.SerializerWithStringManifest;
 public final class HotPathSerializer extends SerializerWithStringManifest {
 
   private static final String DELIVER = "D";
+  /** {@code Deliver} from the MQTT port: DELIVER's layout, then a u16 packet id per frame (0: QoS 0; MQTT's ids are 1 to 65535). */
+  private static final String DELIVER_TAGGED = "T";
   private static final String DELIVERED = "d";
   private static final String PUSH = "P";
   private static final String DOWNLINK_ACK = "A";
@@ -42,8 +45,8 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
 
   @Override
   public String manifest(Object o) {
-    if (o instanceof SocketCommand.Deliver) {
-      return DELIVER;
+    if (o instanceof SocketCommand.Deliver d) {
+      return d.packetIds() == null ? DELIVER : DELIVER_TAGGED;
     } else if (o instanceof ToEdge.Delivered) {
       return DELIVERED;
     } else if (o instanceof ToEdge.Push) {
@@ -62,9 +65,15 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
   public byte[] toBinary(Object o) {
     if (o instanceof SocketCommand.Deliver d) {
       byte[] ref = ref(d.edge());
-      ByteBuffer b = ByteBuffer.allocate(2 + ref.length + FrameLists.size(d.frames()));
+      int[] ids = d.packetIds();
+      ByteBuffer b = ByteBuffer.allocate(2 + ref.length + FrameLists.size(d.frames()) + (ids == null ? 0 : 2 * ids.length));
       b.putShort((short) ref.length).put(ref);
       FrameLists.put(b, d.frames());
+      if (ids != null) {
+        for (int id : ids) {
+          b.putShort((short) Math.max(id, 0));
+        }
+      }
       return b.array();
     } else if (o instanceof ToEdge.Delivered d) {
       return ByteBuffer.allocate(17).putLong(d.upTo()).putLong(d.buffered())
@@ -96,6 +105,16 @@ public final class HotPathSerializer extends SerializerWithStringManifest {
     try {
       return switch (manifest) {
         case DELIVER -> new SocketCommand.Deliver(getRef(b), FrameLists.get(b));
+        case DELIVER_TAGGED -> {
+          ActorRef<ToEdge> edge = getRef(b);
+          List<Frame.Data> frames = FrameLists.get(b);
+          int[] ids = new int[frames.size()];
+          for (int i = 0; i < ids.length; i++) {
+            int id = b.getShort() & 0xFFFF;
+            ids[i] = id == 0 ? -1 : id;
+          }
+          yield new SocketCommand.Deliver(edge, frames, ids);
+        }
         case DELIVERED -> {
           long upTo = b.getLong();
           long buffered = b.getLong();

@@ -145,7 +145,7 @@ final class SessionEndpoint {
     }
     requestLinkIfNamed(done.answer());
     boolean resumedAfterMove = entity.resumedAfterMove(s);
-    Accepted event = done.event();
+    Accepted event = entity.tagged(s, done.event());
     EndpointDispatch.StartBatch next = done.next();
     return Effect().persist(next == null ? List.of(event) : List.of(event, batchStarted(next, event.at())))
         .thenRun(st -> {

@@ -187,8 +187,8 @@ final class SessionLinks {
     Instant now = Instant.now();
     LinkEnded ended = new LinkEnded(current.linkId(), now);
     List<SocketEvent> events = down.peerAccepted() <= s.lastAccepted() ? List.of(ended) : List.of(
-        RelayOut.accepted(s, relayOut == null ? List.of() : relayOut.held(), down.peerAccepted(),
-            entity.window.acked(s), now),
+        entity.tagged(s, RelayOut.accepted(s, relayOut == null ? List.of() : relayOut.held(), down.peerAccepted(),
+            entity.window.acked(s), now)),
         ended);
     LinkStatus status = LinkStatus.fromWire(down.status());
     boolean close = LinkSide.closes(current, status);
@@ -407,7 +407,7 @@ final class SessionLinks {
     long acceptUpTo = relayOut == null ? 0 : relayOut.takeAcceptPending();
     boolean accepting = acceptUpTo > s.lastAccepted() && LinkSide.isLinked(s);
     if (accepting) {
-      events.add(RelayOut.accepted(s, relayOut.held(), acceptUpTo, entity.window.acked(s), now));
+      events.add(entity.tagged(s, RelayOut.accepted(s, relayOut.held(), acceptUpTo, entity.window.acked(s), now)));
     }
     if (events.isEmpty()) {
       return Effect().noReply();

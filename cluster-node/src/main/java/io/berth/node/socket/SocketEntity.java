@@ -184,6 +184,8 @@ public final class SocketEntity
 
   // The machines and parts (see the class comment). Null: not used now.
   final DownlinkWindow window;
+  /** Tags of MQTT frames received and not yet accepted (docs/mqtt-qos1-resends.md). */
+  private final ResendTags resendTags = new ResendTags();
   /** The HTTP endpoint's part, with its dispatch: only for a mapping that uses one. */
   SessionEndpoint endpointPart;
   /** The link's and relay's part: from the first time the socket deals with a link. */
@@ -374,10 +376,12 @@ public final class SocketEntity
       cmd.edge().tell(new ConfirmTakeover(c.attached()));
       return Effect().noReply();
     } else if (decision instanceof Opening.AlreadyOpen) {
-      cmd.edge().tell(new Welcomed(socketId, node, state.lastAccepted(), state.downlinkAcked()));
+      cmd.edge().tell(welcomed(state, true));
       return Effect().noReply();
     }
     Opening.Opens opens = (Opening.Opens) decision;
+    // The session was there for this device to resume (MQTT's Session Present).
+    boolean existed = state.status() == Status.OPEN || state.status() == Status.DETACHED;
     return persistChange(opens.events()).thenRun(s -> {
       if (opens.replaced() != null) {
         context.unwatch(opens.replaced());
@@ -385,7 +389,7 @@ public final class SocketEntity
       }
       context.watchWith(cmd.edge(), new EdgeTerminated(cmd.edge()));
       window.restart(s.downlinkAcked());
-      cmd.edge().tell(new Welcomed(socketId, node, s.lastAccepted(), s.downlinkAcked()));
+      cmd.edge().tell(welcomed(s, existed));
       armSleepCheck(settings.sleepAfter());
       pump(s);
       prepareEndpoint(s);
@@ -407,6 +411,15 @@ public final class SocketEntity
         endpointPart.dispatch();
       }
     }).thenNoReply();
+  }
+
+  /**
+   * The answer to an open: where the session is, whether it {@code existed} before, and for the
+   * MQTT port, the frames accepted on the connection before this one that a client may send again.
+   */
+  private Welcomed welcomed(SocketState s, boolean existed) {
+    return new Welcomed(socketId, node, s.lastAccepted(), s.downlinkAcked(), existed,
+        ResendTags.resendableAt(s.acceptedTags(), s.counters().connections()));
   }
 
   /** An edge that is not (or no longer) the socket's connection learns that its session ended. */
@@ -530,6 +543,7 @@ public final class SocketEntity
     if (!state.isAttached(cmd.edge())) {
       return tellNotAttached(state, cmd.edge());
     }
+    resendTags.received(cmd, state.lastAccepted(), state.counters().connections());
     Intake.Route route = Intake.route(state);
     return switch (route.to()) {
       case HOLD -> links().bufferForRelay(state, cmd);
@@ -551,8 +565,8 @@ public final class SocketEntity
       pump(state);
       return Effect().noReply();
     }
-    Accepted event = new Accepted(d.watermark(), 0, d.frames(), d.bytes(), d.duplicates(), d.outbound(),
-        window.acked(state), null, null, Instant.now());
+    Accepted event = tagged(state, new Accepted(d.watermark(), 0, d.frames(), d.bytes(), d.duplicates(), d.outbound(),
+        window.acked(state), null, null, Instant.now()));
     meter.record(d.frames(), d.bytes());
     boolean resumedAfterMove = resumedAfterMove(state);
     return Effect().persist(event).thenRun(s -> {
@@ -591,6 +605,15 @@ public final class SocketEntity
     Intake.Held h = Intake.hold(cmd.frames(), held, holder);
     meter.record(h.frames(), h.bytes());
     cmd.edge().tell(new Delivered(state.lastAccepted(), h.upTo(), false, h.gap()));
+  }
+
+  /**
+   * {@code event}, with the tags of the MQTT frames it accepts beyond {@code before}'s watermark
+   * (docs/mqtt-qos1-resends.md). Every {@code Accepted} this entity writes goes through here.
+   */
+  Accepted tagged(SocketState before, Accepted event) {
+    long[] tags = resendTags.accepted(before.lastAccepted(), event.lastAccepted());
+    return tags == null ? event : event.withTags(tags);
   }
 
   /** Whether this delivery is the first on this node after the socket moved here. */

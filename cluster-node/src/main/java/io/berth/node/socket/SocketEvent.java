@@ -40,7 +40,8 @@ public sealed interface SocketEvent extends CborSerializable {
    * Data reached the endpoint: the new watermark (and how far into the next frame delivery got),
    * what it cost, and the endpoint's answers, already numbered. {@code downlinkAcked} folds in the
    * device's acknowledgements seen so far. For an HTTP endpoint, {@code batchId} completes the
-   * batch started before, and {@code parkedId} says it was parked instead of delivered.
+   * batch started before, and {@code parkedId} says it was parked instead of delivered. {@code
+   * tags}: for frames from the MQTT port, pairs of seq and {@link ResendTags tag}; null otherwise.
    */
   public record Accepted(
       long lastAccepted,
@@ -52,8 +53,22 @@ public sealed interface SocketEvent extends CborSerializable {
       long downlinkAcked,
       String batchId,
       String parkedId,
-      Instant at)
-      implements SocketEvent {}
+      Instant at,
+      long[] tags)
+      implements SocketEvent {
+
+    /** Frames with no tags (from the device and WebSocket ports). */
+    public Accepted(long lastAccepted, long partialOffset, int frames, long bytes, int duplicates,
+        List<Frame.Data> outbound, long downlinkAcked, String batchId, String parkedId, Instant at) {
+      this(lastAccepted, partialOffset, frames, bytes, duplicates, outbound, downlinkAcked, batchId, parkedId, at,
+          null);
+    }
+
+    Accepted withTags(long[] newTags) {
+      return new Accepted(lastAccepted, partialOffset, frames, bytes, duplicates, outbound, downlinkAcked, batchId,
+          parkedId, at, newTags);
+    }
+  }
 
   /** A batch for the HTTP endpoint, recorded before it is sent: its boundaries and id. */
   public record BatchStarted(String batchId, long seqFrom, int offsetFrom, long seqTo, int offsetTo, boolean endsFrame,

@@ -41,7 +41,8 @@ public record SocketState(
     String suspendedOn,
     Instant lastDeliveryAt,
     Link link,
-    long openPending)
+    long openPending,
+    long[] acceptedTags)
     implements CborSerializable {
 
   public enum Status {
@@ -56,7 +57,7 @@ public record SocketState(
   }
 
   static final SocketState EMPTY = new SocketState(Status.NEW, "", null, null, "", null, 0, 0, null, 0, 0, List.of(), Counters.ZERO,
-      null, null, null, null, null, 0);
+      null, null, null, null, null, 0, null);
 
   // ------------------------------------------------------------------ what each event changes
 
@@ -101,7 +102,7 @@ public record SocketState(
     Counters c = counters.connected();
     return new SocketState(Status.OPEN, e.deviceId(), e.mapping(), e.edge(), e.edgeNode(), e.deviceAddress(), lastAccepted, partialOffset,
         inFlight, lastDownlinkSeq, acked, trim(outbox, acked), c, e.at(), e.at(), suspendedOn,
-        lastDeliveryAt, link == null ? null : link.trimmed(acked), e.asksEndpoint() ? c.connections() : 0);
+        lastDeliveryAt, link == null ? null : link.trimmed(acked), e.asksEndpoint() ? c.connections() : 0, acceptedTags);
   }
 
   private SocketState accepted(Accepted e) {
@@ -113,7 +114,8 @@ public record SocketState(
             counters.in(e.frames(), e.bytes(), e.duplicates(), e.outbound(), e.batchId() != null, e.parkedId() != null))
         .withMove(null, e.at())
         .withLink(link == null ? null : link.trimmed(acked))
-        .withUpdatedAt(e.at());
+        .withUpdatedAt(e.at())
+        .withAcceptedTags(ResendTags.append(acceptedTags, e.tags()));
   }
 
   private SocketState batchStarted(BatchStarted e) {
@@ -161,6 +163,7 @@ public record SocketState(
         .withMove(null, lastDeliveryAt)
         .withLink(null)
         .withUpdatedAt(e.at())
+        .withAcceptedTags(null)
         .openSettled();
   }
 
@@ -173,52 +176,62 @@ public record SocketState(
   private SocketState withConnection(Status newStatus, ActorRef<ToEdge> newEdge, String newEdgeNode) {
     return new SocketState(newStatus, deviceId, mapping, newEdge, newEdgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
-        openPending);
+        openPending, acceptedTags);
   }
 
   /** The uplink: the watermark, how far into the next frame, the batch sent to the endpoint. */
   private SocketState withUplink(long newLastAccepted, long newPartialOffset, BatchStarted newInFlight) {
     return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, newLastAccepted, newPartialOffset, newInFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
-        openPending);
+        openPending, acceptedTags);
   }
 
   /** The downlink: the last frame numbered, the device's acknowledgement, the frames it lacks. */
   private SocketState withDownlink(long newLastDownlinkSeq, long newDownlinkAcked, List<Frame.Data> newOutbox) {
     return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         newLastDownlinkSeq, newDownlinkAcked, newOutbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt,
-        link, openPending);
+        link, openPending, acceptedTags);
   }
 
   private SocketState withCounters(Counters newCounters) {
     return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, newCounters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
-        openPending);
+        openPending, acceptedTags);
   }
 
   /** Where the socket last ran before a move ({@code null}: not moving) and when it last delivered. */
   private SocketState withMove(String newSuspendedOn, Instant newLastDeliveryAt) {
     return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, newSuspendedOn, newLastDeliveryAt, link,
-        openPending);
+        openPending, acceptedTags);
   }
 
   private SocketState withLink(Link newLink) {
     return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, newLink,
-        openPending);
+        openPending, acceptedTags);
   }
 
   private SocketState withUpdatedAt(Instant at) {
     return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, at, suspendedOn, lastDeliveryAt, link,
-        openPending);
+        openPending, acceptedTags);
   }
 
   private SocketState withOpenPending(long newOpenPending) {
     return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
         lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
-        newOpenPending);
+        newOpenPending, acceptedTags);
+  }
+
+  /** The tags of the last frames accepted from the MQTT port ({@link ResendTags}). */
+  private SocketState withAcceptedTags(long[] tags) {
+    if (tags == acceptedTags) {
+      return this;
+    }
+    return new SocketState(status, deviceId, mapping, edge, edgeNode, deviceAddress, lastAccepted, partialOffset, inFlight,
+        lastDownlinkSeq, downlinkAcked, outbox, counters, openedAt, updatedAt, suspendedOn, lastDeliveryAt, link,
+        openPending, tags);
   }
 
   // ------------------------------------------------------------------ queries

@@ -70,6 +70,16 @@ class EventSerializerTest {
   }
 
   @Test
+  void acceptedKeepsTheTagsOfMqttFrames() {
+    long[] tags = {41, ResendTags.tag(65_535, 3, new byte[] {1}), 42, ResendTags.tag(1, 3, new byte[0])};
+    SocketEvent.Accepted event = new SocketEvent.Accepted(42, 0, 2, 1, 0, List.of(), 40, null, null, AT, tags);
+    assertThat(Serializers.manifestFor(serialization.findSerializerFor(event), event)).isEqualTo("Accepted.2");
+    SocketEvent.Accepted back = (SocketEvent.Accepted) journalTrip(event);
+    assertThat(back).usingRecursiveComparison().isEqualTo(event);
+    assertThat(back.tags()).containsExactly(tags);
+  }
+
+  @Test
   void acceptedWithoutIdsOrAnswersKeepsTheNulls() {
     SocketEvent.Accepted event = new SocketEvent.Accepted(9, 0, 9, 576, 0, List.of(), 0, null, null, null);
     assertThat(journalTrip(event)).isEqualTo(event);

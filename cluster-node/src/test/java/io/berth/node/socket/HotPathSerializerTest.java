@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.List;
 import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -58,6 +59,18 @@ class HotPathSerializerTest {
     SampleFrames.assertSameFrames(back.frames(), SampleFrames.two());
     assertThat(roundTrip(new ToEdge.Delivered(9, 12, false, true)))
         .isEqualTo(new ToEdge.Delivered(9, 12, false, true));
+  }
+
+  @Test
+  void deliverKeepsItsFramesAndTheirMqttPacketIds() throws Exception {
+    ActorRef<ToEdge> edge = testKit.<ToEdge>createTestProbe().ref();
+    SocketCommand.Deliver back = (SocketCommand.Deliver) roundTrip(
+        new SocketCommand.Deliver(edge, SampleFrames.two(), new int[] {65_535, -1}));
+    assertThat(back.edge()).isEqualTo(edge);
+    SampleFrames.assertSameFrames(back.frames(), SampleFrames.two());
+    assertThat(back.packetIds()).containsExactly(65_535, -1);
+    assertThat(((SocketCommand.Deliver) roundTrip(new SocketCommand.Deliver(edge, SampleFrames.two()))).packetIds())
+        .isNull();
   }
 
   @Test

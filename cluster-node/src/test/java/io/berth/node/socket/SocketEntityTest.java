@@ -338,6 +338,43 @@ class SocketEntityTest {
     assertThat(again.expectMessageClass(Push.class).frames()).extracting(Frame.Data::seq).containsExactly(3L);
   }
 
+  /**
+   * MQTT QoS 1 resends (docs/mqtt-qos1-resends.md): the packet ids of the frames accepted on a
+   * connection are journaled, and the next connection, and that one only, is handed them.
+   */
+  @Test
+  void theNextConnectionLearnsThePacketIdsOfTheFramesAcceptedOnThePreviousOne() {
+    entity.runCommand(new SocketCommand.Open(socketId, Mapping.builtinDefault("echo"), true, 0, edge.getRef(), "n"));
+    Welcomed first = edge.expectMessageClass(Welcomed.class);
+    assertThat(first.existed()).isFalse();
+    assertThat(first.resendable()).isNull();
+    // Packet 9 (QoS 1) and a QoS 0 frame, then packet 65535.
+    CommandResult<SocketCommand, SocketEvent, SocketState> taken = entity.runCommand(
+        new SocketCommand.Deliver(edge.getRef(), frames(1, 2), new int[] {9, -1}));
+    assertThat(((Accepted) taken.event()).tags()).hasSize(2);
+    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(3, 3), new int[] {65_535}));
+    assertThat(entity.getState().acceptedTags()).hasSize(4);
+    // The tags come back from the journal (the node holding the session died).
+    entity.restart();
+    TestProbe<ToEdge> second = KIT.createTestProbe(ToEdge.class);
+    SocketCommand.Open resume = resumeBy(second, 0);
+    entity.runCommand(resume);
+    second.expectMessageClass(ToEdge.ConfirmTakeover.class);
+    entity.runCommand(resume.confirm(edge.getRef()));
+    Welcomed w = second.expectMessageClass(Welcomed.class);
+    assertThat(w.existed()).isTrue();
+    assertThat(w.resendable()).containsExactly(
+        ResendTags.resendable(9, ResendTags.fingerprint(ResendTags.tag(9, 0, "f1".getBytes(StandardCharsets.UTF_8)))),
+        ResendTags.resendable(65_535, ResendTags.fingerprint(ResendTags.tag(1, 0, "f3".getBytes(StandardCharsets.UTF_8)))));
+    TestProbe<ToEdge> third = KIT.createTestProbe(ToEdge.class);
+    SocketCommand.Open again = resumeBy(third, 0);
+    entity.runCommand(again);
+    third.expectMessageClass(ToEdge.ConfirmTakeover.class);
+    entity.runCommand(again.confirm(second.getRef()));
+    assertThat(third.expectMessageClass(Welcomed.class).resendable())
+        .as("nothing was accepted on the connection before").isNull();
+  }
+
   @Test
   void aResumeClaimingDownlinkFramesNeverSentIsRefusedAndTheOutboxKept() {
     open(edge, "echo");

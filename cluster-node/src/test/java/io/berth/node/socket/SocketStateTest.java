@@ -29,14 +29,15 @@ class SocketStateTest {
 
   /**
    * Snapshots are the record's JSON: its component names are their field names. A component
-   * added later (deviceAddress) reads as null from an earlier snapshot (JournalFixtureRecoveryIT).
+   * added later (deviceAddress, acceptedTags) reads as null from an earlier snapshot
+   * (JournalFixtureRecoveryIT).
    */
   @Test
   void theSnapshotsFieldNamesAreTheRecordsComponents() {
     assertThat(Arrays.stream(SocketState.class.getRecordComponents()).map(RecordComponent::getName)).containsExactly(
         "status", "deviceId", "mapping", "edge", "edgeNode", "deviceAddress", "lastAccepted", "partialOffset", "inFlight",
         "lastDownlinkSeq", "downlinkAcked", "outbox", "counters", "openedAt", "updatedAt", "suspendedOn",
-        "lastDeliveryAt", "link", "openPending");
+        "lastDeliveryAt", "link", "openPending", "acceptedTags");
   }
 
   @Test

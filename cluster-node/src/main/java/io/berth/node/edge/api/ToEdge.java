@@ -8,8 +8,20 @@ import org.apache.pekko.actor.typed.ActorRef;
 /** What a socket session tells the edge that holds its device's connection. */
 public sealed interface ToEdge {
   
-  public record Welcomed(String socketId, String node, long lastAccepted, long downlinkAcked)
-      implements ToEdge, CborSerializable {}
+  /**
+   * The session took the connection. {@code existed}: it was open or detached before (a device
+   * resumes it; MQTT's Session Present). {@code resendable}: for the MQTT port, packet id and
+   * payload fingerprint of frames accepted on the previous connection, which a client may send
+   * again (docs/mqtt-qos1-resends.md); null when there are none.
+   */
+  public record Welcomed(String socketId, String node, long lastAccepted, long downlinkAcked, boolean existed,
+                         long[] resendable)
+      implements ToEdge, CborSerializable {
+
+    public Welcomed(String socketId, String node, long lastAccepted, long downlinkAcked) {
+      this(socketId, node, lastAccepted, downlinkAcked, lastAccepted > 0 || downlinkAcked > 0, null);
+    }
+  }
 
   public record OpenRejected(int errorCode, String reason) implements ToEdge, CborSerializable {}
 

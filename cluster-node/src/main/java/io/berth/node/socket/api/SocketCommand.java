@@ -44,8 +44,19 @@ public interface SocketCommand {
     }
   }
 
-  /** Uplink DATA frames read from the device, in seq order. Hot path: binary serializer. */
-  public record Deliver(ActorRef<ToEdge> edge, List<Frame.Data> frames) implements SocketCommand {}
+  /**
+   * Uplink DATA frames read from the device, in seq order. Hot path: binary serializer. {@code
+   * packetIds}: from the MQTT port, the QoS 1 packet id of each frame (-1 for QoS 0), which the
+   * session journals so that a resend after a reconnect is recognised
+   * (docs/mqtt-qos1-resends.md); null from the other ports.
+   */
+  public record Deliver(ActorRef<ToEdge> edge, List<Frame.Data> frames, int[] packetIds) implements SocketCommand {
+
+    /** Frames with no packet ids (the device and WebSocket ports). */
+    public Deliver(ActorRef<ToEdge> edge, List<Frame.Data> frames) {
+      this(edge, frames, null);
+    }
+  }
 
   /** The device acknowledged downlink frames up to {@code upTo}. Hot path: binary serializer. */
   public record DownlinkAck(ActorRef<ToEdge> edge, long upTo) implements SocketCommand {}

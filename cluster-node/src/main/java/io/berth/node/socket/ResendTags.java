@@ -1,0 +1,154 @@
+package io.berth.node.socket;
+
+import io.berth.node.socket.api.SocketCommand.Deliver;
+import io.berth.protocol.Frame;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.zip.CRC32C;
+
+/**
+ * What lets the MQTT port recognise a QoS 1 PUBLISH that a client sends again after a reconnect
+ * although the session had accepted it (docs/mqtt-qos1-resends.md). Each uplink frame from the
+ * MQTT port is tagged with its packet id, a fingerprint of its payload (CRC-32C) and the number
+ * of the connection it came on; {@code Accepted} journals the tags of the frames it accepts, the
+ * session state keeps the last {@link #TAIL} of them, and at the next open the edge is handed the
+ * tags of the frames accepted on the connection just before, with ids that occur once among them.
+ *
+ * <p>A tag is one long: packet id (16 bits), the connection number's low 16 bits, fingerprint (32
+ * bits). Tag lists are pairs {@code seq, tag}, in seq order. Frames from the other ports carry
+ * none, and cost nothing here.
+ *
+ * <p>An instance is the entity's: the tags of frames it received and has not yet accepted, by seq.
+ * Lost with the entity, which is right: the edge sends those frames again, tags included.
+ */
+final class ResendTags {
+
+  /** Accepted frames whose tags a session keeps: the most a client may have unacknowledged. */
+  static final int TAIL = 512;
+
+  /** Received, not yet accepted: seq → tag. */
+  private final Map<Long, Long> pending = new HashMap<>();
+
+  static long tag(int packetId, long connection, byte[] payload) {
+    CRC32C crc = new CRC32C();
+    crc.update(payload);
+    return ((long) (packetId & 0xFFFF) << 48) | ((connection & 0xFFFF) << 32) | crc.getValue();
+  }
+
+  static int packetId(long tag) {
+    return (int) (tag >>> 48);
+  }
+
+  static int connection(long tag) {
+    return (int) ((tag >>> 32) & 0xFFFF);
+  }
+
+  static int fingerprint(long tag) {
+    return (int) tag;
+  }
+
+  /** The edge's form of a resendable frame: packet id and fingerprint. */
+  static long resendable(int packetId, int fingerprint) {
+    return ((long) packetId << 32) | (fingerprint & 0xFFFFFFFFL);
+  }
+
+  /** Notes the tags of a delivery's frames above {@code lastAccepted}, received on {@code connection}. */
+  void received(Deliver d, long lastAccepted, long connection) {
+    int[] ids = d.packetIds();
+    if (ids == null) {
+      return;
+    }
+    for (int i = 0; i < ids.length && i < d.frames().size(); i++) {
+      Frame.Data frame = d.frames().get(i);
+      if (ids[i] > 0 && frame.seq() > lastAccepted) {
+        pending.put(frame.seq(), tag(ids[i], connection, frame.payload()));
+      }
+    }
+  }
+
+  /**
+   * The tags of the frames in {@code (from, upTo]}, as pairs, and forgets everything up to {@code
+   * upTo}; null when there are none.
+   */
+  long[] accepted(long from, long upTo) {
+    if (pending.isEmpty() || upTo <= from) {
+      return null;
+    }
+    long[] pairs = new long[2 * (int) Math.min(pending.size(), upTo - from)];
+    int n = 0;
+    if (upTo - from <= pending.size()) {
+      for (long seq = from + 1; seq <= upTo; seq++) {
+        Long tag = pending.remove(seq);
+        if (tag != null) {
+          pairs[n++] = seq;
+          pairs[n++] = tag;
+        }
+      }
+    } else {
+      long[] found = new long[pending.size()];
+      int count = 0;
+      for (long seq : pending.keySet()) {
+        if (seq > from && seq <= upTo) {
+          found[count++] = seq;
+        }
+      }
+      Arrays.sort(found, 0, count);
+      for (int i = 0; i < count; i++) {
+        pairs[n++] = found[i];
+        pairs[n++] = pending.remove(found[i]);
+      }
+    }
+    for (Iterator<Long> it = pending.keySet().iterator(); it.hasNext(); ) {
+      if (it.next() <= upTo) {
+        it.remove();
+      }
+    }
+    return n == 0 ? null : Arrays.copyOf(pairs, n);
+  }
+
+  /** The state's tail after {@code tags} were accepted: the last {@link #TAIL} pairs (a new array). */
+  static long[] append(long[] tail, long[] tags) {
+    if (tags == null || tags.length == 0) {
+      return tail;
+    }
+    int old = tail == null ? 0 : tail.length;
+    int keep = Math.min(old + tags.length, 2 * TAIL);
+    long[] next = new long[keep];
+    int fromTags = Math.min(tags.length, keep);
+    int fromOld = keep - fromTags;
+    if (fromOld > 0) {
+      System.arraycopy(tail, old - fromOld, next, 0, fromOld);
+    }
+    System.arraycopy(tags, tags.length - fromTags, next, fromOld, fromTags);
+    return next;
+  }
+
+  /**
+   * What the edge may take for resends when connection {@code connection} opens: the frames the
+   * tail has from the connection before it, as {@link #resendable} values, leaving out a packet id
+   * that occurs more than once among them (the client reused it: which one a resend is cannot be
+   * told, so it goes through as new). Null when there are none.
+   */
+  static long[] resendableAt(long[] tail, long connection) {
+    if (tail == null) {
+      return null;
+    }
+    int previous = (int) ((connection - 1) & 0xFFFF);
+    Map<Integer, Integer> count = new HashMap<>();
+    for (int i = 1; i < tail.length; i += 2) {
+      if (connection(tail[i]) == previous) {
+        count.merge(packetId(tail[i]), 1, Integer::sum);
+      }
+    }
+    long[] out = new long[count.size()];
+    int n = 0;
+    for (int i = 1; i < tail.length; i += 2) {
+      if (connection(tail[i]) == previous && count.get(packetId(tail[i])) == 1) {
+        out[n++] = resendable(packetId(tail[i]), fingerprint(tail[i]));
+      }
+    }
+    return n == 0 ? null : Arrays.copyOf(out, n);
+  }
+}

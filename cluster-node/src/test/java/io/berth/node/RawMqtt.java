@@ -1,0 +1,133 @@
+package io.berth.node;
+
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.function.Predicate;
+
+/**
+ * An MQTT 3.1.1 client on a plain socket that does exactly what a test tells it: a PUBLISH sent
+ * again with DUP set and the id the test chooses, a connection dropped right after a PUBACK was
+ * read, as a client that never saw that PUBACK would. Client libraries decide these things
+ * themselves, so they cannot set up the cases.
+ */
+final class RawMqtt implements AutoCloseable {
+
+  /** One packet read: the first byte of its fixed header and its body. */
+  record Packet(int header, byte[] body) {
+    int type() {
+      return header >> 4;
+    }
+
+    /** The packet id at the start of a PUBACK's body. */
+    int packetId() {
+      return ((body[0] & 0xFF) << 8) | (body[1] & 0xFF);
+    }
+  }
+
+  static final int CONNACK = 2;
+  static final int PUBLISH = 3;
+  static final int PUBACK = 4;
+
+  private final Socket socket;
+  private final DataInputStream in;
+  private final OutputStream out;
+
+  private RawMqtt(Socket socket) throws IOException {
+    this.socket = socket;
+    this.in = new DataInputStream(socket.getInputStream());
+    this.out = socket.getOutputStream();
+  }
+
+  static RawMqtt connect(int port, Duration timeout) throws IOException {
+    Socket socket = new Socket();
+    socket.connect(new InetSocketAddress("127.0.0.1", port), (int) timeout.toMillis());
+    socket.setSoTimeout((int) timeout.toMillis());
+    return new RawMqtt(socket);
+  }
+
+  /** Sends CONNECT (keep alive 0) and returns the CONNACK: body[0] bit 0 is Session Present, body[1] the code. */
+  Packet hello(String clientId, String token, boolean cleanSession) throws IOException {
+    ByteArrayOutputStream body = new ByteArrayOutputStream();
+    string(body, "MQTT");
+    body.write(4);
+    body.write(0x80 | 0x40 | (cleanSession ? 0x02 : 0));
+    body.write(0);
+    body.write(0);
+    string(body, clientId);
+    string(body, clientId);
+    string(body, token);
+    send(0x10, body.toByteArray());
+    return until(p -> p.type() == CONNACK);
+  }
+
+  /** A QoS 1 PUBLISH with the given id, DUP set or not. */
+  void publish(String topic, int packetId, String payload, boolean dup) throws IOException {
+    ByteArrayOutputStream body = new ByteArrayOutputStream();
+    string(body, topic);
+    body.write(packetId >> 8);
+    body.write(packetId & 0xFF);
+    body.writeBytes(payload.getBytes(StandardCharsets.UTF_8));
+    send(0x30 | (dup ? 0x08 : 0) | 0x02, body.toByteArray());
+  }
+
+  /** Reads packets until one matches (the others are dropped, unacknowledged); fails on a timeout. */
+  Packet until(Predicate<Packet> wanted) throws IOException {
+    while (true) {
+      Packet p = read();
+      if (wanted.test(p)) {
+        return p;
+      }
+    }
+  }
+
+  Packet pubAck(int packetId) throws IOException {
+    return until(p -> p.type() == PUBACK && p.packetId() == packetId);
+  }
+
+  private Packet read() throws IOException {
+    int header = in.readUnsignedByte();
+    int length = 0;
+    for (int shift = 0; ; shift += 7) {
+      int b = in.readUnsignedByte();
+      length |= (b & 0x7F) << shift;
+      if ((b & 0x80) == 0) {
+        break;
+      }
+    }
+    byte[] body = new byte[length];
+    in.readFully(body);
+    return new Packet(header, body);
+  }
+
+  private void send(int header, byte[] body) throws IOException {
+    ByteArrayOutputStream packet = new ByteArrayOutputStream();
+    packet.write(header);
+    int length = body.length;
+    do {
+      int b = length & 0x7F;
+      length >>= 7;
+      packet.write(length > 0 ? b | 0x80 : b);
+    } while (length > 0);
+    packet.writeBytes(body);
+    out.write(packet.toByteArray());
+    out.flush();
+  }
+
+  private static void string(ByteArrayOutputStream to, String s) {
+    byte[] utf8 = s.getBytes(StandardCharsets.UTF_8);
+    to.write(utf8.length >> 8);
+    to.write(utf8.length & 0xFF);
+    to.writeBytes(utf8);
+  }
+
+  @Override
+  public void close() throws IOException {
+    socket.close();
+  }
+}
