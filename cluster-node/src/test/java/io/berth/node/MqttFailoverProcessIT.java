@@ -159,7 +159,10 @@ class MqttFailoverProcessIT {
     options.setCleanSession(clean);
     options.setAutomaticReconnect(true);
     options.setMaxReconnectDelay(2_000);
-    options.setConnectionTimeout(10);
+    // Longer than a take-over (an edge holds the CONNECT while the session moves): a client that
+    // gave up on a CONNECT the session then took would resend on a second new connection, where
+    // its resends are no longer recognised (docs/mqtt-qos1-resends.md).
+    options.setConnectionTimeout(30);
     options.setKeepAliveInterval(10);
     options.setMaxInflight(64);
     options.setSocketFactory(HttpProbe.tlsTrusting(runDir.resolve("tls/ca.pem")).getSocketFactory());

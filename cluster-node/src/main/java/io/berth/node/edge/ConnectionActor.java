@@ -72,12 +72,10 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   record Attach(Connection connection) implements Command {}
 
   /**
-   * Frames read since the last batch; the next comes after {@link Connection#ready}.
+   * Frames read since the last batch, in order; the next comes after {@link Connection#ready}.
    * It carries the connection too: it may overtake the {@link Attach}, which comes from the edge.
-   */
-  /**
-   * Frames read, in order. {@code packetIds}: from the MQTT port, pairs of seq and QoS 1 packet id
-   * for the DATA frames among them; null otherwise.
+   * {@code packetIds}: from the MQTT port, pairs of seq and QoS 1 packet id for the DATA frames
+   * among them; null otherwise.
    */
   record Inbound(Connection connection, List<Decoded> frames, long[] packetIds) implements Command {
 
@@ -646,7 +644,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     openSent = null;
     uplink.start(w.lastAccepted());
     downlink.start(w.downlinkAcked());
-    out.opened(new SessionOpened(w.existed(), w.resendable()));
+    out.opened(new SessionOpened(w.sessionPresent(), w.resendable()));
     offer(Handshake.welcome(w, edgeNode, settings, uplink.limits()));
     metrics.handshake("welcome");
     if (classLog.isDebugEnabled()) {

@@ -131,8 +131,8 @@ final class MqttFrames extends ChannelDuplexHandler {
    * again: packet id → payload fingerprint ({@link SessionOpened}); empty when none.
    */
   private Map<Integer, Integer> resendable = Map.of();
-  /** Whether the session existed before this connection ({@link SessionOpened}); null: not told. */
-  private Boolean sessionExisted;
+  /** Whether the session existed before this connection ({@link SessionOpened}). */
+  private boolean sessionExisted;
 
   private int keepAliveSeconds;
   private long lastHeardNanos = System.nanoTime();
@@ -621,8 +621,7 @@ final class MqttFrames extends ChannelDuplexHandler {
     }
     MqttMessageBuilders.ConnAckBuilder ack = MqttMessageBuilders.connAck()
         .returnCode(MqttConnectReturnCode.CONNECTION_ACCEPTED)
-        .sessionPresent(!cleanSession
-            && (sessionExisted != null ? sessionExisted : w.lastAccepted() > 0 || w.lastAcked() > 0));
+        .sessionPresent(!cleanSession && sessionExisted);
     if (version == MqttVersion.MQTT_5) {
       MqttProperties props = new MqttProperties();
       props.add(new MqttProperties.IntegerProperty(MqttProperties.MqttPropertyType.RECEIVE_MAXIMUM.value(),

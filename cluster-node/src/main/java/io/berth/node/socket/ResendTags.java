@@ -4,8 +4,10 @@ import io.berth.node.socket.api.SocketCommand.Deliver;
 import io.berth.protocol.Frame;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Iterator;
 import java.util.Map;
+import java.util.Set;
 import java.util.zip.CRC32C;
 
 /**
@@ -28,8 +30,16 @@ final class ResendTags {
   /** Accepted frames whose tags a session keeps: the most a client may have unacknowledged. */
   static final int TAIL = 512;
 
-  /** Received, not yet accepted: seq → tag. */
-  private final Map<Long, Long> pending = new HashMap<>();
+  /**
+   * Frames the tail must hold, all with ids of their own, before a resend is matched: the
+   * evidence that the client rotates its packet ids. A client that reuses the lowest free id
+   * repeats one within a few frames, and for it a resend and a new message with the same id and
+   * payload cannot be told apart: its resends go through as new (at least once, never a drop).
+   */
+  static final int ROTATION_EVIDENCE = 8;
+
+  /** Received, not yet accepted: seq → tag. Made on the first tagged frame (MQTT sessions only). */
+  private Map<Long, Long> pending = Map.of();
 
   static long tag(int packetId, long connection, byte[] payload) {
     CRC32C crc = new CRC32C();
@@ -60,10 +70,18 @@ final class ResendTags {
     if (ids == null) {
       return;
     }
+    if (!(pending instanceof HashMap)) {
+      pending = new HashMap<>();
+    }
     for (int i = 0; i < ids.length && i < d.frames().size(); i++) {
       Frame.Data frame = d.frames().get(i);
-      if (ids[i] > 0 && frame.seq() > lastAccepted) {
+      if (frame.seq() <= lastAccepted) {
+        continue;
+      }
+      if (ids[i] > 0) {
         pending.put(frame.seq(), tag(ids[i], connection, frame.payload()));
+      } else {
+        pending.remove(frame.seq()); // QoS 0 now, whatever this seq was on an earlier connection
       }
     }
   }
@@ -127,25 +145,26 @@ final class ResendTags {
 
   /**
    * What the edge may take for resends when connection {@code connection} opens: the frames the
-   * tail has from the connection before it, as {@link #resendable} values, leaving out a packet id
-   * that occurs more than once among them (the client reused it: which one a resend is cannot be
-   * told, so it goes through as new). Null when there are none.
+   * tail has from the connection before it, as {@link #resendable} values. Null (every resend goes
+   * through as new) unless the tail shows a client that rotates its ids: at least {@link
+   * #ROTATION_EVIDENCE} frames and no id twice. Otherwise a resend and a new message that reuses
+   * an acknowledged id with the same payload cannot be told apart (docs/mqtt-qos1-resends.md).
    */
   static long[] resendableAt(long[] tail, long connection) {
-    if (tail == null) {
+    if (tail == null || tail.length < 2 * ROTATION_EVIDENCE) {
       return null;
     }
-    int previous = (int) ((connection - 1) & 0xFFFF);
-    Map<Integer, Integer> count = new HashMap<>();
+    Set<Integer> ids = new HashSet<>();
     for (int i = 1; i < tail.length; i += 2) {
-      if (connection(tail[i]) == previous) {
-        count.merge(packetId(tail[i]), 1, Integer::sum);
+      if (!ids.add(packetId(tail[i]))) {
+        return null;
       }
     }
-    long[] out = new long[count.size()];
+    int previous = (int) ((connection - 1) & 0xFFFF);
+    long[] out = new long[tail.length / 2];
     int n = 0;
     for (int i = 1; i < tail.length; i += 2) {
-      if (connection(tail[i]) == previous && count.get(packetId(tail[i])) == 1) {
+      if (connection(tail[i]) == previous) {
         out[n++] = resendable(packetId(tail[i]), fingerprint(tail[i]));
       }
     }

@@ -59,20 +59,39 @@ class ResendTagsTest {
   }
 
   @Test
-  void theNextConnectionIsHandedThePreviousOnesFramesWithIdsThatOccurOnce() {
-    long[] tail = {
-        1, tag(1, 3, "boot"), // connection 3
-        2, tag(1, 4, "boot"), // connection 4: id 1 again, after a restart of the client
-        3, tag(2, 4, "a"),
-        4, tag(3, 4, "b"),
-        5, tag(3, 4, "c"), // id 3 reused on connection 4: ambiguous
-    };
-    assertThat(ResendTags.resendableAt(tail, 5)).containsExactly(
-        ResendTags.resendable(1, ResendTags.fingerprint(tag(1, 4, "boot"))),
-        ResendTags.resendable(2, ResendTags.fingerprint(tag(2, 4, "a"))));
-    assertThat(ResendTags.resendableAt(tail, 4)).containsExactly(
-        ResendTags.resendable(1, ResendTags.fingerprint(tag(1, 3, "boot"))));
+  void theNextConnectionIsHandedThePreviousOnesFramesWhenTheClientRotatesItsIds() {
+    long[] tail = new long[2 * ResendTags.ROTATION_EVIDENCE];
+    for (int i = 0; i < ResendTags.ROTATION_EVIDENCE; i++) {
+      // ids 1..8: three on connection 3, the rest on connection 4
+      tail[2 * i] = i + 1;
+      tail[2 * i + 1] = tag(i + 1, i < 3 ? 3 : 4, "m" + i);
+    }
+    long[] at5 = ResendTags.resendableAt(tail, 5);
+    assertThat(at5).hasSize(ResendTags.ROTATION_EVIDENCE - 3);
+    assertThat(at5[0]).isEqualTo(ResendTags.resendable(4, ResendTags.fingerprint(tag(4, 4, "m3"))));
+    assertThat(ResendTags.resendableAt(tail, 4)).as("connection 3's, for connection 4").hasSize(3);
     assertThat(ResendTags.resendableAt(tail, 6)).as("nothing accepted on connection 5").isNull();
     assertThat(ResendTags.resendableAt(null, 6)).isNull();
+  }
+
+  @Test
+  void aClientThatReusesIdsOrHasSentTooLittleGetsNoMatching() {
+    long[] reused = new long[2 * ResendTags.ROTATION_EVIDENCE];
+    for (int i = 0; i < ResendTags.ROTATION_EVIDENCE; i++) {
+      // the lowest free id: 1, 2, 1, 2, ...
+      reused[2 * i] = i + 1;
+      reused[2 * i + 1] = tag(1 + i % 2, 4, "heartbeat");
+    }
+    assertThat(ResendTags.resendableAt(reused, 5)).isNull();
+    long[] short_ = {1, tag(1, 4, "boot"), 2, tag(2, 4, "x")};
+    assertThat(ResendTags.resendableAt(short_, 5)).as("too little to tell").isNull();
+  }
+
+  @Test
+  void aSeqThatComesBackAtQos0LosesItsOldTag() {
+    ResendTags tags = new ResendTags();
+    tags.received(new SocketCommand.Deliver(null, List.of(frame(1, "a")), new int[] {7}), 0, 1);
+    tags.received(new SocketCommand.Deliver(null, List.of(frame(1, "b")), new int[] {-1}), 0, 2);
+    assertThat(tags.accepted(0, 1)).isNull();
   }
 }

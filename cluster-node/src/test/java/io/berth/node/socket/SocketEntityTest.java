@@ -344,7 +344,8 @@ class SocketEntityTest {
    */
   @Test
   void theNextConnectionLearnsThePacketIdsOfTheFramesAcceptedOnThePreviousOne() {
-    entity.runCommand(new SocketCommand.Open(socketId, Mapping.builtinDefault("echo"), true, 0, edge.getRef(), "n"));
+    // discard: no answers, so the outbox never stalls the frames.
+    entity.runCommand(new SocketCommand.Open(socketId, Mapping.builtinDefault("discard"), true, 0, edge.getRef(), "n"));
     Welcomed first = edge.expectMessageClass(Welcomed.class);
     assertThat(first.existed()).isFalse();
     assertThat(first.resendable()).isNull();
@@ -352,8 +353,9 @@ class SocketEntityTest {
     CommandResult<SocketCommand, SocketEvent, SocketState> taken = entity.runCommand(
         new SocketCommand.Deliver(edge.getRef(), frames(1, 2), new int[] {9, -1}));
     assertThat(((Accepted) taken.event()).tags()).hasSize(2);
-    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(3, 3), new int[] {65_535}));
-    assertThat(entity.getState().acceptedTags()).hasSize(4);
+    // Then packet 65535 and ids 1 to 7: the client rotates its ids (ResendTags.ROTATION_EVIDENCE).
+    entity.runCommand(new SocketCommand.Deliver(edge.getRef(), frames(3, 10), new int[] {65_535, 1, 2, 3, 4, 5, 6, 7}));
+    assertThat(entity.getState().acceptedTags()).hasSize(18);
     // The tags come back from the journal (the node holding the session died).
     entity.restart();
     TestProbe<ToEdge> second = KIT.createTestProbe(ToEdge.class);
@@ -363,7 +365,7 @@ class SocketEntityTest {
     entity.runCommand(resume.confirm(edge.getRef()));
     Welcomed w = second.expectMessageClass(Welcomed.class);
     assertThat(w.existed()).isTrue();
-    assertThat(w.resendable()).containsExactly(
+    assertThat(w.resendable()).hasSize(9).startsWith(
         ResendTags.resendable(9, ResendTags.fingerprint(ResendTags.tag(9, 0, "f1".getBytes(StandardCharsets.UTF_8)))),
         ResendTags.resendable(65_535, ResendTags.fingerprint(ResendTags.tag(1, 0, "f3".getBytes(StandardCharsets.UTF_8)))));
     TestProbe<ToEdge> third = KIT.createTestProbe(ToEdge.class);

@@ -10,16 +10,22 @@ public sealed interface ToEdge {
   
   /**
    * The session took the connection. {@code existed}: it was open or detached before (a device
-   * resumes it; MQTT's Session Present). {@code resendable}: for the MQTT port, packet id and
-   * payload fingerprint of frames accepted on the previous connection, which a client may send
-   * again (docs/mqtt-qos1-resends.md); null when there are none.
+   * resumes it; MQTT's Session Present); null from a node of an earlier release, which did not
+   * say. {@code resendable}: for the MQTT port, packet id and payload fingerprint of frames
+   * accepted on the previous connection, which a client may send again
+   * (docs/mqtt-qos1-resends.md); null when there are none.
    */
-  public record Welcomed(String socketId, String node, long lastAccepted, long downlinkAcked, boolean existed,
+  public record Welcomed(String socketId, String node, long lastAccepted, long downlinkAcked, Boolean existed,
                          long[] resendable)
       implements ToEdge, CborSerializable {
 
     public Welcomed(String socketId, String node, long lastAccepted, long downlinkAcked) {
-      this(socketId, node, lastAccepted, downlinkAcked, lastAccepted > 0 || downlinkAcked > 0, null);
+      this(socketId, node, lastAccepted, downlinkAcked, null, null);
+    }
+
+    /** Whether the session existed, or where not told, whether it had seen frames. */
+    public boolean sessionPresent() {
+      return existed != null ? existed : lastAccepted > 0 || downlinkAcked > 0;
     }
   }
 
