@@ -195,6 +195,18 @@ class MqttEdgeIT {
     }
   }
 
+  /** A client's DISCONNECT ends the exchange: the node sends nothing after it (MQTT-3.14.4-1), only its FIN. */
+  @Test
+  void anMqtt5ClientsDisconnectIsNotAnsweredWithOne() throws Exception {
+    String device = TestNodes.uniqueDevice("raw-disconnect");
+    try (RawMqtt client = RawMqtt.connect(nodes.node(0).mqttPort(), WAIT)) {
+      assertThat(client.hello5(device, token(device), true).body()[1]).as("CONNACK success").isZero();
+      client.disconnect();
+      RawMqtt.Packet after = client.next();
+      assertThat(after).as("the stream ends with nothing after the CONNACK").isNull();
+    }
+  }
+
   private static long lastAccepted(String device) throws Exception {
     return io.berth.node.socket.api.Sockets.status(nodes.node(0).system(), device, Duration.ofSeconds(10))
         .toCompletableFuture().get(20, TimeUnit.SECONDS).lastAccepted();

@@ -51,14 +51,26 @@ final class RawMqtt implements AutoCloseable {
     return new RawMqtt(socket);
   }
 
-  /** Sends CONNECT (keep alive 0) and returns the CONNACK: body[0] bit 0 is Session Present, body[1] the code. */
+  /** Sends an MQTT 3.1.1 CONNECT (keep alive 0) and returns the CONNACK: body[0] bit 0 is Session Present, body[1] the code. */
   Packet hello(String clientId, String token, boolean cleanSession) throws IOException {
+    return hello(4, clientId, token, cleanSession);
+  }
+
+  /** The same in MQTT 5 (no properties). */
+  Packet hello5(String clientId, String token, boolean cleanStart) throws IOException {
+    return hello(5, clientId, token, cleanStart);
+  }
+
+  private Packet hello(int level, String clientId, String token, boolean cleanSession) throws IOException {
     ByteArrayOutputStream body = new ByteArrayOutputStream();
     string(body, "MQTT");
-    body.write(4);
+    body.write(level);
     body.write(0x80 | 0x40 | (cleanSession ? 0x02 : 0));
     body.write(0);
     body.write(0);
+    if (level == 5) {
+      body.write(0); // no properties
+    }
     string(body, clientId);
     string(body, clientId);
     string(body, token);
@@ -74,6 +86,20 @@ final class RawMqtt implements AutoCloseable {
     body.write(packetId & 0xFF);
     body.writeBytes(payload.getBytes(StandardCharsets.UTF_8));
     send(0x30 | (dup ? 0x08 : 0) | 0x02, body.toByteArray());
+  }
+
+  /** DISCONNECT, reason 0 (normal) in MQTT 5, the only form in 3.1.1. */
+  void disconnect() throws IOException {
+    send(0xE0, new byte[0]);
+  }
+
+  /** The next packet, or null at the end of the stream. */
+  Packet next() throws IOException {
+    try {
+      return read();
+    } catch (java.io.EOFException end) {
+      return null;
+    }
   }
 
   /** Reads packets until one matches (the others are dropped, unacknowledged); fails on a timeout. */

@@ -103,6 +103,8 @@ final class MqttFrames extends ChannelDuplexHandler {
   /** A refusal was written and the connection lingers ({@link LingeringClose}): it ends with the input. */
   private boolean lingering;
   private boolean cleanSession;
+  /** The client sent DISCONNECT. */
+  private boolean clientDisconnected;
   private String upTopic;
   private String downTopic;
   private String statusTopic;
@@ -504,6 +506,8 @@ final class MqttFrames extends ChannelDuplexHandler {
 
   /** A clean session ends with the connection; a persistent one stays for the next CONNECT. */
   private void onDisconnect() {
+    // The client sends nothing after its DISCONNECT and closes: no DISCONNECT of ours answers it.
+    clientDisconnected = true;
     if (cleanSession && welcomed) {
       toNode(new Frame.Close(CloseCode.NORMAL.wire, "MQTT DISCONNECT of a clean session"));
     } else {
@@ -790,7 +794,7 @@ final class MqttFrames extends ChannelDuplexHandler {
     }
     ended = true;
     stopLiveness();
-    if (version == MqttVersion.MQTT_5 && welcomed) {
+    if (version == MqttVersion.MQTT_5 && welcomed && !clientDisconnected) {
       if (reason != null && !reason.isEmpty()) {
         props.add(new MqttProperties.StringProperty(MqttProperties.MqttPropertyType.REASON_STRING.value(), reason));
       }
