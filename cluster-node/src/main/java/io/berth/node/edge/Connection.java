@@ -422,6 +422,17 @@ final class Connection extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    if (msg instanceof Frame.Data data) {
+      // From MqttFrames: a PUBLISH's frame as it is, not encoded to be cut again; its size is
+      // judged as a declared length would be.
+      if (!discarding && !inputEnded && !closed) {
+        Decoded tooLarge = FrameCodec.checkDeclaredLength(FrameCodec.DATA_OVERHEAD + data.payload().length,
+            options.maxFrameSize());
+        add(tooLarge == null ? new Decoded.Ok(data) : tooLarge);
+        discarding = tooLarge != null;
+      }
+      return;
+    }
     ByteBuf in = (ByteBuf) msg;
     try {
       if (!discarding && !inputEnded && !closed) {

@@ -105,6 +105,8 @@ final class MqttFrames extends ChannelDuplexHandler {
   private boolean cleanSession;
   /** The client sent DISCONNECT. */
   private boolean clientDisconnected;
+  /** Between a packet read and the end of its read ({@link #toNode}). */
+  private boolean reading;
   private String upTopic;
   private String downTopic;
   private String statusTopic;
@@ -196,6 +198,7 @@ final class MqttFrames extends ChannelDuplexHandler {
       return;
     }
     lastHeardNanos = System.nanoTime();
+    reading = true;
     boolean kept = false;
     try {
       if (ended) {
@@ -515,8 +518,22 @@ final class MqttFrames extends ChannelDuplexHandler {
     }
   }
 
+  /**
+   * Hands a frame to the connection: DATA as it is, others encoded. Within a read the
+   * connection hears the read's end once, after every packet of it, so that the frames of one
+   * read travel to the session together as the device port's do; outside one (timers, answers to
+   * the node) at once.
+   */
   private void toNode(Frame frame) {
-    ctx.fireChannelRead(Unpooled.wrappedBuffer(FrameCodec.encode(frame)));
+    ctx.fireChannelRead(frame instanceof Frame.Data ? frame : Unpooled.wrappedBuffer(FrameCodec.encode(frame)));
+    if (!reading) {
+      ctx.fireChannelReadComplete();
+    }
+  }
+
+  @Override
+  public void channelReadComplete(ChannelHandlerContext ctx) {
+    reading = false;
     ctx.fireChannelReadComplete();
   }
 
