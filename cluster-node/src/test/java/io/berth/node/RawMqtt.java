@@ -131,7 +131,33 @@ final class RawMqtt implements AutoCloseable {
     return new Packet(header, body);
   }
 
+  /**
+   * QoS 1 PUBLISHes with ids {@code firstId}... and then DISCONNECT, in one write: the node reads
+   * them in one read (as a client with a backlog sends them).
+   */
+  void publishAllThenDisconnect(String topic, int firstId, java.util.List<String> payloads) throws IOException {
+    ByteArrayOutputStream all = new ByteArrayOutputStream();
+    int id = firstId;
+    for (String payload : payloads) {
+      ByteArrayOutputStream body = new ByteArrayOutputStream();
+      string(body, topic);
+      body.write(id >> 8);
+      body.write(id & 0xFF);
+      body.writeBytes(payload.getBytes(StandardCharsets.UTF_8));
+      all.writeBytes(packet(0x32, body.toByteArray()));
+      id++;
+    }
+    all.writeBytes(packet(0xE0, new byte[0]));
+    out.write(all.toByteArray());
+    out.flush();
+  }
+
   private void send(int header, byte[] body) throws IOException {
+    out.write(packet(header, body));
+    out.flush();
+  }
+
+  private static byte[] packet(int header, byte[] body) {
     ByteArrayOutputStream packet = new ByteArrayOutputStream();
     packet.write(header);
     int length = body.length;
@@ -141,8 +167,7 @@ final class RawMqtt implements AutoCloseable {
       packet.write(length > 0 ? b | 0x80 : b);
     } while (length > 0);
     packet.writeBytes(body);
-    out.write(packet.toByteArray());
-    out.flush();
+    return packet.toByteArray();
   }
 
   private static void string(ByteArrayOutputStream to, String s) {

@@ -201,8 +201,8 @@ final class MqttFrames extends ChannelDuplexHandler {
     reading = true;
     boolean kept = false;
     try {
-      if (ended) {
-        return;
+      if (ended || clientDisconnected) {
+        return; // nothing follows a DISCONNECT (MQTT-3.14.4-1)
       }
       DecoderResult result = message.decoderResult();
       if (result != null && result.isFailure()) {
@@ -824,7 +824,7 @@ final class MqttFrames extends ChannelDuplexHandler {
    * read), then the connection is closed. MQTT 3.1.1 has no word for it but the close itself.
    */
   private void refuse(byte reasonCode, String reason) {
-    boolean told = version == MqttVersion.MQTT_5 && welcomed && !ended;
+    boolean told = version == MqttVersion.MQTT_5 && welcomed && !ended && !clientDisconnected;
     disconnect(reasonCode, reason, new MqttProperties());
     ChannelFuture written = ctx.writeAndFlush(Unpooled.EMPTY_BUFFER);
     if (told) {
