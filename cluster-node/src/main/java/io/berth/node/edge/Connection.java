@@ -385,18 +385,6 @@ final class Connection extends ChannelInboundHandlerAdapter {
       announce();
     } else if (event instanceof ChannelInputShutdownEvent || event instanceof SslCloseCompletionEvent) {
       inputEnded();
-    } else if (event instanceof MqttFrames.PacketId id) {
-      // The DATA frame MqttFrames hands on next is this QoS 1 PUBLISH: the session journals its id.
-      if (!discarding && !inputEnded && !closed) {
-        if (packetIds == null) {
-          packetIds = new long[16];
-        } else if (packetIdCount == packetIds.length) {
-          packetIds = Arrays.copyOf(packetIds, 2 * packetIds.length);
-        }
-        packetIds[packetIdCount++] = id.seq();
-        packetIds[packetIdCount++] = id.packetId();
-      }
-      return;
     } else if (event == LingeringClose.STARTED) {
       // The WebSocket or MQTT handler refused the device and lingers: keep reading, drop it all,
       // whatever else ends (LingeringClose closes the channel, at the latest after its deadline).
@@ -423,14 +411,11 @@ final class Connection extends ChannelInboundHandlerAdapter {
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     if (msg instanceof Frame.Data data) {
-      // From MqttFrames: a PUBLISH's frame as it is, not encoded to be cut again; its size is
-      // judged as a declared length would be.
-      if (!discarding && !inputEnded && !closed) {
-        Decoded tooLarge = FrameCodec.checkDeclaredLength(FrameCodec.DATA_OVERHEAD + data.payload().length,
-            options.maxFrameSize());
-        add(tooLarge == null ? new Decoded.Ok(data) : tooLarge);
-        discarding = tooLarge != null;
-      }
+      fromMqtt(data, -1);
+      return;
+    }
+    if (msg instanceof MqttFrames.Qos1Data qos1) {
+      fromMqtt(qos1.data(), qos1.packetId());
       return;
     }
     ByteBuf in = (ByteBuf) msg;
@@ -508,6 +493,33 @@ final class Connection extends ChannelInboundHandlerAdapter {
     log.info("Connection from {} refused before its first frame ({}): {}", remote, outcome.label(),
         EdgeOutcome.rootMessage(cause));
     close(null, false);
+  }
+
+  /**
+   * A PUBLISH's frame from MqttFrames, as it is (not encoded to be cut again), its size judged
+   * as a declared length would be; a QoS 1 PUBLISH's packet id goes to the actor beside it.
+   */
+  private void fromMqtt(Frame.Data data, int packetId) {
+    if (discarding || inputEnded || closed) {
+      return;
+    }
+    Decoded tooLarge = FrameCodec.checkDeclaredLength(FrameCodec.DATA_OVERHEAD + data.payload().length,
+        options.maxFrameSize());
+    if (tooLarge != null) {
+      add(tooLarge);
+      discarding = true;
+      return;
+    }
+    add(new Decoded.Ok(data));
+    if (packetId > 0) {
+      if (packetIds == null) {
+        packetIds = new long[16];
+      } else if (packetIdCount == packetIds.length) {
+        packetIds = Arrays.copyOf(packetIds, 2 * packetIds.length);
+      }
+      packetIds[packetIdCount++] = data.seq();
+      packetIds[packetIdCount++] = packetId;
+    }
   }
 
   private void cutFrames(ByteBuf buffer) {

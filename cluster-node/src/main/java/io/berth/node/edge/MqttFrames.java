@@ -1,5 +1,6 @@
 package io.berth.node.edge;
 
+import io.berth.node.edge.api.ToEdge;
 import io.berth.protocol.CloseCode;
 import io.berth.protocol.Decoded;
 import io.berth.protocol.ErrorCode;
@@ -45,7 +46,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
-import java.util.zip.CRC32C;
 
 /**
  * Between an MQTT client and the device's {@link Connection}: MQTT packets in become the device
@@ -144,10 +144,10 @@ final class MqttFrames extends ChannelDuplexHandler {
   private ScheduledFuture<?> liveness;
 
   /**
-   * Fired towards the connection just before the DATA frame {@code seq} of a QoS 1 PUBLISH: the
-   * session journals its packet id to recognise it if it is sent again (docs/mqtt-qos1-resends.md).
+   * The DATA frame of a QoS 1 PUBLISH, handed to the connection with its packet id: the session
+   * journals the id to recognise the PUBLISH if it is sent again (docs/mqtt-qos1-resends.md).
    */
-  record PacketId(long seq, int packetId) {}
+  record Qos1Data(Frame.Data data, int packetId) {}
 
   /** Fired towards the connection once the CONNECT is in: the connection may be announced. */
   static final Object CONNECTED = new Object() {
@@ -346,10 +346,8 @@ final class MqttFrames extends ChannelDuplexHandler {
     }
     long seq = nextSeq++;
     uplink.add(new long[] {seq, packetId});
-    if (packetId > 0) {
-      ctx.fireUserEventTriggered(new PacketId(seq, packetId));
-    }
-    toNode(new Frame.Data(seq, payload));
+    Frame.Data data = new Frame.Data(seq, payload);
+    toNode(packetId > 0 ? new Qos1Data(data, packetId) : data);
   }
 
   /**
@@ -362,9 +360,7 @@ final class MqttFrames extends ChannelDuplexHandler {
     if (fingerprint == null) {
       return false;
     }
-    CRC32C crc = new CRC32C();
-    crc.update(payload);
-    if ((int) crc.getValue() != fingerprint) {
+    if (ToEdge.Welcomed.fingerprint(payload) != fingerprint) {
       return false;
     }
     resendable.remove(packetId);
@@ -519,13 +515,17 @@ final class MqttFrames extends ChannelDuplexHandler {
   }
 
   /**
-   * Hands a frame to the connection: DATA as it is, others encoded. Within a read the
+   * Hands a frame to the connection: DATA as it is (with its packet id at QoS 1), others encoded. Within a read the
    * connection hears the read's end once, after every packet of it, so that the frames of one
    * read travel to the session together as the device port's do; outside one (timers, answers to
    * the node) at once.
    */
   private void toNode(Frame frame) {
-    ctx.fireChannelRead(frame instanceof Frame.Data ? frame : Unpooled.wrappedBuffer(FrameCodec.encode(frame)));
+    toNode((Object) (frame instanceof Frame.Data ? frame : Unpooled.wrappedBuffer(FrameCodec.encode(frame))));
+  }
+
+  private void toNode(Object message) {
+    ctx.fireChannelRead(message);
     if (!reading) {
       ctx.fireChannelReadComplete();
     }

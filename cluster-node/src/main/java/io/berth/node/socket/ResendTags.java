@@ -1,14 +1,14 @@
 package io.berth.node.socket;
 
+import io.berth.node.edge.api.ToEdge.Welcomed;
 import io.berth.node.socket.api.SocketCommand.Deliver;
 import io.berth.protocol.Frame;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.HashSet;
-import java.util.Iterator;
 import java.util.Map;
 import java.util.Set;
-import java.util.zip.CRC32C;
+import java.util.SortedMap;
+import java.util.TreeMap;
 
 /**
  * What lets the MQTT port recognise a QoS 1 PUBLISH that a client sends again after a reconnect
@@ -16,7 +16,8 @@ import java.util.zip.CRC32C;
  * MQTT port is tagged with its packet id, a fingerprint of its payload (CRC-32C) and the number
  * of the connection it came on; {@code Accepted} journals the tags of the frames it accepts, the
  * session state keeps the last {@link #TAIL} of them, and at the next open the edge is handed the
- * tags of the frames accepted on the connection just before, with ids that occur once among them.
+ * tags of the frames accepted on the connection just before, when the tail shows a client that
+ * rotates its ids ({@link #resendableAt}).
  *
  * <p>A tag is one long: packet id (16 bits), the connection number's low 16 bits, fingerprint (32
  * bits). Tag lists are pairs {@code seq, tag}, in seq order. Frames from the other ports carry
@@ -39,12 +40,11 @@ final class ResendTags {
   static final int ROTATION_EVIDENCE = 8;
 
   /** Received, not yet accepted: seq → tag. Made on the first tagged frame (MQTT sessions only). */
-  private Map<Long, Long> pending = Map.of();
+  private TreeMap<Long, Long> pending;
 
   static long tag(int packetId, long connection, byte[] payload) {
-    CRC32C crc = new CRC32C();
-    crc.update(payload);
-    return ((long) (packetId & 0xFFFF) << 48) | ((connection & 0xFFFF) << 32) | crc.getValue();
+    return ((long) (packetId & 0xFFFF) << 48) | ((connection & 0xFFFF) << 32)
+        | (Welcomed.fingerprint(payload) & 0xFFFFFFFFL);
   }
 
   static int packetId(long tag) {
@@ -70,8 +70,8 @@ final class ResendTags {
     if (ids == null) {
       return;
     }
-    if (!(pending instanceof HashMap)) {
-      pending = new HashMap<>();
+    if (pending == null) {
+      pending = new TreeMap<>();
     }
     for (int i = 0; i < ids.length && i < d.frames().size(); i++) {
       Frame.Data frame = d.frames().get(i);
@@ -91,39 +91,18 @@ final class ResendTags {
    * upTo}; null when there are none.
    */
   long[] accepted(long from, long upTo) {
-    if (pending.isEmpty() || upTo <= from) {
+    if (pending == null || pending.isEmpty() || upTo <= from) {
       return null;
     }
-    long[] pairs = new long[2 * (int) Math.min(pending.size(), upTo - from)];
+    SortedMap<Long, Long> taken = pending.subMap(from + 1, upTo + 1);
+    long[] pairs = new long[2 * taken.size()];
     int n = 0;
-    if (upTo - from <= pending.size()) {
-      for (long seq = from + 1; seq <= upTo; seq++) {
-        Long tag = pending.remove(seq);
-        if (tag != null) {
-          pairs[n++] = seq;
-          pairs[n++] = tag;
-        }
-      }
-    } else {
-      long[] found = new long[pending.size()];
-      int count = 0;
-      for (long seq : pending.keySet()) {
-        if (seq > from && seq <= upTo) {
-          found[count++] = seq;
-        }
-      }
-      Arrays.sort(found, 0, count);
-      for (int i = 0; i < count; i++) {
-        pairs[n++] = found[i];
-        pairs[n++] = pending.remove(found[i]);
-      }
+    for (Map.Entry<Long, Long> e : taken.entrySet()) {
+      pairs[n++] = e.getKey();
+      pairs[n++] = e.getValue();
     }
-    for (Iterator<Long> it = pending.keySet().iterator(); it.hasNext(); ) {
-      if (it.next() <= upTo) {
-        it.remove();
-      }
-    }
-    return n == 0 ? null : Arrays.copyOf(pairs, n);
+    pending.headMap(upTo + 1).clear();
+    return n == 0 ? null : pairs;
   }
 
   /** The state's tail after {@code tags} were accepted: the last {@link #TAIL} pairs (a new array). */

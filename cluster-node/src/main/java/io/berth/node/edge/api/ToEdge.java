@@ -23,6 +23,13 @@ public sealed interface ToEdge {
       this(socketId, node, lastAccepted, downlinkAcked, null, null);
     }
 
+    /** The fingerprint {@code resendable} carries of a frame's payload: its CRC-32C. */
+    public static int fingerprint(byte[] payload) {
+      java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+      crc.update(payload);
+      return (int) crc.getValue();
+    }
+
     /** Whether the session existed, or where not told, whether it had seen frames. */
     public boolean sessionPresent() {
       return existed != null ? existed : lastAccepted > 0 || downlinkAcked > 0;
