@@ -252,6 +252,56 @@ class MqttEdgeIT {
     }
   }
 
+  /**
+   * A client that acknowledges its last message and disconnects in one write. Its connection's
+   * actor stops right after; the entity's death watch on it takes a shorter way than the PUBACK
+   * and the DISCONNECT (which go through the shard region), and used to overtake them under
+   * load: a clean session was then left detached instead of closed (a linked peer never learned
+   * its frame was delivered), and a persistent one got its message again on the next connection.
+   * Rounds of each, since the race needs the node busy to show.
+   */
+  @Test
+  void aPubAckAndADisconnectInOneWriteBothReachTheSession() throws Exception {
+    int port = nodes.node(0).mqttPort();
+    for (int round = 0; round < 10; round++) {
+      String clean = TestNodes.uniqueDevice("raw-ack-close");
+      echoAckedWithTheDisconnect(port, clean, true, "one");
+      await().atMost(WAIT).until(() -> status(clean).state().equals("closed"));
+      assertThat(status(clean).downlinkAcked()).as("the PUBACK came before the DISCONNECT").isEqualTo(1);
+
+      String persistent = TestNodes.uniqueDevice("raw-ack-leave");
+      echoAckedWithTheDisconnect(port, persistent, false, "first");
+      try (RawMqtt again = RawMqtt.connect(port, WAIT)) {
+        assertThat(again.hello(persistent, token(persistent), false).body()[0]).as("session present").isEqualTo((byte) 1);
+        again.subscribe("berth/" + persistent + "/down", 1);
+        again.publish("berth/" + persistent + "/up", 2, "second", false);
+        // An acknowledged "first" would come again before the echo of "second".
+        assertThat(again.until(p -> p.type() == RawMqtt.PUBLISH).payload()).isEqualTo("second");
+      }
+    }
+  }
+
+  /**
+   * Connects, publishes {@code payload} to the echo mapping, and acknowledges its echo with the
+   * DISCONNECT in one write; the connection then closes at once, as mosquitto_sub's does.
+   */
+  private static void echoAckedWithTheDisconnect(int port, String device, boolean clean, String payload)
+      throws Exception {
+    try (RawMqtt client = RawMqtt.connect(port, WAIT)) {
+      client.hello(device, token(device), clean);
+      client.subscribe("berth/" + device + "/down", 1);
+      client.publish("berth/" + device + "/up", 1, payload, false);
+      RawMqtt.Packet echo = client.until(p -> p.type() == RawMqtt.PUBLISH);
+      assertThat(echo.payload()).isEqualTo(payload);
+      client.pubAckThenDisconnect(echo.publishPacketId());
+    }
+  }
+
+  private static io.berth.node.socket.api.SocketStatus status(String device) throws Exception {
+    return io.berth.node.socket.api.Sockets.status(nodes.node(0).system(), device, Duration.ofSeconds(10))
+        .toCompletableFuture().get(20, TimeUnit.SECONDS);
+  }
+
   private static long lastAccepted(String device) throws Exception {
     return io.berth.node.socket.api.Sockets.status(nodes.node(0).system(), device, Duration.ofSeconds(10))
         .toCompletableFuture().get(20, TimeUnit.SECONDS).lastAccepted();

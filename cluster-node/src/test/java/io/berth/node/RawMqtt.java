@@ -28,11 +28,28 @@ final class RawMqtt implements AutoCloseable {
     int packetId() {
       return ((body[0] & 0xFF) << 8) | (body[1] & 0xFF);
     }
+
+    /** A QoS 1 PUBLISH's packet id, after its topic (MQTT 3.1.1). */
+    int publishPacketId() {
+      int at = 2 + topicLength();
+      return ((body[at] & 0xFF) << 8) | (body[at + 1] & 0xFF);
+    }
+
+    /** A QoS 1 PUBLISH's payload, as text (MQTT 3.1.1). */
+    String payload() {
+      int at = 4 + topicLength();
+      return new String(body, at, body.length - at, StandardCharsets.UTF_8);
+    }
+
+    private int topicLength() {
+      return ((body[0] & 0xFF) << 8) | (body[1] & 0xFF);
+    }
   }
 
   static final int CONNACK = 2;
   static final int PUBLISH = 3;
   static final int PUBACK = 4;
+  static final int SUBACK = 9;
 
   private final Socket socket;
   private final DataInputStream in;
@@ -86,6 +103,30 @@ final class RawMqtt implements AutoCloseable {
     body.write(packetId & 0xFF);
     body.writeBytes(payload.getBytes(StandardCharsets.UTF_8));
     send(0x30 | (dup ? 0x08 : 0) | 0x02, body.toByteArray());
+  }
+
+  /** SUBSCRIBE to one topic at QoS 1; returns the SUBACK. */
+  Packet subscribe(String topic, int packetId) throws IOException {
+    ByteArrayOutputStream body = new ByteArrayOutputStream();
+    body.write(packetId >> 8);
+    body.write(packetId & 0xFF);
+    string(body, topic);
+    body.write(1);
+    send(0x82, body.toByteArray());
+    return until(p -> p.type() == SUBACK);
+  }
+
+  /**
+   * The PUBACK of a downlink PUBLISH and DISCONNECT in one write, as a client that leaves once it
+   * has its message sends them (mosquitto_sub -C 1 does): the node reads them together, and the
+   * connection's end follows at once.
+   */
+  void pubAckThenDisconnect(int packetId) throws IOException {
+    ByteArrayOutputStream all = new ByteArrayOutputStream();
+    all.writeBytes(packet(0x40, new byte[] {(byte) (packetId >> 8), (byte) packetId}));
+    all.writeBytes(packet(0xE0, new byte[0]));
+    out.write(all.toByteArray());
+    out.flush();
   }
 
   /** DISCONNECT, reason 0 (normal) in MQTT 5, the only form in 3.1.1. */

@@ -181,8 +181,12 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private long lastResyncAt;
   private final long startedAt = System.nanoTime();
   private long lastInboundAt = startedAt;
-  /** When the device ended its input, while deliveries were in flight; 0 before that. */
+  /** When the device ended its input, while the entity had not answered for it all; 0 before that. */
   private long inputEndedAt;
+  /** The entity was told that the connection ended, and asked to answer ({@link #endAnswered}). */
+  private boolean endTold;
+  /** The entity answered the end: {@link ToEdge.Detached}. */
+  private boolean detached;
   /** When the actor last let the connection read on. */
   private long lastReleasedAt = startedAt;
   private long deadline;
@@ -227,7 +231,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   }
 
   private boolean isQuiet() {
-    return phase == Phase.OPEN && uplink.allConfirmed() && downlink.allAcked();
+    return phase == Phase.OPEN && uplink.allConfirmed() && downlink.allAcked() && inputEndedAt == 0;
   }
 
   /** After a message: a sleeping actor that has something in flight again ticks at once. */
@@ -277,11 +281,11 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       return retimed(onInbound(m));
     } else if (message instanceof ToEdge m) {
       Behavior<Object> next = onEntity(m);
-      return inputEndedAt != 0 && inputAnswered() ? stop("connection closed") : retimed(next);
+      return inputEndedAt != 0 && endAnswered() ? stop("connection closed") : retimed(next);
     } else if (message instanceof TickSchedule.Wake wake) {
       ticks.woke(wake);
-      if (inputEndedAt != 0 && (inputAnswered()
-          || System.nanoTime() - inputEndedAt > settings.entityTimeout().toNanos())) {
+      if (inputEndedAt != 0 && (endAnswered() || (phase != Phase.ENDING
+          && System.nanoTime() - inputEndedAt > settings.entityTimeout().toNanos()))) {
         return stop("connection closed");
       }
       return afterTick(onTick());
@@ -318,7 +322,11 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     } else if (message instanceof StreamCompleted) {
       return endOfInput();
     } else if (message instanceof StreamFailed m) {
-      return stop("connection failed: " + m.cause().getMessage());
+      // What the device sent before its connection failed is answered for as after a clean end.
+      if (classLog.isDebugEnabled()) {
+        getContext().getLog().debug("Connection from {} ({}) failed: {}", remote, socketId, m.cause().getMessage());
+      }
+      return endOfInput();
     } else if (message instanceof Release) {
       ticks.onceArrived();
       drain();
@@ -435,9 +443,12 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       } else if (frame instanceof Frame.Pong) {
         // Keep-alive answer: receiving it already refreshed the idle timer.
       } else if (frame instanceof Frame.Close close) {
-        // Frames read before the CLOSE are delivered first (PROTOCOL.md#close).
+        // Frames read before the CLOSE are delivered first (PROTOCOL.md#close), and so is an ACK
+        // read before it: once closed, the entity no longer takes this connection's ACKs.
         flush(forward);
         forward = null;
+        reportDeviceAck(deviceAck);
+        deviceAck = -1;
         phase = Phase.ENDING;
         closeRequest = close;
         uplink.progressed(System.nanoTime());
@@ -449,13 +460,18 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       }
     }
     flush(forward);
-    if (deviceAck >= 0 && downlink.acked(deviceAck, System.nanoTime())) {
-      tellEntity(new SocketCommand.DownlinkAck(self, downlink.deviceAcked()));
-    }
+    reportDeviceAck(deviceAck);
     if (repeatAck && uplink.lastConfirmed() > 0) {
       offer(new Frame.Ack(uplink.lastConfirmed()));
     }
     releaseStream();
+  }
+
+  /** The device acknowledged downlink frames up to {@code seq} (-1: none in this read). */
+  private void reportDeviceAck(long seq) {
+    if (seq >= 0 && downlink.acked(seq, System.nanoTime())) {
+      tellEntity(new SocketCommand.DownlinkAck(self, downlink.deviceAcked()));
+    }
   }
 
   /**
@@ -590,6 +606,10 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private Behavior<Object> onEntity(ToEdge message) {
     if (message instanceof ToEdge.Sleeping) {
       entityAsleep = true;
+      return this;
+    }
+    if (message instanceof ToEdge.Detached) {
+      detached = true;
       return this;
     }
     awake();
@@ -846,20 +866,42 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   }
 
   /**
-   * The device ended its input. Frames it sent before that may still be on their way to the
-   * entity through the shard region, and the entity's death watch on this actor would overtake
-   * them and detach the connection first (PROTOCOL.md: the complete frames before the end are
-   * processed). So the actor stays until the entity has answered for them, at most one entity
-   * timeout; their ACKs still go out on the half of the connection that is open.
+   * The device ended its input. What it sent before may still be on its way to the entity
+   * through the shard region (frames, a downlink ACK, a CLOSE), and the entity's death watch on
+   * this actor, which takes no such detour, would overtake it: the entity would detach the
+   * connection first and drop the rest (PROTOCOL.md: the complete frames before the end are
+   * processed). So the actor stays until the entity has answered for all of it; their ACKs still
+   * go out on the half of the connection that is open. Bounded: one entity timeout, or the close
+   * timeout while a CLOSE is being confirmed.
    */
   private Behavior<Object> endOfInput() {
     inputEndedAt = System.nanoTime();
-    return inputAnswered() ? stop("connection closed") : retimed(this);
+    return endAnswered() ? stop("connection closed") : retimed(this);
   }
 
-  /** Nothing the device sent before the end of its input is still travelling to the entity. */
-  private boolean inputAnswered() {
-    return phase != Phase.OPEN || uplink.nothingInFlight();
+  /**
+   * After the end of input: whether the entity has answered for everything the device sent. Its
+   * frames are confirmed and its CLOSE answered; and an entity that still takes this connection
+   * for attached is told the end ({@code EdgeTerminated}) and has answered {@link
+   * ToEdge.Detached}, which it sends after whatever came before.
+   */
+  private boolean endAnswered() {
+    boolean inputAnswered = switch (phase) {
+      case OPEN -> uplink.nothingInFlight();
+      case ENDING -> false; // the CLOSE is answered with SessionEnded, which moves on to CLOSING
+      default -> true;
+    };
+    if (!inputAnswered) {
+      return false;
+    }
+    if (welcomed && !closeSent && !detached) {
+      if (!endTold) {
+        endTold = true;
+        tellEntity(new SocketCommand.EdgeTerminated(self, true));
+      }
+      return false;
+    }
+    return true;
   }
 
   private Behavior<Object> stop(String why) {
@@ -869,11 +911,11 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     if (classLog.isDebugEnabled()) {
       getContext().getLog().debug("Connection from {} ({}) ended: {}", remote, socketId, why);
     }
-    if (welcomed && !closeSent) {
+    if (welcomed && !closeSent && !endTold) {
       // A sleeping entity watches nothing: it learns here that its device is gone (an awake one
       // also from its death watch, and takes the second word for a no-op). Told even when the
       // actor thinks the entity awake: its Sleeping may still be on the way.
-      tellEntity(new SocketCommand.EdgeTerminated(self));
+      tellEntity(SocketCommand.EdgeTerminated.watched(self));
     }
     out.complete();
     return Behaviors.stopped();

@@ -234,7 +234,7 @@ public final class SocketEntity
     window.restart(state.downlinkAcked());
     if (state.status() == Status.OPEN && state.edge() != null) {
       // If the edge died while this entity was not running, the watch fires at once.
-      context.watchWith(state.edge(), new EdgeTerminated(state.edge()));
+      context.watchWith(state.edge(), EdgeTerminated.watched(state.edge()));
       // Frames persisted before a crash may never have reached the edge.
       pump(state);
       armSleepCheck(settings.sleepAfter());
@@ -291,8 +291,11 @@ public final class SocketEntity
     } else if (command instanceof RetryDownlink) {
       return onRetryDownlink(state);
     } else if (command instanceof EdgeTerminated c) {
-      return state.isAttached(c.edge()) ? persistChange(new Detached(Instant.now())).thenNoReply()
-          : Effect().noReply();
+      if (!state.isAttached(c.edge())) {
+        answerEnd(c);
+        return Effect().noReply();
+      }
+      return persistChange(new Detached(Instant.now())).thenRun(s -> answerEnd(c)).thenNoReply();
     } else if (command instanceof SleepCheck) {
       return onSleepCheck(state);
     }
@@ -310,11 +313,21 @@ public final class SocketEntity
       return tellNotAttached(state, c.edge());
     } else if (command instanceof Heartbeat c) {
       return tellNotAttached(state, c.edge());
+    } else if (command instanceof EdgeTerminated c) {
+      answerEnd(c);
+      return Effect().noReply();
     } else if (command instanceof DownlinkAck || command instanceof Resync || command instanceof RetryDownlink
-        || command instanceof EdgeTerminated || command instanceof SleepCheck) {
+        || command instanceof SleepCheck) {
       return Effect().noReply();
     }
     return null;
+  }
+
+  /** The connection's actor waits for this before it stops (see {@link EdgeTerminated}). */
+  private static void answerEnd(EdgeTerminated c) {
+    if (c.answer()) {
+      c.edge().tell(ToEdge.Detached.INSTANCE);
+    }
   }
 
   private ReplyEffect<SocketEvent, SocketState> handleAny(SocketState state, SocketCommand command) {
@@ -387,7 +400,7 @@ public final class SocketEntity
         context.unwatch(opens.replaced());
         opens.replaced().tell(new SessionEnded(CloseCode.REPLACED.wire, "socket opened by a newer connection"));
       }
-      context.watchWith(cmd.edge(), new EdgeTerminated(cmd.edge()));
+      context.watchWith(cmd.edge(), EdgeTerminated.watched(cmd.edge()));
       window.restart(s.downlinkAcked());
       cmd.edge().tell(welcomed(s, existed));
       armSleepCheck(settings.sleepAfter());

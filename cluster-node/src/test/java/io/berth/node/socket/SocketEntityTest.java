@@ -546,7 +546,9 @@ class SocketEntityTest {
     expectSleepThenStop(openSleepy("discard"));
 
     ActorRef<SocketCommand> woken = KIT.spawn(SocketEntity.create(socketId, SLEEPY, shard.getRef()));
-    woken.tell(new SocketCommand.EdgeTerminated(edge.getRef()));
+    woken.tell(new SocketCommand.EdgeTerminated(edge.getRef(), true));
+    // Answered once detached: the connection's actor may stop now.
+    edge.expectMessage(Duration.ofSeconds(5), ToEdge.Detached.INSTANCE);
     TestProbe<SocketStatus> probe = KIT.createTestProbe(SocketStatus.class);
     org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(5)).until(() -> {
       woken.tell(new SocketCommand.GetStatus(probe.getRef()));
@@ -571,6 +573,26 @@ class SocketEntityTest {
     assertThat(entity.getState().edge()).isNull();
     // No live connection to protect: no confirmation asked.
     open(edge, "echo");
+  }
+
+  /**
+   * A connection's actor that ends waits for this answer before it stops: what it sent before
+   * (a downlink ACK, a CLOSE) then reached the entity, and the death watch cannot overtake it.
+   */
+  @Test
+  void anEdgeThatTellsItsEndIsAnsweredOnceDetached() {
+    open(edge, "echo");
+    TestProbe<ToEdge> earlier = KIT.createTestProbe(ToEdge.class);
+    entity.runCommand(new SocketCommand.EdgeTerminated(earlier.getRef(), true));
+    earlier.expectMessage(ToEdge.Detached.INSTANCE);
+    assertThat(entity.getState().status()).as("another connection's end").isEqualTo(Status.OPEN);
+
+    entity.runCommand(new SocketCommand.EdgeTerminated(edge.getRef(), true));
+    assertThat(entity.getState().status()).isEqualTo(Status.DETACHED);
+    edge.expectMessage(ToEdge.Detached.INSTANCE);
+    // The death watch's word asks for no answer: nobody is left to hear it.
+    entity.runCommand(SocketCommand.EdgeTerminated.watched(edge.getRef()));
+    edge.expectNoMessage(Duration.ofMillis(200));
   }
 
   private static final Mapping HTTP_OPEN_ONLY = new Mapping("decider", 1, "http://127.0.0.1:9/hook",

@@ -109,6 +109,15 @@ public sealed interface ToEdge {
     INSTANCE
   }
 
+  /**
+   * The entity heard the connection's end ({@code EdgeTerminated} with {@code answer}) after
+   * everything the connection's actor sent before it: the actor may stop now, and the entity's
+   * death watch then has nothing left to overtake.
+   */
+  public enum Detached implements ToEdge, CborSerializable {
+    INSTANCE
+  }
+
   /** The session ended or moved to another connection; the edge closes its connection. */
   public record SessionEnded(int closeCode, String reason) implements ToEdge, CborSerializable {}
 }

@@ -110,11 +110,19 @@ public interface SocketCommand {
   public record RelayAck(String from, long accepted, long acked, boolean full) implements SocketCommand {}
 
   /**
-   * The edge holding the device's connection stopped (connection lost, node down): from the
-   * entity's death watch, and from the connection's actor on the edge when its connection ends,
-   * for an entity that sleeps and watches nothing.
+   * The edge holding the device's connection ended (connection lost, node down). From the
+   * entity's death watch ({@code answer} false), and from the connection's actor when its
+   * connection ends ({@code answer} true): the actor stays until the entity answers {@link
+   * ToEdge.Detached}, so that the death watch cannot overtake what it sent before (a downlink
+   * ACK, a CLOSE) on the longer way through the shard region. An entity that sleeps watches
+   * nothing and learns of the end only this way.
    */
-  public record EdgeTerminated(ActorRef<ToEdge> edge) implements SocketCommand, CborSerializable {}
+  public record EdgeTerminated(ActorRef<ToEdge> edge, boolean answer) implements SocketCommand, CborSerializable {
+    /** From the death watch: nobody is left to answer. */
+    public static EdgeTerminated watched(ActorRef<ToEdge> edge) {
+      return new EdgeTerminated(edge, false);
+    }
+  }
 
   /** Sent by sharding on passivation and handoff. */
   public enum Stop implements SocketCommand, CborSerializable {
