@@ -247,6 +247,43 @@ class MappingIT {
   }
 
   /**
+   * A device that sends its CLOSE and leaves at once (as an MQTT client's DISCONNECT does) is let
+   * go as soon as its session has the CLOSE, not when a slow endpoint has taken the close event:
+   * the session is detached at once, its connection (and the device's max-connections slot)
+   * freed, and the close still goes on to the endpoint, the data first.
+   */
+  @Test
+  void aDeviceThatLeavesRightAfterItsCloseIsLetGoWhileTheEndpointTakesTheClose() throws Exception {
+    try (TestEndpoint endpoint = new TestEndpoint(SECRET)) {
+      endpoint.answer(call -> call.event().equals("close") ? new TestEndpoint.Answer(204, null, 10_000)
+          : TestEndpoint.Answer.ok());
+      String mapping = mapping(endpoint.url(), "\"timeoutMs\":20000");
+      String device = TestNodes.uniqueDevice("leaver");
+      String status = nodes.node(0).managementUrl() + "/api/sockets/" + device;
+      try (RawDevice raw = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
+        raw.send(RawDevice.hello(device, mapping));
+        Frame.Welcome w = (Frame.Welcome) raw.read();
+        java.io.ByteArrayOutputStream last = new java.io.ByteArrayOutputStream();
+        last.write(io.berth.protocol.FrameCodec.encode(new Frame.Data(w.lastAccepted() + 1, b("last words"))));
+        last.write(io.berth.protocol.FrameCodec.encode(new Frame.Close(CloseCode.NORMAL, "bye")));
+        raw.write(last.toByteArray());
+        await().atMost(Duration.ofSeconds(20)).until(() -> !endpoint.calls("close").isEmpty());
+      }
+      long left = System.nanoTime();
+      await().atMost(Duration.ofSeconds(20)).untilAsserted(() ->
+          assertThat(HttpProbe.get(status).body()).contains("\"state\":\"detached\""));
+      assertThat(Duration.ofNanos(System.nanoTime() - left))
+          .as("let go before the endpoint answered the close (10 s)").isLessThan(Duration.ofSeconds(8));
+      await().atMost(Duration.ofSeconds(40)).untilAsserted(() ->
+          assertThat(HttpProbe.get(status).body()).contains("\"state\":\"closed\""));
+      List<TestEndpoint.Call> calls = endpoint.calls().stream()
+          .filter(c -> c.body().get("socketId").asText().equals(device)).toList();
+      assertThat(calls).extracting(TestEndpoint.Call::event).containsExactly("open", "data", "close");
+      assertThat(calls.get(1).text()).isEqualTo("last words");
+    }
+  }
+
+  /**
    * What a device sends before its endpoint answered open waits for the answer (which may name a
    * peer); a CLOSE sent meanwhile still delivers it to the endpoint, then the close event.
    */

@@ -185,7 +185,12 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private long inputEndedAt;
   /** The entity was told that the connection ended, and asked to answer ({@link #endAnswered}). */
   private boolean endTold;
-  /** The entity answered the end: {@link ToEdge.Detached}. */
+  /** When the entity was last told the end (with the CLOSE, if one is being confirmed). */
+  private long endToldAt;
+  /**
+   * The session no longer takes this connection for attached: it answered the end ({@link
+   * ToEdge.Detached}) or ended the session ({@link ToEdge.SessionEnded}).
+   */
   private boolean detached;
   /** When the actor last let the connection read on. */
   private long lastReleasedAt = startedAt;
@@ -284,8 +289,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       return inputEndedAt != 0 && endAnswered() ? stop("connection closed") : retimed(next);
     } else if (message instanceof TickSchedule.Wake wake) {
       ticks.woke(wake);
-      if (inputEndedAt != 0 && (endAnswered() || (phase != Phase.ENDING
-          && System.nanoTime() - inputEndedAt > settings.entityTimeout().toNanos()))) {
+      if (inputEndedAt != 0 && (endAnswered() || endUnanswered(System.nanoTime()))) {
         return stop("connection closed");
       }
       return afterTick(onTick());
@@ -646,8 +650,11 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         fail(code != null ? code : ErrorCode.INTERNAL, r.reason());
       }
     } else if (message instanceof ToEdge.SessionEnded e) {
+      // The session let go of this connection: it has nothing more to answer for it.
+      detached = true;
       if (phase != Phase.CLOSING) {
-        metrics.disconnect("session_ended");
+        // The answer to the device's own CLOSE counts as the device's leaving.
+        metrics.disconnect(phase == Phase.ENDING ? "device" : "session_ended");
         close(new Frame.Close(e.closeCode(), e.reason()));
       }
     }
@@ -807,6 +814,11 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         if (!uplink.allConfirmed() && uplink.sinceProgress(now) > settings.entityTimeout().toNanos()) {
           resendUnconfirmed();
         }
+        if (endTold && !detached && resendDue(now - endToldAt, now)) {
+          // The device left after its CLOSE and the session answers neither: both may have gone
+          // to a node that died. Sent again, they reach its next incarnation.
+          tellEnd(true);
+        }
         if (closeSent ? now > deadline : uplink.sinceProgress(now) > settings.openTimeout().toNanos()) {
           fail(ErrorCode.UNAVAILABLE, "the socket's session did not confirm the close in time");
         }
@@ -871,37 +883,68 @@ final class ConnectionActor extends AbstractBehavior<Object> {
    * this actor, which takes no such detour, would overtake it: the entity would detach the
    * connection first and drop the rest (PROTOCOL.md: the complete frames before the end are
    * processed). So the actor stays until the entity has answered for all of it; their ACKs still
-   * go out on the half of the connection that is open. Bounded: one entity timeout, or the close
-   * timeout while a CLOSE is being confirmed.
+   * go out on the half of the connection that is open. Bounded: {@code entity-timeout} after the
+   * end (or after the last word to the entity), and while a device's CLOSE waits for its frames
+   * to be confirmed, {@code open-timeout} without progress.
    */
   private Behavior<Object> endOfInput() {
-    inputEndedAt = System.nanoTime();
+    if (inputEndedAt == 0) {
+      // Only the first end counts: our own abort of a connection that had half-closed fails it
+      // once more, and must not start the wait again.
+      inputEndedAt = System.nanoTime();
+    }
     return endAnswered() ? stop("connection closed") : retimed(this);
   }
 
   /**
    * After the end of input: whether the entity has answered for everything the device sent. Its
-   * frames are confirmed and its CLOSE answered; and an entity that still takes this connection
-   * for attached is told the end ({@code EdgeTerminated}) and has answered {@link
-   * ToEdge.Detached}, which it sends after whatever came before.
+   * frames are confirmed (none wait for the rate limit), a CLOSE has gone to it, and an entity
+   * that may still take this connection for attached was told the end ({@code EdgeTerminated})
+   * and answered {@link ToEdge.Detached}, which it sends after whatever came before. After a
+   * CLOSE the answer comes once the close is recorded, or, when an HTTP endpoint is still getting
+   * the rest of the data, once the session is detached: the close goes on without the connection,
+   * whose device did not wait for it, and its max-connections slot is not held for the
+   * endpoint's {@code close-timeout}.
    */
   private boolean endAnswered() {
     boolean inputAnswered = switch (phase) {
-      case OPEN -> uplink.nothingInFlight();
-      case ENDING -> false; // the CLOSE is answered with SessionEnded, which moves on to CLOSING
+      case OPEN -> uplink.nothingInFlight() && !hasPending();
+      case ENDING -> closeSent; // the CLOSE waits for the frames before it
       default -> true;
     };
     if (!inputAnswered) {
       return false;
     }
-    if (welcomed && !closeSent && !detached) {
-      if (!endTold) {
-        endTold = true;
-        tellEntity(new SocketCommand.EdgeTerminated(self, true));
-      }
-      return false;
+    if (!welcomed || detached) {
+      return true;
     }
-    return true;
+    if (!endTold) {
+      tellEnd(false);
+    }
+    return false;
+  }
+
+  /**
+   * Tells the entity the connection ended; told again ({@code again}), the CLOSE being confirmed
+   * goes before it once more, since it may have been lost with the same node.
+   */
+  private void tellEnd(boolean again) {
+    endTold = true;
+    endToldAt = System.nanoTime();
+    if (again && phase == Phase.ENDING && closeSent) {
+      tellEntity(new SocketCommand.Close(self, closeRequest.code(), closeRequest.reason()));
+    }
+    tellEntity(new SocketCommand.EdgeTerminated(self, true));
+  }
+
+  /**
+   * The entity has not answered the end for {@code entity-timeout} (its node died, say): the
+   * actor stops, and the session's next incarnation learns of the end from its death watch. Not
+   * while a CLOSE is being confirmed: that is bounded by the close and open timeouts (ERROR 500).
+   */
+  private boolean endUnanswered(long now) {
+    return phase != Phase.ENDING
+        && now - Math.max(inputEndedAt, endToldAt) > settings.entityTimeout().toNanos();
   }
 
   private Behavior<Object> stop(String why) {
@@ -911,7 +954,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     if (classLog.isDebugEnabled()) {
       getContext().getLog().debug("Connection from {} ({}) ended: {}", remote, socketId, why);
     }
-    if (welcomed && !closeSent && !endTold) {
+    if (welcomed && !detached && !endTold) {
       // A sleeping entity watches nothing: it learns here that its device is gone (an awake one
       // also from its death watch, and takes the second word for a no-op). Told even when the
       // actor thinks the entity awake: its Sleeping may still be on the way.

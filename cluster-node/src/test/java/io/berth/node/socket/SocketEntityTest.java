@@ -595,6 +595,31 @@ class SocketEntityTest {
     edge.expectNoMessage(Duration.ofMillis(200));
   }
 
+  /**
+   * A session not attached to the connection answers its end at once, whatever its status: never
+   * opened, or closed by the connection's own CLOSE (whose answer comes first). The death watch's
+   * word still detaches an attached session, silently.
+   */
+  @Test
+  void anEndIsAnsweredInEveryStatusAndTheWatchStillDetaches() {
+    TestProbe<ToEdge> stranger = KIT.createTestProbe(ToEdge.class);
+    entity.runCommand(new SocketCommand.EdgeTerminated(stranger.getRef(), true));
+    stranger.expectMessage(ToEdge.Detached.INSTANCE);
+    assertThat(entity.getState().status()).isEqualTo(Status.NEW);
+
+    open(edge, "echo");
+    entity.runCommand(SocketCommand.EdgeTerminated.watched(edge.getRef()));
+    assertThat(entity.getState().status()).isEqualTo(Status.DETACHED);
+    edge.expectNoMessage(Duration.ofMillis(200));
+
+    open(edge, "echo");
+    entity.runCommand(new SocketCommand.Close(edge.getRef(), CloseCode.NORMAL.wire, "bye"));
+    entity.runCommand(new SocketCommand.EdgeTerminated(edge.getRef(), true));
+    edge.expectMessage(new SessionEnded(CloseCode.NORMAL.wire, "session closed"));
+    edge.expectMessage(ToEdge.Detached.INSTANCE);
+    assertThat(entity.getState().status()).isEqualTo(Status.CLOSED);
+  }
+
   private static final Mapping HTTP_OPEN_ONLY = new Mapping("decider", 1, "http://127.0.0.1:9/hook",
       java.util.EnumSet.of(Mapping.Event.OPEN), Mapping.Criteria.NONE, 1000, Mapping.Retry.DEFAULT, "s", 30_000, false);
 

@@ -3,6 +3,7 @@ package io.berth.node.edge.api;
 import io.berth.persistence.CborSerializable;
 import io.berth.protocol.Frame;
 import java.util.List;
+import org.apache.pekko.actor.DeadLetterSuppression;
 import org.apache.pekko.actor.typed.ActorRef;
 
 /** What a socket session tells the edge that holds its device's connection. */
@@ -112,9 +113,10 @@ public sealed interface ToEdge {
   /**
    * The entity heard the connection's end ({@code EdgeTerminated} with {@code answer}) after
    * everything the connection's actor sent before it: the actor may stop now, and the entity's
-   * death watch then has nothing left to overtake.
+   * death watch then has nothing left to overtake. One that comes after the actor gave up
+   * waiting for it is expected, not a dead letter worth a log line.
    */
-  public enum Detached implements ToEdge, CborSerializable {
+  public enum Detached implements ToEdge, CborSerializable, DeadLetterSuppression {
     INSTANCE
   }
 
