@@ -284,6 +284,42 @@ class MappingIT {
   }
 
   /**
+   * A device that reconnects while its endpoint still takes the close of its last session gets
+   * the next session once the close is written: its HELLO is held meanwhile, and the close does
+   * not end the new connection's session.
+   */
+  @Test
+  void aConnectionOpenedWhileTheCloseIsUnderWayGetsTheNextSession() throws Exception {
+    try (TestEndpoint endpoint = new TestEndpoint(SECRET)) {
+      endpoint.answer(call -> call.event().equals("close") ? new TestEndpoint.Answer(204, null, 4_000)
+          : TestEndpoint.Answer.ok());
+      String mapping = mapping(endpoint.url(), "\"timeoutMs\":20000");
+      String device = TestNodes.uniqueDevice("again");
+      try (RawDevice first = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
+        first.send(RawDevice.hello(device, mapping));
+        Frame.Welcome w = (Frame.Welcome) first.read();
+        java.io.ByteArrayOutputStream last = new java.io.ByteArrayOutputStream();
+        last.write(io.berth.protocol.FrameCodec.encode(new Frame.Data(w.lastAccepted() + 1, b("first"))));
+        last.write(io.berth.protocol.FrameCodec.encode(new Frame.Close(CloseCode.NORMAL, "bye")));
+        first.write(last.toByteArray());
+        await().atMost(Duration.ofSeconds(20)).until(() -> !endpoint.calls("close").isEmpty());
+      }
+      try (RawDevice second = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(30))) {
+        second.send(RawDevice.hello(device, mapping));
+        Frame.Welcome w = (Frame.Welcome) second.read();
+        assertThat(w.lastAccepted()).as("numbering goes on after the closed session").isEqualTo(1);
+        second.send(new Frame.Data(2, b("second")));
+        assertThat(second.read()).isEqualTo(new Frame.Ack(2));
+        assertThat(HttpProbe.get(nodes.node(0).managementUrl() + "/api/sockets/" + device).body())
+            .contains("\"state\":\"open\"");
+        List<String> events = endpoint.calls().stream()
+            .filter(c -> c.body().get("socketId").asText().equals(device)).map(TestEndpoint.Call::event).toList();
+        assertThat(events).containsExactly("open", "data", "close", "open", "data");
+      }
+    }
+  }
+
+  /**
    * What a device sends before its endpoint answered open waits for the answer (which may name a
    * peer); a CLOSE sent meanwhile still delivers it to the endpoint, then the close event.
    */

@@ -185,8 +185,12 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private long inputEndedAt;
   /** The entity was told that the connection ended, and asked to answer ({@link #endAnswered}). */
   private boolean endTold;
-  /** When the entity was last told the end (with the CLOSE, if one is being confirmed). */
-  private long endToldAt;
+  /**
+   * After the end of input, the last sign that an answer is still to come: the end itself, the
+   * last word to the entity (the end, or frames released by the rate limit), the last word from
+   * it. Silence is counted from here ({@link #endUnanswered}).
+   */
+  private long endWaitFrom;
   /**
    * The session no longer takes this connection for attached: it answered the end ({@link
    * ToEdge.Detached}) or ended the session ({@link ToEdge.SessionEnded}).
@@ -286,11 +290,25 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       return retimed(onInbound(m));
     } else if (message instanceof ToEdge m) {
       Behavior<Object> next = onEntity(m);
-      return inputEndedAt != 0 && endAnswered() ? stop("connection closed") : retimed(next);
+      if (inputEndedAt != 0) {
+        endWaitFrom = System.nanoTime();
+        if (endAnswered()) {
+          return stop("connection closed");
+        }
+      }
+      return retimed(next);
     } else if (message instanceof TickSchedule.Wake wake) {
       ticks.woke(wake);
-      if (inputEndedAt != 0 && (endAnswered() || endUnanswered(System.nanoTime()))) {
-        return stop("connection closed");
+      if (inputEndedAt != 0) {
+        long now = System.nanoTime();
+        if (endAnswered() || endUnanswered(now)) {
+          return stop("connection closed");
+        }
+        if (endTold && !detached && resendDue(now - endWaitFrom, now)) {
+          // Neither the end nor a CLOSE being confirmed was answered: both may have gone to a
+          // node that died. Sent again, they reach the session's next incarnation.
+          tellEnd(true);
+        }
       }
       return afterTick(onTick());
     } else if (message instanceof Attach m) {
@@ -455,7 +473,10 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         deviceAck = -1;
         phase = Phase.ENDING;
         closeRequest = close;
-        uplink.progressed(System.nanoTime());
+        long closeReadAt = System.nanoTime();
+        uplink.progressed(closeReadAt);
+        // Until the session has taken every frame before the CLOSE, and then the CLOSE itself.
+        deadline = closeReadAt + settings.openTimeout().toNanos();
         maybeSendClose();
       } else {
         flush(forward);
@@ -508,7 +529,12 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     if (forward == null || forward.isEmpty()) {
       return;
     }
-    uplink.forward(forward, System.nanoTime());
+    long now = System.nanoTime();
+    uplink.forward(forward, now);
+    if (inputEndedAt != 0) {
+      // Released by the rate limit after the end: the session has yet to answer for them.
+      endWaitFrom = now;
+    }
     sendDeliveries();
   }
 
@@ -681,8 +707,14 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   }
 
   private void onDelivered(ToEdge.Delivered d) {
-    if (uplink.delivered(d, System.nanoTime()) && (phase == Phase.OPEN || phase == Phase.ENDING)) {
+    long taken = uplink.sessionTaken();
+    long now = System.nanoTime();
+    if (uplink.delivered(d, now) && (phase == Phase.OPEN || phase == Phase.ENDING)) {
       offer(new Frame.Ack(d.upTo()));
+    }
+    if (phase == Phase.ENDING && !closeSent && uplink.sessionTaken() > taken) {
+      // The frames before the CLOSE make progress: a resend after a silence is none.
+      deadline = now + settings.openTimeout().toNanos();
     }
     if (packetIds != null) {
       packetIds.headMap(uplink.lastConfirmed(), true).clear();
@@ -814,12 +846,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         if (!uplink.allConfirmed() && uplink.sinceProgress(now) > settings.entityTimeout().toNanos()) {
           resendUnconfirmed();
         }
-        if (endTold && !detached && resendDue(now - endToldAt, now)) {
-          // The device left after its CLOSE and the session answers neither: both may have gone
-          // to a node that died. Sent again, they reach its next incarnation.
-          tellEnd(true);
-        }
-        if (closeSent ? now > deadline : uplink.sinceProgress(now) > settings.openTimeout().toNanos()) {
+        if (now > deadline) {
           fail(ErrorCode.UNAVAILABLE, "the socket's session did not confirm the close in time");
         }
       }
@@ -892,6 +919,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       // Only the first end counts: our own abort of a connection that had half-closed fails it
       // once more, and must not start the wait again.
       inputEndedAt = System.nanoTime();
+      endWaitFrom = inputEndedAt;
     }
     return endAnswered() ? stop("connection closed") : retimed(this);
   }
@@ -930,7 +958,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
    */
   private void tellEnd(boolean again) {
     endTold = true;
-    endToldAt = System.nanoTime();
+    endWaitFrom = System.nanoTime();
     if (again && phase == Phase.ENDING && closeSent) {
       tellEntity(new SocketCommand.Close(self, closeRequest.code(), closeRequest.reason()));
     }
@@ -938,13 +966,17 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   }
 
   /**
-   * The entity has not answered the end for {@code entity-timeout} (its node died, say): the
-   * actor stops, and the session's next incarnation learns of the end from its death watch. Not
-   * while a CLOSE is being confirmed: that is bounded by the close and open timeouts (ERROR 500).
+   * The entity has been silent for {@code entity-timeout} since the last sign that an answer is
+   * to come ({@link #endWaitFrom}; its node died, say): the actor stops, and the session's next
+   * incarnation learns of the end from its death watch. Not while frames wait for the rate limit
+   * (their release is bounded by the window), nor while a CLOSE is being confirmed: that has its
+   * own deadline (ERROR 500). And never later than {@code close-timeout} after the end.
    */
   private boolean endUnanswered(long now) {
-    return phase != Phase.ENDING
-        && now - Math.max(inputEndedAt, endToldAt) > settings.entityTimeout().toNanos();
+    if (now - inputEndedAt > settings.closeTimeout().toNanos()) {
+      return true;
+    }
+    return phase != Phase.ENDING && !hasPending() && now - endWaitFrom > settings.entityTimeout().toNanos();
   }
 
   private Behavior<Object> stop(String why) {

@@ -314,6 +314,11 @@ final class Uplink {
     return inFlight == null;
   }
 
+  /** The highest frame the session has received (delivered, or waiting in its batcher). */
+  long sessionTaken() {
+    return lastBuffered;
+  }
+
   /** The session has received every frame taken from the device (some may wait in its batcher). */
   boolean sessionHasAllTaken() {
     return unconfirmed == null || lastBuffered >= highestForwarded;

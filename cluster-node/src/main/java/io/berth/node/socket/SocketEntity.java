@@ -380,6 +380,13 @@ public final class SocketEntity
   // ------------------------------------------------------------------ connections
 
   private ReplyEffect<SocketEvent, SocketState> onOpen(SocketState state, Open cmd) {
+    if (endpointPart != null && endpointPart.dispatch.isClosing()) {
+      // The session is ending through its endpoint (a device's CLOSE, an operator's close), with
+      // or without its connection: a new connection opens the next session once the close is
+      // written, not this one, which the close would end. Unanswered, the edge holds the HELLO
+      // and sends the open again (entity-timeout) until open-timeout (docs/edge.md).
+      return Effect().noReply();
+    }
     Opening.Decision decision = Opening.decide(socketId, state, cmd, window.liveAcked(), System.currentTimeMillis(),
         Instant.now());
     if (decision instanceof Opening.Rejected r) {
