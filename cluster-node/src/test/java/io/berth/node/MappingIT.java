@@ -62,6 +62,14 @@ class MappingIT {
         .build().connect();
   }
 
+  /** One DATA frame and a CLOSE, in one write, as a device that leaves at once sends them. */
+  private static void lastWords(RawDevice device, Frame.Welcome w, String data) throws java.io.IOException {
+    java.io.ByteArrayOutputStream last = new java.io.ByteArrayOutputStream();
+    last.write(io.berth.protocol.FrameCodec.encode(new Frame.Data(w.lastAccepted() + 1, b(data))));
+    last.write(io.berth.protocol.FrameCodec.encode(new Frame.Close(CloseCode.NORMAL, "bye")));
+    device.write(last.toByteArray());
+  }
+
   private static byte[] b(String s) {
     return s.getBytes(StandardCharsets.UTF_8);
   }
@@ -263,10 +271,7 @@ class MappingIT {
       try (RawDevice raw = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
         raw.send(RawDevice.hello(device, mapping));
         Frame.Welcome w = (Frame.Welcome) raw.read();
-        java.io.ByteArrayOutputStream last = new java.io.ByteArrayOutputStream();
-        last.write(io.berth.protocol.FrameCodec.encode(new Frame.Data(w.lastAccepted() + 1, b("last words"))));
-        last.write(io.berth.protocol.FrameCodec.encode(new Frame.Close(CloseCode.NORMAL, "bye")));
-        raw.write(last.toByteArray());
+        lastWords(raw, w, "last words");
         await().atMost(Duration.ofSeconds(20)).until(() -> !endpoint.calls("close").isEmpty());
       }
       long left = System.nanoTime();
@@ -298,10 +303,7 @@ class MappingIT {
       try (RawDevice first = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
         first.send(RawDevice.hello(device, mapping));
         Frame.Welcome w = (Frame.Welcome) first.read();
-        java.io.ByteArrayOutputStream last = new java.io.ByteArrayOutputStream();
-        last.write(io.berth.protocol.FrameCodec.encode(new Frame.Data(w.lastAccepted() + 1, b("first"))));
-        last.write(io.berth.protocol.FrameCodec.encode(new Frame.Close(CloseCode.NORMAL, "bye")));
-        first.write(last.toByteArray());
+        lastWords(first, w, "first");
         await().atMost(Duration.ofSeconds(20)).until(() -> !endpoint.calls("close").isEmpty());
       }
       try (RawDevice second = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(30))) {
