@@ -477,6 +477,63 @@ class AppendingJournalDaoTest {
     assertThat(count("SELECT count(*) FROM event_journal WHERE persistence_id = 'manual'")).isEqualTo(1);
   }
 
+  /**
+   * Deleting events up to a sequence number leaves exactly the rows the stock DAO leaves (the
+   * highest at or under it, marked deleted, and everything after it), recovery replays only what
+   * follows, and the sequence numbers go on.
+   */
+  @Test
+  void deletingEventsLeavesWhatTheStockDaoLeaves() throws Exception {
+    Config journal = system.settings().config().getConfig("jdbc-journal");
+    SlickDatabase slick = ((SlickExtensionImpl) SlickExtension.get(system)).database(journal);
+    org.apache.pekko.persistence.jdbc.journal.dao.DefaultJournalDao stock =
+        new org.apache.pekko.persistence.jdbc.journal.dao.DefaultJournalDao(slick.database(), slick.profile(),
+            new JournalConfig(journal), SerializationExtension.get(system), system.executionContext(),
+            Materializer.matFromSystem(system));
+    AppendingJournalDao ours = directDao();
+    for (String pid : List.of("deleting-ours", "deleting-stock")) {
+      ActorRef<Command> writer = system.systemActorOf(Writer.create(pid, Set.of()), pid, Props.empty());
+      for (int e = 1; e <= 10; e++) {
+        ask(writer, replyTo -> new Persist("e", replyTo)).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      }
+    }
+    for (long upTo : new long[] {7, 7, 3, Long.MAX_VALUE}) {
+      FutureConverters.asJava(ours.delete("deleting-ours", upTo)).toCompletableFuture()
+          .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      FutureConverters.asJava(stock.delete("deleting-stock", upTo)).toCompletableFuture()
+          .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      assertThat(rows("deleting-ours")).as("after deleting up to %d", upTo).isEqualTo(rows("deleting-stock"));
+      if (upTo == 7) {
+        assertThat(rows("deleting-ours")).isEqualTo(List.of("7 deleted", "8", "9", "10"));
+        ActorRef<Command> again = system.systemActorOf(Writer.create("deleting-ours", Set.of()),
+            "deleting-again-" + System.nanoTime(), Props.empty());
+        assertThat(ask(again, Read::new).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS))
+            .as("recovered: the events after the deleted ones").hasSize(3);
+      }
+    }
+    assertThat(rows("deleting-ours")).isEqualTo(List.of("10 deleted"));
+    FutureConverters.asJava(ours.delete("deleting-nobody", 5)).toCompletableFuture()
+        .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    assertThat(FutureConverters.asJava(ours.highestSequenceNr("deleting-ours", 0)).toCompletableFuture()
+        .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isEqualTo(10L);
+  }
+
+  /** A persistence id's rows: each sequence number, and whether it is marked deleted. */
+  private static List<String> rows(String persistenceId) throws SQLException {
+    List<String> out = new ArrayList<>();
+    try (Connection c = SchemaInstaller.connect(db);
+         PreparedStatement s = c.prepareStatement(
+             "SELECT sequence_number, deleted FROM event_journal WHERE persistence_id = ? ORDER BY sequence_number")) {
+      s.setString(1, persistenceId);
+      try (ResultSet r = s.executeQuery()) {
+        while (r.next()) {
+          out.add(r.getLong(1) + (r.getBoolean(2) ? " deleted" : ""));
+        }
+      }
+    }
+    return out;
+  }
+
   /** The DAO itself, as the journal builds it, so that a batch cannot take the stock path unnoticed. */
   private static AppendingJournalDao directDao() {
     Config journal = system.settings().config().getConfig("jdbc-journal");
