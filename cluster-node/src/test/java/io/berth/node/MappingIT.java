@@ -322,6 +322,37 @@ class MappingIT {
   }
 
   /**
+   * An operator who closes a socket while its device's close is still going to the endpoint ends
+   * both at once, and the socket opens again at once: nothing of the overtaken close holds the next
+   * open, and its endpoint call, answered late, does not disturb the new session.
+   */
+  @Test
+  void anOperatorCloseOvertakingAnEndpointCloseLeavesTheSocketFreeToOpen() throws Exception {
+    try (TestEndpoint endpoint = new TestEndpoint(SECRET)) {
+      endpoint.answer(call -> call.event().equals("close") ? new TestEndpoint.Answer(204, null, 6_000)
+          : TestEndpoint.Answer.ok());
+      String mapping = mapping(endpoint.url(), "\"timeoutMs\":20000");
+      String device = TestNodes.uniqueDevice("overtaken");
+      try (RawDevice first = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
+        first.send(RawDevice.hello(device, mapping));
+        lastWords(first, (Frame.Welcome) first.read(), "first");
+        await().atMost(Duration.ofSeconds(20)).until(() -> !endpoint.calls("close").isEmpty());
+      }
+      assertThat(HttpProbe.send("DELETE", api + "/sockets/" + device, null).status()).isEqualTo(200);
+      try (RawDevice second = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
+        long hello = System.nanoTime();
+        second.send(RawDevice.hello(device, mapping));
+        assertThat(second.read()).isInstanceOf(Frame.Welcome.class);
+        assertThat(Duration.ofNanos(System.nanoTime() - hello)).as("welcomed without waiting for the old close")
+            .isLessThan(Duration.ofSeconds(4));
+        second.send(new Frame.Data(2, b("second")));
+        assertThat(second.read()).isEqualTo(new Frame.Ack(2));
+        assertThat(HttpProbe.get(api + "/sockets/" + device).body()).contains("\"state\":\"open\"");
+      }
+    }
+  }
+
+  /**
    * What a device sends before its endpoint answered open waits for the answer (which may name a
    * peer); a CLOSE sent meanwhile still delivers it to the endpoint, then the close event.
    */

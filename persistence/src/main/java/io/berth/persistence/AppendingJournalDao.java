@@ -28,7 +28,7 @@ import slick.jdbc.JdbcProfile;
 import slick.jdbc.PostgresProfile;
 
 /**
- * Pekko Persistence JDBC's journal DAO, with three changes:
+ * Pekko Persistence JDBC's journal DAO, with four changes:
  *
  * <ul>
  *   <li>The rows of each write enter the write queue as a {@code Vector} instead of the {@code
@@ -46,6 +46,8 @@ import slick.jdbc.PostgresProfile;
  *       docs/persistence.md.
  *   <li>On PostgreSQL, the highest sequence numbers that recovering actors ask for at the same
  *       time are read with one query ({@link CoalescedReads}).
+ *   <li>On PostgreSQL, events are deleted (after a snapshot) by one statement instead of three,
+ *       two of which Slick compiles again on every call ({@link #deleteTo}).
  * </ul>
  *
  * <p>Configured as {@code jdbc-journal.dao} (persistence.conf); everything else, the replay of
@@ -135,15 +137,21 @@ public class AppendingJournalDao extends DefaultJournalDao {
       return super.delete(persistenceId, maxSequenceNr);
     }
     return Jdbc.run(db(), connection -> {
+      boolean autoCommit = connection.getAutoCommit();
       try (java.sql.PreparedStatement s = connection.prepareStatement(deleteTo)) {
         s.setString(1, persistenceId);
         s.setLong(2, maxSequenceNr);
         s.setString(3, persistenceId);
         s.setString(4, persistenceId);
         s.executeUpdate();
-      }
-      if (!connection.getAutoCommit()) {
-        connection.commit();
+        if (!autoCommit) {
+          connection.commit();
+        }
+      } catch (SQLException e) {
+        if (!autoCommit) {
+          connection.rollback();
+        }
+        throw e;
       }
       return BoxedUnit.UNIT;
     });

@@ -187,8 +187,8 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   private boolean endTold;
   /**
    * After the end of input, the last sign that an answer is still to come: the end itself, the
-   * last word to the entity (the end, or frames released by the rate limit), the last word from
-   * it. Silence is counted from here ({@link #endUnanswered}).
+   * last word to the entity (the end, or frames released by the rate limit), its last answer for
+   * frames. Silence is counted from here ({@link #endUnanswered}).
    */
   private long endWaitFrom;
   /**
@@ -291,7 +291,11 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     } else if (message instanceof ToEdge m) {
       Behavior<Object> next = onEntity(m);
       if (inputEndedAt != 0) {
-        endWaitFrom = System.nanoTime();
+        if (m instanceof ToEdge.Delivered) {
+          // The session answers for frames: it is alive and working through them. Other words
+          // from it (downlink pushes it retries, link news) say nothing of an answer to come.
+          endWaitFrom = System.nanoTime();
+        }
         if (endAnswered()) {
           return stop("connection closed");
         }
@@ -910,9 +914,9 @@ final class ConnectionActor extends AbstractBehavior<Object> {
    * this actor, which takes no such detour, would overtake it: the entity would detach the
    * connection first and drop the rest (PROTOCOL.md: the complete frames before the end are
    * processed). So the actor stays until the entity has answered for all of it; their ACKs still
-   * go out on the half of the connection that is open. Bounded: {@code entity-timeout} after the
-   * end (or after the last word to the entity), and while a device's CLOSE waits for its frames
-   * to be confirmed, {@code open-timeout} without progress.
+   * go out on the half of the connection that is open. Bounded: {@code entity-timeout} of silence
+   * ({@link #endUnanswered}); a CLOSE, by its own deadlines (ERROR 500); and all of it by {@code
+   * close-timeout} after the end.
    */
   private Behavior<Object> endOfInput() {
     if (inputEndedAt == 0) {

@@ -153,6 +153,19 @@ final class EndpointDispatch {
   }
 
   /**
+   * The session is closed, whichever way: nothing buffered goes to the endpoint any more, and a
+   * close that was under way through it is over. Returns that close (null: none), whose operator,
+   * if one asked, is still to be answered.
+   */
+  Ending sessionClosed() {
+    Ending pending = closing;
+    batcher.clear();
+    closing = null;
+    closeEventSent = false;
+    return pending;
+  }
+
+  /**
    * The next step, when the {@code Dispatch} message arrives: one call at a time, the open
    * first, a recorded batch before any new one, the close event after the last batch.
    */

@@ -380,7 +380,8 @@ public final class SocketEntity
   // ------------------------------------------------------------------ connections
 
   private ReplyEffect<SocketEvent, SocketState> onOpen(SocketState state, Open cmd) {
-    if (endpointPart != null && endpointPart.dispatch.isClosing()) {
+    if (endpointPart != null && endpointPart.dispatch.isClosing()
+        && (state.status() == Status.OPEN || state.status() == Status.DETACHED)) {
       // The session is ending through its endpoint (a device's CLOSE, an operator's close), with
       // or without its connection: a new connection opens the next session once the close is
       // written, not this one, which the close would end. Unanswered, the edge holds the HELLO
@@ -512,6 +513,9 @@ public final class SocketEntity
   ReplyEffect<SocketEvent, SocketState> close(SocketState state, Ending ending) {
     ActorRef<ToEdge> edge = state.edge();
     Link link = state.link();
+    // An operator's close while one was under way through the endpoint ends that one too: its
+    // operator, if one asked, is answered as well, and nothing of it is left to hold the next open.
+    Ending overtaken = endpointPart == null ? null : endpointPart.dispatch.sessionClosed();
     EffectBuilder<SocketEvent, SocketState> closed = persistChange(
         new Closed(ending.code(), ending.reason(), window.outboxFrames(state), Instant.now())).thenRun(s -> {
           if (edge != null) {
@@ -520,6 +524,9 @@ public final class SocketEntity
           }
           if (link != null || linksPart != null) {
             links().leaveLink(link, ending.toPeer());
+          }
+          if (overtaken != null && overtaken.operator() != null && overtaken.operator() != ending.operator()) {
+            overtaken.operator().tell(new OperatorCloseResult.Closed());
           }
         });
     return ending.operator() == null ? closed.thenNoReply()
