@@ -62,6 +62,26 @@ class MappingIT {
         .build().connect();
   }
 
+  /** A mapping whose endpoint takes {@code closeDelayMs} to answer a close event (its timeout is longer). */
+  private String slowToClose(TestEndpoint endpoint, long closeDelayMs) {
+    endpoint.answer(call -> call.event().equals("close") ? new TestEndpoint.Answer(204, null, closeDelayMs)
+        : TestEndpoint.Answer.ok());
+    return mapping(endpoint.url(), "\"timeoutMs\":20000");
+  }
+
+  /**
+   * Opens {@code device}'s socket, sends one DATA frame and a CLOSE in one write and leaves;
+   * returns once the endpoint got the close event.
+   */
+  private void leaveRightAfterClose(TestEndpoint endpoint, String device, String mapping, String data)
+      throws java.io.IOException {
+    try (RawDevice raw = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
+      raw.send(RawDevice.hello(device, mapping));
+      lastWords(raw, (Frame.Welcome) raw.read(), data);
+      await().atMost(Duration.ofSeconds(20)).until(() -> !endpoint.calls("close").isEmpty());
+    }
+  }
+
   /** One DATA frame and a CLOSE, in one write, as a device that leaves at once sends them. */
   private static void lastWords(RawDevice device, Frame.Welcome w, String data) throws java.io.IOException {
     java.io.ByteArrayOutputStream last = new java.io.ByteArrayOutputStream();
@@ -263,17 +283,10 @@ class MappingIT {
   @Test
   void aDeviceThatLeavesRightAfterItsCloseIsLetGoWhileTheEndpointTakesTheClose() throws Exception {
     try (TestEndpoint endpoint = new TestEndpoint(SECRET)) {
-      endpoint.answer(call -> call.event().equals("close") ? new TestEndpoint.Answer(204, null, 10_000)
-          : TestEndpoint.Answer.ok());
-      String mapping = mapping(endpoint.url(), "\"timeoutMs\":20000");
+      String mapping = slowToClose(endpoint, 10_000);
       String device = TestNodes.uniqueDevice("leaver");
       String status = nodes.node(0).managementUrl() + "/api/sockets/" + device;
-      try (RawDevice raw = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
-        raw.send(RawDevice.hello(device, mapping));
-        Frame.Welcome w = (Frame.Welcome) raw.read();
-        lastWords(raw, w, "last words");
-        await().atMost(Duration.ofSeconds(20)).until(() -> !endpoint.calls("close").isEmpty());
-      }
+      leaveRightAfterClose(endpoint, device, mapping, "last words");
       long left = System.nanoTime();
       await().atMost(Duration.ofSeconds(20)).untilAsserted(() ->
           assertThat(HttpProbe.get(status).body()).contains("\"state\":\"detached\""));
@@ -296,16 +309,9 @@ class MappingIT {
   @Test
   void aConnectionOpenedWhileTheCloseIsUnderWayGetsTheNextSession() throws Exception {
     try (TestEndpoint endpoint = new TestEndpoint(SECRET)) {
-      endpoint.answer(call -> call.event().equals("close") ? new TestEndpoint.Answer(204, null, 4_000)
-          : TestEndpoint.Answer.ok());
-      String mapping = mapping(endpoint.url(), "\"timeoutMs\":20000");
+      String mapping = slowToClose(endpoint, 4_000);
       String device = TestNodes.uniqueDevice("again");
-      try (RawDevice first = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
-        first.send(RawDevice.hello(device, mapping));
-        Frame.Welcome w = (Frame.Welcome) first.read();
-        lastWords(first, w, "first");
-        await().atMost(Duration.ofSeconds(20)).until(() -> !endpoint.calls("close").isEmpty());
-      }
+      leaveRightAfterClose(endpoint, device, mapping, "first");
       try (RawDevice second = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(30))) {
         second.send(RawDevice.hello(device, mapping));
         Frame.Welcome w = (Frame.Welcome) second.read();
@@ -329,15 +335,9 @@ class MappingIT {
   @Test
   void anOperatorCloseOvertakingAnEndpointCloseLeavesTheSocketFreeToOpen() throws Exception {
     try (TestEndpoint endpoint = new TestEndpoint(SECRET)) {
-      endpoint.answer(call -> call.event().equals("close") ? new TestEndpoint.Answer(204, null, 6_000)
-          : TestEndpoint.Answer.ok());
-      String mapping = mapping(endpoint.url(), "\"timeoutMs\":20000");
+      String mapping = slowToClose(endpoint, 6_000);
       String device = TestNodes.uniqueDevice("overtaken");
-      try (RawDevice first = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
-        first.send(RawDevice.hello(device, mapping));
-        lastWords(first, (Frame.Welcome) first.read(), "first");
-        await().atMost(Duration.ofSeconds(20)).until(() -> !endpoint.calls("close").isEmpty());
-      }
+      leaveRightAfterClose(endpoint, device, mapping, "first");
       assertThat(HttpProbe.send("DELETE", api + "/sockets/" + device, null).status()).isEqualTo(200);
       try (RawDevice second = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
         long hello = System.nanoTime();
