@@ -973,8 +973,9 @@ final class ConnectionActor extends AbstractBehavior<Object> {
    * The entity has been silent for {@code entity-timeout} since the last sign that an answer is
    * to come ({@link #endWaitFrom}; its node died, say): the actor stops, and the session's next
    * incarnation learns of the end from its death watch. Not while frames wait for the rate limit
-   * (their release is bounded by the window), nor while a CLOSE is being confirmed: that has its
-   * own deadline (ERROR 500). And never later than {@code close-timeout} after the end.
+   * (each release restarts the silence), nor while a CLOSE is being confirmed: that has its own
+   * deadline (ERROR 500). And never later than {@code close-timeout} after the end, which is
+   * also what bounds a rate-limited backlog: one read can hold more than the window.
    */
   private boolean endUnanswered(long now) {
     if (now - inputEndedAt > settings.closeTimeout().toNanos()) {
