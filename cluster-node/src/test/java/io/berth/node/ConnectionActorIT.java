@@ -129,6 +129,54 @@ class ConnectionActorIT {
     assertThat(status.body()).contains("\"framesIn\":2000").contains("\"state\":\"closed\"");
   }
 
+  /**
+   * The edge gathers a device's acknowledgements short of a quarter of the downlink window
+   * (Downlink#reportDue): what gathered reaches the session with the connection's next tick, or
+   * with its end, never later.
+   */
+  @Test
+  void anAcknowledgementShortOfABatchReachesTheSessionWithinATickAndAtTheEnd() throws Exception {
+    String device = TestNodes.uniqueDevice("partial-ack");
+    long third;
+    try (RawDevice raw = new RawDevice(nodes.node(0).edge(), Duration.ofSeconds(20))) {
+      raw.send(RawDevice.hello(device, "echo"));
+      Frame.Welcome w = (Frame.Welcome) raw.read();
+      third = echoTen(raw, w).get(2);
+      raw.send(new Frame.Ack(third));
+      await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
+          assertThat(downlinkAcked(device)).as("seven echoes are still unacknowledged").isEqualTo(third));
+    }
+    try (RawDevice raw = new RawDevice(nodes.node(1).edge(), Duration.ofSeconds(20))) {
+      raw.send(RawDevice.hello(device, "echo"));
+      Frame.Welcome w = (Frame.Welcome) raw.read();
+      long fifth = echoTen(raw, w).get(4);
+      // Acknowledged and gone at once, well within a tick: the end carries it.
+      raw.send(new Frame.Ack(fifth));
+      raw.socket().shutdownOutput();
+      raw.readUntilClosed();
+      await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(downlinkAcked(device)).isEqualTo(fifth));
+    }
+  }
+
+  /** Sends ten DATA frames after the welcome and returns the sequence numbers of their echoes. */
+  private static List<Long> echoTen(RawDevice raw, Frame.Welcome w) throws java.io.IOException {
+    for (long seq = w.lastAccepted() + 1; seq <= w.lastAccepted() + 10; seq++) {
+      raw.send(new Frame.Data(seq, new byte[] {(byte) seq}));
+    }
+    List<Long> echoes = new java.util.ArrayList<>();
+    while (echoes.size() < 10) {
+      if (raw.read() instanceof Frame.Data data) {
+        echoes.add(data.seq());
+      }
+    }
+    return echoes;
+  }
+
+  private long downlinkAcked(String device) {
+    String body = HttpProbe.get(nodes.node(0).managementUrl() + "/api/sockets/" + device).body();
+    return Long.parseLong(body.replaceAll(".*\"downlinkAcked\":(\\d+).*", "$1"));
+  }
+
   @Test
   void theOperatorRouteAnswers404ForUnknownAnd400ForInvalidSocketIds() {
     String base = nodes.node(0).managementUrl() + "/api/sockets/";

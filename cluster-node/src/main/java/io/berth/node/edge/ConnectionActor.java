@@ -474,6 +474,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         flush(forward);
         forward = null;
         reportDeviceAck(deviceAck);
+        tellDeviceAck();
         deviceAck = -1;
         phase = Phase.ENDING;
         closeRequest = close;
@@ -496,10 +497,20 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     releaseStream();
   }
 
-  /** The device acknowledged downlink frames up to {@code seq} (-1: none in this read). */
+  /**
+   * The device acknowledged downlink frames up to {@code seq} (-1: none in this read): the session
+   * hears of it when {@link Downlink#reportDue} says so, else with the next tick or the end.
+   */
   private void reportDeviceAck(long seq) {
-    if (seq >= 0 && downlink.acked(seq, System.nanoTime())) {
-      tellEntity(new SocketCommand.DownlinkAck(self, downlink.deviceAcked()));
+    if (seq >= 0 && downlink.acked(seq, System.nanoTime()) && downlink.reportDue(settings.downlinkAckEvery())) {
+      tellDeviceAck();
+    }
+  }
+
+  /** Tells the session of every acknowledgement of the device it has not heard of yet. */
+  private void tellDeviceAck() {
+    if (downlink.unreported()) {
+      tellEntity(new SocketCommand.DownlinkAck(self, downlink.report()));
     }
   }
 
@@ -812,6 +823,8 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         }
       }
       case OPEN -> {
+        // Acknowledgements gathered short of a report (Downlink#reportDue) wait at most a tick.
+        tellDeviceAck();
         if (hasPending()) {
           // Its frames wait for the uplink's rate limit (docs/limits.md): held by us, not idle.
           lastInboundAt = now;
@@ -880,6 +893,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     }
     String label = code.name().toLowerCase(java.util.Locale.ROOT);
     if (phase == Phase.OPEN || phase == Phase.ENDING) {
+      tellDeviceAck();
       metrics.disconnect(label);
     } else {
       metrics.handshake(label);
@@ -966,6 +980,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     if (again && phase == Phase.ENDING && closeSent) {
       tellEntity(new SocketCommand.Close(self, closeRequest.code(), closeRequest.reason()));
     }
+    tellDeviceAck();
     tellEntity(new SocketCommand.EdgeTerminated(self, true));
   }
 
@@ -995,6 +1010,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       // A sleeping entity watches nothing: it learns here that its device is gone (an awake one
       // also from its death watch, and takes the second word for a no-op). Told even when the
       // actor thinks the entity awake: its Sleeping may still be on the way.
+      tellDeviceAck();
       tellEntity(SocketCommand.EdgeTerminated.watched(self));
     }
     out.complete();

@@ -19,6 +19,8 @@ final class Downlink {
 
   private long highestPushed;
   private long deviceAcked;
+  /** The device's acknowledgement as the session was last told it. */
+  private long reported;
   /** When the oldest frame the device has not acknowledged was written; 0 when none is. */
   private long unackedSince;
 
@@ -26,6 +28,7 @@ final class Downlink {
   void start(long downlinkAcked) {
     highestPushed = downlinkAcked;
     deviceAcked = downlinkAcked;
+    reported = downlinkAcked;
   }
 
   /** Judges a frame the session pushed; the {@link Pushed#NEXT} one counts as written. */
@@ -59,6 +62,29 @@ final class Downlink {
     deviceAcked = seq;
     unackedSince = deviceAcked < highestPushed ? now : 0;
     return true;
+  }
+
+  /**
+   * Whether the session should hear of the device's acknowledgement now: once the device has
+   * everything written acknowledged (the session may be waiting to push more, or to sleep), or
+   * once it advanced by {@code every} frames since the session last heard. In between the
+   * acknowledgements gather, so that a device acknowledging frame by frame (every MQTT PUBACK) does
+   * not cost a message to the session, and from there to a linked peer, per frame. What is left
+   * goes with the next tick or the connection's end ({@link #unreported}).
+   */
+  boolean reportDue(int every) {
+    return deviceAcked > reported && (deviceAcked == highestPushed || deviceAcked - reported >= every);
+  }
+
+  /** The device acknowledged more than the session was told. */
+  boolean unreported() {
+    return deviceAcked > reported;
+  }
+
+  /** The session is told of the device's acknowledgement: returns it. */
+  long report() {
+    reported = deviceAcked;
+    return deviceAcked;
   }
 
   long highestPushed() {

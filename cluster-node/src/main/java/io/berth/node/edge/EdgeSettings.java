@@ -23,6 +23,7 @@ public record EdgeSettings(
     long windowBytes,
     int maxBatchFrames,
     int maxDeliveriesInFlight,
+    int downlinkAckEvery,
     long maxBatchBytes,
     Duration entityHeartbeat,
     int outboundBuffer,
@@ -100,6 +101,9 @@ public record EdgeSettings(
         e.getBytes("window-bytes"),
         e.getInt("max-batch-frames"),
         e.getInt("max-deliveries-in-flight"),
+        // A quarter of the session's downlink window: the rest stays open for its pushes while
+        // the device's acknowledgements gather (Downlink#reportDue).
+        Math.max(1, SocketSettings.fromConfig(config).downlinkWindow() / 4),
         e.getBytes("max-batch-bytes"),
         e.getDuration("entity-heartbeat"),
         e.getInt("outbound-buffer"),

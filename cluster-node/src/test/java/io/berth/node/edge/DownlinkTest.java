@@ -47,4 +47,29 @@ class DownlinkTest {
     assertThat(downlink.allAcked()).isTrue();
     assertThat(downlink.overdue(10_000, 100)).isFalse();
   }
+
+  @Test
+  void theSessionHearsOfAcknowledgementsWhenTheDeviceCaughtUpOrEveryQuarterWindow() {
+    downlink.start(10);
+    for (long seq = 11; seq <= 110; seq++) {
+      downlink.push(seq, 0);
+    }
+    downlink.acked(11, 1);
+    assertThat(downlink.reportDue(25)).as("one frame of a hundred").isFalse();
+    assertThat(downlink.unreported()).isTrue();
+    downlink.acked(34, 1);
+    assertThat(downlink.reportDue(25)).isFalse();
+    downlink.acked(35, 1);
+    assertThat(downlink.reportDue(25)).as("25 frames since the session last heard").isTrue();
+    assertThat(downlink.report()).isEqualTo(35);
+    assertThat(downlink.unreported()).isFalse();
+    assertThat(downlink.reportDue(25)).as("nothing new").isFalse();
+
+    downlink.acked(36, 2);
+    assertThat(downlink.reportDue(25)).isFalse();
+    assertThat(downlink.report()).as("what gathered goes with the tick or the end").isEqualTo(36);
+
+    downlink.acked(110, 3);
+    assertThat(downlink.reportDue(1_000)).as("the device caught up: at once, whatever the batch").isTrue();
+  }
 }
