@@ -65,18 +65,48 @@ class ClusterDeliveryIT {
     }
   }
 
+  /**
+   * The device acknowledged its downlink, but only the session's memory held that when its node
+   * crashed (docs/delivery.md): the next incarnation pushes the frame again, and the edge, whose
+   * device has it, answers with the acknowledgement instead of dropping the push in silence,
+   * which left the session pushing it every downlink-retry and never asleep.
+   */
+  @Test
+  void aSessionRestartedAfterACrashHearsWhatItsDeviceHadAcknowledged() throws Exception {
+    try (TestNodes nodes = new TestNodes(CRASHABLE).start(3)) {
+      TestNodes.Node edgeNode = nodes.node(0);
+      String device = nodes.deviceNotOn(edgeNode, "reacked");
+      TestNodes.Node victim = nodes.nodeAt(nodes.entityNode(device));
+      try (RawDevice raw = new RawDevice(edgeNode.edge(), Duration.ofSeconds(20))) {
+        raw.send(RawDevice.hello(device, "echo"));
+        io.berth.protocol.Frame.Welcome w = (io.berth.protocol.Frame.Welcome) raw.read();
+        raw.send(new io.berth.protocol.Frame.Data(w.lastAccepted() + 1, new byte[] {7}));
+        long echo = -1;
+        while (echo < 0) {
+          if (raw.read() instanceof io.berth.protocol.Frame.Data data) {
+            echo = data.seq();
+          }
+        }
+        raw.send(new io.berth.protocol.Frame.Ack(echo));
+        long acked = echo;
+        await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(nodes.status(device).downlinkAcked())
+            .isEqualTo(acked));
+
+        nodes.crash(victim);
+        await().atMost(Duration.ofMinutes(2)).pollInterval(Duration.ofSeconds(1)).untilAsserted(() -> {
+          io.berth.node.socket.api.SocketStatus status = nodes.status(device);
+          assertThat(status.node()).isNotEqualTo(victim.address().toString());
+          assertThat(status.downlinkAcked()).as("the restarted session's word of the device's ACK").isEqualTo(acked);
+        });
+      }
+    }
+  }
+
   @Test
   void aGracefulLeaveHandsTheSocketOffWithoutLossOrDuplicates() {
     try (TestNodes nodes = new TestNodes().start(3)) {
       TestNodes.Node edgeNode = nodes.node(0);
-      String device = null;
-      for (int i = 0; i < 50 && device == null; i++) {
-        String candidate = TestNodes.uniqueDevice("leave");
-        if (!nodes.entityNode(candidate).equals(edgeNode.address().toString())) {
-          device = candidate;
-        }
-      }
-      assertThat(device).as("a socket whose entity is not on the edge node").isNotNull();
+      String device = nodes.deviceNotOn(edgeNode, "leave");
       TestNodes.Node leaving = nodes.nodeAt(nodes.entityNode(device));
       try (EchoStreamer streamer = new EchoStreamer(TestNodes.device(device, edgeNode.edge()),
           FRAMES, Duration.ofMillis(1)).start()) {

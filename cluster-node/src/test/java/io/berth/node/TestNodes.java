@@ -174,14 +174,30 @@ public final class TestNodes implements AutoCloseable {
 
   /** Where the socket's entity lives now (asking starts it if it is not running). */
   public String entityNode(String socketId) {
+    return status(socketId).node();
+  }
+
+  /** The socket's status, asked of its entity through a running node (which starts it if need be). */
+  public io.berth.node.socket.api.SocketStatus status(String socketId) {
     try {
       ActorSystem<Void> live = nodes.stream().map(Node::system)
           .filter(sys -> !sys.whenTerminated().isCompleted()).findFirst().orElseThrow();
       return io.berth.node.socket.api.Sockets.status(live, socketId, Duration.ofSeconds(10))
-          .toCompletableFuture().get(40, java.util.concurrent.TimeUnit.SECONDS).node();
+          .toCompletableFuture().get(40, java.util.concurrent.TimeUnit.SECONDS);
     } catch (Exception e) {
       throw new IllegalStateException("socket " + socketId + " did not answer", e);
     }
+  }
+
+  /** A new device ({@link #uniqueDevice}) whose socket's entity lives on another node than {@code node}. */
+  public String deviceNotOn(Node node, String prefix) {
+    for (int i = 0; i < 50; i++) {
+      String candidate = uniqueDevice(prefix);
+      if (!entityNode(candidate).equals(node.address().toString())) {
+        return candidate;
+      }
+    }
+    throw new IllegalStateException("50 sockets in a row had their entity on " + node.address());
   }
 
   public Node nodeAt(String address) {

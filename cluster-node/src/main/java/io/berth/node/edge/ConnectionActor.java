@@ -422,6 +422,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       Decoded decoded = pending.poll();
       if (decoded instanceof Decoded.Malformed bad) {
         flush(forward);
+        reportDeviceAck(deviceAck);
         fail(bad.code(), bad.reason());
         return;
       }
@@ -440,6 +441,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
             // Never a replay: no DATA is numbered 0. Dropping it as one would lose the frame of a
             // device that counts from 0 without telling it (PROTOCOL.md#data).
             flush(forward);
+            reportDeviceAck(deviceAck);
             fail(ErrorCode.BAD_SEQUENCE, "DATA seq 0: sequence numbers start at 1");
             return;
           }
@@ -449,6 +451,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
           }
           case GAP -> {
             flush(forward);
+            reportDeviceAck(deviceAck);
             fail(ErrorCode.BAD_SEQUENCE, "DATA seq " + data.seq() + " after " + uplink.highestForwarded()
                 + ": sequence numbers must increase by one");
             return;
@@ -485,6 +488,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         maybeSendClose();
       } else {
         flush(forward);
+        reportDeviceAck(deviceAck);
         fail(ErrorCode.UNEXPECTED_FRAME, frame.type() + " is not allowed from a device after the handshake");
         return;
       }
@@ -745,9 +749,13 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     }
     int written = 0;
     long bytes = 0;
+    boolean ackedAgain = false;
     for (Frame.Data d : p.frames()) {
       switch (downlink.push(d.seq(), System.nanoTime())) {
-        case WRITTEN -> { } // sent again by the entity after a retry: the device has it or will get it
+        // Sent again by the entity after a retry or a restart: the device has it or will get it.
+        // One it acknowledged already is acknowledged again: the session (a new incarnation, or
+        // one whose word of it is still gathering here) would otherwise push it until it hears.
+        case WRITTEN -> ackedAgain |= d.seq() <= downlink.deviceAcked();
         case GAP -> {
           // A Push was lost between nodes: never let the device see a gap, ask from where we are.
           resync();
@@ -762,6 +770,9 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       }
     }
     metrics.downlink(written, bytes);
+    if (ackedAgain) {
+      tellEntity(new SocketCommand.DownlinkAck(self, downlink.report()));
+    }
   }
 
   private void resync() {
@@ -893,7 +904,6 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     }
     String label = code.name().toLowerCase(java.util.Locale.ROOT);
     if (phase == Phase.OPEN || phase == Phase.ENDING) {
-      tellDeviceAck();
       metrics.disconnect(label);
     } else {
       metrics.handshake(label);
@@ -903,6 +913,11 @@ final class ConnectionActor extends AbstractBehavior<Object> {
 
   /** Writes a last frame, completes the outbound stream and waits (bounded) for TCP to close. */
   private void close(Frame last) {
+    if (phase == Phase.OPEN || phase == Phase.ENDING) {
+      // Whatever ends the connection (an error, a redirect, a shutdown), the session hears of
+      // every acknowledgement first: the device may be opening it elsewhere already.
+      tellDeviceAck();
+    }
     pending = null;
     offer(last);
     out.complete();
@@ -938,6 +953,9 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       // once more, and must not start the wait again.
       inputEndedAt = System.nanoTime();
       endWaitFrom = inputEndedAt;
+      // At once, not after the frames in flight: a device that reconnects takes the session over
+      // from this connection, whose acknowledgements it then no longer takes.
+      tellDeviceAck();
     }
     return endAnswered() ? stop("connection closed") : retimed(this);
   }
@@ -980,7 +998,6 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     if (again && phase == Phase.ENDING && closeSent) {
       tellEntity(new SocketCommand.Close(self, closeRequest.code(), closeRequest.reason()));
     }
-    tellDeviceAck();
     tellEntity(new SocketCommand.EdgeTerminated(self, true));
   }
 
@@ -1010,7 +1027,6 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       // A sleeping entity watches nothing: it learns here that its device is gone (an awake one
       // also from its death watch, and takes the second word for a no-op). Told even when the
       // actor thinks the entity awake: its Sleeping may still be on the way.
-      tellDeviceAck();
       tellEntity(SocketCommand.EdgeTerminated.watched(self));
     }
     out.complete();
