@@ -74,14 +74,7 @@ class ConnectionActorIT {
 
   @Test
   void largeFramesCrossToARemoteEntityAndBackExactlyOnce() throws InterruptedException {
-    String device = null;
-    for (int i = 0; i < 50 && device == null; i++) {
-      String candidate = TestNodes.uniqueDevice("large");
-      if (!nodes.entityNode(candidate).equals(nodes.node(0).address().toString())) {
-        device = candidate;
-      }
-    }
-    assertThat(device).as("a socket whose entity is remote from the edge").isNotNull();
+    String device = nodes.deviceNotOn(nodes.node(0), "large");
     java.util.concurrent.atomic.AtomicInteger echoed = new java.util.concurrent.atomic.AtomicInteger();
     java.util.concurrent.atomic.AtomicLong lastSeq = new java.util.concurrent.atomic.AtomicLong();
     java.util.concurrent.atomic.AtomicBoolean inOrder = new java.util.concurrent.atomic.AtomicBoolean(true);
