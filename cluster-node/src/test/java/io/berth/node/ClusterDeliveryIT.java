@@ -3,6 +3,8 @@ package io.berth.node;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.berth.node.socket.api.SocketStatus;
+import io.berth.protocol.Frame;
 import java.time.Duration;
 import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
@@ -79,22 +81,22 @@ class ClusterDeliveryIT {
       TestNodes.Node victim = nodes.nodeAt(nodes.entityNode(device));
       try (RawDevice raw = new RawDevice(edgeNode.edge(), Duration.ofSeconds(20))) {
         raw.send(RawDevice.hello(device, "echo"));
-        io.berth.protocol.Frame.Welcome w = (io.berth.protocol.Frame.Welcome) raw.read();
-        raw.send(new io.berth.protocol.Frame.Data(w.lastAccepted() + 1, new byte[] {7}));
+        Frame.Welcome w = (Frame.Welcome) raw.read();
+        raw.send(new Frame.Data(w.lastAccepted() + 1, new byte[] {7}));
         long echo = -1;
         while (echo < 0) {
-          if (raw.read() instanceof io.berth.protocol.Frame.Data data) {
+          if (raw.read() instanceof Frame.Data data) {
             echo = data.seq();
           }
         }
-        raw.send(new io.berth.protocol.Frame.Ack(echo));
+        raw.send(new Frame.Ack(echo));
         long acked = echo;
         await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(nodes.status(device).downlinkAcked())
             .isEqualTo(acked));
 
         nodes.crash(victim);
         await().atMost(Duration.ofMinutes(2)).pollInterval(Duration.ofSeconds(1)).untilAsserted(() -> {
-          io.berth.node.socket.api.SocketStatus status = nodes.status(device);
+          SocketStatus status = nodes.status(device);
           assertThat(status.node()).isNotEqualTo(victim.address().toString());
           assertThat(status.downlinkAcked()).as("the restarted session's word of the device's ACK").isEqualTo(acked);
         });

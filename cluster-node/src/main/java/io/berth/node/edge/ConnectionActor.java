@@ -412,7 +412,6 @@ final class ConnectionActor extends AbstractBehavior<Object> {
   /** Processes pending frames as far as the phase allows. */
   private void drain() {
     List<Frame.Data> forward = null;
-    long deviceAck = -1;
     boolean repeatAck = false;
     long now = System.nanoTime();
     while (hasPending() && (phase == Phase.AWAITING_HELLO || phase == Phase.OPEN)) {
@@ -422,7 +421,6 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       Decoded decoded = pending.poll();
       if (decoded instanceof Decoded.Malformed bad) {
         flush(forward);
-        reportDeviceAck(deviceAck);
         fail(bad.code(), bad.reason());
         return;
       }
@@ -441,7 +439,6 @@ final class ConnectionActor extends AbstractBehavior<Object> {
             // Never a replay: no DATA is numbered 0. Dropping it as one would lose the frame of a
             // device that counts from 0 without telling it (PROTOCOL.md#data).
             flush(forward);
-            reportDeviceAck(deviceAck);
             fail(ErrorCode.BAD_SEQUENCE, "DATA seq 0: sequence numbers start at 1");
             return;
           }
@@ -451,7 +448,6 @@ final class ConnectionActor extends AbstractBehavior<Object> {
           }
           case GAP -> {
             flush(forward);
-            reportDeviceAck(deviceAck);
             fail(ErrorCode.BAD_SEQUENCE, "DATA seq " + data.seq() + " after " + uplink.highestForwarded()
                 + ": sequence numbers must increase by one");
             return;
@@ -464,9 +460,9 @@ final class ConnectionActor extends AbstractBehavior<Object> {
           }
         }
       } else if (frame instanceof Frame.Ack ack) {
-        if (downlink.isWritten(ack.seq())) {
-          deviceAck = Math.max(deviceAck, ack.seq());
-        }
+        // Recorded at once (an error later in this read still counts it); the session hears of
+        // it when Downlink#reportDue says so.
+        downlink.acked(ack.seq(), now);
       } else if (frame instanceof Frame.Ping ping) {
         offer(new Frame.Pong(ping.nonce()));
       } else if (frame instanceof Frame.Pong) {
@@ -476,9 +472,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         // read before it: once closed, the entity no longer takes this connection's ACKs.
         flush(forward);
         forward = null;
-        reportDeviceAck(deviceAck);
         tellDeviceAck();
-        deviceAck = -1;
         phase = Phase.ENDING;
         closeRequest = close;
         long closeReadAt = System.nanoTime();
@@ -488,27 +482,18 @@ final class ConnectionActor extends AbstractBehavior<Object> {
         maybeSendClose();
       } else {
         flush(forward);
-        reportDeviceAck(deviceAck);
         fail(ErrorCode.UNEXPECTED_FRAME, frame.type() + " is not allowed from a device after the handshake");
         return;
       }
     }
     flush(forward);
-    reportDeviceAck(deviceAck);
+    if (downlink.reportDue(settings.downlinkAckEvery())) {
+      tellDeviceAck();
+    }
     if (repeatAck && uplink.lastConfirmed() > 0) {
       offer(new Frame.Ack(uplink.lastConfirmed()));
     }
     releaseStream();
-  }
-
-  /**
-   * The device acknowledged downlink frames up to {@code seq} (-1: none in this read): the session
-   * hears of it when {@link Downlink#reportDue} says so, else with the next tick or the end.
-   */
-  private void reportDeviceAck(long seq) {
-    if (seq >= 0 && downlink.acked(seq, System.nanoTime()) && downlink.reportDue(settings.downlinkAckEvery())) {
-      tellDeviceAck();
-    }
   }
 
   /** Tells the session of every acknowledgement of the device it has not heard of yet. */

@@ -47,14 +47,10 @@ final class Downlink {
   }
 
   /**
-   * An ACK from the device counts only if it does not go beyond what was written to it: one above
-   * is ignored by itself, not merged with the valid ones read in the same batch (PROTOCOL.md#ack).
+   * The device acknowledged up to {@code seq}; true if that is news. An ACK counts only if it does
+   * not go beyond what was written to the device: one above is ignored by itself, not merged with
+   * the valid ones read in the same batch (PROTOCOL.md#ack).
    */
-  boolean isWritten(long seq) {
-    return seq <= highestPushed;
-  }
-
-  /** The device acknowledged up to {@code seq}; true if that is news to tell the session. */
   boolean acked(long seq, long now) {
     if (seq <= deviceAcked || seq > highestPushed) {
       return false;

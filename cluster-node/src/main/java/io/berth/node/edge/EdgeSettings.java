@@ -88,6 +88,7 @@ public record EdgeSettings(
 
   public static EdgeSettings fromConfig(Config config) {
     Config e = config.getConfig("berth.edge");
+    SocketSettings socket = SocketSettings.fromConfig(config);
     requireHeartbeatBelowPassivation(e.getDuration("entity-heartbeat"), config);
     return new EdgeSettings(
         e.getString("host"),
@@ -103,7 +104,7 @@ public record EdgeSettings(
         e.getInt("max-deliveries-in-flight"),
         // A quarter of the session's downlink window: the rest stays open for its pushes while
         // the device's acknowledgements gather (Downlink#reportDue).
-        Math.max(1, SocketSettings.fromConfig(config).downlinkWindow() / 4),
+        Math.max(1, socket.downlinkWindow() / 4),
         e.getBytes("max-batch-bytes"),
         e.getDuration("entity-heartbeat"),
         e.getInt("outbound-buffer"),
@@ -114,7 +115,7 @@ public record EdgeSettings(
         e.getDuration("close-linger"),
         e.getDuration("tick"),
         tokenKeys(config.getConfig("berth.auth")),
-        SocketSettings.fromConfig(config).defaultMapping(),
+        socket.defaultMapping(),
         e.getString("advertised-host"),
         e.getInt("io-threads"),
         e.getBoolean("proxy-protocol"),

@@ -23,7 +23,6 @@ class DownlinkTest {
     downlink.start(0);
     downlink.push(1, 0);
     downlink.push(2, 0);
-    assertThat(downlink.isWritten(3)).isFalse();
     assertThat(downlink.acked(3, 1)).isFalse();
     assertThat(downlink.acked(1, 1)).isTrue();
     assertThat(downlink.acked(1, 2)).as("no news").isFalse();
