@@ -3,8 +3,22 @@ package io.berth.persistence;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.stream.Stream;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.actor.Scheduler;
+import org.apache.pekko.japi.Pair;
+import org.apache.pekko.persistence.PersistentRepr;
+import org.apache.pekko.persistence.jdbc.PekkoSerialization;
 import org.apache.pekko.dispatch.ExecutionContexts$;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableColumnNames;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableConfiguration;
@@ -13,22 +27,26 @@ import org.apache.pekko.persistence.jdbc.journal.dao.DefaultJournalDao;
 import org.apache.pekko.persistence.jdbc.journal.dao.JournalTables;
 import org.apache.pekko.serialization.Serialization;
 import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.scaladsl.Source;
 import org.postgresql.PGConnection;
 import org.postgresql.copy.CopyIn;
+import scala.Option;
 import scala.Tuple2;
 import scala.collection.Iterator;
 import scala.collection.immutable.Seq;
 import scala.collection.immutable.Set;
 import scala.concurrent.ExecutionContext;
 import scala.concurrent.Future;
+import scala.concurrent.duration.FiniteDuration;
 import scala.jdk.javaapi.FutureConverters;
 import scala.runtime.BoxedUnit;
+import scala.util.Try;
 import slick.jdbc.JdbcBackend;
 import slick.jdbc.JdbcProfile;
 import slick.jdbc.PostgresProfile;
 
 /**
- * Pekko Persistence JDBC's journal DAO, with four changes:
+ * Pekko Persistence JDBC's journal DAO, with five changes:
  *
  * <ul>
  *   <li>The rows of each write enter the write queue as a {@code Vector} instead of the {@code
@@ -46,12 +64,14 @@ import slick.jdbc.PostgresProfile;
  *       docs/persistence.md.
  *   <li>On PostgreSQL, the highest sequence numbers that recovering actors ask for at the same
  *       time are read with one query ({@link CoalescedReads}).
+ *   <li>On PostgreSQL, so are the events they replay ({@link #messagesWithBatch}): the stock DAO
+ *       has Slick compile its query again for every replay and runs a stream for each batch.
  *   <li>On PostgreSQL, events are deleted (after a snapshot) by one statement instead of three,
  *       two of which Slick compiles again on every call ({@link #deleteTo}).
  * </ul>
  *
- * <p>Configured as {@code jdbc-journal.dao} (persistence.conf); everything else, the replay of
- * events included, is the stock DAO's, and so are writes on H2 and writes of tagged events.
+ * <p>Configured as {@code jdbc-journal.dao} (persistence.conf); everything else is the stock DAO's,
+ * and so are reads and writes on H2 and writes of tagged events.
  */
 public class AppendingJournalDao extends DefaultJournalDao {
 
@@ -61,6 +81,9 @@ public class AppendingJournalDao extends DefaultJournalDao {
   private final String journalTable;
   /** Highest sequence numbers read together on PostgreSQL, or null elsewhere. */
   private final CoalescedReads<String, Long> highestReads;
+  /** Events replayed together on PostgreSQL, or null elsewhere. */
+  private final CoalescedReads<Replay, List<JournalTables.JournalPekkoSerializationRow>> replays;
+  private final Serialization serialization;
   /** The deletion of events up to a sequence number, as one statement on PostgreSQL; null elsewhere. */
   private final String deleteTo;
   /** Told of each batch written. */
@@ -69,6 +92,11 @@ public class AppendingJournalDao extends DefaultJournalDao {
   private final JournalFence fence;
   /** The writer id its rows carry has been logged. */
   private final java.util.concurrent.atomic.AtomicBoolean writerLogged = new java.util.concurrent.atomic.AtomicBoolean();
+
+  /** The replays, for tests; null elsewhere than on PostgreSQL. */
+  CoalescedReads<Replay, List<JournalTables.JournalPekkoSerializationRow>> replays() {
+    return replays;
+  }
 
   /** The reads of highest sequence numbers, for tests; null elsewhere than on PostgreSQL. */
   CoalescedReads<String, Long> highestReads() {
@@ -84,6 +112,9 @@ public class AppendingJournalDao extends DefaultJournalDao {
     this.journalTable = Jdbc.table(table.schemaName(), table.tableName());
     // SQL NULL (an id without rows) reads as 0, as it does for the stock DAO.
     this.highestReads = postgres ? Jdbc.readsByIds(db, ec, highestIn(table), 0L, row -> row.getLong(2)) : null;
+    String events = eventsIn(table);
+    this.replays = postgres ? Jdbc.reads(db, ec, REPLAYS, (connection, asked) -> replay(connection, events, asked)) : null;
+    this.serialization = serialization;
     this.deleteTo = postgres ? deleteTo(table) : null;
     this.writes = JournalWrites.get(serialization.system());
     this.fence = JournalFence.get(serialization.system());
@@ -109,6 +140,119 @@ public class AppendingJournalDao extends DefaultJournalDao {
     String seq = Jdbc.quote(c.sequenceNumber());
     return "SELECT k.id, (SELECT j." + seq + " FROM " + Jdbc.table(table.schemaName(), table.tableName())
         + " j WHERE j." + pid + " = k.id ORDER BY j." + seq + " DESC LIMIT 1) FROM unnest(?::text[]) AS k(id)";
+  }
+
+  /**
+   * Replays per query. Each brings at most the journal's {@code replayBatchSize} (400) rows, and a
+   * socket's events after its latest snapshot are fewer than its snapshot interval (200).
+   */
+  static final int REPLAYS = 100;
+
+  /**
+   * One replay as the journal asks for it: the events of {@code persistenceId} from {@code from}
+   * to {@code to}, deleted ones left out, in order, at most {@code max}.
+   */
+  record Replay(String persistenceId, long from, long to, long max) {}
+
+  /**
+   * The events of each of several replays, with the stock DAO's columns and bounds: its four arrays
+   * are the replays' ids, first and last sequence numbers and counts, and each row starts with the
+   * number of its replay among them (from 1). A range in the primary key each.
+   */
+  static String eventsIn(EventJournalTableConfiguration table) {
+    EventJournalTableColumnNames c = table.columnNames();
+    String columns = String.join(", ", Stream.of(c.ordering(), c.deleted(), c.persistenceId(), c.sequenceNumber(),
+        c.writer(), c.writeTimestamp(), c.adapterManifest(), c.eventPayload(), c.eventSerId(), c.eventSerManifest(),
+        c.metaPayload(), c.metaSerId(), c.metaSerManifest()).map(name -> "j." + Jdbc.quote(name)).toList());
+    String seq = "j." + Jdbc.quote(c.sequenceNumber());
+    return "SELECT r.i, " + columns + " FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) WITH ORDINALITY"
+        + " AS r(id, lo, hi, mx, i) CROSS JOIN LATERAL (SELECT * FROM " + Jdbc.table(table.schemaName(), table.tableName())
+        + " j WHERE j." + Jdbc.quote(c.persistenceId()) + " = r.id AND j." + Jdbc.quote(c.deleted()) + " = FALSE AND "
+        + seq + " >= r.lo AND " + seq + " <= r.hi ORDER BY " + seq + " LIMIT r.mx) j ORDER BY r.i, " + seq;
+  }
+
+  private static Map<Replay, List<JournalTables.JournalPekkoSerializationRow>> replay(
+      Connection connection, String sql, List<Replay> asked) throws SQLException {
+    Map<Replay, List<JournalTables.JournalPekkoSerializationRow>> events = new HashMap<>(asked.size() * 2);
+    Object[] ids = new Object[asked.size()];
+    Object[] from = new Object[asked.size()];
+    Object[] to = new Object[asked.size()];
+    Object[] max = new Object[asked.size()];
+    for (int i = 0; i < asked.size(); i++) {
+      Replay r = asked.get(i);
+      events.put(r, new ArrayList<>());
+      ids[i] = r.persistenceId();
+      from[i] = r.from();
+      to[i] = r.to();
+      max[i] = Math.max(0, r.max());
+    }
+    try (PreparedStatement select = connection.prepareStatement(sql)) {
+      select.setQueryTimeout((int) CoalescedReads.QUERY_TIMEOUT.toSeconds());
+      select.setArray(1, connection.createArrayOf("text", ids));
+      select.setArray(2, connection.createArrayOf("bigint", from));
+      select.setArray(3, connection.createArrayOf("bigint", to));
+      select.setArray(4, connection.createArrayOf("bigint", max));
+      try (ResultSet rows = select.executeQuery()) {
+        while (rows.next()) {
+          events.get(asked.get((int) rows.getLong(1) - 1)).add(row(rows));
+        }
+      }
+    }
+    return events;
+  }
+
+  /** A journal row as {@link #eventsIn} answers it, after the replay's number. */
+  private static JournalTables.JournalPekkoSerializationRow row(ResultSet row) throws SQLException {
+    int metaSerId = row.getInt(13);
+    Option<Object> meta = row.wasNull() ? Option.empty() : Option.apply(metaSerId);
+    return new JournalTables.JournalPekkoSerializationRow(row.getLong(2), row.getBoolean(3), row.getString(4),
+        row.getLong(5), row.getString(6), row.getLong(7), row.getString(8), row.getBytes(9), row.getInt(10),
+        row.getString(11), Option.apply(row.getBytes(12)), meta, Option.apply(row.getString(14)));
+  }
+
+  /**
+   * A recovering actor's events (docs/persistence.md): on PostgreSQL, in batches of {@code
+   * batchSize} read with the batches of other replays that wait at the same time, one stream in
+   * all; each event deserialized by its reader, as the stock DAO does. A replay that polls for new
+   * events ({@code refreshInterval}) is the stock DAO's.
+   */
+  @Override
+  public Source<Try<Tuple2<PersistentRepr, Object>>, NotUsed> messagesWithBatch(
+      String persistenceId, long fromSequenceNr, long toSequenceNr, int batchSize,
+      Option<Tuple2<FiniteDuration, Scheduler>> refreshInterval) {
+    if (replays == null || refreshInterval.isDefined() || batchSize <= 0) {
+      return super.messagesWithBatch(persistenceId, fromSequenceNr, toSequenceNr, batchSize, refreshInterval);
+    }
+    long done = Long.MIN_VALUE;
+    return org.apache.pekko.stream.javadsl.Source.unfoldAsync(Math.max(1, fromSequenceNr), (Long from) -> {
+      if (from == done || from > toSequenceNr) {
+        return CompletableFuture.completedFuture(Optional.<Pair<Long, List<JournalTables.JournalPekkoSerializationRow>>>empty());
+      }
+      return replays.read(new Replay(persistenceId, from, toSequenceNr, batchSize)).thenApply(rows -> {
+        if (rows.isEmpty()) {
+          return Optional.empty();
+        }
+        long last = rows.get(rows.size() - 1).sequenceNumber();
+        boolean more = rows.size() == batchSize && last < toSequenceNr;
+        return Optional.of(Pair.create(more ? last + 1 : done, rows));
+      });
+    }).mapConcat(rows -> rows).map(this::event).asScala();
+  }
+
+  /** As {@link #messagesWithBatch}, for one batch of at most {@code max} events. */
+  @Override
+  public Source<Try<Tuple2<PersistentRepr, Object>>, NotUsed> messages(String persistenceId, long fromSequenceNr,
+                                                                       long toSequenceNr, long max) {
+    if (replays == null) {
+      return super.messages(persistenceId, fromSequenceNr, toSequenceNr, max);
+    }
+    CompletionStage<List<JournalTables.JournalPekkoSerializationRow>> rows =
+        replays.read(new Replay(persistenceId, fromSequenceNr, toSequenceNr, max));
+    return org.apache.pekko.stream.javadsl.Source.completionStage(rows).mapConcat(r -> r).map(this::event).asScala();
+  }
+
+  private Try<Tuple2<PersistentRepr, Object>> event(JournalTables.JournalPekkoSerializationRow row) {
+    return PekkoSerialization.fromRow(serialization, row);
   }
 
   /**

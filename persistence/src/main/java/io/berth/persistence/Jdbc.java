@@ -59,9 +59,24 @@ final class Jdbc {
    */
   static <V> CoalescedReads<String, V> readsByIds(JdbcBackend.JdbcDatabaseDef db, ExecutionContext ec, String sql,
                                                   V absent, RowReader<V> reader) {
-    return new CoalescedReads<>(CoalescedReads.IN_FLIGHT, CoalescedReads.KEYS, CoalescedReads.DEADLINE,
-        ec::execute, Jdbc::retryable,
-        ids -> FutureConverters.asJava(run(db, connection -> selectByIds(connection, sql, ids, absent, reader))));
+    return reads(db, ec, CoalescedReads.KEYS, (connection, ids) -> selectByIds(connection, sql, ids, absent, reader));
+  }
+
+  /** One statement that answers for every key it is given. */
+  @FunctionalInterface
+  interface BatchRead<K, V> {
+    Map<K, V> read(Connection connection, List<K> keys) throws SQLException;
+  }
+
+  /**
+   * Reads gathered ({@link CoalescedReads}), up to {@code maxKeys} a statement, and run on {@code
+   * db}'s pool; as {@link #readsByIds} for what fails, what is retried and where readers complete.
+   * The statement should have {@link CoalescedReads#QUERY_TIMEOUT}.
+   */
+  static <K, V> CoalescedReads<K, V> reads(JdbcBackend.JdbcDatabaseDef db, ExecutionContext ec, int maxKeys,
+                                           BatchRead<K, V> query) {
+    return new CoalescedReads<>(CoalescedReads.IN_FLIGHT, maxKeys, CoalescedReads.DEADLINE, ec::execute,
+        Jdbc::retryable, keys -> FutureConverters.asJava(run(db, connection -> query.read(connection, keys))));
   }
 
   private static <V> Map<String, V> selectByIds(Connection connection, String sql, List<String> ids, V absent,

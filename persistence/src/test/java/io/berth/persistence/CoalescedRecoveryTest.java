@@ -23,6 +23,7 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.persistence.PersistentRepr;
 import org.apache.pekko.persistence.SnapshotMetadata;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableConfiguration;
 import org.apache.pekko.persistence.jdbc.config.JournalConfig;
@@ -40,6 +41,7 @@ import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
 import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
 import org.apache.pekko.serialization.SerializationExtension;
 import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.javadsl.Sink;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -47,6 +49,7 @@ import scala.Option;
 import scala.Tuple2;
 import scala.jdk.javaapi.CollectionConverters;
 import scala.jdk.javaapi.FutureConverters;
+import scala.util.Try;
 
 /**
  * Recoveries that run at once read their snapshots and highest sequence numbers together, on real
@@ -114,11 +117,7 @@ class CoalescedRecoveryTest {
 
   @Test
   void theHighestSequenceNumberOfEachIdCountsDeletedRowsAndIsZeroForNone() throws Exception {
-    Config journal = system.settings().config().getConfig("jdbc-journal");
-    SlickDatabase slick = ((SlickExtensionImpl) SlickExtension.get(system)).database(journal);
-    AppendingJournalDao dao = new AppendingJournalDao(slick.database(), slick.profile(),
-        new JournalConfig(journal), SerializationExtension.get(system),
-        system.executionContext(), Materializer.matFromSystem(system));
+    AppendingJournalDao dao = journalDao();
     List<Tuple2<JournalTables.JournalPekkoSerializationRow, scala.collection.immutable.Set<String>>> rows =
         new ArrayList<>();
     for (int id = 0; id < 60; id++) {
@@ -148,6 +147,90 @@ class CoalescedRecoveryTest {
           .as("high-" + id).isEqualTo(id < 60 ? (long) (id % 9) : 0L);
     }
     assertThat(dao.highestReads().queries() - before).isEqualTo(2);
+  }
+
+  @Test
+  void replaysReadTogetherGiveEachItsOwnEventsWithinItsBoundsAndABadRowFailsOnlyItsReader() throws Exception {
+    AppendingJournalDao dao = journalDao();
+    // Ids 0 to 39 with id % 10 events each; 3 and 4 of id 9 deleted; event 2 of id 7 unreadable.
+    List<Tuple2<JournalTables.JournalPekkoSerializationRow, scala.collection.immutable.Set<String>>> rows =
+        new ArrayList<>();
+    for (int id = 0; id < 40; id++) {
+      for (int seq = 1; seq <= id % 10; seq++) {
+        boolean deleted = id == 9 && (seq == 3 || seq == 4);
+        int serializer = id == 7 && seq == 2 ? 987654 : SerializationExtension.get(system).findSerializerFor("").identifier();
+        Option<byte[]> meta = id % 2 == 0 ? Option.apply(SerializationExtension.get(system)
+            .serialize("meta-" + id + "-" + seq).get()) : Option.empty();
+        Option<Object> metaSerializer = id % 2 == 0 ? Option.apply(
+            SerializationExtension.get(system).findSerializerFor("").identifier()) : Option.empty();
+        rows.add(Tuple2.apply(new JournalTables.JournalPekkoSerializationRow(Long.MIN_VALUE, deleted, "replay-" + id,
+            seq, "w-" + id, 1000L + seq, "", SerializationExtension.get(system).serialize("e" + seq).get(), serializer,
+            "", meta, metaSerializer, id % 2 == 0 ? Option.apply("") : Option.empty()),
+            scala.collection.immutable.Set$.MODULE$.<String>empty()));
+      }
+    }
+    FutureConverters.asJava(dao.writeJournalRows(CollectionConverters.asScala(rows).toList())).toCompletableFuture()
+        .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+
+    // With the journal locked, the first replay's query waits and the other 39 gather behind it.
+    long before = dao.replays().queries();
+    Map<Integer, CompletionStage<List<Try<Tuple2<PersistentRepr, Object>>>>> asked = new HashMap<>();
+    try (Connection lock = SchemaInstaller.connect(db); Statement s = lock.createStatement()) {
+      lock.setAutoCommit(false);
+      s.execute("LOCK TABLE event_journal IN ACCESS EXCLUSIVE MODE");
+      for (int id = 0; id < 40; id++) {
+        // Id 8 from its third event, id 6 up to its fourth; id 5 at most two.
+        long from = id == 8 ? 3 : 1;
+        long to = id == 6 ? 4 : Long.MAX_VALUE;
+        long max = id == 5 ? 2 : Long.MAX_VALUE;
+        asked.put(id, dao.messages("replay-" + id, from, to, max).asJava().runWith(Sink.seq(), system));
+      }
+      lock.commit();
+    }
+    for (int id = 0; id < 40; id++) {
+      List<Try<Tuple2<PersistentRepr, Object>>> got =
+          asked.get(id).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      List<Long> expected = new ArrayList<>();
+      for (long seq = id == 8 ? 3 : 1; seq <= (id == 6 ? 4 : id % 10); seq++) {
+        if (!(id == 9 && (seq == 3 || seq == 4)) && !(id == 5 && expected.size() == 2)) {
+          expected.add(seq);
+        }
+      }
+      assertThat(got).as("replay-" + id).hasSize(expected.size());
+      for (int i = 0; i < got.size(); i++) {
+        long seq = expected.get(i);
+        if (id == 7 && seq == 2) {
+          assertThat(got.get(i).isFailure()).as("replay-7, event 2").isTrue();
+          assertThat(got.get(i).failed().get()).hasMessageContaining("987654");
+          continue;
+        }
+        PersistentRepr event = got.get(i).get()._1();
+        assertThat(event.persistenceId()).isEqualTo("replay-" + id);
+        assertThat(event.sequenceNr()).isEqualTo(seq);
+        assertThat(event.payload()).isEqualTo("e" + seq);
+        assertThat(event.writerUuid()).isEqualTo("w-" + id);
+        assertThat(event.timestamp()).isEqualTo(1000L + seq);
+        assertThat(event.metadata()).isEqualTo(id % 2 == 0 ? Option.apply("meta-" + id + "-" + seq) : Option.empty());
+        assertThat((Long) got.get(i).get()._2()).isPositive(); // the row's ordering, as the stock DAO gives it
+      }
+    }
+    assertThat(dao.replays().queries() - before).isEqualTo(2);
+
+    // In batches: 3 at a time from 2 on, for id 9's 9 events less the 2 deleted; and past the end.
+    List<Long> batched = new ArrayList<>();
+    dao.messagesWithBatch("replay-9", 2, Long.MAX_VALUE, 3, Option.empty()).asJava()
+        .runWith(Sink.seq(), system).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)
+        .forEach(e -> batched.add(e.get()._1().sequenceNr()));
+    assertThat(batched).containsExactly(2L, 5L, 6L, 7L, 8L, 9L);
+    assertThat(dao.messagesWithBatch("replay-9", 10, Long.MAX_VALUE, 3, Option.empty()).asJava()
+        .runWith(Sink.seq(), system).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isEmpty();
+  }
+
+  private static AppendingJournalDao journalDao() {
+    Config journal = system.settings().config().getConfig("jdbc-journal");
+    SlickDatabase slick = ((SlickExtensionImpl) SlickExtension.get(system)).database(journal);
+    return new AppendingJournalDao(slick.database(), slick.profile(), new JournalConfig(journal),
+        SerializationExtension.get(system), system.executionContext(), Materializer.matFromSystem(system));
   }
 
   @Test
@@ -232,6 +315,14 @@ class CoalescedRecoveryTest {
         "SELECT s.\"pid\", s.\"seq\", s.\"at\", s.\"p_id\", s.\"p_m\", s.\"p\", s.\"m_id\", s.\"m_m\", s.\"m\" "
             + "FROM unnest(?::text[]) AS k(id) CROSS JOIN LATERAL (SELECT * FROM \"s\".\"snaps\" s "
             + "WHERE s.\"pid\" = k.id ORDER BY s.\"seq\" DESC LIMIT 1) s");
+    assertThat(AppendingJournalDao.eventsIn(new EventJournalTableConfiguration(tables))).isEqualTo(
+        "SELECT r.i, j.\"ordering\", j.\"deleted\", j.\"pid\", j.\"seq\", j.\"writer\", j.\"write_timestamp\", "
+            + "j.\"adapter_manifest\", j.\"event_payload\", j.\"event_ser_id\", j.\"event_ser_manifest\", "
+            + "j.\"meta_payload\", j.\"meta_ser_id\", j.\"meta_ser_manifest\" "
+            + "FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS r(id, lo, hi, mx, i) "
+            + "CROSS JOIN LATERAL (SELECT * FROM \"my\"\"schema\".\"journal\" j WHERE j.\"pid\" = r.id "
+            + "AND j.\"deleted\" = FALSE AND j.\"seq\" >= r.lo AND j.\"seq\" <= r.hi ORDER BY j.\"seq\" "
+            + "LIMIT r.mx) j ORDER BY r.i, j.\"seq\"");
   }
 
   // ------------------------------------------------------------------ a minimal counter with snapshots
