@@ -6,20 +6,20 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionStage;
 import java.util.stream.Stream;
 import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.Scheduler;
+import org.apache.pekko.dispatch.ExecutionContexts$;
 import org.apache.pekko.japi.Pair;
 import org.apache.pekko.persistence.PersistentRepr;
 import org.apache.pekko.persistence.jdbc.PekkoSerialization;
-import org.apache.pekko.dispatch.ExecutionContexts$;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableColumnNames;
 import org.apache.pekko.persistence.jdbc.config.EventJournalTableConfiguration;
 import org.apache.pekko.persistence.jdbc.config.JournalConfig;
@@ -113,7 +113,9 @@ public class AppendingJournalDao extends DefaultJournalDao {
     // SQL NULL (an id without rows) reads as 0, as it does for the stock DAO.
     this.highestReads = postgres ? Jdbc.readsByIds(db, ec, highestIn(table), 0L, row -> row.getLong(2)) : null;
     String events = eventsIn(table);
-    this.replays = postgres ? Jdbc.reads(db, ec, REPLAYS, (connection, asked) -> replay(connection, events, asked)) : null;
+    this.replays = postgres
+        ? Jdbc.reads(db, ec, REPLAYS, REPLAY_DEADLINE, (connection, asked) -> replay(connection, events, asked))
+        : null;
     this.serialization = serialization;
     this.deleteTo = postgres ? deleteTo(table) : null;
     this.writes = JournalWrites.get(serialization.system());
@@ -147,6 +149,14 @@ public class AppendingJournalDao extends DefaultJournalDao {
    * socket's events after its latest snapshot are fewer than its snapshot interval (200).
    */
   static final int REPLAYS = 100;
+  /**
+   * A replay's statement timeout, and the backstop for its batch, retry included. Longer than the
+   * other gathered reads' (3 and 4 s): a replay is not bound by the journal's circuit breaker, whose
+   * 10 s call timeout those stay below, and it brings more rows. A replay that fails fails its
+   * actor's recovery, and Pekko gives a recovery 30 s between events (recovery-event-timeout).
+   */
+  static final Duration REPLAY_TIMEOUT = Duration.ofSeconds(10);
+  static final Duration REPLAY_DEADLINE = Duration.ofSeconds(12);
 
   /**
    * One replay as the journal asks for it: the events of {@code persistenceId} from {@code from}
@@ -187,7 +197,7 @@ public class AppendingJournalDao extends DefaultJournalDao {
       max[i] = Math.max(0, r.max());
     }
     try (PreparedStatement select = connection.prepareStatement(sql)) {
-      select.setQueryTimeout((int) CoalescedReads.QUERY_TIMEOUT.toSeconds());
+      select.setQueryTimeout((int) REPLAY_TIMEOUT.toSeconds());
       select.setArray(1, connection.createArrayOf("text", ids));
       select.setArray(2, connection.createArrayOf("bigint", from));
       select.setArray(3, connection.createArrayOf("bigint", to));
@@ -246,9 +256,10 @@ public class AppendingJournalDao extends DefaultJournalDao {
     if (replays == null) {
       return super.messages(persistenceId, fromSequenceNr, toSequenceNr, max);
     }
-    CompletionStage<List<JournalTables.JournalPekkoSerializationRow>> rows =
-        replays.read(new Replay(persistenceId, fromSequenceNr, toSequenceNr, max));
-    return org.apache.pekko.stream.javadsl.Source.completionStage(rows).mapConcat(r -> r).map(this::event).asScala();
+    // Read when the stream runs, as the stock DAO's query is.
+    return org.apache.pekko.stream.javadsl.Source.lazyCompletionStage(
+            () -> replays.read(new Replay(persistenceId, fromSequenceNr, toSequenceNr, max)))
+        .mapConcat(rows -> rows).map(this::event).asScala();
   }
 
   private Try<Tuple2<PersistentRepr, Object>> event(JournalTables.JournalPekkoSerializationRow row) {

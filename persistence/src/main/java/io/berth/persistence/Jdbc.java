@@ -4,6 +4,7 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -59,7 +60,8 @@ final class Jdbc {
    */
   static <V> CoalescedReads<String, V> readsByIds(JdbcBackend.JdbcDatabaseDef db, ExecutionContext ec, String sql,
                                                   V absent, RowReader<V> reader) {
-    return reads(db, ec, CoalescedReads.KEYS, (connection, ids) -> selectByIds(connection, sql, ids, absent, reader));
+    return reads(db, ec, CoalescedReads.KEYS, CoalescedReads.DEADLINE,
+        (connection, ids) -> selectByIds(connection, sql, ids, absent, reader));
   }
 
   /** One statement that answers for every key it is given. */
@@ -71,11 +73,11 @@ final class Jdbc {
   /**
    * Reads gathered ({@link CoalescedReads}), up to {@code maxKeys} a statement, and run on {@code
    * db}'s pool; as {@link #readsByIds} for what fails, what is retried and where readers complete.
-   * The statement should have {@link CoalescedReads#QUERY_TIMEOUT}.
+   * The statement should have a timeout of its own below {@code deadline}.
    */
   static <K, V> CoalescedReads<K, V> reads(JdbcBackend.JdbcDatabaseDef db, ExecutionContext ec, int maxKeys,
-                                           BatchRead<K, V> query) {
-    return new CoalescedReads<>(CoalescedReads.IN_FLIGHT, maxKeys, CoalescedReads.DEADLINE, ec::execute,
+                                           Duration deadline, BatchRead<K, V> query) {
+    return new CoalescedReads<>(CoalescedReads.IN_FLIGHT, maxKeys, deadline, ec::execute,
         Jdbc::retryable, keys -> FutureConverters.asJava(run(db, connection -> query.read(connection, keys))));
   }
 
