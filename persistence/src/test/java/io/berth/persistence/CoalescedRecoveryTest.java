@@ -39,6 +39,7 @@ import org.apache.pekko.persistence.typed.javadsl.Effect;
 import org.apache.pekko.persistence.typed.javadsl.EventHandler;
 import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
 import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
+import org.apache.pekko.serialization.Serialization;
 import org.apache.pekko.serialization.SerializationExtension;
 import org.apache.pekko.stream.Materializer;
 import org.apache.pekko.stream.javadsl.Sink;
@@ -118,17 +119,14 @@ class CoalescedRecoveryTest {
   @Test
   void theHighestSequenceNumberOfEachIdCountsDeletedRowsAndIsZeroForNone() throws Exception {
     AppendingJournalDao dao = journalDao();
-    List<Tuple2<JournalTables.JournalPekkoSerializationRow, scala.collection.immutable.Set<String>>> rows =
-        new ArrayList<>();
+    List<JournalTables.JournalPekkoSerializationRow> rows = new ArrayList<>();
     for (int id = 0; id < 60; id++) {
       for (int seq = 1; seq <= id % 9; seq++) {
-        rows.add(Tuple2.apply(new JournalTables.JournalPekkoSerializationRow(Long.MIN_VALUE, seq == 8, "high-" + id,
-            seq, "w", 0L, "", new byte[] {1}, 42, "E", Option.empty(), Option.empty(), Option.empty()),
-            scala.collection.immutable.Set$.MODULE$.<String>empty()));
+        rows.add(new JournalTables.JournalPekkoSerializationRow(Long.MIN_VALUE, seq == 8, "high-" + id,
+            seq, "w", 0L, "", new byte[] {1}, 42, "E", Option.empty(), Option.empty(), Option.empty()));
       }
     }
-    FutureConverters.asJava(dao.writeJournalRows(CollectionConverters.asScala(rows).toList())).toCompletableFuture()
-        .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    write(dao, rows);
 
     // The journal locked from another connection: the first read's query waits for the lock,
     // and the other 79 reads gather behind it. Released, they go as one second query.
@@ -153,24 +151,21 @@ class CoalescedRecoveryTest {
   void replaysReadTogetherGiveEachItsOwnEventsWithinItsBoundsAndABadRowFailsOnlyItsReader() throws Exception {
     AppendingJournalDao dao = journalDao();
     // Ids 0 to 39 with id % 10 events each; 3 and 4 of id 9 deleted; event 2 of id 7 unreadable.
-    List<Tuple2<JournalTables.JournalPekkoSerializationRow, scala.collection.immutable.Set<String>>> rows =
-        new ArrayList<>();
+    Serialization serialization = SerializationExtension.get(system);
+    int strings = serialization.findSerializerFor("").identifier();
+    List<JournalTables.JournalPekkoSerializationRow> rows = new ArrayList<>();
     for (int id = 0; id < 40; id++) {
       for (int seq = 1; seq <= id % 10; seq++) {
         boolean deleted = id == 9 && (seq == 3 || seq == 4);
-        int serializer = id == 7 && seq == 2 ? 987654 : SerializationExtension.get(system).findSerializerFor("").identifier();
-        Option<byte[]> meta = id % 2 == 0 ? Option.apply(SerializationExtension.get(system)
-            .serialize("meta-" + id + "-" + seq).get()) : Option.empty();
-        Option<Object> metaSerializer = id % 2 == 0 ? Option.apply(
-            SerializationExtension.get(system).findSerializerFor("").identifier()) : Option.empty();
-        rows.add(Tuple2.apply(new JournalTables.JournalPekkoSerializationRow(Long.MIN_VALUE, deleted, "replay-" + id,
-            seq, "w-" + id, 1000L + seq, "", SerializationExtension.get(system).serialize("e" + seq).get(), serializer,
-            "", meta, metaSerializer, id % 2 == 0 ? Option.apply("") : Option.empty()),
-            scala.collection.immutable.Set$.MODULE$.<String>empty()));
+        boolean withMeta = id % 2 == 0;
+        rows.add(new JournalTables.JournalPekkoSerializationRow(Long.MIN_VALUE, deleted, "replay-" + id, seq,
+            "w-" + id, 1000L + seq, "", serialization.serialize("e" + seq).get(),
+            id == 7 && seq == 2 ? 987654 : strings, "",
+            withMeta ? Option.apply(serialization.serialize("meta-" + id + "-" + seq).get()) : Option.empty(),
+            withMeta ? Option.apply(strings) : Option.empty(), withMeta ? Option.apply("") : Option.empty()));
       }
     }
-    FutureConverters.asJava(dao.writeJournalRows(CollectionConverters.asScala(rows).toList())).toCompletableFuture()
-        .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    write(dao, rows);
 
     // With the journal locked, the first replay's query waits and the other 39 gather behind it.
     long before = dao.replays().queries();
@@ -249,6 +244,15 @@ class CoalescedRecoveryTest {
         .runWith(Sink.seq(), system).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)
         .forEach(e -> seqs.add(e.get()._1().sequenceNr()));
     return seqs;
+  }
+
+  /** Rows written as the journal writes a batch of untagged events. */
+  private static void write(AppendingJournalDao dao, List<JournalTables.JournalPekkoSerializationRow> rows)
+      throws Exception {
+    List<Tuple2<JournalTables.JournalPekkoSerializationRow, scala.collection.immutable.Set<String>>> untagged =
+        rows.stream().map(row -> Tuple2.apply(row, scala.collection.immutable.Set$.MODULE$.<String>empty())).toList();
+    FutureConverters.asJava(dao.writeJournalRows(CollectionConverters.asScala(untagged).toList()))
+        .toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
   }
 
   private static AppendingJournalDao journalDao() {
