@@ -60,7 +60,7 @@ final class FailoverScenario {
 
   /** What one event did to the fleet: resumption times from the event (s), and the storm. */
   record Outcome(int devices, int connectedToNode, int droppedFromNode, int dropped, int resumed, Stats resumeSeconds,
-      double welcomesPerSecond, int failed,
+      Stats darkSeconds, double welcomesPerSecond, int failed,
       String firstFailure, long lost, double readinessFailedAfter, double emptyAfter, Cpu cpu) {}
 
   /**
@@ -196,9 +196,11 @@ final class FailoverScenario {
           seconds(askedAt, notReadyAt.get()),
           seconds(askedAt, emptyAt.get()), cpu.since());
       progress.printf(Locale.ROOT, "failover: drain: not ready after %.2f s, empty after %.1f s; %,d redirected, %,d "
-          + "resumed; p50 %.1f s, p99 %.1f s, max %.1f s; %,d failed handshakes%s; %d lost; %s%n",
+          + "resumed; p50 %.1f s, p99 %.1f s, max %.1f s; redirect to WELCOME p50 %.1f s, p99 %.1f s, max %.1f s; "
+          + "%,d failed handshakes%s; %d lost; %s%n",
           o.readinessFailedAfter(), o.emptyAfter(), o.dropped(), o.resumed(), o.resumeSeconds().median(),
-          o.resumeSeconds().percentile(99), o.resumeSeconds().percentile(100), o.failed(), o.firstFailure() == null
+          o.resumeSeconds().percentile(99), o.resumeSeconds().percentile(100), o.darkSeconds().median(),
+          o.darkSeconds().percentile(99), o.darkSeconds().percentile(100), o.failed(), o.firstFailure() == null
               ? "" : " (first: " + o.firstFailure() + ")", o.lost(), describe(o.cpu()));
       drained.call("DELETE", "/api/nodes/" + drained.address() + "/drain");
       return o;
@@ -239,7 +241,7 @@ final class FailoverScenario {
     long last = fleet.lastResume();
     double rate = first == 0 || last <= first ? Double.NaN : fleet.resumed() / ((last - first) / 1e9);
     return new Outcome(devices, connected, droppedFromNode, fleet.dropped(), fleet.resumed(),
-        fleet.resumeSeconds(from), rate,
+        fleet.resumeSeconds(from), fleet.darkSeconds(), rate,
         fleet.failedHandshakes(), fleet.firstFailure(), fleet.lostFrames(), notReady, empty, cpu);
   }
 
@@ -291,6 +293,12 @@ final class FailoverScenario {
         null));
     report.add(new Report.Row(s, "drain to WELCOME, max", drain.resumeSeconds().percentile(100), Double.NaN, "s", null,
         null));
+    report.add(new Report.Row(s, "drain: each device's redirect to its WELCOME, p50", drain.darkSeconds().median(),
+        Double.NaN, "s", null, null));
+    report.add(new Report.Row(s, "drain: each device's redirect to its WELCOME, p99",
+        drain.darkSeconds().percentile(99), Double.NaN, "s", null, null));
+    report.add(new Report.Row(s, "drain: each device's redirect to its WELCOME, max",
+        drain.darkSeconds().percentile(100), Double.NaN, "s", null, null));
     report.add(new Report.Row(s, "drain: node's edge empty after", drain.emptyAfter(), Double.NaN, "s", null, null));
     report.add(new Report.Row(s, "drain: failed handshakes", drain.failed(), Double.NaN, "", null, null));
     report.add(new Report.Row(s, "drain: acknowledged frames lost", drain.lost(), Double.NaN, "", "0",

@@ -179,6 +179,17 @@ final class FleetDevices implements AutoCloseable {
     return s;
   }
 
+  /**
+   * For each device that lost its connection and was welcomed again: seconds from its first drop
+   * (reset, close or REDIRECT) to its WELCOME, the time it was not served.
+   */
+  Stats darkSeconds() {
+    Stats s = new Stats();
+    devices.stream().filter(d -> d.droppedAt != 0 && d.resumedAt != 0)
+        .forEach(d -> s.add((d.resumedAt - d.droppedAt) / 1e9));
+    return s;
+  }
+
   /** The first drop and the last resumption since the mark (nanoTime), 0 when none. */
   long firstDrop() {
     return devices.stream().mapToLong(d -> d.droppedAt).filter(t -> t != 0).min().orElse(0);

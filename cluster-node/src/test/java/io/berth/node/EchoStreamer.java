@@ -29,6 +29,7 @@ public final class EchoStreamer implements AutoCloseable {
   private volatile long longestGapNanos;
   private volatile long longestGapEndedNanos;
   private final AtomicInteger sent = new AtomicInteger();
+  private final AtomicInteger redirects = new AtomicInteger();
   private final AtomicReference<Throwable> failure = new AtomicReference<>();
   private final DeviceClient client;
   private final Thread sender;
@@ -63,9 +64,21 @@ public final class EchoStreamer implements AutoCloseable {
           duplicates.incrementAndGet();
         }
       }
+
+      @Override
+      public void onDisconnected(String address, String cause) {
+        if (cause.startsWith("redirected")) {
+          redirects.incrementAndGet();
+        }
+      }
     }).build();
     this.sender = new Thread(this::run, "echo-streamer");
     this.sender.setDaemon(true);
+  }
+
+  /** How many of its connections the node ended with a REDIRECT. */
+  public int redirects() {
+    return redirects.get();
   }
 
   public EchoStreamer start() {

@@ -13,9 +13,20 @@ import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.cluster.sharding.ShardRegion;
+import org.apache.pekko.cluster.sharding.typed.ClusterShardingQuery;
+import org.apache.pekko.cluster.sharding.typed.GetShardRegionState;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Leave;
 import org.junit.jupiter.api.Test;
@@ -50,6 +61,16 @@ class MigrationIT {
     }
     assertThat(found).as("sockets placed on " + node).hasSize(count);
     return found;
+  }
+
+  /** The socket shards a node's region holds now, those slow to answer included. */
+  private static Set<String> shardsOn(TestNodes.Node node) throws Exception {
+    ShardRegion.CurrentShardRegionState state = AskPattern.<ClusterShardingQuery, ShardRegion.CurrentShardRegionState>ask(
+        ClusterSharding.get(node.system()).shardState(), r -> new GetShardRegionState(Sockets.ENTITY_KEY, r),
+        Duration.ofSeconds(10), node.system().scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
+    Set<String> shards = new HashSet<>(state.getFailed());
+    state.getShards().forEach(s -> shards.add(s.shardId()));
+    return shards;
   }
 
   private static String post(String url) throws Exception {
@@ -342,10 +363,34 @@ class MigrationIT {
       await().atMost(Duration.ofSeconds(30)).until(() -> HttpProbe.status(drained.managementUrl() + "/ready") == 500);
       assertThat(HttpProbe.get(drained.managementUrl() + "/ready").body())
           .contains("io.berth.node.ops.EdgeReadiness").contains("node is draining").doesNotContain("Lambda");
-      await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(200)).until(() ->
-          streams.stream().allMatch(s -> s.client().connectionCount() >= 2)
-              && onDrained.stream().noneMatch(d -> nodes.entityNode(d).equals(drained.address().toString())));
+      // A device whose session lives on the drained node is redirected only once its shard has left
+      // (docs/drain.md): whenever it has been redirected, the drained region no longer holds that
+      // shard. (Read in that order, since a shard that left does not come back to a draining node.)
+      Set<String> redirectedEarly = ConcurrentHashMap.newKeySet();
+      ScheduledExecutorService watch = Executors.newSingleThreadScheduledExecutor();
+      watch.scheduleWithFixedDelay(() -> {
+        try {
+          for (int i = 0; i < onDrained.size(); i++) {
+            if (streams.get(i).redirects() > 0
+                && shardsOn(drained).contains(Sockets.shardOf(drained.system(), onDrained.get(i)))) {
+              redirectedEarly.add(onDrained.get(i));
+            }
+          }
+        } catch (Exception e) {
+          // The region did not answer this time; the next look will.
+        }
+      }, 0, 20, TimeUnit.MILLISECONDS);
+      try {
+        await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(200)).until(() ->
+            streams.stream().allMatch(s -> s.client().connectionCount() >= 2)
+                && onDrained.stream().noneMatch(d -> nodes.entityNode(d).equals(drained.address().toString())));
+      } finally {
+        watch.shutdownNow();
+        watch.awaitTermination(20, TimeUnit.SECONDS);
+      }
       double took = (System.nanoTime() - asked) / 1e9;
+      assertThat(redirectedEarly).as("devices resumed elsewhere while their session was still on the drained node")
+          .isEmpty();
       // A node still serving the devices reports the shards it hosts (the region's own count).
       // A report is up to two check intervals old (the count is the answer to the previous tick's
       // question) plus a gossip round, so the count is awaited, not read once.

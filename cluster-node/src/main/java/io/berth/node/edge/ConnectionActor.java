@@ -105,8 +105,24 @@ final class ConnectionActor extends AbstractBehavior<Object> {
     INSTANCE
   }
 
-  /** This node is being drained: send the device to another node (PROTOCOL.md#redirect). */
-  record Redirect(String host, int port, String reason) implements Command {}
+  /**
+   * This node is being drained: send the device to another node (PROTOCOL.md#redirect). With
+   * {@code shardsHere}, only when the device's session is not in one of those shards (its
+   * session left this node, or never lived here) or the device has not named its socket yet;
+   * null redirects whatever the session (docs/drain.md).
+   */
+  record Redirect(String host, int port, String reason, ShardsHere shardsHere) implements Command {
+    Redirect(String host, int port, String reason) {
+      this(host, port, reason, null);
+    }
+  }
+
+  /** The socket shards this node's region holds, of {@code numberOfShards}. */
+  record ShardsHere(java.util.Set<String> shards, int numberOfShards) {
+    boolean holds(String socketId) {
+      return shards.contains(Sockets.shardOf(numberOfShards, socketId));
+    }
+  }
 
   /** Frames held for the uplink's rate limit may go now (docs/limits.md). */
   private enum Release implements Command, DeadLetterSuppression {
@@ -337,7 +353,7 @@ final class ConnectionActor extends AbstractBehavior<Object> {
       }
       return retimed(this);
     } else if (message instanceof Redirect m) {
-      if (phase != Phase.CLOSING) {
+      if (phase != Phase.CLOSING && (m.shardsHere() == null || socketId == null || !m.shardsHere().holds(socketId))) {
         getContext().getLog().debug("Redirecting {} ({}) to {}:{}", remote, socketId, m.host(), m.port());
         if (phase == Phase.OPEN || phase == Phase.ENDING) {
           metrics.disconnect("redirect");

@@ -1,6 +1,7 @@
 package io.berth.node.edge;
 
 import io.berth.node.edge.api.EdgeControl;
+import io.berth.node.socket.api.Sockets;
 import io.berth.node.tls.CertificateIdentity;
 import io.berth.node.tls.DenyList;
 import io.berth.node.tls.EdgeTls;
@@ -12,7 +13,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletionStage;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.CoordinatedShutdown;
@@ -23,6 +26,9 @@ import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.sharding.ShardRegion;
+import org.apache.pekko.cluster.sharding.typed.GetShardRegionState;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.typed.Cluster;
 
 /**
@@ -62,6 +68,15 @@ public final class EdgeServer {
   private enum Undrain implements Command {
     INSTANCE
   }
+
+  /** While draining: time to ask the local region which socket shards are still here. */
+  private record DrainTick(long drain) implements Command {}
+
+  /** The region's answer: the socket shards this node holds, or why it did not answer. */
+  private record ShardsHere(long drain, Set<String> shards, Throwable failure) implements Command {}
+
+  /** How often a draining edge asks its region which shards are left. */
+  private static final Duration DRAIN_POLL = Duration.ofMillis(250);
 
   /** Coordinated-shutdown reason when the edge cannot listen: the node cannot serve devices. */
   public static final CoordinatedShutdown.Reason BIND_FAILED = new CoordinatedShutdown.Reason() {
@@ -118,6 +133,11 @@ public final class EdgeServer {
   private EdgeSockets mqtt;
   private long counter;
   private boolean draining;
+  /** Counts drains, so that the ticks and answers of an earlier one are told apart. */
+  private long drain;
+  private long drainStartedAt;
+  /** The socket shards here at the last answer: devices are told again only when it changes. */
+  private Set<String> shardsHere;
   private int nextTarget;
 
   private EdgeServer(ActorContext<Command> ctx, EdgeSettings settings, DenyList denyList) {
@@ -218,21 +238,30 @@ public final class EdgeServer {
           return Behaviors.same();
         })
         .onMessage(Drain.class, m -> {
+          if (draining) {
+            return Behaviors.same();
+          }
           draining = true;
+          drain++;
+          drainStartedAt = System.nanoTime();
+          shardsHere = null;
           Map<EdgeKind, List<LoadViewTargets.Target>> targets = targets();
           if (targets.get(EdgeKind.DEVICE).isEmpty()) {
             ctx.getLog().warn("Draining, but no other node publishes an edge: {} devices stay connected",
                 connections.size());
           } else {
-            ctx.getLog().info("Draining: redirecting {} devices to {}", connections.size(), targets);
-            connections.keySet().forEach(a -> redirect(a, targets));
+            ctx.getLog().info("Draining: redirecting {} devices to {} as their sessions leave, all within {} s",
+                connections.size(), targets, settings.drainHold().toSeconds());
           }
+          ctx.getSelf().tell(new DrainTick(drain));
           return Behaviors.same();
         })
         .onMessage(Undrain.class, m -> {
           draining = false;
           return Behaviors.same();
         })
+        .onMessage(DrainTick.class, this::onDrainTick)
+        .onMessage(ShardsHere.class, this::onShardsHere)
         .onMessage(Unbind.class, m -> {
           state.setAccepting(false);
           CompletionStage<Void> unbound = sockets.unbind();
@@ -306,7 +335,7 @@ public final class EdgeServer {
     actor.tell(new ConnectionActor.Attach(connection));
     connection.start(actor);
     if (draining) {
-      redirect(actor, targets());
+      redirect(actor, targets(), null);
     }
     return Behaviors.same();
   }
@@ -347,6 +376,59 @@ public final class EdgeServer {
     });
   }
 
+  /**
+   * A drain redirects each device once its session has left: the shard moves first (sharding's
+   * hand-off, while the device stays connected here and is served), then the device resumes
+   * on another node where the session already is, instead of waiting there for the hand-off
+   * (docs/drain.md). Past {@code drain-hold} every device is redirected.
+   */
+  private Behavior<Command> onDrainTick(DrainTick tick) {
+    if (!draining || tick.drain() != drain) {
+      return Behaviors.same();
+    }
+    if (System.nanoTime() - drainStartedAt > settings.drainHold().toNanos()) {
+      Map<EdgeKind, List<LoadViewTargets.Target>> targets = targets();
+      ctx.getLog().warn("Drain: {} devices whose sessions have not left within {} s are redirected now",
+          connections.size(), settings.drainHold().toSeconds());
+      connections.keySet().forEach(a -> redirect(a, targets, null));
+      return Behaviors.same();
+    }
+    ctx.ask(ShardRegion.CurrentShardRegionState.class, ClusterSharding.get(ctx.getSystem()).shardState(),
+        Duration.ofSeconds(5), replyTo -> new GetShardRegionState(Sockets.ENTITY_KEY, replyTo),
+        (state, failure) -> new ShardsHere(tick.drain(), state == null ? null : shards(state), failure));
+    return Behaviors.same();
+  }
+
+  /** Every shard the region holds: those that answered and those that did not in time. */
+  private static Set<String> shards(ShardRegion.CurrentShardRegionState state) {
+    Set<String> shards = new HashSet<>(state.getFailed());
+    state.getShards().forEach(s -> shards.add(s.shardId()));
+    return shards;
+  }
+
+  private Behavior<Command> onShardsHere(ShardsHere m) {
+    if (!draining || m.drain() != drain) {
+      return Behaviors.same();
+    }
+    if (m.failure() != null) {
+      ctx.getLog().debug("Drain: the shard region did not say which shards are here: {}", m.failure().getMessage());
+    } else if (!m.shards().equals(shardsHere)) {
+      shardsHere = m.shards();
+      Map<EdgeKind, List<LoadViewTargets.Target>> targets = targets();
+      ConnectionActor.ShardsHere here = new ConnectionActor.ShardsHere(Set.copyOf(shardsHere),
+          Sockets.numberOfShards(ctx.getSystem()));
+      connections.keySet().forEach(a -> redirect(a, targets, here));
+      if (shardsHere.isEmpty()) {
+        // Every session has left: every device was told; later ones are redirected as they come.
+        ctx.getLog().info("Drain: no socket shard left here, {} s after the drain began",
+            String.format(java.util.Locale.ROOT, "%.1f", (System.nanoTime() - drainStartedAt) / 1e9));
+        return Behaviors.same();
+      }
+    }
+    ctx.scheduleOnce(DRAIN_POLL, ctx.getSelf(), new DrainTick(m.drain()));
+    return Behaviors.same();
+  }
+
   /** Where each kind of device may be redirected now: other nodes' listeners of its kind. */
   private Map<EdgeKind, List<LoadViewTargets.Target>> targets() {
     Map<EdgeKind, List<LoadViewTargets.Target>> byKind = new java.util.EnumMap<>(EdgeKind.class);
@@ -360,7 +442,8 @@ public final class EdgeServer {
    * Spreads redirected devices over the other nodes in turn, each to the listener of its kind: a
    * device on the WebSocket port to another node's WebSocket port. With no such node it stays.
    */
-  private void redirect(ActorRef<ConnectionActor.Command> actor, Map<EdgeKind, List<LoadViewTargets.Target>> byKind) {
+  private void redirect(ActorRef<ConnectionActor.Command> actor, Map<EdgeKind, List<LoadViewTargets.Target>> byKind,
+                        ConnectionActor.ShardsHere unlessHere) {
     Connection connection = connections.get(actor);
     List<LoadViewTargets.Target> targets = byKind.get(connection == null ? EdgeKind.DEVICE : connection.kind());
     if (targets.isEmpty()) {
@@ -368,6 +451,6 @@ public final class EdgeServer {
     }
     LoadViewTargets.Target t = targets.get(Math.floorMod(nextTarget++, targets.size()));
     actor.tell(new ConnectionActor.Redirect(t.host(), t.port(), "node is draining; resume on " + t.host() + ":"
-        + t.port()));
+        + t.port(), unlessHere));
   }
 }

@@ -39,7 +39,16 @@ public final class Sockets {
 
   /** The shard a socket belongs to: what sharding computes with its default extractor. */
   public static String shardOf(ActorSystem<?> system, String socketId) {
-    int shards = system.settings().config().getInt("pekko.cluster.sharding.number-of-shards");
-    return new HashCodeMessageExtractor<SocketCommand>(shards).shardId(socketId);
+    return shardOf(numberOfShards(system), socketId);
+  }
+
+  /** The shard a socket belongs to among {@code numberOfShards}. */
+  public static String shardOf(int numberOfShards, String socketId) {
+    return new HashCodeMessageExtractor<SocketCommand>(numberOfShards).shardId(socketId);
+  }
+
+  /** {@code pekko.cluster.sharding.number-of-shards}: the same on every node of a cluster. */
+  public static int numberOfShards(ActorSystem<?> system) {
+    return system.settings().config().getInt("pekko.cluster.sharding.number-of-shards");
   }
 }
