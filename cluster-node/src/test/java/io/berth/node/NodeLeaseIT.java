@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Test;
  * Node leases in one JVM (docs/failover.md), with the split brain resolver made too slow to
  * matter (stable-after 5 minutes): a crashed node is downed by the others once its lease lapsed,
  * in seconds; a node downed by an operator while it still runs has its lease revoked, finds that
- * out and stops.
+ * out and stops; a revocation that cannot be done before the member is removed goes on after.
  */
 class NodeLeaseIT {
 
@@ -61,6 +61,38 @@ class NodeLeaseIT {
       await().atMost(Duration.ofSeconds(30)).until(() -> lease(address).revokedBy() != null);
       assertThat(lease(address).why()).isEqualTo("downed");
       downed.system().getWhenTerminated().toCompletableFuture().get(60, java.util.concurrent.TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  void aRevocationNotDoneByTheRemovalIsTriedUntilItIs() throws Exception {
+    try (TestNodes nodes = new TestNodes(SLOW_RESOLVER).start(3)) {
+      TestNodes.Node downed = nodes.node(2);
+      Address address = downed.address();
+      await().atMost(Duration.ofSeconds(30)).until(() -> lease(address) != null);
+
+      // The row held locked, as a member's own transaction would hold it: every revocation waits
+      // out its lock timeout and fails (ending the member's sessions does not end this one).
+      try (Connection holder = SchemaInstaller.connect(TestDatabase.settings())) {
+        holder.setAutoCommit(false);
+        try (PreparedStatement lock = holder.prepareStatement(
+            "SELECT node FROM berth_node_lease WHERE node LIKE ? FOR UPDATE")) {
+          lock.setString(1, address + "#%");
+          lock.executeQuery().close();
+        }
+        Cluster.get(nodes.node(0).system()).manager().tell(new Down(address));
+        await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200)).until(() ->
+            members(nodes.node(0)).noneMatch(a -> a.equals(address))
+                && members(nodes.node(1)).noneMatch(a -> a.equals(address)));
+        // Long enough for every attempt begun before the removal to have failed (a lock wait, the
+        // member's sessions ended, a second lock wait): only one begun after it can succeed.
+        await().during(Duration.ofSeconds(12)).atMost(Duration.ofSeconds(20)).pollInterval(Duration.ofMillis(500))
+            .until(() -> lease(address).revokedBy() == null);
+        holder.rollback();
+      }
+
+      await().atMost(Duration.ofSeconds(20)).until(() -> lease(address).revokedBy() != null);
+      assertThat(lease(address).why()).isEqualTo("downed");
     }
   }
 

@@ -196,12 +196,15 @@ public final class NodeLease {
     if (m.event() instanceof ClusterEvent.MemberRemoved) {
       unreachable.remove(node);
       downedHere.remove(node);
-      revokedForDown.remove(node);
-      toRevoke.remove(node);
+      if (!toRevoke.containsKey(node) && !looking.contains(node)) {
+        revokedForDown.remove(node);
+      }
+      // A revocation not done yet goes on after the removal: a member removed while it still runs
+      // (a partition) must still be stopped from writing, and its row is its incarnation's alone.
     } else if (m.event() instanceof ClusterEvent.MemberDowned && !node.equals(cluster.selfMember().uniqueAddress())
         && revokedForDown.add(node)) {
       // Downed by the resolver or an operator: its sessions will start elsewhere, so it must write
-      // no more, whether it is dead or not. Tried until it succeeds or the member is removed.
+      // no more, whether it is dead or not. Tried until it succeeds, the removal notwithstanding.
       revokeDowned(member);
     }
     return Behaviors.same();
@@ -221,8 +224,20 @@ public final class NodeLease {
       ctx.getLog().warn("Cannot revoke the lease of downed member {} yet ({}): trying again", node.address(),
           m.failure().getMessage());
       toRevoke.put(node, m.member());
+    } else if (m.failure() == null && !isMember(node)) {
+      revokedForDown.remove(node);
     }
     return Behaviors.same();
+  }
+
+  /** Whether {@code node} is still in the membership (any status but removed). */
+  private boolean isMember(UniqueAddress node) {
+    for (Member member : cluster.state().getMembers()) {
+      if (member.uniqueAddress().equals(node)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private Behavior<Command> onCheckTick() {
