@@ -181,7 +181,8 @@ final class FleetDevices implements AutoCloseable {
 
   /**
    * For each device that lost its connection and was welcomed again: seconds from its first drop
-   * (reset, close or REDIRECT) to its WELCOME, the time it was not served.
+   * (reset, close or REDIRECT) to its last WELCOME. For a device that dropped once, the time it
+   * was not served; one that dropped again after a WELCOME counts the time between too.
    */
   Stats darkSeconds() {
     Stats s = new Stats();

@@ -410,11 +410,15 @@ public final class EdgeServer {
     if (!draining || m.drain() != drain) {
       return Behaviors.same();
     }
+    Map<EdgeKind, List<LoadViewTargets.Target>> targets = targets();
     if (m.failure() != null) {
       ctx.getLog().debug("Drain: the shard region did not say which shards are here: {}", m.failure().getMessage());
+    } else if (targets.get(EdgeKind.DEVICE).isEmpty()) {
+      // No other node to send devices to: the set is not taken as told, so that they hear it
+      // once a node publishes its edge.
+      shardsHere = null;
     } else if (!m.shards().equals(shardsHere)) {
       shardsHere = m.shards();
-      Map<EdgeKind, List<LoadViewTargets.Target>> targets = targets();
       ConnectionActor.ShardsHere here = new ConnectionActor.ShardsHere(Set.copyOf(shardsHere),
           Sockets.numberOfShards(ctx.getSystem()));
       connections.keySet().forEach(a -> redirect(a, targets, here));
