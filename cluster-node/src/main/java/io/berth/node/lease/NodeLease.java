@@ -72,7 +72,10 @@ public final class NodeLease {
   /** Downed members whose lease is still to be revoked (an attempt failed): tried again on each check. */
   private final Map<UniqueAddress, Member> toRevoke = new HashMap<>();
   private final Map<UniqueAddress, Member> unreachable = new HashMap<>();
+  /** Members whose lease is being looked at (lapsed?) right now. */
   private final Set<UniqueAddress> looking = new HashSet<>();
+  /** Downed members whose revocation is in flight. */
+  private final Set<UniqueAddress> revoking = new HashSet<>();
   private final Set<UniqueAddress> downedHere = new HashSet<>();
   private final Set<UniqueAddress> revokedForDown = new HashSet<>();
 
@@ -196,7 +199,7 @@ public final class NodeLease {
     if (m.event() instanceof ClusterEvent.MemberRemoved) {
       unreachable.remove(node);
       downedHere.remove(node);
-      if (!toRevoke.containsKey(node) && !looking.contains(node)) {
+      if (!toRevoke.containsKey(node) && !revoking.contains(node)) {
         revokedForDown.remove(node);
       }
       // A revocation not done yet goes on after the removal: a member removed while it still runs
@@ -213,13 +216,13 @@ public final class NodeLease {
   private void revokeDowned(Member member) {
     UniqueAddress node = member.uniqueAddress();
     toRevoke.remove(node);
-    looking.add(node);
+    revoking.add(node);
     ctx.pipeToSelf(store.revoke(key(node), self, "downed"), (look, failure) -> new Revoked(member, failure));
   }
 
   private Behavior<Command> onRevoked(Revoked m) {
     UniqueAddress node = m.member().uniqueAddress();
-    looking.remove(node);
+    revoking.remove(node);
     if (m.failure() != null && revokedForDown.contains(node)) {
       ctx.getLog().warn("Cannot revoke the lease of downed member {} yet ({}): trying again", node.address(),
           m.failure().getMessage());
@@ -242,7 +245,7 @@ public final class NodeLease {
 
   private Behavior<Command> onCheckTick() {
     for (Member member : java.util.List.copyOf(toRevoke.values())) {
-      if (!looking.contains(member.uniqueAddress())) {
+      if (!revoking.contains(member.uniqueAddress())) {
         revokeDowned(member);
       }
     }
@@ -254,7 +257,8 @@ public final class NodeLease {
     }
     for (Member member : unreachable.values()) {
       UniqueAddress node = member.uniqueAddress();
-      if (!downedHere.contains(node) && member.status() != MemberStatus.down() && looking.add(node)) {
+      if (!downedHere.contains(node) && member.status() != MemberStatus.down() && !revoking.contains(node)
+          && looking.add(node)) {
         ctx.pipeToSelf(store.revokeIfLapsed(key(node), self), (look, failure) -> new Looked(member, look, failure));
       }
     }
