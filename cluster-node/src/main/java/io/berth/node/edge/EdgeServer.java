@@ -12,8 +12,8 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.List;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletionStage;
@@ -413,9 +413,10 @@ public final class EdgeServer {
     Map<EdgeKind, List<LoadViewTargets.Target>> targets = targets();
     if (m.failure() != null) {
       ctx.getLog().debug("Drain: the shard region did not say which shards are here: {}", m.failure().getMessage());
-    } else if (targets.get(EdgeKind.DEVICE).isEmpty()) {
-      // No other node to send devices to: the set is not taken as told, so that they hear it
-      // once a node publishes its edge.
+    } else if (targets.values().stream().allMatch(List::isEmpty)) {
+      // No other node publishes an edge: the set is not taken as told, so that devices hear it
+      // once one does (within drain-hold). A kind with no listener elsewhere (WebSocket, MQTT)
+      // stays connected, as it always did (redirect).
       shardsHere = null;
     } else if (!m.shards().equals(shardsHere)) {
       shardsHere = m.shards();
