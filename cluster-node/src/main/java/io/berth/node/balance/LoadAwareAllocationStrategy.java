@@ -217,15 +217,27 @@ public final class LoadAwareAllocationStrategy extends ShardCoordinator.Abstract
     }
   }
 
-  /** A drain is over once its node holds no shard and none is on its way, or the mark is gone. */
+  /**
+   * A drain is over once its node holds no shard and none is on its way, or the mark is gone. A
+   * shard handed off but not yet allocated again (the coordinator asks for its home right after
+   * its deallocation, and a rebalance round can come between) is on its way: its target is not
+   * known yet.
+   */
   private void finishDrains(Map<ActorRef, IndexedSeq<String>> current, Set<String> inProgress) {
     Map<String, ActorRef> byNode = regionsByNode(current);
+    Set<String> allocated = new HashSet<>();
+    for (IndexedSeq<String> shards : current.values()) {
+      scala.collection.Iterator<String> it = shards.iterator();
+      while (it.hasNext()) {
+        allocated.add(it.next());
+      }
+    }
     for (Map.Entry<String, Drain> e : drains.entrySet()) {
       String node = e.getKey();
       Drain d = e.getValue();
       ActorRef region = byNode.get(node);
       boolean empty = region == null || current.get(region).isEmpty();
-      boolean arriving = d.shards.stream().anyMatch(inProgress::contains);
+      boolean arriving = d.shards.stream().anyMatch(s -> inProgress.contains(s) || !allocated.contains(s));
       if ((empty && !arriving) || !isDraining(node)) {
         drains.remove(node);
         if (isDraining(node)) {
