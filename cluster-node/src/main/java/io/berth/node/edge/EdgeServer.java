@@ -73,7 +73,7 @@ public final class EdgeServer {
   private record DrainTick(long drain) implements Command {}
 
   /** The region's answer: the socket shards this node holds, or why it did not answer. */
-  private record ShardsHere(long drain, Set<String> shards, Throwable failure) implements Command {}
+  private record RegionShards(long drain, Set<String> shards, Throwable failure) implements Command {}
 
   /** How often a draining edge asks its region which shards are left. */
   private static final Duration DRAIN_POLL = Duration.ofMillis(250);
@@ -261,7 +261,7 @@ public final class EdgeServer {
           return Behaviors.same();
         })
         .onMessage(DrainTick.class, this::onDrainTick)
-        .onMessage(ShardsHere.class, this::onShardsHere)
+        .onMessage(RegionShards.class, this::onRegionShards)
         .onMessage(Unbind.class, m -> {
           state.setAccepting(false);
           CompletionStage<Void> unbound = sockets.unbind();
@@ -395,7 +395,7 @@ public final class EdgeServer {
     }
     ctx.ask(ShardRegion.CurrentShardRegionState.class, ClusterSharding.get(ctx.getSystem()).shardState(),
         Duration.ofSeconds(5), replyTo -> new GetShardRegionState(Sockets.ENTITY_KEY, replyTo),
-        (state, failure) -> new ShardsHere(tick.drain(), state == null ? null : shards(state), failure));
+        (state, failure) -> new RegionShards(tick.drain(), state == null ? null : shards(state), failure));
     return Behaviors.same();
   }
 
@@ -406,7 +406,7 @@ public final class EdgeServer {
     return shards;
   }
 
-  private Behavior<Command> onShardsHere(ShardsHere m) {
+  private Behavior<Command> onRegionShards(RegionShards m) {
     if (!draining || m.drain() != drain) {
       return Behaviors.same();
     }

@@ -209,12 +209,7 @@ class LoadAwareAllocationStrategyTest {
       assertThat(rebalance(emptied)).isEmpty();
     }
     await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
-      List<MigrationLog.Migration> drains = MigrationLog.get(KIT.system()).recent(100, null, "drain")
-          .toCompletableFuture().join().stream().filter(m -> m.from().equals(A) && "*".equals(m.shardId())
-              && m.startedAt().isAfter(testStarted)).toList();
-      assertThat(drains).hasSize(1);
-      assertThat(drains.get(0).status()).isEqualTo(MigrationLog.COMPLETED);
-      assertThat(drains.get(0).shards()).isEqualTo(2);
+      assertThat(completedDrainOf(A).shards()).isEqualTo(2);
     });
   }
 
@@ -235,13 +230,18 @@ class LoadAwareAllocationStrategyTest {
     after.put(first, Stream.concat(after.get(first).stream(), Stream.of("1")).toList());
     assertThat(rebalance(allocation(after))).isEmpty();
     await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
-      List<MigrationLog.Migration> drains = MigrationLog.get(KIT.system()).recent(100, null, "drain")
-          .toCompletableFuture().join().stream().filter(m -> m.from().equals(A) && "*".equals(m.shardId())
-              && m.startedAt().isAfter(testStarted)).toList();
-      assertThat(drains).hasSize(1);
-      assertThat(drains.get(0).status()).isEqualTo(MigrationLog.COMPLETED);
-      assertThat(drains.get(0).to()).as("where both shards went").contains(first).contains(second);
+      assertThat(completedDrainOf(A).to()).as("where both shards went").contains(first).contains(second);
     });
+  }
+
+  /** This test's one drain record of {@code node}, asserted completed. */
+  private MigrationLog.Migration completedDrainOf(String node) {
+    List<MigrationLog.Migration> drains = MigrationLog.get(KIT.system()).recent(100, null, "drain")
+        .toCompletableFuture().join().stream().filter(m -> m.from().equals(node) && "*".equals(m.shardId())
+            && m.startedAt().isAfter(testStarted)).toList();
+    assertThat(drains).hasSize(1);
+    assertThat(drains.get(0).status()).isEqualTo(MigrationLog.COMPLETED);
+    return drains.get(0);
   }
 
   @Test
