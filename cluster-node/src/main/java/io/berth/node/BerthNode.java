@@ -13,6 +13,7 @@ import io.berth.node.edge.EdgeServer;
 import io.berth.node.edge.EdgeSettings;
 import io.berth.node.edge.EdgeState;
 import io.berth.node.edge.LimitSettings;
+import io.berth.node.lease.FencedAllocation;
 import io.berth.node.lease.LeaseSettings;
 import io.berth.node.lease.NodeLease;
 import io.berth.node.link.PairingEntity;
@@ -45,6 +46,9 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.sharding.ShardCoordinator;
+import org.apache.pekko.cluster.sharding.typed.ClusterShardingSettings;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.http.javadsl.ConnectionContext;
 import org.apache.pekko.http.javadsl.Http;
 import org.apache.pekko.management.cluster.bootstrap.ClusterBootstrap;
@@ -122,13 +126,24 @@ public final class BerthNode {
       // default (webhook calls have their own, EndpointTransport).
       probeTls.ifPresent(tls -> Http.get(system).setDefaultClientHttpsContext(
           ConnectionContext.httpsClient((host, port) -> tls.newEngine(host, port))));
+      ShardCoordinator.ShardAllocationStrategy sockets = new LoadAwareAllocationStrategy(system, migration);
+      // One strategy per entity type: each coordinator has its own, as sharding gives by default.
+      ClusterShardingSettings shardingSettings = ClusterShardingSettings.create(system);
+      ShardCoordinator.ShardAllocationStrategy links =
+          ClusterSharding.get(system).defaultShardAllocationStrategy(shardingSettings);
+      ShardCoordinator.ShardAllocationStrategy pairings =
+          ClusterSharding.get(system).defaultShardAllocationStrategy(shardingSettings);
       if (lease.enabled()) {
-        // Before the sessions: the journal is fenced from the moment the lease is taken.
-        ctx.spawn(NodeLease.create(lease), "node-lease");
+        // Before the sessions: the journal is fenced from the moment the lease is taken, and no
+        // shard of a downed member starts elsewhere before its lease is revoked.
+        ActorRef<NodeLease.Command> nodeLease = ctx.spawn(NodeLease.create(lease), "node-lease");
+        sockets = FencedAllocation.around(sockets, system, nodeLease, lease.fenceWait());
+        links = FencedAllocation.around(links, system, nodeLease, lease.fenceWait());
+        pairings = FencedAllocation.around(pairings, system, nodeLease, lease.fenceWait());
       }
-      SocketEntity.init(system, connection, new LoadAwareAllocationStrategy(system, migration));
-      PeerLinkEntity.init(system);
-      PairingEntity.init(system);
+      SocketEntity.init(system, connection, sockets);
+      PeerLinkEntity.init(system, links);
+      PairingEntity.init(system, pairings);
       // The node's one deny list, read from berth_certificate_deny from here on (DenyListStore):
       // the edge's TLS refuses the certificates it names, and closes their open connections.
       DenyList denyList = DenyListStore.get(system).denyList();

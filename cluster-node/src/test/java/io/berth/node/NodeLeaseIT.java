@@ -3,12 +3,15 @@ package io.berth.node;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.berth.node.socket.api.SocketCommand;
+import io.berth.node.socket.api.Sockets;
 import io.berth.persistence.SchemaInstaller;
 import io.berth.persistence.TestDatabase;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.StreamSupport;
 import org.apache.pekko.actor.Address;
 import org.apache.pekko.cluster.MemberStatus;
@@ -20,7 +23,8 @@ import org.junit.jupiter.api.Test;
  * Node leases in one JVM (docs/failover.md), with the split brain resolver made too slow to
  * matter (stable-after 5 minutes): a crashed node is downed by the others once its lease lapsed,
  * in seconds; a node downed by an operator while it still runs has its lease revoked, finds that
- * out and stops; a revocation that cannot be done before the member is removed goes on after.
+ * out and stops; a revocation that cannot be done before the member is removed goes on after, and
+ * the member's sessions start elsewhere only once it is done.
  */
 class NodeLeaseIT {
 
@@ -65,11 +69,13 @@ class NodeLeaseIT {
   }
 
   @Test
-  void aRevocationNotDoneByTheRemovalIsTriedUntilItIs() throws Exception {
-    try (TestNodes nodes = new TestNodes(SLOW_RESOLVER).start(3)) {
+  void aRevocationNotDoneByTheRemovalIsTriedUntilItIsAndTheMembersSessionsWaitForIt() throws Exception {
+    // The allocation's wait for the fence made longer than the test holds the row.
+    try (TestNodes nodes = new TestNodes(SLOW_RESOLVER + "\nberth.cluster.lease.fence-wait = 60s").start(3)) {
       TestNodes.Node downed = nodes.node(2);
       Address address = downed.address();
       await().atMost(Duration.ofSeconds(30)).until(() -> lease(address) != null);
+      String socket = socketOn(nodes, downed);
 
       // The row held locked, as a member's own transaction would hold it: every revocation waits
       // out its lock timeout and fails (ending the member's sessions does not end this one).
@@ -85,14 +91,41 @@ class NodeLeaseIT {
             members(nodes.node(0)).noneMatch(a -> a.equals(address))
                 && members(nodes.node(1)).noneMatch(a -> a.equals(address)));
         // Long enough for every attempt begun before the removal to have failed (a lock wait, the
-        // member's sessions ended, a second lock wait): only one begun after it can succeed.
+        // member's sessions ended, a second lock wait): only one begun after it can succeed. And
+        // far past the removal margin (1 s): the member's socket session, which could still write
+        // while its lease stands, does not start on another node meanwhile.
         await().during(Duration.ofSeconds(12)).atMost(Duration.ofSeconds(20)).pollInterval(Duration.ofMillis(500))
-            .until(() -> lease(address).revokedBy() == null);
+            .until(() -> lease(address).revokedBy() == null && !answers(nodes.node(0), socket));
         holder.rollback();
       }
 
       await().atMost(Duration.ofSeconds(20)).until(() -> lease(address).revokedBy() != null);
       assertThat(lease(address).why()).isEqualTo("downed");
+      // Revoked: the session starts elsewhere.
+      await().atMost(Duration.ofSeconds(30)).until(() -> answers(nodes.node(0), socket));
+      assertThat(nodes.entityNode(socket)).isNotEqualTo(address.toString());
+    }
+  }
+
+  /** A socket whose session runs on {@code node}. */
+  private static String socketOn(TestNodes nodes, TestNodes.Node node) {
+    for (int i = 0; i < 60; i++) {
+      String candidate = TestNodes.uniqueDevice("fence");
+      if (nodes.entityNode(candidate).equals(node.address().toString())) {
+        return candidate;
+      }
+    }
+    throw new IllegalStateException("60 sockets in a row had their session elsewhere than " + node.address());
+  }
+
+  /** Whether the socket's session answers a status query through {@code node} within a second. */
+  private static boolean answers(TestNodes.Node node, String socket) {
+    try {
+      Sockets.ref(node.system(), socket).ask(SocketCommand.GetStatus::new, Duration.ofSeconds(1))
+          .toCompletableFuture().get(2, TimeUnit.SECONDS);
+      return true;
+    } catch (Exception e) {
+      return false;
     }
   }
 

@@ -1,10 +1,13 @@
 package io.berth.node.lease;
 
 import io.berth.persistence.JournalFence;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -38,6 +41,12 @@ import org.apache.pekko.cluster.typed.Subscribe;
 public final class NodeLease {
 
   public interface Command {}
+
+  /**
+   * Answered once no downed member's lease is being revoked, or waits to be revoked again, on this
+   * node ({@link FencedAllocation}): the member's journal writes are refused by then.
+   */
+  public record AwaitFence(ActorRef<Done> replyTo) implements Command {}
 
   private enum Tick implements Command { RENEW, CHECK }
 
@@ -78,6 +87,8 @@ public final class NodeLease {
   private final Set<UniqueAddress> revoking = new HashSet<>();
   private final Set<UniqueAddress> downedHere = new HashSet<>();
   private final Set<UniqueAddress> revokedForDown = new HashSet<>();
+  /** Waiting for every downed member's revocation to be done ({@link AwaitFence}). */
+  private final List<ActorRef<Done>> fenceWaiters = new ArrayList<>();
 
   private NodeLease(ActorContext<Command> ctx, LeaseSettings settings) {
     this.ctx = ctx;
@@ -114,6 +125,7 @@ public final class NodeLease {
         .onMessage(Revoked.class, this::onRevoked)
         .onMessage(Reachability.class, this::onReachability)
         .onMessage(Membership.class, this::onMembership)
+        .onMessage(AwaitFence.class, this::onAwaitFence)
         .build();
   }
 
@@ -230,7 +242,25 @@ public final class NodeLease {
     } else if (m.failure() == null && !isMember(node)) {
       revokedForDown.remove(node);
     }
+    if (fenced()) {
+      fenceWaiters.forEach(w -> w.tell(Done.getInstance()));
+      fenceWaiters.clear();
+    }
     return Behaviors.same();
+  }
+
+  private Behavior<Command> onAwaitFence(AwaitFence m) {
+    if (fenced()) {
+      m.replyTo().tell(Done.getInstance());
+    } else {
+      fenceWaiters.add(m.replyTo());
+    }
+    return Behaviors.same();
+  }
+
+  /** Whether every member this node saw downed has its lease revoked (or never had one). */
+  private boolean fenced() {
+    return revoking.isEmpty() && toRevoke.isEmpty();
   }
 
   /** Whether {@code node} is still in the membership (any status but removed). */

@@ -6,6 +6,7 @@ import io.berth.persistence.CborSerializable;
 import java.time.Instant;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.cluster.sharding.ShardCoordinator;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
@@ -38,8 +39,9 @@ public final class PairingEntity
 
   public record State(String waiting) implements CborSerializable {}
 
-  public static void init(ActorSystem<?> system) {
-    ClusterSharding.get(system).init(Entity.of(ENTITY_KEY, ctx -> create(ctx.getEntityId(), system)));
+  public static void init(ActorSystem<?> system, ShardCoordinator.ShardAllocationStrategy allocation) {
+    ClusterSharding.get(system).init(Entity.of(ENTITY_KEY, ctx -> create(ctx.getEntityId(), system))
+        .withAllocationStrategy(allocation));
   }
 
   public static Behavior<Command> create(String key, ActorSystem<?> system) {
