@@ -92,7 +92,7 @@ class NodeLeaseIT {
                 && members(nodes.node(1)).noneMatch(a -> a.equals(address)));
         // Long enough for every attempt begun before the removal to have failed (a lock wait, the
         // member's sessions ended, a second lock wait): only one begun after it can succeed. And
-        // far past the removal margin (1 s): the member's socket session, which could still write
+        // far past the removal margin (100 ms): the member's socket session, which could still write
         // while its lease stands, does not start on another node meanwhile.
         await().during(Duration.ofSeconds(12)).atMost(Duration.ofSeconds(20)).pollInterval(Duration.ofMillis(500))
             .until(() -> lease(address).revokedBy() == null && !answers(nodes.node(0), socket));

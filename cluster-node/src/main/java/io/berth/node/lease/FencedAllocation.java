@@ -29,24 +29,31 @@ import scala.jdk.javaapi.FutureConverters;
  * already has: the coordinator hears of a member's removal after every node saw its down, and
  * NodeLease was told of that down first, so it knows of the revocation when it answers. A
  * revocation that has not succeeded after {@code maxWait} (the database away, say) lets the
- * allocation go on, with a warning: the member is then held off by the removal margin alone, as
- * without leases.
+ * allocation go on, with a warning: sessions must not stay dark for as long as the database is
+ * away from one node, and a member that cannot reach the database cannot write either.
  *
  * <p>The delegate decides at once, on the coordinator's thread (the load-aware strategy keeps state
- * that only that thread touches); only its answer waits. A shard asked for again while its answer
- * waits gets the same answer, so a delegate decides each shard once. One instance per entity type:
- * the answers waiting are kept by shard id.
+ * that only that thread touches); only its answer waits. A shard asked for again before the
+ * coordinator's allocations show it gets the same answer, so a delegate decides each shard once,
+ * and decisions not shown yet count in the next ones. One instance per entity type: decisions
+ * are kept by shard id.
  */
 public final class FencedAllocation implements ShardCoordinator.StartableAllocationStrategy {
 
   private static final Logger log = LoggerFactory.getLogger(FencedAllocation.class);
 
+  /**
+   * A shard's answer, given or waiting: the same answer for the shard until the coordinator's
+   * allocations show it, and the region it names counted in later decisions until then.
+   */
+  private record Decision(Future<ActorRef> answer, ActorRef region, long decidedAt) {}
+
   private final ShardCoordinator.ShardAllocationStrategy delegate;
   private final ActorSystem<?> system;
   private final org.apache.pekko.actor.typed.ActorRef<NodeLease.Command> lease;
   private final Duration maxWait;
-  /** Answers waiting for the fence, by shard. */
-  private final Map<String, Future<ActorRef>> waiting = new ConcurrentHashMap<>();
+  /** Decisions the coordinator's allocations do not show yet, by shard. */
+  private final Map<String, Decision> decisions = new ConcurrentHashMap<>();
 
   private FencedAllocation(ShardCoordinator.ShardAllocationStrategy delegate, ActorSystem<?> system,
                            org.apache.pekko.actor.typed.ActorRef<NodeLease.Command> lease, Duration maxWait) {
@@ -76,22 +83,61 @@ public final class FencedAllocation implements ShardCoordinator.StartableAllocat
   @Override
   public Future<ActorRef> allocateShard(ActorRef requester, String shardId,
                                         scala.collection.immutable.Map<ActorRef, IndexedSeq<String>> current) {
-    Future<ActorRef> already = waiting.get(shardId);
-    if (already != null) {
-      return already;
+    long now = System.nanoTime();
+    forgetShown(current, now);
+    // A decision for a region no longer offered (leaving, gone) is taken again.
+    Decision already = decisions.get(shardId);
+    if (already != null && (already.region() == null || current.contains(already.region()))) {
+      return already.answer();
     }
-    Future<ActorRef> decided = delegate.allocateShard(requester, shardId, current);
+    // An answer that waits lets the coordinator decide other shards meanwhile, against
+    // allocations that do not show this one yet: counted here, the shards of a downed member do
+    // not all go to the region that looked emptiest before the first of them.
+    Future<ActorRef> decided = delegate.allocateShard(requester, shardId, withUndisplayed(current));
+    ActorRef region = decided.isCompleted() && decided.value().get().isSuccess() ? decided.value().get().get() : null;
     CompletionStage<ActorRef> answer = fenced(shardId).thenCompose(done -> FutureConverters.asJava(decided));
     Future<ActorRef> result = FutureConverters.asScala(answer);
-    waiting.put(shardId, result);
-    answer.whenComplete((region, failure) -> waiting.remove(shardId, result));
+    decisions.put(shardId, new Decision(result, region, now));
     return result;
   }
 
   @Override
   public Future<Set<String>> rebalance(scala.collection.immutable.Map<ActorRef, IndexedSeq<String>> current,
                                        Set<String> rebalanceInProgress) {
+    // A shard moved by this round is in its allocations: its decision goes before it can be
+    // answered again for the shard's next home.
+    forgetShown(current, System.nanoTime());
     return delegate.rebalance(current, rebalanceInProgress);
+  }
+
+  /**
+   * Forgets the decisions the coordinator's allocations show, and those it never took (the region
+   * left meanwhile, the answer timed out): after the longest wait and as long again.
+   */
+  private void forgetShown(scala.collection.immutable.Map<ActorRef, IndexedSeq<String>> current, long now) {
+    if (decisions.isEmpty()) {
+      return;
+    }
+    java.util.Set<String> shown = new java.util.HashSet<>();
+    current.valuesIterator().foreach(shards -> {
+      shards.foreach(shown::add);
+      return null;
+    });
+    long stale = maxWait.multipliedBy(2).toNanos();
+    decisions.entrySet().removeIf(e -> shown.contains(e.getKey()) || now - e.getValue().decidedAt() > stale);
+  }
+
+  /** {@code current} with the shards decided but not shown yet added to the regions they went to. */
+  private scala.collection.immutable.Map<ActorRef, IndexedSeq<String>> withUndisplayed(
+      scala.collection.immutable.Map<ActorRef, IndexedSeq<String>> current) {
+    scala.collection.immutable.Map<ActorRef, IndexedSeq<String>> counted = current;
+    for (Map.Entry<String, Decision> e : decisions.entrySet()) {
+      ActorRef region = e.getValue().region();
+      if (region != null && counted.contains(region)) {
+        counted = counted.updated(region, counted.apply(region).appended(e.getKey()));
+      }
+    }
+    return counted;
   }
 
   /** Completes once no downed member's revocation is pending here, or after {@link #maxWait}. */
@@ -100,7 +146,7 @@ public final class FencedAllocation implements ShardCoordinator.StartableAllocat
         .handle((done, failure) -> {
           if (failure != null) {
             log.warn("Shard {} is allocated although a downed member's lease is not revoked after {} ms ({}): "
-                + "the member is held off by the removal margin alone", shardId, maxWait.toMillis(),
+                + "that member's journal writes are not refused until it is", shardId, maxWait.toMillis(),
                 failure.getMessage());
           }
           return Done.getInstance();

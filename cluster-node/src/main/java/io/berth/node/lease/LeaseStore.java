@@ -175,7 +175,21 @@ final class LeaseStore {
           look = classify(row, onlyLapsed);
         }
       }
-      if (look == Look.REVOKED_NOW) {
+      if (look == Look.NONE && !onlyLapsed) {
+        // Downed before it took its lease (or with leases off): a row revoked already, so that
+        // its take finds the key used, and its journal's fence refuses its batches. A take that
+        // comes first makes this insert fail, and the revocation is tried again.
+        try (PreparedStatement insert = c.prepareStatement("INSERT INTO berth_node_lease (node, started_at, "
+            + "valid_until, revoked_at, revoked_by, revoked_why) VALUES (?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, "
+            + "CURRENT_TIMESTAMP, ?, ?)")) {
+          insert.setQueryTimeout(TIMEOUT_SECONDS);
+          insert.setString(1, node);
+          insert.setString(2, by);
+          insert.setString(3, (why.length() > 180 ? why.substring(0, 180) : why) + " (before it took its lease)");
+          insert.executeUpdate();
+        }
+        look = Look.REVOKED_NOW;
+      } else if (look == Look.REVOKED_NOW) {
         try (PreparedStatement update = c.prepareStatement("UPDATE berth_node_lease SET revoked_at = "
             + "CURRENT_TIMESTAMP, revoked_by = ?, revoked_why = ? WHERE node = ?")) {
           update.setQueryTimeout(TIMEOUT_SECONDS);
