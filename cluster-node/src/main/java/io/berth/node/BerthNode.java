@@ -44,6 +44,7 @@ import java.util.Optional;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.sharding.ShardCoordinator;
@@ -136,7 +137,8 @@ public final class BerthNode {
       if (lease.enabled()) {
         // Before the sessions: the journal is fenced from the moment the lease is taken, and no
         // shard of a downed member starts elsewhere before its lease is revoked.
-        ActorRef<NodeLease.Command> nodeLease = ctx.spawn(NodeLease.create(lease), "node-lease");
+        ActorRef<NodeLease.Command> nodeLease = ctx.spawn(
+            Behaviors.supervise(NodeLease.create(lease)).onFailure(SupervisorStrategy.restart()), "node-lease");
         sockets = FencedAllocation.around(sockets, system, nodeLease, lease.fenceWait());
         links = FencedAllocation.around(links, system, nodeLease, lease.fenceWait());
         pairings = FencedAllocation.around(pairings, system, nodeLease, lease.fenceWait());

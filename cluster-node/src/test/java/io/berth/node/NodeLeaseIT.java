@@ -23,8 +23,9 @@ import org.junit.jupiter.api.Test;
  * Node leases in one JVM (docs/failover.md), with the split brain resolver made too slow to
  * matter (stable-after 5 minutes): a crashed node is downed by the others once its lease lapsed,
  * in seconds; a node downed by an operator while it still runs has its lease revoked, finds that
- * out and stops; a revocation that cannot be done before the member is removed goes on after, and
- * the member's sessions start elsewhere only once it is done.
+ * out and stops (one whose lease row is missing gets one, revoked); a revocation that cannot be
+ * done before the member is removed goes on after, and the member's sessions start elsewhere only
+ * once it is done.
  */
 class NodeLeaseIT {
 
@@ -64,6 +65,28 @@ class NodeLeaseIT {
 
       await().atMost(Duration.ofSeconds(30)).until(() -> lease(address).revokedBy() != null);
       assertThat(lease(address).why()).isEqualTo("downed");
+      downed.system().getWhenTerminated().toCompletableFuture().get(60, java.util.concurrent.TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  void aMemberDownedWithoutALeaseRowGetsOneRevokedAndStops() throws Exception {
+    try (TestNodes nodes = new TestNodes(SLOW_RESOLVER).start(3)) {
+      TestNodes.Node downed = nodes.node(2);
+      Address address = downed.address();
+      await().atMost(Duration.ofSeconds(30)).until(() -> lease(address) != null);
+      // As for a member downed before it took its lease: no row to revoke.
+      try (Connection c = SchemaInstaller.connect(TestDatabase.settings());
+           PreparedStatement delete = c.prepareStatement("DELETE FROM berth_node_lease WHERE node LIKE ?")) {
+        delete.setString(1, address + "#%");
+        assertThat(delete.executeUpdate()).isEqualTo(1);
+      }
+
+      Cluster.get(nodes.node(0).system()).manager().tell(new Down(address));
+
+      // A row revoked already, which its own take would find used, and its journal refused.
+      await().atMost(Duration.ofSeconds(30)).until(() -> lease(address) != null && lease(address).revokedBy() != null);
+      assertThat(lease(address).why()).isEqualTo("downed (before it took its lease)");
       downed.system().getWhenTerminated().toCompletableFuture().get(60, java.util.concurrent.TimeUnit.SECONDS);
     }
   }

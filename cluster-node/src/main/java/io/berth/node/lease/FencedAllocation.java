@@ -21,9 +21,11 @@ import scala.jdk.javaapi.FutureConverters;
  * A shard allocation strategy that answers where a shard goes only once every downed member's
  * lease is revoked on this node (docs/failover.md, "The fence before a shard moves"). The shards
  * of a downed member start elsewhere only through an allocation; the member's journal writes are
- * refused from its revocation on. So no session runs in two places that can both write, even when
- * a revocation outlasts the removal margin (it waits up to a second for the member's own lock on
- * its lease row, then ends the member's database sessions and tries again).
+ * refused from its revocation on (a member downed before it took its lease gets a revoked row, and
+ * its journal is checked from its take on, which finds it). So no session runs in two places that
+ * can both write, even when a revocation outlasts the removal margin (it waits up to a second for
+ * the member's own lock on its lease row, then ends the member's database sessions and tries
+ * again).
  *
  * <p>The question goes to this node's {@link NodeLease} actor, behind the membership events it
  * already has: the coordinator hears of a member's removal after every node saw its down, and
@@ -85,9 +87,11 @@ public final class FencedAllocation implements ShardCoordinator.StartableAllocat
                                         scala.collection.immutable.Map<ActorRef, IndexedSeq<String>> current) {
     long now = System.nanoTime();
     forgetShown(current, now);
-    // A decision for a region no longer offered (leaving, gone) is taken again.
+    // A decision for a region no longer offered (leaving, gone) is taken again, and one whose
+    // region was not known at once (an asynchronous delegate) only while it waits.
     Decision already = decisions.get(shardId);
-    if (already != null && (already.region() == null || current.contains(already.region()))) {
+    if (already != null && (already.region() != null ? current.contains(already.region())
+        : !already.answer().isCompleted())) {
       return already.answer();
     }
     // An answer that waits lets the coordinator decide other shards meanwhile, against

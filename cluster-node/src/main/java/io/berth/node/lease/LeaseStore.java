@@ -137,6 +137,11 @@ final class LeaseStore {
     try {
       return revokeLocked(c, node, by, why, onlyLapsed);
     } catch (SQLException e) {
+      if (UNIQUE_VIOLATION.equals(e.getSQLState())) {
+        // Another survivor inserted the downed member's revoked row first, or the member took its
+        // lease meanwhile: the row is there now, and is revoked (again) under its lock.
+        return revokeLocked(c, node, by, why, onlyLapsed);
+      }
       if (!postgres || !LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
         throw e;
       }
@@ -185,7 +190,9 @@ final class LeaseStore {
           insert.setQueryTimeout(TIMEOUT_SECONDS);
           insert.setString(1, node);
           insert.setString(2, by);
-          insert.setString(3, (why.length() > 180 ? why.substring(0, 180) : why) + " (before it took its lease)");
+          String before = " (before it took its lease)";
+          int room = 200 - before.length();
+          insert.setString(3, (why.length() > room ? why.substring(0, room) : why) + before);
           insert.executeUpdate();
         }
         look = Look.REVOKED_NOW;

@@ -208,16 +208,10 @@ public final class NodeLease {
   private Behavior<Command> onMembership(Membership m) {
     Member member = m.event().member();
     UniqueAddress node = member.uniqueAddress();
-    if (m.event() instanceof ClusterEvent.MemberRemoved removed) {
+    if (m.event() instanceof ClusterEvent.MemberRemoved) {
       unreachable.remove(node);
       downedHere.remove(node);
-      if (removed.previousStatus() == MemberStatus.down() && !node.equals(cluster.selfMember().uniqueAddress())
-          && revokedForDown.add(node)) {
-        // Removed without this node having seen its down (it was joining or leaving then, and
-        // gossip went from Up to removed in one step): revoked now, before its shards move
-        // (FencedAllocation asks behind this event).
-        revokeDowned(member);
-      } else if (!toRevoke.containsKey(node) && !revoking.contains(node)) {
+      if (!toRevoke.containsKey(node) && !revoking.contains(node)) {
         revokedForDown.remove(node);
       }
       // A revocation not done yet goes on after the removal: a member removed while it still runs
