@@ -87,7 +87,7 @@ class NodeLeaseIT {
       // A row revoked already, which its own take would find used, and its journal refused.
       await().atMost(Duration.ofSeconds(30)).until(() -> lease(address) != null && lease(address).revokedBy() != null);
       assertThat(lease(address).why()).isEqualTo("downed (before it took its lease)");
-      downed.system().getWhenTerminated().toCompletableFuture().get(60, java.util.concurrent.TimeUnit.SECONDS);
+      downed.system().getWhenTerminated().toCompletableFuture().get(60, TimeUnit.SECONDS);
     }
   }
 

@@ -1,9 +1,9 @@
 package io.berth.node.lease;
 
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.ConcurrentHashMap;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -54,8 +54,12 @@ public final class FencedAllocation implements ShardCoordinator.StartableAllocat
   private final ActorSystem<?> system;
   private final org.apache.pekko.actor.typed.ActorRef<NodeLease.Command> lease;
   private final Duration maxWait;
-  /** Decisions the coordinator's allocations do not show yet, by shard. */
-  private final Map<String, Decision> decisions = new ConcurrentHashMap<>();
+  /**
+   * Decisions the coordinator's allocations do not show yet, by shard. Read and written only by
+   * {@code allocateShard} and {@code rebalance}, on the coordinator's thread: the answers' own
+   * completions do not touch it.
+   */
+  private final Map<String, Decision> decisions = new HashMap<>();
 
   private FencedAllocation(ShardCoordinator.ShardAllocationStrategy delegate, ActorSystem<?> system,
                            org.apache.pekko.actor.typed.ActorRef<NodeLease.Command> lease, Duration maxWait) {
